@@ -1,0 +1,1 @@
+"""The milestone engine: storage, test-report ingestion, the gate and its metrics."""

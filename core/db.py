@@ -1,0 +1,70 @@
+"""Opening the database and migrating it, for every process and for the tests."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.migrations.api import migrate as run_migrations
+
+APP = "milestones"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP: {
+                "models": ["core.models"],
+                "default_connection": "default",
+                "migrations": "core.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # `tortoise makemigrations` reads core.db.TORTOISE_ORM (pyproject [tool.tortoise]);
+    # resolved lazily so that importing this module reads no environment.
+    if name == "TORTOISE_ORM":
+        from core.settings import get_settings
+
+        return tortoise_config(get_settings().database_url)
+    raise AttributeError(name)
+
+
+async def open_database(database_url: str) -> None:
+    # The global fallback lets tasks other than the opening one (ASGI lifespan,
+    # scheduler jobs, test fixtures) share the connections.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def database(database_url: str) -> AsyncIterator[None]:
+    await open_database(database_url)
+    try:
+        yield
+    finally:
+        await close_database()
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every committed migration not applied yet; a no-op when up to date."""
+    await run_migrations(config=tortoise_config(database_url))
+    await close_database()
+
+
+def connection() -> BaseDBAsyncClient:
+    return connections.get("default")
+
+
+def dialect() -> str:
+    return connection().capabilities.dialect

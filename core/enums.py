@@ -1,0 +1,73 @@
+"""The vocabulary shared by the engine, the store and every adapter."""
+
+from enum import Enum
+
+
+class TestStatus(str, Enum):
+    __test__ = False  # not a pytest test class
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    @property
+    def is_failing(self) -> bool:
+        return self in (TestStatus.FAILED, TestStatus.ERROR)
+
+
+# The worst state wins when one test reports several outcomes in a launch.
+STATUS_RANK = {
+    TestStatus.SKIPPED: 0,
+    TestStatus.PASSED: 1,
+    TestStatus.FAILED: 2,
+    TestStatus.ERROR: 3,
+}
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    NONE = "none"
+
+
+SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.NONE]
+
+
+class DefectState(str, Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+
+
+class MilestoneState(str, Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Decision(str, Enum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class SignoffEnd(str, Enum):
+    """Why a decision stopped counting; the decision itself is never deleted."""
+
+    WITHDRAWN = "withdrawn"
+    DISMISSED = "dismissed"
+
+
+class CriterionResult(str, Enum):
+    MET = "met"
+    NOT_MET = "not_met"
+    NO_DATA = "no_data"
+
+
+class GateStatus(str, Enum):
+    COMPLETE = "complete"
+    READY_FOR_SIGNOFF = "ready_for_signoff"
+    AT_RISK = "at_risk"
+    BLOCKED = "blocked"
+    NO_DATA = "no_data"

@@ -1,0 +1,250 @@
+"""What the engine stores (PRODUCT.md section 2)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from core.enums import (
+    Decision,
+    DefectState,
+    GateStatus,
+    MilestoneState,
+    Severity,
+    SignoffEnd,
+    TestStatus,
+)
+
+
+class Repository(Model):
+    id = fields.IntField(primary_key=True)
+    full_name = fields.CharField(max_length=200, unique=True)
+    installation_id = fields.BigIntField(null=True)
+    # The last valid `.github/milestones.yml`, and the errors of a newer invalid one.
+    policy: dict | None = fields.JSONField(null=True)
+    policy_errors: list | None = fields.JSONField(null=True)
+    policy_updated_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "repository"
+
+
+class TestPlan(Model):
+    __test__ = False
+
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="plans", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=100)
+    workflow = fields.CharField(max_length=200, null=True)
+    artifacts = fields.CharField(max_length=200, default="*")
+    milestones: fields.ManyToManyRelation[Milestone]
+
+    class Meta:
+        table = "test_plan"
+        unique_together = (("repository", "name"),)
+
+
+class Milestone(Model):
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="milestones", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    target_date = fields.DateField(null=True)
+    state = fields.CharEnumField(MilestoneState, default=MilestoneState.OPEN)
+    github_number = fields.IntField(null=True)
+    # The resolved core.policy.MilestonePolicy, so a verdict needs no policy file.
+    policy: dict = fields.JSONField(default=dict)
+    plans: fields.ManyToManyRelation[TestPlan] = fields.ManyToManyField(
+        "milestones.TestPlan", related_name="milestones", through="milestone_plan"
+    )
+    completed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "milestone"
+        unique_together = (("repository", "name"), ("repository", "github_number"))
+
+
+class Launch(Model):
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="launches", on_delete=fields.CASCADE
+    )
+    plan: fields.ForeignKeyRelation[TestPlan] = fields.ForeignKeyField(
+        "milestones.TestPlan", related_name="launches", on_delete=fields.CASCADE
+    )
+    # A workflow run id, or an upload's own id; with `attempt` it makes ingestion idempotent.
+    source_id = fields.CharField(max_length=200)
+    attempt = fields.IntField(default=1)
+    superseded = fields.BooleanField(default=False)
+    commit_sha = fields.CharField(max_length=64, null=True)
+    branch = fields.CharField(max_length=255, null=True)
+    url = fields.CharField(max_length=500, null=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField()
+    files = fields.IntField(default=0)
+    tests = fields.IntField(default=0)
+    passed = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    errors = fields.IntField(default=0)
+    skipped = fields.IntField(default=0)
+    flaky = fields.IntField(default=0)
+    # What the reports' own attributes claim: all a report with suites but no cases has.
+    declared: dict = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "launch"
+        unique_together = (("plan", "source_id", "attempt"),)
+        indexes = (("plan_id", "branch", "finished_at"),)
+
+
+class TestCase(Model):
+    __test__ = False
+
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="test_cases", on_delete=fields.CASCADE
+    )
+    # Digest of the normalised classname + name: names are unbounded, keys must not be.
+    identity_key = fields.CharField(max_length=32)
+    classname = fields.TextField()
+    name = fields.TextField()
+    file = fields.TextField(null=True)
+    suite = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "test_case"
+        unique_together = (("repository", "identity_key"),)
+
+
+class TestResult(Model):
+    __test__ = False
+
+    id = fields.BigIntField(primary_key=True)
+    launch: fields.ForeignKeyRelation[Launch] = fields.ForeignKeyField(
+        "milestones.Launch", related_name="results", on_delete=fields.CASCADE
+    )
+    test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
+        "milestones.TestCase", related_name="results", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(TestStatus, max_length=8)
+    duration = fields.FloatField(default=0.0)
+    message = fields.TextField(null=True)
+    flaky = fields.BooleanField(default=False)
+    retried = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "test_result"
+        unique_together = (("launch", "test_case"),)
+        indexes = (("test_case_id", "launch_id"),)
+
+
+# Per milestone and test, the latest and previous result, so that a status query never
+# scans the result history. (Comments, not docstrings: Tortoise would put docstrings
+# into the schema as table comments.)
+class MilestoneTest(Model):
+    id = fields.BigIntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="tests", on_delete=fields.CASCADE
+    )
+    test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
+        "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE
+    )
+    required = fields.BooleanField(default=False)
+    latest_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
+    latest_launch: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
+        "milestones.Launch", related_name="latest_in", null=True, on_delete=fields.SET_NULL
+    )
+    latest_commit = fields.CharField(max_length=64, null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    previous_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
+    previous_commit = fields.CharField(max_length=64, null=True)
+    failing_since: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
+        "milestones.Launch", related_name="failing_since_in", null=True, on_delete=fields.SET_NULL
+    )
+    flaky = fields.BooleanField(default=False)
+    # Outcomes of the last runs, newest first, one letter each (see core.metrics).
+    recent = fields.CharField(max_length=10, default="")
+
+    class Meta:
+        table = "milestone_test"
+        unique_together = (("milestone", "test_case"),)
+
+
+class Defect(Model):
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="defects", on_delete=fields.CASCADE
+    )
+    number = fields.IntField()
+    title = fields.TextField(default="")
+    url = fields.CharField(max_length=500, null=True)
+    labels: list = fields.JSONField(default=list)
+    severity = fields.CharEnumField(Severity, default=Severity.NONE)
+    state = fields.CharEnumField(DefectState, default=DefectState.OPEN)
+    # An issue that lost its defect label, or was closed as not planned, stays on
+    # record (its events may still arrive) but no longer counts against a milestone.
+    counts = fields.BooleanField(default=True)
+    milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="defects", null=True, on_delete=fields.SET_NULL
+    )
+    # GitHub's updated_at of the newest event applied: older events never overwrite.
+    source_updated_at = fields.DatetimeField(null=True)
+    opened_at = fields.DatetimeField(null=True)
+    resolved_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "defect"
+        unique_together = (("repository", "number"),)
+        indexes = (("milestone_id", "counts", "state"),)
+
+
+# One decision; never deleted, ended by a withdrawal or a dismissal instead.
+class Signoff(Model):
+    id = fields.IntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="signoffs", on_delete=fields.CASCADE
+    )
+    user_id = fields.CharField(max_length=64)
+    user_name = fields.CharField(max_length=200, null=True)
+    decision = fields.CharEnumField(Decision, max_length=8)
+    comment = fields.TextField(default="")
+    # Whether criteria 1-3 held when it was given: only such approvals go stale.
+    given_while_green = fields.BooleanField(default=False)
+    requested_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    ended_at = fields.DatetimeField(null=True)
+    ended_reason = fields.CharEnumField(SignoffEnd, max_length=10, null=True)
+    ended_note = fields.TextField(null=True)
+    # Equals user_id while the decision stands, NULL once ended: the unique constraint
+    # lets each person hold one standing decision, even under concurrent clicks.
+    active_user = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "signoff"
+        unique_together = (("milestone", "active_user"),)
+
+
+# The milestone's metrics at a moment; trends read these, never recompute history.
+class Snapshot(Model):
+    id = fields.BigIntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="snapshots", on_delete=fields.CASCADE
+    )
+    taken_at = fields.DatetimeField()
+    status = fields.CharEnumField(GateStatus, max_length=20)
+    metrics: dict = fields.JSONField()
+
+    class Meta:
+        table = "snapshot"
+        indexes = (("milestone_id", "taken_at"),)
