@@ -1,0 +1,320 @@
+"""Streaming, hardened reader of JUnit/xUnit XML reports.
+
+Reports come from many runners (Surefire, TestNG, Jest, PHPUnit, pytest, unittest,
+Swift, Nette Tester, GoogleTest); they agree on `testsuite`/`testcase` and little
+else, so every attribute is optional. Parsing streams with lxml's iterparse and
+drops each test case once read, so memory follows the number of distinct tests,
+not the size of the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from lxml import etree
+
+from core.enums import STATUS_RANK, TestStatus
+
+MESSAGE_LIMIT = 1000
+
+_FAILING_CHILD = {"failure": TestStatus.FAILED, "error": TestStatus.ERROR}
+_SKIPPED_CHILD = {"skipped", "disabled"}
+# Surefire writes these next to the final outcome: flaky* when a rerun passed,
+# rerun* when every rerun failed too.
+_FLAKY_CHILD = {"flakyFailure", "flakyError"}
+_RERUN_CHILD = {"rerunFailure", "rerunError"}
+# GoogleTest marks disabled tests with attributes instead of a <skipped> child.
+_SKIPPED_STATUS_ATTR = {"notrun", "disabled", "skipped"}
+_SKIPPED_RESULT_ATTR = {"skipped", "suppressed"}
+
+
+class ReportError(ValueError):
+    """A report that cannot be ingested: names the file, the line and why."""
+
+    def __init__(self, file: str, line: int | None, reason: str):
+        self.file = file
+        self.line = line
+        self.reason = reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """One distinct test (classname + name) in one launch, after merging repeats."""
+
+    classname: str
+    name: str
+    file: str | None
+    suite: str
+    status: TestStatus
+    duration: float
+    message: str | None
+    flaky: bool = False
+    retried: bool = False
+    saw_pass: bool = False
+    saw_failure: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.classname, self.name)
+
+
+@dataclass
+class DeclaredTotals:
+    """What the suites say about themselves, kept for reports with no test cases."""
+
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    def add(self, element: etree._Element) -> None:
+        self.tests += _int_attr(element, "tests")
+        self.failures += _int_attr(element, "failures")
+        self.errors += _int_attr(element, "errors")
+        self.skipped += _int_attr(element, "skipped") + _int_attr(element, "disabled")
+
+
+@dataclass
+class ParsedReport:
+    """Every test of one launch, however many files it came in."""
+
+    files: int = 0
+    cases: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
+    declared: DeclaredTotals = field(default_factory=DeclaredTotals)
+    suites: int = 0
+
+    def counts(self) -> dict[str, int]:
+        tally = {status: 0 for status in TestStatus}
+        flaky = 0
+        for case in self.cases.values():
+            tally[case.status] += 1
+            flaky += case.flaky
+        return {
+            "files": self.files,
+            "suites": self.suites,
+            "tests": len(self.cases),
+            "passed": tally[TestStatus.PASSED],
+            "failed": tally[TestStatus.FAILED],
+            "errors": tally[TestStatus.ERROR],
+            "skipped": tally[TestStatus.SKIPPED],
+            "flaky": flaky,
+        }
+
+    def record(self, case: CaseResult) -> None:
+        """Merge one <testcase> into the launch: the worst state wins, pass+fail is flaky."""
+        key = (case.classname, case.name)
+        seen = self.cases.get(key)
+        if seen is None:
+            case.flaky = case.flaky or (case.saw_pass and case.saw_failure)
+            self.cases[key] = case
+            return
+        seen.retried = True
+        seen.saw_pass |= case.saw_pass
+        seen.saw_failure |= case.saw_failure
+        seen.flaky = seen.flaky or case.flaky or (seen.saw_pass and seen.saw_failure)
+        seen.duration = max(seen.duration, case.duration)
+        if STATUS_RANK[case.status] > STATUS_RANK[seen.status]:
+            seen.status = case.status
+            seen.message = case.message
+        seen.file = seen.file or case.file
+
+
+def parse_reports(paths: Iterable[str | os.PathLike[str]]) -> ParsedReport:
+    """Parse several report files as one launch; any bad file refuses them all."""
+    report = ParsedReport()
+    for path in paths:
+        with open(path, "rb") as stream:
+            parse_stream(stream, str(path), report)
+    return report
+
+
+def parse_stream(stream: BinaryIO, name: str, report: ParsedReport | None = None) -> ParsedReport:
+    """Add one report file to `report` (a new one when None); `name` is used in errors."""
+    report = report if report is not None else ParsedReport()
+    parser = _ReportParser(name, report)
+    try:
+        parser.run(stream)
+    except etree.XMLSyntaxError as exc:
+        raise ReportError(name, exc.lineno or 1, f"malformed XML: {_syntax_reason(exc)}") from None
+    report.files += 1
+    return report
+
+
+class _ReportParser:
+    def __init__(self, name: str, report: ParsedReport):
+        self.name = name
+        self.report = report
+        self.fallback_suite = Path(name).stem
+        self.suite_element: etree._Element | None = None
+        self.suite_name = self.fallback_suite
+        # Many cases share a class name: one string object each saves memory.
+        self.shared_strings: dict[str, str] = {}
+
+    def run(self, stream: BinaryIO) -> None:
+        self._check_prolog(stream)
+        events = etree.iterparse(
+            stream,
+            events=("end",),
+            tag=("testsuite", "testcase"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+        )
+        declared_read = False
+        for _, element in events:
+            if not declared_read:
+                # Totals are declared on the outermost element only: nested suites repeat them.
+                self.report.declared.add(element.getroottree().getroot())
+                declared_read = True
+            if element.tag == "testcase":
+                self.report.record(self._case(element))
+            else:
+                self.report.suites += 1
+            # Drop what was read so that memory stays flat on large reports.
+            element.clear()
+            parent = element.getparent()
+            if parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+        if not declared_read and events.root is not None:
+            self.report.declared.add(events.root)
+
+    def _check_prolog(self, stream: BinaryIO) -> None:
+        """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
+        start = stream.tell()
+        probe = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
+        root = None
+        while root is None:
+            chunk = stream.read(16384)
+            if not chunk:
+                probe.close()  # raises the syntax error that explains the truncation
+                raise ReportError(self.name, 1, "empty document")
+            probe.feed(chunk)
+            for _, element in probe.read_events():
+                root = element
+                break
+        docinfo = root.getroottree().docinfo
+        if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+            raise ReportError(self.name, 1, "DOCTYPE declarations are not accepted in test reports")
+        if root.tag not in ("testsuites", "testsuite"):
+            raise ReportError(
+                self.name,
+                root.sourceline,
+                f"not a JUnit report: root element <{_local(root.tag)}>, "
+                "expected <testsuites> or <testsuite>",
+            )
+        stream.seek(start)
+
+    def _suite_of(self, case: etree._Element) -> str:
+        parent = case.getparent()
+        if parent is not self.suite_element:
+            self.suite_element = parent
+            self.suite_name = self.fallback_suite
+            while parent is not None:
+                name = (parent.get("name") or "").strip()
+                if name:
+                    self.suite_name = name
+                    break
+                parent = parent.getparent()
+        return self.suite_name
+
+    def _shared(self, text: str) -> str:
+        return self.shared_strings.setdefault(text, text)
+
+    def _case(self, element: etree._Element) -> CaseResult:
+        status = TestStatus.PASSED
+        message = None
+        flaky = retried = saw_failure = False
+        if len(element):
+            for child in element:
+                tag = child.tag
+                failing = _FAILING_CHILD.get(tag)
+                if failing is not None:
+                    saw_failure = True
+                    if STATUS_RANK[failing] > STATUS_RANK[status]:
+                        status = failing
+                        message = _message(child)
+                elif tag in _SKIPPED_CHILD:
+                    if status is TestStatus.PASSED:
+                        status = TestStatus.SKIPPED
+                        message = _message(child)
+                elif tag in _FLAKY_CHILD:
+                    flaky = retried = saw_failure = True
+                    message = message or _message(child)
+                elif tag in _RERUN_CHILD:
+                    retried = True
+        attrib = element.attrib
+        if status is TestStatus.PASSED and (
+            attrib.get("status", "").lower() in _SKIPPED_STATUS_ATTR
+            or attrib.get("result", "").lower() in _SKIPPED_RESULT_ATTR
+        ):
+            status = TestStatus.SKIPPED
+        file = attrib.get("file")
+        return CaseResult(
+            classname=self._shared(_normalise(attrib.get("classname", ""))),
+            name=_normalise(attrib.get("name", "")),
+            file=self._shared(file.strip().replace("\\", "/")) if file else None,
+            suite=self._suite_of(element),
+            status=status,
+            duration=_float_attr(attrib.get("time")),
+            message=message,
+            flaky=flaky,
+            retried=retried,
+            saw_pass=status is TestStatus.PASSED,
+            saw_failure=saw_failure,
+        )
+
+
+def _normalise(text: str) -> str:
+    """Identity text: runners differ in surrounding and repeated white space only."""
+    stripped = text.strip()
+    if "  " in stripped or "\n" in stripped or "\t" in stripped:
+        return " ".join(stripped.split())
+    return stripped
+
+
+def _message(element: etree._Element) -> str | None:
+    text = element.get("message") or element.text or ""
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > MESSAGE_LIMIT:
+        return text[: MESSAGE_LIMIT - 1] + "…"
+    return text
+
+
+def _int_attr(element: etree._Element, name: str) -> int:
+    value = element.get(name)
+    if not value:
+        return 0
+    try:
+        return max(int(float(value)), 0)
+    except ValueError:
+        return 0
+
+
+def _float_attr(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        # Some runners write thousands separators ("1,234.5").
+        return max(float(value.replace(",", "")), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
+    message = exc.msg or str(exc)
+    # libxml2 appends ", line N, column M"; the caller already says where.
+    return message.split(", line ")[0].strip()

@@ -1,0 +1,224 @@
+"""Reading real JUnit/xUnit reports: exact counts per runner, and refusing bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from core.enums import TestStatus
+from core.junit import MESSAGE_LIMIT, ReportError, parse_reports, parse_stream
+from tests.conftest import JUNIT
+
+# file: (tests, passed, failed, errors, skipped, flaky, suites, declared tests)
+EXPECTED = {
+    "empty_java-junit.xml": (0, 0, 0, 0, 0, 0, 1, 0),
+    "empty_jest-junit-empty-testsuite.xml": (0, 0, 0, 0, 0, 0, 1, 0),
+    "empty_jest-junit.xml": (0, 0, 0, 0, 0, 0, 0, 0),
+    "empty_phpunit-empty.xml": (0, 0, 0, 0, 0, 0, 0, 0),
+    # TestNG reports the same test twice, skipped then failed: one test, the worst wins.
+    "external_java_TEST-org.apache.pulsar.AddMissingPatchVersionTest.xml": (1, 0, 1, 0, 0, 0, 1, 2),
+    "external_java_empty_failures.xml": (3, 2, 1, 0, 0, 0, 1, 3),
+    "external_java_junit4-basic.xml": (6, 5, 1, 0, 0, 0, 2, 0),
+    "external_java_junit4-complete.xml": (8, 5, 1, 1, 1, 0, 1, 8),
+    "external_java_pulsar-test-report.xml": (670, 666, 1, 0, 3, 0, 176, 808),
+    "external_jest_jest-react-component-test-results.xml": (1, 1, 0, 0, 0, 0, 1, 1),
+    # Jest leaves classname empty: "gets changed files for hg" fails in two suites, one identity.
+    "external_jest_jest-test-results.xml": (3935, 3904, 1, 0, 30, 0, 400, 4239),
+    "external_phpunit_junit-basic.xml": (9, 8, 1, 0, 0, 0, 3, 0),
+    "external_phpunit_phpcheckstyle-phpunit.xml": (30, 28, 2, 0, 0, 0, 14, 0),
+    "jest-junit-eslint.xml": (1, 1, 0, 0, 0, 0, 1, 0),
+    "jest-junit.xml": (6, 1, 4, 0, 1, 0, 2, 6),
+    "junit-with-message.xml": (1, 0, 1, 0, 0, 0, 1, 1),
+    "nette-tester_BootstrapFormRenderer-report.xml": (4, 4, 0, 0, 0, 0, 1, 0),
+    "nette-tester_tester-v1.7-report.xml": (65, 61, 1, 0, 3, 0, 1, 0),
+    "phpunit_phpunit-paths.xml": (6, 0, 6, 0, 0, 0, 1, 0),
+    "phpunit_phpunit.xml": (12, 10, 2, 0, 0, 0, 4, 0),
+    "python-xunit-pytest.xml": (10, 6, 2, 0, 2, 0, 1, 0),
+    "python-xunit-unittest.xml": (8, 4, 1, 1, 2, 0, 1, 8),
+    "swift-xunit.xml": (3, 2, 1, 0, 0, 0, 1, 0),
+    "test-errors_jest_jest-test-results.xml": (2, 0, 0, 2, 0, 0, 2, 0),
+}
+
+
+def test_every_fixture_has_expectations() -> None:
+    assert sorted(path.name for path in JUNIT.glob("*.xml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_counts(name: str) -> None:
+    tests, passed, failed, errors, skipped, flaky, suites, declared = EXPECTED[name]
+    report = parse_reports([JUNIT / name])
+    assert report.counts() == {
+        "files": 1,
+        "suites": suites,
+        "tests": tests,
+        "passed": passed,
+        "failed": failed,
+        "errors": errors,
+        "skipped": skipped,
+        "flaky": flaky,
+    }
+    assert report.declared.tests == declared
+
+
+def test_several_files_make_one_launch() -> None:
+    report = parse_reports([JUNIT / "jest-junit.xml", JUNIT / "swift-xunit.xml", JUNIT / "python-xunit-pytest.xml"])
+    counts = report.counts()
+    assert (counts["files"], counts["tests"], counts["failed"]) == (3, 19, 7)
+
+
+def test_case_details_are_kept() -> None:
+    report = parse_reports([JUNIT / "python-xunit-unittest.xml"])
+    failing = report.cases[("TestAcme", "test_always_fail")]
+    assert failing.status is TestStatus.FAILED
+    assert failing.message == "failed"
+    assert failing.file == "tests/test_lib.py"
+    assert failing.suite == "TestAcme-20251114214921"
+    error = report.cases[("TestAcme", "test_error")]
+    assert (error.status, error.message) == (TestStatus.ERROR, "error")
+    skipped = report.cases[("TestAcme", "test_expected_failure")]
+    assert skipped.status is TestStatus.SKIPPED
+
+
+def test_entities_and_nested_suites() -> None:
+    report = parse_reports([JUNIT / "external_jest_jest-react-component-test-results.xml"])
+    [case] = report.cases.values()
+    assert case.name == "<Component /> should render properly"
+    assert case.suite == "<Component />"
+    nested = parse_reports([JUNIT / "external_phpunit_junit-basic.xml"])
+    assert nested.cases[("Tests.Authentication.Login", "testCase4")].suite == "Tests.Authentication.Login"
+    assert nested.cases[("Tests.Authentication", "testCase7")].suite == "Tests.Authentication"
+
+
+def test_windows_paths_are_normalised() -> None:
+    report = parse_reports([JUNIT / "phpunit_phpunit-paths.xml"])
+    assert report.cases[("SampleSuite", "testWindowsFailure")].file == "C:/repo/src/Win.php"
+
+
+def parse(xml: str, name: str = "report.xml"):
+    return parse_stream(io.BytesIO(xml.encode()), name)
+
+
+def wrap(cases: str) -> str:
+    return f'<testsuites><testsuite name="S">{cases}</testsuite></testsuites>'
+
+
+def test_surefire_flaky_failure_passed_on_rerun() -> None:
+    report = parse(
+        wrap(
+            '<testcase classname="C" name="t"><flakyFailure message="timeout" type="X"/>'
+            '<flakyError message="boom" type="Y"/><system-out>retry</system-out></testcase>'
+        )
+    )
+    case = report.cases[("C", "t")]
+    assert (case.status, case.flaky, case.retried, case.message) == (TestStatus.PASSED, True, True, "timeout")
+    assert report.counts()["flaky"] == 1
+
+
+def test_surefire_rerun_failure_still_fails() -> None:
+    report = parse(wrap('<testcase classname="C" name="t"><failure message="no"/><rerunFailure message="no again"/></testcase>'))
+    case = report.cases[("C", "t")]
+    assert (case.status, case.flaky, case.retried) == (TestStatus.FAILED, False, True)
+
+
+def test_pass_and_failure_of_one_test_in_a_launch_is_flaky_and_failed() -> None:
+    report = parse(wrap('<testcase classname="C" name="t"/><testcase classname="C" name="t"><failure/></testcase>'))
+    case = report.cases[("C", "t")]
+    assert (case.status, case.flaky, case.retried) == (TestStatus.FAILED, True, True)
+    assert report.counts() == {"files": 1, "suites": 1, "tests": 1, "passed": 0, "failed": 1, "errors": 0, "skipped": 0, "flaky": 1}
+
+
+@pytest.mark.parametrize(
+    ("children", "status"),
+    [
+        ("<skipped/><failure/>", TestStatus.FAILED),
+        ("<failure/><error/>", TestStatus.ERROR),
+        ("<error/><skipped/>", TestStatus.ERROR),
+        ("<disabled/>", TestStatus.SKIPPED),
+        ("<system-out>x</system-out><system-err>y</system-err>", TestStatus.PASSED),
+    ],
+)
+def test_several_result_elements_worst_wins(children: str, status: TestStatus) -> None:
+    assert parse(wrap(f'<testcase classname="C" name="t">{children}</testcase>')).cases[("C", "t")].status is status
+
+
+def test_googletest_disabled_tests_are_skipped() -> None:
+    report = parse(wrap('<testcase classname="C" name="DISABLED_t" status="notrun" result="suppressed"/>'))
+    assert report.cases[("C", "DISABLED_t")].status is TestStatus.SKIPPED
+
+
+def test_missing_attributes_and_bare_testsuite_root() -> None:
+    report = parse('<testsuite><testcase name="only-name"/><testcase classname="only-class"/><testcase/></testsuite>', "bare.xml")
+    assert set(report.cases) == {("", "only-name"), ("only-class", ""), ("", "")}
+    assert {case.suite for case in report.cases.values()} == {"bare"}
+
+
+def test_whitespace_in_identity_is_normalised() -> None:
+    report = parse(wrap('<testcase classname=" C " name="a  b"/><testcase classname="C" name="a b"><failure/></testcase>'))
+    assert list(report.cases) == [("C", "a b")]
+
+
+def test_long_messages_are_truncated() -> None:
+    report = parse(wrap(f'<testcase classname="C" name="t"><failure>{"x" * 5000}</failure></testcase>'))
+    message = report.cases[("C", "t")].message
+    assert len(message) == MESSAGE_LIMIT and message.endswith("…")
+
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<testsuites><testsuite name="s"><testcase classname="a" name="&lol9;"/></testsuite></testsuites>
+"""
+
+
+@pytest.mark.parametrize(
+    ("xml", "line", "reason"),
+    [
+        ("", 1, "malformed XML"),
+        ("not xml at all", 1, "malformed XML"),
+        ('<?xml version="1.0"?>\n<testsuites>\n<testsuite>\n<testcase name="a">\n</testsuites>', 5, "malformed XML"),
+        ('<?xml version="1.0"?>\n<html><body/></html>', 2, "not a JUnit report: root element <html>"),
+        (BILLION_LAUGHS, None, None),
+        (
+            '<?xml version="1.0"?>\n<!DOCTYPE t [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+            '<testsuites><testsuite><testcase name="&xxe;"/></testsuite></testsuites>',
+            None,
+            None,
+        ),
+        (
+            '<!DOCTYPE testsuites SYSTEM "http://127.0.0.1:9/evil.dtd">\n<testsuites/>',
+            1,
+            "DOCTYPE declarations are not accepted",
+        ),
+    ],
+    ids=["empty", "text", "truncated", "foreign root", "billion laughs", "external entity", "external DTD"],
+)
+def test_bad_reports_are_refused_with_file_and_line(xml: str, line: int | None, reason: str | None) -> None:
+    with pytest.raises(ReportError) as refused:
+        parse(xml, "bad.xml")
+    error = refused.value
+    assert error.file == "bad.xml"
+    assert error.line is not None and error.line >= 1
+    if line is not None:
+        assert error.line == line
+    if reason is not None:
+        assert reason in error.reason
+    assert str(error).startswith(f"bad.xml:{error.line}: ")
+
+
+def test_one_bad_file_refuses_the_whole_launch(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<testsuites><testsuite>")
+    with pytest.raises(ReportError, match="broken.xml"):
+        parse_reports([JUNIT / "jest-junit.xml", bad])
