@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from datetime import date, datetime, timezone
+from typing import Any, AsyncIterator, Sequence
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -68,3 +69,45 @@ def connection() -> BaseDBAsyncClient:
 
 def dialect() -> str:
     return connection().capabilities.dialect
+
+
+# Raw SQL, for the set-based work the ORM cannot express (bulk ingest, state upserts).
+# Queries are written once with `?` placeholders; PostgreSQL numbers them.
+
+
+def _numbered(query: str) -> str:
+    parts = query.split("?")
+    return "".join(part + (f"${index}" if index < len(parts) else "") for index, part in enumerate(parts, 1))
+
+
+def _for(client: BaseDBAsyncClient, query: str) -> str:
+    return _numbered(query) if client.capabilities.dialect == "postgres" else query
+
+
+async def fetch(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    _, rows = await client.execute_query(_for(client, query), list(params))
+    return list(rows)
+
+
+async def execute(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> int:
+    affected, _ = await client.execute_query(_for(client, query), list(params))
+    return affected
+
+
+async def execute_many(client: BaseDBAsyncClient, query: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        await client.execute_many(_for(client, query), [list(row) for row in rows])
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """SQLite hands raw-query datetimes back as ISO text; PostgreSQL as datetimes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)

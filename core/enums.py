@@ -50,13 +50,9 @@ class MilestoneState(str, Enum):
 class Decision(str, Enum):
     APPROVE = "approve"
     REJECT = "reject"
-
-
-class SignoffEnd(str, Enum):
-    """Why a decision stopped counting; the decision itself is never deleted."""
-
-    WITHDRAWN = "withdrawn"
-    DISMISSED = "dismissed"
+    # Entries that end an earlier approval or rejection; nothing is ever deleted.
+    WITHDRAW = "withdraw"
+    DISMISS = "dismiss"
 
 
 class CriterionResult(str, Enum):

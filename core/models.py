@@ -11,7 +11,6 @@ from core.enums import (
     GateStatus,
     MilestoneState,
     Severity,
-    SignoffEnd,
     TestStatus,
 )
 
@@ -62,6 +61,8 @@ class Milestone(Model):
     plans: fields.ManyToManyRelation[TestPlan] = fields.ManyToManyField(
         "milestones.TestPlan", related_name="milestones", through="milestone_plan"
     )
+    # The policy's name and glob selectors that matched at least one test.
+    matched_selectors: list = fields.JSONField(default=list)
     completed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -158,7 +159,10 @@ class MilestoneTest(Model):
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
         "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE
     )
-    required = fields.BooleanField(default=False)
+    # Matched by a name or glob selector (NULL until matched); `plan:` selectors are
+    # answered from plan_bits instead, one bit per plan of the milestone (core.state).
+    required_by_name = fields.BooleanField(null=True)
+    plan_bits = fields.BigIntField(default=0)
     latest_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
     latest_launch: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
         "milestones.Launch", related_name="latest_in", null=True, on_delete=fields.SET_NULL
@@ -209,7 +213,9 @@ class Defect(Model):
         indexes = (("milestone_id", "counts", "state"),)
 
 
-# One decision; never deleted, ended by a withdrawal or a dismissal instead.
+# The sign-off trail: approvals and rejections, and the withdrawals and dismissals
+# that end them. Never deleted or rewritten, except that an ended decision stops
+# being valid.
 class Signoff(Model):
     id = fields.IntField(primary_key=True)
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
@@ -219,15 +225,17 @@ class Signoff(Model):
     user_name = fields.CharField(max_length=200, null=True)
     decision = fields.CharEnumField(Decision, max_length=8)
     comment = fields.TextField(default="")
+    # For a withdrawal or dismissal: the decision it ends.
+    ends: fields.ForeignKeyNullableRelation[Signoff] = fields.ForeignKeyField(
+        "milestones.Signoff", related_name="ended_by", null=True, on_delete=fields.SET_NULL
+    )
+    valid = fields.BooleanField(default=True)
     # Whether criteria 1-3 held when it was given: only such approvals go stale.
     given_while_green = fields.BooleanField(default=False)
     requested_by = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
-    ended_at = fields.DatetimeField(null=True)
-    ended_reason = fields.CharEnumField(SignoffEnd, max_length=10, null=True)
-    ended_note = fields.TextField(null=True)
-    # Equals user_id while the decision stands, NULL once ended: the unique constraint
-    # lets each person hold one standing decision, even under concurrent clicks.
+    # Equals user_id while an approval or rejection stands, NULL otherwise: the unique
+    # constraint lets each person hold one standing decision, even under concurrent clicks.
     active_user = fields.CharField(max_length=64, null=True)
 
     class Meta:

@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
-from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, SignoffEnd, TestStatus
+from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -91,6 +91,7 @@ class Migration(migrations.Migration):
                 ('github_number', fields.IntField(null=True)),
                 ('policy', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('plans', fields.ManyToManyField('milestones.TestPlan', unique=True, db_constraint=True, through='milestone_plan', forward_key='testplan_id', backward_key='milestone_id', related_name='milestones', on_delete=OnDelete.CASCADE)),
+                ('matched_selectors', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
@@ -126,7 +127,8 @@ class Migration(migrations.Migration):
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('milestone', fields.ForeignKeyField('milestones.Milestone', source_field='milestone_id', db_constraint=True, to_field='id', related_name='tests', on_delete=OnDelete.CASCADE)),
                 ('test_case', fields.ForeignKeyField('milestones.TestCase', source_field='test_case_id', db_constraint=True, to_field='id', related_name='milestone_states', on_delete=OnDelete.CASCADE)),
-                ('required', fields.BooleanField(default=False)),
+                ('required_by_name', fields.BooleanField(null=True)),
+                ('plan_bits', fields.BigIntField(default=0)),
                 ('latest_status', fields.CharEnumField(null=True, description='PASSED: passed\nFAILED: failed\nERROR: error\nSKIPPED: skipped', enum_type=TestStatus, max_length=8)),
                 ('latest_launch', fields.ForeignKeyField('milestones.Launch', source_field='latest_launch_id', null=True, db_constraint=True, to_field='id', related_name='latest_in', on_delete=OnDelete.SET_NULL)),
                 ('latest_commit', fields.CharField(null=True, max_length=64)),
@@ -147,14 +149,13 @@ class Migration(migrations.Migration):
                 ('milestone', fields.ForeignKeyField('milestones.Milestone', source_field='milestone_id', db_constraint=True, to_field='id', related_name='signoffs', on_delete=OnDelete.CASCADE)),
                 ('user_id', fields.CharField(max_length=64)),
                 ('user_name', fields.CharField(null=True, max_length=200)),
-                ('decision', fields.CharEnumField(description='APPROVE: approve\nREJECT: reject', enum_type=Decision, max_length=8)),
+                ('decision', fields.CharEnumField(description='APPROVE: approve\nREJECT: reject\nWITHDRAW: withdraw\nDISMISS: dismiss', enum_type=Decision, max_length=8)),
                 ('comment', fields.TextField(default='', unique=False)),
+                ('ends', fields.ForeignKeyField('milestones.Signoff', source_field='ends_id', null=True, db_constraint=True, to_field='id', related_name='ended_by', on_delete=OnDelete.SET_NULL)),
+                ('valid', fields.BooleanField(default=True)),
                 ('given_while_green', fields.BooleanField(default=False)),
                 ('requested_by', fields.CharField(null=True, max_length=64)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
-                ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
-                ('ended_reason', fields.CharEnumField(null=True, description='WITHDRAWN: withdrawn\nDISMISSED: dismissed', enum_type=SignoffEnd, max_length=10)),
-                ('ended_note', fields.TextField(null=True, unique=False)),
                 ('active_user', fields.CharField(null=True, max_length=64)),
             ],
             options={'table': 'signoff', 'app': 'milestones', 'unique_together': (('milestone', 'active_user'),), 'pk_attr': 'id'},

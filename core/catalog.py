@@ -1,0 +1,70 @@
+"""Repositories, test plans and which plans each milestone includes."""
+
+from __future__ import annotations
+
+import re
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.models import Milestone, Repository, TestPlan
+from core.policy import MilestonePolicy
+
+_REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class NotFound(LookupError):
+    """A repository or milestone the caller named does not exist."""
+
+
+def check_repository_name(full_name: str) -> str:
+    if not _REPOSITORY_NAME.match(full_name):
+        raise ValueError(f"repository must be OWNER/NAME, not {full_name!r}")
+    return full_name
+
+
+async def ensure_repository(full_name: str, client: BaseDBAsyncClient | None = None) -> Repository:
+    repository, _ = await Repository.get_or_create(full_name=check_repository_name(full_name), using_db=client)
+    return repository
+
+
+async def find_repository(full_name: str) -> Repository:
+    repository = await Repository.get_or_none(full_name=full_name)
+    if repository is None:
+        raise NotFound(f"no repository {full_name}")
+    return repository
+
+
+def milestone_policy(milestone: Milestone) -> MilestonePolicy:
+    return MilestonePolicy.model_validate(milestone.policy or {})
+
+
+async def ensure_plan(repository: Repository, name: str, client: BaseDBAsyncClient) -> TestPlan:
+    """The named plan; a new plan joins the milestones that include every plan."""
+    plan, created = await TestPlan.get_or_create(repository=repository, name=name, using_db=client)
+    if created:
+        for milestone in await Milestone.filter(repository=repository).using_db(client):
+            if not milestone_policy(milestone).plans:
+                await milestone.plans.add(plan, using_db=client)
+    return plan
+
+
+async def sync_milestone_plans(milestone: Milestone, policy: MilestonePolicy, client: BaseDBAsyncClient) -> bool:
+    """Make the milestone include its policy's plans (all plans when none are named).
+
+    Returns whether the set changed, which calls for a rebuild of the milestone's state.
+    """
+    repository_id = milestone.repository_id  # type: ignore[attr-defined]
+    if policy.plans:
+        wanted = [
+            (await TestPlan.get_or_create(repository_id=repository_id, name=name, using_db=client))[0]
+            for name in policy.plans
+        ]
+    else:
+        wanted = await TestPlan.filter(repository_id=repository_id).using_db(client)
+    current = await milestone.plans.all().using_db(client)
+    if {plan.id for plan in current} == {plan.id for plan in wanted}:
+        return False
+    await milestone.plans.clear(using_db=client)
+    if wanted:
+        await milestone.plans.add(*wanted, using_db=client)
+    return True

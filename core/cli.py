@@ -1,0 +1,258 @@
+"""`milestones`: the engine from a terminal.
+
+Other packages add subcommands (the web server, the clock) through the
+`milestones.commands` entry-point group: each entry point is a function taking
+the argparse subparsers object, so this module never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import date
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+from core import services
+from core.catalog import NotFound
+from core.db import database, migrate
+from core.ingest import LaunchSource, upload_source_id
+from core.junit import ReportError, parse_reports
+from core.policy import load_policy
+from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
+from core.settings import get_settings
+
+Handler = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: said in one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Tortoise announces every connect and shutdown at INFO: noise in a terminal.
+    logging.getLogger("tortoise").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        return asyncio.run(args.handler(args))
+    except (UsageError, NotFound, ReportError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="milestones", description="Milestone gates: is the release ready to ship?")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    command = commands.add_parser("migrate", help="apply database migrations (safe to run at every deploy)")
+    command.set_defaults(handler=cmd_migrate)
+
+    command = commands.add_parser("ingest", help="record a launch from JUnit/xUnit XML reports")
+    command.add_argument("reports", nargs="+", metavar="REPORT", type=Path)
+    command.add_argument("--repo", required=True, help="OWNER/NAME")
+    command.add_argument("--plan", required=True, help="the test plan the launch belongs to")
+    command.add_argument("--commit", help="commit SHA tested")
+    command.add_argument("--branch", help="branch tested")
+    command.add_argument("--source", help="source id (default: a digest of the reports, so re-uploads are ignored)")
+    command.add_argument("--attempt", type=int, default=1, help="attempt number; a higher one replaces earlier ones")
+    command.add_argument("--dry-run", action="store_true", help="parse and count, store nothing")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.set_defaults(handler=cmd_ingest)
+
+    milestone = commands.add_parser("milestone", help="manage milestones").add_subparsers(
+        dest="milestone_command", required=True, metavar="ACTION"
+    )
+    command = milestone.add_parser("add", help="create or update a milestone")
+    command.add_argument("name")
+    command.add_argument("--repo", required=True, help="OWNER/NAME")
+    command.add_argument("--due", type=_date, help="target date, YYYY-MM-DD")
+    command.add_argument("--description")
+    command.add_argument("--policy", type=Path, help="a .github/milestones.yml file to apply to the repository")
+    command.set_defaults(handler=cmd_milestone_add)
+
+    policy = commands.add_parser("policy", help="policy files").add_subparsers(
+        dest="policy_command", required=True, metavar="ACTION"
+    )
+    command = policy.add_parser("check", help="validate a .github/milestones.yml file")
+    command.add_argument("file", type=Path)
+    command.set_defaults(handler=cmd_policy_check)
+
+    command = commands.add_parser("status", help="the gate verdict of a milestone")
+    command.add_argument("name")
+    command.add_argument("--repo", help="OWNER/NAME (needed when several repositories have the name)")
+    command.add_argument("--json", action="store_true")
+    command.set_defaults(handler=cmd_status)
+
+    command = commands.add_parser("list", help="milestones and their status, worst first")
+    command.add_argument("--repo", help="OWNER/NAME")
+    command.add_argument("--all", action="store_true", help="include closed milestones")
+    command.add_argument("--json", action="store_true")
+    command.set_defaults(handler=cmd_list)
+
+    command = commands.add_parser("demo", help="load a sample repository with two milestones")
+    command.set_defaults(handler=cmd_demo)
+
+    for entry_point in entry_points(group="milestones.commands"):
+        entry_point.load()(commands)
+    return parser
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def with_database(handler: Callable[[argparse.Namespace], Awaitable[int]]) -> Handler:
+    async def run(args: argparse.Namespace) -> int:
+        async with database(get_settings().database_url):
+            return await handler(args)
+
+    return run
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    await migrate(get_settings().database_url)
+    print("database is up to date")
+    return 0
+
+
+async def cmd_ingest(args: argparse.Namespace) -> int:
+    for path in args.reports:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    report = parse_reports(args.reports)
+    counts = report.counts()
+    if args.dry_run:
+        _print_json(counts) if args.json else print(_counts_line(counts) + " (dry run: nothing stored)")
+        return 0
+    source_id = args.source or upload_source_id([path.read_bytes() for path in args.reports])
+    source = LaunchSource(
+        repository=args.repo,
+        plan=args.plan,
+        source_id=source_id,
+        attempt=args.attempt,
+        commit_sha=args.commit,
+        branch=args.branch,
+    )
+    async with database(get_settings().database_url):
+        outcome = await services.record_launch(report, source)
+    if args.json:
+        _print_json(
+            {
+                **counts,
+                "launch_id": outcome.launch_id,
+                "created": outcome.created,
+                "superseded": outcome.superseded,
+                "milestones": {change.milestone.name: change.verdict.status for change in outcome.changes},
+            }
+        )
+        return 0
+    note = "" if outcome.created else " (already recorded: nothing changed)"
+    print(_counts_line(counts) + f" -> launch {outcome.launch_id}{note}")
+    for change in outcome.changes:
+        print(f"  {change.milestone.name}: {STATUS_TITLE[change.verdict.status]}")
+    return 0
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['tests']} tests in {counts['files']} file{'s' if counts['files'] != 1 else ''}: "
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
+        f"{counts['skipped']} skipped, {counts['flaky']} flaky"
+    )
+
+
+@with_database
+async def cmd_milestone_add(args: argparse.Namespace) -> int:
+    policy_text = None
+    if args.policy is not None:
+        policy_text = args.policy.read_text(encoding="utf-8")
+        load = load_policy(policy_text, str(args.policy))
+        if not load.ok:
+            for error in load.errors:
+                print(error, file=sys.stderr)
+            return 1
+    milestone, change = await services.save_milestone(
+        args.repo, args.name, target_date=args.due, description=args.description, policy_text=policy_text
+    )
+    print(f"milestone {milestone.name} in {args.repo}: {STATUS_TITLE[change.verdict.status]}")
+    return 0
+
+
+async def cmd_policy_check(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    load = load_policy(args.file.read_bytes(), str(args.file))
+    if load.ok:
+        assert load.policy is not None
+        names = ", ".join(load.policy.milestones) or "none"
+        print(f"{args.file}: valid ({len(load.policy.plans)} plans; milestones: {names})")
+        return 0
+    for error in load.errors:
+        print(error, file=sys.stderr)
+    return 1
+
+
+@with_database
+async def cmd_status(args: argparse.Namespace) -> int:
+    verdict = await services.get_verdict(args.repo, args.name)
+    if args.json:
+        trail = await services.signoff_trail(args.repo, args.name)
+        _print_json({**verdict_json(verdict), "signoffs": [_trail_entry(entry) for entry in trail]})
+    else:
+        print(render_verdict(verdict))
+    return 0
+
+
+def _trail_entry(entry: Any) -> dict[str, Any]:
+    return {
+        "user": entry.user_id,
+        "decision": entry.decision,
+        "comment": entry.comment,
+        "at": entry.created_at,
+        "valid": entry.valid,
+    }
+
+
+@with_database
+async def cmd_list(args: argparse.Namespace) -> int:
+    summaries = await services.list_milestones(args.repo, include_closed=args.all)
+    if args.json:
+        _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
+        return 0
+    if not summaries:
+        print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
+        return 0
+    for summary in summaries:
+        due = summary.target_date.isoformat() if summary.target_date else "no date"
+        rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
+        flag = " OVERDUE" if summary.overdue else ""
+        print(
+            f"{summary.repository} {summary.name}: {STATUS_TITLE[summary.status]}{flag} · due {due} · "
+            f"pass rate {rate} · {summary.open_blocking} blocking defects"
+        )
+    return 0
+
+
+@with_database
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import load_demo
+
+    names = await load_demo()
+    print(f"demo loaded: {', '.join(names)}. Try `milestones status v2.0` and `milestones list`.")
+    return 0

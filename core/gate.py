@@ -1,0 +1,423 @@
+"""The gate: is a milestone complete? A pure function from its facts to a verdict.
+
+PRODUCT.md section 3. Four criteria, each met, not met, or without data:
+1. required tests pass (and the overall pass rate reaches its threshold),
+2. open defects within the policy's limits per severity,
+3. coverage: the share of required tests that ran (not skipped) on the milestone,
+4. sign-off: approvals reach the quorum and no rejection stands.
+
+Status: `complete` when all four hold; `ready_for_signoff` when 1-3 hold; `blocked`
+when a test or defect criterion fails or a rejection stands; `no_data` before any
+test result or defect; `at_risk` otherwise (tests not run yet, data missing).
+`overdue` is a flag beside the status, set past the target date until complete.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Sequence
+
+from core.enums import (
+    SEVERITY_ORDER,
+    CriterionResult,
+    Decision,
+    DefectState,
+    GateStatus,
+    Severity,
+    TestStatus,
+)
+from core.metrics import Direction, Forecast, TrendPoint, direction, forecast, is_flaky
+from core.policy import MilestonePolicy
+
+NEVER_REPORTED = "(never reported)"
+
+
+@dataclass(frozen=True)
+class LaunchRef:
+    id: int
+    commit_sha: str | None
+    url: str | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TestFact:
+    __test__ = False
+
+    id: int
+    classname: str
+    name: str
+    suite: str
+    required: bool
+    latest: TestStatus | None = None
+    previous: TestStatus | None = None
+    flaky: bool = False
+    recent: str = ""
+    failing_since: LaunchRef | None = None
+    message: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.classname}.{self.name}" if self.classname else self.name
+
+    @property
+    def executed(self) -> bool:
+        return self.latest is not None and self.latest is not TestStatus.SKIPPED
+
+
+@dataclass(frozen=True)
+class DefectFact:
+    number: int
+    title: str
+    severity: Severity
+    state: DefectState
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionFact:
+    user_id: str
+    decision: Decision
+    at: datetime
+    comment: str = ""
+    # Who asked for this sign-off: with prevent_self_approval, their own approval does not count.
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSummary:
+    finished_at: datetime
+    passed: int
+    failed: int
+    errors: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        executed = self.passed + self.failed + self.errors
+        return self.passed / executed if executed else None
+
+
+@dataclass(frozen=True)
+class MilestoneFacts:
+    name: str
+    policy: MilestonePolicy
+    target_date: date | None = None
+    tests: Sequence[TestFact] = ()
+    unmatched_selectors: Sequence[str] = ()
+    missing_exact_ids: Sequence[str] = ()
+    defects: Sequence[DefectFact] = ()
+    approvers: Sequence[str] = ()
+    decisions: Sequence[DecisionFact] = ()
+    recent_launches: Sequence[LaunchSummary] = ()  # oldest first
+    trend: Sequence[TrendPoint] = ()  # snapshots, oldest first
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    result: CriterionResult
+    summary: str
+    numbers: dict = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool:
+        return self.result is CriterionResult.MET
+
+
+@dataclass(frozen=True)
+class FailingTest:
+    name: str
+    suite: str
+    status: TestStatus
+    since: LaunchRef | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class UntestedArea:
+    suite: str
+    tests: list[str]
+
+
+@dataclass(frozen=True)
+class Blocking:
+    failing_tests: list[FailingTest] = field(default_factory=list)
+    defects: list[DefectFact] = field(default_factory=list)
+    untested: list[UntestedArea] = field(default_factory=list)
+    missing_approvers: list[str] = field(default_factory=list)
+    rejections: list[DecisionFact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    pass_rate: float | None
+    direction: Direction
+    tests: dict[str, int]
+    defects_open: dict[str, int]
+    critical: dict[str, int]
+    coverage: float | None
+    required_total: int
+    required_run: int
+    regressions: list[FailingTest]
+    flaky: list[str]
+    forecast: Forecast
+
+
+@dataclass(frozen=True)
+class Verdict:
+    milestone: str
+    status: GateStatus
+    overdue: bool
+    target_date: date | None
+    days_left: int | None
+    criteria: list[Criterion]
+    blocking: Blocking
+    metrics: Metrics
+    warnings: list[str]
+
+    @property
+    def gate_green(self) -> bool:
+        """Criteria 1-3 met: what sign-off waits for, and what stale approvals lose."""
+        return all(criterion.met for criterion in self.criteria[:3])
+
+
+def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
+    """`now` must be timezone-aware; its date decides overdue and days left."""
+    today = now.date()
+    policy = facts.policy
+    required = [test for test in facts.tests if test.required]
+    # Without required selectors, coverage is over every test of the milestone's plans.
+    coverage_scope = required if policy.required else list(facts.tests)
+    warnings = [f"required selector {selector!r} matches no test" for selector in facts.unmatched_selectors]
+
+    tests_criterion, failing = _required_tests(facts, required)
+    defects_criterion, blocking_defects = _defects(policy, facts.defects)
+    coverage_criterion, untested = _coverage(policy, coverage_scope, facts.missing_exact_ids)
+    signoff_criterion, missing, rejections = _signoff(facts)
+    criteria = [tests_criterion, defects_criterion, coverage_criterion, signoff_criterion]
+
+    gate_green = all(criterion.met for criterion in criteria[:3])
+    status = _status(criteria, rejections)
+    overdue = facts.target_date is not None and today > facts.target_date and status is not GateStatus.COMPLETE
+    days_left = (facts.target_date - today).days if facts.target_date else None
+    metrics = _metrics(facts, now, gate_green, required, coverage_criterion, defects_criterion)
+    if metrics.forecast.at_risk and not gate_green:
+        warnings.append(f"forecast: {metrics.forecast.reason}")
+    return Verdict(
+        milestone=facts.name,
+        status=status,
+        overdue=overdue,
+        target_date=facts.target_date,
+        days_left=days_left,
+        criteria=criteria,
+        blocking=Blocking(failing, blocking_defects, untested, missing, rejections),
+        metrics=metrics,
+        warnings=warnings,
+    )
+
+
+def _required_tests(facts: MilestoneFacts, required: list[TestFact]) -> tuple[Criterion, list[FailingTest]]:
+    policy = facts.policy
+    executed = [test for test in facts.tests if test.executed]
+    passed = sum(test.latest is TestStatus.PASSED for test in executed)
+    overall = passed / len(executed) if executed else None
+    required_executed = [test for test in required if test.executed]
+    required_passed = sum(test.latest is TestStatus.PASSED for test in required_executed)
+    required_rate = required_passed / len(required_executed) if required_executed else None
+    failing = [_failing(test) for test in required if test.latest is not None and test.latest.is_failing]
+    numbers = {
+        "pass_rate": overall,
+        "pass_rate_threshold": policy.pass_rate,
+        "executed": len(executed),
+        "passed": passed,
+        "required": len(required),
+        "required_executed": len(required_executed),
+        "required_passed": required_passed,
+        "required_pass_rate": required_rate,
+        "required_pass_rate_threshold": policy.required_pass_rate,
+        "required_failing": len(failing),
+    }
+    name = "required_tests"
+    if not executed:
+        return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers), []
+    if policy.required and not required and not facts.missing_exact_ids:
+        return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers), []
+    problems = []
+    if required_rate is not None and required_rate < policy.required_pass_rate:
+        problems.append(f"{len(failing)} of {len(required_executed)} required tests failing")
+    if overall < policy.pass_rate:
+        problems.append(f"pass rate {_percent(overall)} below {_percent(policy.pass_rate)}")
+    if problems:
+        return Criterion(name, CriterionResult.NOT_MET, "; ".join(problems), numbers), failing
+    if policy.required and not required_executed:
+        summary = f"pass rate {_percent(overall)}; no required test has run yet"
+    elif policy.required:
+        summary = f"{required_passed} of {len(required_executed)} required tests pass; pass rate {_percent(overall)}"
+    else:
+        summary = f"pass rate {_percent(overall)} (threshold {_percent(policy.pass_rate)})"
+    return Criterion(name, CriterionResult.MET, summary, numbers), failing
+
+
+def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Criterion, list[DefectFact]]:
+    def blocks(defect: DefectFact) -> bool:
+        if defect.state is DefectState.OPEN:
+            return True
+        return policy.require_verified and defect.state is DefectState.RESOLVED
+
+    counted: dict[Severity, list[DefectFact]] = defaultdict(list)
+    for defect in defects:
+        if blocks(defect):
+            counted[defect.severity].append(defect)
+    blocking: list[DefectFact] = []
+    over = []
+    to_close = 0
+    for severity in SEVERITY_ORDER:
+        limit = policy.max_open_defects.get(severity)
+        found = counted.get(severity, [])
+        if limit is not None and len(found) > limit:
+            blocking.extend(sorted(found, key=lambda defect: defect.number))
+            over.append(f"{len(found)} {severity.value} (max {limit})")
+            to_close += len(found) - limit
+    numbers = {
+        "open": {severity.value: len(counted.get(severity, [])) for severity in SEVERITY_ORDER},
+        "limits": {severity.value: limit for severity, limit in policy.max_open_defects.items()},
+        "require_verified": policy.require_verified,
+        "blocking": len(blocking),
+        # How many must close for the criterion to hold: the forecast's distance to green.
+        "to_close": to_close,
+    }
+    if over:
+        return Criterion("defects", CriterionResult.NOT_MET, "open defects over the limit: " + ", ".join(over), numbers), blocking
+    open_total = sum(len(found) for found in counted.values())
+    summary = "no open defects" if not open_total else f"{open_total} open, none over the limits"
+    return Criterion("defects", CriterionResult.MET, summary, numbers), blocking
+
+
+def _coverage(
+    policy: MilestonePolicy, scope: list[TestFact], missing_ids: Sequence[str]
+) -> tuple[Criterion, list[UntestedArea]]:
+    total = len(scope) + len(missing_ids)
+    run = sum(test.executed for test in scope)
+    ratio = run / total if total else None
+    by_suite: dict[str, list[str]] = defaultdict(list)
+    for test in scope:
+        if not test.executed:
+            by_suite[test.suite].append(test.display_name)
+    if missing_ids:
+        by_suite[NEVER_REPORTED].extend(missing_ids)
+    untested = [UntestedArea(suite, sorted(names)) for suite, names in sorted(by_suite.items())]
+    numbers = {"run": run, "total": total, "coverage": ratio, "threshold": policy.coverage}
+    if ratio is None:
+        return Criterion("coverage", CriterionResult.NO_DATA, "no tests known for this milestone yet", numbers), []
+    summary = f"{run} of {total} {'required ' if policy.required else ''}tests run ({_percent(ratio)})"
+    if ratio < policy.coverage:
+        return Criterion("coverage", CriterionResult.NOT_MET, summary, numbers), untested
+    return Criterion("coverage", CriterionResult.MET, summary, numbers), untested
+
+
+def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[DecisionFact]]:
+    signoff = facts.policy.signoff
+    approvers = list(dict.fromkeys(facts.approvers))
+    counted = {
+        decision.user_id: decision
+        for decision in facts.decisions
+        if decision.user_id in approvers
+        and not (
+            decision.decision is Decision.APPROVE
+            and signoff.prevent_self_approval
+            and decision.user_id == decision.requested_by
+        )
+    }
+    approvals = [user for user, decision in counted.items() if decision.decision is Decision.APPROVE]
+    rejections = [decision for decision in counted.values() if decision.decision is Decision.REJECT]
+    quorum = len(approvers) if signoff.quorum == "all" else min(signoff.quorum, len(approvers))
+    missing = [user for user in approvers if user not in counted]
+    numbers = {"approvals": len(approvals), "quorum": quorum, "rejections": len(rejections), "approvers": approvers}
+    if not approvers:
+        return Criterion("signoff", CriterionResult.MET, "no sign-off required", numbers), [], []
+    if rejections:
+        who = ", ".join(decision.user_id for decision in rejections)
+        return Criterion("signoff", CriterionResult.NOT_MET, f"rejected by {who}", numbers), missing, rejections
+    summary = f"{len(approvals)} of {quorum} approvals"
+    if len(approvals) >= quorum:
+        return Criterion("signoff", CriterionResult.MET, summary, numbers), [], []
+    return Criterion("signoff", CriterionResult.NOT_MET, summary, numbers), missing, []
+
+
+def _status(criteria: list[Criterion], rejections: list[DecisionFact]) -> GateStatus:
+    tests, defects, coverage, signoff = criteria
+    if tests.result is CriterionResult.NOT_MET or defects.result is CriterionResult.NOT_MET or rejections:
+        return GateStatus.BLOCKED
+    if not tests.numbers["executed"] and coverage.result is CriterionResult.NO_DATA:
+        return GateStatus.NO_DATA
+    if tests.met and defects.met and coverage.met:
+        return GateStatus.COMPLETE if signoff.met else GateStatus.READY_FOR_SIGNOFF
+    return GateStatus.AT_RISK
+
+
+def _metrics(
+    facts: MilestoneFacts,
+    now: datetime,
+    gate_green: bool,
+    required: list[TestFact],
+    coverage: Criterion,
+    defects: Criterion,
+) -> Metrics:
+    tally = {status.value: 0 for status in TestStatus}
+    not_run = 0
+    for test in facts.tests:
+        if test.latest is None:
+            not_run += 1
+        else:
+            tally[test.latest.value] += 1
+    tally["not_run"] = not_run
+    tally["total"] = len(facts.tests)
+    executed = tally["passed"] + tally["failed"] + tally["error"]
+    pass_rate = tally["passed"] / executed if executed else None
+
+    open_by_severity = {severity.value: 0 for severity in SEVERITY_ORDER}
+    critical = {"open": 0, "resolved": 0}
+    for defect in facts.defects:
+        if defect.state is DefectState.OPEN:
+            open_by_severity[defect.severity.value] += 1
+        if defect.severity is Severity.CRITICAL:
+            critical["open" if defect.state is DefectState.OPEN else "resolved"] += 1
+
+    rates = [rate for launch in facts.recent_launches if (rate := launch.pass_rate) is not None]
+    regressions = [
+        _failing(test)
+        for test in facts.tests
+        if test.previous is TestStatus.PASSED and test.latest is not None and test.latest.is_failing
+    ]
+    flaky = sorted(test.display_name for test in facts.tests if is_flaky(test.flaky, test.recent))
+    points = [*facts.trend, TrendPoint(now, pass_rate, defects.numbers["to_close"])]
+    return Metrics(
+        pass_rate=pass_rate,
+        direction=direction(rates),
+        tests=tally,
+        defects_open=open_by_severity,
+        critical=critical,
+        coverage=coverage.numbers["coverage"],
+        required_total=len(required),
+        required_run=sum(test.executed for test in required),
+        regressions=regressions,
+        flaky=flaky,
+        forecast=forecast(
+            points,
+            pass_rate_threshold=facts.policy.pass_rate,
+            gate_met=gate_green,
+            today=now.date(),
+            target_date=facts.target_date,
+        ),
+    )
+
+
+def _failing(test: TestFact) -> FailingTest:
+    assert test.latest is not None
+    return FailingTest(test.display_name, test.suite, test.latest, test.failing_since, test.message)
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f}%".replace(".0%", "%")

@@ -1,0 +1,169 @@
+"""Storing a parsed launch: test cases, results and the milestones' test state.
+
+Runs inside the caller's transaction, so a launch is stored whole or not at all.
+Bulk rows go through raw `executemany`: building 50,000 ORM objects would cost
+more than everything else together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core import state
+from core.catalog import ensure_plan, ensure_repository, milestone_policy
+from core.db import execute, execute_many, fetch
+from core.enums import MilestoneState
+from core.junit import ParsedReport
+from core.models import Launch, Milestone, TestCase
+
+
+@dataclass(frozen=True)
+class LaunchSource:
+    """Where a launch came from: a workflow run attempt, or an upload."""
+
+    repository: str
+    plan: str
+    source_id: str
+    attempt: int = 1
+    commit_sha: str | None = None
+    branch: str | None = None
+    url: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempt < 1:
+            raise ValueError("attempt must be 1 or more")
+        if not self.plan.strip():
+            raise ValueError("a launch needs a test plan name")
+
+
+@dataclass
+class StoredLaunch:
+    launch: Launch
+    created: bool
+    # Milestones whose state this launch changed: their verdicts need a fresh look.
+    milestones: list[Milestone] = field(default_factory=list)
+
+
+def upload_source_id(contents: list[bytes]) -> str:
+    """An upload's id when none is given: the same reports uploaded twice are one launch."""
+    digest = hashlib.sha256()
+    for content in contents:
+        digest.update(hashlib.sha256(content).digest())
+    return "upload:" + digest.hexdigest()[:24]
+
+
+def identity_key(classname: str, name: str) -> str:
+    return hashlib.blake2b(f"{classname}\0{name}".encode(), digest_size=16).hexdigest()
+
+
+async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: LaunchSource) -> StoredLaunch:
+    repository = await ensure_repository(source.repository, client)
+    plan = await ensure_plan(repository, source.plan.strip(), client)
+    existing = await Launch.get_or_none(
+        plan=plan, source_id=source.source_id, attempt=source.attempt, using_db=client
+    )
+    if existing is not None:
+        return StoredLaunch(existing, created=False)
+
+    attempts = await Launch.filter(plan=plan, source_id=source.source_id).using_db(client)
+    # A higher attempt replaces earlier ones for the gate; a late lower one never counts.
+    superseded = any(other.attempt > source.attempt for other in attempts)
+    replaced = [other for other in attempts if other.attempt < source.attempt and not other.superseded]
+    counts = report.counts()
+    launch = await Launch.create(
+        using_db=client,
+        repository=repository,
+        plan=plan,
+        source_id=source.source_id,
+        attempt=source.attempt,
+        superseded=superseded,
+        commit_sha=source.commit_sha,
+        branch=source.branch,
+        url=source.url,
+        started_at=source.started_at,
+        finished_at=source.finished_at or datetime.now(timezone.utc),
+        files=counts["files"],
+        tests=counts["tests"],
+        passed=counts["passed"],
+        failed=counts["failed"],
+        errors=counts["errors"],
+        skipped=counts["skipped"],
+        flaky=counts["flaky"],
+        declared=vars(report.declared),
+    )
+    if replaced:
+        await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)
+    await _store_results(client, repository.id, launch.id, report)
+    if superseded:
+        return StoredLaunch(launch, created=True)
+
+    milestones = await Milestone.filter(
+        repository=repository, state=MilestoneState.OPEN, plans__id=plan.id
+    ).using_db(client)
+    for milestone in milestones:
+        policy = milestone_policy(milestone)
+        if replaced or await _arrived_late(client, milestone, launch):
+            await state.rebuild(client, milestone, policy)
+            continue
+        bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
+        row = state.LaunchRow(launch.id, plan.id, launch.branch)
+        await state.apply_launch(client, milestone, policy, row, bits)
+        await state.refresh_required(client, milestone, policy)
+    return StoredLaunch(launch, created=True, milestones=list(milestones))
+
+
+async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch: Launch) -> bool:
+    """Whether a launch that finished later is already in: then history must be replayed."""
+    rows = await fetch(
+        client,
+        "SELECT 1 FROM launch l JOIN milestone_plan mp ON mp.testplan_id = l.plan_id "
+        "WHERE mp.milestone_id = ? AND l.superseded = FALSE AND l.id <> ? AND l.finished_at > ? LIMIT 1",
+        [milestone.id, launch.id, _db_datetime(launch.finished_at)],
+    )
+    return bool(rows)
+
+
+async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport) -> None:
+    if not report.cases:
+        return
+    keyed = {identity_key(*key): case for key, case in report.cases.items()}
+    case_ids = await _case_ids(client, repository_id)
+    missing = [key for key in keyed if key not in case_ids]
+    if missing:
+        now = _db_datetime(datetime.now(timezone.utc))
+        await execute_many(
+            client,
+            "INSERT INTO test_case (repository_id, identity_key, classname, name, file, suite, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, identity_key) DO NOTHING",
+            [
+                (repository_id, key, case.classname, case.name, case.file, case.suite, now)
+                for key in missing
+                for case in (keyed[key],)
+            ],
+        )
+        case_ids = await _case_ids(client, repository_id)
+    await execute_many(
+        client,
+        "INSERT INTO test_result (launch_id, test_case_id, status, duration, message, flaky, retried) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (launch_id, case_ids[key], case.status.value, case.duration, case.message, case.flaky, case.retried)
+            for key, case in keyed.items()
+        ],
+    )
+
+
+async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:
+    rows = await fetch(client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id])
+    return {row[0]: row[1] for row in rows}
+
+
+def _db_datetime(value: datetime) -> object:
+    """A datetime as Tortoise stores it, so raw and ORM rows compare alike."""
+    return TestCase._meta.fields_map["created_at"].to_db_value(value, TestCase)

@@ -1,0 +1,448 @@
+"""The repository policy file, `.github/milestones.yml` (PRODUCT.md section 5).
+
+`load_policy` turns the file into a `PolicyFile`, or into `PolicyError`s that each name
+a line and a path, so that whoever edits the file can fix it from the message alone.
+It never raises for bad input, and it reports every problem it can find at once.
+
+Paths: mapping keys joined by dots, list items as `[index]`; a key that is not a plain
+word (letters, digits, `_`, `-`) is written in double quotes, JSON-style. So
+`milestones."v2.0".plans[1]` is the second plan of milestone `v2.0`, and
+`milestones.default.signoff.quorum` is the quorum of the `default` entry.
+
+Mapping keys are taken as written: a milestone named `1.10` stays "1.10" rather than
+becoming the number 1.1.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Iterable, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from yaml.reader import ReaderError
+
+from core.enums import SEVERITY_ORDER, Severity
+from core.selectors import PLAN_PREFIX
+
+DEFAULT_SOURCE = ".github/milestones.yml"
+DEFAULT_ENTRY = "default"
+GLOB_CHARS = frozenset("*?[")
+
+Loc = tuple[str | int, ...]
+
+
+def render_path(loc: Loc) -> str:
+    rendered = ""
+    for part in loc:
+        if isinstance(part, int):
+            rendered += f"[{part}]"
+        else:
+            key = part if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) else json.dumps(part, ensure_ascii=False)
+            rendered += f".{key}" if rendered else key
+    return rendered
+
+
+class LocatedProblems(ValueError):
+    """Problems found by a cross-field check, each at a location relative to the error.
+
+    Pydantic places a validator's error at the model (or field) that raised it; the
+    loader reads these locations back so that the line points at the offending item.
+    """
+
+    def __init__(self, problems: list[tuple[Loc, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{render_path(loc)}: {message}" for loc, message in problems))
+
+
+def _between_0_and_1(value: float) -> float:
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+# Strict scalars: YAML already types its values, and `pass_rate: true` is never meant as 1.0.
+Ratio = Annotated[StrictFloat, AfterValidator(_between_0_and_1)]
+DefectLimit = Annotated[StrictInt, Field(ge=0)]
+
+
+def _normalise_label(label: str) -> str:
+    return label.strip().casefold()
+
+
+class _PolicyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DefectsConfig(_PolicyModel):
+    labels: list[str] = Field(default_factory=lambda: ["bug"])
+    verify_label: str = "verified"
+    # A map given in the file replaces this one as a whole.
+    severity_labels: dict[Severity, list[str]] = Field(
+        default_factory=lambda: {
+            Severity.CRITICAL: ["P0", "severity: critical", "critical"],
+            Severity.HIGH: ["P1", "high"],
+            Severity.MEDIUM: ["P2", "medium"],
+            Severity.LOW: ["P3", "low"],
+        }
+    )
+
+    def severity_for(self, labels: Iterable[str]) -> Severity:
+        present = {_normalise_label(label) for label in labels}
+        for severity in SEVERITY_ORDER:
+            if any(_normalise_label(label) in present for label in self.severity_labels.get(severity, ())):
+                return severity
+        return Severity.NONE
+
+    def is_defect(self, labels: Iterable[str]) -> bool:
+        defect_labels = {_normalise_label(label) for label in self.labels}
+        return any(_normalise_label(label) in defect_labels for label in labels)
+
+
+class PlanConfig(_PolicyModel):
+    workflow: str | None = None
+    artifacts: str = "*"
+
+
+class SignoffConfig(_PolicyModel):
+    approvers: list[str] = Field(default_factory=list)
+    quorum: int | Literal["all"] = "all"
+    prevent_self_approval: StrictBool = False
+    allow_early_signoff: StrictBool = False
+
+    @field_validator("quorum", mode="before")
+    @classmethod
+    def _quorum_is_count_or_all(cls, value: object) -> object:
+        # `type(...) is int` because bool is an int to Python, and `quorum: yes` means nothing.
+        if value == "all" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError("must be a whole number of at least 1, or 'all'")
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum_within_approvers(cls, quorum: int | Literal["all"], info: ValidationInfo) -> int | Literal["all"]:
+        if quorum == "all" or "approvers" not in info.data:
+            return quorum
+        count = len(info.data["approvers"])
+        if quorum > count:
+            raise ValueError(f"quorum {quorum} is more than the {count} approver{'' if count == 1 else 's'}")
+        return quorum
+
+    @property
+    def required_approvals(self) -> int:
+        return len(self.approvers) if self.quorum == "all" else self.quorum
+
+
+class MilestonePolicy(_PolicyModel):
+    plans: list[str] = Field(default_factory=list)
+    branches: list[str] = Field(default_factory=list)
+    required: list[str] = Field(default_factory=list)
+    pass_rate: Ratio = 0.95
+    required_pass_rate: Ratio = 1.0
+    max_open_defects: dict[Severity, DefectLimit] = Field(
+        default_factory=lambda: {Severity.CRITICAL: 0, Severity.HIGH: 0}
+    )
+    require_verified: StrictBool = False
+    coverage: Ratio = 1.0
+    signoff: SignoffConfig = Field(default_factory=SignoffConfig)
+    informational: StrictBool = False
+    close_on_complete: StrictBool = False
+
+    @field_validator("required")
+    @classmethod
+    def _plan_selectors_name_included_plans(cls, required: list[str], info: ValidationInfo) -> list[str]:
+        plans = info.data.get("plans", [])
+        problems: list[tuple[Loc, str]] = []
+        for index, selector in enumerate(required):
+            selector = selector.strip()
+            if not selector.startswith(PLAN_PREFIX):
+                continue
+            plan = selector.removeprefix(PLAN_PREFIX).strip()
+            if not plan:
+                problems.append(((index,), f"'{PLAN_PREFIX}' must be followed by a plan name"))
+            elif plans and plan not in plans:
+                problems.append(((index,), f"plan '{plan}' is not one of this milestone's plans ({', '.join(plans)})"))
+        if problems:
+            raise LocatedProblems(problems)
+        return required
+
+    def branch_matches(self, branch: str | None) -> bool:
+        """Whether launches on `branch` count; `*` also matches `/`, so `release/*` covers `release/2.0/rc`."""
+        if not self.branches:
+            return True
+        return branch is not None and any(fnmatch.fnmatchcase(branch, pattern) for pattern in self.branches)
+
+
+class PolicyFile(_PolicyModel):
+    defects: DefectsConfig = Field(default_factory=DefectsConfig)
+    plans: dict[str, PlanConfig] = Field(default_factory=dict)
+    milestones: dict[str, MilestonePolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _milestone_plans_are_declared(self) -> PolicyFile:
+        problems: list[tuple[Loc, str]] = [
+            (
+                ("milestones", milestone, "plans", index),
+                f"unknown plan '{plan}'; declare it under plans: (with no workflow for upload-only plans)",
+            )
+            for milestone, policy in self.milestones.items()
+            for index, plan in enumerate(policy.plans)
+            if plan not in self.plans
+        ]
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+    def policy_for(self, milestone_name: str) -> MilestonePolicy:
+        """The exact entry, else the first glob entry that matches, else `default`; never merged."""
+        if milestone_name in self.milestones:
+            return self.milestones[milestone_name]
+        for pattern, policy in self.milestones.items():
+            if pattern != DEFAULT_ENTRY and GLOB_CHARS & set(pattern) and fnmatch.fnmatchcase(milestone_name, pattern):
+                return policy
+        return self.milestones.get(DEFAULT_ENTRY, MilestonePolicy())
+
+    def plan_for_workflow(self, workflow_file: str, workflow_name: str) -> list[str]:
+        """The plans fed by a workflow run, named by its file (`.github/workflows/ci.yml`) or its name."""
+        names = {PurePosixPath(workflow_file).name, workflow_name}
+        return [plan for plan, config in self.plans.items() if config.workflow is not None and config.workflow in names]
+
+
+@dataclass(frozen=True)
+class PolicyError:
+    source: str
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return ": ".join(part for part in (where, self.path, self.message) if part)
+
+
+@dataclass(frozen=True)
+class PolicyLoad:
+    policy: PolicyFile | None
+    errors: list[PolicyError]
+
+    @property
+    def ok(self) -> bool:
+        return self.policy is not None and not self.errors
+
+
+class _RefusedYAML(yaml.MarkedYAMLError):
+    """Well-formed YAML that a policy file does not accept."""
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        # Refusing aliases outright is the simple defence against exponential expansion
+        # ("billion laughs"); a policy file never needs them.
+        if self.check_event(yaml.AliasEvent):
+            raise _RefusedYAML(
+                problem="aliases (*name) are not allowed; write the value out in full",
+                problem_mark=self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def compose_single(self) -> yaml.Node | None:
+        self.get_event()  # stream start
+        root = None if self.check_event(yaml.StreamEndEvent) else self.compose_document()
+        if not self.check_event(yaml.StreamEndEvent):
+            raise _RefusedYAML(
+                problem="only one YAML document is allowed; remove the second '---'",
+                problem_mark=self.peek_event().start_mark,
+            )
+        return root
+
+
+@dataclass
+class _Origin:
+    key: yaml.Node | None
+    value: yaml.Node
+
+
+class _Document:
+    """The YAML node tree as plain data, remembering which nodes every path came from."""
+
+    def __init__(self, loader: _PolicyLoader, root: yaml.Node, source: str):
+        self._loader = loader
+        self._source = source
+        self.origins: dict[Loc, _Origin] = {(): _Origin(None, root)}
+        self.errors: list[PolicyError] = []
+        self.data = self._value(root, ())
+
+    def line(self, loc: Loc, at_key: bool = False) -> int:
+        # A path missing from the file (a missing item) lands on its nearest ancestor.
+        while loc not in self.origins:
+            loc = loc[:-1]
+        origin = self.origins[loc]
+        return _line(origin.key if at_key and origin.key is not None else origin.value)
+
+    def _value(self, node: yaml.Node, loc: Loc) -> Any:
+        if isinstance(node, yaml.MappingNode) and node.tag == "tag:yaml.org,2002:map":
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode) and node.tag == "tag:yaml.org,2002:seq":
+            items = []
+            for index, item in enumerate(node.value):
+                self.origins[(*loc, index)] = _Origin(None, item)
+                items.append(self._value(item, (*loc, index)))
+            return items
+        if isinstance(node, yaml.ScalarNode):
+            return self._loader.construct_object(node)
+        raise _RefusedYAML(problem=f"the tag {node.tag} is not allowed", problem_mark=node.start_mark)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.errors.append(PolicyError(self._source, render_path(loc), _line(key_node), "keys must be plain text"))
+                continue
+            key = key_node.value
+            if key in first_lines:
+                # PyYAML would silently keep the last one; either guess could be wrong.
+                message = f"duplicate key '{key}' (first at line {first_lines[key]})"
+                self.errors.append(PolicyError(self._source, render_path((*loc, key)), _line(key_node), message))
+                continue
+            first_lines[key] = _line(key_node)
+            self.origins[(*loc, key)] = _Origin(key_node, value_node)
+            result[key] = self._value(value_node, (*loc, key))
+        return result
+
+
+_MESSAGES = {
+    "string_type": "must be text",
+    "list_type": "must be a list, like [a, b]",
+    "dict_type": "must be a mapping of keys to values",
+    "model_type": "must be a mapping of keys to values",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+}
+
+
+def _keys_expected_at(loc: Loc) -> Iterable[str]:
+    model: type[BaseModel]
+    match loc:
+        case ():
+            model = PolicyFile
+        case ("defects",):
+            model = DefectsConfig
+        case ("plans", _):
+            model = PlanConfig
+        case ("milestones", _):
+            model = MilestonePolicy
+        case ("milestones", _, "signoff"):
+            model = SignoffConfig
+        case _:
+            return ()
+    return model.model_fields
+
+
+def _translate(error: ErrorDetails) -> list[tuple[Loc, bool, str]]:
+    """One pydantic error as (path, whether the line is the key's, message) items."""
+    loc, kind, value = tuple(error["loc"]), error["type"], error["input"]
+    problem = error.get("ctx", {}).get("error")
+    if isinstance(problem, LocatedProblems):
+        return [((*loc, *relative), False, message) for relative, message in problem.problems]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        message = f"unknown key '{key}'"
+        if suggestions := get_close_matches(key, _keys_expected_at(loc[:-1]), n=1):
+            message += f"; did you mean '{suggestions[0]}'?"
+        return [(loc, True, message)]
+    if loc and loc[-1] == "[key]":
+        choices = ", ".join(severity.value for severity in Severity)
+        return [(loc[:-1], True, f"unknown severity '{value}'; use one of {choices}")]
+    if value is None and kind in _MESSAGES:
+        return [(loc, False, "has no value; give it one or remove the key")]
+    if kind in _MESSAGES:
+        message = _MESSAGES[kind].format(**error.get("ctx", {}))
+        if kind == "string_type" and not isinstance(value, (dict, list)):
+            message += "; put it in quotes"
+        return [(loc, False, message)]
+    return [(loc, False, error["msg"].removeprefix("Value error, "))]
+
+
+def _read_document(text: str, source: str) -> _Document | None:
+    """The file's single YAML document, or None when it holds nothing; YAML problems raise."""
+    loader = _PolicyLoader(text)
+    try:
+        root = loader.compose_single()
+        if root is None or root.tag == "tag:yaml.org,2002:null":
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            raise _RefusedYAML(
+                problem="the file must be a mapping with the keys defects, plans and milestones",
+                problem_mark=root.start_mark,
+            )
+        return _Document(loader, root, source)
+    finally:
+        loader.dispose()
+
+
+def load_policy(text: str | bytes, source: str = DEFAULT_SOURCE) -> PolicyLoad:
+    """Parse and validate a policy file; the errors come sorted by line."""
+
+    def failed(line: int | None, message: str) -> PolicyLoad:
+        return PolicyLoad(None, [PolicyError(source, "", line, message)])
+
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            return failed(text.count(b"\n", 0, error.start) + 1, "the file is not UTF-8 text")
+    try:
+        document = _read_document(text, source)
+    except _RefusedYAML as error:
+        return failed(error.problem_mark.line + 1, str(error.problem))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        kind = "unsupported" if isinstance(error, yaml.constructor.ConstructorError) else "invalid"
+        message = f"{kind} YAML: {error.problem}"
+        if error.context and error.context_mark:
+            message += f" ({error.context} at line {error.context_mark.line + 1})"
+        return failed(mark.line + 1 if mark else None, message)
+    except ReaderError as error:
+        return failed(text.count("\n", 0, error.position) + 1, f"character #x{error.character:04x} is not allowed in YAML")
+    except RecursionError:
+        return failed(None, "the YAML is nested too deeply")
+    if document is None:
+        return PolicyLoad(PolicyFile(), [])
+
+    errors = document.errors
+    policy: PolicyFile | None = None
+    try:
+        policy = PolicyFile.model_validate(document.data)
+    except ValidationError as invalid:
+        for details in invalid.errors():
+            for loc, at_key, message in _translate(details):
+                errors.append(PolicyError(source, render_path(loc), document.line(loc, at_key), message))
+    errors.sort(key=lambda error: error.line or 0)
+    return PolicyLoad(None if errors else policy, errors)

@@ -1,0 +1,142 @@
+"""Verdicts as JSON and as text for a terminal: pure functions of a Verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Iterable
+
+from core.enums import CriterionResult, GateStatus
+from core.gate import Criterion, Verdict
+
+MARK = {CriterionResult.MET: "✔", CriterionResult.NOT_MET: "✘", CriterionResult.NO_DATA: "?"}
+CRITERION_TITLE = {
+    "required_tests": "Required tests pass",
+    "defects": "Defects resolved",
+    "coverage": "Coverage met",
+    "signoff": "Sign-off obtained",
+}
+STATUS_TITLE = {
+    GateStatus.COMPLETE: "complete",
+    GateStatus.READY_FOR_SIGNOFF: "ready for sign-off",
+    GateStatus.AT_RISK: "at risk",
+    GateStatus.BLOCKED: "blocked",
+    GateStatus.NO_DATA: "no data",
+}
+LIST_LIMIT = 10
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(jsonable(key)): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    data = jsonable(verdict)
+    data["criteria"] = [
+        {"name": c.name, "met": c.met, "result": c.result.value, "summary": c.summary, **jsonable(c.numbers)}
+        for c in verdict.criteria
+    ]
+    data["gate_green"] = verdict.gate_green
+    return data
+
+
+def render_verdict(verdict: Verdict) -> str:
+    lines = [_headline(verdict), ""]
+    lines += [_criterion_line(criterion) for criterion in verdict.criteria]
+    metrics = verdict.metrics
+    lines += ["", "Progress"]
+    rate = "n/a" if metrics.pass_rate is None else f"{metrics.pass_rate:.1%}"
+    lines.append(f"  pass rate {rate} ({metrics.direction.value})")
+    tests = metrics.tests
+    lines.append(
+        f"  tests: {tests['total']} known, {tests['passed']} passed, {tests['failed']} failed, "
+        f"{tests['error']} errors, {tests['skipped']} skipped, {tests['not_run']} not run"
+    )
+    opened = ", ".join(f"{count} {severity}" for severity, count in metrics.defects_open.items() if count)
+    lines.append(f"  open defects: {opened or 'none'}")
+    if metrics.regressions:
+        lines.append(f"  regressions: {len(metrics.regressions)}")
+    if metrics.flaky:
+        lines.append(f"  flaky tests: {len(metrics.flaky)}")
+    forecast = metrics.forecast
+    when = forecast.date.isoformat() if forecast.date else "no date"
+    lines.append(f"  forecast: {when} ({forecast.reason})")
+    blocking = _blocking_lines(verdict)
+    if blocking:
+        lines += ["", "Blocking", *blocking]
+    if verdict.warnings:
+        lines += ["", "Warnings", *(f"  ! {warning}" for warning in verdict.warnings)]
+    return "\n".join(lines)
+
+
+def _headline(verdict: Verdict) -> str:
+    parts = [f"{verdict.milestone}: {STATUS_TITLE[verdict.status]}"]
+    if verdict.overdue:
+        parts.append("OVERDUE")
+    if verdict.target_date:
+        days = verdict.days_left
+        if days is not None and days >= 0:
+            parts.append(f"target {verdict.target_date.isoformat()}, {days} day{'s' if days != 1 else ''} left")
+        else:
+            parts.append(f"target {verdict.target_date.isoformat()}, {-days} days ago")
+    return " · ".join(parts)
+
+
+def _criterion_line(criterion: Criterion) -> str:
+    return f"  {MARK[criterion.result]} {CRITERION_TITLE[criterion.name]:<20} {criterion.summary}"
+
+
+def _blocking_lines(verdict: Verdict) -> list[str]:
+    blocking = verdict.blocking
+    lines: list[str] = []
+    lines += _capped(
+        (
+            f"  ✘ {test.name} ({test.status.value}"
+            + (f", failing since {_commit(test.since.commit_sha)}" if test.since and test.since.commit_sha else "")
+            + ")"
+            for test in blocking.failing_tests
+        ),
+        len(blocking.failing_tests),
+        "failing required tests",
+    )
+    lines += _capped(
+        (f"  ✘ #{d.number} [{d.severity.value}] {d.title}" for d in blocking.defects),
+        len(blocking.defects),
+        "blocking defects",
+    )
+    if not verdict.criteria[2].met:
+        lines += _capped(
+            (f"  ? untested in {area.suite}: {len(area.tests)} test{'s' if len(area.tests) != 1 else ''}" for area in blocking.untested),
+            len(blocking.untested),
+            "untested areas",
+        )
+    if blocking.rejections:
+        lines += [f"  ✘ rejected by {r.user_id}: {r.comment}" for r in blocking.rejections]
+    if blocking.missing_approvers:
+        lines.append("  … awaiting sign-off from " + ", ".join(blocking.missing_approvers))
+    return lines
+
+
+def _capped(lines: Iterable[str], total: int, what: str) -> list[str]:
+    shown = []
+    for line in lines:
+        if len(shown) == LIST_LIMIT:
+            shown.append(f"  … and {total - LIST_LIMIT} more {what}")
+            break
+        shown.append(line)
+    return shown
+
+
+def _commit(sha: str) -> str:
+    return sha[:7]

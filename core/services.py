@@ -1,0 +1,507 @@
+"""The engine's one entry point: the CLI, the GitHub webhooks and the Slack bot call these.
+
+Every write runs in one transaction and ends with `_after_change`, which evaluates
+the gate afresh, dismisses approvals that went stale, marks completion, and
+appends a snapshot when the metrics moved. Callers get back what changed, so they
+can tell people (checks, Slack) without recomputing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Literal
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from core import state
+from core.catalog import (
+    NotFound,
+    check_repository_name,
+    ensure_plan,
+    ensure_repository,
+    find_repository,
+    milestone_policy,
+    sync_milestone_plans,
+)
+from core.enums import Decision, DefectState, GateStatus, MilestoneState
+from core.facts import load_facts
+from core.gate import Verdict, evaluate
+from core.ingest import LaunchSource, store_launch
+from core.junit import ParsedReport
+from core.models import Defect, Milestone, Repository, Signoff, Snapshot
+from core.policy import DefectsConfig, MilestonePolicy, PolicyFile, PolicyLoad, load_policy
+
+__all__ = ["NotFound", "LaunchSource"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class MilestoneChange:
+    """What one write did to one milestone's gate."""
+
+    milestone: Milestone
+    verdict: Verdict
+    previous_status: GateStatus | None
+    dismissed: list[Signoff] = field(default_factory=list)
+    completed: bool = False
+    reopened: bool = False
+
+    @property
+    def status_changed(self) -> bool:
+        return self.previous_status is not self.verdict.status
+
+
+@dataclass
+class LaunchOutcome:
+    launch_id: int
+    created: bool
+    superseded: bool
+    counts: dict[str, int]
+    changes: list[MilestoneChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IssueFacts:
+    """A GitHub issue as the defect tracker sees it."""
+
+    number: int
+    title: str
+    labels: list[str]
+    state: Literal["open", "closed"]
+    state_reason: str | None = None
+    url: str | None = None
+    milestone_title: str | None = None
+    milestone_number: int | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass
+class DefectOutcome:
+    applied: bool
+    defect: Defect | None
+    changes: list[MilestoneChange] = field(default_factory=list)
+
+
+@dataclass
+class DecisionOutcome:
+    recorded: bool
+    entry: Signoff
+    change: MilestoneChange | None = None
+
+
+@dataclass(frozen=True)
+class MilestoneSummary:
+    repository: str
+    name: str
+    status: GateStatus
+    overdue: bool
+    target_date: date | None
+    days_left: int | None
+    state: MilestoneState
+    pass_rate: float | None
+    open_blocking: int
+
+
+# Milestones -----------------------------------------------------------------
+
+
+async def save_milestone(
+    repository: str,
+    name: str,
+    *,
+    target_date: date | None = None,
+    description: str | None = None,
+    state: MilestoneState | None = None,
+    github_number: int | None = None,
+    policy_text: str | None = None,
+) -> tuple[Milestone, MilestoneChange]:
+    """Create or update a milestone; found by GitHub number first, so a rename keeps history.
+
+    `policy_text` is a `.github/milestones.yml` document: it becomes the repository's
+    policy, from which the milestone takes its entry. An invalid one raises PolicyInvalid.
+    """
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        if policy_text is not None:
+            await _store_policy(client, repo, policy_text)
+        milestone = None
+        if github_number is not None:
+            milestone = await Milestone.get_or_none(repository=repo, github_number=github_number, using_db=client)
+        if milestone is None:
+            milestone = await Milestone.get_or_none(repository=repo, name=name, using_db=client)
+        if milestone is None:
+            milestone = Milestone(repository=repo, name=name)
+        milestone.name = name
+        if target_date is not None:
+            milestone.target_date = target_date
+        if description is not None:
+            milestone.description = description
+        if state is not None:
+            milestone.state = state
+        if github_number is not None:
+            milestone.github_number = github_number
+        await milestone.save(using_db=client)
+        await _apply_policy(client, repo, milestone)
+        change = await _after_change(client, milestone)
+    return milestone, change
+
+
+class PolicyInvalid(ValueError):
+    def __init__(self, load: PolicyLoad):
+        self.load = load
+        super().__init__("\n".join(str(error) for error in load.errors))
+
+
+async def apply_policy_file(repository: str, text: str | bytes, source: str = ".github/milestones.yml") -> tuple[PolicyLoad, list[MilestoneChange]]:
+    """Validate and apply a policy file; an invalid one is recorded and the last valid one stays."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        load = load_policy(text, source)
+        if not load.ok:
+            repo.policy_errors = [vars(error) for error in load.errors]
+            await repo.save(using_db=client, update_fields=["policy_errors"])
+            return load, []
+        await _store_policy(client, repo, text, load)
+        changes = []
+        for milestone in await Milestone.filter(repository=repo).using_db(client):
+            await _apply_policy(client, repo, milestone)
+            changes.append(await _after_change(client, milestone))
+        return load, changes
+
+
+async def _store_policy(
+    client: BaseDBAsyncClient, repo: Repository, text: str | bytes, load: PolicyLoad | None = None
+) -> PolicyFile:
+    load = load or load_policy(text)
+    if not load.ok:
+        raise PolicyInvalid(load)
+    assert load.policy is not None
+    repo.policy = load.policy.model_dump(mode="json")
+    repo.policy_errors = None
+    repo.policy_updated_at = utcnow()
+    await repo.save(using_db=client, update_fields=["policy", "policy_errors", "policy_updated_at"])
+    for plan_name, plan_config in load.policy.plans.items():
+        plan = await ensure_plan(repo, plan_name, client)
+        plan.workflow = plan_config.workflow
+        plan.artifacts = plan_config.artifacts
+        await plan.save(using_db=client, update_fields=["workflow", "artifacts"])
+    for milestone_name in load.policy.milestones:
+        if milestone_name != "default" and not set("*?[") & set(milestone_name):
+            await Milestone.get_or_create(repository=repo, name=milestone_name, using_db=client)
+    return load.policy
+
+
+def repository_policy(repo: Repository) -> PolicyFile:
+    return PolicyFile.model_validate(repo.policy) if repo.policy else PolicyFile()
+
+
+async def _apply_policy(client: BaseDBAsyncClient, repo: Repository, milestone: Milestone) -> None:
+    """Give the milestone its entry of the repository policy; rebuild state if scope moved."""
+    policy = repository_policy(repo).policy_for(milestone.name)
+    before = milestone_policy(milestone) if milestone.policy else None
+    milestone.policy = policy.model_dump(mode="json")
+    await milestone.save(using_db=client, update_fields=["policy", "updated_at"])
+    plans_moved = await sync_milestone_plans(milestone, policy, client)
+    if plans_moved or before is None or before.branches != policy.branches:
+        await state.rebuild(client, milestone, policy)
+    elif before.required != policy.required:
+        await state.refresh_required(client, milestone, policy, everything=True)
+
+
+# Launches -------------------------------------------------------------------
+
+
+async def record_launch(report: ParsedReport, source: LaunchSource) -> LaunchOutcome:
+    """Store a launch whole or not at all; the same source and attempt twice changes nothing."""
+    check_repository_name(source.repository)
+    async with in_transaction() as client:
+        stored = await store_launch(client, report, source)
+        at = stored.launch.finished_at
+        changes = [await _after_change(client, milestone, at) for milestone in stored.milestones]
+    launch = stored.launch
+    counts = {
+        "files": launch.files,
+        "tests": launch.tests,
+        "passed": launch.passed,
+        "failed": launch.failed,
+        "errors": launch.errors,
+        "skipped": launch.skipped,
+        "flaky": launch.flaky,
+    }
+    return LaunchOutcome(launch.id, stored.created, launch.superseded, counts, changes)
+
+
+# Defects --------------------------------------------------------------------
+
+
+async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
+    """Apply an issue's state; an event older than the stored one is ignored."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        config = repository_policy(repo).defects
+        defect = await Defect.get_or_none(repository=repo, number=issue.number, using_db=client)
+        if defect is None and not config.is_defect(issue.labels):
+            return DefectOutcome(False, None)
+        if defect is not None and _older(issue.updated_at, defect.source_updated_at):
+            return DefectOutcome(False, defect)
+        defect = defect or Defect(repository=repo, number=issue.number)
+        before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
+        milestone = await _issue_milestone(client, repo, issue)
+        _apply_issue(defect, issue, config, milestone)
+        await defect.save(using_db=client)
+        touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
+        changes = [
+            await _after_change(client, m, issue.updated_at)
+            for m in await Milestone.filter(id__in=touched).using_db(client)
+        ]
+    return DefectOutcome(True, defect, changes)
+
+
+def _older(incoming: datetime | None, stored: datetime | None) -> bool:
+    return incoming is not None and stored is not None and incoming < stored
+
+
+async def _issue_milestone(client: BaseDBAsyncClient, repo: Repository, issue: IssueFacts) -> Milestone | None:
+    if issue.milestone_number is not None:
+        found = await Milestone.get_or_none(repository=repo, github_number=issue.milestone_number, using_db=client)
+        if found is not None:
+            return found
+    if not issue.milestone_title:
+        return None
+    found = await Milestone.get_or_none(repository=repo, name=issue.milestone_title, using_db=client)
+    if found is None:
+        found = await Milestone.create(
+            repository=repo, name=issue.milestone_title, github_number=issue.milestone_number, using_db=client
+        )
+        await _apply_policy(client, repo, found)
+    return found
+
+
+def _apply_issue(defect: Defect, issue: IssueFacts, config: DefectsConfig, milestone: Milestone | None) -> None:
+    defect.title = issue.title
+    defect.url = issue.url
+    defect.labels = list(issue.labels)
+    defect.severity = config.severity_for(issue.labels)
+    defect.milestone = milestone
+    defect.source_updated_at = issue.updated_at or defect.source_updated_at
+    defect.opened_at = issue.created_at or defect.opened_at
+    not_planned = issue.state == "closed" and issue.state_reason == "not_planned"
+    if issue.state == "open":
+        defect.state = DefectState.OPEN
+        defect.resolved_at = None
+    else:
+        verified = any(label.strip().lower() == config.verify_label.lower() for label in issue.labels)
+        defect.state = DefectState.VERIFIED if verified else DefectState.RESOLVED
+        defect.resolved_at = issue.closed_at or defect.resolved_at or utcnow()
+    defect.counts = config.is_defect(issue.labels) and not not_planned and not issue.deleted
+
+
+# Sign-off -------------------------------------------------------------------
+
+
+async def record_decision(
+    repository: str,
+    milestone_name: str,
+    user_id: str,
+    decision: Literal[Decision.APPROVE, Decision.REJECT],
+    *,
+    comment: str = "",
+    user_name: str | None = None,
+    requested_by: str | None = None,
+) -> DecisionOutcome:
+    """Record an approval or rejection; the same decision twice is one record."""
+    if decision not in (Decision.APPROVE, Decision.REJECT):
+        raise ValueError("a decision is approve or reject")
+    if decision is Decision.REJECT and not comment.strip():
+        raise ValueError("a rejection needs a reason")
+    try:
+        async with in_transaction() as client:
+            milestone = await _milestone(client, repository, milestone_name)
+            standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
+            if standing is not None and standing.decision is decision:
+                return DecisionOutcome(False, standing)
+            if standing is not None:
+                await _end(client, standing, Decision.WITHDRAW, user_id, "changed their decision")
+            verdict = evaluate(await load_facts(client, milestone), utcnow())
+            entry = await Signoff.create(
+                using_db=client,
+                milestone=milestone,
+                user_id=user_id,
+                user_name=user_name,
+                decision=decision,
+                comment=comment.strip(),
+                given_while_green=verdict.gate_green,
+                requested_by=requested_by,
+                active_user=user_id,
+            )
+            change = await _after_change(client, milestone)
+            return DecisionOutcome(True, entry, change)
+    except IntegrityError:
+        # A concurrent click by the same person won the unique (milestone, active_user).
+        async with in_transaction() as client:
+            milestone = await _milestone(client, repository, milestone_name)
+            standing = await Signoff.get(milestone=milestone, active_user=user_id, using_db=client)
+            return DecisionOutcome(False, standing)
+
+
+async def withdraw_decision(repository: str, milestone_name: str, user_id: str) -> DecisionOutcome | None:
+    """End the person's standing decision; None when they have none."""
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
+        if standing is None:
+            return None
+        entry = await _end(client, standing, Decision.WITHDRAW, user_id, "withdrawn")
+        change = await _after_change(client, milestone)
+        return DecisionOutcome(True, entry, change)
+
+
+async def _end(client: BaseDBAsyncClient, standing: Signoff, how: Decision, user_id: str, note: str) -> Signoff:
+    standing.valid = False
+    standing.active_user = None
+    await standing.save(using_db=client, update_fields=["valid", "active_user"])
+    return await Signoff.create(
+        using_db=client,
+        milestone_id=standing.milestone_id,  # type: ignore[attr-defined]
+        user_id=user_id,
+        decision=how,
+        comment=note,
+        ends=standing,
+        valid=False,
+    )
+
+
+async def signoff_trail(repository: str, milestone_name: str) -> list[Signoff]:
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        return await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
+
+
+# Reading --------------------------------------------------------------------
+
+
+async def get_verdict(repository: str | None, milestone_name: str, now: datetime | None = None) -> Verdict:
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        return evaluate(await load_facts(client, milestone), now or utcnow())
+
+
+async def list_milestones(repository: str | None = None, *, include_closed: bool = False) -> list[MilestoneSummary]:
+    """Every milestone with its latest recorded status, worst first: a read of snapshots."""
+    query = Milestone.all().prefetch_related("repository")
+    if repository:
+        query = query.filter(repository__full_name=repository)
+    if not include_closed:
+        query = query.filter(state=MilestoneState.OPEN)
+    today = utcnow().date()
+    summaries = []
+    for milestone in await query:
+        snapshot = await Snapshot.filter(milestone=milestone).order_by("-taken_at", "-id").first()
+        metrics = snapshot.metrics if snapshot else {}
+        status = snapshot.status if snapshot else GateStatus.NO_DATA
+        target = milestone.target_date
+        summaries.append(
+            MilestoneSummary(
+                repository=milestone.repository.full_name,
+                name=milestone.name,
+                status=status,
+                overdue=bool(target and today > target and status is not GateStatus.COMPLETE),
+                target_date=target,
+                days_left=(target - today).days if target else None,
+                state=milestone.state,
+                pass_rate=metrics.get("pass_rate"),
+                open_blocking=metrics.get("open_blocking", 0),
+            )
+        )
+    order = [GateStatus.BLOCKED, GateStatus.AT_RISK, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]
+    summaries.sort(key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name))
+    return summaries
+
+
+async def _milestone(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:
+    query = Milestone.filter(name=name)
+    if repository:
+        query = query.filter(repository__full_name=repository)
+    found = await query.using_db(client).limit(2)
+    if not found:
+        where = f" in {repository}" if repository else ""
+        raise NotFound(f"no milestone {name}{where}")
+    if len(found) > 1:
+        raise NotFound(f"milestone {name} exists in several repositories; name one with --repo")
+    return found[0]
+
+
+# After every write ----------------------------------------------------------
+
+
+def snapshot_metrics(verdict: Verdict) -> dict:
+    """What a snapshot keeps: enough for trends and "since last time" digests."""
+    metrics = verdict.metrics
+    return {
+        "status": verdict.status.value,
+        "gate_green": verdict.gate_green,
+        "criteria": {criterion.name: criterion.result.value for criterion in verdict.criteria},
+        "pass_rate": None if metrics.pass_rate is None else round(metrics.pass_rate, 6),
+        "tests": metrics.tests,
+        "required_failing": len(verdict.blocking.failing_tests),
+        "open_blocking": verdict.criteria[1].numbers["to_close"],
+        "defects_open": metrics.defects_open,
+        "coverage": None if metrics.coverage is None else round(metrics.coverage, 6),
+        "regressions": len(metrics.regressions),
+        "flaky": len(metrics.flaky),
+        "approvals": verdict.criteria[3].numbers["approvals"],
+        "rejections": verdict.criteria[3].numbers["rejections"],
+    }
+
+
+async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None) -> MilestoneChange:
+    """`at`: when the change happened (a launch's end, an issue's update), for the trend."""
+    now = utcnow()
+    taken_at = min(at or now, now)
+    last = await Snapshot.filter(milestone=milestone).order_by("-taken_at", "-id").using_db(client).first()
+    verdict = evaluate(await load_facts(client, milestone), now)
+    dismissed: list[Signoff] = []
+    was_green = bool(last and last.metrics.get("gate_green"))
+    if was_green and not verdict.gate_green:
+        dismissed = await _dismiss_stale_approvals(client, milestone, verdict)
+        if dismissed:
+            verdict = evaluate(await load_facts(client, milestone), now)
+    completed = reopened = False
+    if verdict.status is GateStatus.COMPLETE and milestone.completed_at is None:
+        milestone.completed_at = now
+        completed = True
+    elif verdict.status is not GateStatus.COMPLETE and milestone.completed_at is not None:
+        milestone.completed_at = None
+        reopened = True
+    if completed or reopened:
+        await milestone.save(using_db=client, update_fields=["completed_at", "updated_at"])
+    metrics = snapshot_metrics(verdict)
+    if last is None or last.metrics != metrics:
+        if last is not None:
+            taken_at = max(taken_at, last.taken_at)
+        await Snapshot.create(using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics)
+    return MilestoneChange(
+        milestone=milestone,
+        verdict=verdict,
+        previous_status=last.status if last else None,
+        dismissed=dismissed,
+        completed=completed,
+        reopened=reopened,
+    )
+
+
+async def _dismiss_stale_approvals(client: BaseDBAsyncClient, milestone: Milestone, verdict: Verdict) -> list[Signoff]:
+    reasons = "; ".join(criterion.summary for criterion in verdict.criteria[:3] if not criterion.met)
+    stale = await Signoff.filter(
+        milestone=milestone, valid=True, decision=Decision.APPROVE, given_while_green=True
+    ).using_db(client)
+    return [await _end(client, approval, Decision.DISMISS, approval.user_id, f"gate turned red: {reasons}") for approval in stale]

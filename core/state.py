@@ -1,0 +1,168 @@
+"""Per milestone and test, the latest result, kept current as launches arrive.
+
+One set-based statement per launch and milestone moves each test's latest result
+to `previous` and records the new one, so a status query reads one row per test
+and never the result history. Rebuilding (after a policy change, a re-run attempt
+or a launch that arrives out of order) replays the launches through the same
+statement, so there is one definition of how a result changes the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.db import execute, fetch
+from core.models import Milestone
+from core.policy import MilestonePolicy
+from core.selectors import RequiredSelectors
+
+FAILING = "('failed', 'error')"
+EXECUTED = "('passed', 'failed', 'error')"
+RECENT_LENGTH = 10
+# A launch's results replace the state only if at least as new as what it holds.
+NEWER = "(milestone_test.last_run_at IS NULL OR excluded.last_run_at >= milestone_test.last_run_at)"
+
+
+def _when_newer(column: str, otherwise: str | None = None) -> str:
+    return (
+        f"{column} = CASE WHEN {NEWER} THEN excluded.{column} "
+        f"ELSE {otherwise or 'milestone_test.' + column} END"
+    )
+
+
+APPLY_RESULTS = f"""
+INSERT INTO milestone_test (
+    milestone_id, test_case_id, required_by_name, plan_bits, latest_status, latest_launch_id,
+    latest_commit, last_run_at, previous_status, previous_commit, failing_since_id, flaky, recent
+)
+SELECT CAST(? AS INTEGER), r.test_case_id, NULL, CAST(? AS BIGINT), r.status, l.id,
+       l.commit_sha, l.finished_at, NULL, NULL,
+       CASE WHEN r.status IN {FAILING} THEN l.id END,
+       r.flaky,
+       CASE r.status WHEN 'passed' THEN 'P' WHEN 'failed' THEN 'F' WHEN 'error' THEN 'E' ELSE 'S' END
+FROM test_result r JOIN launch l ON l.id = r.launch_id
+WHERE r.launch_id = ?
+ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
+    plan_bits = milestone_test.plan_bits | excluded.plan_bits,
+    {_when_newer("latest_status")},
+    {_when_newer("latest_launch_id")},
+    {_when_newer("latest_commit")},
+    {_when_newer("last_run_at")},
+    previous_status = CASE WHEN {NEWER} THEN milestone_test.latest_status
+                           ELSE milestone_test.previous_status END,
+    previous_commit = CASE WHEN {NEWER} THEN milestone_test.latest_commit
+                           ELSE milestone_test.previous_commit END,
+    failing_since_id = CASE
+        WHEN NOT {NEWER} THEN milestone_test.failing_since_id
+        WHEN excluded.latest_status NOT IN {FAILING} THEN NULL
+        WHEN milestone_test.latest_status IN {FAILING}
+            THEN COALESCE(milestone_test.failing_since_id, excluded.failing_since_id)
+        ELSE excluded.failing_since_id END,
+    flaky = CASE WHEN {NEWER} THEN COALESCE(
+        excluded.flaky OR (
+            milestone_test.latest_commit = excluded.latest_commit
+            AND milestone_test.latest_status IN {EXECUTED}
+            AND excluded.latest_status IN {EXECUTED}
+            AND (milestone_test.latest_status = 'passed') <> (excluded.latest_status = 'passed')),
+        excluded.flaky)
+        ELSE milestone_test.flaky END,
+    recent = CASE WHEN {NEWER} THEN substr(excluded.recent || milestone_test.recent, 1, {RECENT_LENGTH})
+                  ELSE milestone_test.recent END
+"""
+
+# A launch on a branch the milestone does not track still tells which tests its plans
+# hold: those become known (and, until they run on the milestone's branches, untested).
+APPLY_MEMBERSHIP = """
+INSERT INTO milestone_test (milestone_id, test_case_id, required_by_name, plan_bits, flaky, recent)
+SELECT CAST(? AS INTEGER), r.test_case_id, NULL, CAST(? AS BIGINT), FALSE, ''
+FROM test_result r
+WHERE r.launch_id = ?
+ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
+    plan_bits = milestone_test.plan_bits | excluded.plan_bits
+"""
+
+IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class LaunchRow:
+    id: int
+    plan_id: int
+    branch: str | None
+
+
+def plan_bits(plan_ids: Sequence[int]) -> dict[int, int]:
+    """A bit per plan of the milestone; new plans have higher ids, so bits stay put."""
+    return {plan_id: 1 << slot for slot, plan_id in enumerate(sorted(plan_ids))}
+
+
+async def milestone_plan_ids(client: BaseDBAsyncClient, milestone_id: int) -> list[int]:
+    rows = await fetch(client, "SELECT testplan_id FROM milestone_plan WHERE milestone_id = ?", [milestone_id])
+    return sorted(row[0] for row in rows)
+
+
+async def apply_launch(
+    client: BaseDBAsyncClient,
+    milestone: Milestone,
+    policy: MilestonePolicy,
+    launch: LaunchRow,
+    bits: dict[int, int],
+) -> None:
+    query = APPLY_RESULTS if policy.branch_matches(launch.branch) else APPLY_MEMBERSHIP
+    await execute(client, query, [milestone.id, bits[launch.plan_id], launch.id])
+
+
+async def refresh_required(
+    client: BaseDBAsyncClient, milestone: Milestone, policy: MilestonePolicy, *, everything: bool = False
+) -> None:
+    """Match tests not matched yet (or all of them) against the name and glob selectors."""
+    selectors = RequiredSelectors.parse(policy.required)
+    if everything:
+        await execute(client, "UPDATE milestone_test SET required_by_name = NULL WHERE milestone_id = ?", [milestone.id])
+        milestone.matched_selectors = []
+    if selectors.by_name:
+        rows = await fetch(
+            client,
+            "SELECT mt.id, tc.classname, tc.name, tc.file FROM milestone_test mt "
+            "JOIN test_case tc ON tc.id = mt.test_case_id "
+            "WHERE mt.milestone_id = ? AND mt.required_by_name IS NULL",
+            [milestone.id],
+        )
+        matcher = selectors.name_matcher()
+        hits = [row[0] for row in rows if matcher(row[1], row[2], row[3])]
+        for start in range(0, len(hits), IN_CHUNK):
+            chunk = hits[start : start + IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            await execute(client, f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({marks})", chunk)
+        matched = sorted(set(milestone.matched_selectors) | matcher.matched)
+        if matched != milestone.matched_selectors:
+            milestone.matched_selectors = matched
+            await milestone.save(using_db=client, update_fields=["matched_selectors"])
+    elif everything:
+        await milestone.save(using_db=client, update_fields=["matched_selectors"])
+    await execute(
+        client,
+        "UPDATE milestone_test SET required_by_name = FALSE WHERE milestone_id = ? AND required_by_name IS NULL",
+        [milestone.id],
+    )
+
+
+async def rebuild(client: BaseDBAsyncClient, milestone: Milestone, policy: MilestonePolicy) -> None:
+    """Recompute the milestone's test state from every launch that still counts."""
+    await execute(client, "DELETE FROM milestone_test WHERE milestone_id = ?", [milestone.id])
+    plan_ids = await milestone_plan_ids(client, milestone.id)
+    if plan_ids:
+        marks = ", ".join("?" * len(plan_ids))
+        rows = await fetch(
+            client,
+            f"SELECT id, plan_id, branch FROM launch WHERE plan_id IN ({marks}) AND superseded = FALSE "
+            "ORDER BY finished_at, id",
+            plan_ids,
+        )
+        bits = plan_bits(plan_ids)
+        for row in rows:
+            await apply_launch(client, milestone, policy, LaunchRow(row[0], row[1], row[2]), bits)
+    await refresh_required(client, milestone, policy, everything=True)

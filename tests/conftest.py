@@ -1,0 +1,83 @@
+"""A throw-away database for the test session, built by the real migrations.
+
+SQLite (a file in a temporary folder) by default. With TEST_DATABASE_URL pointing at a
+PostgreSQL server (postgres://USER@HOST:PORT/DBNAME, any existing database to connect
+through), a fresh database is created there for the session and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from core.db import close_database, connection, migrate, open_database
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+JUNIT = FIXTURES / "junit"
+WEBHOOKS = FIXTURES / "github-webhooks"
+
+# Children first, so that deleting never trips a foreign key.
+TABLES = [
+    "signoff",
+    "snapshot",
+    "defect",
+    "milestone_test",
+    "test_result",
+    "launch",
+    "milestone_plan",
+    "milestone",
+    "test_case",
+    "test_plan",
+    "repository",
+]
+
+
+def _split(url: str) -> tuple[str, str]:
+    server, _, database = url.rpartition("/")
+    return server, database
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'milestones.db'}"
+        return
+    server, maintenance_db = _split(server_url.replace("postgresql://", "postgres://", 1))
+    name = f"milestones_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{server.replace('postgres://', 'postgresql://', 1)}/{maintenance_db}")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_url: str) -> AsyncIterator[str]:
+    await migrate(database_url)
+    await open_database(database_url)
+    yield database_url
+    await close_database()
+
+
+@pytest.fixture
+async def db(migrated: str) -> AsyncIterator[str]:
+    """A migrated, empty database for one test."""
+    yield migrated
+    client = connection()
+    if client.capabilities.dialect == "postgres":
+        await client.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    else:
+        await client.execute_script("".join(f"DELETE FROM {table};" for table in TABLES))
+
+
+@pytest.fixture
+def is_postgres(migrated: str) -> bool:
+    return migrated.startswith("postgres://")
