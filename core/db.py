@@ -94,9 +94,9 @@ async def execute(client: BaseDBAsyncClient, query: str, params: Sequence[Any] =
     return affected
 
 
-async def execute_many(client: BaseDBAsyncClient, query: str, rows: Sequence[Sequence[Any]]) -> None:
+async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        await client.execute_many(_for(client, query), [list(row) for row in rows])
+        await client.execute_many(_for(client, query), rows)  # type: ignore[arg-type]
 
 
 def as_datetime(value: Any) -> datetime | None:

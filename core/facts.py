@@ -9,7 +9,15 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.catalog import milestone_policy
 from core.db import as_datetime, fetch
 from core.enums import Decision, DefectState, Severity, TestStatus
-from core.gate import DecisionFact, DefectFact, LaunchRef, LaunchSummary, MilestoneFacts, TestFact
+from core.gate import (
+    DecisionFact,
+    DefectFact,
+    LaunchRef,
+    LaunchSummary,
+    MilestoneFacts,
+    PassingCounts,
+    TestFact,
+)
 from core.metrics import TrendPoint
 from core.models import Milestone
 from core.selectors import RequiredSelectors
@@ -18,16 +26,31 @@ from core.state import milestone_plan_ids, plan_bits
 RECENT_LAUNCHES = 10
 TREND_POINTS = 60
 
-_TESTS = """
-SELECT mt.test_case_id, tc.classname, tc.name, tc.suite, mt.required_by_name, mt.plan_bits,
-       mt.latest_status, mt.previous_status, mt.flaky, mt.recent,
-       fl.id, fl.commit_sha, fl.url, fl.finished_at, r.message
+# Tests that can be listed (failing, skipped, not run, flaky, flipping) come one by
+# one; steady passing tests only as counts (gate.PassingCounts).
+_LISTED = (
+    "(mt.latest_status IS NULL OR mt.latest_status <> 'passed' OR mt.flaky = TRUE "
+    "OR mt.recent LIKE '%F%' OR mt.recent LIKE '%E%')"
+)
+_TESTS = f"""
+SELECT mt.test_case_id, mt.required_by_name, mt.plan_bits, mt.latest_status, mt.previous_status,
+       mt.flaky, mt.recent, tc.classname, tc.name, tc.suite
 FROM milestone_test mt
 JOIN test_case tc ON tc.id = mt.test_case_id
+WHERE mt.milestone_id = ? AND {_LISTED}
+"""
+_PASSING = f"""
+SELECT COUNT(*), SUM(CASE WHEN mt.required_by_name = TRUE OR (mt.plan_bits & CAST(? AS BIGINT)) <> 0 THEN 1 ELSE 0 END)
+FROM milestone_test mt
+WHERE mt.milestone_id = ? AND NOT {_LISTED}
+"""
+_PLAN_BITS = "SELECT DISTINCT plan_bits FROM milestone_test WHERE milestone_id = ?"
+_FAILING = """
+SELECT mt.test_case_id, fl.id, fl.commit_sha, fl.url, fl.finished_at, r.message
+FROM milestone_test mt
 LEFT JOIN launch fl ON fl.id = mt.failing_since_id
 LEFT JOIN test_result r ON r.launch_id = mt.latest_launch_id AND r.test_case_id = mt.test_case_id
-    AND mt.latest_status IN ('failed', 'error')
-WHERE mt.milestone_id = ?
+WHERE mt.milestone_id = ? AND mt.latest_status IN ('failed', 'error')
 """
 
 
@@ -38,24 +61,35 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
     selected_plans = await _plan_bits_by_name(client, plan_ids, selectors.plans)
     required_mask = sum(selected_plans.values())
     seen_bits = 0
+    if selected_plans:
+        for (bits,) in await fetch(client, _PLAN_BITS, [milestone.id]):
+            seen_bits |= bits
+    [(passing_total, passing_required)] = await fetch(client, _PASSING, [required_mask, milestone.id])
     statuses = {status.value: status for status in TestStatus}
+    statuses[None] = None
+    failing = {
+        row[0]: (LaunchRef(row[1], row[2], row[3], as_datetime(row[4])) if row[1] is not None else None, row[5])
+        for row in await fetch(client, _FAILING, [milestone.id])
+    }
+    no_failure = (None, None)
     tests = []
-    for row in await fetch(client, _TESTS, [milestone.id]):
-        seen_bits |= row[5]
-        since = LaunchRef(row[10], row[11], row[12], as_datetime(row[13])) if row[10] is not None else None
+    for case_id, by_name, bits, latest, previous, flaky, recent, classname, name, suite in await fetch(
+        client, _TESTS, [milestone.id]
+    ):
+        since, message = failing.get(case_id, no_failure)
         tests.append(
             TestFact(
-                id=row[0],
-                classname=row[1],
-                name=row[2],
-                suite=row[3],
-                required=bool(row[4]) or bool(row[5] & required_mask),
-                latest=statuses.get(row[6]),
-                previous=statuses.get(row[7]),
-                flaky=bool(row[8]),
-                recent=row[9] or "",
-                failing_since=since,
-                message=row[14],
+                case_id,
+                classname,
+                name,
+                suite,
+                bool(by_name) or bool(bits & required_mask),
+                statuses[latest],
+                statuses[previous],
+                bool(flaky),
+                recent or "",
+                since,
+                message,
             )
         )
     matched = set(milestone.matched_selectors or [])
@@ -64,6 +98,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         policy=policy,
         target_date=milestone.target_date,
         tests=tests,
+        passing=PassingCounts(passing_total, passing_required or 0),
         unmatched_selectors=[f"plan:{name}" for name in selectors.plans if not selected_plans.get(name, 0) & seen_bits]
         + [selector for selector in selectors.globs if selector not in matched],
         missing_exact_ids=[selector for selector in selectors.exact if selector not in matched],

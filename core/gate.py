@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from core.enums import (
     SEVERITY_ORDER,
@@ -42,14 +42,15 @@ class LaunchRef:
     finished_at: datetime | None
 
 
-@dataclass(frozen=True)
-class TestFact:
+class TestFact(NamedTuple):
+    """One test of the milestone. A tuple: a verdict reads tens of thousands of them."""
+
     __test__ = False
 
     id: int
-    classname: str
-    name: str
-    suite: str
+    classname: str | None
+    name: str | None
+    suite: str | None
     required: bool
     latest: TestStatus | None = None
     previous: TestStatus | None = None
@@ -60,7 +61,7 @@ class TestFact:
 
     @property
     def display_name(self) -> str:
-        return f"{self.classname}.{self.name}" if self.classname else self.name
+        return f"{self.classname}.{self.name}" if self.classname else (self.name or "")
 
     @property
     def executed(self) -> bool:
@@ -100,11 +101,24 @@ class LaunchSummary:
 
 
 @dataclass(frozen=True)
+class PassingCounts:
+    """Tests whose latest run passed and that are neither flaky nor flipping.
+
+    They can never be listed as blocking, so the store counts them instead of
+    shipping each one: a milestone of 50,000 tests is a few hundred facts.
+    """
+
+    total: int = 0
+    required: int = 0
+
+
+@dataclass(frozen=True)
 class MilestoneFacts:
     name: str
     policy: MilestonePolicy
     target_date: date | None = None
     tests: Sequence[TestFact] = ()
+    passing: PassingCounts = PassingCounts()
     unmatched_selectors: Sequence[str] = ()
     missing_exact_ids: Sequence[str] = ()
     defects: Sequence[DefectFact] = ()
@@ -183,18 +197,70 @@ class Verdict:
         return all(criterion.met for criterion in self.criteria[:3])
 
 
+@dataclass
+class _Scan:
+    """Everything the criteria and metrics need from the tests, gathered in one pass."""
+
+    tally: dict[TestStatus | None, int] = field(default_factory=lambda: dict.fromkeys([*TestStatus, None], 0))
+    required: int = 0
+    required_executed: int = 0
+    required_passed: int = 0
+    failing_required: list[FailingTest] = field(default_factory=list)
+    scope: int = 0
+    scope_run: int = 0
+    untested: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    regressions: list[FailingTest] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> int:
+        return self.tally[TestStatus.PASSED] + self.tally[TestStatus.FAILED] + self.tally[TestStatus.ERROR]
+
+
+def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_required: bool) -> _Scan:
+    scan = _Scan()
+    tally = scan.tally
+    tally[TestStatus.PASSED] = passing.total
+    scan.required = scan.required_executed = scan.required_passed = passing.required
+    scan.scope = scan.scope_run = passing.required if coverage_over_required else passing.total
+    untested = scan.untested
+    passed, skipped = TestStatus.PASSED, TestStatus.SKIPPED
+    for test in tests:
+        latest = test.latest
+        tally[latest] += 1
+        executed = latest is not None and latest is not skipped
+        if test.required:
+            scan.required += 1
+            if executed:
+                scan.required_executed += 1
+                if latest is passed:
+                    scan.required_passed += 1
+                else:
+                    scan.failing_required.append(_failing(test))
+        if test.required or not coverage_over_required:
+            scan.scope += 1
+            if executed:
+                scan.scope_run += 1
+            else:
+                untested[test.suite or ""].append(test.display_name)
+        if executed and latest is not passed and test.previous is passed:
+            scan.regressions.append(_failing(test))
+        if test.flaky or ("F" in test.recent or "E" in test.recent) and is_flaky(False, test.recent):
+            scan.flaky.append(test.display_name)
+    return scan
+
+
 def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     """`now` must be timezone-aware; its date decides overdue and days left."""
     today = now.date()
     policy = facts.policy
-    required = [test for test in facts.tests if test.required]
     # Without required selectors, coverage is over every test of the milestone's plans.
-    coverage_scope = required if policy.required else list(facts.tests)
+    scan = _scan(facts.tests, facts.passing, coverage_over_required=bool(policy.required))
     warnings = [f"required selector {selector!r} matches no test" for selector in facts.unmatched_selectors]
 
-    tests_criterion, failing = _required_tests(facts, required)
+    tests_criterion = _required_tests(facts, scan)
     defects_criterion, blocking_defects = _defects(policy, facts.defects)
-    coverage_criterion, untested = _coverage(policy, coverage_scope, facts.missing_exact_ids)
+    coverage_criterion, untested = _coverage(policy, scan, facts.missing_exact_ids)
     signoff_criterion, missing, rejections = _signoff(facts)
     criteria = [tests_criterion, defects_criterion, coverage_criterion, signoff_criterion]
 
@@ -202,9 +268,10 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     status = _status(criteria, rejections)
     overdue = facts.target_date is not None and today > facts.target_date and status is not GateStatus.COMPLETE
     days_left = (facts.target_date - today).days if facts.target_date else None
-    metrics = _metrics(facts, now, gate_green, required, coverage_criterion, defects_criterion)
+    metrics = _metrics(facts, now, gate_green, scan, coverage_criterion, defects_criterion)
     if metrics.forecast.at_risk and not gate_green:
         warnings.append(f"forecast: {metrics.forecast.reason}")
+    failing = scan.failing_required if not tests_criterion.met else []
     return Verdict(
         milestone=facts.name,
         status=status,
@@ -218,46 +285,44 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     )
 
 
-def _required_tests(facts: MilestoneFacts, required: list[TestFact]) -> tuple[Criterion, list[FailingTest]]:
+def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     policy = facts.policy
-    executed = [test for test in facts.tests if test.executed]
-    passed = sum(test.latest is TestStatus.PASSED for test in executed)
-    overall = passed / len(executed) if executed else None
-    required_executed = [test for test in required if test.executed]
-    required_passed = sum(test.latest is TestStatus.PASSED for test in required_executed)
-    required_rate = required_passed / len(required_executed) if required_executed else None
-    failing = [_failing(test) for test in required if test.latest is not None and test.latest.is_failing]
+    executed = scan.executed
+    passed = scan.tally[TestStatus.PASSED]
+    overall = passed / executed if executed else None
+    required_rate = scan.required_passed / scan.required_executed if scan.required_executed else None
+    failing = len(scan.failing_required)
     numbers = {
         "pass_rate": overall,
         "pass_rate_threshold": policy.pass_rate,
-        "executed": len(executed),
+        "executed": executed,
         "passed": passed,
-        "required": len(required),
-        "required_executed": len(required_executed),
-        "required_passed": required_passed,
+        "required": scan.required,
+        "required_executed": scan.required_executed,
+        "required_passed": scan.required_passed,
         "required_pass_rate": required_rate,
         "required_pass_rate_threshold": policy.required_pass_rate,
-        "required_failing": len(failing),
+        "required_failing": failing,
     }
     name = "required_tests"
     if not executed:
-        return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers), []
-    if policy.required and not required and not facts.missing_exact_ids:
-        return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers), []
+        return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers)
+    if policy.required and not scan.required and not facts.missing_exact_ids:
+        return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers)
     problems = []
     if required_rate is not None and required_rate < policy.required_pass_rate:
-        problems.append(f"{len(failing)} of {len(required_executed)} required tests failing")
+        problems.append(f"{failing} of {scan.required_executed} required tests failing")
     if overall < policy.pass_rate:
         problems.append(f"pass rate {_percent(overall)} below {_percent(policy.pass_rate)}")
     if problems:
-        return Criterion(name, CriterionResult.NOT_MET, "; ".join(problems), numbers), failing
-    if policy.required and not required_executed:
+        return Criterion(name, CriterionResult.NOT_MET, "; ".join(problems), numbers)
+    if policy.required and not scan.required_executed:
         summary = f"pass rate {_percent(overall)}; no required test has run yet"
     elif policy.required:
-        summary = f"{required_passed} of {len(required_executed)} required tests pass; pass rate {_percent(overall)}"
+        summary = f"{scan.required_passed} of {scan.required_executed} required tests pass; pass rate {_percent(overall)}"
     else:
         summary = f"pass rate {_percent(overall)} (threshold {_percent(policy.pass_rate)})"
-    return Criterion(name, CriterionResult.MET, summary, numbers), failing
+    return Criterion(name, CriterionResult.MET, summary, numbers)
 
 
 def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Criterion, list[DefectFact]]:
@@ -295,18 +360,13 @@ def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Cr
     return Criterion("defects", CriterionResult.MET, summary, numbers), blocking
 
 
-def _coverage(
-    policy: MilestonePolicy, scope: list[TestFact], missing_ids: Sequence[str]
-) -> tuple[Criterion, list[UntestedArea]]:
-    total = len(scope) + len(missing_ids)
-    run = sum(test.executed for test in scope)
+def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) -> tuple[Criterion, list[UntestedArea]]:
+    total = scan.scope + len(missing_ids)
+    run = scan.scope_run
     ratio = run / total if total else None
-    by_suite: dict[str, list[str]] = defaultdict(list)
-    for test in scope:
-        if not test.executed:
-            by_suite[test.suite].append(test.display_name)
+    by_suite = dict(scan.untested)
     if missing_ids:
-        by_suite[NEVER_REPORTED].extend(missing_ids)
+        by_suite[NEVER_REPORTED] = [*by_suite.get(NEVER_REPORTED, []), *missing_ids]
     untested = [UntestedArea(suite, sorted(names)) for suite, names in sorted(by_suite.items())]
     numbers = {"run": run, "total": total, "coverage": ratio, "threshold": policy.coverage}
     if ratio is None:
@@ -361,21 +421,14 @@ def _metrics(
     facts: MilestoneFacts,
     now: datetime,
     gate_green: bool,
-    required: list[TestFact],
+    scan: _Scan,
     coverage: Criterion,
     defects: Criterion,
 ) -> Metrics:
-    tally = {status.value: 0 for status in TestStatus}
-    not_run = 0
-    for test in facts.tests:
-        if test.latest is None:
-            not_run += 1
-        else:
-            tally[test.latest.value] += 1
-    tally["not_run"] = not_run
-    tally["total"] = len(facts.tests)
-    executed = tally["passed"] + tally["failed"] + tally["error"]
-    pass_rate = tally["passed"] / executed if executed else None
+    tally = {status.value: scan.tally[status] for status in TestStatus}
+    tally["not_run"] = scan.tally[None]
+    tally["total"] = len(facts.tests) + facts.passing.total
+    pass_rate = scan.tally[TestStatus.PASSED] / scan.executed if scan.executed else None
 
     open_by_severity = {severity.value: 0 for severity in SEVERITY_ORDER}
     critical = {"open": 0, "resolved": 0}
@@ -386,12 +439,6 @@ def _metrics(
             critical["open" if defect.state is DefectState.OPEN else "resolved"] += 1
 
     rates = [rate for launch in facts.recent_launches if (rate := launch.pass_rate) is not None]
-    regressions = [
-        _failing(test)
-        for test in facts.tests
-        if test.previous is TestStatus.PASSED and test.latest is not None and test.latest.is_failing
-    ]
-    flaky = sorted(test.display_name for test in facts.tests if is_flaky(test.flaky, test.recent))
     points = [*facts.trend, TrendPoint(now, pass_rate, defects.numbers["to_close"])]
     return Metrics(
         pass_rate=pass_rate,
@@ -400,10 +447,10 @@ def _metrics(
         defects_open=open_by_severity,
         critical=critical,
         coverage=coverage.numbers["coverage"],
-        required_total=len(required),
-        required_run=sum(test.executed for test in required),
-        regressions=regressions,
-        flaky=flaky,
+        required_total=scan.required,
+        required_run=scan.required_executed,
+        regressions=scan.regressions,
+        flaky=sorted(scan.flaky),
         forecast=forecast(
             points,
             pass_rate_threshold=facts.policy.pass_rate,
@@ -416,7 +463,7 @@ def _metrics(
 
 def _failing(test: TestFact) -> FailingTest:
     assert test.latest is not None
-    return FailingTest(test.display_name, test.suite, test.latest, test.failing_since, test.message)
+    return FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message)
 
 
 def _percent(ratio: float) -> str:

@@ -153,7 +153,7 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
         "INSERT INTO test_result (launch_id, test_case_id, status, duration, message, flaky, retried) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (launch_id, case_ids[key], case.status.value, case.duration, case.message, case.flaky, case.retried)
+            (launch_id, case_ids[key], case.status, case.duration, case.message, case.flaky, case.retried)
             for key, case in keyed.items()
         ],
     )

@@ -19,8 +19,9 @@ class Repository(Model):
     id = fields.IntField(primary_key=True)
     full_name = fields.CharField(max_length=200, unique=True)
     installation_id = fields.BigIntField(null=True)
-    # The last valid `.github/milestones.yml`, and the errors of a newer invalid one.
-    policy: dict | None = fields.JSONField(null=True)
+    # The last valid `.github/milestones.yml` as written (its key order decides which
+    # glob entry wins, and jsonb would not keep it), and the errors of a newer invalid one.
+    policy_text = fields.TextField(null=True)
     policy_errors: list | None = fields.JSONField(null=True)
     policy_updated_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -24,19 +24,8 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Iterable, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from yaml.reader import ReaderError
 
@@ -261,20 +250,16 @@ class _PolicyLoader(yaml.SafeLoader):
         # Refusing aliases outright is the simple defence against exponential expansion
         # ("billion laughs"); a policy file never needs them.
         if self.check_event(yaml.AliasEvent):
-            raise _RefusedYAML(
-                problem="aliases (*name) are not allowed; write the value out in full",
-                problem_mark=self.peek_event().start_mark,
-            )
+            problem = "aliases (*name) are not allowed; write the value out in full"
+            raise _RefusedYAML(problem=problem, problem_mark=self.peek_event().start_mark)
         return super().compose_node(parent, index)
 
     def compose_single(self) -> yaml.Node | None:
         self.get_event()  # stream start
         root = None if self.check_event(yaml.StreamEndEvent) else self.compose_document()
         if not self.check_event(yaml.StreamEndEvent):
-            raise _RefusedYAML(
-                problem="only one YAML document is allowed; remove the second '---'",
-                problem_mark=self.peek_event().start_mark,
-            )
+            problem = "only one YAML document is allowed; remove the second '---'"
+            raise _RefusedYAML(problem=problem, problem_mark=self.peek_event().start_mark)
         return root
 
 
@@ -319,18 +304,20 @@ class _Document:
         first_lines: dict[str, int] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                self.errors.append(PolicyError(self._source, render_path(loc), _line(key_node), "keys must be plain text"))
+                self._error(loc, key_node, "keys must be plain text")
                 continue
             key = key_node.value
             if key in first_lines:
                 # PyYAML would silently keep the last one; either guess could be wrong.
-                message = f"duplicate key '{key}' (first at line {first_lines[key]})"
-                self.errors.append(PolicyError(self._source, render_path((*loc, key)), _line(key_node), message))
+                self._error((*loc, key), key_node, f"duplicate key '{key}' (first at line {first_lines[key]})")
                 continue
             first_lines[key] = _line(key_node)
             self.origins[(*loc, key)] = _Origin(key_node, value_node)
             result[key] = self._value(value_node, (*loc, key))
         return result
+
+    def _error(self, loc: Loc, node: yaml.Node, message: str) -> None:
+        self.errors.append(PolicyError(self._source, render_path(loc), _line(node), message))
 
 
 _MESSAGES = {
@@ -348,21 +335,18 @@ _MESSAGES = {
 
 
 def _keys_expected_at(loc: Loc) -> Iterable[str]:
-    model: type[BaseModel]
     match loc:
         case ():
-            model = PolicyFile
+            return PolicyFile.model_fields
         case ("defects",):
-            model = DefectsConfig
+            return DefectsConfig.model_fields
         case ("plans", _):
-            model = PlanConfig
+            return PlanConfig.model_fields
         case ("milestones", _):
-            model = MilestonePolicy
+            return MilestonePolicy.model_fields
         case ("milestones", _, "signoff"):
-            model = SignoffConfig
-        case _:
-            return ()
-    return model.model_fields
+            return SignoffConfig.model_fields
+    return ()
 
 
 def _translate(error: ErrorDetails) -> list[tuple[Loc, bool, str]]:
@@ -398,10 +382,8 @@ def _read_document(text: str, source: str) -> _Document | None:
         if root is None or root.tag == "tag:yaml.org,2002:null":
             return None
         if not isinstance(root, yaml.MappingNode):
-            raise _RefusedYAML(
-                problem="the file must be a mapping with the keys defects, plans and milestones",
-                problem_mark=root.start_mark,
-            )
+            problem = "the file must be a mapping with the keys defects, plans and milestones"
+            raise _RefusedYAML(problem=problem, problem_mark=root.start_mark)
         return _Document(loader, root, source)
     finally:
         loader.dispose()
@@ -430,7 +412,8 @@ def load_policy(text: str | bytes, source: str = DEFAULT_SOURCE) -> PolicyLoad:
             message += f" ({error.context} at line {error.context_mark.line + 1})"
         return failed(mark.line + 1 if mark else None, message)
     except ReaderError as error:
-        return failed(text.count("\n", 0, error.position) + 1, f"character #x{error.character:04x} is not allowed in YAML")
+        line = text.count("\n", 0, error.position) + 1
+        return failed(line, f"character #x{error.character:04x} is not allowed in YAML")
     except RecursionError:
         return failed(None, "the YAML is nested too deeply")
     if document is None:

@@ -185,10 +185,10 @@ async def _store_policy(
     if not load.ok:
         raise PolicyInvalid(load)
     assert load.policy is not None
-    repo.policy = load.policy.model_dump(mode="json")
+    repo.policy_text = text.decode() if isinstance(text, bytes) else text
     repo.policy_errors = None
     repo.policy_updated_at = utcnow()
-    await repo.save(using_db=client, update_fields=["policy", "policy_errors", "policy_updated_at"])
+    await repo.save(using_db=client, update_fields=["policy_text", "policy_errors", "policy_updated_at"])
     for plan_name, plan_config in load.policy.plans.items():
         plan = await ensure_plan(repo, plan_name, client)
         plan.workflow = plan_config.workflow
@@ -201,7 +201,11 @@ async def _store_policy(
 
 
 def repository_policy(repo: Repository) -> PolicyFile:
-    return PolicyFile.model_validate(repo.policy) if repo.policy else PolicyFile()
+    if not repo.policy_text:
+        return PolicyFile()
+    load = load_policy(repo.policy_text)
+    assert load.policy is not None, "only valid policy files are stored"
+    return load.policy
 
 
 async def _apply_policy(client: BaseDBAsyncClient, repo: Repository, milestone: Milestone) -> None:

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('full_name', fields.CharField(unique=True, max_length=200)),
                 ('installation_id', fields.BigIntField(null=True)),
-                ('policy', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('policy_text', fields.TextField(null=True, unique=False)),
                 ('policy_errors', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('policy_updated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
