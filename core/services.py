@@ -409,7 +409,7 @@ async def list_milestones(repository: str | None = None, *, include_closed: bool
     today = utcnow().date()
     summaries = []
     for milestone in await query:
-        snapshot = await Snapshot.filter(milestone=milestone).order_by("-taken_at", "-id").first()
+        snapshot = await Snapshot.filter(milestone=milestone).order_by("-id").first()
         metrics = snapshot.metrics if snapshot else {}
         status = snapshot.status if snapshot else GateStatus.NO_DATA
         target = milestone.target_date
@@ -470,8 +470,10 @@ def snapshot_metrics(verdict: Verdict) -> dict:
 async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None) -> MilestoneChange:
     """`at`: when the change happened (a launch's end, an issue's update), for the trend."""
     now = utcnow()
+    # Stamped with the event's time for the trend; "the current state" is the snapshot
+    # recorded last, whatever its time (a backfill records the past in order).
     taken_at = min(at or now, now)
-    last = await Snapshot.filter(milestone=milestone).order_by("-taken_at", "-id").using_db(client).first()
+    last = await Snapshot.filter(milestone=milestone).order_by("-id").using_db(client).first()
     verdict = evaluate(await load_facts(client, milestone), now)
     dismissed: list[Signoff] = []
     was_green = bool(last and last.metrics.get("gate_green"))
@@ -490,8 +492,6 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
         await milestone.save(using_db=client, update_fields=["completed_at", "updated_at"])
     metrics = snapshot_metrics(verdict)
     if last is None or last.metrics != metrics:
-        if last is not None:
-            taken_at = max(taken_at, last.taken_at)
         await Snapshot.create(using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics)
     return MilestoneChange(
         milestone=milestone,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -37,26 +38,37 @@ TABLES = [
 ]
 
 
-def _split(url: str) -> tuple[str, str]:
-    server, _, database = url.rpartition("/")
-    return server, database
+@asynccontextmanager
+async def throwaway_database(folder: Path) -> AsyncIterator[str]:
+    """A new empty database: a SQLite file in `folder`, or one on the TEST_DATABASE_URL server."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield f"sqlite://{folder / f'milestones-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    server, _, maintenance_db = server_url.replace("postgresql://", "postgres://", 1).rpartition("/")
+    name = f"milestones_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{server.replace('postgres://', 'postgresql://', 1)}/{maintenance_db}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{server}/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
 async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'milestones.db'}"
-        return
-    server, maintenance_db = _split(server_url.replace("postgresql://", "postgres://", 1))
-    name = f"milestones_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{server.replace('postgres://', 'postgresql://', 1)}/{maintenance_db}")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with throwaway_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty, unmigrated database of its own, for another process (the CLI) to use."""
+    async with throwaway_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,402 @@
+"""The service layer against a real database (SQLite, or PostgreSQL with TEST_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core import services, state
+from core.enums import CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
+from core.ingest import LaunchSource
+from core.junit import parse_reports, parse_stream
+from core.models import Defect, Launch, MilestoneTest, Signoff, Snapshot, TestCase, TestResult
+from tests.conftest import JUNIT
+
+REPO = "acme/shop"
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+
+POLICY = """
+plans:
+  smoke: {workflow: ci.yml}
+  regression: {workflow: nightly.yml}
+milestones:
+  "v2.0":
+    plans: [smoke, regression]
+    branches: ["release/*"]
+    required: ["plan:smoke", "com.acme.checkout.*", "com.acme.Missing.test"]
+    max_open_defects: {critical: 0, high: 0}
+    require_verified: true
+    signoff: {approvers: [U1, U2], quorum: 2}
+  default:
+    plans: [smoke]
+"""
+
+
+def report(*cases: tuple[str, str, str]):
+    """cases: (classname, name, outcome) with outcome passed / failed / error / skipped."""
+    body = []
+    for classname, name, outcome in cases:
+        child = {"passed": "", "failed": "<failure message='no'/>", "error": "<error/>", "skipped": "<skipped/>"}[outcome]
+        body.append(f'<testcase classname="{classname}" name="{name}">{child}</testcase>')
+    xml = f'<testsuites><testsuite name="suite">{"".join(body)}</testsuite></testsuites>'
+    return parse_stream(io.BytesIO(xml.encode()), "report.xml")
+
+
+async def launch(source: str, *cases, plan: str = "smoke", branch: str = "release/2.0", attempt: int = 1, at: datetime | None = None, commit: str | None = None):
+    return await services.record_launch(
+        report(*cases),
+        LaunchSource(REPO, plan, source, attempt=attempt, branch=branch, commit_sha=commit or f"sha-{source}", finished_at=at or T0),
+    )
+
+
+async def setup_policy() -> None:
+    load, _ = await services.apply_policy_file(REPO, POLICY)
+    assert load.ok, load.errors
+
+
+async def verdict():
+    return await services.get_verdict(REPO, "v2.0")
+
+
+async def states() -> dict[str, MilestoneTest]:
+    rows = await MilestoneTest.filter(milestone__name="v2.0").prefetch_related("test_case", "failing_since")
+    return {f"{row.test_case.classname}.{row.test_case.name}": row for row in rows}
+
+
+# Launches --------------------------------------------------------------------
+
+
+async def test_a_launch_is_stored_with_its_counts(db: str) -> None:
+    outcome = await services.record_launch(
+        parse_reports([JUNIT / "python-xunit-unittest.xml"]),
+        LaunchSource(REPO, "unit", "run-1", commit_sha="abc", branch="main"),
+    )
+    assert outcome.created and not outcome.superseded
+    assert outcome.counts == {"files": 1, "tests": 8, "passed": 4, "failed": 1, "errors": 1, "skipped": 2, "flaky": 0}
+    assert await TestResult.filter(launch_id=outcome.launch_id).count() == 8
+    assert await TestCase.all().count() == 8
+    stored = await TestResult.get(launch_id=outcome.launch_id, test_case__name="test_error")
+    assert (stored.status, stored.message) == (TestStatus.ERROR, "error")
+
+
+async def test_the_same_source_and_attempt_twice_changes_nothing(db: str) -> None:
+    await setup_policy()
+    first = await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"))
+    snapshots = await Snapshot.all().count()
+    again = await launch("run-1", ("com.acme.checkout.Pay", "t1", "failed"))
+    assert (again.created, again.launch_id) == (False, first.launch_id)
+    assert await Launch.all().count() == 1
+    assert await TestResult.all().count() == 1
+    assert await Snapshot.all().count() == snapshots
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.PASSED
+
+
+async def test_a_launch_is_stored_whole_or_not_at_all(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    await setup_policy()
+
+    async def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(state, "apply_launch", crash)
+    with pytest.raises(RuntimeError):
+        await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"))
+    assert await Launch.all().count() == 0
+    assert await TestResult.all().count() == 0
+    assert await TestCase.all().count() == 0
+
+
+async def test_a_higher_attempt_replaces_the_earlier_one(db: str) -> None:
+    await setup_policy()
+    await launch("run-1", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.checkout.Pay", "t2", "passed"))
+    assert (await verdict()).status is GateStatus.BLOCKED
+    rerun = await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), attempt=2, at=T0 + timedelta(minutes=30))
+    assert rerun.created and not rerun.superseded
+    assert await Launch.filter(attempt=1, superseded=True).count() == 1
+    rows = await states()
+    # The first attempt no longer counts at all: t1 passed with no earlier result, and t2,
+    # seen only in the superseded attempt, is not part of the milestone (a re-run of the
+    # failed jobs alone must not turn the other jobs' tests into untested ones).
+    assert (rows["com.acme.checkout.Pay.t1"].latest_status, rows["com.acme.checkout.Pay.t1"].previous_status) == (TestStatus.PASSED, None)
+    assert "com.acme.checkout.Pay.t2" not in rows
+    assert (await verdict()).criteria[0].result is CriterionResult.MET
+
+
+async def test_a_late_lower_attempt_never_counts(db: str) -> None:
+    await setup_policy()
+    await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), attempt=2)
+    late = await launch("run-1", ("com.acme.checkout.Pay", "t1", "failed"), attempt=1)
+    assert late.created and late.superseded
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.PASSED
+
+
+# Incremental state -----------------------------------------------------------------
+
+
+async def test_latest_previous_and_failing_since_follow_the_launches(db: str) -> None:
+    await setup_policy()
+    name = "com.acme.checkout.Pay.t1"
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), at=T0)
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=1))
+    row = (await states())[name]
+    assert (row.latest_status, row.previous_status, row.latest_commit, row.previous_commit) == (
+        TestStatus.FAILED, TestStatus.PASSED, "sha-r2", "sha-r1"
+    )
+    regressions = (await verdict()).metrics.regressions
+    assert [(r.name, r.since.commit_sha) for r in regressions] == [(name, "sha-r2")]
+
+    await launch("r3", ("com.acme.checkout.Pay", "t1", "error"), at=T0 + timedelta(hours=2))
+    row = (await states())[name]
+    assert row.failing_since.commit_sha == "sha-r2"  # still failing since r2
+    assert (await verdict()).metrics.regressions == []  # previous was not a pass
+
+    await launch("r4", ("com.acme.checkout.Pay", "t1", "passed"), at=T0 + timedelta(hours=3))
+    row = (await states())[name]
+    assert (row.latest_status, row.previous_status, row.failing_since) == (TestStatus.PASSED, TestStatus.ERROR, None)
+    assert row.recent == "PEFP"
+    assert (await verdict()).metrics.flaky == [name]  # passing, failing, passing again
+
+
+async def test_pass_and_fail_on_one_commit_is_flaky(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), commit="same", at=T0)
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), commit="same", at=T0 + timedelta(hours=1))
+    assert (await states())["com.acme.checkout.Pay.t1"].flaky is True
+
+
+async def test_launches_on_other_branches_only_make_tests_known(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.checkout.Pay", "t2", "failed"), branch="feature/x")
+    rows = await states()
+    assert {name: row.latest_status for name, row in rows.items()} == {
+        "com.acme.checkout.Pay.t1": None,
+        "com.acme.checkout.Pay.t2": None,
+    }
+    result = await verdict()
+    assert result.criteria[0].result is CriterionResult.NO_DATA
+    assert result.criteria[2].numbers["run"] == 0
+    assert [area.suite for area in result.blocking.untested] == ["(never reported)", "suite"]
+
+
+async def test_a_launch_that_arrives_late_does_not_overwrite_newer_results(db: str) -> None:
+    await setup_policy()
+    await launch("new", ("com.acme.checkout.Pay", "t1", "passed"), at=T0 + timedelta(days=1))
+    await launch("old", ("com.acme.checkout.Pay", "t1", "failed"), at=T0)
+    row = (await states())["com.acme.checkout.Pay.t1"]
+    assert (row.latest_status, row.previous_status, row.latest_commit) == (TestStatus.PASSED, TestStatus.FAILED, "sha-new")
+
+
+async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:
+    await setup_policy()
+    await launch("s1", ("com.acme.auth.Login", "t1", "passed"))
+    await launch("g1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.search.Find", "t1", "failed"), plan="regression")
+    result = await verdict()
+    tests = result.criteria[0].numbers
+    # plan:smoke selects auth.Login.t1; the glob selects checkout.Pay.t1; search is not required.
+    assert (tests["required"], tests["required_failing"], tests["executed"]) == (2, 0, 3)
+    # The exact id was never reported: required, untested, listed apart.
+    assert result.criteria[2].numbers == {"run": 2, "total": 3, "coverage": pytest.approx(2 / 3), "threshold": 1.0}
+    assert [(a.suite, a.tests) for a in result.blocking.untested] == [("(never reported)", ["com.acme.Missing.test"])]
+    assert result.warnings == []
+
+
+async def test_a_policy_change_rebuilds_the_milestone_state(db: str) -> None:
+    await setup_policy()
+    await launch("m1", ("com.acme.checkout.Pay", "t1", "failed"), branch="main")
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is None
+    load, changes = await services.apply_policy_file(REPO, POLICY.replace('["release/*"]', '["release/*", main]'))
+    assert load.ok and {change.milestone.name for change in changes} == {"v2.0"}
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.FAILED
+
+
+async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
+    await setup_policy()
+    load, changes = await services.apply_policy_file(REPO, "milestones:\n  v2.0:\n    pass_rat: 0.5\n")
+    assert not load.ok and changes == []
+    assert (await verdict()).criteria[0].numbers["pass_rate_threshold"] == 0.95
+    repo = await services.find_repository(REPO)
+    assert repo.policy_errors[0]["line"] == 3
+
+
+# Defects ---------------------------------------------------------------------------
+
+
+def issue(number: int, labels: list[str], *, state: str = "open", reason: str | None = None, milestone: str | None = "v2.0", at: datetime = T0):
+    return services.IssueFacts(
+        number=number, title=f"issue {number}", labels=labels, state=state, state_reason=reason,
+        milestone_title=milestone, updated_at=at, url=f"https://github.com/{REPO}/issues/{number}",
+    )
+
+
+async def test_defects_follow_their_issue(db: str) -> None:
+    await setup_policy()
+    outcome = await services.upsert_defect(REPO, issue(1, ["bug", "P0"]))
+    assert outcome.applied and outcome.defect.severity is Severity.CRITICAL
+    assert [change.verdict.status for change in outcome.changes] == [GateStatus.BLOCKED]
+    assert [d.number for d in (await verdict()).blocking.defects] == [1]
+
+    await services.upsert_defect(REPO, issue(1, ["bug", "P0"], state="closed", reason="completed", at=T0 + timedelta(hours=1)))
+    defect = await Defect.get(number=1)
+    assert defect.state is DefectState.RESOLVED
+    # require_verified: a resolved critical defect still blocks until verified.
+    assert [d.number for d in (await verdict()).blocking.defects] == [1]
+    await services.upsert_defect(REPO, issue(1, ["bug", "P0", "verified"], state="closed", reason="completed", at=T0 + timedelta(hours=2)))
+    assert (await Defect.get(number=1)).state is DefectState.VERIFIED
+    assert (await verdict()).blocking.defects == []
+
+
+async def test_an_older_issue_event_never_overwrites_a_newer_one(db: str) -> None:
+    await setup_policy()
+    await services.upsert_defect(REPO, issue(2, ["bug", "high"], state="closed", reason="completed", at=T0 + timedelta(hours=2)))
+    stale = await services.upsert_defect(REPO, issue(2, ["bug", "high"], at=T0))
+    assert stale.applied is False
+    assert (await Defect.get(number=2)).state is DefectState.RESOLVED
+
+
+async def test_not_planned_and_unlabelled_issues_stop_counting(db: str) -> None:
+    await setup_policy()
+    assert (await services.upsert_defect(REPO, issue(3, ["enhancement"]))).defect is None
+    await services.upsert_defect(REPO, issue(4, ["bug", "critical"]))
+    await services.upsert_defect(REPO, issue(5, ["bug", "P1"]))
+    await services.upsert_defect(REPO, issue(4, ["bug", "critical"], state="closed", reason="not_planned", at=T0 + timedelta(hours=1)))
+    await services.upsert_defect(REPO, issue(5, ["P1"], at=T0 + timedelta(hours=1)))
+    assert {d.number: d.counts for d in await Defect.all()} == {4: False, 5: False}
+    assert (await verdict()).criteria[1].result is CriterionResult.MET
+
+
+async def test_a_defect_moving_milestone_updates_both(db: str) -> None:
+    await setup_policy()
+    await services.save_milestone(REPO, "v2.1")
+    await services.upsert_defect(REPO, issue(6, ["bug", "P0"]))
+    moved = await services.upsert_defect(REPO, issue(6, ["bug", "P0"], milestone="v2.1", at=T0 + timedelta(hours=1)))
+    assert {change.milestone.name for change in moved.changes} == {"v2.0", "v2.1"}
+    assert (await verdict()).blocking.defects == []
+    assert [d.number for d in (await services.get_verdict(REPO, "v2.1")).blocking.defects] == [6]
+
+
+# Sign-off --------------------------------------------------------------------------
+
+
+async def green_milestone() -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "passed"))
+    await services.save_milestone(REPO, "v2.0", policy_text=POLICY.replace(', "com.acme.Missing.test"', ""))
+    assert (await verdict()).status is GateStatus.READY_FOR_SIGNOFF
+
+
+async def test_approvals_reach_the_quorum_and_complete_the_milestone(db: str) -> None:
+    await green_milestone()
+    first = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert first.recorded and first.entry.given_while_green
+    assert first.change.verdict.blocking.missing_approvers == ["U2"]
+    second = await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    assert second.change.completed and second.change.verdict.status is GateStatus.COMPLETE
+    assert second.change.milestone.completed_at is not None
+
+
+async def test_the_same_approval_twice_is_one_record(db: str) -> None:
+    await green_milestone()
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    again = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert again.recorded is False
+    assert await Signoff.filter(user_id="U1").count() == 1
+
+
+async def test_concurrent_clicks_give_one_record(db: str) -> None:
+    await green_milestone()
+    outcomes = await asyncio.gather(*(services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE) for _ in range(5)))
+    assert sum(outcome.recorded for outcome in outcomes) == 1
+    assert await Signoff.filter(user_id="U1", valid=True).count() == 1
+    assert len({outcome.entry.id for outcome in outcomes}) == 1
+
+
+async def test_a_rejection_needs_a_reason_and_blocks_until_withdrawn(db: str) -> None:
+    await green_milestone()
+    with pytest.raises(ValueError, match="reason"):
+        await services.record_decision(REPO, "v2.0", "U1", Decision.REJECT, comment="  ")
+    rejected = await services.record_decision(REPO, "v2.0", "U1", Decision.REJECT, comment="perf not signed off")
+    assert rejected.change.verdict.status is GateStatus.BLOCKED
+    withdrawn = await services.withdraw_decision(REPO, "v2.0", "U1")
+    assert withdrawn.entry.decision is Decision.WITHDRAW and withdrawn.entry.ends_id == rejected.entry.id
+    assert withdrawn.change.verdict.status is GateStatus.READY_FOR_SIGNOFF
+    trail = await services.signoff_trail(REPO, "v2.0")
+    assert [(e.decision, e.valid) for e in trail] == [(Decision.REJECT, False), (Decision.WITHDRAW, False)]
+    assert await services.withdraw_decision(REPO, "v2.0", "U1") is None
+
+
+async def test_changing_a_decision_ends_the_earlier_one(db: str) -> None:
+    await green_milestone()
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    await services.record_decision(REPO, "v2.0", "U1", Decision.REJECT, comment="found a bug")
+    trail = await services.signoff_trail(REPO, "v2.0")
+    assert [(e.decision, e.valid) for e in trail] == [
+        (Decision.APPROVE, False), (Decision.WITHDRAW, False), (Decision.REJECT, True),
+    ]
+
+
+async def test_a_new_failure_dismisses_approvals_and_reopens_completion(db: str) -> None:
+    await green_milestone()
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    [change] = outcome.changes
+    assert change.reopened and change.verdict.status is GateStatus.BLOCKED
+    assert sorted(entry.user_id for entry in change.dismissed) == ["U1", "U2"]
+    assert all(entry.decision is Decision.DISMISS and "gate turned red" in entry.comment for entry in change.dismissed)
+    assert change.verdict.criteria[3].numbers["approvals"] == 0
+    assert change.milestone.completed_at is None
+    # Green again: the approvers must approve anew.
+    fixed = await launch("r3", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=2))
+    assert fixed.changes[0].verdict.status is GateStatus.READY_FOR_SIGNOFF
+
+
+async def test_early_approvals_are_not_dismissed(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "failed"))
+    early = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert early.entry.given_while_green is False
+    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "error"), at=T0 + timedelta(hours=1))
+    assert outcome.changes[0].dismissed == []
+
+
+# Snapshots and listing -------------------------------------------------------------
+
+
+async def test_snapshots_are_appended_only_when_metrics_change(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), at=T0)
+    count = await Snapshot.all().count()
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "passed"), at=T0 + timedelta(hours=1))
+    assert await Snapshot.all().count() == count
+    await launch("r3", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=2))
+    latest = await Snapshot.filter(milestone__name="v2.0").order_by("-id").first()
+    assert await Snapshot.all().count() == count + 1
+    assert (latest.taken_at, latest.status, latest.metrics["required_failing"]) == (T0 + timedelta(hours=2), GateStatus.BLOCKED, 1)
+
+
+async def test_list_puts_the_worst_first(db: str) -> None:
+    await setup_policy()
+    today = datetime.now(timezone.utc).date()
+    await services.save_milestone(REPO, "Sprint 1", target_date=today - timedelta(days=1))
+    await services.save_milestone(REPO, "Sprint 2", target_date=today + timedelta(days=9))
+    await services.upsert_defect(REPO, issue(9, ["bug", "P0"]))
+    summaries = await services.list_milestones(REPO)
+    assert [(s.name, s.status, s.overdue) for s in summaries] == [
+        ("Sprint 1", GateStatus.NO_DATA, True),
+        ("v2.0", GateStatus.BLOCKED, False),
+        ("Sprint 2", GateStatus.NO_DATA, False),
+    ]
+    assert summaries[1].open_blocking == 1
+
+
+async def test_a_renamed_github_milestone_keeps_its_history(db: str) -> None:
+    await setup_policy()
+    milestone, _ = await services.save_milestone(REPO, "v2.0", github_number=7)
+    await services.upsert_defect(REPO, issue(10, ["bug", "P0"]))
+    renamed, _ = await services.save_milestone(REPO, "v2.0.0", github_number=7)
+    assert renamed.id == milestone.id
+    assert [d.number for d in (await services.get_verdict(REPO, "v2.0.0")).blocking.defects] == [10]
+    with pytest.raises(services.NotFound):
+        await services.get_verdict(REPO, "v2.0")
