@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
+
+from tortoise.exceptions import OperationalError
 
 from core import services
 from core.catalog import NotFound
@@ -45,8 +48,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, NotFound, ReportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, UsageError) else 1
+    except OperationalError as error:
+        print(f"error: database: {_database_hint(str(error))}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: cannot reach the database ({error.strerror or error}); check DATABASE_URL", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`milestones list | head`): not an error of ours.
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def _database_hint(message: str) -> str:
+    if "no such table" in message or ("relation" in message and "does not exist" in message):
+        return f"{message}: the schema is missing, run `milestones migrate` first"
+    return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +157,10 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
     report = parse_reports(args.reports)
     counts = report.counts()
     if args.dry_run:
-        _print_json(counts) if args.json else print(_counts_line(counts) + " (dry run: nothing stored)")
+        if args.json:
+            _print_json(counts)
+        else:
+            print(_counts_line(counts) + " (dry run: nothing stored)")
         return 0
     source_id = args.source or upload_source_id([path.read_bytes() for path in args.reports])
     source = LaunchSource(

@@ -99,6 +99,18 @@ async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[A
         await client.execute_many(_for(client, query), rows)  # type: ignore[arg-type]
 
 
+async def insert_rows(client: BaseDBAsyncClient, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert; PostgreSQL takes the rows through COPY, many times faster than INSERTs."""
+    if not rows:
+        return
+    if client.capabilities.dialect == "postgres":
+        async with client.acquire_connection() as raw:
+            await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+        return
+    marks = ", ".join("?" * len(columns))
+    await client.execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # type: ignore[arg-type]
+
+
 def as_datetime(value: Any) -> datetime | None:
     """SQLite hands raw-query datetimes back as ISO text; PostgreSQL as datetimes."""
     if value is None or isinstance(value, datetime):

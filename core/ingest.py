@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core import state
 from core.catalog import ensure_plan, ensure_repository, milestone_policy
-from core.db import execute, execute_many, fetch
+from core.db import execute_many, fetch, insert_rows
 from core.enums import MilestoneState
 from core.junit import ParsedReport
 from core.models import Launch, Milestone, TestCase
@@ -148,12 +148,12 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             ],
         )
         case_ids = await _case_ids(client, repository_id)
-    await execute_many(
+    await insert_rows(
         client,
-        "INSERT INTO test_result (launch_id, test_case_id, status, duration, message, flaky, retried) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "test_result",
+        ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried"),
         [
-            (launch_id, case_ids[key], case.status, case.duration, case.message, case.flaky, case.retried)
+            (launch_id, case_ids[key], case.status.value, case.duration, case.message, case.flaky, case.retried)
             for key, case in keyed.items()
         ],
     )

@@ -190,19 +190,22 @@ class _ReportParser:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
         start = stream.tell()
         probe = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
+        prolog = b""
         root = None
         while root is None:
             chunk = stream.read(16384)
             if not chunk:
                 probe.close()  # raises the syntax error that explains the truncation
                 raise ReportError(self.name, 1, "empty document")
+            prolog += chunk
             probe.feed(chunk)
             for _, element in probe.read_events():
                 root = element
                 break
         docinfo = root.getroottree().docinfo
         if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-            raise ReportError(self.name, 1, "DOCTYPE declarations are not accepted in test reports")
+            line = prolog.count(b"\n", 0, max(prolog.find(b"<!DOCTYPE"), 0)) + 1
+            raise ReportError(self.name, line, "DOCTYPE declarations are not accepted in test reports")
         if root.tag not in ("testsuites", "testsuite"):
             raise ReportError(
                 self.name,
