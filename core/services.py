@@ -34,9 +34,6 @@ from core.junit import ParsedReport
 from core.models import Defect, Milestone, Repository, Signoff, Snapshot
 from core.policy import DefectsConfig, MilestonePolicy, PolicyFile, PolicyLoad, load_policy
 
-__all__ = ["NotFound", "LaunchSource"]
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -140,6 +137,8 @@ async def save_milestone(
             milestone = await Milestone.get_or_none(repository=repo, name=name, using_db=client)
         if milestone is None:
             milestone = Milestone(repository=repo, name=name)
+        # Launches skip closed milestones, so one that reopens must catch up.
+        reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
         milestone.name = name
         if target_date is not None:
             milestone.target_date = target_date
@@ -150,7 +149,7 @@ async def save_milestone(
         if github_number is not None:
             milestone.github_number = github_number
         await milestone.save(using_db=client)
-        await _apply_policy(client, repo, milestone)
+        await _apply_policy(client, repo, milestone, rebuild=reopening)
         change = await _after_change(client, milestone)
     return milestone, change
 
@@ -208,14 +207,16 @@ def repository_policy(repo: Repository) -> PolicyFile:
     return load.policy
 
 
-async def _apply_policy(client: BaseDBAsyncClient, repo: Repository, milestone: Milestone) -> None:
+async def _apply_policy(
+    client: BaseDBAsyncClient, repo: Repository, milestone: Milestone, *, rebuild: bool = False
+) -> None:
     """Give the milestone its entry of the repository policy; rebuild state if scope moved."""
     policy = repository_policy(repo).policy_for(milestone.name)
     before = milestone_policy(milestone) if milestone.policy else None
     milestone.policy = policy.model_dump(mode="json")
     await milestone.save(using_db=client, update_fields=["policy", "updated_at"])
     plans_moved = await sync_milestone_plans(milestone, policy, client)
-    if plans_moved or before is None or before.branches != policy.branches:
+    if rebuild or plans_moved or before is None or before.branches != policy.branches:
         await state.rebuild(client, milestone, policy)
     elif before.required != policy.required:
         await state.refresh_required(client, milestone, policy, everything=True)

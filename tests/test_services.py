@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core import services, state
-from core.enums import CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
+from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
 from core.models import Defect, Launch, MilestoneTest, Signoff, Snapshot, TestCase, TestResult
@@ -389,6 +389,17 @@ async def test_list_puts_the_worst_first(db: str) -> None:
         ("Sprint 2", GateStatus.NO_DATA, False),
     ]
     assert summaries[1].open_blocking == 1
+
+
+async def test_a_reopened_milestone_catches_up_with_launches_made_while_closed(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), at=T0)
+    await services.save_milestone(REPO, "v2.0", state=MilestoneState.CLOSED)
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=1))
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.PASSED
+    _, change = await services.save_milestone(REPO, "v2.0", state=MilestoneState.OPEN)
+    assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.FAILED
+    assert change.verdict.status is GateStatus.BLOCKED
 
 
 async def test_a_renamed_github_milestone_keeps_its_history(db: str) -> None:
