@@ -30,11 +30,10 @@ from pydantic_core import ErrorDetails
 from yaml.reader import ReaderError
 
 from core.enums import SEVERITY_ORDER, Severity
-from core.selectors import PLAN_PREFIX
+from core.selectors import GLOB_CHARS, PLAN_PREFIX
 
 DEFAULT_SOURCE = ".github/milestones.yml"
 DEFAULT_ENTRY = "default"
-GLOB_CHARS = frozenset("*?[")
 
 Loc = tuple[str | int, ...]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 PLAN_PREFIX = "plan:"
-_GLOB_CHARS = frozenset("*?[")
+GLOB_CHARS = frozenset("*?[")
 
 
 def test_spellings(classname: str, name: str, file: str | None) -> list[str]:
@@ -44,7 +44,7 @@ class RequiredSelectors:
             selector = selector.strip()
             if selector.startswith(PLAN_PREFIX):
                 plans.append(selector[len(PLAN_PREFIX) :].strip())
-            elif _GLOB_CHARS & set(selector):
+            elif GLOB_CHARS & set(selector):
                 globs.append(selector)
             elif selector:
                 exact.append(selector)

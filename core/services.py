@@ -32,7 +32,8 @@ from core.gate import Verdict, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
 from core.models import Defect, Milestone, Repository, Signoff, Snapshot
-from core.policy import DefectsConfig, MilestonePolicy, PolicyFile, PolicyLoad, load_policy
+from core.policy import DEFAULT_ENTRY, DefectsConfig, PolicyFile, PolicyLoad, load_policy
+from core.selectors import GLOB_CHARS
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -194,7 +195,7 @@ async def _store_policy(
         plan.artifacts = plan_config.artifacts
         await plan.save(using_db=client, update_fields=["workflow", "artifacts"])
     for milestone_name in load.policy.milestones:
-        if milestone_name != "default" and not set("*?[") & set(milestone_name):
+        if milestone_name != DEFAULT_ENTRY and not GLOB_CHARS & set(milestone_name):
             await Milestone.get_or_create(repository=repo, name=milestone_name, using_db=client)
     return load.policy
 
