@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
-from tortoise.exceptions import OperationalError
+from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
 
 from core import services
 from core.catalog import NotFound
@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, NotFound, ReportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, UsageError) else 1
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+    except (ValidationError, IntegrityError) as error:
+        # Values the store refuses (an over-long commit or plan name, a duplicate).
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except OperationalError as error:
         print(f"error: database: {_database_hint(str(error))}", file=sys.stderr)
         return 1
@@ -162,7 +169,7 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
         else:
             print(_counts_line(counts) + " (dry run: nothing stored)")
         return 0
-    source_id = args.source or upload_source_id([path.read_bytes() for path in args.reports])
+    source_id = args.source or upload_source_id(args.reports, args.repo, args.plan, args.commit, args.branch)
     source = LaunchSource(
         repository=args.repo,
         plan=args.plan,

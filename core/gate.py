@@ -307,8 +307,6 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     name = "required_tests"
     if not executed:
         return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers)
-    if policy.required and not scan.required and not facts.missing_exact_ids:
-        return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers)
     problems = []
     if required_rate is not None and required_rate < policy.required_pass_rate:
         problems.append(f"{failing} of {scan.required_executed} required tests failing")
@@ -316,6 +314,8 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
         problems.append(f"pass rate {_percent(overall)} below {_percent(policy.pass_rate)}")
     if problems:
         return Criterion(name, CriterionResult.NOT_MET, "; ".join(problems), numbers)
+    if policy.required and not scan.required and not facts.missing_exact_ids:
+        return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers)
     if policy.required and not scan.required_executed:
         summary = f"pass rate {_percent(overall)}; no required test has run yet"
     elif policy.required:
@@ -439,7 +439,9 @@ def _metrics(
             critical["open" if defect.state is DefectState.OPEN else "resolved"] += 1
 
     rates = [rate for launch in facts.recent_launches if (rate := launch.pass_rate) is not None]
-    points = [*facts.trend, TrendPoint(now, pass_rate, defects.numbers["to_close"])]
+    # Rounded as snapshots store it, or a steady rate would show a phantom slope.
+    live_rate = None if pass_rate is None else round(pass_rate, 6)
+    points = [*facts.trend, TrendPoint(now, live_rate, defects.numbers["to_close"])]
     return Metrics(
         pass_rate=pass_rate,
         direction=direction(rates),

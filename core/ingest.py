@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -50,11 +52,18 @@ class StoredLaunch:
     milestones: list[Milestone] = field(default_factory=list)
 
 
-def upload_source_id(contents: list[bytes]) -> str:
-    """An upload's id when none is given: the same reports uploaded twice are one launch."""
-    digest = hashlib.sha256()
-    for content in contents:
-        digest.update(hashlib.sha256(content).digest())
+def upload_source_id(paths: Iterable[Path], *context: str | None) -> str:
+    """An upload's id when none is given: the same reports of the same commit are one launch.
+
+    `context` is what else tells launches apart (repository, plan, commit, branch).
+    """
+    digest = hashlib.sha256("\0".join(part or "" for part in context).encode())
+    for path in paths:
+        file_digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                file_digest.update(block)
+        digest.update(file_digest.digest())
     return "upload:" + digest.hexdigest()[:24]
 
 

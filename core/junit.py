@@ -78,6 +78,12 @@ class DeclaredTotals:
         self.errors += _int_attr(element, "errors")
         self.skipped += _int_attr(element, "skipped") + _int_attr(element, "disabled")
 
+    def add_totals(self, other: DeclaredTotals) -> None:
+        self.tests += other.tests
+        self.failures += other.failures
+        self.errors += other.errors
+        self.skipped += other.skipped
+
 
 @dataclass
 class ParsedReport:
@@ -164,27 +170,39 @@ class _ReportParser:
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
-            huge_tree=False,
+            # Real reports carry system-out of tens of MB; with DTDs refused above, the
+            # limits huge_tree lifts no longer guard against entity expansion.
+            huge_tree=True,
             remove_comments=True,
         )
-        declared_read = False
+        root = None
+        root_declares = False
+        on_root = DeclaredTotals()
+        top_level = DeclaredTotals()
         for _, element in events:
-            if not declared_read:
-                # Totals are declared on the outermost element only: nested suites repeat them.
-                self.report.declared.add(element.getroottree().getroot())
-                declared_read = True
+            if root is None:
+                # Read now: the root is cleared when its own end event comes.
+                root = element.getroottree().getroot()
+                on_root.add(root)
+                root_declares = root.get("tests") is not None or root.tag == "testsuite"
             if element.tag == "testcase":
                 self.report.record(self._case(element))
             else:
                 self.report.suites += 1
+                if element.getparent() is root:
+                    top_level.add(element)
             # Drop what was read so that memory stays flat on large reports.
             element.clear()
             parent = element.getparent()
             if parent is not None:
                 while element.getprevious() is not None:
                     del parent[0]
-        if not declared_read and events.root is not None:
-            self.report.declared.add(events.root)
+        if root is None and events.root is not None:
+            on_root.add(events.root)
+            root_declares = True
+        # Totals are declared on the outermost element, or else on each top-level suite;
+        # nested suites repeat their parents' numbers.
+        self.report.declared.add_totals(on_root if root_declares else top_level)
 
     def _check_prolog(self, stream: BinaryIO) -> None:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""

@@ -19,6 +19,11 @@ OUTCOME_LETTER = {
 }
 # A slope below this (pass rate per launch) is noise, not a direction.
 DIRECTION_TOLERANCE = 0.002
+# Per day: slower than this, a trend is flat (rounding noise), not converging.
+PASS_RATE_DRIFT = 0.0005
+DEFECT_DRIFT = 0.01
+# A projection further out than this says "not converging", not a date.
+FORECAST_HORIZON_DAYS = 730
 FLAKY_FLIPS = 2
 
 
@@ -98,17 +103,19 @@ def forecast(
     waits: list[float] = []
     if latest.open_blocking > 0:
         trend = slope(days, [point.open_blocking for point in points])
-        if trend is None or trend >= 0:
+        if trend is None or trend > -DEFECT_DRIFT:
             return _no_convergence(target_date, "blocking defects are not going down")
         waits.append(latest.open_blocking / -trend)
     if latest.pass_rate is not None and latest.pass_rate < pass_rate_threshold:
         rated = [(day, point.pass_rate) for day, point in zip(days, points) if point.pass_rate is not None]
         trend = slope([day for day, _ in rated], [rate for _, rate in rated])
-        if trend is None or trend <= 0:
+        if trend is None or trend < PASS_RATE_DRIFT:
             return _no_convergence(target_date, "the pass rate is not rising")
         waits.append((pass_rate_threshold - latest.pass_rate) / trend)
     if not waits:
         return Forecast(None, False, "no trend to project: tests not run yet or failing")
+    if max(waits) > FORECAST_HORIZON_DAYS:
+        return _no_convergence(target_date, "the trends are too slow to reach the thresholds")
     projected = max(today, latest.at.date() + timedelta(days=math.ceil(max(waits))))
     late = target_date is not None and projected > target_date
     reason = "projected after the target date" if late else "on track for the target date"

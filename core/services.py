@@ -152,6 +152,10 @@ async def save_milestone(
         await milestone.save(using_db=client)
         await _apply_policy(client, repo, milestone, rebuild=reopening)
         change = await _after_change(client, milestone)
+        if policy_text is not None:
+            for other in await Milestone.filter(repository=repo).exclude(id=milestone.id).using_db(client):
+                await _apply_policy(client, repo, other)
+                await _after_change(client, other)
     return milestone, change
 
 
@@ -254,9 +258,9 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
         config = repository_policy(repo).defects
+        # Every issue seen is kept, defect or not, so that its newest update time guards
+        # against an older event (say, before its bug label was removed) arriving late.
         defect = await Defect.get_or_none(repository=repo, number=issue.number, using_db=client)
-        if defect is None and not config.is_defect(issue.labels):
-            return DefectOutcome(False, None)
         if defect is not None and _older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)

@@ -57,10 +57,10 @@ ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
                            ELSE milestone_test.previous_commit END,
     failing_since_id = CASE
         WHEN NOT {NEWER} THEN milestone_test.failing_since_id
-        WHEN excluded.latest_status NOT IN {FAILING} THEN NULL
-        WHEN milestone_test.latest_status IN {FAILING}
-            THEN COALESCE(milestone_test.failing_since_id, excluded.failing_since_id)
-        ELSE excluded.failing_since_id END,
+        WHEN excluded.latest_status = 'passed' THEN NULL
+        -- A skipped run neither fixes nor starts a failure: the streak goes on.
+        WHEN excluded.latest_status = 'skipped' THEN milestone_test.failing_since_id
+        ELSE COALESCE(milestone_test.failing_since_id, excluded.failing_since_id) END,
     flaky = CASE WHEN {NEWER} THEN COALESCE(
         excluded.flaky OR (
             milestone_test.latest_commit = excluded.latest_commit
@@ -94,8 +94,19 @@ class LaunchRow:
     branch: str | None
 
 
+MAX_PLANS = 63  # plan_bits is a signed 64-bit integer
+
+
+class TooManyPlans(ValueError):
+    pass
+
+
 def plan_bits(plan_ids: Sequence[int]) -> dict[int, int]:
     """A bit per plan of the milestone; new plans have higher ids, so bits stay put."""
+    if len(plan_ids) > MAX_PLANS:
+        raise TooManyPlans(
+            f"a milestone can include at most {MAX_PLANS} test plans; name its plans in the policy file"
+        )
     return {plan_id: 1 << slot for slot, plan_id in enumerate(sorted(plan_ids))}
 
 

@@ -89,6 +89,12 @@ GREEN = [fact("a", P), fact("b", P)]
             [R.NO_DATA, R.MET, R.NO_DATA, R.MET],
         ),
         (
+            "selectors match nothing, yet the overall pass rate is too low",
+            facts(policy=policy(required=["nothing.*"]), tests=[fact("a", P), fact("b", F)], unmatched_selectors=["nothing.*"]),
+            GateStatus.BLOCKED,
+            [R.NOT_MET, R.MET, R.NO_DATA, R.MET],
+        ),
+        (
             "overall pass rate below threshold, no required failing",
             facts(tests=[fact("a", P), fact("b", F)]),
             GateStatus.BLOCKED,
@@ -391,3 +397,17 @@ def test_forecast_from_a_rising_pass_rate() -> None:
     given = facts(tests=[fact(str(i), P) for i in range(9)] + [fact("x", F)], trend=trend)
     # 0.80 -> 0.90 over 10 days: 0.01/day, 0.05 to go to 95%: 5 days.
     assert evaluate(given, NOW).metrics.forecast.date == TODAY + timedelta(days=5)
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [
+        (5 / 6, 5 / 6),  # steady, but stored rounded while the live rate is not
+        (0.833333, 0.8333334, 0.8333336),  # a creep far too slow to mean anything
+    ],
+)
+def test_a_flat_pass_rate_gives_no_forecast_date(rates: tuple[float, ...]) -> None:
+    trend = [TrendPoint(NOW - timedelta(hours=len(rates) - i), rate, 0) for i, rate in enumerate(rates)]
+    given = facts(tests=[fact(str(i), P) for i in range(5)] + [fact("x", F)], trend=trend, target_date=TODAY + timedelta(days=9))
+    forecast = evaluate(given, NOW).metrics.forecast
+    assert (forecast.date, forecast.at_risk) == (None, True)

@@ -12,6 +12,7 @@ from core.junit import MESSAGE_LIMIT, ReportError, parse_reports, parse_stream
 from tests.conftest import JUNIT
 
 # file: (tests, passed, failed, errors, skipped, flaky, suites, declared tests)
+# Declared tests: the root's `tests` attribute, or else the sum over top-level suites.
 EXPECTED = {
     "empty_java-junit.xml": (0, 0, 0, 0, 0, 0, 1, 0),
     "empty_jest-junit-empty-testsuite.xml": (0, 0, 0, 0, 0, 0, 1, 0),
@@ -27,17 +28,17 @@ EXPECTED = {
     # Jest leaves classname empty: "gets changed files for hg" fails in two suites, one identity.
     "external_jest_jest-test-results.xml": (3935, 3904, 1, 0, 30, 0, 400, 4239),
     "external_phpunit_junit-basic.xml": (9, 8, 1, 0, 0, 0, 3, 0),
-    "external_phpunit_phpcheckstyle-phpunit.xml": (30, 28, 2, 0, 0, 0, 14, 0),
-    "jest-junit-eslint.xml": (1, 1, 0, 0, 0, 0, 1, 0),
+    "external_phpunit_phpcheckstyle-phpunit.xml": (30, 28, 2, 0, 0, 0, 14, 30),
+    "jest-junit-eslint.xml": (1, 1, 0, 0, 0, 0, 1, 1),
     "jest-junit.xml": (6, 1, 4, 0, 1, 0, 2, 6),
     "junit-with-message.xml": (1, 0, 1, 0, 0, 0, 1, 1),
-    "nette-tester_BootstrapFormRenderer-report.xml": (4, 4, 0, 0, 0, 0, 1, 0),
-    "nette-tester_tester-v1.7-report.xml": (65, 61, 1, 0, 3, 0, 1, 0),
-    "phpunit_phpunit-paths.xml": (6, 0, 6, 0, 0, 0, 1, 0),
-    "phpunit_phpunit.xml": (12, 10, 2, 0, 0, 0, 4, 0),
-    "python-xunit-pytest.xml": (10, 6, 2, 0, 2, 0, 1, 0),
+    "nette-tester_BootstrapFormRenderer-report.xml": (4, 4, 0, 0, 0, 0, 1, 4),
+    "nette-tester_tester-v1.7-report.xml": (65, 61, 1, 0, 3, 0, 1, 65),
+    "phpunit_phpunit-paths.xml": (6, 0, 6, 0, 0, 0, 1, 6),
+    "phpunit_phpunit.xml": (12, 10, 2, 0, 0, 0, 4, 12),
+    "python-xunit-pytest.xml": (10, 6, 2, 0, 2, 0, 1, 15),
     "python-xunit-unittest.xml": (8, 4, 1, 1, 2, 0, 1, 8),
-    "swift-xunit.xml": (3, 2, 1, 0, 0, 0, 1, 0),
+    "swift-xunit.xml": (3, 2, 1, 0, 0, 0, 1, 3),
     "test-errors_jest_jest-test-results.xml": (2, 0, 0, 2, 0, 0, 2, 0),
 }
 
@@ -61,6 +62,22 @@ def test_fixture_counts(name: str) -> None:
         "flaky": flaky,
     }
     assert report.declared.tests == declared
+
+
+def test_declared_totals_of_suites_without_cases() -> None:
+    report = parse(
+        '<testsuites><testsuite name="a" tests="5" failures="1" errors="2" skipped="1">'
+        '<testsuite name="a.inner" tests="5" failures="1"/></testsuite>'
+        '<testsuite name="b" tests="3" disabled="1"/></testsuites>'
+    )
+    assert report.counts()["tests"] == 0
+    assert vars(report.declared) == {"tests": 8, "failures": 1, "errors": 2, "skipped": 2}
+
+
+def test_a_text_node_over_ten_megabytes_is_read() -> None:
+    output = "x" * (11 * 1024 * 1024)
+    report = parse(wrap(f'<testcase classname="C" name="t"><system-out>{output}</system-out></testcase>'))
+    assert report.counts()["passed"] == 1
 
 
 def test_several_files_make_one_launch() -> None:
@@ -222,3 +239,14 @@ def test_one_bad_file_refuses_the_whole_launch(tmp_path: Path) -> None:
     bad.write_text("<testsuites><testsuite>")
     with pytest.raises(ReportError, match="broken.xml"):
         parse_reports([JUNIT / "jest-junit.xml", bad])
+
+
+def test_upload_ids_tell_commits_apart(tmp_path: Path) -> None:
+    from core.ingest import upload_source_id
+
+    report = tmp_path / "r.xml"
+    report.write_text(wrap('<testcase classname="C" name="t"/>'))
+    same = upload_source_id([report], "o/r", "smoke", "aaa", "main")
+    assert same == upload_source_id([report], "o/r", "smoke", "aaa", "main")
+    assert same != upload_source_id([report], "o/r", "smoke", "bbb", "main")
+    assert same != upload_source_id([report], "o/r", "nightly", "aaa", "main")

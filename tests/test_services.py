@@ -159,6 +159,14 @@ async def test_latest_previous_and_failing_since_follow_the_launches(db: str) ->
     assert (await verdict()).metrics.flaky == [name]  # passing, failing, passing again
 
 
+async def test_a_skipped_run_does_not_restart_a_failure(db: str) -> None:
+    await setup_policy()
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "failed"), at=T0)
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "skipped"), at=T0 + timedelta(hours=1))
+    await launch("r3", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=2))
+    assert (await states())["com.acme.checkout.Pay.t1"].failing_since.commit_sha == "sha-r1"
+
+
 async def test_pass_and_fail_on_one_commit_is_flaky(db: str) -> None:
     await setup_policy()
     await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), commit="same", at=T0)
@@ -211,6 +219,21 @@ async def test_a_policy_change_rebuilds_the_milestone_state(db: str) -> None:
     assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.FAILED
 
 
+async def test_a_policy_given_with_one_milestone_reaches_the_others(db: str) -> None:
+    await services.save_milestone(REPO, "v3.0", policy_text=POLICY.replace('"v2.0"', '"v3.0"', 1) + '  "v2.5":\n    signoff: {approvers: [U7]}\n')
+    v25 = await services.get_verdict(REPO, "v2.5")
+    assert v25.criteria[3].numbers["approvers"] == ["U7"]
+
+
+async def test_a_milestone_holds_at_most_63_plans(db: str) -> None:
+    await services.save_milestone(REPO, "everything")
+    for number in range(state.MAX_PLANS):
+        await launch(f"p{number}", ("C", "t", "passed"), plan=f"plan-{number}")
+    with pytest.raises(state.TooManyPlans, match="at most 63 test plans"):
+        await launch("one-too-many", ("C", "t", "passed"), plan="plan-63")
+    assert await Launch.filter(source_id="one-too-many").count() == 0
+
+
 async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
     await setup_policy()
     load, changes = await services.apply_policy_file(REPO, "milestones:\n  v2.0:\n    pass_rat: 0.5\n")
@@ -257,13 +280,21 @@ async def test_an_older_issue_event_never_overwrites_a_newer_one(db: str) -> Non
 
 async def test_not_planned_and_unlabelled_issues_stop_counting(db: str) -> None:
     await setup_policy()
-    assert (await services.upsert_defect(REPO, issue(3, ["enhancement"]))).defect is None
+    assert (await services.upsert_defect(REPO, issue(3, ["enhancement"]))).defect.counts is False
     await services.upsert_defect(REPO, issue(4, ["bug", "critical"]))
     await services.upsert_defect(REPO, issue(5, ["bug", "P1"]))
     await services.upsert_defect(REPO, issue(4, ["bug", "critical"], state="closed", reason="not_planned", at=T0 + timedelta(hours=1)))
     await services.upsert_defect(REPO, issue(5, ["P1"], at=T0 + timedelta(hours=1)))
-    assert {d.number: d.counts for d in await Defect.all()} == {4: False, 5: False}
+    assert {d.number: d.counts for d in await Defect.all()} == {3: False, 4: False, 5: False}
     assert (await verdict()).criteria[1].result is CriterionResult.MET
+
+
+async def test_an_older_event_of_an_issue_that_lost_its_label_is_ignored(db: str) -> None:
+    await setup_policy()
+    await services.upsert_defect(REPO, issue(8, ["question"], at=T0 + timedelta(hours=2)))
+    late = await services.upsert_defect(REPO, issue(8, ["bug", "P0"], at=T0))
+    assert late.applied is False
+    assert (await verdict()).blocking.defects == []
 
 
 async def test_a_defect_moving_milestone_updates_both(db: str) -> None:
