@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -68,3 +69,20 @@ async def sync_milestone_plans(milestone: Milestone, policy: MilestonePolicy, cl
     if wanted:
         await milestone.plans.add(*wanted, using_db=client)
     return True
+
+
+async def lock_milestones(client: BaseDBAsyncClient, ids: Iterable[int | None]) -> None:
+    """Serialise the writers of these milestones until the transaction ends.
+
+    PostgreSQL row locks, taken in id order so that two writers never wait on each
+    other in a cycle; SQLite runs one write transaction at a time already.
+    """
+    wanted = sorted({milestone_id for milestone_id in ids if milestone_id is not None})
+    if wanted:
+        # Whole rows: Tortoise drops FOR UPDATE from values_list queries.
+        await Milestone.filter(id__in=wanted).order_by("id").select_for_update().using_db(client)
+
+
+async def lock_plan(client: BaseDBAsyncClient, plan: TestPlan) -> None:
+    """Serialise launches of one plan, so attempts and duplicates are judged one at a time."""
+    await TestPlan.filter(id=plan.id).select_for_update().using_db(client)

@@ -16,7 +16,7 @@ from typing import Iterable
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core import state
-from core.catalog import ensure_plan, ensure_repository, milestone_policy
+from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
 from core.db import execute_many, fetch, insert_rows
 from core.enums import MilestoneState
 from core.junit import ParsedReport
@@ -74,6 +74,8 @@ def identity_key(classname: str, name: str) -> str:
 async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: LaunchSource) -> StoredLaunch:
     repository = await ensure_repository(source.repository, client)
     plan = await ensure_plan(repository, source.plan.strip(), client)
+    # Plan first, then its milestones: every writer takes locks in this order.
+    await lock_plan(client, plan)
     existing = await Launch.get_or_none(
         plan=plan, source_id=source.source_id, attempt=source.attempt, using_db=client
     )
@@ -115,6 +117,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     milestones = await Milestone.filter(
         repository=repository, state=MilestoneState.OPEN, plans__id=plan.id
     ).using_db(client)
+    await lock_milestones(client, [milestone.id for milestone in milestones])
     for milestone in milestones:
         policy = milestone_policy(milestone)
         if replaced or await _arrived_late(client, milestone, launch):

@@ -23,6 +23,7 @@ from core.catalog import (
     ensure_plan,
     ensure_repository,
     find_repository,
+    lock_milestones,
     milestone_policy,
     sync_milestone_plans,
 )
@@ -150,6 +151,7 @@ async def save_milestone(
         if github_number is not None:
             milestone.github_number = github_number
         await milestone.save(using_db=client)
+        await lock_milestones(client, [milestone.id])
         await _apply_policy(client, repo, milestone, rebuild=reopening)
         change = await _after_change(client, milestone)
         if policy_text is not None:
@@ -176,7 +178,9 @@ async def apply_policy_file(repository: str, text: str | bytes, source: str = ".
             return load, []
         await _store_policy(client, repo, text, load)
         changes = []
-        for milestone in await Milestone.filter(repository=repo).using_db(client):
+        milestones = await Milestone.filter(repository=repo).using_db(client)
+        await lock_milestones(client, [milestone.id for milestone in milestones])
+        for milestone in milestones:
             await _apply_policy(client, repo, milestone)
             changes.append(await _after_change(client, milestone))
         return load, changes
@@ -266,6 +270,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         defect = defect or Defect(repository=repo, number=issue.number)
         before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
         milestone = await _issue_milestone(client, repo, issue)
+        await lock_milestones(client, [before, milestone.id if milestone else None])
         _apply_issue(defect, issue, config, milestone)
         await defect.save(using_db=client)
         touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
@@ -336,6 +341,7 @@ async def record_decision(
     try:
         async with in_transaction() as client:
             milestone = await _milestone(client, repository, milestone_name)
+            await lock_milestones(client, [milestone.id])
             standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
             if standing is not None and standing.decision is decision:
                 return DecisionOutcome(False, standing)
@@ -367,6 +373,7 @@ async def withdraw_decision(repository: str, milestone_name: str, user_id: str) 
     """End the person's standing decision; None when they have none."""
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)
+        await lock_milestones(client, [milestone.id])
         standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
         if standing is None:
             return None

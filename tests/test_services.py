@@ -94,6 +94,22 @@ async def test_the_same_source_and_attempt_twice_changes_nothing(db: str) -> Non
     assert (await states())["com.acme.checkout.Pay.t1"].latest_status is TestStatus.PASSED
 
 
+async def test_concurrent_deliveries_of_one_launch_store_it_once(db: str) -> None:
+    await setup_policy()
+    outcomes = await asyncio.gather(*(launch("run-1", ("com.acme.checkout.Pay", "t1", "passed")) for _ in range(4)))
+    assert sorted(outcome.created for outcome in outcomes) == [False, False, False, True]
+    assert await Launch.all().count() == 1
+
+
+async def test_concurrent_attempts_leave_only_the_highest_counting(db: str) -> None:
+    await setup_policy()
+    await asyncio.gather(
+        launch("run-1", ("com.acme.checkout.Pay", "t1", "failed"), attempt=1),
+        launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), attempt=2),
+    )
+    assert sorted(await Launch.all().values_list("attempt", "superseded")) == [(1, True), (2, False)]
+
+
 async def test_a_launch_is_stored_whole_or_not_at_all(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     await setup_policy()
 
@@ -341,6 +357,17 @@ async def test_concurrent_clicks_give_one_record(db: str) -> None:
     assert sum(outcome.recorded for outcome in outcomes) == 1
     assert await Signoff.filter(user_id="U1", valid=True).count() == 1
     assert len({outcome.entry.id for outcome in outcomes}) == 1
+
+
+async def test_concurrent_approvals_that_reach_the_quorum_complete_the_milestone(db: str) -> None:
+    await green_milestone()
+    await asyncio.gather(
+        services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE),
+        services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE),
+    )
+    [summary] = [s for s in await services.list_milestones(REPO) if s.name == "v2.0"]
+    assert summary.status is GateStatus.COMPLETE
+    assert (await verdict()).status is GateStatus.COMPLETE
 
 
 async def test_a_rejection_needs_a_reason_and_blocks_until_withdrawn(db: str) -> None:
