@@ -195,6 +195,11 @@ class Defect(Model):
     labels: list = fields.JSONField(default=list)
     severity = fields.CharEnumField(Severity, default=Severity.NONE)
     state = fields.CharEnumField(DefectState, default=DefectState.OPEN)
+    # The issue's own facts, kept so that a new policy (labels, severities) can
+    # classify it again: GitHub state, close reason, and whether it was deleted.
+    issue_state = fields.CharField(max_length=10, default="open")
+    state_reason = fields.CharField(max_length=20, null=True)
+    deleted = fields.BooleanField(default=False)
     # An issue that lost its defect label, or was closed as not planned, stays on
     # record (its events may still arrive) but no longer counts against a milestone.
     counts = fields.BooleanField(default=True)

@@ -176,7 +176,10 @@ async def apply_policy_file(repository: str, text: str | bytes, source: str = ".
             repo.policy_errors = [vars(error) for error in load.errors]
             await repo.save(using_db=client, update_fields=["policy_errors"])
             return load, []
-        await _store_policy(client, repo, text, load)
+        policy = await _store_policy(client, repo, text, load)
+        for defect in await Defect.filter(repository=repo).using_db(client):
+            classify(defect, policy.defects)
+            await defect.save(using_db=client, update_fields=["severity", "state", "counts"])
         changes = []
         milestones = await Milestone.filter(repository=repo).using_db(client)
         await lock_milestones(client, [milestone.id for milestone in milestones])
@@ -305,19 +308,29 @@ def _apply_issue(defect: Defect, issue: IssueFacts, config: DefectsConfig, miles
     defect.title = issue.title
     defect.url = issue.url
     defect.labels = list(issue.labels)
-    defect.severity = config.severity_for(issue.labels)
     defect.milestone = milestone
     defect.source_updated_at = issue.updated_at or defect.source_updated_at
     defect.opened_at = issue.created_at or defect.opened_at
-    not_planned = issue.state == "closed" and issue.state_reason == "not_planned"
+    defect.issue_state = issue.state
+    defect.state_reason = issue.state_reason
+    defect.deleted = issue.deleted
     if issue.state == "open":
-        defect.state = DefectState.OPEN
         defect.resolved_at = None
     else:
-        verified = any(label.strip().lower() == config.verify_label.lower() for label in issue.labels)
-        defect.state = DefectState.VERIFIED if verified else DefectState.RESOLVED
         defect.resolved_at = issue.closed_at or defect.resolved_at or utcnow()
-    defect.counts = config.is_defect(issue.labels) and not not_planned and not issue.deleted
+    classify(defect, config)
+
+
+def classify(defect: Defect, config: DefectsConfig) -> None:
+    """Severity, state and whether it counts, from the issue's stored facts and the policy."""
+    defect.severity = config.severity_for(defect.labels)
+    if defect.issue_state == "open":
+        defect.state = DefectState.OPEN
+    else:
+        verified = any(label.strip().lower() == config.verify_label.lower() for label in defect.labels)
+        defect.state = DefectState.VERIFIED if verified else DefectState.RESOLVED
+    not_planned = defect.issue_state == "closed" and defect.state_reason == "not_planned"
+    defect.counts = config.is_defect(defect.labels) and not not_planned and not defect.deleted
 
 
 # Sign-off -------------------------------------------------------------------

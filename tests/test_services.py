@@ -313,6 +313,17 @@ async def test_an_older_event_of_an_issue_that_lost_its_label_is_ignored(db: str
     assert (await verdict()).blocking.defects == []
 
 
+async def test_a_new_policy_classifies_stored_defects_again(db: str) -> None:
+    await setup_policy()
+    await services.upsert_defect(REPO, issue(7, ["defect", "sev1"]))
+    assert (await verdict()).criteria[1].result is CriterionResult.MET
+    remapped = POLICY.replace("plans:\n  smoke", "defects:\n  labels: [defect]\n  severity_labels: {critical: [sev1]}\nplans:\n  smoke", 1)
+    load, _ = await services.apply_policy_file(REPO, remapped)
+    assert load.ok, load.errors
+    assert (await Defect.get(number=7)).severity is Severity.CRITICAL
+    assert [d.number for d in (await verdict()).blocking.defects] == [7]
+
+
 async def test_a_defect_moving_milestone_updates_both(db: str) -> None:
     await setup_policy()
     await services.save_milestone(REPO, "v2.1")
