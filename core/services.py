@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Literal
+from typing import Collection, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -33,7 +33,7 @@ from core.gate import Verdict, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
 from core.models import Defect, Milestone, Repository, Signoff, Snapshot
-from core.policy import DEFAULT_ENTRY, DefectsConfig, PolicyFile, PolicyLoad, load_policy
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, PolicyFile, PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
 
 def utcnow() -> datetime:
@@ -128,10 +128,11 @@ async def save_milestone(
     `policy_text` is a `.github/milestones.yml` document: it becomes the repository's
     policy, from which the milestone takes its entry. An invalid one raises PolicyInvalid.
     """
+    load = load_policy(policy_text) if policy_text is not None else None
+    if load is not None and not load.ok:
+        raise PolicyInvalid(load)
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
-        if policy_text is not None:
-            await _store_policy(client, repo, policy_text)
         milestone = None
         if github_number is not None:
             milestone = await Milestone.get_or_none(repository=repo, github_number=github_number, using_db=client)
@@ -152,12 +153,13 @@ async def save_milestone(
             milestone.github_number = github_number
         await milestone.save(using_db=client)
         await lock_milestones(client, [milestone.id])
-        await _apply_policy(client, repo, milestone, rebuild=reopening)
-        change = await _after_change(client, milestone)
-        if policy_text is not None:
-            for other in await Milestone.filter(repository=repo).exclude(id=milestone.id).using_db(client):
-                await _apply_policy(client, repo, other)
-                await _after_change(client, other)
+        rebuild = [milestone.id] if reopening else []
+        if load is not None and policy_text is not None:
+            changes = await _adopt_policy(client, repo, policy_text, load, rebuild=rebuild)
+            change = next(change for change in changes if change.milestone.id == milestone.id)
+        else:
+            await _apply_policy(client, repo, milestone, rebuild=reopening)
+            change = await _after_change(client, milestone)
     return milestone, change
 
 
@@ -167,7 +169,9 @@ class PolicyInvalid(ValueError):
         super().__init__("\n".join(str(error) for error in load.errors))
 
 
-async def apply_policy_file(repository: str, text: str | bytes, source: str = ".github/milestones.yml") -> tuple[PolicyLoad, list[MilestoneChange]]:
+async def apply_policy_file(
+    repository: str, text: str | bytes, source: str = DEFAULT_SOURCE
+) -> tuple[PolicyLoad, list[MilestoneChange]]:
     """Validate and apply a policy file; an invalid one is recorded and the last valid one stays."""
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
@@ -176,39 +180,37 @@ async def apply_policy_file(repository: str, text: str | bytes, source: str = ".
             repo.policy_errors = [vars(error) for error in load.errors]
             await repo.save(using_db=client, update_fields=["policy_errors"])
             return load, []
-        policy = await _store_policy(client, repo, text, load)
-        for defect in await Defect.filter(repository=repo).using_db(client):
-            classify(defect, policy.defects)
-            await defect.save(using_db=client, update_fields=["severity", "state", "counts"])
-        changes = []
-        milestones = await Milestone.filter(repository=repo).using_db(client)
-        await lock_milestones(client, [milestone.id for milestone in milestones])
-        for milestone in milestones:
-            await _apply_policy(client, repo, milestone)
-            changes.append(await _after_change(client, milestone))
-        return load, changes
+        return load, await _adopt_policy(client, repo, text, load)
 
 
-async def _store_policy(
-    client: BaseDBAsyncClient, repo: Repository, text: str | bytes, load: PolicyLoad | None = None
-) -> PolicyFile:
-    load = load or load_policy(text)
-    if not load.ok:
-        raise PolicyInvalid(load)
+async def _adopt_policy(
+    client: BaseDBAsyncClient, repo: Repository, text: str | bytes, load: PolicyLoad, *, rebuild: Collection[int] = ()
+) -> list[MilestoneChange]:
+    """Make a valid policy the repository's: plans, milestones, defect classes, verdicts."""
     assert load.policy is not None
+    policy = load.policy
     repo.policy_text = text.decode() if isinstance(text, bytes) else text
     repo.policy_errors = None
     repo.policy_updated_at = utcnow()
     await repo.save(using_db=client, update_fields=["policy_text", "policy_errors", "policy_updated_at"])
-    for plan_name, plan_config in load.policy.plans.items():
+    for plan_name, plan_config in policy.plans.items():
         plan = await ensure_plan(repo, plan_name, client)
         plan.workflow = plan_config.workflow
         plan.artifacts = plan_config.artifacts
         await plan.save(using_db=client, update_fields=["workflow", "artifacts"])
-    for milestone_name in load.policy.milestones:
+    for milestone_name in policy.milestones:
         if milestone_name != DEFAULT_ENTRY and not GLOB_CHARS & set(milestone_name):
             await Milestone.get_or_create(repository=repo, name=milestone_name, using_db=client)
-    return load.policy
+    for defect in await Defect.filter(repository=repo).using_db(client):
+        classify(defect, policy.defects)
+        await defect.save(using_db=client, update_fields=["severity", "state", "counts"])
+    milestones = await Milestone.filter(repository=repo).using_db(client)
+    await lock_milestones(client, [milestone.id for milestone in milestones])
+    changes = []
+    for milestone in milestones:
+        await _apply_policy(client, repo, milestone, rebuild=milestone.id in rebuild)
+        changes.append(await _after_change(client, milestone))
+    return changes
 
 
 def repository_policy(repo: Repository) -> PolicyFile:
