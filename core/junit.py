@@ -250,6 +250,8 @@ class _ReportParser:
         return self.shared_strings.setdefault(text, text)
 
     def _case(self, element: etree._Element) -> CaseResult:
+        # The hot loop of ingestion: one call per test case, so kept lean.
+        get = element.get
         status = TestStatus.PASSED
         message = None
         flaky = retried = saw_failure = False
@@ -271,34 +273,42 @@ class _ReportParser:
                     message = message or _message(child)
                 elif tag in _RERUN_CHILD:
                     retried = True
-        attrib = element.attrib
-        if status is TestStatus.PASSED and (
-            attrib.get("status", "").lower() in _SKIPPED_STATUS_ATTR
-            or attrib.get("result", "").lower() in _SKIPPED_RESULT_ATTR
-        ):
-            status = TestStatus.SKIPPED
-        file = attrib.get("file")
+            if status is TestStatus.PASSED and (
+                (get("status") or "").lower() in _SKIPPED_STATUS_ATTR
+                or (get("result") or "").lower() in _SKIPPED_RESULT_ATTR
+            ):
+                status = TestStatus.SKIPPED
+        elif get("status") is not None or get("result") is not None:
+            if (get("status") or "").lower() in _SKIPPED_STATUS_ATTR or (
+                get("result") or ""
+            ).lower() in _SKIPPED_RESULT_ATTR:
+                status = TestStatus.SKIPPED
+        file = get("file")
+        time = get("time")
+        try:
+            duration = max(float(time), 0.0) if time else 0.0
+        except ValueError:
+            duration = _float_attr(time)
         return CaseResult(
-            classname=self._shared(_normalise(attrib.get("classname", ""))),
-            name=_normalise(attrib.get("name", "")),
-            file=self._shared(file.strip().replace("\\", "/")) if file else None,
-            suite=self._suite_of(element),
-            status=status,
-            duration=_float_attr(attrib.get("time")),
-            message=message,
-            flaky=flaky,
-            retried=retried,
-            saw_pass=status is TestStatus.PASSED,
-            saw_failure=saw_failure,
+            self._shared(_normalise(get("classname") or "")),
+            _normalise(get("name") or ""),
+            self._shared(file.strip().replace("\\", "/")) if file else None,
+            self._suite_of(element),
+            status,
+            duration,
+            message,
+            flaky,
+            retried,
+            status is TestStatus.PASSED,
+            saw_failure,
         )
 
 
 def _normalise(text: str) -> str:
     """Identity text: runners differ in surrounding and repeated white space only."""
-    stripped = text.strip()
-    if "  " in stripped or "\n" in stripped or "\t" in stripped:
-        return " ".join(stripped.split())
-    return stripped
+    if " " in text or "\n" in text or "\t" in text or "\r" in text:
+        return " ".join(text.split())
+    return text
 
 
 def _message(element: etree._Element) -> str | None:
