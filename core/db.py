@@ -75,6 +75,11 @@ def dialect() -> str:
 # Queries are written once with `?` placeholders; PostgreSQL numbers them.
 
 
+def placeholders(count: int) -> str:
+    """`?, ?, ?` for an IN list or a VALUES row of `count` parameters."""
+    return ", ".join("?" * count)
+
+
 def _numbered(query: str) -> str:
     parts = query.split("?")
     return "".join(part + (f"${index}" if index < len(parts) else "") for index, part in enumerate(parts, 1))
@@ -107,8 +112,7 @@ async def insert_rows(client: BaseDBAsyncClient, table: str, columns: Sequence[s
         async with client.acquire_connection() as raw:
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
         return
-    marks = ", ".join("?" * len(columns))
-    await client.execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)  # type: ignore[arg-type]
+    await client.execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})", rows)  # type: ignore[arg-type]
 
 
 def as_datetime(value: Any) -> datetime | None:

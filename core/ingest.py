@@ -146,18 +146,14 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
         return
     keyed = {identity_key(*key): case for key, case in report.cases.items()}
     case_ids = await _case_ids(client, repository_id)
-    missing = [key for key in keyed if key not in case_ids]
+    missing = [(key, case) for key, case in keyed.items() if key not in case_ids]
     if missing:
         now = _db_datetime(datetime.now(timezone.utc))
         await execute_many(
             client,
             "INSERT INTO test_case (repository_id, identity_key, classname, name, file, suite, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, identity_key) DO NOTHING",
-            [
-                (repository_id, key, case.classname, case.name, case.file, case.suite, now)
-                for key in missing
-                for case in (keyed[key],)
-            ],
+            [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
         )
         case_ids = await _case_ids(client, repository_id)
     await insert_rows(

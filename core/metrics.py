@@ -8,15 +8,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Sequence
 
-from core.enums import TestStatus
 
-# One letter per outcome in MilestoneTest.recent, newest first.
-OUTCOME_LETTER = {
-    TestStatus.PASSED: "P",
-    TestStatus.FAILED: "F",
-    TestStatus.ERROR: "E",
-    TestStatus.SKIPPED: "S",
-}
 # A slope below this (pass rate per launch) is noise, not a direction.
 DIRECTION_TOLERANCE = 0.002
 # Per day: slower than this, a trend is flat (rounding noise), not converging.

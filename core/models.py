@@ -176,7 +176,7 @@ class MilestoneTest(Model):
         "milestones.Launch", related_name="failing_since_in", null=True, on_delete=fields.SET_NULL
     )
     flaky = fields.BooleanField(default=False)
-    # Outcomes of the last runs, newest first, one letter each (see core.metrics).
+    # Outcomes of the last runs, newest first, one letter each (P, F, E, S; core.state).
     recent = fields.CharField(max_length=10, default="")
 
     class Meta:

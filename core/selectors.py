@@ -51,10 +51,6 @@ class RequiredSelectors:
         return cls(tuple(plans), tuple(globs), tuple(exact))
 
     @property
-    def configured(self) -> bool:
-        return bool(self.plans or self.globs or self.exact)
-
-    @property
     def by_name(self) -> tuple[str, ...]:
         return self.globs + self.exact
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from core.db import execute, fetch
+from core.db import execute, fetch, placeholders
 from core.models import Milestone
 from core.policy import MilestonePolicy
 from core.selectors import RequiredSelectors
@@ -26,11 +26,8 @@ RECENT_LENGTH = 10
 NEWER = "(milestone_test.last_run_at IS NULL OR excluded.last_run_at >= milestone_test.last_run_at)"
 
 
-def _when_newer(column: str, otherwise: str | None = None) -> str:
-    return (
-        f"{column} = CASE WHEN {NEWER} THEN excluded.{column} "
-        f"ELSE {otherwise or 'milestone_test.' + column} END"
-    )
+def _when_newer(column: str) -> str:
+    return f"{column} = CASE WHEN {NEWER} THEN excluded.{column} ELSE milestone_test.{column} END"
 
 
 APPLY_RESULTS = f"""
@@ -146,8 +143,9 @@ async def refresh_required(
         hits = [row[0] for row in rows if matcher(row[1], row[2], row[3])]
         for start in range(0, len(hits), IN_CHUNK):
             chunk = hits[start : start + IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            await execute(client, f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({marks})", chunk)
+            await execute(
+                client, f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({placeholders(len(chunk))})", chunk
+            )
         matched = sorted(set(milestone.matched_selectors) | matcher.matched)
         if matched != milestone.matched_selectors:
             milestone.matched_selectors = matched
@@ -166,10 +164,9 @@ async def rebuild(client: BaseDBAsyncClient, milestone: Milestone, policy: Miles
     await execute(client, "DELETE FROM milestone_test WHERE milestone_id = ?", [milestone.id])
     plan_ids = await milestone_plan_ids(client, milestone.id)
     if plan_ids:
-        marks = ", ".join("?" * len(plan_ids))
         rows = await fetch(
             client,
-            f"SELECT id, plan_id, branch FROM launch WHERE plan_id IN ({marks}) AND superseded = FALSE "
+            f"SELECT id, plan_id, branch FROM launch WHERE plan_id IN ({placeholders(len(plan_ids))}) AND superseded = FALSE "
             "ORDER BY finished_at, id",
             plan_ids,
         )
