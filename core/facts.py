@@ -7,7 +7,7 @@ import json
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.catalog import milestone_policy
-from core.db import as_datetime, fetch
+from core.db import as_datetime, fetch, placeholders
 from core.enums import Decision, DefectState, Severity, TestStatus
 from core.gate import (
     DecisionFact,
@@ -20,6 +20,7 @@ from core.gate import (
 )
 from core.metrics import TrendPoint
 from core.models import Milestone
+from core.policy import MilestonePolicy
 from core.selectors import RequiredSelectors
 from core.state import milestone_plan_ids, plan_bits
 
@@ -105,7 +106,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         defects=await _defects(client, milestone.id),
         approvers=policy.signoff.approvers,
         decisions=await _decisions(client, milestone.id),
-        recent_launches=await _recent_launches(client, milestone, plan_ids),
+        recent_launches=await _recent_launches(client, policy, plan_ids),
         trend=await _trend(client, milestone.id),
     )
 
@@ -114,8 +115,7 @@ async def _plan_bits_by_name(client: BaseDBAsyncClient, plan_ids: list[int], nam
     """The plan_bits bit of each named plan the milestone includes."""
     if not names or not plan_ids:
         return {}
-    marks = ", ".join("?" * len(plan_ids))
-    rows = await fetch(client, f"SELECT id, name FROM test_plan WHERE id IN ({marks})", plan_ids)
+    rows = await fetch(client, f"SELECT id, name FROM test_plan WHERE id IN ({placeholders(len(plan_ids))})", plan_ids)
     bits = plan_bits(plan_ids)
     return {row[1]: bits[row[0]] for row in rows if row[1] in names}
 
@@ -139,15 +139,13 @@ async def _decisions(client: BaseDBAsyncClient, milestone_id: int) -> list[Decis
     return [DecisionFact(row[0], Decision(row[1]), as_datetime(row[2]), row[3], row[4]) for row in rows]
 
 
-async def _recent_launches(client: BaseDBAsyncClient, milestone: Milestone, plan_ids: list[int]) -> list[LaunchSummary]:
+async def _recent_launches(client: BaseDBAsyncClient, policy: MilestonePolicy, plan_ids: list[int]) -> list[LaunchSummary]:
     if not plan_ids:
         return []
-    policy = milestone_policy(milestone)
-    marks = ", ".join("?" * len(plan_ids))
     rows = await fetch(
         client,
         f"SELECT finished_at, passed, failed, errors, branch FROM launch "
-        f"WHERE plan_id IN ({marks}) AND superseded = FALSE ORDER BY finished_at DESC, id DESC LIMIT ?",
+        f"WHERE plan_id IN ({placeholders(len(plan_ids))}) AND superseded = FALSE ORDER BY finished_at DESC, id DESC LIMIT ?",
         [*plan_ids, RECENT_LAUNCHES * 5],
     )
     matching = [row for row in rows if policy.branch_matches(row[4])][:RECENT_LAUNCHES]
