@@ -208,17 +208,20 @@ def _counts_line(counts: dict[str, int]) -> str:
 
 @with_database
 async def cmd_milestone_add(args: argparse.Namespace) -> int:
-    policy_text = None
-    if args.policy is not None:
-        policy_text = args.policy.read_text(encoding="utf-8")
-        load = load_policy(policy_text, str(args.policy))
-        if not load.ok:
-            for error in load.errors:
-                print(error, file=sys.stderr)
-            return 1
-    milestone, change = await services.save_milestone(
-        args.repo, args.name, target_date=args.due, description=args.description, policy_text=policy_text
-    )
+    policy_text = args.policy.read_text(encoding="utf-8") if args.policy is not None else None
+    try:
+        milestone, change = await services.save_milestone(
+            args.repo,
+            args.name,
+            target_date=args.due,
+            description=args.description,
+            policy_text=policy_text,
+            policy_source=str(args.policy),
+        )
+    except services.PolicyInvalid as invalid:
+        for error in invalid.load.errors:
+            print(error, file=sys.stderr)
+        return 1
     print(f"milestone {milestone.name} in {args.repo}: {STATUS_TITLE[change.verdict.status]}")
     return 0
 

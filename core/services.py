@@ -122,13 +122,14 @@ async def save_milestone(
     state: MilestoneState | None = None,
     github_number: int | None = None,
     policy_text: str | None = None,
+    policy_source: str = DEFAULT_SOURCE,
 ) -> tuple[Milestone, MilestoneChange]:
     """Create or update a milestone; found by GitHub number first, so a rename keeps history.
 
     `policy_text` is a `.github/milestones.yml` document: it becomes the repository's
     policy, from which the milestone takes its entry. An invalid one raises PolicyInvalid.
     """
-    load = load_policy(policy_text) if policy_text is not None else None
+    load = load_policy(policy_text, policy_source) if policy_text is not None else None
     if load is not None and not load.ok:
         raise PolicyInvalid(load)
     async with in_transaction() as client:
@@ -158,7 +159,7 @@ async def save_milestone(
             changes = await _adopt_policy(client, repo, policy_text, load, rebuild=rebuild)
             change = next(change for change in changes if change.milestone.id == milestone.id)
         else:
-            await _apply_policy(client, repo, milestone, rebuild=reopening)
+            await _apply_policy(client, repository_policy(repo), milestone, rebuild=reopening)
             change = await _after_change(client, milestone)
     return milestone, change
 
@@ -208,7 +209,7 @@ async def _adopt_policy(
     await lock_milestones(client, [milestone.id for milestone in milestones])
     changes = []
     for milestone in milestones:
-        await _apply_policy(client, repo, milestone, rebuild=milestone.id in rebuild)
+        await _apply_policy(client, policy, milestone, rebuild=milestone.id in rebuild)
         changes.append(await _after_change(client, milestone))
     return changes
 
@@ -222,10 +223,10 @@ def repository_policy(repo: Repository) -> PolicyFile:
 
 
 async def _apply_policy(
-    client: BaseDBAsyncClient, repo: Repository, milestone: Milestone, *, rebuild: bool = False
+    client: BaseDBAsyncClient, repository_file: PolicyFile, milestone: Milestone, *, rebuild: bool = False
 ) -> None:
     """Give the milestone its entry of the repository policy; rebuild state if scope moved."""
-    policy = repository_policy(repo).policy_for(milestone.name)
+    policy = repository_file.policy_for(milestone.name)
     before = milestone_policy(milestone) if milestone.policy else None
     milestone.policy = policy.model_dump(mode="json")
     await milestone.save(using_db=client, update_fields=["policy", "updated_at"])
@@ -266,7 +267,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
     """Apply an issue's state; an event older than the stored one is ignored."""
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
-        config = repository_policy(repo).defects
+        policy = repository_policy(repo)
         # Every issue seen is kept, defect or not, so that its newest update time guards
         # against an older event (say, before its bug label was removed) arriving late.
         defect = await Defect.get_or_none(repository=repo, number=issue.number, using_db=client)
@@ -274,9 +275,9 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
         before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
-        milestone = await _issue_milestone(client, repo, issue)
+        milestone = await _issue_milestone(client, repo, policy, issue)
         await lock_milestones(client, [before, milestone.id if milestone else None])
-        _apply_issue(defect, issue, config, milestone)
+        _apply_issue(defect, issue, policy.defects, milestone)
         await defect.save(using_db=client)
         touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
         changes = [
@@ -290,7 +291,9 @@ def _older(incoming: datetime | None, stored: datetime | None) -> bool:
     return incoming is not None and stored is not None and incoming < stored
 
 
-async def _issue_milestone(client: BaseDBAsyncClient, repo: Repository, issue: IssueFacts) -> Milestone | None:
+async def _issue_milestone(
+    client: BaseDBAsyncClient, repo: Repository, policy: PolicyFile, issue: IssueFacts
+) -> Milestone | None:
     if issue.milestone_number is not None:
         found = await Milestone.get_or_none(repository=repo, github_number=issue.milestone_number, using_db=client)
         if found is not None:
@@ -302,7 +305,7 @@ async def _issue_milestone(client: BaseDBAsyncClient, repo: Repository, issue: I
         found = await Milestone.create(
             repository=repo, name=issue.milestone_title, github_number=issue.milestone_number, using_db=client
         )
-        await _apply_policy(client, repo, found)
+        await _apply_policy(client, policy, found)
     return found
 
 
