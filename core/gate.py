@@ -245,7 +245,7 @@ def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_requi
                 untested[test.suite or ""].append(test.display_name)
         if executed and latest is not passed and test.previous is passed:
             scan.regressions.append(_failing(test))
-        if test.flaky or ("F" in test.recent or "E" in test.recent) and is_flaky(False, test.recent):
+        if is_flaky(test.flaky, test.recent):
             scan.flaky.append(test.display_name)
     return scan
 
