@@ -67,3 +67,21 @@ class GateStatus(str, Enum):
     AT_RISK = "at_risk"
     BLOCKED = "blocked"
     NO_DATA = "no_data"
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+# Done and ignored deliveries are finished: a redelivery of one is a duplicate.
+FINISHED_DELIVERY = {DeliveryStatus.DONE, DeliveryStatus.IGNORED}
+
+
+class InstallationStatus(str, Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"

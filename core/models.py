@@ -8,7 +8,9 @@ from tortoise.models import Model
 from core.enums import (
     Decision,
     DefectState,
+    DeliveryStatus,
     GateStatus,
+    InstallationStatus,
     MilestoneState,
     Severity,
     TestStatus,
@@ -24,10 +26,25 @@ class Repository(Model):
     policy_text = fields.TextField(null=True)
     policy_errors: list | None = fields.JSONField(null=True)
     policy_updated_at = fields.DatetimeField(null=True)
+    default_branch = fields.CharField(max_length=255, null=True)
+    # Renamed labels: current name -> former names, so a severity mapping written with
+    # an old name keeps matching issues that now carry the new one.
+    label_aliases: dict = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "repository"
+
+
+# A GitHub App installation; work stops for the repositories of one suspended or deleted.
+class Installation(Model):
+    id = fields.BigIntField(primary_key=True, generated=False)
+    account = fields.CharField(max_length=200)
+    status = fields.CharEnumField(InstallationStatus, max_length=10, default=InstallationStatus.ACTIVE)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "installation"
 
 
 class TestPlan(Model):
@@ -99,6 +116,9 @@ class Launch(Model):
     flaky = fields.IntField(default=0)
     # What the reports' own attributes claim: all a report with suites but no cases has.
     declared: dict = fields.JSONField(default=dict)
+    # What a reader should know about how the launch was gathered (no matching
+    # artifact, a skipped non-JUnit file).
+    warnings: list = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -262,3 +282,54 @@ class Snapshot(Model):
     class Meta:
         table = "snapshot"
         indexes = (("milestone_id", "taken_at"),)
+
+
+# A pull request and the GitHub milestone it carries, for the gate check on it.
+class PullRequest(Model):
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="pull_requests", on_delete=fields.CASCADE
+    )
+    number = fields.IntField()
+    title = fields.TextField(default="")
+    url = fields.CharField(max_length=500, null=True)
+    state = fields.CharField(max_length=10, default="open")
+    draft = fields.BooleanField(default=False)
+    head_sha = fields.CharField(max_length=64)
+    base_ref = fields.CharField(max_length=255)
+    milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="pull_requests", null=True, on_delete=fields.SET_NULL
+    )
+    # GitHub's updated_at of the newest event applied: older events never overwrite.
+    source_updated_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "pull_request"
+        unique_together = (("repository", "number"),)
+
+
+# An accepted webhook delivery: stored before it is answered, processed after, so
+# that nothing accepted is lost when the process dies in between.
+class Delivery(Model):
+    id = fields.BigIntField(primary_key=True)
+    guid = fields.CharField(max_length=64, unique=True)
+    event = fields.CharField(max_length=64)
+    action = fields.CharField(max_length=64, null=True)
+    repository = fields.CharField(max_length=200, null=True)
+    installation_id = fields.BigIntField(null=True)
+    payload = fields.TextField()
+    status = fields.CharEnumField(DeliveryStatus, max_length=10, default=DeliveryStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    # While processing: the claim runs out then, and another worker may take it over.
+    locked_until = fields.DatetimeField(null=True)
+    received_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    # The last failure, or why the delivery was ignored.
+    error = fields.TextField(null=True)
+    note = fields.TextField(null=True)
+
+    class Meta:
+        table = "delivery"
+        indexes = (("status", "next_attempt_at"),)
