@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 APP = "milestones"
@@ -15,7 +16,7 @@ APP = "milestones"
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection_config(database_url)},
         "apps": {
             APP: {
                 "models": ["core.models"],
@@ -26,6 +27,16 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _connection_config(database_url: str) -> dict[str, Any]:
+    config = expand_db_url(database_url)
+    if config["engine"] == "tortoise.backends.sqlite":
+        config["engine"] = "core.sqlite"
+        # Extra credentials become PRAGMAs: how long (ms) a writer waits for another
+        # process's transaction before giving up.
+        config["credentials"].setdefault("busy_timeout", 30000)
+    return config
 
 
 def __getattr__(name: str) -> Any:
