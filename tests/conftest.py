@@ -24,6 +24,9 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "delivery",
+    "installation",
+    "pull_request",
     "signoff",
     "snapshot",
     "defect",

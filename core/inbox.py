@@ -1,0 +1,196 @@
+"""The delivery inbox: accepted webhooks wait here until a worker has processed them.
+
+A delivery is stored before it is answered and finished only after its handler
+succeeded, so a process that dies in between loses nothing: the next worker finds
+it pending, or processing with a claim that ran out. Workers claim deliveries with
+row locks (SKIP LOCKED on PostgreSQL; on SQLite the write lock taken by every
+transaction serialises claims), never with anything held only in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from core.db import dialect
+from core.enums import FINISHED_DELIVERY, DeliveryStatus
+from core.models import Delivery
+
+IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how soon a failing delivery is tried again before it is marked failed."""
+
+    max_attempts: int = 5
+    first_delay: timedelta = timedelta(seconds=10)
+    factor: float = 3.0
+
+    def delay(self, attempt: int) -> timedelta:
+        return self.first_delay * self.factor ** (attempt - 1)
+
+
+@dataclass(frozen=True)
+class Intake:
+    result: IntakeResult
+    delivery_id: int
+
+    @property
+    def duplicate(self) -> bool:
+        return self.result == "duplicate"
+
+
+async def accept(
+    guid: str,
+    event: str,
+    payload: str,
+    *,
+    action: str | None = None,
+    repository: str | None = None,
+    installation_id: int | None = None,
+    now: datetime | None = None,
+) -> Intake:
+    """Store a verified delivery; a GUID seen before is processed again only if it never succeeded.
+
+    GitHub redelivers with the same GUID, and only when asked to: a redelivery of a
+    failed or unfinished delivery is a request to try again, not a duplicate.
+    """
+    now = now or utcnow()
+    try:
+        delivery = await Delivery.create(
+            guid=guid,
+            event=event,
+            action=action,
+            repository=repository,
+            installation_id=installation_id,
+            payload=payload,
+            received_at=now,
+            next_attempt_at=now,
+        )
+        return Intake("accepted", delivery.id)
+    except IntegrityError:
+        pass
+    existing = await Delivery.get(guid=guid)
+    if existing.status in FINISHED_DELIVERY:
+        return Intake("duplicate", existing.id)
+    if existing.status is DeliveryStatus.FAILED:
+        requeued = await Delivery.filter(id=existing.id, status=DeliveryStatus.FAILED).update(
+            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, finished_at=None
+        )
+        if requeued:
+            return Intake("requeued", existing.id)
+    return Intake("queued", existing.id)
+
+
+async def claim(
+    limit: int = 1,
+    *,
+    lease: timedelta = timedelta(seconds=60),
+    guid: str | None = None,
+    now: datetime | None = None,
+) -> list[Delivery]:
+    """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only."""
+    now = now or utcnow()
+    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=DeliveryStatus.PROCESSING, locked_until__lt=now
+    )
+    async with in_transaction() as client:
+        query = Delivery.filter(due).order_by("id").limit(limit).using_db(client)
+        if guid is not None:
+            query = query.filter(guid=guid)
+        if dialect() == "postgres":
+            query = query.select_for_update(skip_locked=True)
+        deliveries = await query
+        if not deliveries:
+            return []
+        await Delivery.filter(id__in=[delivery.id for delivery in deliveries]).using_db(client).update(
+            status=DeliveryStatus.PROCESSING, attempts=F("attempts") + 1, locked_until=now + lease
+        )
+    for delivery in deliveries:
+        delivery.status = DeliveryStatus.PROCESSING
+        delivery.attempts += 1
+        delivery.locked_until = now + lease
+    return deliveries
+
+
+def _held(delivery: Delivery) -> Q:
+    # The claim is ours only while nobody took it over after our lease ran out.
+    return Q(id=delivery.id, status=DeliveryStatus.PROCESSING, attempts=delivery.attempts)
+
+
+async def extend(delivery: Delivery, lease: timedelta, now: datetime | None = None) -> bool:
+    """Keep the claim on a delivery whose handler is still at work; False if it was lost."""
+    until = (now or utcnow()) + lease
+    return bool(await Delivery.filter(_held(delivery)).update(locked_until=until))
+
+
+async def finish(
+    delivery: Delivery,
+    status: Literal[DeliveryStatus.DONE, DeliveryStatus.IGNORED],
+    note: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    return bool(
+        await Delivery.filter(_held(delivery)).update(
+            status=status, note=note, error=None, locked_until=None, finished_at=now or utcnow()
+        )
+    )
+
+
+async def fail(
+    delivery: Delivery,
+    error: str,
+    *,
+    retry: RetryPolicy,
+    permanent: bool = False,
+    now: datetime | None = None,
+) -> DeliveryStatus:
+    """Record a failed attempt: try again later, or mark it failed once retries are spent."""
+    now = now or utcnow()
+    if permanent or delivery.attempts >= retry.max_attempts:
+        status, changes = DeliveryStatus.FAILED, {"finished_at": now}
+    else:
+        status, changes = DeliveryStatus.PENDING, {"next_attempt_at": now + retry.delay(delivery.attempts)}
+    await Delivery.filter(_held(delivery)).update(status=status, error=error, locked_until=None, **changes)
+    return status
+
+
+class ReplayRefused(ValueError):
+    """A delivery that cannot be replayed now (unknown, or being processed)."""
+
+
+async def replay(guid: str, now: datetime | None = None) -> Delivery:
+    """Queue a stored delivery to run again from its first attempt, whatever its state."""
+    now = now or utcnow()
+    delivery = await Delivery.get_or_none(guid=guid)
+    if delivery is None:
+        raise ReplayRefused(f"no delivery {guid}")
+    if delivery.status is DeliveryStatus.PROCESSING and delivery.locked_until and delivery.locked_until > now:
+        raise ReplayRefused(f"delivery {guid} is being processed right now; try again when it is finished")
+    await Delivery.filter(id=delivery.id).update(
+        status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, locked_until=None, finished_at=None
+    )
+    await delivery.refresh_from_db()
+    return delivery
+
+
+async def recent(status: DeliveryStatus | None = None, limit: int = 50) -> list[Delivery]:
+    query = Delivery.all() if status is None else Delivery.filter(status=status)
+    return await query.order_by("-id").limit(limit)
+
+
+async def counts() -> dict[DeliveryStatus, int]:
+    found = {status: 0 for status in DeliveryStatus}
+    for status in DeliveryStatus:
+        found[status] = await Delivery.filter(status=status).count()
+    return found
