@@ -213,7 +213,7 @@ async def cmd_milestone_add(args: argparse.Namespace) -> int:
         milestone, change = await services.save_milestone(
             args.repo,
             args.name,
-            target_date=args.due,
+            target_date=args.due or services.KEEP,
             description=args.description,
             policy_text=policy_text,
             policy_source=str(args.policy),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from enum import Enum
 from typing import Collection, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -32,7 +33,7 @@ from core.facts import load_facts
 from core.gate import Verdict, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
-from core.models import Defect, Milestone, Repository, Signoff, Snapshot
+from core.models import Defect, Milestone, PullRequest, Repository, Signoff, Snapshot
 from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, PolicyFile, PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
 
@@ -113,11 +114,20 @@ class MilestoneSummary:
 # Milestones -----------------------------------------------------------------
 
 
+class Keep(Enum):
+    """A field left as it is, where None would mean "clear it"."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
 async def save_milestone(
     repository: str,
     name: str,
     *,
-    target_date: date | None = None,
+    target_date: date | None | Keep = KEEP,
     description: str | None = None,
     state: MilestoneState | None = None,
     github_number: int | None = None,
@@ -144,7 +154,7 @@ async def save_milestone(
         # Launches skip closed milestones, so one that reopens must catch up.
         reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
         milestone.name = name
-        if target_date is not None:
+        if target_date is not KEEP:
             milestone.target_date = target_date
         if description is not None:
             milestone.description = description
@@ -162,6 +172,19 @@ async def save_milestone(
             await _apply_policy(client, repository_policy(repo), milestone, rebuild=reopening)
             change = await _after_change(client, milestone)
     return milestone, change
+
+
+async def unlink_github_milestone(repository: str, number: int) -> Milestone | None:
+    """The GitHub milestone was deleted: ours is closed, and keeps its history."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        milestone = await Milestone.get_or_none(repository=repo, github_number=number, using_db=client)
+        if milestone is None:
+            return None
+        milestone.github_number = None
+        milestone.state = MilestoneState.CLOSED
+        await milestone.save(using_db=client, update_fields=["github_number", "state", "updated_at"])
+    return milestone
 
 
 class PolicyInvalid(ValueError):
@@ -202,9 +225,7 @@ async def _adopt_policy(
     for milestone_name in policy.milestones:
         if milestone_name != DEFAULT_ENTRY and not GLOB_CHARS & set(milestone_name):
             await Milestone.get_or_create(repository=repo, name=milestone_name, using_db=client)
-    for defect in await Defect.filter(repository=repo).using_db(client):
-        classify(defect, policy.defects)
-        await defect.save(using_db=client, update_fields=["severity", "state", "counts"])
+    await _classify_defects(client, repo, policy.defects)
     milestones = await Milestone.filter(repository=repo).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
     changes = []
@@ -212,6 +233,18 @@ async def _adopt_policy(
         await _apply_policy(client, policy, milestone, rebuild=milestone.id in rebuild)
         changes.append(await _after_change(client, milestone))
     return changes
+
+
+async def _classify_defects(
+    client: BaseDBAsyncClient, repo: Repository, config: DefectsConfig, *, relabel: dict[str, str | None] | None = None
+) -> None:
+    """Classify every issue of the repository again; `relabel` renames (or, to None, drops) labels first."""
+    for defect in await Defect.filter(repository=repo).using_db(client):
+        if relabel:
+            renamed = (relabel.get(label.lower(), label) for label in defect.labels)
+            defect.labels = [label for label in renamed if label is not None]
+        classify(defect, config, repo.label_aliases)
+        await defect.save(using_db=client, update_fields=["labels", "severity", "state", "counts"])
 
 
 def repository_policy(repo: Repository) -> PolicyFile:
@@ -275,9 +308,9 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
         before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
-        milestone = await _issue_milestone(client, repo, policy, issue)
+        milestone = await _github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
         await lock_milestones(client, [before, milestone.id if milestone else None])
-        _apply_issue(defect, issue, policy.defects, milestone)
+        _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
         await defect.save(using_db=client)
         touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
         changes = [
@@ -291,25 +324,26 @@ def _older(incoming: datetime | None, stored: datetime | None) -> bool:
     return incoming is not None and stored is not None and incoming < stored
 
 
-async def _issue_milestone(
-    client: BaseDBAsyncClient, repo: Repository, policy: PolicyFile, issue: IssueFacts
+async def _github_milestone(
+    client: BaseDBAsyncClient, repo: Repository, policy: PolicyFile, number: int | None, title: str | None
 ) -> Milestone | None:
-    if issue.milestone_number is not None:
-        found = await Milestone.get_or_none(repository=repo, github_number=issue.milestone_number, using_db=client)
+    """Our milestone for the GitHub milestone an issue or PR carries; made if not seen yet."""
+    if number is not None:
+        found = await Milestone.get_or_none(repository=repo, github_number=number, using_db=client)
         if found is not None:
             return found
-    if not issue.milestone_title:
+    if not title:
         return None
-    found = await Milestone.get_or_none(repository=repo, name=issue.milestone_title, using_db=client)
+    found = await Milestone.get_or_none(repository=repo, name=title, using_db=client)
     if found is None:
-        found = await Milestone.create(
-            repository=repo, name=issue.milestone_title, github_number=issue.milestone_number, using_db=client
-        )
+        found = await Milestone.create(repository=repo, name=title, github_number=number, using_db=client)
         await _apply_policy(client, policy, found)
     return found
 
 
-def _apply_issue(defect: Defect, issue: IssueFacts, config: DefectsConfig, milestone: Milestone | None) -> None:
+def _apply_issue(
+    defect: Defect, issue: IssueFacts, config: DefectsConfig, milestone: Milestone | None, aliases: dict[str, list[str]]
+) -> None:
     defect.title = issue.title
     defect.url = issue.url
     defect.labels = list(issue.labels)
@@ -323,19 +357,114 @@ def _apply_issue(defect: Defect, issue: IssueFacts, config: DefectsConfig, miles
         defect.resolved_at = None
     else:
         defect.resolved_at = issue.closed_at or defect.resolved_at or utcnow()
-    classify(defect, config)
+    classify(defect, config, aliases)
 
 
-def classify(defect: Defect, config: DefectsConfig) -> None:
-    """Severity, state and whether it counts, from the issue's stored facts and the policy."""
-    defect.severity = config.severity_for(defect.labels)
+def classify(defect: Defect, config: DefectsConfig, aliases: dict[str, list[str]] | None = None) -> None:
+    """Severity, state and whether it counts, from the issue's stored facts and the policy.
+
+    `aliases` maps a renamed label to its former names: a policy written before the
+    rename still recognises it.
+    """
+    labels = list(defect.labels)
+    for label in defect.labels:
+        labels.extend((aliases or {}).get(label.lower(), ()))
+    defect.severity = config.severity_for(labels)
     if defect.issue_state == "open":
         defect.state = DefectState.OPEN
     else:
-        verified = any(label.strip().lower() == config.verify_label.lower() for label in defect.labels)
+        verified = any(label.strip().lower() == config.verify_label.lower() for label in labels)
         defect.state = DefectState.VERIFIED if verified else DefectState.RESOLVED
     not_planned = defect.issue_state == "closed" and defect.state_reason == "not_planned"
-    defect.counts = config.is_defect(defect.labels) and not not_planned and not defect.deleted
+    defect.counts = config.is_defect(labels) and not not_planned and not defect.deleted
+
+
+async def rename_label(repository: str, old: str, new: str) -> list[MilestoneChange]:
+    """A label renamed on GitHub: issues carry the new name, the policy may still say the old one."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        aliases = dict(repo.label_aliases)
+        former = [old, *aliases.pop(old.lower(), [])]
+        aliases[new.lower()] = [name for name in dict.fromkeys(former) if name.lower() != new.lower()]
+        repo.label_aliases = {name: formers for name, formers in aliases.items() if formers}
+        await repo.save(using_db=client, update_fields=["label_aliases"])
+        return await _relabel(client, repo, {old.lower(): new})
+
+
+async def delete_label(repository: str, name: str) -> list[MilestoneChange]:
+    """A label deleted on GitHub leaves every issue at once, without an `unlabeled` event for each."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        if name.lower() in repo.label_aliases:
+            repo.label_aliases = {key: value for key, value in repo.label_aliases.items() if key != name.lower()}
+            await repo.save(using_db=client, update_fields=["label_aliases"])
+        return await _relabel(client, repo, {name.lower(): None})
+
+
+async def _relabel(client: BaseDBAsyncClient, repo: Repository, relabel: dict[str, str | None]) -> list[MilestoneChange]:
+    milestones = await Milestone.filter(repository=repo).using_db(client)
+    await lock_milestones(client, [milestone.id for milestone in milestones])
+    await _classify_defects(client, repo, repository_policy(repo).defects, relabel=relabel)
+    return [await _after_change(client, milestone) for milestone in milestones]
+
+
+# Pull requests --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullRequestFacts:
+    number: int
+    head_sha: str
+    base_ref: str
+    title: str = ""
+    url: str | None = None
+    state: Literal["open", "closed"] = "open"
+    draft: bool = False
+    milestone_number: int | None = None
+    milestone_title: str | None = None
+    updated_at: datetime | None = None
+
+
+async def record_pull_request(repository: str, facts: PullRequestFacts) -> PullRequest | None:
+    """Keep a pull request's head, base and GitHub milestone; None when the event is older than what is stored."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        pull = await PullRequest.get_or_none(repository=repo, number=facts.number, using_db=client)
+        if pull is not None and _older(facts.updated_at, pull.source_updated_at):
+            return None
+        pull = pull or PullRequest(repository=repo, number=facts.number)
+        pull.milestone = await _github_milestone(
+            client, repo, repository_policy(repo), facts.milestone_number, facts.milestone_title
+        )
+        pull.title = facts.title
+        pull.url = facts.url
+        pull.state = facts.state
+        pull.draft = facts.draft
+        pull.head_sha = facts.head_sha
+        pull.base_ref = facts.base_ref
+        pull.source_updated_at = facts.updated_at or pull.source_updated_at
+        await pull.save(using_db=client)
+    return pull
+
+
+async def pull_request_milestones(repository: str, number: int) -> list[Milestone]:
+    """The milestones a pull request ships in: its GitHub milestone, else those tracking its base branch.
+
+    Only milestones that name their branches claim pull requests by base branch: one
+    that counts every branch would otherwise claim every pull request in the repository.
+    """
+    repo = await find_repository(repository)
+    pull = await PullRequest.get_or_none(repository=repo, number=number).prefetch_related("milestone")
+    if pull is None:
+        raise NotFound(f"no pull request #{number} in {repository}")
+    if pull.milestone is not None:
+        return [pull.milestone]
+    candidates = await Milestone.filter(repository=repo, state=MilestoneState.OPEN).order_by("name")
+    return [
+        milestone
+        for milestone in candidates
+        if milestone_policy(milestone).branches and milestone_policy(milestone).branch_matches(pull.base_ref)
+    ]
 
 
 # Sign-off -------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""GitHub App installations and the repositories they cover."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from tortoise.transactions import in_transaction
+
+from core.catalog import ensure_repository
+from core.enums import InstallationStatus
+from core.models import Installation, Repository
+
+
+async def record_installation(
+    installation_id: int,
+    account: str,
+    status: InstallationStatus,
+    *,
+    added: Iterable[str] = (),
+    removed: Iterable[str] = (),
+) -> Installation:
+    """Record an installation's state and which repositories it now covers."""
+    async with in_transaction() as client:
+        installation, _ = await Installation.update_or_create(
+            id=installation_id, defaults={"account": account, "status": status}, using_db=client
+        )
+        for full_name in added:
+            repository = await ensure_repository(full_name, client)
+            repository.installation_id = installation_id
+            await repository.save(using_db=client, update_fields=["installation_id"])
+        await Repository.filter(full_name__in=list(removed), installation_id=installation_id).using_db(client).update(
+            installation_id=None
+        )
+    return installation
+
+
+async def installation_status(installation_id: int) -> InstallationStatus | None:
+    installation = await Installation.get_or_none(id=installation_id)
+    return installation.status if installation else None
+
+
+async def installation_for(full_name: str) -> int | None:
+    repository = await Repository.get_or_none(full_name=full_name)
+    return repository.installation_id if repository else None
