@@ -165,6 +165,13 @@ async def fail(
     return status
 
 
+async def release(delivery: Delivery, now: datetime | None = None) -> None:
+    """Give an unfinished claim back (the process is stopping): due at once, the attempt not counted."""
+    await Delivery.filter(_held(delivery)).update(
+        status=DeliveryStatus.PENDING, attempts=F("attempts") - 1, locked_until=None, next_attempt_at=now or utcnow()
+    )
+
+
 class ReplayRefused(ValueError):
     """A delivery that cannot be replayed now (unknown, or being processed)."""
 

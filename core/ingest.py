@@ -36,6 +36,8 @@ class LaunchSource:
     url: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # How the reports were gathered, said with the launch (an artifact missing, a file skipped).
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.attempt < 1:
@@ -107,6 +109,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         skipped=counts["skipped"],
         flaky=counts["flaky"],
         declared=vars(report.declared),
+        warnings=list(source.warnings),
     )
     if replaced:
         await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql"}
@@ -18,6 +19,20 @@ class Settings(BaseSettings):
     database_url: str = "sqlite://milestones.db"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # GitHub: the webhook secret turns intake on; an App (id + private key) or a
+    # token for one repository turns API access on.
+    github_webhook_secret: SecretStr | None = None
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_path: Path | None = None
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+
+    # Processing of accepted deliveries.
+    webhook_workers: int = 2
+    webhook_max_attempts: int = 5
+    webhook_retry_seconds: float = 10.0
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -28,6 +43,39 @@ class Settings(BaseSettings):
             )
         # Heroku-style hosts hand out postgresql://, which Tortoise spells postgres://.
         return "postgres://" + rest if scheme == "postgresql" else value
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL, such as https://github.example.com/api/v3")
+        return value.rstrip("/")
+
+    @field_validator("webhook_workers", "webhook_max_attempts")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+    @model_validator(mode="after")
+    def _app_credentials_complete(self) -> Settings:
+        has_key = self.github_private_key is not None or self.github_private_key_path is not None
+        if self.github_app_id is not None and not has_key:
+            raise ValueError("GITHUB_APP_ID needs GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH")
+        if has_key and self.github_app_id is None:
+            raise ValueError("a GitHub App private key needs GITHUB_APP_ID")
+        if self.github_private_key_path is not None and not self.github_private_key_path.is_file():
+            raise ValueError(f"GITHUB_PRIVATE_KEY_PATH: no such file {self.github_private_key_path}")
+        return self
+
+    def github_private_key_pem(self) -> str | None:
+        if self.github_private_key is not None:
+            # Hosts' config screens often keep a PEM on one line with literal \n.
+            return self.github_private_key.get_secret_value().replace("\\n", "\n")
+        if self.github_private_key_path is not None:
+            return self.github_private_key_path.read_text(encoding="utf-8")
+        return None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -42,9 +90,10 @@ class SettingsError(SystemExit):
 def describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        variable = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        variable = "_".join(str(part) for part in item["loc"]).upper()
         message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{variable}: {message}")
+        # A check across several variables names them in its message.
+        problems.append(f"{variable}: {message}" if variable else message)
     return "configuration error: " + "; ".join(problems)
 
 

@@ -1,0 +1,112 @@
+"""`milestones sync OWNER/REPO`: a repository's present state, pulled from GitHub at once.
+
+For a team installing on a repository with history: its policy file, milestones,
+defect issues, and the latest completed run of each plan's workflow. Everything goes
+through the same services as the webhooks, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from github import Github, GithubException
+
+from core import services
+from core.catalog import find_repository
+from core.enums import InstallationStatus, MilestoneState
+from core.installations import record_installation
+from core.policy import PolicyFile
+from integrations.github.events import HandlerContext, parse_date
+from integrations.github.handlers.issues import issue_facts
+from integrations.github.launches import RunFacts, ingest_run
+from integrations.github.policy_file import sync_policy
+
+
+@dataclass
+class BackfillReport:
+    policy: str = ""
+    milestones: int = 0
+    issues: int = 0
+    defects: int = 0
+    runs: list[str] | None = None
+
+
+def _milestones(client: Github, repository: str) -> list[dict[str, Any]]:
+    return [milestone.raw_data for milestone in client.get_repo(repository, lazy=True).get_milestones(state="all")]
+
+
+def _issues(client: Github, repository: str, labels: list[str]) -> list[dict[str, Any]]:
+    repo = client.get_repo(repository, lazy=True)
+    found: dict[int, dict[str, Any]] = {}
+    # GitHub ANDs the labels of one query; each defect label is a query of its own.
+    for label in labels:
+        for issue in repo.get_issues(state="all", labels=[label]):
+            if issue.pull_request is None:
+                found[issue.number] = issue.raw_data
+    return [found[number] for number in sorted(found)]
+
+
+def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any] | None:
+    repo = client.get_repo(repository, lazy=True)
+    try:
+        runs = repo.get_workflow(workflow).get_runs(status="completed")
+    except GithubException as error:
+        if error.status != 404:
+            raise
+        # Not a file name: the plan names the workflow by its display name.
+        matching = [candidate for candidate in repo.get_workflows() if candidate.name == workflow]
+        if not matching:
+            return None
+        runs = matching[0].get_runs(status="completed")
+    for run in runs:
+        return run.raw_data
+    return None
+
+
+async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
+    report = BackfillReport(runs=[])
+    installation_id = await asyncio.to_thread(context.github.installation_id, repository)
+    if installation_id is not None:
+        owner = repository.split("/", 1)[0]
+        await record_installation(installation_id, owner, InstallationStatus.ACTIVE, added=[repository])
+    client = await asyncio.to_thread(context.github.client, repository, installation_id)
+
+    report.policy = await sync_policy(context, repository, installation_id, ref=None)
+    policy = services.repository_policy(await find_repository(repository))
+
+    for milestone in await asyncio.to_thread(_milestones, client, repository):
+        await services.save_milestone(
+            repository,
+            milestone["title"],
+            target_date=parse_date(milestone.get("due_on")),
+            description=milestone.get("description") or "",
+            state=MilestoneState(milestone["state"]),
+            github_number=milestone["number"],
+        )
+        report.milestones += 1
+
+    for issue in await asyncio.to_thread(_issues, client, repository, policy.defects.labels):
+        outcome = await services.upsert_defect(repository, issue_facts(issue))
+        report.issues += 1
+        report.defects += bool(outcome.defect and outcome.defect.counts)
+
+    for workflow, plans in _plans_by_workflow(policy).items():
+        run = await asyncio.to_thread(_latest_run, client, repository, workflow)
+        if run is None:
+            report.runs.append(f"{workflow}: no completed run")
+            continue
+        facts = RunFacts.from_payload(run)
+        notes = await ingest_run(context, repository, installation_id, facts, plans)
+        report.runs.append(f"{workflow} run {facts.id}: " + "; ".join(notes))
+    context.github.note_rate_limit(client)
+    return report
+
+
+def _plans_by_workflow(policy: PolicyFile) -> dict[str, dict]:
+    grouped: dict[str, dict] = {}
+    for name, config in policy.plans.items():
+        if config.workflow:
+            grouped.setdefault(config.workflow, {})[name] = config
+    return grouped

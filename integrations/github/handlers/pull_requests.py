@@ -1,0 +1,32 @@
+"""`pull_request`: which milestone each pull request ships in, for the gate check on it."""
+
+from __future__ import annotations
+
+from gidgethub import routing, sansio
+
+from core import services
+from integrations.github.events import HandlerContext, parse_time, repository_of
+
+router = routing.Router()
+
+
+@router.register("pull_request")
+async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> str:
+    pull = event.data["pull_request"]
+    milestone = pull.get("milestone") or {}
+    facts = services.PullRequestFacts(
+        number=pull["number"],
+        head_sha=pull["head"]["sha"],
+        base_ref=pull["base"]["ref"],
+        title=pull.get("title") or "",
+        url=pull.get("html_url"),
+        state=pull["state"],
+        draft=bool(pull.get("draft")),
+        milestone_number=milestone.get("number"),
+        milestone_title=milestone.get("title"),
+        updated_at=parse_time(pull.get("updated_at")),
+    )
+    recorded = await services.record_pull_request(repository_of(event), facts)
+    if recorded is None:
+        return f"pull request #{facts.number}: older than the stored state, not applied"
+    return f"pull request #{facts.number} into {facts.base_ref}"

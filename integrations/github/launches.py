@@ -1,0 +1,133 @@
+"""A finished workflow run becomes one launch per test plan it feeds, from its artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+
+from github import Github
+
+from core import services
+from core.ingest import LaunchSource
+from core.junit import ParsedReport, ReportError
+from core.policy import PlanConfig
+from integrations.github.artifacts import MiB, ArtifactGone, UnsafeArchive, download_artifact, read_reports
+from integrations.github.events import HandlerContext, Unprocessable, parse_time
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    id: int
+    attempt: int
+    name: str
+    path: str
+    head_sha: str | None
+    head_branch: str | None
+    url: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_payload(cls, run: dict) -> RunFacts:
+        return cls(
+            id=run["id"],
+            attempt=run.get("run_attempt") or 1,
+            name=run.get("name") or "",
+            path=run.get("path") or "",
+            head_sha=run.get("head_sha"),
+            head_branch=run.get("head_branch"),
+            url=run.get("html_url"),
+            started_at=parse_time(run.get("run_started_at") or run.get("created_at")),
+            finished_at=parse_time(run.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    id: int
+    name: str
+    download_url: str
+    expired: bool
+
+
+def _list_artifacts(client: Github, repository: str, run_id: int) -> list[ArtifactRef]:
+    run = client.get_repo(repository, lazy=True).get_workflow_run(run_id)
+    return [
+        ArtifactRef(artifact.id, artifact.name, artifact.archive_download_url, artifact.expired)
+        for artifact in run.get_artifacts()
+    ]
+
+
+async def ingest_run(
+    context: HandlerContext,
+    repository: str,
+    installation_id: int | None,
+    run: RunFacts,
+    plans: dict[str, PlanConfig],
+) -> list[str]:
+    """Record the run as a launch of each plan; returns a line per launch for the record."""
+    client = await asyncio.to_thread(context.github.client, repository, installation_id)
+    artifacts = await asyncio.to_thread(_list_artifacts, client, repository, run.id)
+    context.github.note_rate_limit(client)
+    token = await asyncio.to_thread(context.github.token, client)
+    notes = []
+    for plan, config in plans.items():
+        report = ParsedReport()
+        warnings = await _gather(context, token, artifacts, config.artifacts, report)
+        for warning in warnings:
+            log.warning("%s run %s, plan %s: %s", repository, run.id, plan, warning)
+        source = LaunchSource(
+            repository=repository,
+            plan=plan,
+            source_id=f"run:{run.id}",
+            attempt=run.attempt,
+            commit_sha=run.head_sha,
+            branch=run.head_branch,
+            url=run.url,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            warnings=tuple(warnings),
+        )
+        outcome = await services.record_launch(report, source)
+        counts = outcome.counts
+        seen = "" if outcome.created else ", already recorded"
+        notes.append(
+            f"plan {plan}: {counts['tests']} tests, {counts['failed'] + counts['errors']} failing{seen}"
+            + (f" ({len(warnings)} warnings)" if warnings else "")
+        )
+    return notes
+
+
+async def _gather(
+    context: HandlerContext, token: str, artifacts: list[ArtifactRef], pattern: str, report: ParsedReport
+) -> list[str]:
+    matching = [artifact for artifact in artifacts if fnmatch.fnmatchcase(artifact.name, pattern)]
+    if not matching:
+        names = ", ".join(artifact.name for artifact in artifacts) or "none"
+        return [f"no artifact matches '{pattern}' (artifacts: {names}); recorded with no results"]
+    warnings = []
+    for artifact in matching:
+        if artifact.expired:
+            warnings.append(f"artifact {artifact.name} has expired")
+            continue
+        try:
+            warnings += await _read_artifact(context, token, artifact, report)
+        except ArtifactGone:
+            warnings.append(f"artifact {artifact.name} is gone (expired or deleted)")
+        except (UnsafeArchive, ReportError) as error:
+            raise Unprocessable(str(error)) from error
+    return warnings
+
+
+async def _read_artifact(context: HandlerContext, token: str, artifact: ArtifactRef, report: ParsedReport) -> list[str]:
+    # Small artifacts stay in memory; large ones spill to a temporary file.
+    with tempfile.SpooledTemporaryFile(max_size=32 * MiB) as buffer:
+        await download_artifact(context.http, artifact.download_url, token, buffer, context.limits.max_download_bytes)
+        buffer.seek(0)
+        return await asyncio.to_thread(read_reports, buffer, artifact.name, report, context.limits)
