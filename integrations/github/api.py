@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from github import Auth, Github, GithubIntegration
+from github import Auth, Github, GithubIntegration, GithubRetry
 
 from core.settings import Settings
 
@@ -30,7 +30,8 @@ class GitHubAccess:
     def __init__(self, settings: Settings, **client_options: Any):
         """`client_options` go to PyGithub (tests against a loopback fake turn off its pacing and retry backoff)."""
         self.api_url = settings.github_api_url
-        self._options = {"base_url": self.api_url, **client_options}
+        # Lazy: a repository object costs no request until something is read from it.
+        self._options = {"base_url": self.api_url, "lazy": True, "retry": GithubRetry(), **client_options}
         self._token = settings.github_token.get_secret_value() if settings.github_token else None
         key = settings.github_private_key_pem()
         self._integration = (

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from github import Github, GithubException
+from github.GithubObject import GithubObject
 
 from core import services
 from core.catalog import find_repository
@@ -33,23 +34,32 @@ class BackfillReport:
     runs: list[str] | None = None
 
 
+def _listed(item: GithubObject) -> dict[str, Any]:
+    """The record a list page gave for the item.
+
+    PyGithub's `raw_data` would fetch every listed item again, one request each.
+    """
+    return item._rawData
+
+
 def _milestones(client: Github, repository: str) -> list[dict[str, Any]]:
-    return [milestone.raw_data for milestone in client.get_repo(repository, lazy=True).get_milestones(state="all")]
+    return [_listed(milestone) for milestone in client.get_repo(repository).get_milestones(state="all")]
 
 
 def _issues(client: Github, repository: str, labels: list[str]) -> list[dict[str, Any]]:
-    repo = client.get_repo(repository, lazy=True)
+    repo = client.get_repo(repository)
     found: dict[int, dict[str, Any]] = {}
     # GitHub ANDs the labels of one query; each defect label is a query of its own.
     for label in labels:
         for issue in repo.get_issues(state="all", labels=[label]):
-            if issue.pull_request is None:
-                found[issue.number] = issue.raw_data
+            record = _listed(issue)
+            if "pull_request" not in record:
+                found[record["number"]] = record
     return [found[number] for number in sorted(found)]
 
 
 def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any] | None:
-    repo = client.get_repo(repository, lazy=True)
+    repo = client.get_repo(repository)
     try:
         runs = repo.get_workflow(workflow).get_runs(status="completed")
     except GithubException as error:
@@ -61,7 +71,7 @@ def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any
             return None
         runs = matching[0].get_runs(status="completed")
     for run in runs:
-        return run.raw_data
+        return _listed(run)
     return None
 
 

@@ -57,7 +57,7 @@ class ArtifactRef:
 
 
 def _list_artifacts(client: Github, repository: str, run_id: int) -> list[ArtifactRef]:
-    run = client.get_repo(repository, lazy=True).get_workflow_run(run_id)
+    run = client.get_repo(repository).get_workflow_run(run_id)
     return [
         ArtifactRef(artifact.id, artifact.name, artifact.archive_download_url, artifact.expired)
         for artifact in run.get_artifacts()

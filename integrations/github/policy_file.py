@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def _fetch(client: Github, repository: str, ref: str | None) -> bytes | None:
-    repo = client.get_repo(repository, lazy=True)
+    repo = client.get_repo(repository)
     try:
         content = repo.get_contents(DEFAULT_SOURCE, ref=ref) if ref else repo.get_contents(DEFAULT_SOURCE)
     except GithubException as error:
