@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     webhook_workers: int = 2
     webhook_max_attempts: int = 5
     webhook_retry_seconds: float = 10.0
+    # How long a claim on a delivery lasts without renewal: after a crash, how soon
+    # another worker takes the delivery over.
+    webhook_lease_seconds: float = 60.0
 
     @field_validator("database_url")
     @classmethod

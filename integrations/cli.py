@@ -20,7 +20,7 @@ from core.settings import get_settings
 from integrations.github.api import GitHubUnavailable
 from integrations.github.backfill import backfill
 from integrations.github.events import handler_context
-from integrations.github.worker import DeliveryWorker, retry_policy
+from integrations.github.worker import worker_for
 
 
 def add_serve(commands: Any) -> None:
@@ -113,7 +113,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     await inbox.replay(args.guid)
     settings = get_settings()
     async with handler_context(settings) as context:
-        status = await DeliveryWorker(context, retry=retry_policy(settings)).process_next(guid=args.guid)
+        status = await worker_for(context, settings).process_next(guid=args.guid)
     if status is None:
         print(f"delivery {args.guid} queued again; a running server took it first")
         return 0

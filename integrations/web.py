@@ -17,7 +17,7 @@ from core.settings import Settings
 from integrations.github.api import GitHubAccess
 from integrations.github.events import handler_context
 from integrations.github.intake import receive_webhook
-from integrations.github.worker import DeliveryWorker, retry_policy
+from integrations.github.worker import worker_for
 
 log = logging.getLogger("milestones.web")
 
@@ -59,7 +59,7 @@ def create_app(
         if manage_database:
             await open_database(settings.database_url)
         async with handler_context(settings, github) as context:
-            worker = DeliveryWorker(context, retry=retry_policy(settings))
+            worker = worker_for(context, settings)
             app.state.worker = worker
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
             tasks = [asyncio.create_task(worker.run()) for _ in range(settings.webhook_workers if workers is None else workers)]

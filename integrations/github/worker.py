@@ -46,12 +46,6 @@ async def dispatch(event: sansio.Event, context: HandlerContext) -> str | None:
     return "; ".join(notes) or None
 
 
-def retry_policy(settings: Settings) -> inbox.RetryPolicy:
-    return inbox.RetryPolicy(
-        max_attempts=settings.webhook_max_attempts, first_delay=timedelta(seconds=settings.webhook_retry_seconds)
-    )
-
-
 class DeliveryWorker:
     """Takes deliveries from the inbox until stopped; several may run, in one process or many."""
 
@@ -147,3 +141,13 @@ class DeliveryWorker:
             log.warning("%s failed (attempt %d), will retry: %s", what, delivery.attempts, detail)
         else:
             log.info("%s: %s%s", what, status.value, f" ({detail})" if detail else "")
+
+
+def worker_for(context: HandlerContext, settings: Settings) -> DeliveryWorker:
+    return DeliveryWorker(
+        context,
+        retry=inbox.RetryPolicy(
+            max_attempts=settings.webhook_max_attempts, first_delay=timedelta(seconds=settings.webhook_retry_seconds)
+        ),
+        lease=timedelta(seconds=settings.webhook_lease_seconds),
+    )
