@@ -15,6 +15,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No setting from the caller's environment, and a working directory without `.env`."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
+    for variable in ("GITHUB_WEBHOOK_SECRET", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_TOKEN", "GITHUB_API_URL"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -126,3 +128,35 @@ def test_bad_value_in_dotenv_is_refused(clean_environment: Path) -> None:
     (clean_environment / ".env").write_text("DATABASE_URL=oracle://scott@tiger/db\n", encoding="utf-8")
 
     assert refusal().startswith("configuration error: DATABASE_URL: ")
+
+
+def test_github_is_off_by_default() -> None:
+    settings = Settings()
+
+    assert settings.github_webhook_secret is None
+    assert settings.github_private_key_pem() is None
+    assert settings.github_api_url == "https://api.github.com"
+
+
+def test_an_app_id_needs_a_private_key_and_a_key_needs_an_app_id() -> None:
+    assert refusal(github_app_id="12") == "configuration error: GITHUB_APP_ID needs GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH"
+    assert refusal(github_private_key="-----BEGIN") == "configuration error: a GitHub App private key needs GITHUB_APP_ID"
+
+
+def test_a_private_key_comes_from_the_variable_with_escaped_newlines_or_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_APP_ID", "12")
+    monkeypatch.setenv("GITHUB_PRIVATE_KEY", "-----BEGIN KEY-----\\nabc\\n-----END KEY-----")
+    assert Settings().github_private_key_pem() == "-----BEGIN KEY-----\nabc\n-----END KEY-----"
+
+    monkeypatch.delenv("GITHUB_PRIVATE_KEY")
+    key_file = tmp_path / "app.pem"
+    key_file.write_text("-----BEGIN KEY-----\nfrom file\n")
+    monkeypatch.setenv("GITHUB_PRIVATE_KEY_PATH", str(key_file))
+    assert Settings().github_private_key_pem() == "-----BEGIN KEY-----\nfrom file\n"
+    assert "no such file" in refusal(github_app_id="12", github_private_key_path=str(tmp_path / "missing.pem"))
+
+
+def test_the_api_url_must_be_http_and_loses_its_trailing_slash() -> None:
+    assert Settings(github_api_url="https://github.example.com/api/v3/").github_api_url == "https://github.example.com/api/v3"
+    assert refusal(github_api_url="github.example.com").startswith("configuration error: GITHUB_API_URL: expected an http(s) URL")
+    assert refusal(webhook_workers="0") == "configuration error: WEBHOOK_WORKERS: must be 1 or more"
