@@ -26,7 +26,6 @@ class Repository(Model):
     policy_text = fields.TextField(null=True)
     policy_errors: list | None = fields.JSONField(null=True)
     policy_updated_at = fields.DatetimeField(null=True)
-    default_branch = fields.CharField(max_length=255, null=True)
     # Renamed labels: current name -> former names, so a severity mapping written with
     # an old name keeps matching issues that now carry the new one.
     label_aliases: dict = fields.JSONField(default=dict)

@@ -72,11 +72,6 @@ class Migration(migrations.Migration):
         ),
         ops.AddField(
             model_name='Repository',
-            name='default_branch',
-            field=fields.CharField(null=True, max_length=255),
-        ),
-        ops.AddField(
-            model_name='Repository',
             name='label_aliases',
             field=fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
         ),
