@@ -15,6 +15,7 @@ from typing import Literal
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.db import dialect
@@ -97,20 +98,36 @@ async def claim(
     *,
     lease: timedelta = timedelta(seconds=60),
     guid: str | None = None,
+    retry: RetryPolicy = RetryPolicy(),
     now: datetime | None = None,
 ) -> list[Delivery]:
-    """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only."""
+    """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only.
+
+    A delivery whose claims ran out `retry.max_attempts` times (its process died each
+    time, say from what the delivery itself asks) is marked failed instead of taken.
+    """
     now = now or utcnow()
-    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
-        status=DeliveryStatus.PROCESSING, locked_until__lt=now
-    )
     async with in_transaction() as client:
-        query = Delivery.filter(due).order_by("id").limit(limit).using_db(client)
-        if guid is not None:
-            query = query.filter(guid=guid)
-        if dialect() == "postgres":
-            query = query.select_for_update(skip_locked=True)
-        deliveries = await query
+        abandoned = Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now, attempts__gte=retry.max_attempts)
+        await Delivery.filter(abandoned).using_db(client).update(
+            status=DeliveryStatus.FAILED, locked_until=None, finished_at=now, error="abandoned: its worker stopped every attempt"
+        )
+
+        def due(condition: Q, *order: str) -> QuerySet[Delivery]:
+            query = Delivery.filter(condition).using_db(client)
+            if guid is not None:
+                query = query.filter(guid=guid)
+            if dialect() == "postgres":
+                query = query.select_for_update(skip_locked=True)
+            return query.order_by(*order)
+
+        # Claims that ran out first (few: at most one per worker), then waiting ones in
+        # arrival order; each query walks the (status, time, id) index, never sorts the backlog.
+        deliveries = await due(Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now), "locked_until").limit(limit)
+        if len(deliveries) < limit:
+            deliveries += await due(
+                Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now), "next_attempt_at", "id"
+            ).limit(limit - len(deliveries))
         if not deliveries:
             return []
         await Delivery.filter(id__in=[delivery.id for delivery in deliveries]).using_db(client).update(
@@ -184,9 +201,12 @@ async def replay(guid: str, now: datetime | None = None) -> Delivery:
         raise ReplayRefused(f"no delivery {guid}")
     if delivery.status is DeliveryStatus.PROCESSING and delivery.locked_until and delivery.locked_until > now:
         raise ReplayRefused(f"delivery {guid} is being processed right now; try again when it is finished")
-    await Delivery.filter(id=delivery.id).update(
+    # Only the state read above is reset: a worker that claimed it since keeps it.
+    reset = await Delivery.filter(id=delivery.id, status=delivery.status, attempts=delivery.attempts).update(
         status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, locked_until=None, finished_at=None
     )
+    if not reset:
+        raise ReplayRefused(f"delivery {guid} was just taken by a worker; try again when it is finished")
     await delivery.refresh_from_db()
     return delivery
 

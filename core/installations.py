@@ -14,16 +14,20 @@ from core.models import Installation, Repository
 async def record_installation(
     installation_id: int,
     account: str,
-    status: InstallationStatus,
+    status: InstallationStatus | None,
     *,
     added: Iterable[str] = (),
     removed: Iterable[str] = (),
 ) -> Installation:
-    """Record an installation's state and which repositories it now covers."""
+    """Record an installation and which repositories it now covers; `status` None keeps the stored one."""
     async with in_transaction() as client:
-        installation, _ = await Installation.update_or_create(
-            id=installation_id, defaults={"account": account, "status": status}, using_db=client
+        installation, created = await Installation.get_or_create(
+            id=installation_id, defaults={"account": account, "status": status or InstallationStatus.ACTIVE}, using_db=client
         )
+        if not created and (installation.account, installation.status) != (account, status or installation.status):
+            installation.account = account
+            installation.status = status or installation.status
+            await installation.save(using_db=client, update_fields=["account", "status", "updated_at"])
         for full_name in added:
             repository = await ensure_repository(full_name, client)
             repository.installation_id = installation_id

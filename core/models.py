@@ -331,4 +331,4 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("status", "next_attempt_at"),)
+        indexes = (("status", "next_attempt_at", "id"), ("status", "locked_until"))

@@ -303,7 +303,8 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         policy = repository_policy(repo)
         # Every issue seen is kept, defect or not, so that its newest update time guards
         # against an older event (say, before its bug label was removed) arriving late.
-        defect = await Defect.get_or_none(repository=repo, number=issue.number, using_db=client)
+        # Locked, so that an older event read before a newer one commits cannot win after it.
+        defect = await Defect.filter(repository=repo, number=issue.number).select_for_update().using_db(client).first()
         if defect is not None and _older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
@@ -429,7 +430,7 @@ async def record_pull_request(repository: str, facts: PullRequestFacts) -> PullR
     """Keep a pull request's head, base and GitHub milestone; None when the event is older than what is stored."""
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
-        pull = await PullRequest.get_or_none(repository=repo, number=facts.number, using_db=client)
+        pull = await PullRequest.filter(repository=repo, number=facts.number).select_for_update().using_db(client).first()
         if pull is not None and _older(facts.updated_at, pull.source_updated_at):
             return None
         pull = pull or PullRequest(repository=repo, number=facts.number)

@@ -186,20 +186,37 @@ def push_payload(repository: str, *, ref: str = "refs/heads/main", touched: str 
 
 async def test_a_push_changing_the_policy_applies_it_and_an_invalid_one_keeps_the_last_valid(hooks, fake):
     repo = fake.repo("acme/shop", default_branch="main")
-    repo.files[(".github/milestones.yml", "a" * 40)] = b'milestones:\n  "v9": {pass_rate: 0.9}\n'
+    repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v9": {pass_rate: 0.9}\n'
     delivery = await deliver(hooks, "push", push_payload("acme/shop"))
     assert delivery.status is DeliveryStatus.DONE, delivery.error
-    assert delivery.note == ".github/milestones.yml@aaaaaaaaaaaa: applied to 1 milestones"
+    assert delivery.note == ".github/milestones.yml@main: applied to 1 milestones"
     assert await Milestone.filter(name="v9").exists()
-    assert fake.calls("GET", "/repos/acme/shop/contents/.github/milestones.yml")[0].query == {"ref": ["a" * 40]}
+    assert fake.calls("GET", "/repos/acme/shop/contents/.github/milestones.yml")[0].query == {"ref": ["main"]}
 
-    repo.files[(".github/milestones.yml", "b" * 40)] = b'milestones:\n  "v9":\n    pass_rate: 7\n'
+    repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v9":\n    pass_rate: 7\n'
     delivery = await deliver(hooks, "push", push_payload("acme/shop", after="b" * 40))
-    assert delivery.note == ".github/milestones.yml@bbbbbbbbbbbb: invalid (1 errors), the last valid policy stays"
+    assert delivery.note == ".github/milestones.yml@main: invalid (1 errors), the last valid policy stays"
     stored = await Repository.get(full_name="acme/shop")
     assert "pass_rate: 0.9" in stored.policy_text
     [error] = stored.policy_errors
     assert (error["line"], error["path"]) == (3, "milestones.v9.pass_rate")
+
+
+async def test_a_late_push_never_brings_back_an_older_policy(hooks, fake):
+    repo = fake.repo("acme/shop", default_branch="main")
+    repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v10": {}\n'
+    # The push that made v9 is processed after the one that made v10 (a retry, say).
+    delivery = await deliver(hooks, "push", push_payload("acme/shop", after="9" * 40))
+    assert delivery.status is DeliveryStatus.DONE
+    assert "v10" in (await Repository.get(full_name="acme/shop")).policy_text
+
+
+async def test_a_run_of_a_fork_branch_is_ignored(hooks, fake):
+    payload = completed_run()
+    payload["workflow_run"]["head_repository"] = {"full_name": "mallory/octo-repo"}
+    delivery = await deliver(hooks, "workflow_run", payload)
+    assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, f"run {RUN_ID} is of mallory/octo-repo:master, a fork")
+    assert fake.requests == [] and not await Launch.exists()
 
 
 async def test_pushes_elsewhere_or_not_touching_the_policy_are_ignored(hooks, fake):

@@ -103,3 +103,12 @@ async def test_a_github_milestone_can_clear_its_due_date_and_be_deleted(db: str)
     stored = await Milestone.get(name="v2.0")
     assert (stored.state, stored.github_number) == (MilestoneState.CLOSED, None)
     assert await services.unlink_github_milestone(REPO, 5) is None
+
+
+async def test_repository_changes_during_a_suspension_do_not_lift_it(db: str) -> None:
+    await record_installation(42, "acme", InstallationStatus.SUSPENDED)
+    await record_installation(42, "acme", None, added=["acme/new"])
+    assert await installation_status(42) is InstallationStatus.SUSPENDED
+    assert await installation_for("acme/new") == 42
+    await record_installation(43, "beta", None)
+    assert await installation_status(43) is InstallationStatus.ACTIVE

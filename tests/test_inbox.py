@@ -143,3 +143,20 @@ async def test_counts_by_status(db):
     await inbox.finish(claimed, DeliveryStatus.DONE, now=T0)
     counts = await inbox.counts()
     assert counts[DeliveryStatus.PENDING] == 2 and counts[DeliveryStatus.DONE] == 1 and counts[DeliveryStatus.FAILED] == 0
+
+
+async def test_a_delivery_whose_worker_dies_every_time_is_marked_failed(db):
+    # Say the delivery itself brings the process down: taking it over forever would
+    # bring down every process in turn.
+    retry = inbox.RetryPolicy(max_attempts=2)
+    await inbox.accept("g-1", "workflow_run", "{}", now=T0)
+    now = T0
+    for attempt in (1, 2):
+        [claimed] = await inbox.claim(lease=timedelta(seconds=30), retry=retry, now=now)
+        assert claimed.attempts == attempt
+        now += timedelta(seconds=31)
+    assert await inbox.claim(lease=timedelta(seconds=30), retry=retry, now=now) == []
+    delivery = await stored("g-1")
+    assert delivery.status is DeliveryStatus.FAILED
+    assert delivery.error == "abandoned: its worker stopped every attempt"
+

@@ -49,6 +49,7 @@ async def test_a_signed_delivery_is_stored_answered_202_then_processed(hooks):
         ({"X-Hub-Signature-256": "sha256=" + "0" * 64}, SECRET),
         ({"X-Hub-Signature-256": "sha1=0123"}, SECRET),
         ({"X-Hub-Signature-256": "garbage"}, SECRET),
+        ({"X-Hub-Signature-256": "sha256=\u00e9".encode("latin-1")}, SECRET),  # not ASCII
     ],
 )
 async def test_a_bad_signature_is_refused_and_leaves_nothing_but_a_log_line(hooks, caplog, headers, secret):

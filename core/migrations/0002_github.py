@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 ('error', fields.TextField(null=True, unique=False)),
                 ('note', fields.TextField(null=True, unique=False)),
             ],
-            options={'table': 'delivery', 'app': 'milestones', 'indexes': [Index(fields=['status', 'next_attempt_at'])], 'pk_attr': 'id'},
+            options={'table': 'delivery', 'app': 'milestones', 'indexes': [Index(fields=['status', 'next_attempt_at', 'id']), Index(fields=['status', 'locked_until'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

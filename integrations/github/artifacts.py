@@ -91,7 +91,11 @@ async def download_artifact(
     async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
         if response.status_code in (404, 410):
             raise ArtifactGone(f"artifact {url}: HTTP {response.status_code}, expired or deleted")
-        response.raise_for_status()
+        if response.is_error:
+            # raise_for_status would name the final, signed storage URL.
+            raise httpx.HTTPStatusError(
+                f"artifact {url}: HTTP {response.status_code}", request=response.request, response=response
+            )
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise UnsafeArchive(

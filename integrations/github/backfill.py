@@ -16,7 +16,7 @@ from github.GithubObject import GithubObject
 
 from core import services
 from core.catalog import find_repository
-from core.enums import InstallationStatus, MilestoneState
+from core.enums import MilestoneState
 from core.installations import record_installation
 from core.policy import PolicyFile
 from integrations.github.events import HandlerContext, parse_date
@@ -71,7 +71,9 @@ def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any
             return None
         runs = matching[0].get_runs(status="completed")
     for run in runs:
-        return _listed(run)
+        record = _listed(run)
+        if (record.get("head_repository") or {}).get("full_name", repository) == repository:
+            return record
     return None
 
 
@@ -80,7 +82,7 @@ async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
     installation_id = await asyncio.to_thread(context.github.installation_id, repository)
     if installation_id is not None:
         owner = repository.split("/", 1)[0]
-        await record_installation(installation_id, owner, InstallationStatus.ACTIVE, added=[repository])
+        await record_installation(installation_id, owner, None, added=[repository])
     client = await asyncio.to_thread(context.github.client, repository, installation_id)
 
     report.policy = await sync_policy(context, repository, installation_id, ref=None)

@@ -63,7 +63,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
         return _answer(401, error="missing X-Hub-Signature-256")
     try:
         validate_event(body, signature=signature, secret=secret)
-    except ValidationFailure:
+    except (ValidationFailure, TypeError):  # TypeError: a header that is not ASCII
         log.warning("webhook from %s refused: signature does not match the secret (delivery %s)", client, guid or "?")
         return _answer(401, error="signature does not match")
     event = request.headers.get("x-github-event", "")

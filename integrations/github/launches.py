@@ -32,6 +32,8 @@ class RunFacts:
     url: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    # The repository whose branch ran: a fork's for pull requests from forks.
+    head_repository: str | None
 
     @classmethod
     def from_payload(cls, run: dict) -> RunFacts:
@@ -45,6 +47,7 @@ class RunFacts:
             url=run.get("html_url"),
             started_at=parse_time(run.get("run_started_at") or run.get("created_at")),
             finished_at=parse_time(run.get("updated_at")),
+            head_repository=(run.get("head_repository") or {}).get("full_name"),
         )
 
 

@@ -84,7 +84,7 @@ class DeliveryWorker:
 
     async def process_next(self, guid: str | None = None) -> DeliveryStatus | None:
         """Claim and process one due delivery (the given one, if named); None when there is none."""
-        claimed = await inbox.claim(lease=self.lease, guid=guid)
+        claimed = await inbox.claim(lease=self.lease, guid=guid, retry=self.retry)
         if not claimed:
             return None
         return await self.process(claimed[0])
@@ -126,7 +126,13 @@ class DeliveryWorker:
     async def _keep_claim(self, delivery: Delivery) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            if not await inbox.extend(delivery, self.lease):
+            try:
+                held = await inbox.extend(delivery, self.lease)
+            except Exception:
+                # A database hiccup: the lease has two more renewals' worth of time left.
+                log.warning("delivery %s: could not renew the claim", delivery.guid, exc_info=True)
+                continue
+            if not held:
                 log.warning("delivery %s: claim lost to another worker", delivery.guid)
                 return
 

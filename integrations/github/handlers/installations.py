@@ -37,7 +37,6 @@ async def repositories_changed(event: sansio.Event, context: HandlerContext) -> 
     installation = event.data["installation"]
     added = _names(event.data.get("repositories_added"))
     removed = _names(event.data.get("repositories_removed"))
-    await record_installation(
-        installation["id"], installation["account"]["login"], InstallationStatus.ACTIVE, added=added, removed=removed
-    )
+    # Repositories can change while an installation is suspended; that does not lift it.
+    await record_installation(installation["id"], installation["account"]["login"], None, added=added, removed=removed)
     return f"installation {installation['id']}: {len(added)} added, {len(removed)} removed"

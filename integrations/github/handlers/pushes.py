@@ -27,4 +27,6 @@ async def pushed(event: sansio.Event, context: HandlerContext) -> str:
         raise Ignored(f"push to {data['ref']}, not to the default branch {default_branch}")
     if not changes_policy(data.get("commits") or []):
         raise Ignored(f"push does not change {DEFAULT_SOURCE}")
-    return await sync_policy(context, repository_of(event), installation_of(event), data["after"])
+    # The branch as it is now, not as of this push: a push processed late (a retry) must
+    # not bring back an older file over a newer one.
+    return await sync_policy(context, repository_of(event), installation_of(event), default_branch)

@@ -16,6 +16,10 @@ router = routing.Router()
 async def workflow_run_completed(event: sansio.Event, context: HandlerContext) -> str:
     repository = repository_of(event)
     run = RunFacts.from_payload(event.data["workflow_run"])
+    if run.head_repository and run.head_repository != repository:
+        # A fork's branch is not ours, though it may share its name, and its workflow
+        # and artifacts are the fork author's to write.
+        raise Ignored(f"run {run.id} is of {run.head_repository}:{run.head_branch}, a fork")
     try:
         policy = repository_policy(await find_repository(repository))
     except LookupError:
