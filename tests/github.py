@@ -1,17 +1,23 @@
-"""Sending webhooks to the real ASGI app, signed exactly as GitHub signs them."""
+"""GitHub as the tests play it: webhooks signed exactly as GitHub signs them, sent to the
+real ASGI app; artifact zips; GitHub App keys."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import uuid
+import zipfile
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 
+from core.models import Delivery
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
 from integrations.web import create_app
@@ -23,6 +29,22 @@ SECRET = "It's a Secret to Everybody"
 
 def signature(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def make_zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def private_key_pem() -> str:
+    """A new RSA key, as a GitHub App's private key is handed out."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def fixture(event: str, name: str, **changes: Any) -> dict[str, Any]:
@@ -68,6 +90,13 @@ class Hooks:
             sent["X-Hub-Signature-256"] = signature(body, secret)
         sent.update(headers or {})
         return await self.client.post("/github/webhooks", content=body, headers=sent)
+
+    async def deliver(self, event: str, payload: dict[str, Any], guid: str | None = None) -> Delivery:
+        """Send a delivery, process everything waiting, and return the delivery as stored."""
+        response = await self.send(event, payload, guid)
+        assert response.status_code == 202, response.text
+        await self.worker.drain()
+        return await Delivery.get(guid=response.json()["delivery"])
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:

@@ -21,6 +21,7 @@ from integrations.github.artifacts import (
     read_reports,
 )
 from tests.conftest import JUNIT
+from tests.github import make_zip
 
 ARTIFACT = "junit-linux"
 API_URL = "https://api.github.com/repos/o/r/actions/artifacts/1/zip"
@@ -48,14 +49,6 @@ COBERTURA = b"""<?xml version="1.0" ?>
 
 def fixture(name: str) -> bytes:
     return (JUNIT / name).read_bytes()
-
-
-def make_zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 def expected_counts(*fixtures: str) -> dict[str, int]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import threading
-import zipfile
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -14,11 +12,11 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github, GithubException, GithubIntegration
 from github.GithubException import BadCredentialsException, RateLimitExceededException, UnknownObjectException
 
 from tests.fake_github import FakeGitHub, FakeRepo, RecordedRequest
+from tests.github import make_zip, private_key_pem
 
 TOKEN = "test-token"
 
@@ -47,21 +45,6 @@ def client(fake: FakeGitHub, auth: Auth.Auth | None = None) -> Github:
 def seen(requests: list[RecordedRequest]) -> list[tuple[str, str, str, dict[str, list[str]]]]:
     """What a test asserts about recorded requests: server, method, path and query."""
     return [(r.server, r.method, r.path, r.query) for r in requests]
-
-
-def make_zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 def add_ci(repo: FakeRepo) -> None:

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
-import zipfile
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core import services
-from core.enums import DeliveryStatus, TestStatus
+from core.enums import DeliveryStatus
 from core.junit import parse_reports
 from core.models import Defect, Delivery, Launch, Milestone, Repository, Snapshot, TestResult
 from integrations.github.backfill import backfill
 from integrations.github.events import handler_context
 from tests.conftest import JUNIT
 from tests.fake_github import FakeGitHub
-from tests.github import fixture, github_access, running_app, settings_for
+from tests.github import fixture, github_access, make_zip, private_key_pem, running_app, settings_for
 
 RUN_REPO = "octo-org/octo-repo"  # the repository of the real workflow_run payloads
 RUN_ID = 289782451
@@ -31,14 +27,6 @@ milestones:
   "v1.0": {plans: [tests], required: ["plan:tests"]}
 """
 REPORTS = ["python-xunit-pytest.xml", "jest-junit.xml", "external_java_junit4-basic.xml"]
-
-
-def make_zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def junit_zip() -> bytes:
@@ -71,13 +59,6 @@ async def hooks(db, fake):
         yield running
 
 
-async def deliver(hooks, event: str, payload: dict, guid: str | None = None) -> Delivery:
-    response = await hooks.send(event, payload, guid)
-    assert response.status_code == 202, response.text
-    await hooks.worker.drain()
-    return await Delivery.get(guid=response.json()["delivery"])
-
-
 def completed_run(attempt: int = 1) -> dict:
     payload = fixture("workflow_run", "completed")
     payload["workflow_run"]["run_attempt"] = attempt
@@ -86,7 +67,7 @@ def completed_run(attempt: int = 1) -> dict:
 
 async def test_a_finished_run_becomes_a_launch_from_its_artifact(hooks, fake):
     run_repo(fake, junit_zip())
-    delivery = await deliver(hooks, "workflow_run", completed_run(), "guid-run")
+    delivery = await hooks.deliver("workflow_run", completed_run(), "guid-run")
     assert delivery.status is DeliveryStatus.DONE, delivery.error
     expected = parse_reports([JUNIT / name for name in REPORTS]).counts()
     launch = await Launch.get(source_id=f"run:{RUN_ID}")
@@ -111,17 +92,17 @@ async def test_a_finished_run_becomes_a_launch_from_its_artifact(hooks, fake):
 
 async def test_the_same_run_delivered_twice_is_one_launch_and_a_rerun_replaces_it(hooks, fake):
     run_repo(fake, junit_zip())
-    await deliver(hooks, "workflow_run", completed_run(), "first")
-    again = await deliver(hooks, "workflow_run", completed_run(), "second")  # a new GUID for the same run
+    await hooks.deliver("workflow_run", completed_run(), "first")
+    again = await hooks.deliver("workflow_run", completed_run(), "second")  # a new GUID for the same run
     assert "already recorded" in again.note
-    await deliver(hooks, "workflow_run", completed_run(attempt=2), "rerun")
+    await hooks.deliver("workflow_run", completed_run(attempt=2), "rerun")
     launches = await Launch.filter(source_id=f"run:{RUN_ID}").order_by("attempt")
     assert [(launch.attempt, launch.superseded) for launch in launches] == [(1, True), (2, False)]
 
 
 async def test_a_run_without_a_matching_artifact_is_recorded_with_a_warning(hooks, fake):
     run_repo(fake, make_zip({"app.bin": b"\0"}), name="build-output")
-    delivery = await deliver(hooks, "workflow_run", completed_run())
+    delivery = await hooks.deliver("workflow_run", completed_run())
     assert delivery.status is DeliveryStatus.DONE
     assert delivery.note == f"run {RUN_ID} attempt 1: plan tests: 0 tests, 0 failing (1 warnings)"
     launch = await Launch.get(source_id=f"run:{RUN_ID}")
@@ -139,7 +120,7 @@ async def test_a_run_without_a_matching_artifact_is_recorded_with_a_warning(hook
 )
 async def test_a_hostile_or_broken_artifact_fails_the_delivery_at_once(hooks, fake, entries, reason):
     run_repo(fake, make_zip(entries))
-    delivery = await deliver(hooks, "workflow_run", completed_run())
+    delivery = await hooks.deliver("workflow_run", completed_run())
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
     assert reason in delivery.error
     assert not await Launch.exists()
@@ -148,7 +129,7 @@ async def test_a_hostile_or_broken_artifact_fails_the_delivery_at_once(hooks, fa
 async def test_a_github_outage_is_retried_then_succeeds(hooks, fake):
     run_repo(fake, junit_zip())
     fake.fail_next("GET", f"/repos/{RUN_REPO}/actions/runs/{RUN_ID}/artifacts", status=502)
-    response = await hooks.send("workflow_run", completed_run(), "guid-retry")
+    await hooks.send("workflow_run", completed_run(), "guid-retry")
     await hooks.worker.drain()
     waiting = await Delivery.get(guid="guid-retry")
     assert (waiting.status, waiting.attempts) == (DeliveryStatus.PENDING, 1)
@@ -164,7 +145,7 @@ async def test_a_workflow_that_feeds_no_plan_is_ignored(hooks, fake):
     payload = completed_run()
     payload["workflow_run"]["path"] = ".github/workflows/lint.yml"
     payload["workflow_run"]["name"] = "Lint"
-    delivery = await deliver(hooks, "workflow_run", payload)
+    delivery = await hooks.deliver("workflow_run", payload)
     assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, "workflow Lint feeds no test plan")
     assert fake.requests == []
 
@@ -187,14 +168,14 @@ def push_payload(repository: str, *, ref: str = "refs/heads/main", touched: str 
 async def test_a_push_changing_the_policy_applies_it_and_an_invalid_one_keeps_the_last_valid(hooks, fake):
     repo = fake.repo("acme/shop", default_branch="main")
     repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v9": {pass_rate: 0.9}\n'
-    delivery = await deliver(hooks, "push", push_payload("acme/shop"))
+    delivery = await hooks.deliver("push", push_payload("acme/shop"))
     assert delivery.status is DeliveryStatus.DONE, delivery.error
     assert delivery.note == ".github/milestones.yml@main: applied to 1 milestones"
     assert await Milestone.filter(name="v9").exists()
     assert fake.calls("GET", "/repos/acme/shop/contents/.github/milestones.yml")[0].query == {"ref": ["main"]}
 
     repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v9":\n    pass_rate: 7\n'
-    delivery = await deliver(hooks, "push", push_payload("acme/shop", after="b" * 40))
+    delivery = await hooks.deliver("push", push_payload("acme/shop", after="b" * 40))
     assert delivery.note == ".github/milestones.yml@main: invalid (1 errors), the last valid policy stays"
     stored = await Repository.get(full_name="acme/shop")
     assert "pass_rate: 0.9" in stored.policy_text
@@ -206,7 +187,7 @@ async def test_a_late_push_never_brings_back_an_older_policy(hooks, fake):
     repo = fake.repo("acme/shop", default_branch="main")
     repo.files[(".github/milestones.yml", None)] = b'milestones:\n  "v10": {}\n'
     # The push that made v9 is processed after the one that made v10 (a retry, say).
-    delivery = await deliver(hooks, "push", push_payload("acme/shop", after="9" * 40))
+    delivery = await hooks.deliver("push", push_payload("acme/shop", after="9" * 40))
     assert delivery.status is DeliveryStatus.DONE
     assert "v10" in (await Repository.get(full_name="acme/shop")).policy_text
 
@@ -214,22 +195,17 @@ async def test_a_late_push_never_brings_back_an_older_policy(hooks, fake):
 async def test_a_run_of_a_fork_branch_is_ignored(hooks, fake):
     payload = completed_run()
     payload["workflow_run"]["head_repository"] = {"full_name": "mallory/octo-repo"}
-    delivery = await deliver(hooks, "workflow_run", payload)
+    delivery = await hooks.deliver("workflow_run", payload)
     assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, f"run {RUN_ID} is of mallory/octo-repo:master, a fork")
     assert fake.requests == [] and not await Launch.exists()
 
 
 async def test_pushes_elsewhere_or_not_touching_the_policy_are_ignored(hooks, fake):
-    other_branch = await deliver(hooks, "push", push_payload("acme/shop", ref="refs/heads/feature"))
+    other_branch = await hooks.deliver("push", push_payload("acme/shop", ref="refs/heads/feature"))
     assert other_branch.status is DeliveryStatus.IGNORED
-    other_file = await deliver(hooks, "push", push_payload("acme/shop", touched="README.md"))
+    other_file = await hooks.deliver("push", push_payload("acme/shop", touched="README.md"))
     assert other_file.note == "push does not change .github/milestones.yml"
     assert fake.requests == []
-
-
-def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
 
 async def test_as_a_github_app_the_installation_token_is_fetched_once_and_used(db, fake):
@@ -243,7 +219,7 @@ async def test_as_a_github_app_the_installation_token_is_fetched_once_and_used(d
         for attempt in (1, 2):
             payload = completed_run(attempt)
             payload["installation"] = {"id": 42}
-            delivery = await deliver(hooks, "workflow_run", payload)
+            delivery = await hooks.deliver("workflow_run", payload)
             assert delivery.status is DeliveryStatus.DONE, delivery.error
     assert fake.tokens_issued == 1
     [token] = fake.issued_tokens
@@ -256,8 +232,8 @@ async def test_a_low_rate_limit_is_logged_once(hooks, fake, caplog):
     caplog.set_level(logging.WARNING, logger="integrations.github.api")
     run_repo(fake, junit_zip())
     fake.rate_remaining = 120
-    await deliver(hooks, "workflow_run", completed_run(1))
-    await deliver(hooks, "workflow_run", completed_run(2))
+    await hooks.deliver("workflow_run", completed_run(1))
+    await hooks.deliver("workflow_run", completed_run(2))
     [line] = [record.getMessage() for record in caplog.records if record.name == "integrations.github.api"]
     assert line.startswith("GitHub rate limit low: 118 of 5000 requests left")
 

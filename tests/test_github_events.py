@@ -9,7 +9,7 @@ import pytest
 from core import services
 from core.enums import DeliveryStatus, InstallationStatus, MilestoneState, Severity
 from core.installations import installation_for, installation_status
-from core.models import Defect, Delivery, Milestone, PullRequest
+from core.models import Defect, Milestone, PullRequest
 from tests.github import fixture, running_app, settings_for
 
 REPO = "Codertocat/Hello-World"
@@ -21,13 +21,6 @@ async def hooks(db):
         yield running
 
 
-async def deliver(hooks, event: str, payload: dict, guid: str | None = None) -> Delivery:
-    response = await hooks.send(event, payload, guid)
-    assert response.status_code == 202, response.text
-    await hooks.worker.drain()
-    return await Delivery.get(guid=response.json()["delivery"])
-
-
 def milestone_payload(action: str, **fields) -> dict:
     payload = fixture("milestone", "created", action=action)
     payload["milestone"].update(fields)
@@ -35,7 +28,7 @@ def milestone_payload(action: str, **fields) -> dict:
 
 
 async def test_a_github_milestone_becomes_ours_with_its_due_date(hooks):
-    delivery = await deliver(hooks, "milestone", fixture("milestone", "created"))
+    delivery = await hooks.deliver("milestone", fixture("milestone", "created"))
     assert delivery.status is DeliveryStatus.DONE
     milestone = await Milestone.get(name="v1.0")
     assert (milestone.github_number, milestone.target_date, milestone.state) == (1, date(2019, 5, 23), MilestoneState.OPEN)
@@ -43,9 +36,9 @@ async def test_a_github_milestone_becomes_ours_with_its_due_date(hooks):
 
 
 async def test_a_renamed_github_milestone_keeps_its_history(hooks):
-    await deliver(hooks, "milestone", fixture("milestone", "created"))
-    await deliver(hooks, "issues", fixture("issues", "opened"))
-    await deliver(hooks, "milestone", milestone_payload("edited", title="v1.0.0", due_on=None))
+    await hooks.deliver("milestone", fixture("milestone", "created"))
+    await hooks.deliver("issues", fixture("issues", "opened"))
+    await hooks.deliver("milestone", milestone_payload("edited", title="v1.0.0", due_on=None))
     renamed = await Milestone.get(github_number=1)
     assert renamed.name == "v1.0.0" and renamed.target_date is None
     assert [defect.number for defect in await Defect.filter(milestone=renamed)] == [1]
@@ -53,12 +46,12 @@ async def test_a_renamed_github_milestone_keeps_its_history(hooks):
 
 
 async def test_closing_and_deleting_a_github_milestone(hooks):
-    await deliver(hooks, "milestone", fixture("milestone", "created"))
-    await deliver(hooks, "milestone", fixture("milestone", "closed"))
+    await hooks.deliver("milestone", fixture("milestone", "created"))
+    await hooks.deliver("milestone", fixture("milestone", "closed"))
     assert (await Milestone.get(name="v1.0")).state is MilestoneState.CLOSED
-    await deliver(hooks, "milestone", milestone_payload("opened", state="open"))
+    await hooks.deliver("milestone", milestone_payload("opened", state="open"))
     assert (await Milestone.get(name="v1.0")).state is MilestoneState.OPEN
-    delivery = await deliver(hooks, "milestone", fixture("milestone", "deleted"))
+    delivery = await hooks.deliver("milestone", fixture("milestone", "deleted"))
     assert delivery.note == "milestone v1.0 closed, its GitHub milestone deleted"
     milestone = await Milestone.get(name="v1.0")
     assert (milestone.state, milestone.github_number) == (MilestoneState.CLOSED, None)
@@ -73,7 +66,7 @@ def issue_payload(action: str, *, labels: list[str], updated_at: str, state: str
 
 
 async def test_an_issue_with_a_defect_label_blocks_its_milestone(hooks):
-    delivery = await deliver(hooks, "issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
+    delivery = await hooks.deliver("issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
     assert delivery.note == "issue #1: defect, severity critical, open"
     verdict = await services.get_verdict(REPO, "v1.0")
     assert [defect.number for defect in verdict.blocking.defects] == [1]
@@ -82,8 +75,8 @@ async def test_an_issue_with_a_defect_label_blocks_its_milestone(hooks):
 async def test_an_older_issue_event_arriving_late_never_overwrites_newer_state(hooks):
     newer = issue_payload("closed", labels=["bug", "P0"], updated_at="2026-11-20T12:00:00Z", state="closed", reason="completed")
     older = issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z")
-    await deliver(hooks, "issues", newer)
-    delivery = await deliver(hooks, "issues", older)
+    await hooks.deliver("issues", newer)
+    delivery = await hooks.deliver("issues", older)
     assert delivery.status is DeliveryStatus.DONE
     assert delivery.note == "issue #1: older than the stored state, not applied"
     defect = await Defect.get(number=1)
@@ -101,89 +94,89 @@ async def test_issue_actions_change_the_defect(hooks):
         ("transferred", issue_payload("transferred", labels=["P1", "bug"], updated_at="2026-11-20T15:00:00Z"), "open", False),
     ]
     for action, payload, state, counts in steps:
-        await deliver(hooks, "issues", payload)
+        await hooks.deliver("issues", payload)
         defect = await Defect.get(number=1)
         assert (defect.state.value, defect.counts) == (state, counts), action
         assert defect.severity is Severity.HIGH
 
 
 async def test_demilestoned_and_deleted_issues(hooks):
-    await deliver(hooks, "issues", issue_payload("opened", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
+    await hooks.deliver("issues", issue_payload("opened", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
     demilestoned = fixture("issues", "demilestoned")
     demilestoned["issue"].update(labels=[{"name": "bug"}, {"name": "P0"}], updated_at="2026-11-20T11:00:00Z", number=1)
-    await deliver(hooks, "issues", demilestoned)
+    await hooks.deliver("issues", demilestoned)
     assert (await Defect.get(number=1)).milestone_id is None  # type: ignore[attr-defined]
     deleted = fixture("issues", "deleted")
     deleted["issue"].update(number=1, updated_at="2026-11-20T12:00:00Z")
-    await deliver(hooks, "issues", deleted)
+    await hooks.deliver("issues", deleted)
     assert (await Defect.get(number=1)).deleted
 
 
 async def test_a_renamed_severity_label_keeps_working(hooks):
-    await deliver(hooks, "issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
+    await hooks.deliver("issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
     renamed = fixture("label", "edited", changes={"name": {"from": "P0"}})
     renamed["label"]["name"] = "priority: urgent"
-    delivery = await deliver(hooks, "label", renamed)
+    delivery = await hooks.deliver("label", renamed)
     assert delivery.note == "label 'P0' renamed to 'priority: urgent'"
     defect = await Defect.get(number=1)
     assert defect.labels == ["bug", "priority: urgent"] and defect.severity is Severity.CRITICAL
     # The real `edited` payload changes only the colour: nothing to do.
-    assert (await deliver(hooks, "label", fixture("label", "edited"))).status is DeliveryStatus.IGNORED
+    assert (await hooks.deliver("label", fixture("label", "edited"))).status is DeliveryStatus.IGNORED
 
 
 async def test_a_deleted_severity_label_leaves_the_issues(hooks):
-    await deliver(hooks, "issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
+    await hooks.deliver("issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
     deleted = fixture("label", "deleted")
     deleted["label"]["name"] = "P0"
-    await deliver(hooks, "label", deleted)
+    await hooks.deliver("label", deleted)
     assert (await Defect.get(number=1)).severity is Severity.NONE
 
 
 async def test_installations_record_repositories_and_suspension_stops_work(hooks):
     created = fixture("installation", "created")
-    await deliver(hooks, "installation", created)
+    await hooks.deliver("installation", created)
     installation = created["installation"]["id"]
     assert await installation_for("Codertocat/Hello-World") == installation
-    await deliver(hooks, "installation_repositories", fixture("installation_repositories", "added"))
+    await hooks.deliver("installation_repositories", fixture("installation_repositories", "added"))
     assert await installation_for("Codertocat/Space") == installation
     removed = fixture("installation_repositories", "removed")
     removed["installation"]["id"] = installation
     removed["repositories_removed"][0]["full_name"] = "Codertocat/Space"
-    await deliver(hooks, "installation_repositories", removed)
+    await hooks.deliver("installation_repositories", removed)
     assert await installation_for("Codertocat/Space") is None
 
     suspended = fixture("installation", "suspend")
     suspended["installation"]["id"] = installation
-    await deliver(hooks, "installation", suspended)
+    await hooks.deliver("installation", suspended)
     assert await installation_status(installation) is InstallationStatus.SUSPENDED
     payload = issue_payload("opened", labels=["bug"], updated_at="2026-11-20T10:00:00Z")
     payload["installation"] = {"id": installation}
-    delivery = await deliver(hooks, "issues", payload)
+    delivery = await hooks.deliver("issues", payload)
     assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, f"installation {installation} is suspended")
     assert not await Defect.exists()
 
     unsuspended = fixture("installation", "unsuspend")
     unsuspended["installation"]["id"] = installation
-    await deliver(hooks, "installation", unsuspended)
-    assert (await deliver(hooks, "issues", payload, "again")).status is DeliveryStatus.DONE
+    await hooks.deliver("installation", unsuspended)
+    assert (await hooks.deliver("issues", payload, "again")).status is DeliveryStatus.DONE
 
 
 async def test_a_pull_request_records_its_milestone(hooks):
-    await deliver(hooks, "milestone", fixture("milestone", "created"))
+    await hooks.deliver("milestone", fixture("milestone", "created"))
     opened = fixture("pull_request", "opened")
     opened["pull_request"]["milestone"] = fixture("milestone", "created")["milestone"]
-    delivery = await deliver(hooks, "pull_request", opened)
+    delivery = await hooks.deliver("pull_request", opened)
     assert delivery.note == "pull request #2 into master"
     pull = await PullRequest.get(number=2).prefetch_related("milestone")
     assert (pull.head_sha, pull.base_ref, pull.milestone.name) == ("ec26c3e57ca3a959ca5aad62de7213c562f8c821", "master", "v1.0")
     assert [m.name for m in await services.pull_request_milestones(REPO, 2)] == ["v1.0"]
     synchronize = fixture("pull_request", "synchronize")
-    assert (await deliver(hooks, "pull_request", synchronize)).status is DeliveryStatus.DONE
+    assert (await hooks.deliver("pull_request", synchronize)).status is DeliveryStatus.DONE
 
 
 async def test_a_payload_missing_what_its_handler_needs_fails_at_once(hooks):
     payload = fixture("milestone", "created")
     del payload["milestone"]["title"]
-    delivery = await deliver(hooks, "milestone", payload)
+    delivery = await hooks.deliver("milestone", payload)
     assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == 1
     assert "payload lacks" in delivery.error and "title" in delivery.error
