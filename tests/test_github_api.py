@@ -100,6 +100,17 @@ async def test_the_same_run_delivered_twice_is_one_launch_and_a_rerun_replaces_i
     assert [(launch.attempt, launch.superseded) for launch in launches] == [(1, True), (2, False)]
 
 
+async def test_an_artifact_two_plans_read_is_downloaded_once(hooks, fake):
+    await services.apply_policy_file(RUN_REPO, POLICY.replace(b"plans:\n", b"plans:\n  everything: {workflow: test.yml}\n", 1))
+    run_repo(fake, junit_zip())
+    delivery = await hooks.deliver("workflow_run", completed_run())
+    assert delivery.status is DeliveryStatus.DONE, delivery.error
+    tests = parse_reports([JUNIT / name for name in REPORTS]).counts()["tests"]
+    launches = await Launch.filter(source_id=f"run:{RUN_ID}").prefetch_related("plan")
+    assert sorted((launch.plan.name, launch.tests) for launch in launches) == [("everything", tests), ("tests", tests)]
+    assert len(fake.calls("GET", f"/repos/{RUN_REPO}/actions/artifacts/7001/zip")) == 1
+
+
 async def test_a_run_without_a_matching_artifact_is_recorded_with_a_warning(hooks, fake):
     run_repo(fake, make_zip({"app.bin": b"\0"}), name="build-output")
     delivery = await hooks.deliver("workflow_run", completed_run())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from github import Github
 
@@ -80,35 +82,64 @@ async def ingest_run(
     context.github.note_rate_limit(client)
     token = await asyncio.to_thread(context.github.token, client)
     notes = []
-    for plan, config in plans.items():
-        report = ParsedReport()
-        warnings = await _gather(context, token, artifacts, config.artifacts, report)
-        for warning in warnings:
-            log.warning("%s run %s, plan %s: %s", repository, run.id, plan, warning)
-        source = LaunchSource(
-            repository=repository,
-            plan=plan,
-            source_id=f"run:{run.id}",
-            attempt=run.attempt,
-            commit_sha=run.head_sha,
-            branch=run.head_branch,
-            url=run.url,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            warnings=tuple(warnings),
-        )
-        outcome = await services.record_launch(report, source)
-        counts = outcome.counts
-        seen = "" if outcome.created else ", already recorded"
-        notes.append(
-            f"plan {plan}: {counts['tests']} tests, {counts['failed'] + counts['errors']} failing{seen}"
-            + (f" ({len(warnings)} warnings)" if warnings else "")
-        )
+    with contextlib.ExitStack() as stack:
+        downloads = _Downloads(context, token, stack)
+        for plan, config in plans.items():
+            report = ParsedReport()
+            warnings = await _gather(context, downloads, artifacts, config.artifacts, report)
+            for warning in warnings:
+                log.warning("%s run %s, plan %s: %s", repository, run.id, plan, warning)
+            source = LaunchSource(
+                repository=repository,
+                plan=plan,
+                source_id=f"run:{run.id}",
+                attempt=run.attempt,
+                commit_sha=run.head_sha,
+                branch=run.head_branch,
+                url=run.url,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                warnings=tuple(warnings),
+            )
+            outcome = await services.record_launch(report, source)
+            counts = outcome.counts
+            seen = "" if outcome.created else ", already recorded"
+            notes.append(
+                f"plan {plan}: {counts['tests']} tests, {counts['failed'] + counts['errors']} failing{seen}"
+                + (f" ({len(warnings)} warnings)" if warnings else "")
+            )
     return notes
 
 
+class _Downloads:
+    """Each artifact of the run fetched once, though several plans' patterns may match it."""
+
+    def __init__(self, context: HandlerContext, token: str, stack: contextlib.ExitStack):
+        self._context = context
+        self._token = token
+        self._stack = stack
+        self._archives: dict[int, BinaryIO | None] = {}
+
+    async def open(self, artifact: ArtifactRef) -> BinaryIO | None:
+        """The artifact's zip from its start, or None when GitHub no longer has it."""
+        if artifact.id not in self._archives:
+            # Small artifacts stay in memory; large ones spill to a temporary file.
+            archive: BinaryIO | None = self._stack.enter_context(tempfile.SpooledTemporaryFile(max_size=32 * MiB))
+            try:
+                await download_artifact(
+                    self._context.http, artifact.download_url, self._token, archive, self._context.limits.max_download_bytes
+                )
+            except ArtifactGone:
+                archive = None
+            self._archives[artifact.id] = archive
+        archive = self._archives[artifact.id]
+        if archive is not None:
+            archive.seek(0)
+        return archive
+
+
 async def _gather(
-    context: HandlerContext, token: str, artifacts: list[ArtifactRef], pattern: str, report: ParsedReport
+    context: HandlerContext, downloads: _Downloads, artifacts: list[ArtifactRef], pattern: str, report: ParsedReport
 ) -> list[str]:
     matching = [artifact for artifact in artifacts if fnmatch.fnmatchcase(artifact.name, pattern)]
     if not matching:
@@ -120,17 +151,11 @@ async def _gather(
             warnings.append(f"artifact {artifact.name} has expired")
             continue
         try:
-            warnings += await _read_artifact(context, token, artifact, report)
-        except ArtifactGone:
-            warnings.append(f"artifact {artifact.name} is gone (expired or deleted)")
+            archive = await downloads.open(artifact)
+            if archive is None:
+                warnings.append(f"artifact {artifact.name} is gone (expired or deleted)")
+                continue
+            warnings += await asyncio.to_thread(read_reports, archive, artifact.name, report, context.limits)
         except (UnsafeArchive, ReportError) as error:
             raise Unprocessable(str(error)) from error
     return warnings
-
-
-async def _read_artifact(context: HandlerContext, token: str, artifact: ArtifactRef, report: ParsedReport) -> list[str]:
-    # Small artifacts stay in memory; large ones spill to a temporary file.
-    with tempfile.SpooledTemporaryFile(max_size=32 * MiB) as buffer:
-        await download_artifact(context.http, artifact.download_url, token, buffer, context.limits.max_download_bytes)
-        buffer.seek(0)
-        return await asyncio.to_thread(read_reports, buffer, artifact.name, report, context.limits)
