@@ -10,7 +10,7 @@ transaction serialises claims), never with anything held only in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Literal
 
 from tortoise.exceptions import IntegrityError
@@ -21,12 +21,9 @@ from tortoise.transactions import in_transaction
 from core.db import dialect
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
+from core.services import utcnow
 
 IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
