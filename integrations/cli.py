@@ -136,6 +136,6 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             return 1
     print(f"{repository}: {report.policy}")
     print(f"  {report.milestones} milestones, {report.issues} issues ({report.defects} counting as defects)")
-    for line in report.runs or []:
+    for line in report.runs:
         print(f"  {line}")
     return 0

@@ -8,7 +8,7 @@ through the same services as the webhooks, so running it again changes nothing.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from github import Github, GithubException
@@ -31,7 +31,7 @@ class BackfillReport:
     milestones: int = 0
     issues: int = 0
     defects: int = 0
-    runs: list[str] | None = None
+    runs: list[str] = field(default_factory=list)
 
 
 def _listed(item: GithubObject) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any
 
 
 async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
-    report = BackfillReport(runs=[])
+    report = BackfillReport()
     installation_id = await asyncio.to_thread(context.github.installation_id, repository)
     if installation_id is not None:
         owner = repository.split("/", 1)[0]
