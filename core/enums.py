@@ -85,3 +85,10 @@ class InstallationStatus(str, Enum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     DELETED = "deleted"
+
+
+class CheckKind(str, Enum):
+    """How the gate shows on a pull request: check runs need a GitHub App, a token writes statuses."""
+
+    CHECK_RUN = "check_run"
+    STATUS = "status"

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from core.db import dialect
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
-from core.services import utcnow
+from core.clock import utcnow
 
 IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
 

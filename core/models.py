@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from core.enums import (
+    CheckKind,
     Decision,
     DefectState,
     DeliveryStatus,
@@ -301,11 +302,66 @@ class PullRequest(Model):
     )
     # GitHub's updated_at of the newest event applied: older events never overwrite.
     source_updated_at = fields.DatetimeField(null=True)
+    # The head commit whose changed files were last looked through for the policy file.
+    files_checked_sha = fields.CharField(max_length=64, null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "pull_request"
         unique_together = (("repository", "number"),)
+
+
+# What was last published on a pull request: a check run (as a GitHub App) or a commit
+# status (with a token), kept so that later verdicts edit it instead of adding another.
+class GateCheck(Model):
+    id = fields.IntField(primary_key=True)
+    pull_request: fields.ForeignKeyRelation[PullRequest] = fields.ForeignKeyField(
+        "milestones.PullRequest", related_name="gate_checks", on_delete=fields.CASCADE
+    )
+    # "milestone:<id>" for a milestone's gate, "config" for the policy file's validation.
+    slot = fields.CharField(max_length=40)
+    milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="gate_checks", null=True, on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=255)
+    kind = fields.CharEnumField(CheckKind, max_length=10)
+    head_sha = fields.CharField(max_length=64)
+    # GitHub's check run id; None for a commit status, which is addressed by its name.
+    github_id = fields.BigIntField(null=True)
+    # A hash of what was written: an identical result is not written again.
+    digest = fields.CharField(max_length=64)
+    conclusion = fields.CharField(max_length=20)
+    # False once the pull request left the milestone and the check said so.
+    active = fields.BooleanField(default=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "gate_check"
+        unique_together = (("pull_request", "slot"),)
+
+
+# Work owed to the outside world (a pull request's checks to refresh), one row per
+# (topic, subject): any number of changes while it waits are one piece of work, and
+# it survives a restart because it is written in the transaction that made the change.
+class Outbox(Model):
+    id = fields.BigIntField(primary_key=True)
+    topic = fields.CharField(max_length=40)
+    subject = fields.BigIntField()
+    first_marked_at = fields.DatetimeField()
+    last_marked_at = fields.DatetimeField()
+    # Bumped by every mark: work marked again while it was being done is done again.
+    generation = fields.IntField(default=1)
+    # Somebody asked for it (Re-evaluate): written even when the result is unchanged.
+    forced = fields.BooleanField(default=False)
+    attempts = fields.IntField(default=0)
+    # After a failure or a rate limit: not before then.
+    not_before = fields.DatetimeField(null=True)
+    locked_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+
+    class Meta:
+        table = "outbox"
+        unique_together = (("topic", "subject"),)
 
 
 # An accepted webhook delivery: stored before it is answered, processed after, so

@@ -9,7 +9,7 @@ can tell people (checks, Slack) without recomputing anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from enum import Enum
 from typing import Collection, Literal
 
@@ -17,17 +17,18 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core import state
+from core import outbox, state
+from core.pull_requests import OPEN, mark_showing
 from core.catalog import (
     NotFound,
     check_repository_name,
     ensure_plan,
     ensure_repository,
-    find_repository,
     lock_milestones,
     milestone_policy,
     sync_milestone_plans,
 )
+from core.clock import utcnow
 from core.enums import Decision, DefectState, GateStatus, MilestoneState
 from core.facts import load_facts
 from core.gate import Verdict, evaluate
@@ -36,10 +37,6 @@ from core.junit import ParsedReport
 from core.models import Defect, Milestone, PullRequest, Repository, Signoff, Snapshot
 from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, PolicyFile, PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 @dataclass
 class MilestoneChange:
@@ -426,17 +423,24 @@ class PullRequestFacts:
     updated_at: datetime | None = None
 
 
-async def record_pull_request(repository: str, facts: PullRequestFacts) -> PullRequest | None:
-    """Keep a pull request's head, base and GitHub milestone; None when the event is older than what is stored."""
+async def record_pull_request(repository: str, facts: PullRequestFacts, *, refresh: bool = False) -> PullRequest | None:
+    """Keep a pull request's head, base and GitHub milestone; None when the event is older than what is stored.
+
+    An open pull request whose head, base or milestone moved (or with `refresh`) is
+    due new checks.
+    """
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
         pull = await PullRequest.filter(repository=repo, number=facts.number).select_for_update().using_db(client).first()
         if pull is not None and _older(facts.updated_at, pull.source_updated_at):
             return None
         pull = pull or PullRequest(repository=repo, number=facts.number)
+        before = (pull.head_sha, pull.base_ref, pull.milestone_id) if pull.id else None  # type: ignore[attr-defined]
         pull.milestone = await _github_milestone(
             client, repo, repository_policy(repo), facts.milestone_number, facts.milestone_title
         )
+        if pull.id and pull.base_ref != facts.base_ref:
+            pull.files_checked_sha = None  # against another base, other files differ
         pull.title = facts.title
         pull.url = facts.url
         pull.state = facts.state
@@ -445,27 +449,10 @@ async def record_pull_request(repository: str, facts: PullRequestFacts) -> PullR
         pull.base_ref = facts.base_ref
         pull.source_updated_at = facts.updated_at or pull.source_updated_at
         await pull.save(using_db=client)
+        moved = before != (pull.head_sha, pull.base_ref, pull.milestone_id)  # type: ignore[attr-defined]
+        if pull.state == OPEN and (refresh or moved):
+            await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, [pull.id])
     return pull
-
-
-async def pull_request_milestones(repository: str, number: int) -> list[Milestone]:
-    """The milestones a pull request ships in: its GitHub milestone, else those tracking its base branch.
-
-    Only milestones that name their branches claim pull requests by base branch: one
-    that counts every branch would otherwise claim every pull request in the repository.
-    """
-    repo = await find_repository(repository)
-    pull = await PullRequest.get_or_none(repository=repo, number=number).prefetch_related("milestone")
-    if pull is None:
-        raise NotFound(f"no pull request #{number} in {repository}")
-    if pull.milestone is not None:
-        return [pull.milestone]
-    candidates = await Milestone.filter(repository=repo, state=MilestoneState.OPEN).order_by("name")
-    return [
-        milestone
-        for milestone in candidates
-        if milestone_policy(milestone).branches and milestone_policy(milestone).branch_matches(pull.base_ref)
-    ]
 
 
 # Sign-off -------------------------------------------------------------------
@@ -652,6 +639,7 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     if completed or reopened:
         await milestone.save(using_db=client, update_fields=["completed_at", "updated_at"])
     metrics = snapshot_metrics(verdict)
+    await mark_showing(client, milestone)
     if last is None or last.metrics != metrics:
         await Snapshot.create(using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics)
     return MilestoneChange(

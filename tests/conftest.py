@@ -24,6 +24,8 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "outbox",
+    "gate_check",
     "delivery",
     "installation",
     "pull_request",

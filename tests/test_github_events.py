@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from core import services
+from core import pull_requests, services
 from core.enums import DeliveryStatus, InstallationStatus, MilestoneState, Severity
 from core.installations import installation_for, installation_status
 from core.models import Defect, Milestone, PullRequest
@@ -169,7 +169,7 @@ async def test_a_pull_request_records_its_milestone(hooks):
     assert delivery.note == "pull request #2 into master"
     pull = await PullRequest.get(number=2).prefetch_related("milestone")
     assert (pull.head_sha, pull.base_ref, pull.milestone.name) == ("ec26c3e57ca3a959ca5aad62de7213c562f8c821", "master", "v1.0")
-    assert [m.name for m in await services.pull_request_milestones(REPO, 2)] == ["v1.0"]
+    assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 2)] == ["v1.0"]
     synchronize = fixture("pull_request", "synchronize")
     assert (await hooks.deliver("pull_request", synchronize)).status is DeliveryStatus.DONE
 

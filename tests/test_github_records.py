@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from core import services
+from core import pull_requests, services
 from core.enums import InstallationStatus, MilestoneState, Severity
 from core.installations import installation_for, installation_status, record_installation
 from core.models import Defect, Milestone, PullRequest, Repository
@@ -56,7 +56,7 @@ async def test_a_pull_request_takes_its_github_milestone(db: str) -> None:
         REPO, services.PullRequestFacts(number=9, head_sha="abc", base_ref="main", milestone_number=4, milestone_title="v2.0", updated_at=T0)
     )
     assert pull is not None and pull.head_sha == "abc"
-    assert [m.name for m in await services.pull_request_milestones(REPO, 9)] == ["v2.0"]
+    assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 9)] == ["v2.0"]
 
 
 async def test_a_pull_request_without_milestone_belongs_to_those_tracking_its_base(db: str) -> None:
@@ -66,11 +66,11 @@ async def test_a_pull_request_without_milestone_belongs_to_those_tracking_its_ba
     await services.record_pull_request(REPO, services.PullRequestFacts(number=1, head_sha="a", base_ref="release/2.0", updated_at=T0))
     await services.record_pull_request(REPO, services.PullRequestFacts(number=2, head_sha="b", base_ref="main", updated_at=T0))
     await services.record_pull_request(REPO, services.PullRequestFacts(number=3, head_sha="c", base_ref="feature/x", updated_at=T0))
-    assert [m.name for m in await services.pull_request_milestones(REPO, 1)] == ["v2.0"]
-    assert [m.name for m in await services.pull_request_milestones(REPO, 2)] == ["v3.0"]
-    assert await services.pull_request_milestones(REPO, 3) == []
+    assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 1)] == ["v2.0"]
+    assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 2)] == ["v3.0"]
+    assert await pull_requests.pull_request_milestones(REPO, 3) == []
     with pytest.raises(services.NotFound):
-        await services.pull_request_milestones(REPO, 4)
+        await pull_requests.pull_request_milestones(REPO, 4)
 
 
 async def test_an_older_pull_request_event_changes_nothing(db: str) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core import services, state
+from core.catalog import find_repository
 from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
@@ -255,7 +256,7 @@ async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
     load, changes = await services.apply_policy_file(REPO, "milestones:\n  v2.0:\n    pass_rat: 0.5\n")
     assert not load.ok and changes == []
     assert (await verdict()).criteria[0].numbers["pass_rate_threshold"] == 0.95
-    repo = await services.find_repository(REPO)
+    repo = await find_repository(REPO)
     assert repo.policy_errors[0]["line"] == 3
 
 

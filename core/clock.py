@@ -1,0 +1,7 @@
+"""The one clock of the engine: aware UTC, so that every stored time compares with every other."""
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

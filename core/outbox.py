@@ -1,0 +1,111 @@
+"""Work owed to the outside world, written in the same transaction as the change that owes it.
+
+A change marks its subjects (say, the pull requests whose checks now show an old
+verdict); a publisher later claims what has settled and does the work. Marking a
+subject that already waits adds nothing but a generation, so a burst of changes
+becomes one piece of work, and work marked again while being done is done again
+afterwards. Claims are leases, as in the delivery inbox: SKIP LOCKED on PostgreSQL,
+SQLite's write lock elsewhere, so two processes never do the same work at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core.db import dialect, execute_many
+from core.models import Outbox
+from core.clock import utcnow
+
+# A pull request whose gate checks show a verdict that may be out of date.
+PULL_REQUEST_CHECKS = "pull_request_checks"
+
+
+async def mark(
+    client: BaseDBAsyncClient, topic: str, subjects: Iterable[int], *, forced: bool = False, now: datetime | None = None
+) -> None:
+    now = now or utcnow()
+    rows = [(topic, subject, now, now, 1, forced, 0) for subject in sorted(set(subjects))]
+    await execute_many(
+        client,
+        "INSERT INTO outbox (topic, subject, first_marked_at, last_marked_at, generation, forced, attempts)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (topic, subject) DO UPDATE SET last_marked_at = excluded.last_marked_at,"
+        " generation = outbox.generation + 1, forced = outbox.forced OR excluded.forced",
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class Settling:
+    """When marked work is due: once no mark came for `quiet`, or `longest` after the first."""
+
+    quiet: timedelta = timedelta(seconds=5)
+    longest: timedelta = timedelta(seconds=60)
+
+    def due(self, now: datetime) -> Q:
+        return Q(last_marked_at__lte=now - self.quiet) | Q(first_marked_at__lte=now - self.longest)
+
+    def due_at(self, item: Outbox) -> datetime:
+        settled = min(item.last_marked_at + self.quiet, item.first_marked_at + self.longest)
+        return max(settled, item.not_before or settled, item.locked_until or settled)
+
+
+def _free(now: datetime) -> Q:
+    return (Q(locked_until=None) | Q(locked_until__lt=now)) & (Q(not_before=None) | Q(not_before__lte=now))
+
+
+async def claim(
+    topic: str, *, settling: Settling, lease: timedelta, limit: int = 20, now: datetime | None = None
+) -> list[Outbox]:
+    """Take up to `limit` settled items of `topic`, oldest first, for `lease`."""
+    now = now or utcnow()
+    async with in_transaction() as client:
+        query = Outbox.filter(_free(now) & settling.due(now), topic=topic).using_db(client)
+        if dialect() == "postgres":
+            query = query.select_for_update(skip_locked=True)
+        items = await query.order_by("first_marked_at", "id").limit(limit)
+        if items:
+            await Outbox.filter(id__in=[item.id for item in items]).using_db(client).update(locked_until=now + lease)
+    for item in items:
+        item.locked_until = now + lease
+    return items
+
+
+async def next_due(topic: str, settling: Settling) -> datetime | None:
+    """When the earliest waiting item of `topic` becomes due, for a publisher deciding how long to sleep."""
+    items = await Outbox.filter(topic=topic).order_by("last_marked_at").limit(100)
+    return min((settling.due_at(item) for item in items), default=None)
+
+
+def _held(item: Outbox) -> Q:
+    return Q(id=item.id, locked_until=item.locked_until)
+
+
+async def done(item: Outbox, now: datetime | None = None) -> bool:
+    """The work is done; True when the item is gone, False when it was marked again meanwhile (and stays)."""
+    if await Outbox.filter(_held(item), generation=item.generation).delete():
+        return True
+    await Outbox.filter(_held(item)).update(locked_until=None, attempts=0, not_before=None, first_marked_at=now or utcnow())
+    return False
+
+
+async def retry_later(item: Outbox, error: str, at: datetime, *, count: bool = True) -> None:
+    """Try again at `at`; `count=False` when the failure was not the work's (a rate limit)."""
+    attempts = item.attempts + 1 if count else item.attempts
+    await Outbox.filter(_held(item)).update(locked_until=None, not_before=at, attempts=attempts, last_error=error)
+    item.attempts = attempts
+
+
+async def drop(item: Outbox) -> None:
+    """Give up on the item (its retries are spent): the next change marks it afresh."""
+    await Outbox.filter(_held(item)).delete()
+
+
+async def pending(topic: str) -> list[Outbox]:
+    return await Outbox.filter(topic=topic).order_by("id")

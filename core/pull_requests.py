@@ -1,0 +1,127 @@
+"""Pull requests and the gates they show: which milestones a pull request ships in, and what
+was published on it, so that a new verdict edits the old check instead of adding one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from core import outbox
+from core.catalog import NotFound, find_repository, milestone_policy
+from core.enums import CheckKind, MilestoneState
+from core.models import GateCheck, Milestone, PullRequest
+
+OPEN = "open"
+CONFIG_SLOT = "config"
+
+
+def gate_slot(milestone_id: int) -> str:
+    return f"milestone:{milestone_id}"
+
+
+def claims_by_branch(milestone: Milestone, base_ref: str) -> bool:
+    """Whether an open milestone takes in pull requests into `base_ref` that carry no GitHub milestone.
+
+    Only milestones that name their branches do: one that counts every branch would
+    otherwise claim every pull request of the repository.
+    """
+    if milestone.state is not MilestoneState.OPEN:
+        return False
+    policy = milestone_policy(milestone)
+    return bool(policy.branches) and policy.branch_matches(base_ref)
+
+
+async def milestones_of(pull: PullRequest, client: BaseDBAsyncClient | None = None) -> list[Milestone]:
+    """The milestones a pull request ships in: its GitHub milestone, else those tracking its base branch."""
+    if pull.milestone_id is not None:  # type: ignore[attr-defined]
+        return await Milestone.filter(id=pull.milestone_id).using_db(client)  # type: ignore[attr-defined]
+    candidates = await Milestone.filter(repository_id=pull.repository_id, state=MilestoneState.OPEN).order_by("name").using_db(client)  # type: ignore[attr-defined]
+    return [milestone for milestone in candidates if claims_by_branch(milestone, pull.base_ref)]
+
+
+async def pull_request_milestones(repository: str, number: int) -> list[Milestone]:
+    repo = await find_repository(repository)
+    pull = await PullRequest.get_or_none(repository=repo, number=number)
+    if pull is None:
+        raise NotFound(f"no pull request #{number} in {repository}")
+    return await milestones_of(pull)
+
+
+async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
+    """The milestone's verdict may have changed: every open pull request that shows it is due a refresh.
+
+    Those in it by GitHub milestone or by base branch, and those whose check still
+    names it (it left the milestone's branches, and the check must say so).
+    """
+    ids = set(
+        await PullRequest.filter(milestone_id=milestone.id, state=OPEN).using_db(client).values_list("id", flat=True)
+    )
+    ids.update(
+        await GateCheck.filter(milestone_id=milestone.id, active=True, pull_request__state=OPEN)
+        .using_db(client)
+        .values_list("pull_request_id", flat=True)
+    )
+    if milestone.state is MilestoneState.OPEN and milestone_policy(milestone).branches:
+        unassigned = await PullRequest.filter(
+            repository_id=milestone.repository_id, milestone_id=None, state=OPEN  # type: ignore[attr-defined]
+        ).using_db(client).values_list("id", "base_ref")
+        ids.update(pull_id for pull_id, base_ref in unassigned if claims_by_branch(milestone, base_ref))
+    if ids:
+        await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, ids)
+
+
+@dataclass(frozen=True)
+class PublishedCheck:
+    """What a publisher wrote; `github_id` is the check run's, None for a commit status."""
+
+    slot: str
+    name: str
+    kind: CheckKind
+    head_sha: str
+    github_id: int | None
+    digest: str
+    conclusion: str
+    milestone_id: int | None = None
+    active: bool = True
+
+
+async def published_checks(pull_id: int) -> dict[str, GateCheck]:
+    return {check.slot: check for check in await GateCheck.filter(pull_request_id=pull_id)}
+
+
+async def save_published(pull_id: int, check: PublishedCheck) -> None:
+    await GateCheck.update_or_create(
+        pull_request_id=pull_id,
+        slot=check.slot,
+        defaults={
+            "milestone_id": check.milestone_id,
+            "name": check.name,
+            "kind": check.kind,
+            "head_sha": check.head_sha,
+            "github_id": check.github_id,
+            "digest": check.digest,
+            "conclusion": check.conclusion,
+            "active": check.active,
+        },
+    )
+
+
+async def files_checked(pull_id: int, head_sha: str) -> None:
+    await PullRequest.filter(id=pull_id).update(files_checked_sha=head_sha)
+
+
+async def pull_requests_at(repository: str, head_sha: str) -> list[int]:
+    """Open pull requests whose head is this commit: a fork's check suite names none."""
+    return list(
+        await PullRequest.filter(repository__full_name=repository, head_sha=head_sha, state=OPEN).values_list(
+            "id", flat=True
+        )
+    )
+
+
+async def request_refresh(pull_ids: list[int], *, forced: bool = False) -> None:
+    """Ask for the pull requests' checks to be written again (Re-evaluate, Re-run)."""
+    async with in_transaction() as client:
+        await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, pull_ids, forced=forced)
