@@ -311,17 +311,17 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     if required_rate is not None and required_rate < policy.required_pass_rate:
         problems.append(f"{failing} of {scan.required_executed} required tests failing")
     if overall < policy.pass_rate:
-        problems.append(f"pass rate {_percent(overall)} below {_percent(policy.pass_rate)}")
+        problems.append(f"pass rate {percent(overall)} below {percent(policy.pass_rate)}")
     if problems:
         return Criterion(name, CriterionResult.NOT_MET, "; ".join(problems), numbers)
     if policy.required and not scan.required and not facts.missing_exact_ids:
         return Criterion(name, CriterionResult.NO_DATA, "the required selectors match no test", numbers)
     if policy.required and not scan.required_executed:
-        summary = f"pass rate {_percent(overall)}; no required test has run yet"
+        summary = f"pass rate {percent(overall)}; no required test has run yet"
     elif policy.required:
-        summary = f"{scan.required_passed} of {scan.required_executed} required tests pass; pass rate {_percent(overall)}"
+        summary = f"{scan.required_passed} of {scan.required_executed} required tests pass; pass rate {percent(overall)}"
     else:
-        summary = f"pass rate {_percent(overall)} (threshold {_percent(policy.pass_rate)})"
+        summary = f"pass rate {percent(overall)} (threshold {percent(policy.pass_rate)})"
     return Criterion(name, CriterionResult.MET, summary, numbers)
 
 
@@ -371,7 +371,7 @@ def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) 
     numbers = {"run": run, "total": total, "coverage": ratio, "threshold": policy.coverage}
     if ratio is None:
         return Criterion("coverage", CriterionResult.NO_DATA, "no tests known for this milestone yet", numbers), []
-    summary = f"{run} of {total} {'required ' if policy.required else ''}tests run ({_percent(ratio)})"
+    summary = f"{run} of {total} {'required ' if policy.required else ''}tests run ({percent(ratio)})"
     if ratio < policy.coverage:
         return Criterion("coverage", CriterionResult.NOT_MET, summary, numbers), untested
     return Criterion("coverage", CriterionResult.MET, summary, numbers), untested
@@ -468,5 +468,5 @@ def _failing(test: TestFact) -> FailingTest:
     return FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message)
 
 
-def _percent(ratio: float) -> str:
+def percent(ratio: float) -> str:
     return f"{ratio * 100:.1f}%".replace(".0%", "%")
