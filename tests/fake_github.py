@@ -19,6 +19,13 @@ through the helpers (they take the lock); the dicts they return are the ones ser
 may be edited in place between requests. Data timestamps are fixed (2024-01-01 plus an
 offset) so that tests are deterministic; only installation tokens use the real clock,
 because PyGithub compares their expiry with it.
+
+Writes keep GitHub's rules that production code can trip on: only an installation token
+the fake issued (`issued_tokens`, not `accepted_tokens`) may create or update check runs,
+and check runs and commit statuses are checked against GitHub's limits (422). Data that
+GitHub takes but does not serve back stays on the stored dicts for tests to read: a check
+run's "annotations" (appended across updates), "images" and "actions", a status's "sha",
+a pull request's "files".
 """
 
 from __future__ import annotations
@@ -48,6 +55,25 @@ BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
+
+APP_SLUG = "milestone-gate"
+CHECK_STATUSES = ("queued", "in_progress", "completed")
+CHECK_CONCLUSIONS = ("action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out")
+ANNOTATION_LEVELS = ("notice", "warning", "failure")
+STATUS_STATES = ("error", "failure", "pending", "success")
+# GitHub's limits on what a check run or a commit status may carry.
+MAX_OUTPUT_CHARS = 65535  # summary and text, each; also checked in UTF-8 bytes
+MAX_ANNOTATIONS = 50  # per request; an update appends to those already there
+MAX_ACTIONS = 3
+ACTION_LIMITS = {"label": 20, "description": 40, "identifier": 20}
+MAX_STATUS_DESCRIPTION = 140
+MAX_PULL_FILES = 3000  # the most /pulls/{n}/files lists, however many changed
+# Keys of the stored dicts that GitHub does not serve back.
+_CHECK_RUN_PRIVATE = ("annotations", "images", "actions")
+_STATUS_PRIVATE = ("sha",)
+# What the full pull request has over the one in lists.
+_PULL_DETAIL = ("merged", "mergeable", "rebaseable", "mergeable_state", "merged_by", "comments")
+_PULL_DETAIL += ("review_comments", "maintainer_can_modify", "commits", "additions", "deletions", "changed_files")
 
 Json = dict[str, Any]
 When = datetime | date | str | None
@@ -128,16 +154,24 @@ def _json_response(status: int, payload: Any, headers: dict[str, str] | None = N
     return _Response(status, json.dumps(payload).encode(), merged)
 
 
-def _error(status: int, message: str | None = None) -> _Response:
+def _error(status: int, message: str | None = None, errors: list[Any] | None = None) -> _Response:
     # GitHub's error body: a message, a documentation link, and (lately) the status as a string.
-    return _json_response(
-        status,
-        {
-            "message": message or HTTPStatus(status).phrase,
-            "documentation_url": "https://docs.github.com/rest",
-            "status": str(status),
-        },
-    )
+    body: Json = {"message": message or HTTPStatus(status).phrase}
+    if errors is not None:
+        body["errors"] = errors
+    body.update(documentation_url="https://docs.github.com/rest", status=str(status))
+    return _json_response(status, body)
+
+
+def _invalid_request(problems: list[str]) -> _Response:
+    """A 422 from GitHub's schema check: it puts the problems in the message, after "Invalid request."."""
+    return _error(422, "\n\n".join(["Invalid request.", "\n".join(problems)]), problems)
+
+
+def _validation_failed(resource: str, field: str, message: str) -> _Response:
+    """A 422 from GitHub's model validation, once the request passed the schema."""
+    error = {"resource": resource, "code": "custom", "field": field, "message": message}
+    return _error(422, "Validation Failed", [error])
 
 
 class FakeRepo:
@@ -160,6 +194,9 @@ class FakeRepo:
         self.runs: list[Json] = []
         self.artifacts: list[Json] = []
         self.artifact_zips: dict[int, bytes] = {}
+        self.check_runs: list[Json] = []
+        self.statuses: list[Json] = []
+        self.pulls: list[Json] = []
 
     @property
     def api_url(self) -> str:
@@ -443,6 +480,243 @@ class FakeRepo:
                 return artifact
         raise KeyError(f"{self.full_name} has no artifact {artifact_id}")
 
+    # -- checks and statuses -----------------------------------------------------------
+
+    def add_check_run(
+        self,
+        name: str,
+        head_sha: str,
+        status: str = "queued",
+        conclusion: str | None = None,
+        *,
+        details_url: str | None = None,
+        external_id: str = "",
+        started_at: When = None,
+        completed_at: When = None,
+        output: Json | None = None,
+        actions: Iterable[Json] = (),
+        check_run_id: int | None = None,
+    ) -> Json:
+        """Add a check run as the fake's app made it (nothing is validated; the API does that).
+
+        A conclusion makes it completed, as on GitHub. The stored dict also keeps what GitHub
+        does not serve back: "annotations" (all of them, in order), "images" and "actions".
+        """
+        run_id = self._fake._next_id() if check_run_id is None else check_run_id
+        if conclusion is not None:
+            status = "completed"
+        started = _stamp(started_at, BASE_TIME + timedelta(hours=2, minutes=len(self.check_runs)))
+        if status == "completed" and completed_at is None:
+            completed_at = _parse_iso(started) + timedelta(minutes=5)
+        url = f"{self.api_url}/check-runs/{run_id}"
+        output = output or {}
+        suites = [run["check_suite"]["id"] for run in self.check_runs if run["head_sha"] == head_sha]
+        check_run: Json = {
+            "id": run_id,
+            "node_id": _node_id("CheckRun", run_id),
+            "head_sha": head_sha,
+            "external_id": external_id,
+            "url": url,
+            "html_url": f"{self.html_url}/runs/{run_id}",
+            "details_url": details_url,
+            "status": status,
+            "conclusion": conclusion if status == "completed" else None,
+            "started_at": started,
+            "completed_at": None if completed_at is None or status != "completed" else iso(completed_at),
+            "output": {
+                "title": output.get("title"),
+                "summary": output.get("summary"),
+                "text": output.get("text"),
+                "annotations_url": f"{url}/annotations",
+            },
+            "name": name,
+            # One suite per app and commit: runs of the same head SHA share it.
+            "check_suite": {"id": suites[0] if suites else self._fake._next_id()},
+            "app": self._fake._app_json(),
+            "pull_requests": [],
+            "annotations": [dict(a) for a in output.get("annotations") or []],
+            "images": [dict(i) for i in output.get("images") or []],
+            "actions": [dict(a) for a in actions],
+        }
+        with self._fake._lock:
+            self.check_runs.append(check_run)
+        return check_run
+
+    def check_run(self, check_run_id: int) -> Json:
+        """The check run dict with this id (KeyError if absent)."""
+        for check_run in self.check_runs:
+            if check_run["id"] == check_run_id:
+                return check_run
+        raise KeyError(f"{self.full_name} has no check run {check_run_id}")
+
+    def check_runs_for(self, head_sha: str, name: str | None = None) -> list[Json]:
+        """The stored check runs of a commit (all of them, oldest first), optionally of one name."""
+        with self._fake._lock:
+            return [r for r in self.check_runs if r["head_sha"] == head_sha and name in (None, r["name"])]
+
+    def add_status(
+        self,
+        sha: str,
+        state: str,
+        *,
+        target_url: str | None = None,
+        description: str | None = None,
+        context: str = "default",
+        creator: str | Json = "octocat",
+        created_at: When = None,
+    ) -> Json:
+        """Add a commit status; the stored dict keeps the commit under "sha" (GitHub does not serve it)."""
+        status_id = self._fake._next_id()
+        created = _stamp(created_at, BASE_TIME + timedelta(hours=4, minutes=len(self.statuses)))
+        status: Json = {
+            "url": f"{self.api_url}/statuses/{sha}",
+            "id": status_id,
+            "node_id": _node_id("StatusContext", status_id),
+            "state": state,
+            "description": description,
+            "target_url": target_url,
+            "context": context,
+            "created_at": created,
+            "updated_at": created,
+            "creator": self._fake._user(creator) if isinstance(creator, str) else creator,
+            "sha": sha,
+        }
+        with self._fake._lock:
+            self.statuses.append(status)
+        return status
+
+    # -- pull requests -----------------------------------------------------------------
+
+    def add_pull(
+        self,
+        number: int,
+        head_sha: str,
+        base: str = "main",
+        head_ref: str = "feature",
+        *,
+        title: str = "",
+        state: str = "open",
+        draft: bool = False,
+        milestone: int | Json | None = None,
+        files: Iterable[str | Json] = (),
+        body: str | None = None,
+        user: str = "octocat",
+        created_at: When = None,
+        updated_at: When = None,
+    ) -> Json:
+        """Add a pull request; the stored dict keeps its changed files under "files".
+
+        A file is a name (modified) or a dict over those defaults: {"filename": ..., "status":
+        "added"|"removed"|"renamed", "previous_filename": ...}. additions, deletions and
+        changed_files are counted from the files unless set in the dict. The /issues view of a
+        pull request is separate: add it with add_issue(pull_request=True) when a test needs it.
+        """
+        created = _stamp(created_at, BASE_TIME + timedelta(hours=5, minutes=number))
+        updated = _stamp(updated_at, created)
+        api = f"{self.api_url}/pulls/{number}"
+        html = f"{self.html_url}/pull/{number}"
+        issue = f"{self.api_url}/issues/{number}"
+        owner = self._fake._user(self.owner)
+        owner["type"] = "Organization"
+        mini = self._fake._mini_repo(self)
+        base_sha = hashlib.sha1(f"{self.full_name}@{base}".encode()).hexdigest()
+        pull: Json = {
+            "url": api,
+            "id": self._fake._next_id(),
+            "node_id": _node_id("PullRequest", number),
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": issue,
+            "commits_url": f"{api}/commits",
+            "review_comments_url": f"{api}/comments",
+            "review_comment_url": f"{self.api_url}/pulls/comments{{/number}}",
+            "comments_url": f"{issue}/comments",
+            "statuses_url": f"{self.api_url}/statuses/{head_sha}",
+            "number": number,
+            "state": state,
+            "locked": False,
+            "title": title or f"Pull request {number}",
+            "user": self._fake._user(user),
+            "body": body,
+            "labels": [],
+            "milestone": self.milestone(milestone) if isinstance(milestone, int) else milestone,
+            "active_lock_reason": None,
+            "created_at": created,
+            "updated_at": updated,
+            "closed_at": updated if state == "closed" else None,
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": {"label": f"{self.owner}:{head_ref}", "ref": head_ref, "sha": head_sha, "user": owner,
+                     "repo": mini},
+            "base": {"label": f"{self.owner}:{base}", "ref": base, "sha": base_sha, "user": owner, "repo": mini},
+            "_links": {
+                "self": {"href": api},
+                "html": {"href": html},
+                "issue": {"href": issue},
+                "comments": {"href": f"{issue}/comments"},
+                "review_comments": {"href": f"{api}/comments"},
+                "review_comment": {"href": f"{self.api_url}/pulls/comments{{/number}}"},
+                "commits": {"href": f"{api}/commits"},
+                "statuses": {"href": f"{self.api_url}/statuses/{head_sha}"},
+            },
+            "author_association": "MEMBER",
+            "auto_merge": None,
+            "draft": draft,
+            "merged": False,
+            "mergeable": None if state == "closed" else True,
+            "rebaseable": None if state == "closed" else True,
+            "mergeable_state": "draft" if draft else "clean",
+            "merged_by": None,
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "files": [self._pull_file(head_sha, entry) for entry in files],
+        }
+        with self._fake._lock:
+            self.pulls.append(pull)
+        return pull
+
+    def _pull_file(self, head_sha: str, entry: str | Json) -> Json:
+        given = {"filename": entry} if isinstance(entry, str) else dict(entry)
+        name = given["filename"]
+        status = given.get("status", "modified")
+        data = self.files.get((name, head_sha))
+        lines = {"added": (1, 0), "removed": (0, 1), "renamed": (0, 0)}.get(status, (1, 1))
+        patches = {
+            "added": f"@@ -0,0 +1 @@\n+{name}",
+            "removed": f"@@ -1 +0,0 @@\n-{name}",
+            "modified": f"@@ -1 +1 @@\n-{name} before\n+{name} after",
+        }
+        file: Json = {
+            # The blob at the head commit: the one in `files` when the test stored it there.
+            "sha": _git_blob_sha(data) if data is not None else hashlib.sha1(f"{head_sha}:{name}".encode()).hexdigest(),
+            "filename": name,
+            "status": status,
+            "additions": lines[0],
+            "deletions": lines[1],
+            "blob_url": f"{self.html_url}/blob/{head_sha}/{quote(name)}",
+            "raw_url": f"{self.html_url}/raw/{head_sha}/{quote(name)}",
+            "contents_url": f"{self.api_url}/contents/{quote(name)}?ref={head_sha}",
+        }
+        if status in patches:
+            file["patch"] = patches[status]  # a pure rename has no patch
+        file.update(given)
+        file.setdefault("changes", file["additions"] + file["deletions"])
+        return file
+
+    def pull(self, number: int) -> Json:
+        """The pull request dict with this number (KeyError if absent)."""
+        for pull in self.pulls:
+            if pull["number"] == number:
+                return pull
+        raise KeyError(f"{self.full_name} has no pull request {number}")
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a client's idle keep-alive connection must not hold up stop()
@@ -568,6 +842,19 @@ class FakeGitHub:
             ("GET", re.compile(_REPO + r"/actions/runs/(?P<run>\d+)/artifacts"), self._run_artifacts),
             ("GET", re.compile(_REPO + r"/actions/artifacts/(?P<artifact>\d+)"), self._artifact),
             ("GET", re.compile(_REPO + r"/actions/artifacts/(?P<artifact>\d+)/zip"), self._artifact_zip),
+            ("POST", re.compile(_REPO + r"/check-runs"), self._create_check_run),
+            ("GET", re.compile(_REPO + r"/check-runs/(?P<check_run>\d+)"), self._check_run),
+            ("PATCH", re.compile(_REPO + r"/check-runs/(?P<check_run>\d+)"), self._update_check_run),
+            ("GET", re.compile(_REPO + r"/check-runs/(?P<check_run>\d+)/annotations"), self._check_run_annotations),
+            ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-runs"), self._commit_check_runs),
+            ("POST", re.compile(_REPO + r"/statuses/(?P<sha>[^/]+)"), self._create_status),
+            ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/statuses"), self._statuses),
+            # The older path of the same list, still served; PyGithub's Commit.get_statuses uses it.
+            ("GET", re.compile(_REPO + r"/statuses/(?P<ref>[^/]+)"), self._statuses),
+            ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/status"), self._combined_status),
+            ("GET", re.compile(_REPO + r"/commits/(?P<sha>[^/]+)/pulls"), self._commit_pulls),
+            ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)"), self._pull),
+            ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)/files"), self._pull_files),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -791,6 +1078,27 @@ class FakeGitHub:
             "type": "User",
             "url": f"{self.url}/users/{login}",
             "html_url": f"{self.html_base}/{login}",
+        }
+
+    def _bot_user(self) -> Json:
+        """The app's bot account, which writes what an installation token writes."""
+        bot = self._user(f"{APP_SLUG}[bot]")
+        bot["type"] = "Bot"
+        return bot
+
+    def _app_json(self) -> Json:
+        return {
+            "id": self.app_id,
+            "slug": APP_SLUG,
+            "node_id": _node_id("App", self.app_id),
+            "name": "Milestone Gate",
+            "description": "",
+            "external_url": f"{self.html_base}/apps/{APP_SLUG}",
+            "html_url": f"{self.html_base}/apps/{APP_SLUG}",
+            "created_at": iso(BASE_TIME),
+            "updated_at": iso(BASE_TIME),
+            "permissions": dict(self.installation_permissions),
+            "events": ["issues", "milestone", "workflow_run"],
         }
 
     def _mini_repo(self, repo: FakeRepo) -> Json:
@@ -1050,6 +1358,271 @@ class FakeGitHub:
     def _signature(self, artifact_id: int) -> str:
         return hmac.new(self._signing_key, str(artifact_id).encode(), hashlib.sha256).hexdigest()[:32]
 
+    # -- checks, statuses and pull requests --------------------------------------------
+
+    def _json_body(self, request: RecordedRequest) -> Json | _Response:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else _error(400, "Problems parsing JSON")
+
+    def _installation_token(self, request: RecordedRequest) -> bool:
+        """Whether the request carries an installation token this fake issued (not just an accepted one)."""
+        scheme, _, token = (request.authorization or "").partition(" ")
+        return scheme.lower() in ("token", "bearer") and token in self.issued_tokens
+
+    def _pull_ref(self, pull: Json) -> Json:
+        """A pull request as check runs list it: numbers and branches only."""
+
+        def end(part: Json) -> Json:
+            repo = part["repo"]
+            return {"ref": part["ref"], "sha": part["sha"], "repo": {k: repo[k] for k in ("id", "url", "name")}}
+
+        return {"url": pull["url"], "id": pull["id"], "number": pull["number"],
+                "head": end(pull["head"]), "base": end(pull["base"])}
+
+    def _check_run_json(self, repo: FakeRepo, check_run: Json) -> Json:
+        body = {key: value for key, value in check_run.items() if key not in _CHECK_RUN_PRIVATE}
+        body["output"] = {**check_run["output"], "annotations_count": len(check_run["annotations"])}
+        # GitHub lists the open pull requests of this repository whose head is the run's commit.
+        body["pull_requests"] = check_run["pull_requests"] or [
+            self._pull_ref(p) for p in repo.pulls if p["head"]["sha"] == check_run["head_sha"] and p["state"] == "open"
+        ]
+        return body
+
+    def _check_run_writer(self, request: RecordedRequest, owner: str, repo: str) -> FakeRepo | _Response:
+        """The repository a check run is written to, or why GitHub would refuse the writer."""
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        if not self._installation_token(request):
+            return _error(403, "You must authenticate via a GitHub App.")
+        return found
+
+    def _check_run_body(self, request: RecordedRequest) -> Json | _Response:
+        """The body of a check-run write, or the 4xx GitHub answers to it."""
+        body = self._json_body(request)
+        if isinstance(body, _Response):
+            return body
+        problems = _check_run_problems(body, create=request.method == "POST")
+        if problems:
+            return _invalid_request(problems)
+        output = body.get("output") or {}
+        for key in ("summary", "text"):
+            # Past the schema's character count, the model also counts UTF-8 bytes.
+            if isinstance(output.get(key), str) and len(output[key].encode()) > MAX_OUTPUT_CHARS:
+                return _validation_failed("CheckRun", key, f"{key} exceeds a maximum bytesize of {MAX_OUTPUT_CHARS}")
+        return body
+
+    def _create_check_run(self, request: RecordedRequest, owner: str, repo: str) -> _Response:
+        found = self._check_run_writer(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        body = self._check_run_body(request)
+        if isinstance(body, _Response):
+            return body
+        check_run = found.add_check_run(
+            body["name"],
+            body["head_sha"],
+            body.get("status") or "queued",
+            body.get("conclusion"),
+            details_url=body.get("details_url"),
+            external_id=body.get("external_id") or "",
+            started_at=body.get("started_at") and iso(_parse_iso(body["started_at"])),
+            completed_at=body.get("completed_at") and iso(_parse_iso(body["completed_at"])),
+            output=body.get("output"),
+            actions=body.get("actions") or (),
+        )
+        return _json_response(201, self._check_run_json(found, check_run))
+
+    def _update_check_run(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
+        found = self._check_run_writer(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            stored = found.check_run(int(check_run))  # only this repository's: another's id is unknown here
+        except KeyError:
+            return _error(404)
+        body = self._check_run_body(request)
+        if isinstance(body, _Response):
+            return body
+        for key in ("name", "details_url", "external_id"):
+            if key in body:
+                stored[key] = body[key]
+        for key in ("started_at", "completed_at"):
+            if key in body:
+                stored[key] = body[key] and iso(_parse_iso(body[key]))
+        if body.get("status") is not None:
+            stored["status"] = body["status"]
+        if body.get("conclusion") is not None:
+            stored["conclusion"] = body["conclusion"]
+            stored["status"] = "completed"  # a conclusion completes the run, as on create
+        if stored["status"] != "completed":
+            stored["conclusion"] = stored["completed_at"] = None
+        elif stored["completed_at"] is None:
+            stored["completed_at"] = iso(_parse_iso(stored["started_at"]) + timedelta(minutes=5))
+        if "output" in body:
+            output = body["output"]
+            stored["output"].update({key: output[key] for key in ("title", "summary", "text") if key in output})
+            stored["annotations"] += [dict(a) for a in output.get("annotations") or []]  # appended, as on GitHub
+            if "images" in output:
+                stored["images"] = [dict(i) for i in output["images"] or []]
+        if "actions" in body:
+            stored["actions"] = [dict(a) for a in body["actions"] or []]
+        return _json_response(200, self._check_run_json(found, stored))
+
+    def _check_run(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            return _json_response(200, self._check_run_json(found, found.check_run(int(check_run))))
+        except KeyError:
+            return _error(404)
+
+    def _check_run_annotations(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            stored = found.check_run(int(check_run))
+        except KeyError:
+            return _error(404)
+        served = [
+            {
+                "path": a.get("path"),
+                "blob_href": f"{found.html_url}/blob/{stored['head_sha']}/{a.get('path')}",
+                "start_line": a.get("start_line"),
+                "start_column": a.get("start_column"),
+                "end_line": a.get("end_line"),
+                "end_column": a.get("end_column"),
+                "annotation_level": a.get("annotation_level"),
+                "title": a.get("title"),
+                "message": a.get("message"),
+                "raw_details": a.get("raw_details"),
+            }
+            for a in stored["annotations"]
+        ]
+        page, headers = self._paginate(request, served)
+        return _json_response(200, page, headers)
+
+    def _commit_check_runs(self, request: RecordedRequest, owner: str, repo: str, ref: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        name = _param(request, "check_name", None)
+        status = _param(request, "status", None)
+        chosen = sorted(found.check_runs_for(ref, name), key=lambda r: r["id"], reverse=True)  # newest first
+        if _param(request, "filter", "latest") == "latest":
+            # GitHub's default: only the most recent run of each name.
+            latest: dict[str, Json] = {}
+            for check_run in chosen:
+                latest.setdefault(check_run["name"], check_run)
+            chosen = list(latest.values())
+        chosen = [r for r in chosen if status is None or r["status"] == status]
+        page, headers = self._paginate(request, chosen)
+        body = {"total_count": len(chosen), "check_runs": [self._check_run_json(found, r) for r in page]}
+        return _json_response(200, body, headers)
+
+    def _status_json(self, status: Json) -> Json:
+        return {key: value for key, value in status.items() if key not in _STATUS_PRIVATE}
+
+    def _create_status(self, request: RecordedRequest, owner: str, repo: str, sha: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        body = self._json_body(request)
+        if isinstance(body, _Response):
+            return body
+        problems = _missing(body, ("state",)) + _not_one_of(body, "state", STATUS_STATES)
+        if problems:
+            return _invalid_request(problems)
+        description = body.get("description")
+        if isinstance(description, str) and len(description) > MAX_STATUS_DESCRIPTION:
+            message = f"description is too long (maximum is {MAX_STATUS_DESCRIPTION} characters)"
+            return _validation_failed("Status", "description", message)
+        status = found.add_status(
+            sha,
+            body["state"],
+            target_url=body.get("target_url"),
+            description=description,
+            context=body.get("context") or "default",
+            # An app's installation token writes as its bot; any other token as a user.
+            creator=self._bot_user() if self._installation_token(request) else "octocat",
+        )
+        return _json_response(201, self._status_json(status))
+
+    def _statuses_of(self, repo: FakeRepo, ref: str) -> list[Json]:
+        return sorted((s for s in repo.statuses if s["sha"] == ref), key=lambda s: s["id"], reverse=True)
+
+    def _statuses(self, request: RecordedRequest, owner: str, repo: str, ref: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        page, headers = self._paginate(request, self._statuses_of(found, ref))  # newest first
+        return _json_response(200, [self._status_json(s) for s in page], headers)
+
+    def _combined_status(self, request: RecordedRequest, owner: str, repo: str, ref: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        latest: dict[str, Json] = {}
+        for status in self._statuses_of(found, ref):
+            latest.setdefault(status["context"], status)
+        page, headers = self._paginate(request, list(latest.values()))
+        body = {
+            "state": _combined_state(s["state"] for s in latest.values()),
+            "statuses": [{k: v for k, v in self._status_json(s).items() if k != "creator"} for s in page],
+            "sha": ref,
+            "total_count": len(latest),
+            "repository": self._mini_repo(found),
+            "commit_url": f"{found.api_url}/commits/{ref}",
+            "url": f"{found.api_url}/commits/{ref}/status",
+        }
+        return _json_response(200, body, headers)
+
+    def _pull_json(self, repo: FakeRepo, pull: Json, full: bool = True) -> Json:
+        body = {key: value for key, value in pull.items() if key != "files"}
+        body["milestone"] = self._milestone_json(repo, pull.get("milestone"))
+        if full:
+            # Counted from the files unless the dict says otherwise.
+            body.setdefault("additions", sum(f["additions"] for f in pull["files"]))
+            body.setdefault("deletions", sum(f["deletions"] for f in pull["files"]))
+            body.setdefault("changed_files", len(pull["files"]))
+        else:
+            for key in _PULL_DETAIL:
+                body.pop(key, None)
+        return body
+
+    def _pull(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            return _json_response(200, self._pull_json(found, found.pull(int(number))))
+        except KeyError:
+            return _error(404)
+
+    def _pull_files(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            pull = found.pull(int(number))
+        except KeyError:
+            return _error(404)
+        page, headers = self._paginate(request, pull["files"][:MAX_PULL_FILES])
+        return _json_response(200, page, headers)
+
+    def _commit_pulls(self, request: RecordedRequest, owner: str, repo: str, sha: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        chosen = [p for p in found.pulls if p["head"]["sha"] == sha]
+        page, headers = self._paginate(request, chosen)
+        return _json_response(200, [self._pull_json(found, p, full=False) for p in page], headers)
+
     # -- GitHub App routes -------------------------------------------------------------
 
     def _app_jwt(self, request: RecordedRequest) -> _Response | None:
@@ -1067,7 +1640,7 @@ class FakeGitHub:
             "id": installation_id,
             "account": account,
             "app_id": self.app_id,
-            "app_slug": "milestone-gate",
+            "app_slug": APP_SLUG,
             "target_id": account["id"],
             "target_type": "Organization",
             "repository_selection": "selected",
@@ -1163,3 +1736,99 @@ def _int_param(request: RecordedRequest, name: str, default: int) -> int:
 def _completeness(milestone: Json) -> float:
     total = milestone["open_issues"] + milestone["closed_issues"]
     return milestone["closed_issues"] / total if total else 0.0
+
+
+# -- request validation, in the words of GitHub's schema check -------------------------
+
+
+def _missing(body: Json, keys: Iterable[str]) -> list[str]:
+    return [f'"{key}" wasn\'t supplied.' for key in keys if body.get(key) is None]
+
+
+def _not_one_of(body: Json, key: str, choices: Iterable[str], where: str = "properties") -> list[str]:
+    value = body.get(key)
+    if value is None or value in choices:
+        return []
+    return [f"For '{where}/{key}', {json.dumps(value)} is not one of {json.dumps(list(choices))}."]
+
+
+def _too_long(value: Any, limit: int) -> list[str]:
+    if isinstance(value, str) and len(value) > limit:
+        return [f"Only {limit} characters are allowed; {len(value)} were supplied."]
+    return []
+
+
+def _too_many(items: Any, limit: int) -> list[str]:
+    if isinstance(items, list) and len(items) > limit:
+        return [f"No more than {limit} items are allowed; {len(items)} were supplied."]
+    return []
+
+
+def _not_object(value: Any, where: str) -> list[str]:
+    return [] if isinstance(value, dict) else [f"For '{where}', {json.dumps(value)} is not an object."]
+
+
+def _not_list(value: Any, where: str) -> list[str]:
+    return [] if value is None or isinstance(value, list) else [f"For '{where}', {json.dumps(value)} is not an array."]
+
+
+def _not_time(body: Json, keys: Iterable[str]) -> list[str]:
+    problems = []
+    for key in keys:
+        value = body.get(key)
+        try:
+            if value is not None:
+                _parse_iso(value)
+        except (TypeError, ValueError):
+            problems.append(f"For 'properties/{key}', {json.dumps(value)} is not a date-time.")
+    return problems
+
+
+def _check_run_problems(body: Json, create: bool) -> list[str]:
+    """What GitHub's schema check finds wrong with a check run's create (or update) body."""
+    problems = _missing(body, ("name", "head_sha")) if create else []
+    problems += _not_one_of(body, "status", CHECK_STATUSES) + _not_one_of(body, "conclusion", CHECK_CONCLUSIONS)
+    if body.get("status") == "completed" and body.get("conclusion") is None:
+        problems.append('"conclusion" wasn\'t supplied.')
+    problems += _not_time(body, ("started_at", "completed_at"))
+    output = body.get("output")
+    if output is not None:
+        problems += _not_object(output, "properties/output")
+    if isinstance(output, dict):
+        # Create needs title and summary; update's schema needs summary, its docs title too.
+        problems += _missing(output, ("title", "summary"))
+        problems += _too_long(output.get("summary"), MAX_OUTPUT_CHARS) + _too_long(output.get("text"), MAX_OUTPUT_CHARS)
+        annotations = output.get("annotations")
+        problems += _not_list(annotations, "properties/annotations") + _too_many(annotations, MAX_ANNOTATIONS)
+        for annotation in annotations if isinstance(annotations, list) else []:
+            problems += _not_object(annotation, "items")
+            if isinstance(annotation, dict):
+                problems += _missing(annotation, ("path", "start_line", "end_line", "annotation_level", "message"))
+                problems += _not_one_of(annotation, "annotation_level", ANNOTATION_LEVELS, "items")
+                for key in ("start_line", "end_line", "start_column", "end_column"):
+                    value = annotation.get(key)
+                    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                        problems.append(f"For 'items/{key}', {json.dumps(value)} is not an integer.")
+        images = output.get("images")
+        problems += _not_list(images, "properties/images")
+        for image in images if isinstance(images, list) else []:
+            problems += _not_object(image, "items")
+            if isinstance(image, dict):
+                problems += _missing(image, ("alt", "image_url"))
+    actions = body.get("actions")
+    problems += _not_list(actions, "properties/actions") + _too_many(actions, MAX_ACTIONS)
+    for action in actions if isinstance(actions, list) else []:
+        problems += _not_object(action, "items")
+        if isinstance(action, dict):
+            problems += _missing(action, ACTION_LIMITS)
+            for key, limit in ACTION_LIMITS.items():
+                problems += _too_long(action.get(key), limit)
+    return problems
+
+
+def _combined_state(states: Iterable[str]) -> str:
+    """GitHub's combined state: failure if any failed or errored, pending if any pending or none, else success."""
+    seen = set(states)
+    if seen & {"error", "failure"}:
+        return "failure"
+    return "pending" if not seen or "pending" in seen else "success"

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import jwt
@@ -32,14 +32,27 @@ def shop(fake: FakeGitHub) -> FakeRepo:
     return fake.repo("acme/shop", default_branch="main", installation_id=42)
 
 
-def client(fake: FakeGitHub, auth: Auth.Auth | None = None) -> Github:
+def client(fake: FakeGitHub, auth: Auth.Auth | None = None, *, lazy: bool = False) -> Github:
     return Github(
         auth=auth or Auth.Token(TOKEN),
         base_url=fake.url,
         seconds_between_requests=0,
         seconds_between_writes=0,
         retry=None,
+        lazy=lazy,
     )
+
+
+def app_client(fake: FakeGitHub) -> Github:
+    """Installation 42's client, lazy as the service's; its token is one the fake issued."""
+    integration = GithubIntegration(
+        auth=Auth.AppAuth(123, private_key_pem()),
+        base_url=fake.url,
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+        lazy=True,
+    )
+    return integration.get_github_for_installation(42)
 
 
 def seen(requests: list[RecordedRequest]) -> list[tuple[str, str, str, dict[str, list[str]]]]:
@@ -439,3 +452,221 @@ def test_concurrent_requests_are_all_counted(fake: FakeGitHub, shop: FakeRepo) -
 
     assert len(fake.calls("GET", "/repos/acme/shop/issues")) == 80
     assert fake.rate_remaining == 5000 - 80
+
+
+def note(line: int, level: str = "warning") -> dict[str, str | int]:
+    return {"path": "src/shop.py", "start_line": line, "end_line": line, "annotation_level": level,
+            "message": f"line {line}"}
+
+
+def test_check_runs_by_the_app_append_annotations(fake: FakeGitHub, shop: FakeRepo) -> None:
+    head = "f" * 40
+    shop.add_pull(12, head, head_ref="feature/gate")
+    repo = app_client(fake).get_repo("acme/shop")
+
+    created = repo.create_check_run(
+        "milestone-gate",
+        head,
+        status="in_progress",
+        external_id="plan-7",
+        details_url="https://gate.example/plans/7",
+        output={"title": "v2.0 gate", "summary": "Evaluating", "annotations": [note(n) for n in range(1, 51)]},
+        actions=[{"label": "Evaluate again", "description": "Re-run the milestone gate", "identifier": "rerun"}],
+    )
+    run = repo.get_check_run(created.id)
+    run.edit(conclusion="failure", output={"title": "v2.0 gate", "summary": "2 suites missing",
+                                           "annotations": [note(51, "failure")]})
+
+    assert (created.name, created.head_sha, created.external_id) == ("milestone-gate", head, "plan-7")
+    assert (created.status, created.conclusion, created.completed_at) == ("in_progress", None, None)
+    assert created.details_url == "https://gate.example/plans/7"
+    assert created.html_url == f"https://github.com/acme/shop/runs/{created.id}"
+    assert (created.app.id, created.app.slug) == (fake.app_id, "milestone-gate")
+    assert created.output.annotations_count == 50 and created.output.title == "v2.0 gate"
+    assert [p.number for p in created.pull_requests] == [12]
+    assert (run.status, run.conclusion, run.name) == ("completed", "failure", "milestone-gate")
+    assert run.completed_at is not None and run.started_at == created.started_at
+    assert (run.output.summary, run.output.annotations_count) == ("2 suites missing", 51)
+    stored = shop.check_run(created.id)
+    assert stored["annotations"] == [note(n) for n in range(1, 51)] + [note(51, "failure")]  # appended, not replaced
+    assert stored["actions"][0]["identifier"] == "rerun"
+    assert [a.message for a in run.get_annotations()] == [f"line {n}" for n in range(1, 52)]
+    assert shop.check_runs_for(head) == [stored] and shop.check_runs_for(head, name="other") == []
+    assert [r.authorization for r in fake.requests if r.path.startswith("/repos/")] == ["token ghs_1"] * 4
+    assert fake.calls("PATCH", f"/repos/acme/shop/check-runs/{created.id}")[0].json()["conclusion"] == "failure"
+
+    # A second run of the same name: the commit's list shows the latest unless filter=all.
+    again = repo.create_check_run("milestone-gate", head, conclusion="success")
+    repo.create_check_run("other-check", head)
+    commit = repo.get_commit(head)
+    latest = commit.get_check_runs(check_name="milestone-gate")
+    every = commit.get_check_runs(filter="all")
+
+    assert (again.status, again.check_suite.id) == ("completed", created.check_suite.id)  # one suite per commit
+    assert [r.id for r in latest] == [again.id] and latest.totalCount == 1
+    assert [r.name for r in every] == ["other-check", "milestone-gate", "milestone-gate"]
+    assert [r["id"] for r in shop.check_runs_for(head, "milestone-gate")] == [created.id, again.id]
+    assert fake.errors == []
+
+
+def test_check_run_refusals(fake: FakeGitHub, shop: FakeRepo) -> None:
+    head = "f" * 40
+    other = fake.repo("acme/other", installation_id=42).add_check_run("elsewhere", head)
+    repo = app_client(fake).get_repo("acme/shop")
+    output = {"title": "Gate", "summary": "ok"}
+    run = repo.create_check_run("milestone-gate", head, output={**output, "annotations": [note(1)]})
+    fake.require_token = True
+    fake.accepted_tokens.add(TOKEN)  # good for reading, but no installation token
+
+    def refused(call: Callable[[], object]) -> GithubException:
+        with pytest.raises(GithubException) as refusal:
+            call()
+        return refusal.value
+
+    plain = refused(lambda: client(fake).get_repo("acme/shop").create_check_run("milestone-gate", head))
+    long_summary = refused(lambda: repo.create_check_run("g", head, output={"title": "Gate", "summary": "x" * 65536}))
+    too_many = refused(lambda: repo.create_check_run("g", head, output={**output, "annotations": [note(1)] * 51}))
+    long_label = refused(
+        lambda: repo.create_check_run("g", head, actions=[{"label": "L" * 21, "description": "d", "identifier": "i"}])
+    )
+    no_title = refused(lambda: repo.create_check_run("g", head, output={"summary": "ok"}))
+    bad_conclusion = refused(lambda: repo.create_check_run("g", head, conclusion="passed"))
+    no_conclusion = refused(lambda: repo.create_check_run("g", head, status="completed"))
+    bad_note = refused(lambda: repo.create_check_run("g", head, output={**output, "annotations": [{"path": "a"}]}))
+    emoji_bytes = refused(lambda: repo.create_check_run("g", head, output={"title": "Gate", "summary": "🙂" * 20000}))
+    more_notes = refused(lambda: run.edit(output={**output, "annotations": [note(2)] * 51}))
+    unknown = refused(lambda: repo.get_check_run(999999).edit(status="in_progress"))
+    elsewhere = refused(lambda: repo.get_check_run(other["id"]).edit(status="in_progress"))
+
+    assert (plain.status, plain.data["message"]) == (403, "You must authenticate via a GitHub App.")
+    assert long_summary.status == 422
+    assert long_summary.data["message"] == "Invalid request.\n\nOnly 65535 characters are allowed; 65536 were supplied."
+    assert long_summary.data["errors"] == ["Only 65535 characters are allowed; 65536 were supplied."]
+    assert (too_many.status, too_many.data["errors"]) == (422, ["No more than 50 items are allowed; 51 were supplied."])
+    assert long_label.status == 422
+    assert long_label.data["errors"] == ["Only 20 characters are allowed; 21 were supplied."]
+    assert (no_title.status, no_title.data["errors"]) == (422, ['"title" wasn\'t supplied.'])
+    assert bad_conclusion.status == 422 and "is not one of" in bad_conclusion.data["errors"][0]
+    assert (no_conclusion.status, no_conclusion.data["errors"]) == (422, ['"conclusion" wasn\'t supplied.'])
+    assert bad_note.status == 422 and len(bad_note.data["errors"]) == 4  # start_line, end_line, level, message
+    assert (emoji_bytes.status, emoji_bytes.data["message"]) == (422, "Validation Failed")
+    assert emoji_bytes.data["errors"][0]["message"] == "summary exceeds a maximum bytesize of 65535"
+    assert more_notes.status == 422 and shop.check_run(run.id)["annotations"] == [note(1)]
+    assert unknown.status == elsewhere.status == 404
+    assert [r["id"] for r in shop.check_runs] == [run.id]  # nothing refused was stored
+    assert httpx.get(f"{fake.url}/repos/acme/shop/check-runs/{other['id']}",
+                     headers={"Authorization": f"token {TOKEN}"}).status_code == 404
+
+
+def test_commit_statuses_and_combined_state(fake: FakeGitHub, shop: FakeRepo) -> None:
+    head = "a" * 40
+    commit = client(fake, lazy=True).get_repo("acme/shop").get_commit(head)
+
+    before = commit.get_combined_status()
+    commit.create_status("pending", "https://gate.example/7", "Evaluating", "milestone-gate/v2.0")
+    commit.create_status("success", context="ci/smoke")
+    done = commit.create_status("success", description="All suites passed", context="milestone-gate/v2.0")
+    bare = client(fake, lazy=True).get_repo("acme/shop").get_commit("b" * 40).create_status("success")
+    statuses = list(commit.get_statuses())
+    combined = commit.get_combined_status()
+    app_commit = app_client(fake).get_repo("acme/shop").get_commit(head)
+    by_app = app_commit.create_status("error", description="Gate crashed", context="ci/smoke")
+    failing = app_commit.get_combined_status()
+    with pytest.raises(GithubException) as too_long:
+        commit.create_status("failure", description="d" * 141)
+    with pytest.raises(GithubException) as bad_state:
+        commit.create_status("passed")
+
+    assert (before.state, before.total_count, before.statuses) == ("pending", 0, [])  # none yet: pending
+    assert (done.state, done.description, done.context, done.creator.login) == (
+        "success", "All suites passed", "milestone-gate/v2.0", "octocat"
+    )
+    assert done.url == f"{fake.url}/repos/acme/shop/statuses/{head}"
+    assert bare.context == "default"
+    assert [(s.state, s.context) for s in statuses] == [  # newest first
+        ("success", "milestone-gate/v2.0"), ("success", "ci/smoke"), ("pending", "milestone-gate/v2.0")
+    ]
+    assert (combined.state, combined.total_count, combined.sha) == ("success", 2, head)
+    assert [s.id for s in combined.statuses] == [statuses[0].id, statuses[1].id]  # the latest per context
+    assert (by_app.creator.login, by_app.creator.type) == ("milestone-gate[bot]", "Bot")
+    assert (failing.state, [s.state for s in failing.statuses]) == ("failure", ["error", "success"])
+    assert too_long.value.status == 422 and too_long.value.data["errors"] == [
+        {"resource": "Status", "code": "custom", "field": "description",
+         "message": "description is too long (maximum is 140 characters)"}
+    ]
+    assert bad_state.value.status == 422 and bad_state.value.data["message"].startswith("Invalid request.")
+    assert [s["sha"] for s in shop.statuses] == [head, head, head, "b" * 40, head]
+    listed = httpx.get(f"{fake.url}/repos/acme/shop/commits/{head}/statuses", params={"per_page": 2})
+    assert [s["description"] for s in listed.json()] == ["Gate crashed", "All suites passed"]
+    assert "sha" not in listed.json()[0] and 'rel="next"' in listed.headers["link"]
+
+
+def test_pull_request_and_its_files(fake: FakeGitHub, shop: FakeRepo) -> None:
+    head = "c" * 40
+    shop.add_milestone(7, "v2.0")
+    shop.files[("src/app.py", head)] = b"print('shop')\n"
+    shop.add_pull(
+        12,
+        head,
+        head_ref="feature/gate",
+        title="Gate the release",
+        milestone=7,
+        files=[
+            *(f"src/module_{n}.py" for n in range(40)),
+            {"filename": "docs/new.md", "status": "added"},
+            {"filename": "lib/new.py", "status": "renamed", "previous_filename": "lib/old.py"},
+            {"filename": "old.txt", "status": "removed"},
+            "src/app.py",
+        ],
+    )
+    shop.add_pull(13, "d" * 40, state="closed", draft=True)
+    shop.add_pull(14, head, base="release/2.0")
+    shop.add_pull(20, "e" * 40, files=[f"gen/{n}.txt" for n in range(3001)])
+    repo = client(fake, lazy=True).get_repo("acme/shop")
+
+    pull = repo.get_pull(12)
+    files = list(pull.get_files())
+    pulls = list(repo.get_commit(head).get_pulls())
+
+    assert (pull.number, pull.title, pull.state) == (12, "Gate the release", "open")
+    assert (pull.draft, pull.merged, pull.mergeable_state) == (False, False, "clean")
+    assert (pull.head.sha, pull.head.ref, pull.head.repo.full_name) == (head, "feature/gate", "acme/shop")
+    assert (pull.base.ref, pull.milestone.number, pull.milestone.title) == ("main", 7, "v2.0")
+    assert pull.html_url == "https://github.com/acme/shop/pull/12"
+    assert (pull.changed_files, pull.additions, pull.deletions) == (44, 42, 42)
+    assert len(files) == 44 and files[0].filename == "src/module_0.py"
+    added, renamed, removed, app = files[40:]
+    assert (added.status, added.additions, added.deletions, added.changes) == ("added", 1, 0, 1)
+    assert (renamed.status, renamed.previous_filename, renamed.patch) == ("renamed", "lib/old.py", None)
+    assert (removed.status, removed.deletions) == ("removed", 1)
+    assert (app.status, app.sha) == ("modified", hashlib.sha1(b"blob 14\0print('shop')\n").hexdigest())
+    assert app.blob_url == f"https://github.com/acme/shop/blob/{head}/src/app.py"
+    assert app.contents_url == f"{fake.url}/repos/acme/shop/contents/src/app.py?ref={head}"
+    assert [r.query for r in fake.calls("GET", "/repos/acme/shop/pulls/12/files")] == [{}, {"page": ["2"]}]
+    assert [p.number for p in pulls] == [12, 14]
+    assert "files" not in pull.raw_data and len(shop.pull(12)["files"]) == 44
+    # Lists carry the simple pull request; and GitHub lists at most 3000 files of one.
+    simple = httpx.get(f"{fake.url}/repos/acme/shop/commits/{head}/pulls").json()[0]
+    assert "changed_files" not in simple and "files" not in simple and simple["head"]["sha"] == head
+    big = f"{fake.url}/repos/acme/shop/pulls/20"
+    assert httpx.get(big).json()["changed_files"] == 3001
+    assert len(httpx.get(f"{big}/files", params={"per_page": 100, "page": 30}).json()) == 100
+    assert httpx.get(f"{big}/files", params={"per_page": 100, "page": 31}).json() == []
+    assert len(httpx.get(f"{big}/files", params={"per_page": 500}).json()) == 100
+    assert httpx.get(f"{fake.url}/repos/acme/shop/pulls/99").status_code == 404
+    assert fake.errors == []
+
+
+def test_contents_at_a_commit_sha(fake: FakeGitHub, shop: FakeRepo) -> None:
+    sha = hashlib.sha1(b"a commit").hexdigest()
+    shop.files[(".github/milestones.yml", sha)] = b"plans: []\n"
+
+    repo = client(fake).get_repo("acme/shop")
+    at_sha = repo.get_contents(".github/milestones.yml", ref=sha)
+    with pytest.raises(UnknownObjectException):
+        repo.get_contents(".github/milestones.yml")  # only at that commit, not on the default branch
+
+    assert at_sha.decoded_content == b"plans: []\n"
+    assert at_sha.html_url == f"https://github.com/acme/shop/blob/{sha}/.github/milestones.yml"
+    assert fake.calls("GET", "/repos/acme/shop/contents/.github/milestones.yml")[0].query == {"ref": [sha]}
+    assert httpx.get(at_sha.download_url).content == b"plans: []\n"
