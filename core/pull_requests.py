@@ -121,6 +121,14 @@ async def pull_requests_at(repository: str, head_sha: str) -> list[int]:
     )
 
 
+async def pull_requests_numbered(repository: str, numbers: list[int]) -> list[int]:
+    return list(
+        await PullRequest.filter(repository__full_name=repository, number__in=numbers, state=OPEN).values_list(
+            "id", flat=True
+        )
+    )
+
+
 async def request_refresh(pull_ids: list[int], *, forced: bool = False) -> None:
     """Ask for the pull requests' checks to be written again (Re-evaluate, Re-run)."""
     async with in_transaction() as client:

@@ -547,6 +547,11 @@ async def get_verdict(repository: str | None, milestone_name: str, now: datetime
         return evaluate(await load_facts(client, milestone), now or utcnow())
 
 
+async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -> Verdict:
+    async with in_transaction() as client:
+        return evaluate(await load_facts(client, milestone), now or utcnow())
+
+
 async def list_milestones(repository: str | None = None, *, include_closed: bool = False) -> list[MilestoneSummary]:
     """Every milestone with its latest recorded status, worst first: a read of snapshots."""
     query = Milestone.all().prefetch_related("repository")

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
 
+    # Where this service is reached from outside (https://milestones.example.com):
+    # check runs link to its milestone pages.
+    public_url: str | None = None
+    # Gate checks on pull requests: changes settle this long before they are published,
+    # so that a burst of them is one update per pull request.
+    checks_settle_seconds: float = 5.0
+
     # Processing of accepted deliveries.
     webhook_workers: int = 2
     webhook_max_attempts: int = 5
@@ -47,12 +54,12 @@ class Settings(BaseSettings):
         # Heroku-style hosts hand out postgresql://, which Tortoise spells postgres://.
         return "postgres://" + rest if scheme == "postgresql" else value
 
-    @field_validator("github_api_url")
+    @field_validator("github_api_url", "public_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("expected an http(s) URL, such as https://github.example.com/api/v3")
-        return value.rstrip("/")
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL, such as https://milestones.example.com")
+        return value.rstrip("/") if value else value
 
     @field_validator("webhook_workers", "webhook_max_attempts")
     @classmethod

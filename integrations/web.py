@@ -1,10 +1,11 @@
-"""The web process: one ASGI app for GitHub's webhooks, health checks, and (later) Slack."""
+"""The web process: one ASGI app for GitHub's webhooks, milestone pages, health checks, and (later) Slack."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
@@ -12,12 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core import outbox
 from core.db import close_database, connection, open_database
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
+from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
 from integrations.github.intake import receive_webhook
 from integrations.github.worker import worker_for
+from integrations.pages import PageLinks, milestone_page
 
 log = logging.getLogger("milestones.web")
 
@@ -40,7 +44,13 @@ def github_status_line(settings: Settings, github: GitHubAccess) -> str:
         if settings.github_webhook_secret
         else "webhooks OFF (GITHUB_WEBHOOK_SECRET is not set; POST /github/webhooks answers 503)"
     )
-    return f"GitHub: {webhooks}; {github.describe()}"
+    checks = {
+        "app": "; checks: a check run per pull request and milestone",
+        "token": "; checks: commit statuses (a token cannot write check runs; a GitHub App can)",
+        None: "",
+    }[github.mode]
+    pages = "" if settings.public_url else "; checks link no milestone page (PUBLIC_URL is not set)"
+    return f"GitHub: {webhooks}; {github.describe()}{checks}{pages}"
 
 
 def create_app(
@@ -50,9 +60,19 @@ def create_app(
     manage_database: bool = True,
     workers: int | None = None,
 ) -> Starlette:
-    """The ASGI app; `manage_database=False` when the caller has the database open already (tests)."""
+    """The ASGI app; `manage_database=False` when the caller has the database open already (tests).
+
+    `workers=0` starts no background task: the caller drives `app.state.worker` and
+    `app.state.publisher` itself.
+    """
     github = github or GitHubAccess(settings)
     secret = settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else None
+    links = PageLinks(settings.public_url, secret)
+    publisher = CheckPublisher(
+        github,
+        page_url=links.milestone_url,
+        settling=outbox.Settling(quiet=timedelta(seconds=settings.checks_settle_seconds)),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,9 +80,13 @@ def create_app(
             await open_database(settings.database_url)
         async with handler_context(settings, github) as context:
             worker = worker_for(context, settings)
+            worker.after_each = publisher.wake
             app.state.worker = worker
+            count = settings.webhook_workers if workers is None else workers
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
-            tasks = [asyncio.create_task(worker.run()) for _ in range(settings.webhook_workers if workers is None else workers)]
+            tasks = [asyncio.create_task(worker.run()) for _ in range(count)]
+            if count and github.mode is not None:
+                tasks.append(asyncio.create_task(publisher.run()))
             log.info(github_status_line(settings, github))
             try:
                 yield
@@ -78,8 +102,11 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/github/webhooks", receive_webhook, methods=["POST"]),
+            Route("/milestones/{owner}/{repo}/{name:path}", milestone_page),
         ],
         lifespan=lifespan,
     )
     app.state.webhook_secret = secret
+    app.state.publisher = publisher
+    app.state.page_links = links
     return app

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Below this share of the hourly limit, say so in the log (once per reset window).
 LOW_RATE_SHARE = 0.1
+# An installation found for a repository is asked again after this long (the App may be reinstalled).
+INSTALLATION_LOOKUP_SECONDS = 3600
 
 
 class GitHubUnavailable(RuntimeError):
@@ -40,6 +42,7 @@ class GitHubAccess:
             else None
         )
         self._clients: dict[int | None, Github] = {}
+        self._installations: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._warned_reset: int | None = None
 
@@ -77,11 +80,18 @@ class GitHubAccess:
             return self._clients[key]
 
     def installation_id(self, repository: str) -> int | None:
-        """The App installation that covers `repository` (None in token mode)."""
+        """The App installation that covers `repository` (None in token mode), looked up at most hourly."""
         if self._integration is None:
             return None
+        with self._lock:
+            known = self._installations.get(repository)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
         owner, name = repository.split("/", 1)
-        return self._integration.get_repo_installation(owner, name).id
+        found = self._integration.get_repo_installation(owner, name).id
+        with self._lock:
+            self._installations[repository] = (found, time.monotonic() + INSTALLATION_LOOKUP_SECONDS)
+        return found
 
     @staticmethod
     def token(client: Github) -> str:

@@ -15,7 +15,8 @@ from integrations.github.events import HandlerContext
 log = logging.getLogger(__name__)
 
 
-def _fetch(client: Github, repository: str, ref: str | None) -> bytes | None:
+def fetch_policy(client: Github, repository: str, ref: str | None) -> bytes | None:
+    """The policy file as of `ref` (the default branch when None); None when there is none."""
     repo = client.get_repo(repository)
     try:
         content = repo.get_contents(DEFAULT_SOURCE, ref=ref) if ref else repo.get_contents(DEFAULT_SOURCE)
@@ -30,7 +31,7 @@ def _fetch(client: Github, repository: str, ref: str | None) -> bytes | None:
 async def sync_policy(context: HandlerContext, repository: str, installation_id: int | None, ref: str | None) -> str:
     """Apply the policy file as of `ref` (default branch when None); a removed file means the defaults."""
     client = await asyncio.to_thread(context.github.client, repository, installation_id)
-    text = await asyncio.to_thread(_fetch, client, repository, ref)
+    text = await asyncio.to_thread(fetch_policy, client, repository, ref)
     source = f"{DEFAULT_SOURCE}@{ref[:12]}" if ref else DEFAULT_SOURCE
     stored = await Repository.get_or_none(full_name=repository)
     if stored is not None and not stored.policy_errors and (stored.policy_text or "") == (text or b"").decode():

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from datetime import timedelta
+from typing import Callable
 
 from gidgethub import sansio
 
@@ -62,6 +63,8 @@ class DeliveryWorker:
         self.lease = lease
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        # Called after each delivery: what it changed may be owed to GitHub (checks to publish).
+        self.after_each: Callable[[], None] | None = None
 
     def wake(self) -> None:
         """A delivery was just accepted: look now rather than at the next poll."""
@@ -121,6 +124,8 @@ class DeliveryWorker:
         finally:
             heartbeat.cancel()
         self._log(delivery, status, detail)
+        if self.after_each is not None:
+            self.after_each()
         return status
 
     async def _keep_claim(self, delivery: Delivery) -> None:

@@ -3,6 +3,7 @@
 from gidgethub import routing
 
 from integrations.github.handlers import (
+    check_runs,
     installations,
     issues,
     labels,
@@ -22,4 +23,5 @@ router = routing.Router(
     pull_requests.router,
     pushes.router,
     workflow_runs.router,
+    check_runs.router,
 )

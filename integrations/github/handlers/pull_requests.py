@@ -1,4 +1,4 @@
-"""`pull_request`: which milestone each pull request ships in, for the gate check on it."""
+"""`pull_request`: which milestones each pull request ships in, and when its gate checks are due."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from core import services
 from integrations.github.events import HandlerContext, parse_time, repository_of
 
 router = routing.Router()
+
+# A new or newly ready head always gets its checks written, even if nothing else moved;
+# other actions (edited, milestoned, demilestoned...) do when the base or milestone moved.
+REFRESH_ACTIONS = {"opened", "reopened", "synchronize", "ready_for_review"}
 
 
 @router.register("pull_request")
@@ -26,7 +30,8 @@ async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> 
         milestone_title=milestone.get("title"),
         updated_at=parse_time(pull.get("updated_at")),
     )
-    recorded = await services.record_pull_request(repository_of(event), facts)
+    refresh = event.data.get("action") in REFRESH_ACTIONS
+    recorded = await services.record_pull_request(repository_of(event), facts, refresh=refresh)
     if recorded is None:
         return f"pull request #{facts.number}: older than the stored state, not applied"
     return f"pull request #{facts.number} into {facts.base_ref}"

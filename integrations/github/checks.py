@@ -1,0 +1,334 @@
+"""Publishing the gate on pull requests: one check run per pull request and milestone, edited in
+place as verdicts change (a commit status instead with a token), and the policy file's check.
+
+Work comes from the outbox (`core.outbox`): changes mark the pull requests whose checks
+they make stale, and a publisher takes each pull request once it has settled, so a
+burst of changes is one update, and one publisher at a time writes a pull request's
+checks, which is what keeps a check from being created twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from github import Github, GithubException, RateLimitExceededException
+from github.Repository import Repository as GitHubRepository
+
+from core import outbox, services
+from core.clock import utcnow
+from core.enums import CheckKind
+from core.gate import Verdict
+from core.installations import installation_for
+from core.models import GateCheck, Milestone, PullRequest
+from core.policy import DEFAULT_SOURCE, load_policy
+from core.pull_requests import (
+    CONFIG_SLOT,
+    OPEN,
+    PublishedCheck,
+    files_checked,
+    gate_slot,
+    milestones_of,
+    published_checks,
+    save_published,
+)
+from integrations.github.api import GitHubAccess
+from integrations.github.policy_file import fetch_policy
+from integrations.github.check_output import (
+    CheckOutput,
+    StatusOutput,
+    config_check,
+    config_status,
+    gate_check,
+    gate_status,
+    left_milestone_check,
+    left_milestone_status,
+)
+
+log = logging.getLogger(__name__)
+
+# Requests kept back for reading webhooks' data (runs, artifacts, policy files) when the hourly limit runs low.
+RATE_RESERVE = 200
+MAX_ATTEMPTS = 6
+FIRST_RETRY = timedelta(seconds=15)
+
+PageUrl = Callable[[str, str], "str | None"]
+
+
+class RateLimited(Exception):
+    def __init__(self, reset: datetime):
+        self.reset = reset
+        super().__init__(f"GitHub rate limit low until {reset:%H:%M:%S} UTC")
+
+
+@dataclass
+class Target:
+    """The pull request being published, and how to write to its repository."""
+
+    pull: PullRequest
+    repository: str
+    kind: CheckKind
+    client: Github
+    repo: GitHubRepository
+
+    @property
+    def repository_url(self) -> str | None:
+        # The pull request's page lives under the repository's (github.com or an Enterprise host).
+        url = self.pull.url or ""
+        return url.rsplit("/pull/", 1)[0] if "/pull/" in url else None
+
+
+class CheckPublisher:
+    """Takes settled pull requests from the outbox and brings their checks up to date."""
+
+    def __init__(
+        self,
+        github: GitHubAccess,
+        *,
+        page_url: PageUrl = lambda repository, name: None,
+        settling: outbox.Settling = outbox.Settling(),
+        lease: timedelta = timedelta(minutes=5),
+        poll_seconds: float = 5.0,
+    ):
+        self.github = github
+        self.page_url = page_url
+        self.settling = settling
+        self.lease = lease
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something may have been marked: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            wait = self.poll_seconds
+            try:
+                # A read decides whether to claim: claiming takes SQLite's write lock.
+                due = await outbox.next_due(outbox.PULL_REQUEST_CHECKS, self.settling)
+                if due is not None and due <= utcnow():
+                    await self.drain()
+                    continue
+                if due is not None:
+                    wait = min(wait, (due - utcnow()).total_seconds())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not publish checks")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
+            self._wake.clear()
+
+    async def drain(self, now: datetime | None = None) -> int:
+        """Publish every pull request that is due; returns how many were taken."""
+        taken = 0
+        while items := await outbox.claim(
+            outbox.PULL_REQUEST_CHECKS, settling=self.settling, lease=self.lease, now=now
+        ):
+            verdicts: dict[int, Verdict] = {}  # one verdict per milestone for the whole batch
+            for item in items:
+                await self._publish_item(item, verdicts)
+            taken += len(items)
+        return taken
+
+    async def _publish_item(self, item, verdicts: dict[int, Verdict]) -> None:
+        try:
+            note = await self.publish(item.subject, forced=item.forced, verdicts=verdicts)
+        except RateLimited as limited:
+            log.warning("pull request %s: checks wait: %s", item.subject, limited)
+            await outbox.retry_later(item, str(limited), limited.reset, count=False)
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"
+            if item.attempts + 1 >= MAX_ATTEMPTS:
+                log.error("pull request %s: checks not published after %d attempts: %s", item.subject, MAX_ATTEMPTS, detail)
+                await outbox.drop(item)
+            else:
+                log.warning("pull request %s: checks not published, will retry: %s", item.subject, detail, exc_info=True)
+                await outbox.retry_later(item, detail, utcnow() + FIRST_RETRY * 3**item.attempts)
+        else:
+            await outbox.done(item)
+            if note:
+                log.info("pull request %s: %s", item.subject, note)
+
+    async def publish(self, pull_id: int, *, forced: bool = False, verdicts: dict[int, Verdict] | None = None) -> str | None:
+        """Bring one pull request's checks up to date; returns what was done, for the log."""
+        verdicts = {} if verdicts is None else verdicts
+        pull = await PullRequest.get_or_none(id=pull_id).prefetch_related("repository")
+        if pull is None or pull.state != OPEN or self.github.mode is None:
+            return None
+        target = await self._target(pull)
+        milestones = await milestones_of(pull)
+        published = await published_checks(pull.id)
+        notes = []
+        for milestone in milestones:
+            if milestone.id not in verdicts:
+                verdicts[milestone.id] = await services.milestone_verdict(milestone)
+            page = self.page_url(target.repository, milestone.name)
+            output: CheckOutput | StatusOutput
+            if target.kind is CheckKind.CHECK_RUN:
+                output = gate_check(verdicts[milestone.id], details_url=page, repository_url=target.repository_url)
+            else:
+                output = gate_status(verdicts[milestone.id], page)
+            slot = gate_slot(milestone.id)
+            notes.append(await self._write(target, slot, milestone, output, published.get(slot), forced))
+        current = {gate_slot(milestone.id) for milestone in milestones}
+        for slot, check in published.items():
+            if check.milestone_id is not None and check.active and slot not in current:  # type: ignore[attr-defined]
+                notes.append(await self._retire(target, check))
+        if pull.files_checked_sha != pull.head_sha:
+            notes.append(await self._check_config(target, published.get(CONFIG_SLOT)))
+        return "; ".join(note for note in notes if note) or None
+
+    async def _target(self, pull: PullRequest) -> Target:
+        repository = pull.repository.full_name
+        installation = await installation_for(repository)
+        client = await asyncio.to_thread(self.github.client, repository, installation)
+        if client.requester.rate_limiting[1] < 0:
+            await asyncio.to_thread(client.get_rate_limit)  # free of charge, and it tells where the limit stands
+        remaining, limit = client.requester.rate_limiting
+        if limit > 0 and remaining < RATE_RESERVE:
+            reset = datetime.fromtimestamp(client.requester.rate_limiting_resettime, timezone.utc)
+            raise RateLimited(max(reset, utcnow() + timedelta(seconds=5)))
+        kind = CheckKind.CHECK_RUN if self.github.mode == "app" else CheckKind.STATUS
+        return Target(pull, repository, kind, client, client.get_repo(repository))
+
+    async def _write(
+        self,
+        target: Target,
+        slot: str,
+        milestone: Milestone | None,
+        output: CheckOutput | StatusOutput,
+        existing: GateCheck | None,
+        forced: bool = False,
+    ) -> str | None:
+        head = target.pull.head_sha
+        same_commit = existing is not None and existing.head_sha == head and existing.kind is target.kind
+        if same_commit and existing.active and existing.digest == output.digest and not forced:  # type: ignore[union-attr]
+            return None
+        github_id = existing.github_id if same_commit else None  # type: ignore[union-attr]
+        try:
+            if isinstance(output, StatusOutput):
+                await self._call(target, _post_status, target.repo, head, output)
+                action = "status"
+            elif github_id is not None:
+                await self._call(target, _edit_check_run, target.repo, github_id, output)
+                action = "updated"
+            else:
+                github_id = await self._call(target, _create_check_run, target.repo, head, output)
+                action = "created"
+        except GithubException as error:
+            if error.status != 404 or github_id is None:
+                raise
+            # The check run is gone (the repository moved, say): start a new one.
+            github_id = await self._call(target, _create_check_run, target.repo, head, output)
+            action = "created"
+        await save_published(
+            target.pull.id,
+            PublishedCheck(
+                slot=slot,
+                name=output.name if isinstance(output, CheckOutput) else output.context,
+                kind=target.kind,
+                head_sha=head,
+                github_id=github_id,
+                digest=output.digest,
+                conclusion=output.conclusion,
+                milestone_id=milestone.id if milestone else None,
+            ),
+        )
+        return f"{action} {output.name if isinstance(output, CheckOutput) else output.context}: {output.conclusion}"
+
+    async def _retire(self, target: Target, check: GateCheck) -> str:
+        """The pull request left the milestone: its check says so, if it is on the current head."""
+        name = check.name.removeprefix("Milestone gate: ").removeprefix("milestone-gate/")
+        note = f"{check.name}: left the milestone"
+        if check.head_sha == target.pull.head_sha:
+            output: CheckOutput | StatusOutput = (
+                left_milestone_check(name) if check.kind is CheckKind.CHECK_RUN else left_milestone_status(name)
+            )
+            if isinstance(output, StatusOutput):
+                await self._call(target, _post_status, target.repo, check.head_sha, output)
+            else:
+                assert check.github_id is not None
+                await self._call(target, _edit_check_run, target.repo, check.github_id, output)
+            check.digest, check.conclusion = output.digest, output.conclusion
+        check.active = False
+        await check.save(update_fields=["active", "digest", "conclusion", "updated_at"])
+        return note
+
+    async def _check_config(self, target: Target, existing: GateCheck | None) -> str | None:
+        """A pull request that changes the policy file gets a check validating it at its head."""
+        pull = target.pull
+        change = await self._call(target, _policy_file_change, target.repo, pull.number)
+        note = None
+        if change is not None:
+            text = None if change == "removed" else await self._call(target, fetch_policy, target.client, target.repository, pull.head_sha)
+            load = None if text is None else load_policy(text)
+            output: CheckOutput | StatusOutput = (
+                config_check(load, DEFAULT_SOURCE, pull.head_sha)
+                if target.kind is CheckKind.CHECK_RUN
+                else config_status(load, DEFAULT_SOURCE)
+            )
+            note = await self._write(target, CONFIG_SLOT, None, output, existing)
+        await files_checked(pull.id, pull.head_sha)
+        return note
+
+    async def _call(self, target: Target, function, *args):
+        """A PyGithub call off the event loop; a rate limit defers the pull request until it resets."""
+        try:
+            return await asyncio.to_thread(function, *args)
+        except RateLimitExceededException:
+            reset = datetime.fromtimestamp(target.client.requester.rate_limiting_resettime, timezone.utc)
+            raise RateLimited(max(reset, utcnow() + timedelta(seconds=60))) from None
+        finally:
+            self.github.note_rate_limit(target.client)
+
+
+# PyGithub calls (synchronous) -------------------------------------------------
+
+
+def _create_check_run(repo: GitHubRepository, head_sha: str, output: CheckOutput) -> int:
+    batches = output.annotation_batches() or [[]]
+    body = output.request(batches[0])
+    run = repo.create_check_run(
+        name=body["name"],
+        head_sha=head_sha,
+        status="completed",
+        conclusion=body["conclusion"],
+        completed_at=utcnow(),
+        output=body["output"],
+        **{key: body[key] for key in ("details_url", "actions") if key in body},
+    )
+    for batch in batches[1:]:
+        run.edit(output={"title": output.title, "summary": output.summary, "annotations": batch})
+    return run.id
+
+
+def _edit_check_run(repo: GitHubRepository, check_run_id: int, output: CheckOutput) -> None:
+    # Annotations add up on GitHub: an edit sends none, so they are never repeated.
+    body = output.request()
+    repo.get_check_run(check_run_id).edit(
+        name=body["name"],
+        status="completed",
+        conclusion=body["conclusion"],
+        completed_at=utcnow(),
+        output=body["output"],
+        actions=body.get("actions", []),  # a check that left its milestone loses Re-evaluate
+        **({"details_url": body["details_url"]} if "details_url" in body else {}),
+    )
+
+
+def _post_status(repo: GitHubRepository, sha: str, output: StatusOutput) -> None:
+    repo.get_commit(sha).create_status(**output.request())
+
+
+def _policy_file_change(repo: GitHubRepository, number: int) -> str | None:
+    """How the pull request changes the policy file ("added", "modified", "removed"...), None if it does not."""
+    for changed in repo.get_pull(number).get_files():
+        if DEFAULT_SOURCE in (changed.filename, changed.previous_filename):
+            return "removed" if changed.filename != DEFAULT_SOURCE else changed.status
+    return None

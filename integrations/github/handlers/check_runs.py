@@ -1,0 +1,40 @@
+"""`check_run` and `check_suite`: Re-evaluate and Re-run on our checks compute the gate again."""
+
+from __future__ import annotations
+
+from gidgethub import routing, sansio
+
+from core.models import GateCheck
+from core.pull_requests import pull_requests_at, pull_requests_numbered, request_refresh
+from integrations.github.check_output import REEVALUATE
+from integrations.github.events import HandlerContext, Ignored, repository_of
+
+router = routing.Router()
+
+
+@router.register("check_run", action="requested_action")
+@router.register("check_run", action="rerequested")
+async def check_run_requested(event: sansio.Event, context: HandlerContext) -> str:
+    run = event.data["check_run"]
+    if event.data["action"] == "requested_action":
+        identifier = (event.data.get("requested_action") or {}).get("identifier")
+        if identifier != REEVALUATE:
+            raise Ignored(f"check run action {identifier!r} is not ours")
+    check = await GateCheck.get_or_none(github_id=run["id"])
+    if check is None:
+        raise Ignored(f"check run {run['id']} ({run.get('name')}) is not one of ours")
+    await request_refresh([check.pull_request_id], forced=True)  # type: ignore[attr-defined]
+    return f"{run.get('name')}: evaluated again on request"
+
+
+@router.register("check_suite", action="rerequested")
+async def check_suite_rerequested(event: sansio.Event, context: HandlerContext) -> str:
+    suite = event.data["check_suite"]
+    repository = repository_of(event)
+    numbers = [pull["number"] for pull in suite.get("pull_requests") or []]
+    # A fork's suite names no pull request: find them by the commit.
+    pulls = await pull_requests_numbered(repository, numbers) if numbers else await pull_requests_at(repository, suite["head_sha"])
+    if not pulls:
+        raise Ignored(f"no open pull request at {suite['head_sha'][:12]}")
+    await request_refresh(pulls, forced=True)
+    return f"checks of {len(pulls)} pull request(s) at {suite['head_sha'][:12]} evaluated again on request"
