@@ -87,6 +87,10 @@ class InstallationStatus(str, Enum):
     DELETED = "deleted"
 
 
+# Nothing is read from or written to GitHub for the repositories of these.
+STOPPED_INSTALLATION = {InstallationStatus.SUSPENDED, InstallationStatus.DELETED}
+
+
 class CheckKind(str, Enum):
     """How the gate shows on a pull request: check runs need a GitHub App, a token writes statuses."""
 

@@ -11,7 +11,8 @@ import pytest
 
 from core import outbox, services
 from core.clock import utcnow
-from core.enums import Decision, DeliveryStatus
+from core.enums import Decision, DeliveryStatus, InstallationStatus
+from core.installations import record_installation
 from core.ingest import LaunchSource
 from core.models import GateCheck, Outbox
 from tests.fake_github import FakeGitHub, FakeRepo, RecordedRequest
@@ -383,3 +384,11 @@ async def test_a_pull_request_not_touching_the_policy_gets_no_config_check(hooks
     await hooks.deliver("pull_request", pull_request("opened"))
     await settle(hooks)
     assert [r.json()["name"] for r in writes(fake)] == ["Milestone gate: v1.0"]
+
+
+async def test_nothing_is_published_for_a_suspended_installation(hooks, fake):
+    await hooks.deliver("pull_request", pull_request("opened"))
+    await record_installation(1, "Codertocat", InstallationStatus.SUSPENDED, added=[REPO])
+    await settle(hooks)
+    assert writes(fake) == []
+    assert await outbox.pending(outbox.PULL_REQUEST_CHECKS) == []

@@ -21,9 +21,9 @@ from github.Repository import Repository as GitHubRepository
 
 from core import outbox, services
 from core.clock import utcnow
-from core.enums import CheckKind
+from core.enums import STOPPED_INSTALLATION, CheckKind
 from core.gate import Verdict
-from core.installations import installation_for
+from core.installations import installation_for, installation_status
 from core.models import GateCheck, Milestone, PullRequest
 from core.policy import DEFAULT_SOURCE, load_policy
 from core.pull_requests import (
@@ -161,7 +161,10 @@ class CheckPublisher:
         pull = await PullRequest.get_or_none(id=pull_id).prefetch_related("repository")
         if pull is None or pull.state != OPEN or self.github.mode is None:
             return None
-        target = await self._target(pull)
+        installation = await installation_for(pull.repository.full_name)
+        if installation is not None and await installation_status(installation) in STOPPED_INSTALLATION:
+            return f"installation {installation} is not active: nothing published"
+        target = await self._target(pull, installation)
         milestones = await milestones_of(pull)
         published = await published_checks(pull.id)
         notes = []
@@ -184,9 +187,8 @@ class CheckPublisher:
             notes.append(await self._check_config(target, published.get(CONFIG_SLOT)))
         return "; ".join(note for note in notes if note) or None
 
-    async def _target(self, pull: PullRequest) -> Target:
+    async def _target(self, pull: PullRequest, installation: int | None) -> Target:
         repository = pull.repository.full_name
-        installation = await installation_for(repository)
         client = await asyncio.to_thread(self.github.client, repository, installation)
         if client.requester.rate_limiting[1] < 0:
             await asyncio.to_thread(client.get_rate_limit)  # free of charge, and it tells where the limit stands

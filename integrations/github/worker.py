@@ -12,7 +12,7 @@ from typing import Callable
 from gidgethub import sansio
 
 from core import inbox
-from core.enums import DeliveryStatus, InstallationStatus
+from core.enums import STOPPED_INSTALLATION, DeliveryStatus
 from core.installations import installation_status
 from core.models import Delivery
 from core.settings import Settings
@@ -34,7 +34,7 @@ async def dispatch(event: sansio.Event, context: HandlerContext) -> str | None:
     installation = installation_of(event)
     if event.event not in _ALWAYS_ROUTED and installation is not None:
         status = await installation_status(installation)
-        if status in (InstallationStatus.SUSPENDED, InstallationStatus.DELETED):
+        if status in STOPPED_INSTALLATION:
             raise Ignored(f"installation {installation} is {status.value}")
     notes = []
     for callback in callbacks:
