@@ -43,7 +43,7 @@ def add_deliveries(commands: Any) -> None:
 
 
 def add_sync(commands: Any) -> None:
-    command = commands.add_parser("sync", help="pull a repository's milestones, defects, policy and latest runs")
+    command = commands.add_parser("sync", help="pull a repository's milestones, defects, policy, latest runs and open pull requests")
     command.add_argument("repo", metavar="OWNER/REPO")
     command.set_defaults(handler=cmd_sync)
 
@@ -138,4 +138,5 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     print(f"  {report.milestones} milestones, {report.issues} issues ({report.defects} counting as defects)")
     for line in report.runs:
         print(f"  {line}")
+    print(f"  {report.pull_requests} open pull requests, their gate checks due")
     return 0

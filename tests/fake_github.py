@@ -853,6 +853,7 @@ class FakeGitHub:
             ("GET", re.compile(_REPO + r"/statuses/(?P<ref>[^/]+)"), self._statuses),
             ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/status"), self._combined_status),
             ("GET", re.compile(_REPO + r"/commits/(?P<sha>[^/]+)/pulls"), self._commit_pulls),
+            ("GET", re.compile(_REPO + r"/pulls"), self._pulls),
             ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)"), self._pull),
             ("GET", re.compile(_REPO + r"/pulls/(?P<number>\d+)/files"), self._pull_files),
         ]
@@ -1614,6 +1615,16 @@ class FakeGitHub:
             return _error(404)
         page, headers = self._paginate(request, pull["files"][:MAX_PULL_FILES])
         return _json_response(200, page, headers)
+
+    def _pulls(self, request: RecordedRequest, owner: str, repo: str) -> _Response:
+        """Pull requests by state (open by default), newest first, as GitHub lists them."""
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        state = _param(request, "state", "open")
+        chosen = [p for p in reversed(found.pulls) if state == "all" or p["state"] == state]
+        page, headers = self._paginate(request, chosen)
+        return _json_response(200, [self._pull_json(found, p, full=False) for p in page], headers)
 
     def _commit_pulls(self, request: RecordedRequest, owner: str, repo: str, sha: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)

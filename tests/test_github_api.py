@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from core import services
+from core import outbox, services
 from core.enums import DeliveryStatus
 from core.junit import parse_reports
-from core.models import Defect, Delivery, Launch, Milestone, Repository, Snapshot, TestResult
+from core.models import Defect, Delivery, Launch, Milestone, PullRequest, Repository, Snapshot, TestResult
 from integrations.github.backfill import backfill
 from integrations.github.events import handler_context
 from tests.conftest import JUNIT
@@ -267,6 +267,8 @@ milestones:
     repo.add_run(500, 11, "old0", "main", created_at="2026-11-20T10:00:00Z")
     repo.add_run(501, 11, "new1", "main", created_at="2026-11-21T10:00:00Z")
     repo.add_artifact(501, 9001, "junit-results", junit_zip())
+    repo.add_pull(12, "a" * 40, base="main", milestone=3)
+    repo.add_pull(13, "b" * 40, base="main", state="closed")
     return repo
 
 
@@ -275,7 +277,7 @@ async def test_sync_pulls_the_present_state_and_running_it_again_changes_nothing
     settings = settings_for(db, github_token="ghp_test", github_api_url=fake.url)
     async with handler_context(settings, github_access(settings)) as context:
         report = await backfill(context, "acme/shop")
-        assert (report.milestones, report.issues, report.defects) == (2, 75, 75)
+        assert (report.milestones, report.issues, report.defects, report.pull_requests) == (2, 75, 75, 1)
         assert report.runs == ["ci.yml run 501: plan smoke: %d tests, %d failing (1 warnings)" % (
             (counts := parse_reports([JUNIT / name for name in REPORTS]).counts())["tests"], counts["failed"] + counts["errors"],
         )]
@@ -287,6 +289,10 @@ async def test_sync_pulls_the_present_state_and_running_it_again_changes_nothing
         assert await Defect.filter(counts=True).count() == 75
         launch = await Launch.get(source_id="run:501")
         assert launch.commit_sha == "new1"
+        # The open pull request is recorded and due its gate check, which the web process writes.
+        pull = await PullRequest.get(number=12).prefetch_related("milestone")
+        assert (pull.head_sha, pull.milestone.name) == ("a" * 40, "v2.0")
+        assert [item.subject for item in await outbox.pending(outbox.PULL_REQUEST_CHECKS)] == [pull.id]
 
         before = (await Snapshot.all().count(), await Launch.all().count(), await Defect.all().count(), await TestResult.all().count())
         again = await backfill(context, "acme/shop")

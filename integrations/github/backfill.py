@@ -1,7 +1,8 @@
 """`milestones sync OWNER/REPO`: a repository's present state, pulled from GitHub at once.
 
 For a team installing on a repository with history: its policy file, milestones,
-defect issues, and the latest completed run of each plan's workflow. Everything goes
+defect issues, the latest completed run of each plan's workflow, and its open pull
+requests, whose gate checks the web process then writes. Everything goes
 through the same services as the webhooks, so running it again changes nothing.
 """
 
@@ -21,6 +22,7 @@ from core.installations import record_installation
 from core.policy import PolicyFile
 from integrations.github.events import HandlerContext, parse_date
 from integrations.github.handlers.issues import issue_facts
+from integrations.github.handlers.pull_requests import pull_request_facts
 from integrations.github.launches import RunFacts, ingest_run
 from integrations.github.policy_file import sync_policy
 
@@ -32,6 +34,7 @@ class BackfillReport:
     issues: int = 0
     defects: int = 0
     runs: list[str] = field(default_factory=list)
+    pull_requests: int = 0
 
 
 def _listed(item: GithubObject) -> dict[str, Any]:
@@ -56,6 +59,10 @@ def _issues(client: Github, repository: str, labels: list[str]) -> list[dict[str
             if "pull_request" not in record:
                 found[record["number"]] = record
     return [found[number] for number in sorted(found)]
+
+
+def _open_pulls(client: Github, repository: str) -> list[dict[str, Any]]:
+    return [_listed(pull) for pull in client.get_repo(repository).get_pulls(state="open")]
 
 
 def _latest_run(client: Github, repository: str, workflow: str) -> dict[str, Any] | None:
@@ -112,6 +119,10 @@ async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
         facts = RunFacts.from_payload(run)
         notes = await ingest_run(context, repository, installation_id, facts, plans)
         report.runs.append(f"{workflow} run {facts.id}: " + "; ".join(notes))
+
+    for pull in await asyncio.to_thread(_open_pulls, client, repository):
+        await services.record_pull_request(repository, pull_request_facts(pull), refresh=True)
+        report.pull_requests += 1
     context.github.note_rate_limit(client)
     return report
 

@@ -14,11 +14,9 @@ router = routing.Router()
 REFRESH_ACTIONS = {"opened", "reopened", "synchronize", "ready_for_review"}
 
 
-@router.register("pull_request")
-async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> str:
-    pull = event.data["pull_request"]
+def pull_request_facts(pull: dict) -> services.PullRequestFacts:
     milestone = pull.get("milestone") or {}
-    facts = services.PullRequestFacts(
+    return services.PullRequestFacts(
         number=pull["number"],
         head_sha=pull["head"]["sha"],
         base_ref=pull["base"]["ref"],
@@ -30,6 +28,11 @@ async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> 
         milestone_title=milestone.get("title"),
         updated_at=parse_time(pull.get("updated_at")),
     )
+
+
+@router.register("pull_request")
+async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> str:
+    facts = pull_request_facts(event.data["pull_request"])
     refresh = event.data.get("action") in REFRESH_ACTIONS
     recorded = await services.record_pull_request(repository_of(event), facts, refresh=refresh)
     if recorded is None:
