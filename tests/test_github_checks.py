@@ -392,3 +392,13 @@ async def test_nothing_is_published_for_a_suspended_installation(hooks, fake):
     await settle(hooks)
     assert writes(fake) == []
     assert await outbox.pending(outbox.PULL_REQUEST_CHECKS) == []
+
+
+async def test_a_renamed_milestone_renames_its_check(hooks, fake):
+    await hooks.deliver("pull_request", pull_request("opened"))
+    await settle(hooks)
+    await services.save_milestone(REPO, "v1.0.1", github_number=1)  # renamed on GitHub
+    await settle(hooks)
+    [run] = the_repo(fake).check_runs_for(HEAD, name="Milestone gate: v1.0.1")
+    assert [(r.method, r.json()["name"]) for r in writes(fake)] == [("POST", "Milestone gate: v1.0"), ("PATCH", "Milestone gate: v1.0.1")]
+    assert writes(fake)[1].path == f"{CHECKS}/{run['id']}"
