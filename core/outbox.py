@@ -36,7 +36,9 @@ async def mark(
         "INSERT INTO outbox (topic, subject, first_marked_at, last_marked_at, generation, forced, attempts)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (topic, subject) DO UPDATE SET last_marked_at = excluded.last_marked_at,"
-        " generation = outbox.generation + 1, forced = outbox.forced OR excluded.forced",
+        " generation = outbox.generation + 1, forced = outbox.forced OR excluded.forced,"
+        # Somebody asking (Re-evaluate) does not wait out the back-off of earlier failures.
+        " not_before = CASE WHEN excluded.forced THEN NULL ELSE outbox.not_before END",
         rows,
     )
 
@@ -78,8 +80,13 @@ async def claim(
 
 
 async def next_due(topic: str, settling: Settling) -> datetime | None:
-    """When the earliest waiting item of `topic` becomes due, for a publisher deciding how long to sleep."""
-    items = await Outbox.filter(topic=topic).order_by("last_marked_at").limit(100)
+    """When the earliest waiting item of `topic` becomes due, for a publisher deciding how long to sleep.
+
+    Reads every item: there is at most one per subject (an open pull request).
+    """
+    items = await Outbox.filter(topic=topic).only(
+        "id", "first_marked_at", "last_marked_at", "not_before", "locked_until"
+    )
     return min((settling.due_at(item) for item in items), default=None)
 
 
@@ -87,8 +94,25 @@ def _held(item: Outbox) -> Q:
     return Q(id=item.id, locked_until=item.locked_until)
 
 
+async def extend(items: list[Outbox], lease: timedelta, now: datetime | None = None) -> list[Outbox]:
+    """Keep the claims of work still in progress; returns the items whose claim was lost."""
+    until = (now or utcnow()) + lease
+    lost = []
+    for item in items:
+        if await Outbox.filter(_held(item)).update(locked_until=until):
+            item.locked_until = until
+        else:
+            lost.append(item)
+    return lost
+
+
+async def holds(item: Outbox) -> bool:
+    return await Outbox.filter(_held(item)).exists()
+
+
 async def done(item: Outbox, now: datetime | None = None) -> bool:
-    """The work is done; True when the item is gone, False when it was marked again meanwhile (and stays)."""
+    """The work is done (or given up): True when the item is gone, False when it was marked
+    again meanwhile, and stays as new work."""
     if await Outbox.filter(_held(item), generation=item.generation).delete():
         return True
     await Outbox.filter(_held(item)).update(locked_until=None, attempts=0, not_before=None, first_marked_at=now or utcnow())
@@ -100,11 +124,6 @@ async def retry_later(item: Outbox, error: str, at: datetime, *, count: bool = T
     attempts = item.attempts + 1 if count else item.attempts
     await Outbox.filter(_held(item)).update(locked_until=None, not_before=at, attempts=attempts, last_error=error)
     item.attempts = attempts
-
-
-async def drop(item: Outbox) -> None:
-    """Give up on the item (its retries are spent): the next change marks it afresh."""
-    await Outbox.filter(_held(item)).delete()
 
 
 async def pending(topic: str) -> list[Outbox]:

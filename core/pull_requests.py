@@ -129,6 +129,17 @@ async def pull_requests_numbered(repository: str, numbers: list[int]) -> list[in
     )
 
 
+async def refresh_open_checks() -> None:
+    """Mark every open pull request that shows a gate: what it says moves with the calendar too."""
+    pulls = await GateCheck.filter(active=True, pull_request__state=OPEN).distinct().values_list("pull_request_id", flat=True)
+    async with in_transaction() as client:
+        await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, pulls)
+
+
+async def check_files_again(pull_id: int) -> None:
+    await PullRequest.filter(id=pull_id).update(files_checked_sha=None)
+
+
 async def request_refresh(pull_ids: list[int], *, forced: bool = False) -> None:
     """Ask for the pull requests' checks to be written again (Re-evaluate, Re-run)."""
     async with in_transaction() as client:

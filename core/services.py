@@ -181,6 +181,8 @@ async def unlink_github_milestone(repository: str, number: int) -> Milestone | N
         milestone.github_number = None
         milestone.state = MilestoneState.CLOSED
         await milestone.save(using_db=client, update_fields=["github_number", "state", "updated_at"])
+        await lock_milestones(client, [milestone.id])
+        await _after_change(client, milestone)
     return milestone
 
 

@@ -122,6 +122,12 @@ def test_a_rejection_and_untested_areas_are_listed() -> None:
     assert "### Rejected" in text and "- U1: reason" in text.splitlines()
 
 
+def test_a_pipe_in_a_table_cell_is_escaped_once() -> None:
+    rejected = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["a|b"]}), decisions=[decision("a|b", Decision.REJECT)])
+    [row] = [line for line in gate_check(rejected).summary.splitlines() if "Sign-off obtained" in line]
+    assert row == "| ❌ | Sign-off obtained | rejected by a\\|b | 1 of 1 approvers |"
+
+
 def test_markdown_in_names_is_escaped() -> None:
     sneaky = DefectFact(5, "<img src=x> *bold* | pipe", Severity.CRITICAL, DefectState.OPEN, None)
     text = gate_check(verdict(tests=GREEN, defects=[sneaky])).text

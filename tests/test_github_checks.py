@@ -4,6 +4,7 @@ statuses out to a loopback fake GitHub, asserted request by request."""
 from __future__ import annotations
 
 import copy
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from core.enums import Decision, DeliveryStatus, InstallationStatus
 from core.installations import record_installation
 from core.ingest import LaunchSource
 from core.models import GateCheck, Outbox
+from core.pull_requests import refresh_open_checks
 from tests.fake_github import FakeGitHub, FakeRepo, RecordedRequest
 from tests.github import Hooks, fixture, private_key_pem, running_app, settings_for
 from tests.test_services import report
@@ -402,3 +404,53 @@ async def test_a_renamed_milestone_renames_its_check(hooks, fake):
     [run] = the_repo(fake).check_runs_for(HEAD, name="Milestone gate: v1.0.1")
     assert [(r.method, r.json()["name"]) for r in writes(fake)] == [("POST", "Milestone gate: v1.0"), ("PATCH", "Milestone gate: v1.0.1")]
     assert writes(fake)[1].path == f"{CHECKS}/{run['id']}"
+
+
+async def test_a_check_run_created_but_never_recorded_is_taken_over_not_duplicated(hooks, fake):
+    # A publisher created the check and died before recording it (or lost its claim meanwhile).
+    orphan = the_repo(fake).add_check_run("Milestone gate: v1.0", HEAD, status="completed", conclusion="neutral")
+    await hooks.deliver("pull_request", pull_request("opened"))
+    await settle(hooks)
+    assert [(r.method, r.path) for r in writes(fake)] == [("PATCH", f"{CHECKS}/{orphan['id']}")]
+    assert (await GateCheck.get()).github_id == orphan["id"]
+    assert len(the_repo(fake).check_runs_for(HEAD)) == 1
+
+
+async def test_publishing_resumes_once_the_rate_limit_resets(hooks, fake):
+    await hooks.deliver("pull_request", pull_request("opened"))
+    fake.rate_remaining, fake.rate_reset = 150, int(time.time()) - 1  # nearly spent, about to reset
+    publisher = hooks.app.state.publisher
+    await publisher.drain()
+    assert writes(fake) == []
+    [waiting] = await outbox.pending(outbox.PULL_REQUEST_CHECKS)
+    fake.rate_remaining, fake.rate_reset = 5000, int(time.time()) + 3600  # the hour was reset
+    await publisher.drain(now=waiting.not_before + timedelta(seconds=1))
+    assert [r.method for r in writes(fake)] == ["POST"]
+    assert await outbox.pending(outbox.PULL_REQUEST_CHECKS) == []
+
+
+async def test_rerunning_the_config_check_validates_the_file_again(hooks, fake):
+    repo = the_repo(fake)
+    repo.add_pull(5, HEAD, base="master", files=[".github/milestones.yml"])
+    repo.files[(".github/milestones.yml", HEAD)] = CONFIG_ERRORS
+    await hooks.deliver("pull_request", pull_request("opened", number=5))
+    await settle(hooks)
+    config = await GateCheck.get(slot="config")
+    rerun = fixture("check_run", "rerequested", repository=REPO)
+    rerun["check_run"].update(id=config.github_id, name="Milestone config", head_sha=HEAD)
+    await hooks.deliver("check_run", rerun)
+    await settle(hooks)
+    assert len(fake.calls("GET", f"/repos/{REPO}/pulls/5/files")) == 2
+    assert [(r.method, r.path) for r in writes(fake) if r.path == f"{CHECKS}/{config.github_id}"] == [("PATCH", f"{CHECKS}/{config.github_id}")]
+
+
+async def test_the_hourly_refresh_writes_only_what_the_calendar_changed(hooks, fake):
+    await hooks.deliver("pull_request", pull_request("opened"))
+    await settle(hooks)
+    await refresh_open_checks()
+    assert len(await outbox.pending(outbox.PULL_REQUEST_CHECKS)) == 1
+    await settle(hooks)
+    assert [r.method for r in writes(fake)] == ["POST"], "nothing changed since: nothing written"
+    await services.save_milestone(REPO, "v1.0", github_number=1, target_date=utcnow().date() - timedelta(days=2))
+    await settle(hooks)
+    assert writes(fake)[-1].json()["output"]["title"].startswith("Overdue by 2 days · ")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
-import pytest
 
 from tests.fake_github import FakeGitHub
 from tests.github import SECRET, fixture, signature

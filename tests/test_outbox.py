@@ -79,6 +79,14 @@ async def test_a_failed_item_waits_and_a_lost_claim_can_be_taken_over(db) -> Non
     assert await outbox.pending(TOPIC) == []
 
 
+async def test_a_forced_mark_does_not_wait_out_earlier_failures(db) -> None:
+    await mark(7, at=T0)
+    [item] = await claim(T0 + timedelta(seconds=5))
+    await outbox.retry_later(item, "GitHub 502", T0 + timedelta(minutes=20))
+    await mark(7, at=T0 + timedelta(minutes=1), forced=True)  # Re-evaluate
+    assert [item.subject for item in await claim(T0 + timedelta(minutes=1, seconds=5))] == [7]
+
+
 async def test_a_forced_mark_stays_forced_when_marked_again(db) -> None:
     await mark(7, at=T0, forced=True)
     await mark(7, at=T0 + timedelta(seconds=1))

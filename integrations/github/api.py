@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 # Below this share of the hourly limit, say so in the log (once per reset window).
 LOW_RATE_SHARE = 0.1
+MAX_RATE_LIMIT_WAIT = 180
 # An installation found for a repository is asked again after this long (the App may be reinstalled).
 INSTALLATION_LOOKUP_SECONDS = 3600
 
@@ -33,7 +34,12 @@ class GitHubAccess:
         """`client_options` go to PyGithub (tests against a loopback fake turn off its pacing and retry backoff)."""
         self.api_url = settings.github_api_url
         # Lazy: a repository object costs no request until something is read from it.
-        self._options = {"base_url": self.api_url, "lazy": True, "retry": GithubRetry(), **client_options}
+        # Rate limits: PyGithub waits for a reset up to a few minutes, then raises, so that
+        # a nearly spent hour defers work (a delivery's retry, a check's publication)
+        # instead of holding a thread for up to an hour.
+        retry = GithubRetry(max_rate_limit_wait=MAX_RATE_LIMIT_WAIT)
+        self._options = {"base_url": self.api_url, "lazy": True, "retry": retry, **client_options}
+        self.app_id = settings.github_app_id
         self._token = settings.github_token.get_secret_value() if settings.github_token else None
         key = settings.github_private_key_pem()
         self._integration = (

@@ -61,9 +61,8 @@ class CheckOutput:
     annotations: list[dict[str, Any]] = field(default_factory=list)
 
     def request(self, annotations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        output: dict[str, Any] = {"title": self.title, "summary": self.summary}
-        if self.text:
-            output["text"] = self.text
+        # Text even when empty: an edit must not leave the previous verdict's list behind.
+        output: dict[str, Any] = {"title": self.title, "summary": self.summary, "text": self.text}
         if annotations:
             output["annotations"] = list(annotations)
         body: dict[str, Any] = {"name": self.name, "status": "completed", "conclusion": self.conclusion, "output": output}
@@ -232,7 +231,7 @@ def _criterion_row(criterion: Criterion) -> str:
     else:
         threshold = f"{numbers['quorum']} of {len(numbers['approvers'])} approvers" if numbers["approvers"] else "none"
     cells = [MARK[criterion.result], CRITERION_TITLE[criterion.name], _escape(criterion.summary), threshold]
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return "| " + " | ".join(cells) + " |"  # the cells' text is escaped, pipes included
 
 
 def _text(verdict: Verdict, details_url: str | None, repository_url: str | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -34,6 +35,7 @@ from core.pull_requests import (
     gate_slot,
     milestones_of,
     published_checks,
+    refresh_open_checks,
     save_published,
 )
 from integrations.github.api import GitHubAccess
@@ -55,8 +57,14 @@ log = logging.getLogger(__name__)
 RATE_RESERVE = 200
 MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=15)
+BATCH = 20
+REFRESH_EVERY = timedelta(hours=1)
 
 PageUrl = Callable[[str, str], "str | None"]
+
+
+class ClaimLost(Exception):
+    """Another publisher took the pull request over (this one stalled past its lease)."""
 
 
 class RateLimited(Exception):
@@ -74,6 +82,7 @@ class Target:
     kind: CheckKind
     client: Github
     repo: GitHubRepository
+    claim: outbox.Outbox | None = None
 
     @property
     def repository_url(self) -> str | None:
@@ -106,15 +115,19 @@ class CheckPublisher:
         self._wake.set()
 
     async def run(self) -> None:
+        refreshed = utcnow()
         while True:
             wait = self.poll_seconds
             try:
+                if utcnow() - refreshed >= REFRESH_EVERY:
+                    # Days left, overdue and the forecast move with the calendar, not only with events.
+                    await refresh_open_checks()
+                    refreshed = utcnow()
                 # A read decides whether to claim: claiming takes SQLite's write lock.
                 due = await outbox.next_due(outbox.PULL_REQUEST_CHECKS, self.settling)
-                if due is not None and due <= utcnow():
-                    await self.drain()
+                if due is not None and due <= utcnow() and await self.drain():
                     continue
-                if due is not None:
+                if due is not None and due > utcnow():
                     wait = min(wait, (due - utcnow()).total_seconds())
             except asyncio.CancelledError:
                 raise
@@ -128,17 +141,33 @@ class CheckPublisher:
         """Publish every pull request that is due; returns how many were taken."""
         taken = 0
         while items := await outbox.claim(
-            outbox.PULL_REQUEST_CHECKS, settling=self.settling, lease=self.lease, now=now
+            outbox.PULL_REQUEST_CHECKS, settling=self.settling, lease=self.lease, limit=BATCH, now=now
         ):
             verdicts: dict[int, Verdict] = {}  # one verdict per milestone for the whole batch
-            for item in items:
-                await self._publish_item(item, verdicts)
+            heartbeat = asyncio.create_task(self._keep_claims(list(items)))
+            try:
+                for item in items:
+                    await self._publish_item(item, verdicts)
+            finally:
+                heartbeat.cancel()
             taken += len(items)
         return taken
 
+    async def _keep_claims(self, held: list) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                for item in await outbox.extend(held, self.lease):
+                    log.warning("pull request %s: claim lost to another publisher", item.subject)
+                    held.remove(item)
+            except Exception:
+                log.warning("could not renew the claims on pull requests being published", exc_info=True)
+
     async def _publish_item(self, item, verdicts: dict[int, Verdict]) -> None:
         try:
-            note = await self.publish(item.subject, forced=item.forced, verdicts=verdicts)
+            note = await self.publish(item.subject, forced=item.forced, verdicts=verdicts, claim=item)
+        except ClaimLost as lost:
+            log.warning("%s", lost)  # the item is the other publisher's now
         except RateLimited as limited:
             log.warning("pull request %s: checks wait: %s", item.subject, limited)
             await outbox.retry_later(item, str(limited), limited.reset, count=False)
@@ -146,7 +175,7 @@ class CheckPublisher:
             detail = f"{type(error).__name__}: {error}"
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 log.error("pull request %s: checks not published after %d attempts: %s", item.subject, MAX_ATTEMPTS, detail)
-                await outbox.drop(item)
+                await outbox.done(item)  # given up; the next change tries afresh
             else:
                 log.warning("pull request %s: checks not published, will retry: %s", item.subject, detail, exc_info=True)
                 await outbox.retry_later(item, detail, utcnow() + FIRST_RETRY * 3**item.attempts)
@@ -155,8 +184,18 @@ class CheckPublisher:
             if note:
                 log.info("pull request %s: %s", item.subject, note)
 
-    async def publish(self, pull_id: int, *, forced: bool = False, verdicts: dict[int, Verdict] | None = None) -> str | None:
-        """Bring one pull request's checks up to date; returns what was done, for the log."""
+    async def publish(
+        self,
+        pull_id: int,
+        *,
+        forced: bool = False,
+        verdicts: dict[int, Verdict] | None = None,
+        claim: outbox.Outbox | None = None,
+    ) -> str | None:
+        """Bring one pull request's checks up to date; returns what was done, for the log.
+
+        `claim`: the outbox item this runs under; a check run is created only while it holds.
+        """
         verdicts = {} if verdicts is None else verdicts
         pull = await PullRequest.get_or_none(id=pull_id).prefetch_related("repository")
         if pull is None or pull.state != OPEN or self.github.mode is None:
@@ -164,7 +203,7 @@ class CheckPublisher:
         installation = await installation_for(pull.repository.full_name)
         if installation is not None and await installation_status(installation) in STOPPED_INSTALLATION:
             return f"installation {installation} is not active: nothing published"
-        target = await self._target(pull, installation)
+        target = await self._target(pull, installation, claim)
         milestones = await milestones_of(pull)
         published = await published_checks(pull.id)
         notes = []
@@ -184,20 +223,34 @@ class CheckPublisher:
             if check.milestone_id is not None and check.active and slot not in current:  # type: ignore[attr-defined]
                 notes.append(await self._retire(target, check))
         if pull.files_checked_sha != pull.head_sha:
-            notes.append(await self._check_config(target, published.get(CONFIG_SLOT)))
+            notes.append(await self._check_config(target, published.get(CONFIG_SLOT), forced))
         return "; ".join(note for note in notes if note) or None
 
-    async def _target(self, pull: PullRequest, installation: int | None) -> Target:
+    async def _target(self, pull: PullRequest, installation: int | None, claim: outbox.Outbox | None) -> Target:
         repository = pull.repository.full_name
         client = await asyncio.to_thread(self.github.client, repository, installation)
-        if client.requester.rate_limiting[1] < 0:
-            await asyncio.to_thread(client.get_rate_limit)  # free of charge, and it tells where the limit stands
-        remaining, limit = client.requester.rate_limiting
-        if limit > 0 and remaining < RATE_RESERVE:
-            reset = datetime.fromtimestamp(client.requester.rate_limiting_resettime, timezone.utc)
-            raise RateLimited(max(reset, utcnow() + timedelta(seconds=5)))
+        await self._check_rate_limit(client)
         kind = CheckKind.CHECK_RUN if self.github.mode == "app" else CheckKind.STATUS
-        return Target(pull, repository, kind, client, client.get_repo(repository))
+        return Target(pull, repository, kind, client, client.get_repo(repository), claim)
+
+    @staticmethod
+    async def _check_rate_limit(client: Github) -> None:
+        """Leave the last requests of the hour to reading webhooks' data; wait for the reset instead."""
+        requester = client.requester
+        remaining, limit = requester.rate_limiting
+        stale = limit > 0 and requester.rate_limiting_resettime <= time.time()
+        if limit < 0 or stale:
+            try:
+                # Free of charge, and it tells where the limit stands (nothing has, or it was reset).
+                await asyncio.to_thread(client.get_rate_limit)
+            except GithubException as error:
+                if error.status != 404:
+                    raise
+                return  # GitHub Enterprise Server with rate limiting off
+            remaining, limit = requester.rate_limiting
+        if limit > 0 and remaining < RATE_RESERVE:
+            reset = datetime.fromtimestamp(requester.rate_limiting_resettime, timezone.utc)
+            raise RateLimited(max(reset, utcnow() + timedelta(seconds=5)))
 
     async def _write(
         self,
@@ -213,36 +266,52 @@ class CheckPublisher:
         if same_commit and existing.active and existing.digest == output.digest and not forced:  # type: ignore[union-attr]
             return None
         github_id = existing.github_id if same_commit else None  # type: ignore[union-attr]
-        try:
-            if isinstance(output, StatusOutput):
-                await self._call(target, _post_status, target.repo, head, output)
-                action = "status"
-            elif github_id is not None:
+        follow_up: list = []
+        if isinstance(output, StatusOutput):
+            await self._call(target, _post_status, target.repo, head, output)
+            action = "status"
+        elif github_id is not None:
+            try:
                 await self._call(target, _edit_check_run, target.repo, github_id, output)
                 action = "updated"
-            else:
-                github_id = await self._call(target, _create_check_run, target.repo, head, output)
+            except GithubException as error:
+                if error.status != 404:
+                    raise
+                # The check run is gone (the repository moved, say): start a new one.
+                github_id, follow_up = await self._create(target, output)
                 action = "created"
-        except GithubException as error:
-            if error.status != 404 or github_id is None:
-                raise
-            # The check run is gone (the repository moved, say): start a new one.
-            github_id = await self._call(target, _create_check_run, target.repo, head, output)
+        else:
+            github_id, follow_up = await self._create(target, output)
             action = "created"
-        await save_published(
-            target.pull.id,
-            PublishedCheck(
-                slot=slot,
-                name=output.name if isinstance(output, CheckOutput) else output.context,
-                kind=target.kind,
-                head_sha=head,
-                github_id=github_id,
-                digest=output.digest,
-                conclusion=output.conclusion,
-                milestone_id=milestone.id if milestone else None,
-            ),
+        check = PublishedCheck(
+            slot=slot,
+            name=output.name if isinstance(output, CheckOutput) else output.context,
+            kind=target.kind,
+            head_sha=head,
+            github_id=github_id,
+            digest=output.digest,
+            conclusion=output.conclusion,
+            milestone_id=milestone.id if milestone else None,
         )
-        return f"{action} {output.name if isinstance(output, CheckOutput) else output.context}: {output.conclusion}"
+        await save_published(target.pull.id, check)
+        if follow_up:
+            assert isinstance(output, CheckOutput) and github_id is not None
+            await self._call(target, _add_annotations, target.repo, github_id, output, follow_up)
+        return f"{action} {check.name}: {output.conclusion}"
+
+    async def _create(self, target: Target, output: CheckOutput) -> tuple[int, list]:
+        """Create the check run, or take over the one a publisher that stopped mid-way left on the head.
+
+        Returns its id and the annotation batches still to send (at most 50 go with each request).
+        """
+        if target.claim is not None and not await outbox.holds(target.claim):
+            raise ClaimLost(f"pull request {target.pull.id}: another publisher took over")
+        batches = output.annotation_batches() or [[]]
+        found = await self._call(target, _find_check_run, target.repo, target.pull.head_sha, output.name, self.github.app_id)
+        if found is not None:
+            await self._call(target, _edit_check_run, target.repo, found, output)
+            return found, batches if batches != [[]] else []
+        return await self._call(target, _create_check_run, target.repo, target.pull.head_sha, output, batches[0]), batches[1:]
 
     async def _retire(self, target: Target, check: GateCheck) -> str:
         """The pull request left the milestone: its check says so, if it is on the current head."""
@@ -252,17 +321,23 @@ class CheckPublisher:
             output: CheckOutput | StatusOutput = (
                 left_milestone_check(name) if check.kind is CheckKind.CHECK_RUN else left_milestone_status(name)
             )
-            if isinstance(output, StatusOutput):
-                await self._call(target, _post_status, target.repo, check.head_sha, output)
-            else:
-                assert check.github_id is not None
-                await self._call(target, _edit_check_run, target.repo, check.github_id, output)
-            check.digest, check.conclusion = output.digest, output.conclusion
+            try:
+                if isinstance(output, StatusOutput):
+                    await self._call(target, _post_status, target.repo, check.head_sha, output)
+                else:
+                    assert check.github_id is not None
+                    await self._call(target, _edit_check_run, target.repo, check.github_id, output)
+                check.digest, check.conclusion = output.digest, output.conclusion
+            except GithubException as error:
+                if error.status not in (403, 404):
+                    raise
+                # Gone, or written by a mode this service no longer runs in: nothing left to say.
+                note += f" (its check could not be edited: GitHub answered {error.status})"
         check.active = False
         await check.save(update_fields=["active", "digest", "conclusion", "updated_at"])
         return note
 
-    async def _check_config(self, target: Target, existing: GateCheck | None) -> str | None:
+    async def _check_config(self, target: Target, existing: GateCheck | None, forced: bool = False) -> str | None:
         """A pull request that changes the policy file gets a check validating it at its head."""
         pull = target.pull
         change = await self._call(target, _policy_file_change, target.repo, pull.number)
@@ -275,7 +350,7 @@ class CheckPublisher:
                 if target.kind is CheckKind.CHECK_RUN
                 else config_status(load, DEFAULT_SOURCE)
             )
-            note = await self._write(target, CONFIG_SLOT, None, output, existing)
+            note = await self._write(target, CONFIG_SLOT, None, output, existing, forced)
         await files_checked(pull.id, pull.head_sha)
         return note
 
@@ -284,6 +359,7 @@ class CheckPublisher:
         try:
             return await asyncio.to_thread(function, *args)
         except RateLimitExceededException:
+            # PyGithub waited as long as it may (GitHubAccess caps it) and gave up.
             reset = datetime.fromtimestamp(target.client.requester.rate_limiting_resettime, timezone.utc)
             raise RateLimited(max(reset, utcnow() + timedelta(seconds=60))) from None
         finally:
@@ -293,9 +369,8 @@ class CheckPublisher:
 # PyGithub calls (synchronous) -------------------------------------------------
 
 
-def _create_check_run(repo: GitHubRepository, head_sha: str, output: CheckOutput) -> int:
-    batches = output.annotation_batches() or [[]]
-    body = output.request(batches[0])
+def _create_check_run(repo: GitHubRepository, head_sha: str, output: CheckOutput, annotations: list) -> int:
+    body = output.request(annotations)
     run = repo.create_check_run(
         name=body["name"],
         head_sha=head_sha,
@@ -305,9 +380,21 @@ def _create_check_run(repo: GitHubRepository, head_sha: str, output: CheckOutput
         output=body["output"],
         **{key: body[key] for key in ("details_url", "actions") if key in body},
     )
-    for batch in batches[1:]:
-        run.edit(output={"title": output.title, "summary": output.summary, "annotations": batch})
     return run.id
+
+
+def _add_annotations(repo: GitHubRepository, check_run_id: int, output: CheckOutput, batches: list) -> None:
+    run = repo.get_check_run(check_run_id)
+    for batch in batches:
+        run.edit(output={"title": output.title, "summary": output.summary, "annotations": batch})
+
+
+def _find_check_run(repo: GitHubRepository, head_sha: str, name: str, app_id: int | None) -> int | None:
+    """Our check run of this name on the commit, if one was created but never recorded."""
+    for run in repo.get_commit(head_sha).get_check_runs(check_name=name):
+        if app_id is None or run._rawData.get("app", {}).get("id") == app_id:
+            return run.id
+    return None
 
 
 def _edit_check_run(repo: GitHubRepository, check_run_id: int, output: CheckOutput) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core.models import GateCheck
-from core.pull_requests import pull_requests_at, pull_requests_numbered, request_refresh
+from core.pull_requests import CONFIG_SLOT, check_files_again, pull_requests_at, pull_requests_numbered, request_refresh
 from integrations.github.check_output import REEVALUATE
 from integrations.github.events import HandlerContext, Ignored, repository_of
 
@@ -23,6 +23,8 @@ async def check_run_requested(event: sansio.Event, context: HandlerContext) -> s
     check = await GateCheck.get_or_none(github_id=run["id"])
     if check is None:
         raise Ignored(f"check run {run['id']} ({run.get('name')}) is not one of ours")
+    if check.slot == CONFIG_SLOT:
+        await check_files_again(check.pull_request_id)  # type: ignore[attr-defined]
     await request_refresh([check.pull_request_id], forced=True)  # type: ignore[attr-defined]
     return f"{run.get('name')}: evaluated again on request"
 
