@@ -39,19 +39,8 @@ from tests.fake_github import FakeGitHub
 from tests.github import fixture, private_key_pem, running_app, settings_for
 from tests.test_check_output import SINCE, verdict
 from tests.test_gate import F, defect, fact
+from tests.test_github_checks import POLICY, REPO
 from tests.test_services import report
-
-REPO = "Codertocat/Hello-World"
-POLICY = """
-plans:
-  smoke: {workflow: ci.yml}
-milestones:
-  "v1.0":
-    plans: [smoke]
-    required: ["plan:smoke"]
-    max_open_defects: {critical: 0, high: 0}
-"""
-
 
 def bench_render() -> None:
     tests = [fact(f"test_{n:05d}_checkout_flow", F, required=True, failing_since=SINCE, message="AssertionError " * 8) for n in range(5000)]

@@ -236,59 +236,40 @@ def _criterion_row(criterion: Criterion) -> str:
 
 def _text(verdict: Verdict, details_url: str | None, repository_url: str | None) -> str:
     blocking = verdict.blocking
-    sections: list[Section] = []
-    if blocking.failing_tests:
-        sections.append(
-            Section(
-                _count(len(blocking.failing_tests), "required test") + " failing",
-                [_failing_line(test, repository_url) for test in blocking.failing_tests],
-                "failing tests",
-            )
-        )
-    if blocking.defects:
-        sections.append(
-            Section(
-                _count(len(blocking.defects), "blocking defect"),
-                [
-                    f"- {_link(f'#{defect.number}', defect.url)} {_escape(defect.title)} · {defect.severity.value}, {defect.state.value}"
-                    for defect in blocking.defects
-                ],
-                "defects",
-            )
-        )
-    if blocking.untested:
-        untested = sum(len(area.tests) for area in blocking.untested)
-        sections.append(
-            Section(
-                f"Not run: {_count(untested, 'test')} in {_count(len(blocking.untested), 'area')}",
-                [
-                    f"- **{_escape(area.suite or '(no suite)')}** ({len(area.tests)}): "
-                    + ", ".join(_code(name) for name in area.tests[:20])
-                    + (f" and {len(area.tests) - 20} more" if len(area.tests) > 20 else "")
-                    for area in blocking.untested
-                ],
-                "areas",
-            )
-        )
-    if blocking.rejections:
-        sections.append(
-            Section(
-                "Rejected",
-                [f"- {_escape(decision.user_id)}: {_escape(decision.comment)}" for decision in blocking.rejections],
-                "rejections",
-            )
-        )
-    if blocking.missing_approvers:
-        sections.append(
-            Section(
-                "Sign-off still missing from",
-                [f"- {_escape(user)}" for user in blocking.missing_approvers],
-                "approvers",
-            )
-        )
-    if verdict.warnings:
-        sections.append(Section("Warnings", [f"- {_escape(warning)}" for warning in verdict.warnings], "warnings"))
-    return fit_sections(sections, FIELD_LIMIT, details_url)
+    untested = sum(len(area.tests) for area in blocking.untested)
+    sections = [
+        Section(
+            _count(len(blocking.failing_tests), "required test") + " failing",
+            [_failing_line(test, repository_url) for test in blocking.failing_tests],
+            "failing tests",
+        ),
+        Section(
+            _count(len(blocking.defects), "blocking defect"),
+            [
+                f"- {_link(f'#{defect.number}', defect.url)} {_escape(defect.title)} · {defect.severity.value}, {defect.state.value}"
+                for defect in blocking.defects
+            ],
+            "defects",
+        ),
+        Section(
+            f"Not run: {_count(untested, 'test')} in {_count(len(blocking.untested), 'area')}",
+            [
+                f"- **{_escape(area.suite or '(no suite)')}** ({len(area.tests)}): "
+                + ", ".join(_code(name) for name in area.tests[:20])
+                + (f" and {len(area.tests) - 20} more" if len(area.tests) > 20 else "")
+                for area in blocking.untested
+            ],
+            "areas",
+        ),
+        Section(
+            "Rejected",
+            [f"- {_escape(decision.user_id)}: {_escape(decision.comment)}" for decision in blocking.rejections],
+            "rejections",
+        ),
+        Section("Sign-off still missing from", [f"- {_escape(user)}" for user in blocking.missing_approvers], "approvers"),
+        Section("Warnings", [f"- {_escape(warning)}" for warning in verdict.warnings], "warnings"),
+    ]
+    return fit_sections([section for section in sections if section.items], FIELD_LIMIT, details_url)
 
 
 def _failing_line(test: FailingTest, repository_url: str | None) -> str:
