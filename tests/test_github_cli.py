@@ -178,6 +178,7 @@ def test_sync_from_the_command_line(scratch_database_url: str, tmp_path: Path) -
     assert lines[0] == "acme/shop: .github/milestones.yml: applied to 1 milestones"
     assert lines[1] == "  2 milestones, 75 issues (75 counting as defects)"
     assert lines[2].startswith("  ci.yml run 501: plan smoke: ")
+    assert lines[3] == "  1 open pull requests, their gate checks due"
     status = json_of("status", "v2.0", "--repo", "acme/shop", database_url=database_url, cwd=tmp_path)
     assert status["target_date"] == "2026-12-15"
 
