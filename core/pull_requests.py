@@ -3,14 +3,12 @@ was published on it, so that a new verdict edits the old check instead of adding
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import outbox
 from core.catalog import NotFound, find_repository, milestone_policy
-from core.enums import CheckKind, MilestoneState
+from core.enums import MilestoneState
 from core.models import GateCheck, Milestone, PullRequest
 
 OPEN = "open"
@@ -72,72 +70,31 @@ async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
         await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, ids)
 
 
-@dataclass(frozen=True)
-class PublishedCheck:
-    """What a publisher wrote; `github_id` is the check run's, None for a commit status."""
-
-    slot: str
-    name: str
-    kind: CheckKind
-    head_sha: str
-    github_id: int | None
-    digest: str
-    conclusion: str
-    milestone_id: int | None = None
-    active: bool = True
-
-
 async def published_checks(pull_id: int) -> dict[str, GateCheck]:
     return {check.slot: check for check in await GateCheck.filter(pull_request_id=pull_id)}
 
 
-async def save_published(pull_id: int, check: PublishedCheck) -> None:
-    await GateCheck.update_or_create(
-        pull_request_id=pull_id,
-        slot=check.slot,
-        defaults={
-            "milestone_id": check.milestone_id,
-            "name": check.name,
-            "kind": check.kind,
-            "head_sha": check.head_sha,
-            "github_id": check.github_id,
-            "digest": check.digest,
-            "conclusion": check.conclusion,
-            "active": check.active,
-        },
-    )
+async def save_published(pull_id: int, slot: str, **written: object) -> None:
+    """Record what a publisher wrote in `slot` (GateCheck's fields): it shows on the pull request now."""
+    await GateCheck.update_or_create(pull_request_id=pull_id, slot=slot, defaults={**written, "active": True})
 
 
-async def files_checked(pull_id: int, head_sha: str) -> None:
+async def files_checked(pull_id: int, head_sha: str | None) -> None:
+    """The pull request's changed files were looked through at `head_sha`; None: look again."""
     await PullRequest.filter(id=pull_id).update(files_checked_sha=head_sha)
 
 
-async def pull_requests_at(repository: str, head_sha: str) -> list[int]:
-    """Open pull requests whose head is this commit: a fork's check suite names none."""
-    return list(
-        await PullRequest.filter(repository__full_name=repository, head_sha=head_sha, state=OPEN).values_list(
-            "id", flat=True
-        )
-    )
-
-
-async def pull_requests_numbered(repository: str, numbers: list[int]) -> list[int]:
-    return list(
-        await PullRequest.filter(repository__full_name=repository, number__in=numbers, state=OPEN).values_list(
-            "id", flat=True
-        )
-    )
+async def open_pull_requests(repository: str, *, numbers: list[int] | None = None, head_sha: str | None = None) -> list[int]:
+    """Open pull requests by number, or by head commit (a fork's check suite names none)."""
+    query = PullRequest.filter(repository__full_name=repository, state=OPEN)
+    query = query.filter(number__in=numbers) if numbers is not None else query.filter(head_sha=head_sha)
+    return list(await query.values_list("id", flat=True))
 
 
 async def refresh_open_checks() -> None:
     """Mark every open pull request that shows a gate: what it says moves with the calendar too."""
     pulls = await GateCheck.filter(active=True, pull_request__state=OPEN).distinct().values_list("pull_request_id", flat=True)
-    async with in_transaction() as client:
-        await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, pulls)
-
-
-async def check_files_again(pull_id: int) -> None:
-    await PullRequest.filter(id=pull_id).update(files_checked_sha=None)
+    await request_refresh(list(pulls))
 
 
 async def request_refresh(pull_ids: list[int], *, forced: bool = False) -> None:

@@ -546,7 +546,7 @@ async def signoff_trail(repository: str, milestone_name: str) -> list[Signoff]:
 async def get_verdict(repository: str | None, milestone_name: str, now: datetime | None = None) -> Verdict:
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)
-        return evaluate(await load_facts(client, milestone), now or utcnow())
+    return await milestone_verdict(milestone, now)
 
 
 async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -> Verdict:

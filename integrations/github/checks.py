@@ -30,7 +30,6 @@ from core.policy import DEFAULT_SOURCE, load_policy
 from core.pull_requests import (
     CONFIG_SLOT,
     OPEN,
-    PublishedCheck,
     files_checked,
     gate_slot,
     milestones_of,
@@ -41,6 +40,8 @@ from core.pull_requests import (
 from integrations.github.api import GitHubAccess
 from integrations.github.policy_file import fetch_policy
 from integrations.github.check_output import (
+    GATE_PREFIX,
+    STATUS_PREFIX,
     CheckOutput,
     StatusOutput,
     config_check,
@@ -283,21 +284,22 @@ class CheckPublisher:
         else:
             github_id, follow_up = await self._create(target, output)
             action = "created"
-        check = PublishedCheck(
-            slot=slot,
-            name=output.name if isinstance(output, CheckOutput) else output.context,
+        name = output.name if isinstance(output, CheckOutput) else output.context
+        await save_published(
+            target.pull.id,
+            slot,
+            milestone_id=milestone.id if milestone else None,
+            name=name,
             kind=target.kind,
             head_sha=head,
             github_id=github_id,
             digest=output.digest,
             conclusion=output.conclusion,
-            milestone_id=milestone.id if milestone else None,
         )
-        await save_published(target.pull.id, check)
         if follow_up:
             assert isinstance(output, CheckOutput) and github_id is not None
             await self._call(target, _add_annotations, target.repo, github_id, output, follow_up)
-        return f"{action} {check.name}: {output.conclusion}"
+        return f"{action} {name}: {output.conclusion}"
 
     async def _create(self, target: Target, output: CheckOutput) -> tuple[int, list]:
         """Create the check run, or take over the one a publisher that stopped mid-way left on the head.
@@ -306,16 +308,17 @@ class CheckPublisher:
         """
         if target.claim is not None and not await outbox.holds(target.claim):
             raise ClaimLost(f"pull request {target.pull.id}: another publisher took over")
-        batches = output.annotation_batches() or [[]]
+        batches = output.annotation_batches()
         found = await self._call(target, _find_check_run, target.repo, target.pull.head_sha, output.name, self.github.app_id)
         if found is not None:
             await self._call(target, _edit_check_run, target.repo, found, output)
-            return found, batches if batches != [[]] else []
-        return await self._call(target, _create_check_run, target.repo, target.pull.head_sha, output, batches[0]), batches[1:]
+            return found, batches
+        first = batches[0] if batches else []
+        return await self._call(target, _create_check_run, target.repo, target.pull.head_sha, output, first), batches[1:]
 
     async def _retire(self, target: Target, check: GateCheck) -> str:
         """The pull request left the milestone: its check says so, if it is on the current head."""
-        name = check.name.removeprefix("Milestone gate: ").removeprefix("milestone-gate/")
+        name = check.name.removeprefix(GATE_PREFIX).removeprefix(STATUS_PREFIX)
         note = f"{check.name}: left the milestone"
         if check.head_sha == target.pull.head_sha:
             output: CheckOutput | StatusOutput = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core.models import GateCheck
-from core.pull_requests import CONFIG_SLOT, check_files_again, pull_requests_at, pull_requests_numbered, request_refresh
+from core.pull_requests import CONFIG_SLOT, files_checked, open_pull_requests, request_refresh
 from integrations.github.check_output import REEVALUATE
 from integrations.github.events import HandlerContext, Ignored, repository_of
 
@@ -24,7 +24,7 @@ async def check_run_requested(event: sansio.Event, context: HandlerContext) -> s
     if check is None:
         raise Ignored(f"check run {run['id']} ({run.get('name')}) is not one of ours")
     if check.slot == CONFIG_SLOT:
-        await check_files_again(check.pull_request_id)  # type: ignore[attr-defined]
+        await files_checked(check.pull_request_id, None)  # type: ignore[attr-defined]
     await request_refresh([check.pull_request_id], forced=True)  # type: ignore[attr-defined]
     return f"{run.get('name')}: evaluated again on request"
 
@@ -35,7 +35,7 @@ async def check_suite_rerequested(event: sansio.Event, context: HandlerContext) 
     repository = repository_of(event)
     numbers = [pull["number"] for pull in suite.get("pull_requests") or []]
     # A fork's suite names no pull request: find them by the commit.
-    pulls = await pull_requests_numbered(repository, numbers) if numbers else await pull_requests_at(repository, suite["head_sha"])
+    pulls = await open_pull_requests(repository, numbers=numbers) if numbers else await open_pull_requests(repository, head_sha=suite["head_sha"])
     if not pulls:
         raise Ignored(f"no open pull request at {suite['head_sha'][:12]}")
     await request_refresh(pulls, forced=True)
