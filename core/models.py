@@ -388,3 +388,20 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         indexes = (("status", "next_attempt_at", "id"), ("status", "locked_until"))
+
+
+# A Slack channel's default repository: commands typed there need not name it.
+class ChannelLink(Model):
+    id = fields.IntField(primary_key=True)
+    team_id = fields.CharField(max_length=32)
+    channel_id = fields.CharField(max_length=32)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="channel_links", on_delete=fields.CASCADE
+    )
+    linked_by = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "channel_link"
+        unique_together = (("team_id", "channel_id"),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     # so that a burst of them is one update per pull request.
     checks_settle_seconds: float = 5.0
 
+    # Slack: HTTP mode needs the signing secret and the bot token; Socket Mode (no public
+    # URL needed) the app-level token and the bot token.
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_command: str = "/milestone"
+
     # Processing of accepted deliveries.
     webhook_workers: int = 2
     webhook_max_attempts: int = 5
@@ -61,6 +70,21 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s) URL, such as https://milestones.example.com")
         return value.rstrip("/") if value else value
 
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL, such as https://slack.com/api/")
+        # slack_sdk joins method names onto the base URL as it is.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_command")
+    @classmethod
+    def _command_name(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("expected a slash command such as /milestone (lower case, at most 32 characters)")
+        return value
+
     @field_validator("webhook_workers", "webhook_max_attempts")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
@@ -78,6 +102,22 @@ class Settings(BaseSettings):
         if self.github_private_key_path is not None and not self.github_private_key_path.is_file():
             raise ValueError(f"GITHUB_PRIVATE_KEY_PATH: no such file {self.github_private_key_path}")
         return self
+
+    @model_validator(mode="after")
+    def _slack_credentials_complete(self) -> Settings:
+        if self.slack_bot_token is None:
+            if self.slack_signing_secret is not None or self.slack_app_token is not None:
+                raise ValueError("Slack needs SLACK_BOT_TOKEN as well")
+            return self
+        if self.slack_signing_secret is None and self.slack_app_token is None:
+            raise ValueError("SLACK_BOT_TOKEN needs SLACK_SIGNING_SECRET (events over HTTP) or SLACK_APP_TOKEN (Socket Mode)")
+        if self.slack_app_token is not None and not self.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise ValueError("SLACK_APP_TOKEN: an app-level token starts with xapp-")
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
 
     def github_private_key_pem(self) -> str | None:
         if self.github_private_key is not None:

@@ -24,6 +24,7 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "channel_link",
     "outbox",
     "gate_check",
     "delivery",
