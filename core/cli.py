@@ -263,7 +263,7 @@ def _trail_entry(entry: Any) -> dict[str, Any]:
 
 @with_database
 async def cmd_list(args: argparse.Namespace) -> int:
-    summaries = await services.list_milestones(args.repo, include_closed=args.all)
+    summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
     if args.json:
         _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
         return 0

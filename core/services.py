@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from typing import Collection, Literal
+from typing import Collection, Literal, Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -31,7 +31,7 @@ from core.catalog import (
 from core.clock import utcnow
 from core.enums import Decision, DefectState, GateStatus, MilestoneState
 from core.facts import load_facts
-from core.gate import Verdict, evaluate
+from core.gate import MilestoneFacts, Verdict, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
 from core.models import Defect, Milestone, PullRequest, Repository, Signoff, Snapshot
@@ -106,6 +106,7 @@ class MilestoneSummary:
     state: MilestoneState
     pass_rate: float | None
     open_blocking: int
+    approvers: list[str] = field(default_factory=list)
 
 
 # Milestones -----------------------------------------------------------------
@@ -554,11 +555,12 @@ async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -
         return evaluate(await load_facts(client, milestone), now or utcnow())
 
 
-async def list_milestones(repository: str | None = None, *, include_closed: bool = False) -> list[MilestoneSummary]:
-    """Every milestone with its latest recorded status, worst first: a read of snapshots."""
+async def list_milestones(repositories: Sequence[str] | None = None, *, include_closed: bool = False) -> list[MilestoneSummary]:
+    """Every milestone of the repositories (all when None) with its latest recorded status,
+    worst first: a read of snapshots."""
     query = Milestone.all().prefetch_related("repository")
-    if repository:
-        query = query.filter(repository__full_name=repository)
+    if repositories is not None:
+        query = query.filter(repository__full_name__in=list(repositories))
     if not include_closed:
         query = query.filter(state=MilestoneState.OPEN)
     today = utcnow().date()
@@ -579,11 +581,50 @@ async def list_milestones(repository: str | None = None, *, include_closed: bool
                 state=milestone.state,
                 pass_rate=metrics.get("pass_rate"),
                 open_blocking=metrics.get("open_blocking", 0),
+                approvers=milestone_policy(milestone).signoff.approvers,
             )
         )
     order = [GateStatus.BLOCKED, GateStatus.AT_RISK, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]
-    summaries.sort(key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name))
+    summaries.sort(key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name, s.repository))
     return summaries
+
+
+async def awaiting_signoff(user_id: str, repositories: Sequence[str] | None = None) -> list[MilestoneSummary]:
+    """Milestones ready for sign-off where this person is an approver without a standing decision."""
+    ready = [
+        summary
+        for summary in await list_milestones(repositories)
+        if summary.status is GateStatus.READY_FOR_SIGNOFF and user_id in summary.approvers
+    ]
+    if not ready:
+        return []
+    decided = set(
+        await Signoff.filter(
+            active_user=user_id,
+            milestone__name__in=[summary.name for summary in ready],
+        ).values_list("milestone__repository__full_name", "milestone__name")
+    )
+    return [summary for summary in ready if (summary.repository, summary.name) not in decided]
+
+
+@dataclass(frozen=True)
+class MilestoneReading:
+    """A milestone's verdict with the facts behind it: every list a person may ask for."""
+
+    repository: str
+    name: str
+    description: str
+    facts: MilestoneFacts
+    verdict: Verdict
+    milestone_id: int
+
+
+async def read_milestone(repository: str, name: str, now: datetime | None = None) -> MilestoneReading:
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, name)
+        facts = await load_facts(client, milestone)
+    verdict = evaluate(facts, now or utcnow())
+    return MilestoneReading(repository, milestone.name, milestone.description, facts, verdict, milestone.id)
 
 
 async def _milestone(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:

@@ -377,7 +377,7 @@ async def test_concurrent_approvals_that_reach_the_quorum_complete_the_milestone
         services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE),
         services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE),
     )
-    [summary] = [s for s in await services.list_milestones(REPO) if s.name == "v2.0"]
+    [summary] = [s for s in await services.list_milestones([REPO]) if s.name == "v2.0"]
     assert summary.status is GateStatus.COMPLETE
     assert (await verdict()).status is GateStatus.COMPLETE
 
@@ -452,7 +452,7 @@ async def test_list_puts_the_worst_first(db: str) -> None:
     await services.save_milestone(REPO, "Sprint 1", target_date=today - timedelta(days=1))
     await services.save_milestone(REPO, "Sprint 2", target_date=today + timedelta(days=9))
     await services.upsert_defect(REPO, issue(9, ["bug", "P0"]))
-    summaries = await services.list_milestones(REPO)
+    summaries = await services.list_milestones([REPO])
     assert [(s.name, s.status, s.overdue) for s in summaries] == [
         ("Sprint 1", GateStatus.NO_DATA, True),
         ("v2.0", GateStatus.BLOCKED, False),
