@@ -1,0 +1,166 @@
+"""Block Kit building blocks that cannot exceed Slack's limits, and small text helpers.
+
+Limits from Slack's Block Kit reference: 50 blocks in a message, 100 in the Home tab
+and modals, 3,000 characters in a section's text, 10 fields of 2,000 characters, 75
+characters in a button's label, 150 in a header, 10 elements in a context block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Sequence
+
+Block = dict[str, Any]
+
+MESSAGE_BLOCKS = 50
+SURFACE_BLOCKS = 100
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+SECTION_FIELDS = 10
+BUTTON_LABEL = 75
+HEADER_TEXT = 150
+CONTEXT_ELEMENTS = 10
+ELLIPSIS = "…"
+SHARE_ACTION = "share"
+BARS = "▁▂▃▄▅▆▇█"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as Slack takes it: `text` is the notification and screen-reader fallback."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    # Results start private; errors always stay private.
+    response_type: str = "ephemeral"
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks, "response_type": self.response_type}
+
+    def in_channel(self) -> Message:
+        """The message as everyone in the channel sees it: no Share button."""
+        blocks = []
+        for block in self.blocks:
+            if block["type"] == "actions":
+                elements = [element for element in block["elements"] if element.get("action_id") != SHARE_ACTION]
+                if not elements:
+                    continue
+                block = {**block, "elements": elements}
+            blocks.append(block)
+        return replace(self, blocks=blocks, response_type="in_channel")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def escape(text: str) -> str:
+    """User text (test names, issue titles) must not turn into mentions or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str | None, label: str) -> str:
+    label = escape(label).replace("|", "¦")
+    return f"<{url}|{label}>" if url else label
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": clip(text, limit)}
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, HEADER_TEXT)}
+
+
+def section(text: str, *, fields: Sequence[str] = (), accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if fields:
+        block["fields"] = [mrkdwn(item, FIELD_TEXT) for item in fields[:SECTION_FIELDS]]
+    if accessory:
+        block["accessory"] = accessory
+    return block
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(text) for text in texts[:CONTEXT_ELEMENTS]]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(label: str, action_id: str, *, value: str | None = None, url: str | None = None, style: str | None = None) -> Block:
+    element: Block = {"type": "button", "text": plain(label, BUTTON_LABEL), "action_id": action_id}
+    if value is not None:
+        element["value"] = value
+    if url is not None:
+        element["url"] = url
+    if style is not None:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements)}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def line_sections(lines: Sequence[str], *, max_sections: int, more: str, max_lines: int | None = None) -> list[Block]:
+    """Lines packed into as few sections as fit, at most `max_sections` and `max_lines`;
+    what does not fit is summed up in a last context block: `more` with `{count}` filled in."""
+    blocks: list[Block] = []
+    chunk: list[str] = []
+    size = 0
+    shown = 0
+    for line in lines[:max_lines]:
+        line = clip(line, SECTION_TEXT)
+        if chunk and size + len(line) + 1 > SECTION_TEXT:
+            if len(blocks) + 1 == max_sections:
+                break
+            blocks.append(section("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+        shown += 1
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    hidden = len(lines) - shown
+    if hidden:
+        blocks.append(context(more.replace("{count}", f"{hidden:,}")))
+    return blocks
+
+
+def progress_bar(ratio: float | None, width: int = 10) -> str:
+    if ratio is None:
+        return "░" * width
+    filled = round(max(0.0, min(1.0, ratio)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def sparkline(values: Iterable[float | None]) -> str:
+    """One character per value, scaled between the smallest and largest (a flat line sits
+    in the middle); gaps as spaces."""
+    points = list(values)
+    known = [value for value in points if value is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = high - low
+    top = len(BARS) - 1
+    return "".join(
+        " " if value is None else BARS[top // 2 if not span else round((value - low) / span * top)] for value in points
+    )

@@ -1,0 +1,101 @@
+"""Answers that are not about one milestone: help, usage, what was not found, links."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from bot.command_line import SUBCOMMANDS, Query, Subcommand, UsageError
+from bot.views.blocks import Message, actions, button, context, escape, header, section
+from core.lookup import MilestoneRef, Resolution
+
+CHOICES = 5
+
+
+def help_message(command: str) -> Message:
+    lines = [f"{usage(command, subcommand)}: {subcommand.summary}" for subcommand in SUBCOMMANDS.values()]
+    examples = ", ".join(f"`{command} {subcommand.example}`" for subcommand in SUBCOMMANDS.values() if subcommand.name != "help")
+    blocks = [
+        header("Milestone gate"),
+        section("\n".join(lines)),
+        section(f"*Examples*: {examples}"),
+        context(
+            "Milestone names are forgiving: `v2`, `V2.0` and `2.0` all find v2.0. "
+            f"Add `owner/repo` after the name when several repositories have it, or `{command} link owner/repo` once per channel. "
+            "Answers are visible only to you until you press *Share to channel*."
+        ),
+    ]
+    return Message(f"{command}: " + ", ".join(SUBCOMMANDS), blocks)
+
+
+def usage_message(command: str, error: UsageError) -> Message:
+    subcommand = error.subcommand
+    if subcommand is None:
+        text = f"{error}. Try `{command} help`."
+        return Message(text, [section(f":thinking_face: {escape(str(error))}."), *help_message(command).blocks[1:3]])
+    return Message(f"{error}: {usage(command, subcommand)}", [section(f":thinking_face: {escape(str(error))}.\nUsage: {usage(command, subcommand)}, e.g. `{command} {subcommand.example}`")])
+
+
+def usage(command: str, subcommand: Subcommand) -> str:
+    arguments = f" {subcommand.arguments}" if subcommand.arguments else ""
+    return f"`{command} {subcommand.name}{arguments}`"
+
+
+def which_milestone(command: str, subcommand: Subcommand, open_names: Sequence[str]) -> Message:
+    text = f"Which milestone? {usage(command, subcommand)}"
+    names = ", ".join(f"`{escape(name)}`" for name in open_names[:20]) or "none yet"
+    return Message(text, [section(f":thinking_face: Which milestone? {usage(command, subcommand)}\nOpen milestones: {names}")])
+
+
+def not_found(resolution: Resolution, where: str | None) -> Message:
+    place = f" in {where}" if where else ""
+    suggestions = resolution.suggestions
+    text = f"No milestone {resolution.query}{place}"
+    if suggestions:
+        text += "; did you mean " + " or ".join(_ref(ref) for ref in suggestions[:3]) + "?"
+    lines = [f":mag: No milestone *{escape(resolution.query)}*{place}."]
+    if suggestions:
+        lines.append("Did you mean: " + ", ".join(f"*{escape(_ref(ref))}*" for ref in suggestions) + "?")
+    return Message(text, [section("\n".join(lines))])
+
+
+def choose_repository(resolution: Resolution, query: Query, command: str) -> Message:
+    """One name in several repositories: a button per repository runs the command in it."""
+    refs = resolution.ambiguous[:CHOICES]
+    buttons = [
+        button(ref.repository, f"choose_repository_{index}", value=Query(query.subcommand, ref.repository, ref.name, query.option).encode())
+        for index, ref in enumerate(refs)
+    ]
+    text = f"{resolution.query} is a milestone in several repositories: " + ", ".join(ref.repository for ref in resolution.ambiguous)
+    blocks = [
+        section(f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?"),
+        actions(*buttons, block_id="choose_repository"),
+        context(f"`{command} link owner/repo` makes one repository this channel's default."),
+    ]
+    return Message(text, blocks)
+
+
+def unknown_repository(name: str, known: Sequence[str]) -> Message:
+    listed = ", ".join(f"`{repository}`" for repository in known[:20]) or "none yet (install the GitHub App, or run `milestones sync`)"
+    return Message(f"No repository {name} is known here.", [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")])
+
+
+def linked(repository: str, before: str | None, command: str) -> Message:
+    change = f" (was {before})" if before and before != repository else ""
+    text = f"This channel now speaks about {repository}{change}."
+    return Message(text, [section(f":link: {text} `{command} list` and every milestone name now mean *{repository}* here.")])
+
+
+def unlinked(repository: str | None) -> Message:
+    if repository is None:
+        return Message("This channel has no default repository.", [section("This channel has no default repository.")])
+    text = f"This channel no longer defaults to {repository}."
+    return Message(text, [section(f":broken_chain: {text}")])
+
+
+def failure(reason: str) -> Message:
+    return Message(reason, [section(f":warning: {escape(reason)}")])
+
+
+def _ref(ref: MilestoneRef) -> str:
+    closed = " (closed)" if not ref.open else ""
+    return f"{ref.name}{closed}"

@@ -1,0 +1,81 @@
+"""Reading `/milestone …` text."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.command_line import SUBCOMMANDS, Invocation, Query, UsageError, parse
+
+
+def test_empty_text_is_help() -> None:
+    assert parse("").subcommand.name == "help"
+    assert parse("   ").subcommand.name == "help"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("list", ("list", None, None, None)),
+        ("LIST acme/shop", ("list", None, "acme/shop", None)),
+        ("status v2.0", ("status", "v2.0", None, None)),
+        ("status Sprint 24", ("status", "Sprint 24", None, None)),
+        ('status "Sprint 24"', ("status", "Sprint 24", None, None)),
+        ("status “Sprint 24”", ("status", "Sprint 24", None, None)),
+        ("status v2.0 acme/shop", ("status", "v2.0", "acme/shop", None)),
+        ("status release/2.0", ("status", "release/2.0", None, None)),
+        ("defects v2.0 HIGH", ("defects", "v2.0", None, "high")),
+        ("defects v2.0", ("defects", "v2.0", None, None)),
+        ("tests v2.0 flaky acme/shop", ("tests", "v2.0", "acme/shop", "flaky")),
+        ("tests v2.0", ("tests", "v2.0", None, None)),
+        ("trend v2", ("trend", "v2", None, None)),
+        ("link acme/shop", ("link", None, "acme/shop", None)),
+        ("unlink", ("unlink", None, None, None)),
+        ("status", ("status", None, None, None)),
+    ],
+)
+def test_subcommands_and_their_arguments(text: str, expected: tuple) -> None:
+    invocation = parse(text, known_repositories={"acme/shop"})
+    assert (invocation.subcommand.name, invocation.milestone, invocation.repository, invocation.option) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "subcommand"),
+    [
+        ("stauts v2.0", "there is no subcommand “stauts”", None),
+        ("link", "link needs the repository, as owner/repo", "link"),
+        ("link shop", "“shop” is not a repository; write it as owner/repo", "link"),
+        ("list a/b c/d", "list takes one repository, as owner/repo", "list"),
+        ("unlink acme/shop", "unlink takes no arguments", "unlink"),
+    ],
+)
+def test_wrong_text_names_what_is_wrong(text: str, message: str, subcommand: str | None) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse(text)
+    assert str(raised.value) == message
+    assert (raised.value.subcommand.name if raised.value.subcommand else None) == subcommand
+
+
+def test_an_unknown_trailing_repository_stays_in_the_name() -> None:
+    assert parse("status v2.0 acme/other", {"acme/shop"}) == Invocation(SUBCOMMANDS["status"], "v2.0 acme/other")
+
+
+def test_queries_round_trip_through_a_button_value() -> None:
+    query = Query("tests", "acme/shop", "Sprint 24", "flaky")
+    assert Query.decode(query.encode()) == query
+    assert len(query.encode()) < 2000
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json",
+        '{"subcommand":"status"}',
+        '{"subcommand":"link","repository":"a/b","milestone":"x"}',
+        '{"subcommand":"tests","repository":"a/b","milestone":"x","option":"rm -rf"}',
+        '{"subcommand":"status","repository":"a/b","milestone":["x"]}',
+        '{"subcommand":"status","repository":"a/b","milestone":"x","admin":true}',
+    ],
+)
+def test_tampered_button_values_are_refused(value: str) -> None:
+    with pytest.raises(UsageError):
+        Query.decode(value)
