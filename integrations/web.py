@@ -1,4 +1,4 @@
-"""The web process: one ASGI app for GitHub's webhooks, milestone pages, health checks, and (later) Slack."""
+"""The web process: one ASGI app for Slack, GitHub's webhooks, milestone pages and health checks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.app import create_slack_app, slack_endpoint, slack_status_line
 from core import outbox
 from core.db import close_database, connection, open_database
 from core.settings import Settings
@@ -53,6 +54,14 @@ def github_status_line(settings: Settings, github: GitHubAccess) -> str:
     return f"GitHub: {webhooks}; {github.describe()}{checks}{pages}"
 
 
+def page_key_secret(settings: Settings) -> str | None:
+    """Milestone page links are keyed with a secret this service already holds."""
+    for secret in (settings.github_webhook_secret, settings.slack_signing_secret):
+        if secret is not None:
+            return secret.get_secret_value()
+    return None
+
+
 def create_app(
     settings: Settings,
     *,
@@ -67,12 +76,13 @@ def create_app(
     """
     github = github or GitHubAccess(settings)
     secret = settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else None
-    links = PageLinks(settings.public_url, secret)
+    links = PageLinks(settings.public_url, page_key_secret(settings))
     publisher = CheckPublisher(
         github,
         page_url=links.milestone_url,
         settling=outbox.Settling(quiet=timedelta(seconds=settings.checks_settle_seconds)),
     )
+    slack = create_slack_app(settings, links.milestone_url)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -88,9 +98,14 @@ def create_app(
             if count and github.mode is not None:
                 tasks.append(asyncio.create_task(publisher.run()))
             log.info(github_status_line(settings, github))
+            log.info(slack_status_line(settings, slack))
+            if slack:
+                await slack.start()
             try:
                 yield
             finally:
+                if slack:
+                    await slack.stop()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -102,6 +117,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/github/webhooks", receive_webhook, methods=["POST"]),
+            Route("/slack/events", slack_endpoint(slack), methods=["POST"]),
             Route("/milestones/{owner}/{repo}/{name:path}", milestone_page),
         ],
         lifespan=lifespan,
@@ -109,4 +125,5 @@ def create_app(
     app.state.webhook_secret = secret
     app.state.publisher = publisher
     app.state.page_links = links
+    app.state.slack = slack
     return app

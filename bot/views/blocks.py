@@ -37,6 +37,9 @@ class Message:
     def payload(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks, "response_type": self.response_type}
 
+    def with_blocks(self, *extra: Block) -> Message:
+        return replace(self, blocks=[*self.blocks, *extra])
+
     def in_channel(self) -> Message:
         """The message as everyone in the channel sees it: no Share button."""
         blocks = []

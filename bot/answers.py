@@ -1,0 +1,97 @@
+"""What the bot answers: each command read, the engine asked, the answer rendered."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bot.command_line import Query, UsageError, parse
+from bot.views import replies
+from bot.views.blocks import Message
+from bot.views.home import home_view
+from bot.views.milestones import Links, milestone_defects, milestone_list, status_card, milestone_tests, milestone_trend
+from core import channels, services
+from core.catalog import NotFound
+from core.clock import utcnow
+from core.history import milestone_history
+from core.lookup import resolve_milestone
+
+log = logging.getLogger("milestones.slack")
+
+PageUrl = Callable[[str, str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked and where, as Slack's verified request says."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Answers:
+    command: str
+    page_url: PageUrl
+
+    async def command_text(self, text: str, asker: Asker) -> Message:
+        known = await channels.repository_names()
+        try:
+            invocation = parse(text, known)
+        except UsageError as error:
+            return replies.usage_message(self.command, error)
+        name = invocation.subcommand.name
+        if name == "help":
+            return replies.help_message(self.command)
+        if name == "unlink":
+            return replies.unlinked(await channels.unlink_channel(asker.team_id, asker.channel_id))
+        if invocation.repository and invocation.repository not in known:
+            return replies.unknown_repository(invocation.repository, known)
+        if name == "link":
+            assert invocation.repository
+            before = await channels.link_channel(asker.team_id, asker.channel_id, invocation.repository, asker.user_id)
+            return replies.linked(invocation.repository, before, self.command)
+        scope = invocation.repository or await channels.channel_repository(asker.team_id, asker.channel_id)
+        repositories = [scope] if scope else None
+        if name == "list":
+            summaries = await services.list_milestones(repositories)
+            return milestone_list(summaries, scope=scope, command=self.command, today=utcnow().date())
+        if not invocation.milestone:
+            names = [summary.name for summary in await services.list_milestones(repositories)]
+            return replies.which_milestone(self.command, invocation.subcommand, names)
+        resolution = await resolve_milestone(invocation.milestone, repositories)
+        query = Query(name, None, invocation.milestone, invocation.option)
+        if resolution.found:
+            found = resolution.found
+            return await self.run(Query(name, found.repository, found.name, invocation.option))
+        if resolution.ambiguous:
+            return replies.choose_repository(resolution, query, self.command)
+        return replies.not_found(resolution, scope)
+
+    async def run(self, query: Query) -> Message:
+        """A command whose milestone is known: what buttons run again."""
+        assert query.repository and query.milestone
+        try:
+            reading = await services.read_milestone(query.repository, query.milestone)
+        except NotFound:
+            return replies.failure(f"Milestone {query.milestone} is no longer in {query.repository}.")
+        links = Links(self.page_url(reading.repository, reading.name))
+        now = utcnow()
+        if query.subcommand == "status":
+            return status_card(reading, command=self.command, links=links, now=now)
+        if query.subcommand == "defects":
+            return milestone_defects(reading, query.option, command=self.command, links=links)
+        if query.subcommand == "tests":
+            return milestone_tests(reading, query.option, command=self.command, links=links)
+        history = await milestone_history(reading.milestone_id, now.date())
+        return milestone_trend(reading, history, command=self.command, links=links)
+
+    async def home(self, team_id: str, user_id: str) -> dict[str, Any]:
+        linked = await channels.linked_repositories(team_id)
+        repositories = linked or None
+        milestones = await services.list_milestones(repositories)
+        awaiting = await services.awaiting_signoff(user_id, repositories)
+        now = utcnow()
+        return home_view(milestones, awaiting, linked=bool(linked), command=self.command, today=now.date(), now=now)

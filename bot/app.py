@@ -1,0 +1,78 @@
+"""The Slack app: Bolt over HTTP at /slack/events, or over Socket Mode with an app token."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bot.answers import Answers, PageUrl
+from bot.listeners import register
+from bot.slack_api import web_client
+from core.settings import Settings
+
+log = logging.getLogger("milestones.slack")
+
+
+@dataclass
+class SlackApp:
+    bolt: AsyncApp
+    http: AsyncSlackRequestHandler | None
+    socket_mode: AsyncSocketModeHandler | None
+
+    async def start(self) -> None:
+        if self.socket_mode:
+            await self.socket_mode.connect_async()
+
+    async def stop(self) -> None:
+        if self.socket_mode:
+            await self.socket_mode.close_async()
+
+
+def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
+    if settings.slack_bot_token is None:
+        return None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    bolt = AsyncApp(
+        client=web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+        signing_secret=secret,
+        # Over Socket Mode only, no HTTP request reaches Bolt (the route refuses them), so
+        # there is nothing to verify; with a secret every request is verified.
+        request_verification_enabled=secret is not None,
+        logger=log,
+    )
+    register(bolt, Answers(settings.slack_command, page_url))
+    socket_mode = None
+    if settings.slack_app_token is not None:
+        socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode)
+
+
+def slack_endpoint(slack: SlackApp | None):
+    async def slack_events(request: Request) -> Response:
+        if slack is None or slack.http is None:
+            reason = (
+                "Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)"
+                if slack is None
+                else "Slack events come over Socket Mode here (SLACK_SIGNING_SECRET is not set)"
+            )
+            return JSONResponse({"error": reason}, status_code=503)
+        return await slack.http.handle(request)
+
+    return slack_events
+
+
+def slack_status_line(settings: Settings, slack: SlackApp | None) -> str:
+    if slack is None:
+        return "Slack: off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or SLACK_APP_TOKEN for Socket Mode)"
+    ways = []
+    if slack.http:
+        ways.append("events, commands and interactivity at POST /slack/events")
+    if slack.socket_mode:
+        ways.append("Socket Mode")
+    return f"Slack: on, {settings.slack_command} over " + " and ".join(ways)

@@ -1,0 +1,39 @@
+"""Calls to Slack: the Web API client and response_url posts, both retried on rate limits
+(honouring Retry-After) and on dropped connections."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+log = logging.getLogger("milestones.slack")
+
+RATE_LIMIT_RETRIES = 3
+CONNECTION_RETRIES = 2
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+    ]
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers())
+
+
+class ResponseFailed(RuntimeError):
+    """Slack refused a response_url post (used more than 5 times, older than 30 minutes)."""
+
+
+async def respond(response_url: str, payload: dict[str, Any]) -> None:
+    client = AsyncWebhookClient(response_url, retry_handlers=retry_handlers())
+    response = await client.send_dict(payload)
+    if response.status_code != 200:
+        raise ResponseFailed(f"response_url answered {response.status_code}: {response.body}")
