@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -24,12 +25,18 @@ class SlackApp:
     bolt: AsyncApp
     http: AsyncSlackRequestHandler | None
     socket_mode: AsyncSocketModeHandler | None
+    _connecting: asyncio.Task | None = None
 
     async def start(self) -> None:
         if self.socket_mode:
-            await self.socket_mode.connect_async()
+            # The client retries until Slack answers (logging each failure); the rest of
+            # the service does not wait for it.
+            self._connecting = asyncio.create_task(self.socket_mode.connect_async())
 
     async def stop(self) -> None:
+        if self._connecting:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
         if self.socket_mode:
             await self.socket_mode.close_async()
 

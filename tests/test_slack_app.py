@@ -10,9 +10,11 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from aiohttp import WSMsgType, web
 
 from bot import listeners
 from core import services
@@ -442,3 +444,88 @@ async def test_the_command_name_is_a_setting(db: str) -> None:
     async with slack_app(db, slack_command="/gate") as slack:
         answer = await slack.answer("help", command="/gate")
         assert "`/gate status <milestone>`" in section_texts(answer)
+
+
+# Socket Mode ----------------------------------------------------------------------------
+
+
+class SocketModeSlack:
+    """Slack's side of Socket Mode on loopback: apps.connections.open hands out a WebSocket
+    URL, and the WebSocket carries envelopes to the app and its acknowledgements back."""
+
+    APP_TOKEN = "xapp-1-A0APP-1-secret"
+
+    def __init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_post("/api/auth.test", self.auth_test)
+        self.app.router.add_post("/api/apps.connections.open", self.connections_open)
+        self.app.router.add_get("/link", self.link)
+        self.connected = asyncio.Event()
+        self.acks: asyncio.Queue[dict] = asyncio.Queue()
+        self.socket: web.WebSocketResponse | None = None
+        self.opened_with: list[str] = []
+
+    async def __aenter__(self) -> SocketModeSlack:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+    async def auth_test(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "team_id": TEAM_ID, "user_id": "U0BOT", "bot_id": "B0BOT"})
+
+    async def connections_open(self, request: web.Request) -> web.Response:
+        self.opened_with.append(request.headers["Authorization"])
+        return web.json_response({"ok": True, "url": self.url.replace("http", "ws") + "/link"})
+
+    async def link(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.socket = socket
+        await socket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}})
+        self.connected.set()
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                await self.acks.put(json.loads(message.data))
+        return socket
+
+    async def command(self, text: str) -> dict:
+        assert self.socket is not None
+        fields = {key: values[0] for key, values in parse_qs(command_form(text).decode(), keep_blank_values=True).items()}
+        await self.socket.send_json({"envelope_id": "e-1", "type": "slash_commands", "accepts_response_payload": True, "payload": fields})
+        return await asyncio.wait_for(self.acks.get(), 5)
+
+
+async def test_socket_mode_answers_commands_without_a_public_url(db: str) -> None:
+    await release()
+    async with SocketModeSlack() as slack:
+        settings = settings_for(db, slack_bot_token="xoxb-test", slack_app_token=SocketModeSlack.APP_TOKEN, slack_api_url=slack.url + "/api/")
+        app = create_app(settings, manage_database=False, workers=0)
+        async with app.router.lifespan_context(app):
+            await asyncio.wait_for(slack.connected.wait(), 5)
+            assert slack.opened_with == [f"Bearer {SocketModeSlack.APP_TOKEN}"]
+            ack = await slack.command("status v2.0")
+            assert ack["envelope_id"] == "e-1"
+            assert ack["payload"]["text"].startswith("v2.0 (acme/shop): Blocked")
+            assert ack["payload"]["response_type"] == "ephemeral"
+            # Without a signing secret nothing comes in over HTTP.
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                refused = await post(client, command_form("status v2.0"))
+            assert refused.status_code == 503 and "Socket Mode" in refused.json()["error"]
+
+
+async def test_socket_mode_keeps_trying_while_slack_is_unreachable(db: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    with FakeSlack() as fake:
+        settings = settings_for(db, slack_bot_token=fake.bot_token, slack_app_token="xapp-1-unknown", slack_api_url=fake.api_url)
+        app = create_app(settings, manage_database=False, workers=0)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                assert (await client.get("/healthz")).status_code == 200
+            await eventually(lambda: fake.calls("apps.connections.open"))
+            await eventually(lambda: any(record.name == "milestones.slack" and record.message.startswith("Failed to connect") for record in caplog.records))
