@@ -269,3 +269,18 @@ def test_sparkline_progress_bar_and_packing() -> None:
     blocks = line_sections(["x" * 1000] * 10, max_sections=2, more="…and {count} more")
     assert [len(block["text"]["text"]) for block in blocks[:2]] == [2001, 2001]
     assert blocks[2]["elements"][0]["text"] == "…and 6 more"
+
+
+def test_names_from_github_and_policy_files_never_become_markup() -> None:
+    facts = MilestoneFacts(
+        name="<!here> v3",
+        policy=MilestonePolicy.model_validate({"signoff": {"approvers": ["U0GOOD", "U1> <!channel"]}}),
+        approvers=["U0GOOD", "U1> <!channel"],
+    )
+    message = status_card(reading(facts), command=COMMAND, links=Links(None), now=NOW)
+    # Plain text (the header) is never parsed for mentions; mrkdwn must be escaped.
+    mrkdwn = texts(Message("", [block for block in message.blocks if block["type"] != "header"]))
+    assert "<!here>" not in mrkdwn and "<!channel>" not in mrkdwn
+    assert message.blocks[0]["text"] == {"type": "plain_text", "text": "<!here> v3 · acme/shop", "emoji": True}
+    assert "waiting for <@U0GOOD>, U1&gt; &lt;!channel" in texts(message)
+    assert message.text.startswith("&lt;!here&gt; v3 (acme/shop): ")

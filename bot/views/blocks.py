@@ -7,6 +7,7 @@ characters in a button's label, 150 in a header, 10 elements in a context block.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
@@ -22,6 +23,7 @@ HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 ELLIPSIS = "…"
 SHARE_ACTION = "share"
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -68,7 +70,9 @@ def link(url: str | None, label: str) -> str:
 
 
 def mention(user_id: str) -> str:
-    return f"<@{user_id}>"
+    """A user mention; anything that is not a Slack user id (a typo in a policy file)
+    is shown as text, never as markup."""
+    return f"<@{user_id}>" if USER_ID.fullmatch(user_id) else escape(user_id)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

@@ -98,7 +98,7 @@ def milestone_list(summaries: Sequence[MilestoneSummary], *, scope: str | None, 
     several = len({summary.repository for summary in summaries}) > 1
     lines = [summary_line(summary, today, show_repository=several) for summary in summaries]
     worst = summaries[0]
-    text = f"{plural(len(summaries), 'open milestone')}{where}; most urgent: {worst.name} ({STATUS_LABEL[worst.status]})"
+    text = escape(f"{plural(len(summaries), 'open milestone')}{where}; most urgent: {worst.name} ({STATUS_LABEL[worst.status]})")
     blocks = [
         header(f"Milestones{where}"),
         *line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=f"…and {{count}} more; `{command} list owner/repo` narrows it down"),
@@ -159,7 +159,7 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
     buttons.append(share_button(query))
     blocks.append(actions(*buttons, block_id="milestone_actions"))
     blocks.append(context(f"Gate as of {slack_time(now)}"))
-    return Message(f"{reading.name} ({reading.repository}): {headline(reading)}", blocks)
+    return Message(escape(f"{reading.name} ({reading.repository}): {headline(reading)}"), blocks)
 
 
 def headline(reading: MilestoneReading) -> str:
@@ -310,14 +310,14 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
     blocks += line_sections(lines, max_sections=LIST_SECTIONS - 2, max_lines=LIST_LINES, more=links.more("regressions", f"{command} tests {quoted(reading.name)} failing"))
     blocks.append(share_actions(query))
     text = f"{reading.name} ({reading.repository}) trend: pass rate{change or ' unknown'}, {plural(len(regressions), 'regression')}"
-    return Message(text, blocks)
+    return Message(escape(text), blocks)
 
 
 def _list_message(reading: MilestoneReading, title: str, lines: list[str], *, more: str, query: Query) -> Message:
     blocks: list[Block] = [header(title)]
     blocks += line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=more) if lines else [section("Nothing to list.")]
     blocks.append(share_actions(query))
-    return Message(f"{title} ({reading.repository})", blocks)
+    return Message(escape(f"{title} ({reading.repository})"), blocks)
 
 
 def share_actions(query: Query) -> Block:
@@ -373,7 +373,8 @@ def defect_line(defect: DefectFact, *, blocking: bool) -> str:
 
 
 def quoted(name: str) -> str:
-    return f'"{name}"' if " " in name else name
+    """The name as it would be typed after the command, for a command shown in the answer."""
+    return escape(f'"{name}"' if " " in name else name)
 
 
 def slack_time(moment: datetime) -> str:

@@ -30,9 +30,9 @@ def help_message(command: str) -> Message:
 def usage_message(command: str, error: UsageError) -> Message:
     subcommand = error.subcommand
     if subcommand is None:
-        text = f"{error}. Try `{command} help`."
+        text = escape(f"{error}. Try `{command} help`.")
         return Message(text, [section(f":thinking_face: {escape(str(error))}."), *help_message(command).blocks[1:3]])
-    return Message(f"{error}: {usage(command, subcommand)}", [section(f":thinking_face: {escape(str(error))}.\nUsage: {usage(command, subcommand)}, e.g. `{command} {subcommand.example}`")])
+    return Message(escape(f"{error}: {usage(command, subcommand)}"), [section(f":thinking_face: {escape(str(error))}.\nUsage: {usage(command, subcommand)}, e.g. `{command} {subcommand.example}`")])
 
 
 def usage(command: str, subcommand: Subcommand) -> str:
@@ -52,6 +52,7 @@ def not_found(resolution: Resolution, where: str | None) -> Message:
     text = f"No milestone {resolution.query}{place}"
     if suggestions:
         text += "; did you mean " + " or ".join(_ref(ref) for ref in suggestions[:3]) + "?"
+    text = escape(text)
     lines = [f":mag: No milestone *{escape(resolution.query)}*{place}."]
     if suggestions:
         lines.append("Did you mean: " + ", ".join(f"*{escape(_ref(ref))}*" for ref in suggestions) + "?")
@@ -65,7 +66,7 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
         button(ref.repository, f"choose_repository_{index}", value=Query(query.subcommand, ref.repository, ref.name, query.option).encode())
         for index, ref in enumerate(refs)
     ]
-    text = f"{resolution.query} is a milestone in several repositories: " + ", ".join(ref.repository for ref in resolution.ambiguous)
+    text = escape(f"{resolution.query} is a milestone in several repositories: " + ", ".join(ref.repository for ref in resolution.ambiguous))
     blocks = [
         section(f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?"),
         actions(*buttons, block_id="choose_repository"),
@@ -76,7 +77,7 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
 
 def unknown_repository(name: str, known: Sequence[str]) -> Message:
     listed = ", ".join(f"`{repository}`" for repository in known[:20]) or "none yet (install the GitHub App, or run `milestones sync`)"
-    return Message(f"No repository {name} is known here.", [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")])
+    return Message(escape(f"No repository {name} is known here."), [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")])
 
 
 def linked(repository: str, before: str | None, command: str) -> Message:
@@ -93,7 +94,7 @@ def unlinked(repository: str | None) -> Message:
 
 
 def failure(reason: str) -> Message:
-    return Message(reason, [section(f":warning: {escape(reason)}")])
+    return Message(escape(reason), [section(f":warning: {escape(reason)}")])
 
 
 def _ref(ref: MilestoneRef) -> str:
