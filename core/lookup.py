@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -36,14 +37,15 @@ class Resolution:
 
 def normalise(name: str) -> str:
     """Case, separators, a `v` before the version and trailing `.0`s do not tell milestones apart."""
-    text = _SEPARATORS.sub(" ", name.casefold()).strip()
+    text = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", name).casefold()).strip()
     text = _VERSION_PREFIX.sub("", text)
     return _TRAILING_ZEROS.sub("", text)
 
 
 def match(query: str, candidates: Sequence[MilestoneRef]) -> Resolution:
     """The closest rule that finds anything wins: exact, any case, normalised, then a
-    unique normalised prefix (`sprint 2` for `Sprint 24` when no other starts so)."""
+    unique normalised prefix of whole words (`sprint` for `Sprint 24`; never `v1` for
+    `v10` or `v2` for `v2.1`, which are other versions)."""
     wanted = query.strip()
     key = normalise(wanted)
     rules = (
@@ -55,7 +57,7 @@ def match(query: str, candidates: Sequence[MilestoneRef]) -> Resolution:
         hits = [ref for ref in candidates if rule(ref)]
         if hits:
             return _decide(query, hits)
-    prefixed = [ref for ref in candidates if key and normalise(ref.name).startswith(key)]
+    prefixed = [ref for ref in candidates if key and normalise(ref.name).startswith(key + " ")]
     if len({ref.name for ref in prefixed}) == 1:
         return _decide(query, prefixed)
     return Resolution(query, suggestions=_close(key, prefixed, candidates))

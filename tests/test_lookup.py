@@ -41,6 +41,15 @@ def test_a_unique_prefix_finds_the_milestone_and_a_shared_one_suggests() -> None
     assert [ref.name for ref in resolution.suggestions] == ["Sprint 24", "Sprint 25"]
 
 
+@pytest.mark.parametrize(("typed", "names"), [("v1", ["v10"]), ("v2", ["v2.1", "v3.0"]), ("1", ["v1.5"]), ("2", ["2024.1"])])
+def test_a_version_never_finds_another_version(typed: str, names: list[str]) -> None:
+    assert match(typed, [MilestoneRef("acme/shop", name) for name in names]).found is None
+
+
+def test_full_width_and_compatibility_characters_read_as_plain_ones() -> None:
+    assert match("Ｖ２", SHOP).found == MilestoneRef("acme/shop", "v2.0")
+
+
 def test_unknown_names_get_close_suggestions_open_first() -> None:
     refs = [*SHOP, MilestoneRef("acme/shop", "v3.0", open=False)]
     resolution = match("v2.3", refs)
