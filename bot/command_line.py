@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import asdict, dataclass
 from typing import Collection
 
@@ -12,6 +11,7 @@ from core.enums import Severity
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 TEST_KINDS = ("failing", "untested", "flaky")
+_WORD = re.compile(r'"([^"]*)"?|(\S+)')
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ SUBCOMMANDS = {
 }
 
 
+# What a button may run again: the answers that are read-only.
+RERUNNABLE = ("list", "status", "defects", "tests", "trend")
+
+
 class UsageError(ValueError):
     """The text does not make a command; `subcommand` is the one it was meant for, if known."""
 
@@ -83,12 +87,18 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         return Invocation(subcommand)
     if subcommand.name in ("list", "link"):
         return _with_repository(subcommand, rest)
-    repository = None
-    if len(rest) > 1 and rest[-1] in known_repositories:
-        repository = rest.pop()
-    option = None
-    if len(rest) > 1 and rest[-1].lower() in subcommand.options:
-        option = rest.pop().lower()
+    # A repository and an option may follow the name, in either order.
+    repositories = {name.lower(): name for name in known_repositories}
+    repository = option = None
+    while len(rest) > 1:
+        word = rest[-1].lower()
+        if repository is None and word in repositories:
+            repository = repositories[word]
+        elif option is None and word in subcommand.options:
+            option = word
+        else:
+            break
+        rest.pop()
     return Invocation(subcommand, " ".join(rest) or None, repository, option)
 
 
@@ -105,12 +115,14 @@ def _with_repository(subcommand: Subcommand, rest: list[str]) -> Invocation:
 
 
 def _words(text: str) -> list[str]:
-    # Slack turns typed quotes into curly ones; names with spaces may be quoted either way.
-    text = text.replace("“", '"').replace("”", '"').replace("‘", "'").replace("’", "'")
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+    """Words, with double-quoted runs kept whole (an unclosed quote runs to the end).
+
+    Slack sends &, < and > escaped and turns typed quotes into curly ones. Apostrophes
+    and backslashes are part of names (`Bob's release`, `release\\2`), not syntax.
+    """
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = text.replace("“", '"').replace("”", '"')
+    return [quoted or word for quoted, word in _WORD.findall(text) if quoted or word]
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,9 @@ class Query:
     option: str | None = None
 
     def encode(self) -> str:
-        return json.dumps({key: value for key, value in asdict(self).items() if value is not None}, separators=(",", ":"))
+        # Unescaped: a button value holds 2,000 characters, and \uXXXX would take six each.
+        fields = {key: value for key, value in asdict(self).items() if value is not None}
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def decode(cls, value: str) -> Query:
@@ -137,12 +151,15 @@ class Query:
         except (TypeError, ValueError) as error:
             raise UsageError(f"this button is out of date ({error})") from None
         subcommand = SUBCOMMANDS.get(query.subcommand) if isinstance(query.subcommand, str) else None
-        if (
-            subcommand is None
-            or not subcommand.needs_milestone
-            or not isinstance(query.repository, str)
-            or not isinstance(query.milestone, str)
-            or (query.option is not None and query.option not in subcommand.options)
-        ):
+        if subcommand is None or subcommand.name not in RERUNNABLE or not _texts(query.repository, query.milestone, query.option):
+            raise UsageError("this button is out of date")
+        named = query.repository is not None and query.milestone is not None
+        if (subcommand.needs_milestone and not named) or (query.option is not None and query.option not in subcommand.options):
+            raise UsageError("this button is out of date")
+        if subcommand.name == "list" and query.milestone is not None:
             raise UsageError("this button is out of date")
         return query
+
+
+def _texts(*values: object) -> bool:
+    return all(value is None or isinstance(value, str) for value in values)

@@ -31,6 +31,14 @@ def test_empty_text_is_help() -> None:
         ("link acme/shop", ("link", None, "acme/shop", None)),
         ("unlink", ("unlink", None, None, None)),
         ("status", ("status", None, None, None)),
+        ("defects v2.0 acme/shop high", ("defects", "v2.0", "acme/shop", "high")),
+        ("defects v2.0 high Acme/Shop", ("defects", "v2.0", "acme/shop", "high")),
+        ("status R&amp;D &lt;beta&gt;", ("status", "R&D <beta>", None, None)),
+        ("status Bob's release", ("status", "Bob's release", None, None)),
+        ("status release\\2", ("status", "release\\2", None, None)),
+        ('status "v2.0', ("status", "v2.0", None, None)),
+        ('status ""', ("status", None, None, None)),
+        ("defects high", ("defects", "high", None, None)),
     ],
 )
 def test_subcommands_and_their_arguments(text: str, expected: tuple) -> None:
@@ -62,7 +70,10 @@ def test_an_unknown_trailing_repository_stays_in_the_name() -> None:
 def test_queries_round_trip_through_a_button_value() -> None:
     query = Query("tests", "acme/shop", "Sprint 24", "flaky")
     assert Query.decode(query.encode()) == query
-    assert len(query.encode()) < 2000
+    assert Query.decode(Query("list").encode()) == Query("list")
+    # The longest names there can be, in characters that JSON would otherwise escape.
+    widest = Query("tests", "o" * 100 + "/" + "r" * 99, "🚀" * 200, "untested")
+    assert Query.decode(widest.encode()) == widest and len(widest.encode()) < 2000
 
 
 @pytest.mark.parametrize(
@@ -74,6 +85,8 @@ def test_queries_round_trip_through_a_button_value() -> None:
         '{"subcommand":"tests","repository":"a/b","milestone":"x","option":"rm -rf"}',
         '{"subcommand":"status","repository":"a/b","milestone":["x"]}',
         '{"subcommand":"status","repository":"a/b","milestone":"x","admin":true}',
+        '{"subcommand":"list","milestone":"x"}',
+        '{"subcommand":"unlink"}',
     ],
 )
 def test_tampered_button_values_are_refused(value: str) -> None:
