@@ -12,7 +12,6 @@ from bot.views.blocks import Message
 from bot.views.home import home_view
 from bot.views.milestones import Links, milestone_defects, milestone_list, status_card, milestone_tests, milestone_trend
 from core import channels, services
-from core.catalog import NotFound
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import resolve_milestone
@@ -56,8 +55,7 @@ class Answers:
         scope = invocation.repository or await channels.channel_repository(asker.team_id, asker.channel_id)
         repositories = [scope] if scope else None
         if name == "list":
-            summaries = await services.list_milestones(repositories)
-            return milestone_list(summaries, scope=scope, command=self.command, today=utcnow().date())
+            return await self.run(Query("list", scope))
         if not invocation.milestone:
             names = [summary.name for summary in await services.list_milestones(repositories)]
             return replies.which_milestone(self.command, invocation.subcommand, names)
@@ -71,12 +69,14 @@ class Answers:
         return replies.not_found(resolution, scope)
 
     async def run(self, query: Query) -> Message:
-        """A command whose milestone is known: what buttons run again."""
+        """A read with everything named: what Refresh and Share run again.
+
+        Raises NotFound when the milestone went away since the button was made."""
+        if query.subcommand == "list":
+            summaries = await services.list_milestones([query.repository] if query.repository else None)
+            return milestone_list(summaries, scope=query.repository, command=self.command, today=utcnow().date())
         assert query.repository and query.milestone
-        try:
-            reading = await services.read_milestone(query.repository, query.milestone)
-        except NotFound:
-            return replies.failure(f"Milestone {query.milestone} is no longer in {query.repository}.")
+        reading = await services.read_milestone(query.repository, query.milestone)
         links = Links(self.page_url(reading.repository, reading.name))
         now = utcnow()
         if query.subcommand == "status":
@@ -90,8 +90,8 @@ class Answers:
 
     async def home(self, team_id: str, user_id: str) -> dict[str, Any]:
         linked = await channels.linked_repositories(team_id)
-        repositories = linked or None
-        milestones = await services.list_milestones(repositories)
-        awaiting = await services.awaiting_signoff(user_id, repositories)
+        milestones = await services.list_milestones(linked or None)
+        # A sign-off waits on the person wherever its repository is discussed.
+        awaiting = await services.awaiting_signoff(user_id)
         now = utcnow()
         return home_view(milestones, awaiting, linked=bool(linked), command=self.command, today=now.date(), now=now)

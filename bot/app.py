@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.answers import Answers, PageUrl
-from bot.listeners import register
+from bot.listeners import RECEIVED_AT, register
 from bot.slack_api import web_client
 from core.settings import Settings
 
@@ -69,7 +70,7 @@ def slack_endpoint(slack: SlackApp | None):
                 else "Slack events come over Socket Mode here (SLACK_SIGNING_SECRET is not set)"
             )
             return JSONResponse({"error": reason}, status_code=503)
-        return await slack.http.handle(request)
+        return await slack.http.handle(request, {RECEIVED_AT: time.monotonic()})
 
     return slack_events
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any, Awaitable, Callable
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -17,6 +18,7 @@ from bot.command_line import Query, UsageError
 from bot.slack_api import respond
 from bot.views import replies
 from bot.views.blocks import SHARE_ACTION, Message, context, mention
+from core.catalog import NotFound
 
 log = logging.getLogger("milestones.slack")
 
@@ -24,6 +26,9 @@ log = logging.getLogger("milestones.slack")
 # a slower one follows through the response_url.
 ACK_BUDGET_SECONDS = 2.0
 WORKING = Message("Working on it…", response_type="ephemeral")
+# Set by the HTTP endpoint when a request arrives: the budget counts from there.
+RECEIVED_AT = "received_at"
+SHARE_WINDOW_SECONDS = 60.0
 # Posting in a channel the app is not in fails; the response_url still reaches it.
 CHANNEL_UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
@@ -32,9 +37,10 @@ def register(app: AsyncApp, answers: Answers) -> None:
     app.use(same_workspace)
 
     @app.command(answers.command)
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         asker = Asker(command["team_id"], command["channel_id"], command["user_id"])
-        await answer_in_time(ack, command["response_url"], lambda: answers.command_text(command.get("text", ""), asker))
+        received_at = context.get(RECEIVED_AT, time.monotonic())
+        await answer_in_time(ack, command["response_url"], lambda: answers.command_text(command.get("text", ""), asker), received_at)
 
     @app.action("refresh")
     @app.action(re.compile(r"^choose_repository_\d+$"))
@@ -45,19 +51,37 @@ def register(app: AsyncApp, answers: Answers) -> None:
         payload = (message.in_channel() if shared else message).payload()
         await respond(body["response_url"], {**payload, "replace_original": True})
 
+    shared_recently: dict[tuple[str, str, str], float] = {}
+
     @app.action(SHARE_ACTION)
     async def on_share(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user = body["user"]["id"]
-        message = (await _guarded(lambda: answers.run(Query.decode(action["value"])))).in_channel()
-        message = message.with_blocks(context(f"Shared by {mention(user)}"))
+        url, channel = body["response_url"], body["channel"]["id"]
+        # A double click sends two requests before the button is gone: share once.
+        now = time.monotonic()
+        for key, at in list(shared_recently.items()):
+            if now - at > SHARE_WINDOW_SECONDS:
+                del shared_recently[key]
+        key = (channel, body.get("container", {}).get("message_ts", ""), action["value"])
+        if key in shared_recently:
+            return
+        shared_recently[key] = now
         try:
-            await client.chat_postMessage(channel=body["channel"]["id"], text=message.text, blocks=message.blocks)
+            message = (await answers.run(Query.decode(action["value"]))).in_channel()
+        except Exception as error:
+            await respond(url, {**failure_message(error).payload(), "replace_original": False})
+            return
+        message = message.with_blocks(context(f"Shared by {mention(body['user']['id'])}"))
+        await respond(url, {"delete_original": True})
+        try:
+            await client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
         except SlackApiError as error:
-            if error.response.get("error") not in CHANNEL_UNREACHABLE:
-                raise
-            await respond(body["response_url"], {**message.payload(), "replace_original": False})
-        await respond(body["response_url"], {"delete_original": True})
+            if error.response.get("error") in CHANNEL_UNREACHABLE:
+                await respond(url, {**message.payload(), "replace_original": False})
+            else:
+                log.error("sharing to %s failed: %s", channel, error.response.get("error"))
+                failed = replies.failure(f"Slack refused the message ({error.response.get('error')}); please try again.")
+                await respond(url, {**failed.payload(), "replace_original": False})
 
     @app.action("open_page")
     async def on_open_page(ack: AsyncAck) -> None:
@@ -73,9 +97,10 @@ def register(app: AsyncApp, answers: Answers) -> None:
         await client.views_publish(user_id=event["user"], view=view)
 
 
-async def answer_in_time(ack: AsyncAck, response_url: str, work: Callable[[], Awaitable[Message]]) -> None:
+async def answer_in_time(ack: AsyncAck, response_url: str, work: Callable[[], Awaitable[Message]], received_at: float) -> None:
     task = asyncio.ensure_future(_guarded(work))
-    done, _ = await asyncio.wait({task}, timeout=ACK_BUDGET_SECONDS)
+    budget = ACK_BUDGET_SECONDS - (time.monotonic() - received_at)
+    done, _ = await asyncio.wait({task}, timeout=max(budget, 0.001))
     if task in done:
         await ack(**task.result().payload())
         return
@@ -88,17 +113,23 @@ async def _guarded(work: Callable[[], Awaitable[Message]]) -> Message:
     """Whatever goes wrong, the person gets an answer rather than Slack's timeout."""
     try:
         return await work()
-    except UsageError as error:
-        return replies.failure(str(error).capitalize() + ".")
-    except Exception:
-        log.exception("answering a Slack request failed")
-        return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
+    except Exception as error:
+        return failure_message(error)
+
+
+def failure_message(error: Exception) -> Message:
+    """Private, like every error answer."""
+    if isinstance(error, (UsageError, NotFound)):
+        return replies.failure(str(error)[:1].upper() + str(error)[1:] + ".")
+    log.error("answering a Slack request failed", exc_info=error)
+    return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
 
 
 async def same_workspace(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> BoltResponse | None:
     """Requests from another workspace (a shared channel, a token reused elsewhere) get nothing."""
     expected = context.authorize_result.team_id if context.authorize_result else None
     if expected and context.team_id and context.team_id != expected:
-        log.warning("refused a request from workspace %s; this app belongs to %s", context.team_id, expected)
-        return BoltResponse(status=403, body="This app serves another Slack workspace.")
+        log.warning("ignored a request from workspace %s; this app belongs to %s", context.team_id, expected)
+        # 200, or Slack would retry the event and count this app's endpoint as failing.
+        return BoltResponse(status=200, body="")
     return await next()

@@ -115,10 +115,6 @@ class Settings(BaseSettings):
             raise ValueError("SLACK_APP_TOKEN: an app-level token starts with xapp-")
         return self
 
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
-
     def github_private_key_pem(self) -> str | None:
         if self.github_private_key is not None:
             # Hosts' config screens often keep a PEM on one line with literal \n.

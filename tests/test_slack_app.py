@@ -20,7 +20,7 @@ from bot import listeners
 from core import services
 from core.ingest import LaunchSource
 from core.junit import parse_stream
-from core.models import ChannelLink, Repository
+from core.models import ChannelLink, Milestone, Repository
 from integrations.web import create_app
 from tests.block_kit import assert_within_limits
 from tests.fake_slack import FakeSlack
@@ -182,8 +182,12 @@ async def test_without_slack_settings_the_endpoint_says_slack_is_off(db: str, ca
 async def test_a_request_from_another_workspace_gets_nothing(slack: Slack) -> None:
     await release()
     response = await post(slack.client, command_form("status v2.0", team_id="T0OTHER"))
-    assert response.status_code == 403
-    assert "v2.0" not in response.text
+    # Answered (or Slack would retry) with nothing in it.
+    assert response.status_code == 200 and response.text == ""
+    event = event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id="T0OTHER")
+    assert (await post(slack.client, event)).status_code == 200
+    await asyncio.sleep(0.1)
+    assert slack.fake.calls("views.publish") == []
 
 
 # Subcommands --------------------------------------------------------------------------
@@ -215,7 +219,8 @@ async def test_list_puts_the_most_urgent_first_with_its_numbers(slack: Slack) ->
     assert lines[1].endswith("(in 10 days) · pass rate 80% · 1 blocking defect")
     assert lines[2].startswith(":red_circle: *v2.1* Blocked · due ") and lines[2].endswith("(in 40 days) · pass rate 80%")
     assert answer["text"] == "2 open milestones; most urgent: v2.0 (Blocked)"
-    assert [element["action_id"] for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]] == []
+    [share] = [element for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]]
+    assert share["action_id"] == "share" and json.loads(share["value"]) == {"subcommand": "list"}
 
 
 async def test_status_card_in_the_acknowledgement(slack: Slack) -> None:
@@ -224,8 +229,8 @@ async def test_status_card_in_the_acknowledgement(slack: Slack) -> None:
     body = section_texts(answer)
     assert answer["response_type"] == "ephemeral"
     assert answer["text"].startswith("v2.0 (acme/shop): Blocked: 2 of 10 required tests failing")
-    assert ":x: *Required tests* `████████░░` 2 of 10 required tests failing; pass rate 80% below 95%" in body
-    assert ":x: *Defects* open defects over the limit: 1 critical (max 0)" in body
+    assert ":x: *Required tests pass* `████████░░` 2 of 10 required tests failing; pass rate 80% below 95%" in body
+    assert ":x: *Defects resolved* open defects over the limit: 1 critical (max 0)" in body
     assert "• :x: `com.acme.Checkout.test_bad_0` failed since <https://github.com/acme/shop/actions/runs/1|run> `abcdef1`" in body
     assert "• :red_circle: <https://github.com/acme/shop/issues/7|#7 Checkout crashes> critical · *blocking*" in body
     assert "*Sign-off* 0 of 2 approvals · waiting for <@U0USER>, <@U0PM>" in body
@@ -269,7 +274,7 @@ async def test_defects_tests_and_trend(slack: Slack) -> None:
     assert untested["text"] == "v2.0 · 0 tests not run yet (acme/shop)"
     trend = await slack.answer("trend v2.0")
     assert trend["text"].startswith("v2.0 (acme/shop) trend: pass rate from 80% to 80%, 0 regressions")
-    assert "first reading → *No data yet*" in section_texts(trend)
+    assert "first reading → *No data*" in section_texts(trend)
 
 
 async def test_link_sets_the_channel_default_and_an_ambiguous_name_asks_which(slack: Slack) -> None:
@@ -311,7 +316,7 @@ async def test_refresh_replaces_the_card_with_the_current_gate(slack: Slack) -> 
     [refreshed] = await eventually(lambda: slack.fake.responses(url))
     assert refreshed["replace_original"] is True
     assert refreshed["response_type"] == "ephemeral"
-    assert ":white_check_mark: *Defects* no open defects" in section_texts(refreshed)
+    assert ":white_check_mark: *Defects resolved* no open defects" in section_texts(refreshed)
 
 
 async def test_share_posts_the_answer_in_the_channel_and_removes_the_private_copy(slack: Slack) -> None:
@@ -334,10 +339,30 @@ async def test_share_in_a_channel_the_app_is_not_in_goes_through_the_response_ur
     slack.fake.not_in_channel(CHANNEL_ID)
     answer = await slack.answer("defects v2.0")
     url = await slack.click(answer, "share")
-    shared, deleted = await eventually(lambda: len(slack.fake.responses(url)) == 2 and slack.fake.responses(url))
+    deleted, shared = await eventually(lambda: len(slack.fake.responses(url)) == 2 and slack.fake.responses(url))
     assert shared["response_type"] == "in_channel" and shared["replace_original"] is False
     assert shared["text"].startswith("v2.0 · 1 defect not yet verified")
     assert deleted == {"delete_original": True}
+
+
+async def test_a_double_click_on_share_posts_once(slack: Slack) -> None:
+    await release()
+    card = await slack.answer("status v2.0")
+    await asyncio.gather(slack.click(card, "share"), slack.click(card, "share"))
+    await eventually(lambda: slack.fake.messages(CHANNEL_ID))
+    await asyncio.sleep(0.2)
+    assert len(slack.fake.messages(CHANNEL_ID)) == 1
+
+
+async def test_sharing_what_no_longer_exists_answers_privately(slack: Slack) -> None:
+    await release()
+    card = await slack.answer("status v2.0")
+    await Milestone.filter(name="v2.0").delete()
+    url = await slack.click(card, "share")
+    [answer] = await eventually(lambda: slack.fake.responses(url))
+    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
+    assert answer["text"] == "No milestone v2.0 in acme/shop."
+    assert slack.fake.messages(CHANNEL_ID) == []
 
 
 async def test_a_tampered_button_value_is_answered_not_obeyed(slack: Slack) -> None:

@@ -145,7 +145,7 @@ def test_status_card_shows_criteria_blockers_signoff_forecast_and_buttons() -> N
     message = huge_messages()["status"]
     text = texts(message)
     assert message.text.startswith("v2.0 (acme/shop): Blocked, overdue by 4 days: ")
-    assert ":x: *Required tests* `" in text and ":x: *Coverage* `" in text
+    assert ":x: *Required tests pass* `" in text and ":x: *Coverage met* `" in text
     assert "*What blocks*" in text
     assert text.count("• :x:") == 5 and "…and 1,662 more required tests failing: `/milestone tests v2.0`" in text
     assert "<https://github.com/acme/shop/issues/5|#5 Defect 5 &lt;!channel&gt; &amp;" in text
@@ -190,7 +190,7 @@ def test_list_lines_carry_emoji_due_date_pass_rate_and_blocking_defects() -> Non
     lines = texts(message).splitlines()
     assert lines[1] == ":large_yellow_circle: *v1.9* `acme/api` At risk · :alarm_clock: *overdue by 3 days* (due Sat 21 Nov 2026) · pass rate 90% · 2 blocking defects"
     assert lines[2] == ":red_circle: *v2.0* `acme/shop` Blocked · due Fri 4 Dec 2026 (in 10 days) · pass rate 87.5%"
-    assert lines[3] == ":white_circle: *Sprint 24* `acme/shop` No data yet · no target date"
+    assert lines[3] == ":white_circle: *Sprint 24* `acme/shop` No data · no target date"
     assert message.text == "3 open milestones; most urgent: v1.9 (At risk)"
     one_repository = milestone_list(summaries[1:], scope="acme/shop", command=COMMAND, today=NOW.date())
     assert "`acme/shop`" not in texts(one_repository).splitlines()[1]
@@ -284,3 +284,19 @@ def test_names_from_github_and_policy_files_never_become_markup() -> None:
     assert message.blocks[0]["text"] == {"type": "plain_text", "text": "<!here> v3 · acme/shop", "emoji": True}
     assert "waiting for <@U0GOOD>, U1&gt; &lt;!channel" in texts(message)
     assert message.text.startswith("&lt;!here&gt; v3 (acme/shop): ")
+
+
+def test_many_rejections_and_approvers_keep_the_card_valid() -> None:
+    approvers = [f"U{n:04}" for n in range(1000)]
+    facts = MilestoneFacts(
+        name="v2.0",
+        policy=MilestonePolicy.model_validate({"signoff": {"approvers": approvers}}),
+        approvers=approvers,
+        decisions=[DecisionFact(user, Decision.REJECT, NOW, "<" * 200) for user in approvers[:15]],
+    )
+    message = status_card(reading(facts), command=COMMAND, links=Links(None), now=NOW)
+    assert_within_limits(message.payload(), "message")
+    text = texts(message)
+    assert text.count(":no_entry: rejected by") == 5 and "…and 10 more rejections" in text
+    assert "waiting for <@U0015>" in text and "and 975 more" in text
+    assert len(message.payload()["text"]) <= 1000

@@ -21,6 +21,8 @@ SECTION_FIELDS = 10
 BUTTON_LABEL = 75
 HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
+# A notification shows a line or two of the fallback; the rest is in the blocks.
+FALLBACK_TEXT = 1000
 ELLIPSIS = "…"
 SHARE_ACTION = "share"
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -37,7 +39,7 @@ class Message:
     response_type: str = "ephemeral"
 
     def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks, "response_type": self.response_type}
+        return {"text": clip(self.text, FALLBACK_TEXT), "blocks": self.blocks, "response_type": self.response_type}
 
     def with_blocks(self, *extra: Block) -> Message:
         return replace(self, blocks=[*self.blocks, *extra])
@@ -146,7 +148,7 @@ def line_sections(lines: Sequence[str], *, max_sections: int, more: str, max_lin
     if chunk:
         blocks.append(section("\n".join(chunk)))
     hidden = len(lines) - shown
-    if hidden:
+    if hidden and more:
         blocks.append(context(more.replace("{count}", f"{hidden:,}")))
     return blocks
 

@@ -30,6 +30,7 @@ from bot.views.blocks import (
 from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact, percent
 from core.history import History
+from core.report import CRITERION_TITLE, STATUS_TITLE
 from core.metrics import Direction, is_flaky
 from core.services import MilestoneReading, MilestoneSummary
 
@@ -40,23 +41,11 @@ STATUS_EMOJI = {
     GateStatus.BLOCKED: ":red_circle:",
     GateStatus.NO_DATA: ":white_circle:",
 }
-STATUS_LABEL = {
-    GateStatus.COMPLETE: "Complete",
-    GateStatus.READY_FOR_SIGNOFF: "Ready for sign-off",
-    GateStatus.AT_RISK: "At risk",
-    GateStatus.BLOCKED: "Blocked",
-    GateStatus.NO_DATA: "No data yet",
-}
+STATUS_LABEL = {status: title.capitalize() for status, title in STATUS_TITLE.items()}
 CRITERION_EMOJI = {
     CriterionResult.MET: ":white_check_mark:",
     CriterionResult.NOT_MET: ":x:",
     CriterionResult.NO_DATA: ":heavy_minus_sign:",
-}
-CRITERION_LABEL = {
-    "required_tests": "Required tests",
-    "defects": "Defects",
-    "coverage": "Coverage",
-    "signoff": "Sign-off",
 }
 SEVERITY_EMOJI = {
     Severity.CRITICAL: ":red_circle:",
@@ -103,6 +92,7 @@ def milestone_list(summaries: Sequence[MilestoneSummary], *, scope: str | None, 
         header(f"Milestones{where}"),
         *line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=f"…and {{count}} more; `{command} list owner/repo` narrows it down"),
         context(f"Worst first: overdue, blocked, at risk. `{command} status <milestone>` for one in full."),
+        share_actions(Query("list", scope)),
     ]
     return Message(text, blocks)
 
@@ -142,7 +132,7 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
     if reading.description:
         status_line += "\n" + escape(clip(reading.description, 300))
     blocks: list[Block] = [header(f"{reading.name} · {reading.repository}"), section(status_line)]
-    blocks.append(section("\n".join(_criterion_line(criterion) for criterion in verdict.criteria)))
+    blocks.append(section("\n".join(_criterion_line(item) for item in verdict.criteria)))
     blocks.append(section(_trend_line(reading) + "\n" + _forecast_line(reading)))
     blockers = _blocker_lines(reading, command)
     if blockers:
@@ -165,22 +155,22 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
 def headline(reading: MilestoneReading) -> str:
     verdict = reading.verdict
     overdue = f", overdue by {plural(-(verdict.days_left or 0), 'day')}" if verdict.overdue else ""
-    unmet = [criterion.summary for criterion in verdict.criteria if criterion.result is CriterionResult.NOT_MET]
+    unmet = [item.summary for item in verdict.criteria if item.result is CriterionResult.NOT_MET]
     reasons = f": {'; '.join(unmet)}" if unmet else ""
     return f"{STATUS_LABEL[verdict.status]}{overdue}{reasons}"
 
 
-def _criterion_line(criterion: Criterion) -> str:
-    numbers = criterion.numbers
+def _criterion_line(item: Criterion) -> str:
+    numbers = item.numbers
     ratio: float | None = None
-    if criterion.name == "required_tests":
+    if item.name == "required_tests":
         ratio = numbers["pass_rate"]
-    elif criterion.name == "coverage":
+    elif item.name == "coverage":
         ratio = numbers["coverage"]
-    elif criterion.name == "signoff" and numbers["quorum"]:
+    elif item.name == "signoff" and numbers["quorum"]:
         ratio = numbers["approvals"] / numbers["quorum"]
-    bar = f"`{progress_bar(ratio)}` " if criterion.name != "defects" else ""
-    return f"{CRITERION_EMOJI[criterion.result]} *{CRITERION_LABEL[criterion.name]}* {bar}{escape(criterion.summary)}"
+    bar = f"`{progress_bar(ratio)}` " if item.name != "defects" else ""
+    return f"{CRITERION_EMOJI[item.result]} *{CRITERION_TITLE[item.name]}* {bar}{escape(item.summary)}"
 
 
 def _trend_line(reading: MilestoneReading) -> str:
@@ -210,10 +200,12 @@ def _blocker_lines(reading: MilestoneReading, command: str) -> list[str]:
         f"required tests failing: `{command} tests {name}`",
     )
     lines += _capped([defect_line(defect, blocking=True) for defect in blocking.defects], f"blocking defects: `{command} defects {name}`")
-    for rejection in blocking.rejections:
-        lines.append(f":no_entry: rejected by {mention(rejection.user_id)}: {escape(clip(rejection.comment, 200))}")
+    lines += _capped(
+        [f":no_entry: rejected by {mention(rejection.user_id)}: {escape(clip(rejection.comment, 200))}" for rejection in blocking.rejections],
+        f"rejections: `{command} status {name}` after they are withdrawn",
+    )
     areas = [f":grey_question: not run yet in *{escape(area.suite or 'no suite')}*: {plural(len(area.tests), 'test')}" for area in blocking.untested]
-    if not reading.verdict.criteria[2].met:
+    if not criterion(reading, "coverage").met:
         lines += _capped(areas, f"areas not run: `{command} tests {name} untested`")
     return lines
 
@@ -225,19 +217,28 @@ def _capped(lines: list[str], more: str) -> list[str]:
 
 
 def _signoff_line(reading: MilestoneReading) -> str:
-    criterion = reading.verdict.criteria[3]
-    approvers = criterion.numbers["approvers"]
+    numbers = criterion(reading, "signoff").numbers
+    approvers = numbers["approvers"]
     if not approvers:
         return "*Sign-off* not required for this milestone"
     standing = {decision.user_id: decision for decision in reading.facts.decisions if decision.user_id in approvers}
     approved = [user for user, decision in standing.items() if decision.decision is Decision.APPROVE]
-    parts = [f"*Sign-off* {criterion.numbers['approvals']} of {criterion.numbers['quorum']} approvals"]
+    parts = [f"*Sign-off* {numbers['approvals']} of {numbers['quorum']} approvals"]
     if approved:
-        parts.append("approved by " + ", ".join(mention(user) for user in approved))
+        parts.append("approved by " + mentions(approved))
     waiting = [user for user in approvers if user not in standing]
     if waiting:
-        parts.append("waiting for " + ", ".join(mention(user) for user in waiting))
+        parts.append("waiting for " + mentions(waiting))
     return " · ".join(parts)
+
+
+def mentions(users: Sequence[str], shown: int = 10) -> str:
+    listed = ", ".join(mention(user) for user in users[:shown])
+    return listed + (f" and {len(users) - shown} more" if len(users) > shown else "")
+
+
+def criterion(reading: MilestoneReading, name: str) -> Criterion:
+    return next(item for item in reading.verdict.criteria if item.name == name)
 
 
 # Lists -----------------------------------------------------------------------

@@ -67,8 +67,10 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
         for index, ref in enumerate(refs)
     ]
     text = escape(f"{resolution.query} is a milestone in several repositories: " + ", ".join(ref.repository for ref in resolution.ambiguous))
+    more = len(resolution.ambiguous) - len(refs)
+    others = f" It is in {more} more: add `owner/repo` after the name." if more else ""
     blocks = [
-        section(f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?"),
+        section(f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?{others}"),
         actions(*buttons, block_id="choose_repository"),
         context(f"`{command} link owner/repo` makes one repository this channel's default."),
     ]
