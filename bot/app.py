@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.answers import Answers, PageUrl
 from bot.listeners import RECEIVED_AT, register
-from bot.slack_api import web_client
+from bot.slack_api import retry_handlers
 from core.settings import Settings
 
 log = logging.getLogger("milestones.slack")
@@ -47,13 +47,17 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
         return None
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     bolt = AsyncApp(
-        client=web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+        token=settings.slack_bot_token.get_secret_value(),
         signing_secret=secret,
         # Over Socket Mode only, no HTTP request reaches Bolt (the route refuses them), so
         # there is nothing to verify; with a secret every request is verified.
         request_verification_enabled=secret is not None,
         logger=log,
     )
+    # Bolt builds its client from the token (handing it one of ours makes it warn about
+    # the token on every start); each request's client copies these two.
+    bolt.client.base_url = settings.slack_api_url
+    bolt.client.retry_handlers = retry_handlers()
     register(bolt, Answers(settings.slack_command, page_url))
     socket_mode = None
     if settings.slack_app_token is not None:

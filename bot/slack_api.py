@@ -1,5 +1,5 @@
-"""Calls to Slack: the Web API client and response_url posts, both retried on rate limits
-(honouring Retry-After) and on dropped connections."""
+"""Calls to Slack, Web API and response_url posts alike, retried on rate limits (honouring
+Retry-After) and on dropped connections."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger("milestones.slack")
@@ -22,10 +21,6 @@ def retry_handlers() -> list[AsyncRetryHandler]:
         AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
         AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
     ]
-
-
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers())
 
 
 class ResponseFailed(RuntimeError):
