@@ -309,7 +309,7 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
         return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers)
     problems = []
     if required_rate is not None and required_rate < policy.required_pass_rate:
-        problems.append(f"{failing} of {scan.required_executed} required tests failing")
+        problems.append(f"{failing:,} of {scan.required_executed:,} required tests failing")
     if overall < policy.pass_rate:
         problems.append(f"pass rate {percent(overall)} below {percent(policy.pass_rate)}")
     if problems:
@@ -319,7 +319,7 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     if policy.required and not scan.required_executed:
         summary = f"pass rate {percent(overall)}; no required test has run yet"
     elif policy.required:
-        summary = f"{scan.required_passed} of {scan.required_executed} required tests pass; pass rate {percent(overall)}"
+        summary = f"{scan.required_passed:,} of {scan.required_executed:,} required tests pass; pass rate {percent(overall)}"
     else:
         summary = f"pass rate {percent(overall)} (threshold {percent(policy.pass_rate)})"
     return Criterion(name, CriterionResult.MET, summary, numbers)
@@ -371,7 +371,7 @@ def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) 
     numbers = {"run": run, "total": total, "coverage": ratio, "threshold": policy.coverage}
     if ratio is None:
         return Criterion("coverage", CriterionResult.NO_DATA, "no tests known for this milestone yet", numbers), []
-    summary = f"{run} of {total} {'required ' if policy.required else ''}tests run ({percent(ratio)})"
+    summary = f"{run:,} of {total:,} {'required ' if policy.required else ''}tests run ({percent(ratio)})"
     if ratio < policy.coverage:
         return Criterion("coverage", CriterionResult.NOT_MET, summary, numbers), untested
     return Criterion("coverage", CriterionResult.MET, summary, numbers), untested
