@@ -48,6 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from tests.loopback import read_body
+
 __all__ = ["FakeGitHub", "FakeRepo", "RecordedRequest", "BASE_TIME", "iso"]
 
 # Every default timestamp is an offset from this, so runs of a test see identical data.
@@ -747,7 +749,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=split.path,
             query=parse_qs(split.query, keep_blank_values=True),
             headers={name.lower(): value for name, value in self.headers.items()},
-            body=self._read_body(),
+            body=read_body(self),
         )
         response = self.server.fake._dispatch(request)
         self.send_response(response.status)
@@ -756,20 +758,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         self.wfile.write(response.body)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are recorded in FakeGitHub.requests instead of cluttering test output

@@ -61,6 +61,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from tests.block_kit import block_problems
+from tests.loopback import read_body
 
 __all__ = ["FakeSlack", "RecordedCall", "RESPONSE_URL_USES", "RESPONSE_URL_LIFETIME"]
 
@@ -174,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         split = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.fake._dispatch(self.command, split.path, split.query, headers, self._read_body())
+        answer = self.server.fake._dispatch(self.command, split.path, split.query, headers, read_body(self))
         if answer.drop:
             # No answer: close (FIN) or reset (RST) the connection once the request is read.
             self.close_connection = True
@@ -192,20 +193,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     do_GET = do_POST
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are recorded in FakeSlack.calls() instead
