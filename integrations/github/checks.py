@@ -51,6 +51,7 @@ from integrations.github.check_output import (
     left_milestone_check,
     left_milestone_status,
 )
+from integrations.github.leases import renewed
 
 log = logging.getLogger(__name__)
 
@@ -145,24 +146,19 @@ class CheckPublisher:
             outbox.PULL_REQUEST_CHECKS, settling=self.settling, lease=self.lease, limit=BATCH, now=now
         ):
             verdicts: dict[int, Verdict] = {}  # one verdict per milestone for the whole batch
-            heartbeat = asyncio.create_task(self._keep_claims(list(items)))
-            try:
-                for item in items:
-                    await self._publish_item(item, verdicts)
-            finally:
-                heartbeat.cancel()
-            taken += len(items)
-        return taken
+            held = list(items)
 
-    async def _keep_claims(self, held: list) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            try:
+            async def renew() -> bool:
                 for item in await outbox.extend(held, self.lease):
                     log.warning("pull request %s: claim lost to another publisher", item.subject)
                     held.remove(item)
-            except Exception:
-                log.warning("could not renew the claims on pull requests being published", exc_info=True)
+                return bool(held)
+
+            async with renewed(self.lease, renew, "pull requests being published"):
+                for item in items:
+                    await self._publish_item(item, verdicts)
+            taken += len(items)
+        return taken
 
     async def _publish_item(self, item, verdicts: dict[int, Verdict]) -> None:
         try:

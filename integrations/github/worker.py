@@ -18,6 +18,7 @@ from core.models import Delivery
 from core.settings import Settings
 from integrations.github.events import HandlerContext, Ignored, Unprocessable, installation_of
 from integrations.github.handlers import router
+from integrations.github.leases import renewed
 
 log = logging.getLogger(__name__)
 
@@ -100,46 +101,37 @@ class DeliveryWorker:
         return count
 
     async def process(self, delivery: Delivery) -> DeliveryStatus:
-        heartbeat = asyncio.create_task(self._keep_claim(delivery))
-        try:
-            event = sansio.Event(json.loads(delivery.payload), event=delivery.event, delivery_id=delivery.guid)
-            detail = await dispatch(event, self.context)
-        except Ignored as reason:
-            detail = str(reason)
-            await inbox.finish(delivery, DeliveryStatus.IGNORED, note=detail)
-            status = DeliveryStatus.IGNORED
-        except Unprocessable as error:
-            detail = str(error)
-            status = await inbox.fail(delivery, detail, retry=self.retry, permanent=True)
-        except asyncio.CancelledError:
-            await asyncio.shield(inbox.release(delivery))
-            raise
-        except Exception as error:
-            log.debug("delivery %s failed", delivery.guid, exc_info=True)
-            detail = f"{type(error).__name__}: {error}"
-            status = await inbox.fail(delivery, detail, retry=self.retry)
-        else:
-            await inbox.finish(delivery, DeliveryStatus.DONE, note=detail)
-            status = DeliveryStatus.DONE
-        finally:
-            heartbeat.cancel()
+        async def renew() -> bool:
+            held = await inbox.extend(delivery, self.lease)
+            if not held:
+                log.warning("delivery %s: claim lost to another worker", delivery.guid)
+            return held
+
+        async with renewed(self.lease, renew, f"delivery {delivery.guid}"):
+            try:
+                event = sansio.Event(json.loads(delivery.payload), event=delivery.event, delivery_id=delivery.guid)
+                detail = await dispatch(event, self.context)
+            except Ignored as reason:
+                detail = str(reason)
+                await inbox.finish(delivery, DeliveryStatus.IGNORED, note=detail)
+                status = DeliveryStatus.IGNORED
+            except Unprocessable as error:
+                detail = str(error)
+                status = await inbox.fail(delivery, detail, retry=self.retry, permanent=True)
+            except asyncio.CancelledError:
+                await asyncio.shield(inbox.release(delivery))
+                raise
+            except Exception as error:
+                log.debug("delivery %s failed", delivery.guid, exc_info=True)
+                detail = f"{type(error).__name__}: {error}"
+                status = await inbox.fail(delivery, detail, retry=self.retry)
+            else:
+                await inbox.finish(delivery, DeliveryStatus.DONE, note=detail)
+                status = DeliveryStatus.DONE
         self._log(delivery, status, detail)
         if self.after_each is not None:
             self.after_each()
         return status
-
-    async def _keep_claim(self, delivery: Delivery) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            try:
-                held = await inbox.extend(delivery, self.lease)
-            except Exception:
-                # A database hiccup: the lease has two more renewals' worth of time left.
-                log.warning("delivery %s: could not renew the claim", delivery.guid, exc_info=True)
-                continue
-            if not held:
-                log.warning("delivery %s: claim lost to another worker", delivery.guid)
-                return
 
     @staticmethod
     def _log(delivery: Delivery, status: DeliveryStatus, detail: str | None) -> None:
