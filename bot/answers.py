@@ -90,8 +90,9 @@ class Answers:
 
     async def home(self, team_id: str, user_id: str) -> dict[str, Any]:
         linked = await channels.linked_repositories(team_id)
-        milestones = await services.list_milestones(linked or None)
+        everything = await services.list_milestones()
+        milestones = [summary for summary in everything if not linked or summary.repository in linked]
         # A sign-off waits on the person wherever its repository is discussed.
-        awaiting = await services.awaiting_signoff(user_id)
+        awaiting = await services.awaiting_signoff(user_id, everything)
         now = utcnow()
         return home_view(milestones, awaiting, linked=bool(linked), command=self.command, today=now.date(), now=now)

@@ -589,11 +589,12 @@ async def list_milestones(repositories: Sequence[str] | None = None, *, include_
     return summaries
 
 
-async def awaiting_signoff(user_id: str, repositories: Sequence[str] | None = None) -> list[MilestoneSummary]:
-    """Milestones ready for sign-off where this person is an approver without a standing decision."""
+async def awaiting_signoff(user_id: str, summaries: Sequence[MilestoneSummary]) -> list[MilestoneSummary]:
+    """Of these milestones, those ready for sign-off where this person is an approver
+    without a standing decision."""
     ready = [
         summary
-        for summary in await list_milestones(repositories)
+        for summary in summaries
         if summary.status is GateStatus.READY_FOR_SIGNOFF and user_id in summary.approvers
     ]
     if not ready:
