@@ -43,7 +43,7 @@ import httpx
 
 from bench.engine import ThrowawayDatabase, bench_verdict
 from bench.reports import write_report
-from bench.webhooks import Server, percentile
+from bench.webhooks import Server, percentile, print_server_log
 from bot.answers import Answers, Asker
 from core import services
 from core.db import close_database, open_database
@@ -241,11 +241,7 @@ async def run(server_url: str | None, count: int) -> None:
         report(engine, command, here.get(command.text))
     print(f"  fake Slack: auth.test called {auth_tests} time(s), {other_calls} other calls (response_url posts and API)")
     print(f"  load average at the end (1, 5 min): {os.getloadavg()[0]:.2f}, {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs")
-    if log.strip():
-        lines = log.strip().splitlines()
-        print(f"  server log ({len(lines)} lines), first ones:")
-        for line in lines[:10]:
-            print(f"    {line}")
+    print_server_log(log)
 
 
 def main() -> None:

@@ -444,12 +444,16 @@ async def run(engine: str, server_url: str, count: int, rate: float) -> bool:
         print(f"  the server did not stop cleanly on SIGTERM: exit status {server.process.returncode}")
     for error in sent.errors[:5]:
         print(f"  request error: {error}")
+    print_server_log(log)
+    return all_202 and not unfinished and not twice and not never and len(rows) == count and stopped
+
+
+def print_server_log(log: str) -> None:
     if log.strip():
         lines = log.strip().splitlines()
         print(f"  server log ({len(lines)} lines), first ones:")
         for line in lines[:10]:
             print(f"    {line}")
-    return all_202 and not unfinished and not twice and not never and len(rows) == count and stopped
 
 
 def main() -> int:
