@@ -85,10 +85,11 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         if rest and subcommand.name == "unlink":
             raise UsageError("unlink takes no arguments", subcommand)
         return Invocation(subcommand)
-    if subcommand.name in ("list", "link"):
-        return _with_repository(subcommand, rest)
-    # A repository and an option may follow the name, in either order.
+    # GitHub's repository names ignore case: `Acme/Shop` is acme/shop.
     repositories = {name.lower(): name for name in known_repositories}
+    if subcommand.name in ("list", "link"):
+        return _with_repository(subcommand, rest, repositories)
+    # A repository and an option may follow the name, in either order.
     repository = option = None
     while len(rest) > 1:
         word = rest[-1].lower()
@@ -102,7 +103,7 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     return Invocation(subcommand, " ".join(rest) or None, repository, option)
 
 
-def _with_repository(subcommand: Subcommand, rest: list[str]) -> Invocation:
+def _with_repository(subcommand: Subcommand, rest: list[str], repositories: dict[str, str]) -> Invocation:
     if len(rest) > 1:
         raise UsageError(f"{subcommand.name} takes one repository, as owner/repo", subcommand)
     if not rest:
@@ -111,7 +112,7 @@ def _with_repository(subcommand: Subcommand, rest: list[str]) -> Invocation:
         return Invocation(subcommand)
     if not REPOSITORY.match(rest[0]):
         raise UsageError(f"“{rest[0]}” is not a repository; write it as owner/repo", subcommand)
-    return Invocation(subcommand, repository=rest[0])
+    return Invocation(subcommand, repository=repositories.get(rest[0].lower(), rest[0]))
 
 
 def _words(text: str) -> list[str]:

@@ -29,6 +29,8 @@ def test_empty_text_is_help() -> None:
         ("tests v2.0", ("tests", "v2.0", None, None)),
         ("trend v2", ("trend", "v2", None, None)),
         ("link acme/shop", ("link", None, "acme/shop", None)),
+        ("link Acme/Shop", ("link", None, "acme/shop", None)),
+        ("list ACME/shop", ("list", None, "acme/shop", None)),
         ("unlink", ("unlink", None, None, None)),
         ("status", ("status", None, None, None)),
         ("defects v2.0 acme/shop high", ("defects", "v2.0", "acme/shop", "high")),
