@@ -6,6 +6,7 @@ import json
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from core.approvers import approvers_of
 from core.catalog import milestone_policy
 from core.db import as_datetime, fetch, placeholders
 from core.enums import Decision, DefectState, Severity, TestStatus
@@ -57,6 +58,7 @@ WHERE mt.milestone_id = ? AND mt.latest_status IN ('failed', 'error')
 
 async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> MilestoneFacts:
     policy = milestone_policy(milestone)
+    approvers = await approvers_of(client, milestone.id, policy)
     selectors = RequiredSelectors.parse(policy.required)
     plan_ids = await milestone_plan_ids(client, milestone.id)
     selected_plans = await _plan_bits_by_name(client, plan_ids, selectors.plans)
@@ -104,7 +106,8 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         + [selector for selector in selectors.globs if selector not in matched],
         missing_exact_ids=[selector for selector in selectors.exact if selector not in matched],
         defects=await _defects(client, milestone.id),
-        approvers=policy.signoff.approvers,
+        approvers=approvers.users,
+        unresolved_approvers=approvers.unresolved,
         decisions=await _decisions(client, milestone.id),
         recent_launches=await _recent_launches(client, policy, plan_ids),
         trend=await _trend(client, milestone.id),

@@ -123,6 +123,8 @@ class MilestoneFacts:
     missing_exact_ids: Sequence[str] = ()
     defects: Sequence[DefectFact] = ()
     approvers: Sequence[str] = ()
+    # User groups among the approvers whose members are not known (yet).
+    unresolved_approvers: Sequence[str] = ()
     decisions: Sequence[DecisionFact] = ()
     recent_launches: Sequence[LaunchSummary] = ()  # oldest first
     trend: Sequence[TrendPoint] = ()  # snapshots, oldest first
@@ -392,14 +394,27 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[Decision
     }
     approvals = [user for user, decision in counted.items() if decision.decision is Decision.APPROVE]
     rejections = [decision for decision in counted.values() if decision.decision is Decision.REJECT]
-    quorum = len(approvers) if signoff.quorum == "all" else min(signoff.quorum, len(approvers))
+    unresolved = list(facts.unresolved_approvers)
+    quorum = len(approvers) if signoff.quorum == "all" else signoff.quorum if unresolved else min(signoff.quorum, len(approvers))
     missing = [user for user in approvers if user not in counted]
-    numbers = {"approvals": len(approvals), "quorum": quorum, "rejections": len(rejections), "approvers": approvers}
-    if not approvers:
+    numbers = {
+        "approvals": len(approvals),
+        "quorum": quorum,
+        "rejections": len(rejections),
+        "approvers": approvers,
+        "unresolved": unresolved,
+    }
+    if not approvers and not unresolved:
         return Criterion("signoff", CriterionResult.MET, "no sign-off required", numbers), [], []
     if rejections:
         who = ", ".join(decision.user_id for decision in rejections)
         return Criterion("signoff", CriterionResult.NOT_MET, f"rejected by {who}", numbers), missing, rejections
+    # A group whose members are unknown may hold approvers still to approve: with "all",
+    # or when the known ones cannot reach the quorum, the sign-off cannot be met yet.
+    if unresolved and (signoff.quorum == "all" or len(approvers) < quorum):
+        groups = ", ".join(unresolved)
+        summary = f"{len(approvals)} approvals; members of {groups} not known yet"
+        return Criterion("signoff", CriterionResult.NOT_MET, summary, numbers), missing, []
     summary = f"{len(approvals)} of {quorum} approvals"
     if len(approvals) >= quorum:
         return Criterion("signoff", CriterionResult.MET, summary, numbers), [], []

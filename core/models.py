@@ -82,6 +82,13 @@ class Milestone(Model):
     # The policy's name and glob selectors that matched at least one test.
     matched_selectors: list = fields.JSONField(default=list)
     completed_at = fields.DatetimeField(null=True)
+    # The approvals standing when it completed: [{"user": ..., "at": ...}].
+    completed_with: list = fields.JSONField(default=list)
+    # Whether the channels were last told it is complete (True) or reopened (False):
+    # a completion that flips back before it is announced is announced once, or not at all.
+    announced_complete = fields.BooleanField(null=True)
+    # Closed on GitHub because it completed (close_on_complete): only such a one is reopened there.
+    closed_on_complete = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -267,6 +274,63 @@ class Signoff(Model):
     class Meta:
         table = "signoff"
         unique_together = (("milestone", "active_user"),)
+
+
+# Approvers kept in Slack (`/milestone approvers`), for milestones whose policy file lists
+# none: a user id or a user-group handle. Removed ones stay, with who removed them.
+class Approver(Model):
+    id = fields.IntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="approvers", on_delete=fields.CASCADE
+    )
+    member = fields.CharField(max_length=100)
+    added_by = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    removed_by = fields.CharField(max_length=64, null=True)
+    removed_at = fields.DatetimeField(null=True)
+    # Equals member until removed, then NULL: each member is listed once, even under concurrent edits.
+    active_member = fields.CharField(max_length=100, null=True)
+
+    class Meta:
+        table = "approver"
+        unique_together = (("milestone", "active_member"),)
+
+
+# A Slack user group's members as last read from Slack, so that the gate can count a
+# group's approvals without calling Slack.
+class UserGroup(Model):
+    id = fields.IntField(primary_key=True)
+    handle = fields.CharField(max_length=100, unique=True)
+    group_id = fields.CharField(max_length=32, null=True)
+    members: list = fields.JSONField(default=list)
+    refreshed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "user_group"
+
+
+# A sign-off request posted in Slack; the message is kept up to date with chat.update.
+class SignoffRequest(Model):
+    id = fields.IntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="signoff_requests", on_delete=fields.CASCADE
+    )
+    team_id = fields.CharField(max_length=32)
+    channel_id = fields.CharField(max_length=32)
+    message_ts = fields.CharField(max_length=32)
+    requested_by = fields.CharField(max_length=64)
+    # The milestone's id while this is its live request, NULL once replaced: at most one live request.
+    live_for = fields.IntField(null=True, unique=True)
+    replaced_by: fields.ForeignKeyNullableRelation[SignoffRequest] = fields.ForeignKeyField(
+        "milestones.SignoffRequest", related_name="replaced", null=True, on_delete=fields.SET_NULL
+    )
+    # A hash of what the message last showed: an identical rendering is not sent again.
+    shown_digest = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "signoff_request"
+        unique_together = (("channel_id", "message_ts"),)
 
 
 # The milestone's metrics at a moment; trends read these, never recompute history.

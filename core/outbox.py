@@ -24,6 +24,14 @@ from core.clock import utcnow
 
 # A pull request whose gate checks show a verdict that may be out of date.
 PULL_REQUEST_CHECKS = "pull_request_checks"
+# A sign-off request whose Slack message may be out of date.
+SIGNOFF_REQUEST = "signoff_request"
+# A dismissal of an approval (a signoff entry) its approver has not been told of.
+SIGNOFF_DISMISSAL = "signoff_dismissal"
+# A milestone that completed or reopened, maybe not yet announced in its channels.
+MILESTONE_COMPLETION = "milestone_completion"
+# A milestone with close_on_complete whose GitHub milestone may need closing or reopening.
+GITHUB_MILESTONE_STATE = "github_milestone_state"
 
 
 async def mark(

@@ -29,6 +29,7 @@ from pydantic import ValidationError, ValidationInfo, field_validator, model_val
 from pydantic_core import ErrorDetails
 from yaml.reader import ReaderError
 
+from core.approvers import check_entry, is_user
 from core.enums import SEVERITY_ORDER, Severity
 from core.selectors import GLOB_CHARS, PLAN_PREFIX
 
@@ -116,6 +117,11 @@ class SignoffConfig(_PolicyModel):
     prevent_self_approval: StrictBool = False
     allow_early_signoff: StrictBool = False
 
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_are_users_or_groups(cls, approvers: list[str]) -> list[str]:
+        return list(dict.fromkeys(check_entry(entry) for entry in approvers))
+
     @field_validator("quorum", mode="before")
     @classmethod
     def _quorum_is_count_or_all(cls, value: object) -> object:
@@ -127,9 +133,11 @@ class SignoffConfig(_PolicyModel):
     @field_validator("quorum")
     @classmethod
     def _quorum_within_approvers(cls, quorum: int | Literal["all"], info: ValidationInfo) -> int | Literal["all"]:
-        if quorum == "all" or "approvers" not in info.data:
+        # Approvers kept in Slack (none listed here) or user groups: the count is not known here.
+        approvers = info.data.get("approvers")
+        if quorum == "all" or not approvers or not all(is_user(entry) for entry in approvers):
             return quorum
-        count = len(info.data["approvers"])
+        count = len(approvers)
         if quorum > count:
             raise ValueError(f"quorum {quorum} is more than the {count} approver{'' if count == 1 else 's'}")
         return quorum

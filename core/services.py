@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from typing import Collection, Literal, Sequence
+from typing import Collection, Literal, Mapping, Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core import outbox, state
+from core.approvers import Approvers, approvers_of, as_handle, check_entry
 from core.pull_requests import OPEN, mark_showing
 from core.catalog import (
     NotFound,
@@ -34,8 +35,18 @@ from core.facts import load_facts
 from core.gate import MilestoneFacts, Verdict, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
-from core.models import Defect, Milestone, PullRequest, Repository, Signoff, Snapshot
-from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, PolicyFile, PolicyLoad, load_policy
+from core.models import (
+    Approver,
+    Defect,
+    Milestone,
+    PullRequest,
+    Repository,
+    Signoff,
+    SignoffRequest,
+    Snapshot,
+    UserGroup,
+)
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, MilestonePolicy, PolicyFile, PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
 
 @dataclass
@@ -461,6 +472,17 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
 # Sign-off -------------------------------------------------------------------
 
 
+class SignoffRefused(Exception):
+    """A decision or edit the rules do not allow; the message says why to whoever tried."""
+
+
+class NotAnApprover(SignoffRefused):
+    def __init__(self, milestone: str, approvers: Approvers):
+        self.milestone = milestone
+        self.approvers = approvers
+        super().__init__(f"you are not an approver of {milestone}")
+
+
 async def record_decision(
     repository: str,
     milestone_name: str,
@@ -469,9 +491,11 @@ async def record_decision(
     *,
     comment: str = "",
     user_name: str | None = None,
-    requested_by: str | None = None,
 ) -> DecisionOutcome:
-    """Record an approval or rejection; the same decision twice is one record."""
+    """Record an approver's approval or rejection; the same decision twice is one record.
+
+    Raises NotAnApprover for anyone else, and SignoffRefused for an approval the policy
+    does not allow yet (criteria 1-3 not met) or at all (the requester's own)."""
     if decision not in (Decision.APPROVE, Decision.REJECT):
         raise ValueError("a decision is approve or reject")
     if decision is Decision.REJECT and not comment.strip():
@@ -480,12 +504,20 @@ async def record_decision(
         async with in_transaction() as client:
             milestone = await _milestone(client, repository, milestone_name)
             await lock_milestones(client, [milestone.id])
+            policy = milestone_policy(milestone)
+            facts = await load_facts(client, milestone)
+            if user_id not in facts.approvers:
+                raise NotAnApprover(milestone.name, await approvers_of(client, milestone.id, policy))
             standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
             if standing is not None and standing.decision is decision:
                 return DecisionOutcome(False, standing)
+            verdict = evaluate(facts, utcnow())
+            request = await SignoffRequest.get_or_none(live_for=milestone.id, using_db=client)
+            requested_by = request.requested_by if request else None
+            if decision is Decision.APPROVE:
+                _check_approval_allowed(milestone.name, policy, verdict, user_id, requested_by)
             if standing is not None:
                 await _end(client, standing, Decision.WITHDRAW, user_id, "changed their decision")
-            verdict = evaluate(await load_facts(client, milestone), utcnow())
             entry = await Signoff.create(
                 using_db=client,
                 milestone=milestone,
@@ -507,6 +539,16 @@ async def record_decision(
             return DecisionOutcome(False, standing)
 
 
+def _check_approval_allowed(
+    name: str, policy: MilestonePolicy, verdict: Verdict, user_id: str, requested_by: str | None
+) -> None:
+    if not verdict.gate_green and not policy.signoff.allow_early_signoff:
+        blocking = "; ".join(criterion.summary for criterion in verdict.criteria[:3] if not criterion.met)
+        raise SignoffRefused(f"{name} cannot be approved until its tests, defects and coverage are met ({blocking})")
+    if policy.signoff.prevent_self_approval and requested_by == user_id:
+        raise SignoffRefused(f"you requested this sign-off, and {name}'s policy does not let the requester approve it")
+
+
 async def withdraw_decision(repository: str, milestone_name: str, user_id: str) -> DecisionOutcome | None:
     """End the person's standing decision; None when they have none."""
     async with in_transaction() as client:
@@ -518,6 +560,130 @@ async def withdraw_decision(repository: str, milestone_name: str, user_id: str) 
         entry = await _end(client, standing, Decision.WITHDRAW, user_id, "withdrawn")
         change = await _after_change(client, milestone)
         return DecisionOutcome(True, entry, change)
+
+
+async def milestone_approvers(repository: str, milestone_name: str) -> tuple[Milestone, Approvers]:
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        return milestone, await approvers_of(client, milestone.id, milestone_policy(milestone))
+
+
+async def edit_approvers(
+    repository: str,
+    milestone_name: str,
+    *,
+    by: str,
+    by_admin: bool,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> Approvers:
+    """Add or remove approvers kept in Slack; allowed to the milestone's approvers and workspace admins.
+
+    A policy file that lists approvers is where they are kept: then this refuses."""
+    add = [check_entry(entry) for entry in add]
+    remove = [check_entry(entry) for entry in remove]
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        await lock_milestones(client, [milestone.id])
+        policy = milestone_policy(milestone)
+        current = await approvers_of(client, milestone.id, policy)
+        if current.source == "policy":
+            raise SignoffRefused(
+                f"{milestone.name}'s approvers are set in {repository}'s .github/milestones.yml; change them there"
+            )
+        if not by_admin and by not in current:
+            raise SignoffRefused(f"only {milestone.name}'s approvers and workspace admins can change its approvers")
+        now = utcnow()
+        for member in remove:
+            await Approver.filter(milestone=milestone, active_member=member).using_db(client).update(
+                active_member=None, removed_by=by, removed_at=now
+            )
+        for member in add:
+            if not await Approver.exists(milestone=milestone, active_member=member, using_db=client):
+                await Approver.create(using_db=client, milestone=milestone, member=member, added_by=by, active_member=member)
+        await _after_change(client, milestone)
+        return await approvers_of(client, milestone.id, policy)
+
+
+async def store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str]]]) -> list[MilestoneChange]:
+    """Members of user groups as just read from Slack (handle -> (group id or None when there is
+    no such group, member ids)); the gates of open milestones whose approvers changed are evaluated again."""
+    now = utcnow()
+    changed = set()
+    async with in_transaction() as client:
+        for handle, (group_id, members) in groups.items():
+            handle = as_handle(handle)
+            row = await UserGroup.get_or_none(handle=handle, using_db=client)
+            if row is None:
+                await UserGroup.create(using_db=client, handle=handle, group_id=group_id, members=list(members), refreshed_at=now)
+                changed.add(handle)
+            else:
+                if (row.group_id, row.members) != (group_id, list(members)):
+                    changed.add(handle)
+                row.group_id, row.members, row.refreshed_at = group_id, list(members), now
+                await row.save(using_db=client)
+        if not changed:
+            return []
+        affected = []
+        for milestone in await Milestone.filter(state=MilestoneState.OPEN).using_db(client):
+            entries = await approvers_of(client, milestone.id, milestone_policy(milestone))
+            if changed & set(entries.groups):
+                affected.append(milestone)
+        await lock_milestones(client, [milestone.id for milestone in affected])
+        return [await _after_change(client, milestone) for milestone in affected]
+
+
+@dataclass(frozen=True)
+class RequestAt:
+    """The sign-off request a message shows, and the one that replaced it, if any."""
+
+    request: SignoffRequest
+    repository: str
+    milestone: str
+    live: bool
+    replacement: SignoffRequest | None
+
+
+async def open_signoff_request(
+    repository: str, milestone_name: str, *, team_id: str, channel_id: str, message_ts: str, requested_by: str, shown_digest: str
+) -> SignoffRequest:
+    """The request just posted becomes the milestone's live one; the one it replaces is due an update."""
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        await lock_milestones(client, [milestone.id])
+        old = await SignoffRequest.get_or_none(live_for=milestone.id, using_db=client)
+        if old is not None:
+            old.live_for = None
+            await old.save(using_db=client, update_fields=["live_for"])
+        request = await SignoffRequest.create(
+            using_db=client,
+            milestone=milestone,
+            team_id=team_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            requested_by=requested_by,
+            live_for=milestone.id,
+            shown_digest=shown_digest,
+        )
+        if old is not None:
+            old.replaced_by = request
+            await old.save(using_db=client, update_fields=["replaced_by_id"])
+            await outbox.mark(client, outbox.SIGNOFF_REQUEST, [old.id])
+    return request
+
+
+async def signoff_request_at(channel_id: str, message_ts: str) -> RequestAt | None:
+    request = await SignoffRequest.get_or_none(channel_id=channel_id, message_ts=message_ts).prefetch_related(
+        "milestone__repository", "replaced_by"
+    )
+    if request is None:
+        return None
+    milestone = request.milestone
+    return RequestAt(request, milestone.repository.full_name, milestone.name, request.live_for is not None, request.replaced_by)
+
+
+async def request_shown(request_id: int, digest: str) -> None:
+    await SignoffRequest.filter(id=request_id).update(shown_digest=digest)
 
 
 async def _end(client: BaseDBAsyncClient, standing: Signoff, how: Decision, user_id: str, note: str) -> Signoff:
@@ -671,24 +837,31 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     # recorded last, whatever its time (a backfill records the past in order).
     taken_at = min(at or now, now)
     last = await Snapshot.filter(milestone=milestone).order_by("-id").using_db(client).first()
-    verdict = evaluate(await load_facts(client, milestone), now)
+    facts = await load_facts(client, milestone)
+    verdict = evaluate(facts, now)
     dismissed: list[Signoff] = []
     was_green = bool(last and last.metrics.get("gate_green"))
     if was_green and not verdict.gate_green:
         dismissed = await _dismiss_stale_approvals(client, milestone, verdict)
         if dismissed:
-            verdict = evaluate(await load_facts(client, milestone), now)
+            facts = await load_facts(client, milestone)
+            verdict = evaluate(facts, now)
     completed = reopened = False
     if verdict.status is GateStatus.COMPLETE and milestone.completed_at is None:
         milestone.completed_at = now
+        milestone.completed_with = [
+            {"user": decision.user_id, "at": decision.at.isoformat()}
+            for decision in facts.decisions
+            if decision.decision is Decision.APPROVE and decision.user_id in facts.approvers
+        ]
         completed = True
     elif verdict.status is not GateStatus.COMPLETE and milestone.completed_at is not None:
         milestone.completed_at = None
         reopened = True
     if completed or reopened:
-        await milestone.save(using_db=client, update_fields=["completed_at", "updated_at"])
+        await milestone.save(using_db=client, update_fields=["completed_at", "completed_with", "updated_at"])
     metrics = snapshot_metrics(verdict)
-    await mark_showing(client, milestone)
+    await _mark_owed(client, milestone, dismissed, completed or reopened)
     if last is None or last.metrics != metrics:
         await Snapshot.create(using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics)
     return MilestoneChange(
@@ -699,6 +872,19 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
         completed=completed,
         reopened=reopened,
     )
+
+
+async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed: list[Signoff], completion: bool) -> None:
+    """What the outside world is owed by a change: the pull requests' checks, the live sign-off
+    request's message, the dismissed approvers' messages, the completion's announcement."""
+    await mark_showing(client, milestone)
+    live = await SignoffRequest.filter(live_for=milestone.id).using_db(client).values_list("id", flat=True)
+    await outbox.mark(client, outbox.SIGNOFF_REQUEST, live)
+    await outbox.mark(client, outbox.SIGNOFF_DISMISSAL, [entry.id for entry in dismissed])
+    if completion:
+        await outbox.mark(client, outbox.MILESTONE_COMPLETION, [milestone.id])
+        if milestone.github_number is not None and milestone_policy(milestone).close_on_complete:
+            await outbox.mark(client, outbox.GITHUB_MILESTONE_STATE, [milestone.id])
 
 
 async def _dismiss_stale_approvals(client: BaseDBAsyncClient, milestone: Milestone, verdict: Verdict) -> list[Signoff]:

@@ -24,6 +24,9 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "signoff_request",
+    "approver",
+    "user_group",
     "channel_link",
     "outbox",
     "gate_check",

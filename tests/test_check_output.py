@@ -123,7 +123,8 @@ def test_a_rejection_and_untested_areas_are_listed() -> None:
 
 
 def test_a_pipe_in_a_table_cell_is_escaped_once() -> None:
-    rejected = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["a|b"]}), decisions=[decision("a|b", Decision.REJECT)])
+    # Approvers as facts (resolved people): the policy could not name one with a pipe.
+    rejected = verdict(tests=GREEN, policy=policy(), approvers=["a|b"], decisions=[decision("a|b", Decision.REJECT)])
     [row] = [line for line in gate_check(rejected).summary.splitlines() if "Sign-off obtained" in line]
     assert row == "| ❌ | Sign-off obtained | rejected by a\\|b | 1 of 1 approvers |"
 

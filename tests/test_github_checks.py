@@ -158,7 +158,7 @@ async def test_a_pull_request_lifecycle_shows_the_gate_at_each_step(hooks, fake)
     assert "- `com.acme.Checkout.test_1` failed since [this run](https://github.com/Codertocat/Hello-World/actions/runs/101)" in blocked["text"]
     assert f"- [#7](https://github.com/{REPO}/issues/7) Checkout fails 7 · critical, open" in blocked["text"].splitlines()
     assert len(the_repo(fake).check_runs_for(HEAD)) == 1, "edited in place, never piled up"
-    assert await Outbox.all().count() == 0
+    assert await Outbox.filter(topic=outbox.PULL_REQUEST_CHECKS).count() == 0
 
 
 async def test_a_redelivered_event_or_an_unchanged_verdict_writes_nothing(hooks, fake):

@@ -343,12 +343,28 @@ def test_plan_selectors_must_name_an_included_plan() -> None:
     [
         ("{approvers: [U1, U2], quorum: 3}", "quorum 3 is more than the 2 approvers"),
         ("{approvers: [U1], quorum: 2}", "quorum 2 is more than the 1 approver"),
-        ("{quorum: 1}", "quorum 1 is more than the 0 approvers"),
+        ("{approvers: [U1, '@qa', 'Alice Smith'], quorum: 2}", "'Alice Smith' is neither"),
     ],
 )
 def test_quorum_cannot_exceed_the_approvers(signoff: str, message: str) -> None:
     text = f"milestones:\n  v1:\n    signoff:\n      {signoff}\n"
-    assert errors_of(text) == [(4, "milestones.v1.signoff.quorum", message)]
+    [(line, where, error)] = errors_of(text)
+    assert line == 4 and where.startswith("milestones.v1.signoff.") and message in error
+
+
+@pytest.mark.parametrize(
+    "signoff",
+    # Approvers kept in Slack, or user groups: how many people approve is known only there.
+    ["{quorum: 1}", "{approvers: ['@qa-leads', U1], quorum: 3}"],
+)
+def test_a_quorum_over_groups_or_slack_approvers_is_checked_when_counted(signoff: str) -> None:
+    load = load_policy(f"milestones:\n  v1:\n    signoff:\n      {signoff}\n")
+    assert load.ok, load.errors
+
+
+def test_approver_entries_are_user_ids_or_group_handles() -> None:
+    load = load_policy("milestones:\n  v1:\n    signoff: {approvers: [U012AB3CD, '@QA-Leads', release.managers, U012AB3CD]}\n")
+    assert load.policy.milestones["v1"].signoff.approvers == ["U012AB3CD", "@qa-leads", "@release.managers"]
 
 
 @pytest.mark.parametrize(

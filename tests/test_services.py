@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core import services, state
+from core import outbox, services, state
 from core.catalog import find_repository
 from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
-from core.models import Defect, Launch, MilestoneTest, Signoff, Snapshot, TestCase, TestResult
+from core.models import Approver, Defect, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestCase, TestResult
 from tests.conftest import JUNIT
 
 REPO = "acme/shop"
@@ -422,13 +422,124 @@ async def test_a_new_failure_dismisses_approvals_and_reopens_completion(db: str)
     assert fixed.changes[0].verdict.status is GateStatus.READY_FOR_SIGNOFF
 
 
-async def test_early_approvals_are_not_dismissed(db: str) -> None:
+async def test_approval_waits_for_criteria_1_to_3_unless_early_signoff_is_allowed(db: str) -> None:
     await setup_policy()
     await launch("r1", ("com.acme.checkout.Pay", "t1", "failed"))
+    with pytest.raises(services.SignoffRefused, match=r"v2.0 cannot be approved until .*1 of 1 required tests failing"):
+        await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert await Signoff.all().count() == 0
+    # A rejection needs no green gate.
+    rejected = await services.record_decision(REPO, "v2.0", "U2", Decision.REJECT, comment="not this week")
+    assert rejected.recorded
+    await services.apply_policy_file(REPO, POLICY.replace("quorum: 2}", "quorum: 2, allow_early_signoff: true}"))
     early = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
-    assert early.entry.given_while_green is False
+    assert early.recorded and early.entry.given_while_green is False
+    # Early approvals were not given on a green gate: nothing to dismiss when it stays red.
     outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "error"), at=T0 + timedelta(hours=1))
     assert outcome.changes[0].dismissed == []
+
+
+async def test_only_approvers_decide(db: str) -> None:
+    await green_milestone()
+    with pytest.raises(services.NotAnApprover) as refused:
+        await services.record_decision(REPO, "v2.0", "U9", Decision.APPROVE)
+    assert refused.value.approvers.users == ("U1", "U2") and refused.value.approvers.source == "policy"
+    with pytest.raises(services.NotAnApprover):
+        await services.record_decision(REPO, "v2.0", "U9", Decision.REJECT, comment="I object")
+    assert await Signoff.all().count() == 0
+
+
+async def test_the_requester_cannot_approve_with_prevent_self_approval(db: str) -> None:
+    await green_milestone()
+    await services.apply_policy_file(
+        REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("quorum: 2}", "quorum: 1, prevent_self_approval: true}")
+    )
+    await services.open_signoff_request(
+        REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1", shown_digest=""
+    )
+    with pytest.raises(services.SignoffRefused, match="you requested this sign-off"):
+        await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    approved = await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    assert approved.entry.requested_by == "U1" and approved.change.completed
+
+
+async def test_completion_keeps_the_approvals_that_completed_it(db: str) -> None:
+    await green_milestone()
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    done = await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    milestone = await Milestone.get(name="v2.0")
+    assert [entry["user"] for entry in milestone.completed_with] == ["U1", "U2"]
+    assert milestone.completed_at == done.change.milestone.completed_at
+    assert [item.subject for item in await outbox.pending(outbox.MILESTONE_COMPLETION)] == [milestone.id]
+
+
+async def test_user_group_approvers_count_once_their_members_are_known(db: str) -> None:
+    await green_milestone()
+    await services.apply_policy_file(
+        REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("[U1, U2], quorum: 2", "['@qa-leads'], quorum: 1")
+    )
+    # Members unknown: nobody can approve yet, and the gate does not pass on an empty list.
+    criterion = (await verdict()).criteria[3]
+    assert not criterion.met and "@qa-leads not known yet" in criterion.summary
+    with pytest.raises(services.NotAnApprover):
+        await services.record_decision(REPO, "v2.0", "U7", Decision.APPROVE)
+    changes = await services.store_user_groups({"@qa-leads": ("S1", ["U7", "U8"])})
+    assert [change.milestone.name for change in changes] == ["v2.0"]
+    assert (await services.store_user_groups({"qa-leads": ("S1", ["U7", "U8"])})) == []  # unchanged
+    done = await services.record_decision(REPO, "v2.0", "U7", Decision.APPROVE)
+    assert done.change.completed
+    # A member who leaves the group no longer counts: the milestone reopens.
+    [change] = await services.store_user_groups({"@qa-leads": ("S1", ["U8"])})
+    assert change.reopened and change.verdict.criteria[3].summary == "0 of 1 approvals"
+
+
+async def test_approvers_kept_in_slack_are_edited_by_approvers_and_admins(db: str) -> None:
+    await green_milestone()
+    await services.apply_policy_file(REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("signoff: {approvers: [U1, U2], quorum: 2}", ""))
+    with pytest.raises(services.SignoffRefused, match="only v2.0's approvers and workspace admins"):
+        await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["U5"])
+    approvers = await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U5", "@qa"])
+    assert approvers.entries == ("U5", "@qa") and approvers.source == "slack" and approvers.unresolved == ("@qa",)
+    approvers = await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["U6", "U5"], remove=["@qa"])
+    assert approvers.entries == ("U5", "U6")
+    assert (await verdict()).criteria[3].summary == "0 of 2 approvals"
+    with pytest.raises(ValueError, match="neither a Slack user id"):
+        await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["not a user"])
+    # Nothing is deleted: the removal is on record.
+    removed = await Approver.get(member="@qa")
+    assert (removed.removed_by, removed.active_member) == ("U5", None)
+    # A policy file that lists approvers wins, and says where they are kept.
+    await services.apply_policy_file(REPO, POLICY.replace(', "com.acme.Missing.test"', ""))
+    with pytest.raises(services.SignoffRefused, match="set in acme/shop's .github/milestones.yml"):
+        await services.edit_approvers(REPO, "v2.0", by="U1", by_admin=True, add=["U5"])
+    assert (await services.milestone_approvers(REPO, "v2.0"))[1].entries == ("U1", "U2")
+
+
+async def test_a_new_request_replaces_the_live_one(db: str) -> None:
+    await green_milestone()
+    first = await services.open_signoff_request(
+        REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1", shown_digest="a"
+    )
+    second = await services.open_signoff_request(
+        REPO, "v2.0", team_id="T1", channel_id="C2", message_ts="2.2", requested_by="U2", shown_digest="b"
+    )
+    old = await services.signoff_request_at("C1", "1.1")
+    assert not old.live and old.replacement.id == second.id and (old.repository, old.milestone) == (REPO, "v2.0")
+    assert (await services.signoff_request_at("C2", "2.2")).live
+    assert await services.signoff_request_at("C1", "9.9") is None
+    assert [item.subject for item in await outbox.pending(outbox.SIGNOFF_REQUEST)] == [first.id]
+    # A decision makes the live request's message due again.
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert {item.subject for item in await outbox.pending(outbox.SIGNOFF_REQUEST)} == {first.id, second.id}
+
+
+async def test_dismissals_are_owed_a_message(db: str) -> None:
+    await green_milestone()
+    approved = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    [dismissal] = outcome.changes[0].dismissed
+    assert dismissal.ends_id == approved.entry.id
+    assert [item.subject for item in await outbox.pending(outbox.SIGNOFF_DISMISSAL)] == [dismissal.id]
 
 
 # Snapshots and listing -------------------------------------------------------------

@@ -274,7 +274,8 @@ def test_sparkline_progress_bar_and_packing() -> None:
 def test_names_from_github_and_policy_files_never_become_markup() -> None:
     facts = MilestoneFacts(
         name="<!here> v3",
-        policy=MilestonePolicy.model_validate({"signoff": {"approvers": ["U0GOOD", "U1> <!channel"]}}),
+        # The policy file refuses such an approver; a fact can still carry one (a group's member list).
+        policy=MilestonePolicy.model_validate({"signoff": {"approvers": ["U0GOOD"]}}),
         approvers=["U0GOOD", "U1> <!channel"],
     )
     message = status_card(reading(facts), command=COMMAND, links=Links(None), now=NOW)

@@ -33,7 +33,7 @@ milestones:
     max_open_defects: {critical: 0, high: 0}
     require_verified: true
     coverage: 1.0
-    signoff: {approvers: [U012AB3CD, U045EF6GH], quorum: 2}
+    signoff: {approvers: [U012AB3CD, U045EF6GH], quorum: 2, allow_early_signoff: true}
   "Sprint 24":
     plans: [smoke]
     branches: [main]
