@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bot.command_line import Query, UsageError, parse
+from bot.command_line import Asker, Query, UsageError, parse
+from bot.signoffs import Signoffs
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.home import home_view
@@ -22,18 +23,10 @@ PageUrl = Callable[[str, str], "str | None"]
 
 
 @dataclass(frozen=True)
-class Asker:
-    """Who asked and where, as Slack's verified request says."""
-
-    team_id: str
-    channel_id: str
-    user_id: str
-
-
-@dataclass(frozen=True)
 class Answers:
     command: str
     page_url: PageUrl
+    signoffs: Signoffs
 
     async def command_text(self, text: str, asker: Asker) -> Message:
         known = await channels.repository_names()
@@ -63,8 +56,16 @@ class Answers:
         query = Query(name, None, invocation.milestone, invocation.option)
         if resolution.found:
             found = resolution.found
+            if name == "signoff":
+                return await self.signoffs.request(asker, found.repository, found.name)
+            if name == "approvers" and invocation.edit:
+                return await self.signoffs.edit_approvers(asker, found.repository, found.name, invocation.edit, invocation.members)
             return await self.run(Query(name, found.repository, found.name, invocation.option))
         if resolution.ambiguous:
+            if name == "signoff" or invocation.edit:
+                # Buttons only run reads again: a write names its repository.
+                after = f" {invocation.edit} …" if invocation.edit else ""
+                return replies.name_the_repository(resolution, self.command, name, after)
             return replies.choose_repository(resolution, query, self.command)
         return replies.not_found(resolution, scope)
 
@@ -85,6 +86,10 @@ class Answers:
             return milestone_defects(reading, query.option, command=self.command, links=links)
         if query.subcommand == "tests":
             return milestone_tests(reading, query.option, command=self.command, links=links)
+        if query.subcommand == "signoffs":
+            return await self.signoffs.trail(reading.repository, reading.name)
+        if query.subcommand == "approvers":
+            return await self.signoffs.approvers(reading.repository, reading.name)
         history = await milestone_history(reading.milestone_id, now.date())
         return milestone_trend(reading, history, command=self.command, links=links)
 

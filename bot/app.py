@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.answers import Answers, PageUrl
 from bot.listeners import RECEIVED_AT, register
+from bot.signoffs import Signoffs
 from bot.slack_api import retry_handlers
 from core.settings import Settings
 
@@ -26,6 +27,7 @@ class SlackApp:
     bolt: AsyncApp
     http: AsyncSlackRequestHandler | None
     socket_mode: AsyncSocketModeHandler | None
+    signoffs: Signoffs
     _connecting: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -58,11 +60,12 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
     # the token on every start); each request's client copies these two.
     bolt.client.base_url = settings.slack_api_url
     bolt.client.retry_handlers = retry_handlers()
-    register(bolt, Answers(settings.slack_command, page_url))
+    signoffs = Signoffs(bolt.client, settings.slack_command)
+    register(bolt, Answers(settings.slack_command, page_url, signoffs), signoffs)
     socket_mode = None
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode)
+    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode, signoffs)
 
 
 def slack_endpoint(slack: SlackApp | None):

@@ -45,6 +45,14 @@ SUBCOMMANDS = {
             options=TEST_KINDS,
         ),
         Subcommand("trend", "<milestone>", "trend v2.0", "pass rate and blocking defects over 30 days, regressions"),
+        Subcommand("signoff", "<milestone>", "signoff v2.0", "ask the approvers for sign-off here, with Approve and Reject buttons"),
+        Subcommand("signoffs", "<milestone>", "signoffs v2.0", "every sign-off decision, withdrawal and dismissal"),
+        Subcommand(
+            "approvers",
+            "<milestone> [add|remove @person|@group …]",
+            "approvers v2.0 add @dana",
+            "who signs off, and changing who (approvers and workspace admins)",
+        ),
         Subcommand("link", "<owner/repo>", "link acme/shop", "make a repository this channel's default", needs_milestone=False),
         Subcommand("unlink", "", "unlink", "forget this channel's default repository", needs_milestone=False),
         Subcommand("help", "", "help", "this list", needs_milestone=False),
@@ -53,7 +61,10 @@ SUBCOMMANDS = {
 
 
 # What a button may run again: the answers that are read-only.
-RERUNNABLE = ("list", "status", "defects", "tests", "trend")
+RERUNNABLE = ("list", "status", "defects", "tests", "trend", "signoffs", "approvers")
+EDITS = ("add", "remove")
+# How Slack escapes a mentioned person or user group in a command's text.
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^<!subteam\^[A-Z0-9]+\|@?([^>]+)>$")
 
 
 class UsageError(ValueError):
@@ -65,11 +76,23 @@ class UsageError(ValueError):
 
 
 @dataclass(frozen=True)
+class Asker:
+    """Who asked and where, as Slack's verified request says."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class Invocation:
     subcommand: Subcommand
     milestone: str | None = None
     repository: str | None = None
     option: str | None = None
+    # approvers: "add" or "remove", and whom (user ids and @handles).
+    edit: str | None = None
+    members: tuple[str, ...] = ()
 
 
 def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
@@ -89,6 +112,9 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     repositories = {name.lower(): name for name in known_repositories}
     if subcommand.name in ("list", "link"):
         return _with_repository(subcommand, rest, repositories)
+    edit, members = None, ()
+    if subcommand.name == "approvers":
+        rest, edit, members = _approver_edit(subcommand, rest)
     # A repository and an option may follow the name, in either order.
     repository = option = None
     while len(rest) > 1:
@@ -100,7 +126,27 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         else:
             break
         rest.pop()
-    return Invocation(subcommand, " ".join(rest) or None, repository, option)
+    return Invocation(subcommand, " ".join(rest) or None, repository, option, edit, members)
+
+
+def _approver_edit(subcommand: Subcommand, words: list[str]) -> tuple[list[str], str | None, tuple[str, ...]]:
+    """`v2.0 add @dana @qa-leads`: the words before the edit, the edit, and whom."""
+    for index, word in enumerate(words):
+        if word.lower() in EDITS and index > 0:
+            members = [_member(subcommand, mention) for mention in words[index + 1 :]]
+            if not members:
+                raise UsageError(f"whom to {word.lower()}? Mention them: `{word.lower()} @person`", subcommand)
+            return words[:index], word.lower(), tuple(dict.fromkeys(members))
+    return words, None, ()
+
+
+def _member(subcommand: Subcommand, word: str) -> str:
+    found = _MENTION.match(word)
+    if found:
+        return found.group(1) or "@" + found.group(2).lower()
+    if word.startswith("@") and len(word) > 1:
+        return word.lower()
+    raise UsageError(f"“{word}” is not a person or user group; mention them with @", subcommand)
 
 
 def _with_repository(subcommand: Subcommand, rest: list[str], repositories: dict[str, str]) -> Invocation:

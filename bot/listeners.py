@@ -6,19 +6,23 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import Answers, Asker
+from bot.answers import Answers
+from bot.command_line import Asker
 from bot.command_line import Query, UsageError
+from bot.signoffs import Click, Signoffs
 from bot.slack_api import respond
 from bot.views import replies
-from bot.views.blocks import SHARE_ACTION, Message, context, mention
+from bot.views.blocks import SHARE_ACTION, Message, clip, context, mention
+from bot.views.signoff import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_CALLBACK, WITHDRAW_ACTION, reason_error
 from core.catalog import NotFound
+from core.enums import Decision
 
 log = logging.getLogger("milestones.slack")
 
@@ -33,7 +37,10 @@ SHARE_WINDOW_SECONDS = 60.0
 CHANNEL_UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
-def register(app: AsyncApp, answers: Answers) -> None:
+Reply = TypeVar("Reply", Message, "Message | None")
+
+
+def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
     app.use(same_workspace)
 
     @app.command(answers.command)
@@ -88,6 +95,34 @@ def register(app: AsyncApp, answers: Answers) -> None:
         # A link button: Slack opens the page itself and still tells the app.
         await ack()
 
+    @app.action(APPROVE_ACTION)
+    @app.action(WITHDRAW_ACTION)
+    async def on_decision(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        decision = Decision.APPROVE if action["action_id"] == APPROVE_ACTION else Decision.WITHDRAW
+        reply = await _guarded(lambda: signoffs.decide(Click.on_message(body, action.get("value", "")), decision))
+        await _tell_privately(body, reply)
+
+    @app.action(REJECT_ACTION)
+    async def on_reject(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = Click.on_message(body, action.get("value", ""))
+        reply = await _guarded(lambda: signoffs.ask_reason(click, body["trigger_id"]))
+        await _tell_privately(body, reply)
+
+    @app.view(REJECT_CALLBACK)
+    async def on_reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        entered = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_INPUT, {}).get("value") or ""
+        if not entered.strip():
+            await ack(**reason_error("Please say why: the reason is shown with the rejection."))
+            return
+        reply = await _guarded(lambda: signoffs.decide(Click.in_modal(body), Decision.REJECT, entered))
+        if reply is None:
+            await ack()
+        else:
+            # The modal stays open with the refusal under the reason.
+            await ack(**reason_error(clip(reply.text, 150)))
+
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         if event.get("tab") != "home":
@@ -109,7 +144,12 @@ async def answer_in_time(ack: AsyncAck, response_url: str, work: Callable[[], Aw
     await respond(response_url, {**message.payload(), "replace_original": True})
 
 
-async def _guarded(work: Callable[[], Awaitable[Message]]) -> Message:
+async def _tell_privately(body: dict[str, Any], reply: Message | None) -> None:
+    if reply is not None:
+        await respond(body["response_url"], {**reply.payload(), "response_type": "ephemeral", "replace_original": False})
+
+
+async def _guarded(work: Callable[[], Awaitable[Reply]]) -> Reply | Message:
     """Whatever goes wrong, the person gets an answer rather than Slack's timeout."""
     try:
         return await work()

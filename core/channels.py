@@ -39,3 +39,8 @@ async def linked_repositories(team_id: str) -> list[str]:
 
 async def repository_names() -> list[str]:
     return sorted(await Repository.all().values_list("full_name", flat=True))
+
+
+async def channels_of(repository: str) -> list[str]:
+    """The channels linked to a repository: where its milestones' news goes."""
+    return sorted(await ChannelLink.filter(repository__full_name=repository).values_list("channel_id", flat=True))

@@ -243,22 +243,39 @@ async def cmd_policy_check(args: argparse.Namespace) -> int:
 @with_database
 async def cmd_status(args: argparse.Namespace) -> int:
     verdict = await services.get_verdict(args.repo, args.name)
+    milestone = await services.find_milestone(args.repo, args.name)
+    trail = await services.signoff_trail(milestone.repository.full_name, milestone.name)
     if args.json:
-        trail = await services.signoff_trail(args.repo, args.name)
-        _print_json({**verdict_json(verdict), "signoffs": [_trail_entry(entry) for entry in trail]})
-    else:
-        print(render_verdict(verdict))
+        completion = {"completed_at": milestone.completed_at, "completed_with": milestone.completed_with}
+        _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
+        return 0
+    print(render_verdict(verdict))
+    if trail:
+        print("\nSign-off trail:")
+        for entry in trail:
+            print("  " + _trail_line(entry))
+    if milestone.completed_at is not None:
+        approvers = ", ".join(item["user"] for item in milestone.completed_with) or "no approvals needed"
+        print(f"\nComplete since {milestone.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
     return 0
 
 
 def _trail_entry(entry: Any) -> dict[str, Any]:
     return {
+        "id": entry.id,
         "user": entry.user_id,
         "decision": entry.decision,
         "comment": entry.comment,
         "at": entry.created_at,
         "valid": entry.valid,
+        "ends": entry.ends_id,
     }
+
+
+def _trail_line(entry: Any) -> str:
+    standing = " (standing)" if entry.valid else ""
+    comment = f": {entry.comment}" if entry.comment else ""
+    return f"{entry.created_at:%Y-%m-%d %H:%M} UTC  {entry.user_id} {entry.decision.value}{comment}{standing}"
 
 
 @with_database

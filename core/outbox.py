@@ -10,9 +10,12 @@ SQLite's write lock elsewhere, so two processes never do the same work at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable, Mapping
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -21,6 +24,9 @@ from tortoise.transactions import in_transaction
 from core.db import dialect, execute_many
 from core.models import Outbox
 from core.clock import utcnow
+from core.leases import renewed
+
+log = logging.getLogger("milestones.outbox")
 
 # A pull request whose gate checks show a verdict that may be out of date.
 PULL_REQUEST_CHECKS = "pull_request_checks"
@@ -136,3 +142,90 @@ async def retry_later(item: Outbox, error: str, at: datetime, *, count: bool = T
 
 async def pending(topic: str) -> list[Outbox]:
     return await Outbox.filter(topic=topic).order_by("id")
+
+
+Handler = Callable[[int], Awaitable["str | None"]]
+
+
+class Runner:
+    """Does the owed work of its topics: each settled item goes to its topic's handler,
+    which returns a note for the log; a handler that raises is retried later, backing
+    off, and given up (logged) after `max_attempts`.
+
+    Several processes may each run one: the claims keep them from doing an item twice at once.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        settling: Settling,
+        lease: timedelta = timedelta(minutes=2),
+        poll_seconds: float = 30.0,
+        max_attempts: int = 6,
+        first_retry: timedelta = timedelta(seconds=15),
+    ):
+        self.handlers = dict(handlers)
+        self.settling = settling
+        self.lease = lease
+        self.poll_seconds = poll_seconds
+        self.max_attempts = max_attempts
+        self.first_retry = first_retry
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was marked: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            wait = self.poll_seconds
+            try:
+                await self.drain()
+                due = [await next_due(topic, self.settling) for topic in self.handlers]
+                soonest = min((when for when in due if when is not None), default=None)
+                if soonest is not None:
+                    wait = min(wait, (soonest - utcnow()).total_seconds())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("owed work failed: %s", ", ".join(self.handlers))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
+            self._wake.clear()
+
+    async def drain(self, now: datetime | None = None) -> int:
+        """Do every item that is due; returns how many were taken."""
+        taken = 0
+        for topic, handler in self.handlers.items():
+            while items := await claim(topic, settling=self.settling, lease=self.lease, now=now):
+                held = list(items)
+
+                async def renew() -> bool:
+                    lost = await extend(held, self.lease)
+                    held[:] = [item for item in held if item not in lost]
+                    return bool(held)
+
+                async with renewed(self.lease, renew, f"{topic} work"):
+                    for item in items:
+                        await self._do(topic, handler, item)
+                taken += len(items)
+        return taken
+
+    async def _do(self, topic: str, handler: Handler, item: Outbox) -> None:
+        try:
+            note = await handler(item.subject)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"
+            if item.attempts + 1 >= self.max_attempts:
+                log.error("%s %s: given up after %d attempts: %s", topic, item.subject, self.max_attempts, detail)
+                await done(item)
+            else:
+                log.warning("%s %s: failed, will retry: %s", topic, item.subject, detail, exc_info=True)
+                await retry_later(item, detail, utcnow() + self.first_retry * 3**item.attempts)
+        else:
+            await done(item)
+            if note:
+                log.info("%s %s: %s", topic, item.subject, note)

@@ -645,9 +645,18 @@ class RequestAt:
 
 
 async def open_signoff_request(
-    repository: str, milestone_name: str, *, team_id: str, channel_id: str, message_ts: str, requested_by: str, shown_digest: str
-) -> SignoffRequest:
-    """The request just posted becomes the milestone's live one; the one it replaces is due an update."""
+    repository: str,
+    milestone_name: str,
+    *,
+    team_id: str,
+    channel_id: str,
+    message_ts: str,
+    requested_by: str,
+    requested_at: datetime | None = None,
+    shown_digest: str | None = None,
+) -> tuple[SignoffRequest, SignoffRequest | None]:
+    """The request just posted becomes the milestone's live one; the one it replaces (returned
+    second) is due an update."""
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)
         await lock_milestones(client, [milestone.id])
@@ -664,22 +673,78 @@ async def open_signoff_request(
             requested_by=requested_by,
             live_for=milestone.id,
             shown_digest=shown_digest,
+            created_at=requested_at or utcnow(),
         )
         if old is not None:
             old.replaced_by = request
             await old.save(using_db=client, update_fields=["replaced_by_id"])
             await outbox.mark(client, outbox.SIGNOFF_REQUEST, [old.id])
-    return request
+    return request, old
 
 
 async def signoff_request_at(channel_id: str, message_ts: str) -> RequestAt | None:
-    request = await SignoffRequest.get_or_none(channel_id=channel_id, message_ts=message_ts).prefetch_related(
-        "milestone__repository", "replaced_by"
-    )
+    """The request a message shows: Slack's container of a click names the channel and ts."""
+    return await _request_where(channel_id=channel_id, message_ts=message_ts)
+
+
+async def signoff_request(request_id: int) -> RequestAt | None:
+    return await _request_where(id=request_id)
+
+
+async def _request_where(**where: object) -> RequestAt | None:
+    request = await SignoffRequest.get_or_none(**where).prefetch_related("milestone__repository", "replaced_by")
     if request is None:
         return None
     milestone = request.milestone
     return RequestAt(request, milestone.repository.full_name, milestone.name, request.live_for is not None, request.replaced_by)
+
+
+async def live_request(milestone_id: int) -> SignoffRequest | None:
+    return await SignoffRequest.get_or_none(live_for=milestone_id)
+
+
+async def signoff_entry(entry_id: int) -> tuple[Signoff, str, str] | None:
+    """A trail entry with its milestone's repository and name."""
+    entry = await Signoff.get_or_none(id=entry_id).prefetch_related("milestone__repository")
+    if entry is None:
+        return None
+    return entry, entry.milestone.repository.full_name, entry.milestone.name
+
+
+async def milestone_by_id(milestone_id: int) -> Milestone | None:
+    return await Milestone.get_or_none(id=milestone_id).prefetch_related("repository")
+
+
+async def completion_announced(milestone_id: int, complete: bool) -> None:
+    await Milestone.filter(id=milestone_id).update(announced_complete=complete)
+
+
+async def github_milestone_closed(milestone_id: int, closed: bool) -> None:
+    """Whether its GitHub milestone is closed because it completed (close_on_complete)."""
+    await Milestone.filter(id=milestone_id).update(closed_on_complete=closed)
+
+
+@dataclass(frozen=True)
+class SignoffState:
+    """Everything a sign-off message shows: the gate, who signs off, and the trail."""
+
+    reading: MilestoneReading
+    approvers: Approvers
+    trail: list[Signoff]
+    completed_at: datetime | None
+    completed_with: list[dict]
+
+
+async def signoff_state(repository: str, milestone_name: str, now: datetime | None = None) -> SignoffState:
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        facts = await load_facts(client, milestone)
+        approvers = await approvers_of(client, milestone.id, facts.policy)
+        trail = await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
+    reading = MilestoneReading(
+        repository, milestone.name, milestone.description, facts, evaluate(facts, now or utcnow()), milestone.id
+    )
+    return SignoffState(reading, approvers, trail, milestone.completed_at, milestone.completed_with)
 
 
 async def request_shown(request_id: int, digest: str) -> None:
@@ -716,6 +781,14 @@ async def get_verdict(repository: str | None, milestone_name: str, now: datetime
     return await milestone_verdict(milestone, now)
 
 
+async def find_milestone(repository: str | None, milestone_name: str) -> Milestone:
+    """The milestone with its repository; NotFound when it is not one, or is ambiguous."""
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        await milestone.fetch_related("repository", using_db=client)
+    return milestone
+
+
 async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -> Verdict:
     async with in_transaction() as client:
         return evaluate(await load_facts(client, milestone), now or utcnow())
@@ -747,7 +820,7 @@ async def list_milestones(repositories: Sequence[str] | None = None, *, include_
                 state=milestone.state,
                 pass_rate=metrics.get("pass_rate"),
                 open_blocking=metrics.get("open_blocking", 0),
-                approvers=milestone_policy(milestone).signoff.approvers,
+                approvers=list((await approvers_of(None, milestone.id, milestone_policy(milestone))).users),
             )
         )
     order = [GateStatus.BLOCKED, GateStatus.AT_RISK, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]

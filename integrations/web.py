@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.app import create_slack_app, slack_endpoint, slack_status_line
+from bot.app import SlackApp, create_slack_app, slack_endpoint, slack_status_line
 from core import outbox
 from core.db import close_database, connection, open_database
 from core.settings import Settings
@@ -21,6 +21,7 @@ from integrations.github.api import GitHubAccess
 from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
 from integrations.github.intake import receive_webhook
+from integrations.github.milestone_state import MilestoneCloser
 from integrations.github.worker import worker_for
 from integrations.pages import PageLinks, milestone_page
 
@@ -62,6 +63,20 @@ def page_key_secret(settings: Settings) -> str | None:
     return None
 
 
+# Sign-off messages and announcements go out a moment after the change that owes them, so
+# that a burst (a launch touching several criteria) is one update.
+NOTICE_QUIET = timedelta(seconds=1)
+NOTICE_LONGEST = timedelta(seconds=10)
+
+
+def owed_handlers(slack: SlackApp | None, github: GitHubAccess) -> dict[str, outbox.Handler]:
+    """Who does each kind of owed work here: Slack's when Slack is set up, GitHub's with GitHub access."""
+    handlers = dict(slack.signoffs.handlers()) if slack else {}
+    if github.mode is not None:
+        handlers[outbox.GITHUB_MILESTONE_STATE] = MilestoneCloser(github).sync
+    return handlers
+
+
 def create_app(
     settings: Settings,
     *,
@@ -83,6 +98,9 @@ def create_app(
         settling=outbox.Settling(quiet=timedelta(seconds=settings.checks_settle_seconds)),
     )
     slack = create_slack_app(settings, links.milestone_url)
+    notices = outbox.Runner(owed_handlers(slack, github), settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST))
+    if slack:
+        slack.signoffs.notices_due = notices.wake
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,13 +108,20 @@ def create_app(
             await open_database(settings.database_url)
         async with handler_context(settings, github) as context:
             worker = worker_for(context, settings)
-            worker.after_each = publisher.wake
+
+            def after_each() -> None:
+                publisher.wake()
+                notices.wake()
+
+            worker.after_each = after_each
             app.state.worker = worker
             count = settings.webhook_workers if workers is None else workers
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
             tasks = [asyncio.create_task(worker.run()) for _ in range(count)]
             if count and github.mode is not None:
                 tasks.append(asyncio.create_task(publisher.run()))
+            if count and notices.handlers:
+                tasks.append(asyncio.create_task(notices.run()))
             log.info(github_status_line(settings, github))
             log.info(slack_status_line(settings, slack))
             if slack:
@@ -124,6 +149,7 @@ def create_app(
     )
     app.state.webhook_secret = secret
     app.state.publisher = publisher
+    app.state.notices = notices
     app.state.page_links = links
     app.state.slack = slack
     return app

@@ -819,6 +819,7 @@ class FakeGitHub:
             ("GET", re.compile(_REPO + r"/installation"), self._repo_installation),
             ("GET", re.compile(_REPO + r"/milestones"), self._milestones),
             ("GET", re.compile(_REPO + r"/milestones/(?P<number>\d+)"), self._milestone),
+            ("PATCH", re.compile(_REPO + r"/milestones/(?P<number>\d+)"), self._update_milestone),
             ("GET", re.compile(_REPO + r"/issues"), self._issues),
             ("GET", re.compile(_REPO + r"/issues/(?P<number>\d+)"), self._issue),
             ("GET", re.compile(_REPO + r"/contents/(?P<path>.+)"), self._contents),
@@ -1167,6 +1168,29 @@ class FakeGitHub:
             return _json_response(200, self._milestone_body(found, found.milestone(int(number))))
         except KeyError:
             return _error(404)
+
+    def _update_milestone(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        body = self._json_body(request)
+        if isinstance(body, _Response):
+            return body
+        problems = _not_one_of(body, "state", ("open", "closed")) if "state" in body else []
+        if problems:
+            return _invalid_request(problems)
+        try:
+            milestone = found.milestone(int(number))
+        except KeyError:
+            return _error(404)
+        for key in ("title", "description", "due_on"):
+            if key in body:
+                milestone[key] = body[key]
+        if "state" in body and body["state"] != milestone["state"]:
+            milestone["state"] = body["state"]
+            milestone["closed_at"] = iso(datetime.now(timezone.utc)) if body["state"] == "closed" else None
+        milestone["updated_at"] = iso(datetime.now(timezone.utc))
+        return _json_response(200, self._milestone_body(found, milestone))
 
     def _issue_json(self, repo: FakeRepo, issue: Json) -> Json:
         return {**issue, "milestone": self._milestone_json(repo, issue.get("milestone"))}

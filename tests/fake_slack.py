@@ -250,7 +250,9 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroup_users,
+            "chat.getPermalink": self._permalink,
             "users.info": self._users_info,
         }
 
@@ -303,7 +305,16 @@ class FakeSlack:
 
     def add_usergroup(self, usergroup_id: str, handle: str, users: list[str]) -> Json:
         with self._lock:
-            group = {"id": usergroup_id, "team_id": self.team_id, "handle": handle, "users": list(users)}
+            group = {
+                "id": usergroup_id,
+                "team_id": self.team_id,
+                "is_usergroup": True,
+                "name": handle,
+                "handle": handle,
+                "date_delete": 0,
+                "users": list(users),
+                "user_count": len(users),
+            }
             self._usergroups[usergroup_id] = group
             return group
 
@@ -699,6 +710,25 @@ class FakeSlack:
                 if home["id"] == current["id"]:
                     self.home_views[user_id] = view
         return _ok(view=view)
+
+    def _usergroups_list(self, args: Json) -> Json:
+        # Slack lists a group's members only when asked (include_users), and never disabled groups unless asked.
+        include_users = _is_true(args.get("include_users"))
+        groups = [
+            {key: value for key, value in group.items() if key != "users" or include_users}
+            for group in self._usergroups.values()
+            if group.get("date_delete", 0) == 0 or _is_true(args.get("include_disabled"))
+        ]
+        return _ok(usergroups=groups)
+
+    def _permalink(self, args: Json) -> Json:
+        channel, ts = args.get("channel"), args.get("message_ts")
+        error = self._channel_error(channel)
+        if error:
+            return error
+        if not ts or self._find(channel, ts) is None:
+            return _error("message_not_found")
+        return _ok(channel=channel, permalink=f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}")
 
     def _usergroup_users(self, args: Json) -> Json:
         group = self._usergroups.get(args.get("usergroup") or "")

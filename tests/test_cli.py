@@ -179,6 +179,8 @@ def test_demo_release_status_as_json(demo_database: tuple[str, Path]) -> None:
         ("U045EF6GH", "approve", True)
     ]
     assert verdict["signoffs"][0]["comment"] == "QA sign-off for the release branch"
+    assert verdict["signoffs"][0]["ends"] is None and isinstance(verdict["signoffs"][0]["id"], int)
+    assert (verdict["completed_at"], verdict["completed_with"]) == (None, [])
 
 
 def test_demo_status_as_text(demo_database: tuple[str, Path]) -> None:
@@ -198,6 +200,8 @@ def test_demo_status_as_text(demo_database: tuple[str, Path]) -> None:
     assert "  ✘ #101 [critical] Refund charges the card twice" in release
     assert "  ✘ #102 [high] Cart total rounds half-cents down" in release
     assert "  … awaiting sign-off from U012AB3CD" in release
+    trail = release[release.index("Sign-off trail:") + 1 :]
+    assert len(trail) == 1 and trail[0].endswith(" UTC  U045EF6GH approve: QA sign-off for the release branch (standing)")
 
     assert sprint[0].startswith("Sprint 24: at risk · target ")
     assert sprint[2:6] == [

@@ -454,3 +454,29 @@ async def test_the_hourly_refresh_writes_only_what_the_calendar_changed(hooks, f
     await services.save_milestone(REPO, "v1.0", github_number=1, target_date=utcnow().date() - timedelta(days=2))
     await settle(hooks)
     assert writes(fake)[-1].json()["output"]["title"].startswith("Overdue by 2 days · ")
+
+
+async def test_close_on_complete_closes_the_github_milestone_and_reopens_it_after_a_late_defect(hooks, fake):
+    the_repo(fake).add_milestone(1, "v1.0")
+    await services.apply_policy_file(REPO, POLICY.replace("signoff: {approvers: [U1]}", "signoff: {approvers: [U1]}\n    close_on_complete: true"))
+    await launch("101", "passed", "passed")
+    await services.record_decision(REPO, "v1.0", "U1", Decision.APPROVE)
+    notices = hooks.app.state.notices
+    assert await notices.drain(now=utcnow() + timedelta(seconds=11)) >= 1
+    milestone_writes = [r for r in writes(fake) if "/milestones/" in r.path]
+    assert [(r.method, r.path, r.json()) for r in milestone_writes] == [
+        ("PATCH", f"/repos/{REPO}/milestones/1", {"title": "v1.0", "state": "closed"})
+    ]
+    assert the_repo(fake).milestone(1)["state"] == "closed"
+    # GitHub's milestone event for the close keeps the completion.
+    closed = fixture("milestone", "closed")
+    closed["milestone"].update(number=1, title="v1.0", state="closed", due_on=None)
+    await hooks.deliver("milestone", closed)
+    await hooks.worker.drain()
+    assert (await services.get_verdict(REPO, "v1.0")).status.value == "complete"
+    # A critical defect filed late reopens it, here and on GitHub.
+    await hooks.deliver("issues", issue(7, ["bug", "P0"]))
+    await hooks.worker.drain()
+    await notices.drain(now=utcnow() + timedelta(seconds=11))
+    assert the_repo(fake).milestone(1)["state"] == "open"
+    assert await notices.drain(now=utcnow() + timedelta(seconds=11)) == 0

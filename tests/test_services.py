@@ -517,12 +517,13 @@ async def test_approvers_kept_in_slack_are_edited_by_approvers_and_admins(db: st
 
 async def test_a_new_request_replaces_the_live_one(db: str) -> None:
     await green_milestone()
-    first = await services.open_signoff_request(
+    first, none = await services.open_signoff_request(
         REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1", shown_digest="a"
     )
-    second = await services.open_signoff_request(
+    second, replaced = await services.open_signoff_request(
         REPO, "v2.0", team_id="T1", channel_id="C2", message_ts="2.2", requested_by="U2", shown_digest="b"
     )
+    assert none is None and replaced.id == first.id
     old = await services.signoff_request_at("C1", "1.1")
     assert not old.live and old.replacement.id == second.id and (old.repository, old.milestone) == (REPO, "v2.0")
     assert (await services.signoff_request_at("C2", "2.2")).live

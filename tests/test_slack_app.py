@@ -42,9 +42,10 @@ milestones:
 
 
 class Slack:
-    def __init__(self, fake: FakeSlack, client: httpx.AsyncClient):
+    def __init__(self, fake: FakeSlack, client: httpx.AsyncClient, app: Any = None):
         self.fake = fake
         self.client = client
+        self.app = app
 
     async def command(self, text: str, **fields: Any) -> tuple[httpx.Response, str]:
         """The slash command; returns Slack's HTTP response and the response_url it carried."""
@@ -104,7 +105,7 @@ async def slack_app(database_url: str, **overrides: Any) -> AsyncIterator[Slack]
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://milestones.test") as client:
-                yield Slack(fake, client)
+                yield Slack(fake, client, app)
 
 
 @pytest.fixture

@@ -25,11 +25,18 @@ def test_every_request_url_is_the_one_endpoint() -> None:
 def test_the_command_is_the_default_command_name() -> None:
     [command] = MANIFEST["features"]["slash_commands"]
     assert command["command"] == Settings(_env_file=None).slack_command == "/milestone"
-    assert len(command["description"]) <= 100 and command["should_escape"] is False
+    # Escaped, so that `approvers v2.0 add @dana` arrives with Dana's user id.
+    assert len(command["description"]) <= 100 and command["should_escape"] is True
 
 
 def test_home_tab_events_and_scopes() -> None:
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
     assert MANIFEST["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
-    # commands: the slash command; chat:write(.public): Share to channel.
-    assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == {"commands", "chat:write", "chat:write.public"}
+    # commands: the slash command; chat:write(.public): Share, sign-off requests, announcements
+    # and direct messages; usergroups:read: group approvers; users:read: who is an admin.
+    assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == {
+        "commands", "chat:write", "chat:write.public", "usergroups:read", "users:read",
+    }
+    # Dismissed approvers are told in the app's messages tab, which they cannot write to.
+    app_home = MANIFEST["features"]["app_home"]
+    assert app_home["messages_tab_enabled"] is True and app_home["messages_tab_read_only_enabled"] is True

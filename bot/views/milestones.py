@@ -132,7 +132,7 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
     if reading.description:
         status_line += "\n" + escape(clip(reading.description, 300))
     blocks: list[Block] = [header(f"{reading.name} · {reading.repository}"), section(status_line)]
-    blocks.append(section("\n".join(_criterion_line(item) for item in verdict.criteria)))
+    blocks.append(section("\n".join(criterion_line(item) for item in verdict.criteria)))
     blocks.append(section(_trend_line(reading) + "\n" + _forecast_line(reading)))
     blockers = _blocker_lines(reading, command)
     if blockers:
@@ -160,7 +160,7 @@ def headline(reading: MilestoneReading) -> str:
     return f"{STATUS_LABEL[verdict.status]}{overdue}{reasons}"
 
 
-def _criterion_line(item: Criterion) -> str:
+def criterion_line(item: Criterion) -> str:
     numbers = item.numbers
     ratio: float | None = None
     if item.name == "required_tests":

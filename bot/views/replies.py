@@ -77,6 +77,15 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
     return Message(text, blocks)
 
 
+def name_the_repository(resolution: Resolution, command: str, subcommand: str, after: str = "") -> Message:
+    """A change (a sign-off request, an approver edit) in a name several repositories share."""
+    repositories = ", ".join(f"`{ref.repository}`" for ref in resolution.ambiguous[:10])
+    name = f'"{resolution.query}"' if " " in resolution.query else resolution.query
+    example = escape(f"{command} {subcommand} {name} {resolution.ambiguous[0].repository}{after}")
+    reply = f"*{escape(resolution.query)}* is a milestone in {repositories}. Add the repository: `{example}`"
+    return Message(escape(f"{resolution.query} is a milestone in several repositories; add owner/repo."), [section(f":twisted_rightwards_arrows: {reply}")])
+
+
 def unknown_repository(name: str, known: Sequence[str]) -> Message:
     listed = ", ".join(f"`{repository}`" for repository in known[:20]) or "none yet (install the GitHub App, or run `milestones sync`)"
     return Message(escape(f"No repository {name} is known here."), [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")])

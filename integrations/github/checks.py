@@ -51,7 +51,7 @@ from integrations.github.check_output import (
     left_milestone_check,
     left_milestone_status,
 )
-from integrations.github.leases import renewed
+from core.leases import renewed
 
 log = logging.getLogger(__name__)
 

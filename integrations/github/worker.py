@@ -18,7 +18,7 @@ from core.models import Delivery
 from core.settings import Settings
 from integrations.github.events import HandlerContext, Ignored, Unprocessable, installation_of
 from integrations.github.handlers import router
-from integrations.github.leases import renewed
+from core.leases import renewed
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,309 @@
+"""Sign-off through Slack: requests posted and kept up to date, decisions from buttons,
+approvers, and what approvers and channels are told.
+
+Who decides is always the user of Slack's verified payload; a button's value only names
+the milestone, and a click counts only on the live request message it was made on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.command_line import Asker
+from bot.views import replies
+from bot.views.blocks import Message
+from bot.views.signoff import (
+    approvers_message,
+    completion_notice,
+    dismissal_notice,
+    not_an_approver,
+    refused,
+    reject_modal,
+    replaced_message,
+    request_message,
+    request_posted,
+    trail_message,
+)
+from core import outbox, services
+from core.approvers import as_handle, is_user
+from core.channels import channels_of
+from core.clock import utcnow
+from core.enums import Decision
+
+log = logging.getLogger("milestones.slack")
+
+# Slack's answers for a channel or message the app cannot reach (any more).
+UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "message_not_found", "cant_update_message"}
+OUT_OF_DATE = Message("This button is out of date: it does not belong to a sign-off request.")
+
+
+@dataclass(frozen=True)
+class Click:
+    """A press on a sign-off request's button, as Slack's verified payload tells it."""
+
+    user_id: str
+    user_name: str | None
+    channel_id: str
+    message_ts: str
+    milestone_id: int | None
+
+    @classmethod
+    def on_message(cls, body: dict[str, Any], value: str) -> Click:
+        container = body.get("container") or {}
+        return cls(
+            body["user"]["id"],
+            body["user"].get("name"),
+            container.get("channel_id") or (body.get("channel") or {}).get("id", ""),
+            container.get("message_ts", ""),
+            _milestone_id(value),
+        )
+
+    @classmethod
+    def in_modal(cls, body: dict[str, Any]) -> Click:
+        try:
+            where = json.loads(body["view"].get("private_metadata") or "{}")
+        except ValueError:
+            where = {}
+        return cls(body["user"]["id"], body["user"].get("name"), str(where.get("channel", "")), str(where.get("ts", "")), where.get("milestone"))
+
+
+def _milestone_id(value: str) -> int | None:
+    try:
+        found = json.loads(value).get("milestone")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, int) else None
+
+
+def digest(message: Message) -> str:
+    return hashlib.sha256(json.dumps(message.payload(), sort_keys=True).encode()).hexdigest()
+
+
+class Signoffs:
+    def __init__(self, client: AsyncWebClient, command: str):
+        self.client = client
+        self.command = command
+        # Called when a decision owes Slack an update, so that it goes out now (web.py sets it).
+        self.notices_due: Callable[[], None] = lambda: None
+
+    # Commands ------------------------------------------------------------------------
+
+    async def request(self, asker: Asker, repository: str, name: str) -> Message:
+        """Post a sign-off request in the asker's channel; it replaces the milestone's live one."""
+        _, approvers = await services.milestone_approvers(repository, name)
+        await self.refresh_groups(approvers.groups)
+        state = await services.signoff_state(repository, name)
+        requested_at = utcnow().replace(microsecond=0)
+        message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
+        try:
+            posted = await self.client.chat_postMessage(channel=asker.channel_id, text=message.text, blocks=message.blocks)
+        except SlackApiError as error:
+            if error.response.get("error") in UNREACHABLE:
+                return replies.failure("I cannot post in this channel. Invite me (`/invite @Milestone gate`) and ask again")
+            raise
+        _, replaced = await services.open_signoff_request(
+            repository,
+            name,
+            team_id=asker.team_id,
+            channel_id=asker.channel_id,
+            message_ts=posted["ts"],
+            requested_by=asker.user_id,
+            requested_at=requested_at,
+            shown_digest=digest(message),
+        )
+        if replaced is not None:
+            self.notices_due()
+        return request_posted(state.reading.name, replaced is not None)
+
+    async def trail(self, repository: str, name: str) -> Message:
+        return trail_message(await services.signoff_state(repository, name), command=self.command)
+
+    async def approvers(self, repository: str, name: str, note: str = "") -> Message:
+        _, approvers = await services.milestone_approvers(repository, name)
+        await self.refresh_groups(approvers.groups)
+        return approvers_message(await services.signoff_state(repository, name), command=self.command, note=note)
+
+    async def edit_approvers(self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]) -> Message:
+        groups = [member for member in members if not is_user(member)]
+        known = await self.refresh_groups(groups)
+        unknown = [group for group in groups if known.get(group) is None]
+        if edit == "add" and unknown:
+            return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
+        change = {"add": members} if edit == "add" else {"remove": members}
+        try:
+            await services.edit_approvers(
+                repository, name, by=asker.user_id, by_admin=await self._is_admin(asker.user_id), **change
+            )
+        except services.SignoffRefused as refusal:
+            return refused(str(refusal))
+        self.notices_due()
+        done = "Added" if edit == "add" else "Removed"
+        return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
+
+    # Buttons ---------------------------------------------------------------------------
+
+    async def decide(self, click: Click, decision: Decision, comment: str = "") -> Message | None:
+        """Record the click's decision; a private answer when it was refused or changed nothing."""
+        found = await self._live_request(click)
+        if isinstance(found, Message):
+            return found
+        repository, name = found.repository, found.milestone
+        _, approvers = await services.milestone_approvers(repository, name)
+        await self.refresh_groups(approvers.groups)
+        try:
+            if decision is Decision.WITHDRAW:
+                outcome = await services.withdraw_decision(repository, name, click.user_id)
+                if outcome is None:
+                    return Message(f"You have no standing decision on {name} to withdraw.")
+            else:
+                outcome = await services.record_decision(
+                    repository, name, click.user_id, decision, comment=comment, user_name=click.user_name  # type: ignore[arg-type]
+                )
+                if not outcome.recorded:
+                    verb = "approved" if decision is Decision.APPROVE else "rejected"
+                    return Message(f"You {verb} {name} already; nothing changed.")
+        except services.NotAnApprover as refusal:
+            return not_an_approver(refusal.milestone, refusal.approvers)
+        except services.SignoffRefused as refusal:
+            return refused(str(refusal))
+        self.notices_due()
+        return None
+
+    async def ask_reason(self, click: Click, trigger_id: str) -> Message | None:
+        """Reject opens a modal for the reason; refused here already when the click would not count."""
+        found = await self._live_request(click)
+        if isinstance(found, Message):
+            return found
+        _, approvers = await services.milestone_approvers(found.repository, found.milestone)
+        await self.refresh_groups(approvers.groups)
+        if click.user_id not in approvers:
+            return not_an_approver(found.milestone, approvers)
+        state = await services.signoff_state(found.repository, found.milestone)
+        await self.client.views_open(
+            trigger_id=trigger_id, view=reject_modal(state, channel_id=click.channel_id, message_ts=click.message_ts)
+        )
+        return None
+
+    async def _live_request(self, click: Click) -> services.RequestAt | Message:
+        found = await services.signoff_request_at(click.channel_id, click.message_ts)
+        if found is None or click.milestone_id != found.request.milestone_id:  # type: ignore[attr-defined]
+            return OUT_OF_DATE
+        if not found.live:
+            link = await self._permalink(found.replacement) if found.replacement else None
+            where = f": <{link}|the new request>" if link else ""
+            return Message(f"This sign-off request was replaced by a newer one{where}. Nothing was recorded.")
+        return found
+
+    # Slack lookups ---------------------------------------------------------------------
+
+    async def refresh_groups(self, handles: Sequence[str]) -> dict[str, str | None]:
+        """Read the members of these user groups from Slack into the store; handle -> group id
+        (None: no such group). A failure to read keeps what was stored."""
+        handles = list(dict.fromkeys(as_handle(handle) for handle in handles))
+        if not handles:
+            return {}
+        try:
+            listing = await self.client.usergroups_list()
+            ids = {as_handle(group["handle"]): group["id"] for group in listing.get("usergroups", [])}
+            groups = {}
+            for handle in handles:
+                group_id = ids.get(handle)
+                members = (await self.client.usergroups_users_list(usergroup=group_id))["users"] if group_id else []
+                groups[handle] = (group_id, members)
+        except SlackApiError as error:
+            log.warning("could not read user groups %s: %s", ", ".join(handles), error.response.get("error"))
+            return {}
+        await services.store_user_groups(groups)
+        return {handle: group_id for handle, (group_id, _) in groups.items()}
+
+    async def _is_admin(self, user_id: str) -> bool:
+        user = (await self.client.users_info(user=user_id))["user"]
+        return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+    async def _permalink(self, request: Any) -> str | None:
+        try:
+            answer = await self.client.chat_getPermalink(channel=request.channel_id, message_ts=request.message_ts)
+        except SlackApiError as error:
+            log.warning("no permalink for %s/%s: %s", request.channel_id, request.message_ts, error.response.get("error"))
+            return None
+        return answer.get("permalink")
+
+    # Owed work (core.outbox) -----------------------------------------------------------
+
+    def handlers(self) -> dict[str, outbox.Handler]:
+        return {
+            outbox.SIGNOFF_REQUEST: self.update_request,
+            outbox.SIGNOFF_DISMISSAL: self.tell_dismissed,
+            outbox.MILESTONE_COMPLETION: self.announce_completion,
+        }
+
+    async def update_request(self, request_id: int) -> str | None:
+        """Bring a request's message up to date (chat.update), or point a replaced one to the new one."""
+        found = await services.signoff_request(request_id)
+        if found is None:
+            return None
+        request = found.request
+        state = await services.signoff_state(found.repository, found.milestone)
+        if found.live:
+            message = request_message(state, requested_by=request.requested_by, requested_at=request.created_at, command=self.command)
+        else:
+            link = await self._permalink(found.replacement) if found.replacement else None
+            message = replaced_message(state, permalink=link)
+        shown = digest(message)
+        if shown == request.shown_digest:
+            return None
+        try:
+            await self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=message.text, blocks=message.blocks)
+        except SlackApiError as error:
+            if error.response.get("error") not in UNREACHABLE:
+                raise
+            await services.request_shown(request_id, shown)
+            return f"message gone ({error.response.get('error')}); not updated"
+        await services.request_shown(request_id, shown)
+        return "request message updated"
+
+    async def tell_dismissed(self, entry_id: int) -> str | None:
+        found = await services.signoff_entry(entry_id)
+        if found is None or found[0].decision is not Decision.DISMISS:
+            return None
+        entry, repository, name = found
+        state = await services.signoff_state(repository, name)
+        live = await services.live_request(entry.milestone_id)  # type: ignore[attr-defined]
+        link = await self._permalink(live) if live else None
+        message = dismissal_notice(state, entry, request_link=link)
+        # To the user id: the app's direct messages with them.
+        await self.client.chat_postMessage(channel=entry.user_id, text=message.text, blocks=message.blocks)
+        return f"told {entry.user_id} their approval was dismissed"
+
+    async def announce_completion(self, milestone_id: int) -> str | None:
+        """Tell the linked channels (and the live request's) that the milestone completed, or reopened.
+
+        Said once per change of state: a completion that flips back before it is announced is not announced."""
+        milestone = await services.milestone_by_id(milestone_id)
+        if milestone is None:
+            return None
+        complete = milestone.completed_at is not None
+        if milestone.announced_complete is complete or (milestone.announced_complete is None and not complete):
+            return None
+        repository = milestone.repository.full_name
+        channels = await channels_of(repository)
+        live = await services.live_request(milestone.id)
+        if live is not None and live.channel_id not in channels:
+            channels.append(live.channel_id)
+        message = completion_notice(await services.signoff_state(repository, milestone.name), complete=complete)
+        for channel in channels:
+            try:
+                await self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            except SlackApiError as error:
+                if error.response.get("error") not in UNREACHABLE:
+                    raise
+                log.warning("cannot announce %s in %s: %s", milestone.name, channel, error.response.get("error"))
+        await services.completion_announced(milestone_id, complete)
+        return f"{'completion' if complete else 'reopening'} announced in {len(channels)} channels"

@@ -1,0 +1,36 @@
+"""`close_on_complete`: a milestone's GitHub milestone is closed when the gate completes, and
+opened again if it reopens (only one this service closed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core import services
+from core.catalog import milestone_policy
+from core.installations import installation_for
+from integrations.github.api import GitHubAccess
+
+
+class MilestoneCloser:
+    def __init__(self, github: GitHubAccess):
+        self.github = github
+
+    async def sync(self, milestone_id: int) -> str | None:
+        """An outbox handler (core.outbox.GITHUB_MILESTONE_STATE)."""
+        milestone = await services.milestone_by_id(milestone_id)
+        if milestone is None or milestone.github_number is None or not milestone_policy(milestone).close_on_complete:
+            return None
+        complete = milestone.completed_at is not None
+        if complete == milestone.closed_on_complete:
+            return None
+        repository = milestone.repository.full_name
+        installation = await installation_for(repository)
+        state = "closed" if complete else "open"
+        await asyncio.to_thread(self._set_state, repository, installation, milestone.github_number, state)
+        await services.github_milestone_closed(milestone_id, complete)
+        return f"GitHub milestone #{milestone.github_number} {state}"
+
+
+    def _set_state(self, repository: str, installation: int | None, number: int, state: str) -> None:
+        github_milestone = self.github.client(repository, installation).get_repo(repository).get_milestone(number)
+        github_milestone.edit(github_milestone.title, state=state)
