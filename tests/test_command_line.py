@@ -94,3 +94,42 @@ def test_queries_round_trip_through_a_button_value() -> None:
 def test_tampered_button_values_are_refused(value: str) -> None:
     with pytest.raises(UsageError):
         Query.decode(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("approvers v2.0", ("v2.0", None, None, ())),
+        ("approvers v2.0 add <@U0ANN|ann>", ("v2.0", None, "add", ("U0ANN",))),
+        ("approvers Sprint 24 acme/shop ADD <@U0ANN> <!subteam^S0QA|@QA-Leads> <@U0ANN|ann>", ("Sprint 24", "acme/shop", "add", ("U0ANN", "@qa-leads"))),
+        ("approvers v2.0 remove @qa-leads", ("v2.0", None, "remove", ("@qa-leads",))),
+        # Slack's escaping of < and > in the text is undone first.
+        ("approvers v2.0 add &lt;@U0ANN|ann&gt;", ("v2.0", None, "add", ("U0ANN",))),
+        # A milestone may be called "add": only a word after the name starts an edit.
+        ("approvers add", ("add", None, None, ())),
+    ],
+)
+def test_approver_edits_name_people_and_groups_by_mention(text: str, expected: tuple) -> None:
+    invocation = parse(text, ["acme/shop"])
+    assert invocation.subcommand.name == "approvers"
+    assert (invocation.milestone, invocation.repository, invocation.edit, invocation.members) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("approvers v2.0 add", "whom to add? Mention them: `add @person`"),
+        ("approvers v2.0 add dana", "“dana” is not a person or user group; mention them with @"),
+        ("approvers v2.0 remove <#C0CHAN|releases>", "“<#C0CHAN|releases>” is not a person or user group; mention them with @"),
+    ],
+)
+def test_approver_edits_refuse_what_is_not_a_mention(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        parse(text)
+    assert str(refused.value) == message and refused.value.subcommand.name == "approvers"
+
+
+def test_sign_off_queries_rerun_only_reads() -> None:
+    assert Query.decode(Query("signoffs", "acme/shop", "v2.0").encode()).subcommand == "signoffs"
+    with pytest.raises(UsageError):
+        Query.decode('{"subcommand":"signoff","repository":"acme/shop","milestone":"v2.0"}')

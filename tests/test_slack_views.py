@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
+import re
 
 import pytest
 
@@ -301,3 +302,67 @@ def test_many_rejections_and_approvers_keep_the_card_valid() -> None:
     assert text.count(":no_entry: rejected by") == 5 and "…and 10 more rejections" in text
     assert "waiting for <@U0015>" in text and "and 975 more" in text
     assert len(message.payload()["text"]) <= 1000
+
+
+# Sign-off -------------------------------------------------------------------------------
+
+
+def signoff_state(approvers: list[str], trail: list, *, groups: tuple[str, ...] = (), completed: datetime | None = None):
+    from core.approvers import Approvers
+    from core.services import SignoffState
+
+    facts = MilestoneFacts(
+        name=HOSTILE,
+        policy=MilestonePolicy.model_validate({"signoff": {"approvers": approvers[:3] or []}}),
+        approvers=approvers,
+        unresolved_approvers=groups,
+        decisions=[DecisionFact(entry.user_id, entry.decision, entry.created_at, entry.comment) for entry in trail if entry.valid],
+    )
+    return SignoffState(
+        reading(facts),
+        Approvers(tuple(approvers) + groups, "policy", tuple(approvers), groups),
+        trail,
+        completed,
+        [{"user": user, "at": NOW.isoformat()} for user in approvers[:2]] if completed else [],
+    )
+
+
+def entry(user: str, decision: Decision, comment: str = "", *, valid: bool = True):
+    from core.models import Signoff
+
+    return Signoff(id=1, user_id=user, decision=decision, comment=comment, valid=valid, created_at=NOW)
+
+
+def test_a_sign_off_request_with_a_thousand_approvers_and_long_rejections_stays_valid() -> None:
+    from bot.views.signoff import approvers_message, request_message, trail_message
+
+    approvers = [f"U{n:04}" for n in range(1000)]
+    trail = [entry(user, Decision.REJECT, HOSTILE * 40) for user in approvers[:30]]
+    trail += [entry(user, Decision.DISMISS, "gate turned red: " + HOSTILE, valid=False) for user in approvers[30:40]]
+    state = signoff_state(approvers, trail, groups=("@gone",))
+    message = request_message(state, requested_by="U0EVE", requested_at=NOW - timedelta(hours=1), command=COMMAND)
+    assert_within_limits(message.payload(), "message")
+    text = texts(message)
+    # Plain text (the header) is never parsed for mentions; mrkdwn must be escaped.
+    assert "<!channel>" not in mrkdwn_texts(message) and "&lt;!channel&gt;" in text
+    assert re.search(r"…and 9\d\d more approvers", text) and ":grey_question: *@gone*: members not known" in text
+    assert message.text.startswith("Sign-off of &lt;!channel&gt;") and "requested by <@U0EVE>:" in message.text
+    labels = [element["text"]["text"] for block in message.blocks if block["type"] == "actions" for element in block["elements"]]
+    assert labels == ["Approve", "Reject", "Withdraw my decision"]
+    for other in (trail_message(state, command=COMMAND), approvers_message(state, command=COMMAND)):
+        assert_within_limits(other.payload(), "message")
+        assert "<!channel>" not in mrkdwn_texts(other)
+
+
+def mrkdwn_texts(message: Message) -> str:
+    return texts(Message("", [block for block in message.blocks if block["type"] != "header"]))
+
+
+def test_a_complete_request_says_who_signed_it_off() -> None:
+    from bot.views.signoff import completion_notice, request_message
+
+    state = signoff_state(["U0ANN", "U0BOB"], [entry("U0ANN", Decision.APPROVE), entry("U0BOB", Decision.APPROVE)], completed=NOW)
+    text = texts(request_message(state, requested_by="U0EVE", requested_at=NOW, command=COMMAND))
+    assert ":tada: *Complete* since <!date^" in text and "approved by <@U0ANN>, <@U0BOB>" in text
+    notice = completion_notice(state, complete=True)
+    assert texts(notice).endswith("is complete: all four criteria are met, signed off by <@U0ANN>, <@U0BOB>.")

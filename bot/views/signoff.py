@@ -105,7 +105,7 @@ def _value(state: SignoffState) -> str:
 
 
 def approver_lines(state: SignoffState) -> list[str]:
-    """One line per approver: approved, rejected (with why), or still to decide; then groups not known."""
+    """One line per approver: approved, rejected (with why), or still to decide."""
     approvers = state.approvers
     signoff = state.reading.verdict.criteria[3]
     numbers = signoff.numbers
@@ -113,6 +113,9 @@ def approver_lines(state: SignoffState) -> list[str]:
         return ["*Approvers* none: nobody needs to sign off (`approvers` to name some)"]
     quorum = "all" if state.reading.facts.policy.signoff.quorum == "all" else f"{numbers['quorum']}"
     lines = [f"*Approvers* · {numbers['approvals']} of {numbers['quorum']} approvals needed ({quorum} of {plural(len(approvers.users), 'approver')})"]
+    # First, as a long list is cut: a group nobody can approve for blocks the sign-off.
+    for group in approvers.unresolved:
+        lines.append(f":grey_question: {who(group)}: members not known (is it a user group of this workspace?)")
     standing = {entry.user_id: entry for entry in state.trail if entry.valid}
     for user in approvers.users:
         decision = standing.get(user)
@@ -124,8 +127,6 @@ def approver_lines(state: SignoffState) -> list[str]:
             lines.append(
                 f":no_entry: {mention(user)} rejected {slack_time(decision.created_at)}: “{escape(clip(decision.comment, 300))}”"
             )
-    for group in approvers.unresolved:
-        lines.append(f":grey_question: {who(group)}: members not known (is it a user group of this workspace?)")
     return lines
 
 
