@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from starlette.applications import Starlette
@@ -537,3 +538,18 @@ def test_block_kit_problems(payload: dict, surface: str, expected: str):
     assert any(problem.startswith(expected) for problem in found), found
     with pytest.raises(AssertionError, match="Block Kit problem"):
         block_kit.assert_within_limits(payload, surface)
+
+
+def test_user_groups_are_listed_and_permalinks_name_a_message() -> None:
+    with FakeSlack() as fake:
+        fake.add_usergroup("S0QA", "qa-leads", ["U1", "U2"])
+        client = WebClient(token=fake.bot_token, base_url=fake.api_url)
+        [group] = client.usergroups_list()["usergroups"]
+        assert (group["id"], group["handle"], "users" in group) == ("S0QA", "qa-leads", False)
+        assert client.usergroups_list(include_users=True)["usergroups"][0]["users"] == ["U1", "U2"]
+        posted = client.chat_postMessage(channel="C1", text="hi")
+        link = client.chat_getPermalink(channel="C1", message_ts=posted["ts"])["permalink"]
+        assert link == f"https://acme.slack.com/archives/C1/p{posted['ts'].replace('.', '')}"
+        with pytest.raises(SlackApiError) as missing:
+            client.chat_getPermalink(channel="C1", message_ts="1.2")
+        assert missing.value.response["error"] == "message_not_found"
