@@ -209,3 +209,11 @@ def test_a_valid_or_removed_config_succeeds() -> None:
     assert valid.summary == "`.github/milestones.yml` at `abcdef0` is valid: 1 plan, 0 milestones."
     removed = config_check(None, DEFAULT_SOURCE, "abcdef0")
     assert removed.conclusion == "success" and "default policy" in removed.summary
+
+
+def test_a_user_group_whose_members_are_not_known_keeps_the_check_waiting() -> None:
+    waiting = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["@qa-leads"]}), approvers=[], unresolved_approvers=["@qa-leads"])
+    check = gate_check(waiting)
+    assert check.title == "Ready for sign-off: 0 approvals; members of @qa-leads not known yet"
+    [row] = [line for line in check.summary.splitlines() if "Sign-off obtained" in line]
+    assert row == "| ❌ | Sign-off obtained | 0 approvals; members of @qa-leads not known yet | members of @qa-leads not known |"

@@ -191,7 +191,7 @@ def _problems(verdict: Verdict) -> list[str]:
         if rejections:
             problems.append("rejected by " + ", ".join(decision.user_id for decision in rejections))
         else:
-            problems.append(f"{signoff.numbers['approvals']} of {signoff.numbers['quorum']} approvals")
+            problems.append(signoff.summary)
     return problems
 
 
@@ -229,7 +229,10 @@ def _criterion_row(criterion: Criterion) -> str:
     elif criterion.name == "coverage":
         threshold = f"≥ {_percent(numbers['threshold'])} run"
     else:
+        groups = ", ".join(numbers.get("unresolved", []))
         threshold = f"{numbers['quorum']} of {len(numbers['approvers'])} approvers" if numbers["approvers"] else "none"
+        if groups:
+            threshold = f"{threshold} (members of {_escape(groups)} not known)" if numbers["approvers"] else f"members of {_escape(groups)} not known"
     cells = [MARK[criterion.result], CRITERION_TITLE[criterion.name], _escape(criterion.summary), threshold]
     return "| " + " | ".join(cells) + " |"  # the cells' text is escaped, pipes included
 
