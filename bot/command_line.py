@@ -161,6 +161,11 @@ def _with_repository(subcommand: Subcommand, rest: list[str], repositories: dict
     return Invocation(subcommand, repository=repositories.get(rest[0].lower(), rest[0]))
 
 
+def typed(name: str) -> str:
+    """A milestone name as it would be typed after the command: quoted when it has spaces."""
+    return f'"{name}"' if " " in name else name
+
+
 def _words(text: str) -> list[str]:
     """Words, with double-quoted runs kept whole (an unclosed quote runs to the end).
 

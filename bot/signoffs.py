@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.command_line import Asker
+from bot.command_line import Asker, typed
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.signoff import (
@@ -97,7 +97,12 @@ class Signoffs:
 
     async def request(self, asker: Asker, repository: str, name: str) -> Message:
         """Post a sign-off request in the asker's channel; it replaces the milestone's live one."""
-        _, approvers = await services.milestone_approvers(repository, name)
+        milestone, approvers = await services.milestone_approvers(repository, name)
+        if not approvers.entries:
+            return replies.failure(
+                f"{milestone.name} has no approvers, so there is nobody to ask. "
+                f"Name them in the policy file, or with `{self.command} approvers {typed(milestone.name)} add @person`"
+            )
         await self.refresh_groups(approvers.groups)
         state = await services.signoff_state(repository, name)
         requested_at = utcnow().replace(microsecond=0)

@@ -608,6 +608,14 @@ async def edit_approvers(
 async def store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str]]]) -> list[MilestoneChange]:
     """Members of user groups as just read from Slack (handle -> (group id or None when there is
     no such group, member ids)); the gates of open milestones whose approvers changed are evaluated again."""
+    try:
+        return await _store_user_groups(groups)
+    except IntegrityError:
+        # Two clicks stored a group seen for the first time at once: the second finds it now.
+        return await _store_user_groups(groups)
+
+
+async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str]]]) -> list[MilestoneChange]:
     now = utcnow()
     changed = set()
     async with in_transaction() as client:

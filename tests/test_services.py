@@ -13,7 +13,7 @@ from core.catalog import find_repository
 from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
-from core.models import Approver, Defect, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestCase, TestResult
+from core.models import Approver, Defect, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestCase, TestResult, UserGroup
 from tests.conftest import JUNIT
 
 REPO = "acme/shop"
@@ -593,3 +593,9 @@ async def test_a_renamed_github_milestone_keeps_its_history(db: str) -> None:
     assert [d.number for d in (await services.get_verdict(REPO, "v2.0.0")).blocking.defects] == [10]
     with pytest.raises(services.NotFound):
         await services.get_verdict(REPO, "v2.0")
+
+
+async def test_groups_seen_for_the_first_time_by_concurrent_clicks_are_stored_once(db: str) -> None:
+    await green_milestone()
+    await asyncio.gather(*(services.store_user_groups({"@qa": ("S1", ["U7"])}) for _ in range(4)))
+    assert await UserGroup.filter(handle="@qa").count() == 1

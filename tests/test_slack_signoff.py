@@ -386,3 +386,10 @@ async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
     assert ":white_check_mark: <!date^" in text and "<@U0ANN> approved" in text
     assert "<@U0ANN> withdrew their decision: “withdrawn”" in text
     assert answer["text"] == "Sign-off trail of v2.0 (acme/shop): 2 entries"
+
+
+async def test_a_milestone_without_approvers_gets_no_request(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    answer = await slack.answer("signoff v2.0")
+    assert answer["text"] == "v2.0 has no approvers, so there is nobody to ask. Name them in the policy file, or with `/milestone approvers v2.0 add @person`"
+    assert slack.fake.messages(CHANNEL_ID) == [] and await SignoffRequest.all().count() == 0

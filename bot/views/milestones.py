@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
 
-from bot.command_line import Query
+from bot.command_line import Query, typed
 from bot.views.blocks import (
     MESSAGE_BLOCKS,
     SHARE_ACTION,
@@ -375,7 +375,7 @@ def defect_line(defect: DefectFact, *, blocking: bool) -> str:
 
 def quoted(name: str) -> str:
     """The name as it would be typed after the command, for a command shown in the answer."""
-    return escape(f'"{name}"' if " " in name else name)
+    return escape(typed(name))
 
 
 def slack_time(moment: datetime) -> str:

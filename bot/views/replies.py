@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bot.command_line import SUBCOMMANDS, Query, Subcommand, UsageError
+from bot.command_line import SUBCOMMANDS, Query, Subcommand, UsageError, typed
 from bot.views.blocks import Message, actions, button, context, escape, header, section
 from core.lookup import MilestoneRef, Resolution
 
@@ -80,8 +80,7 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
 def name_the_repository(resolution: Resolution, command: str, subcommand: str, after: str = "") -> Message:
     """A change (a sign-off request, an approver edit) in a name several repositories share."""
     repositories = ", ".join(f"`{ref.repository}`" for ref in resolution.ambiguous[:10])
-    name = f'"{resolution.query}"' if " " in resolution.query else resolution.query
-    example = escape(f"{command} {subcommand} {name} {resolution.ambiguous[0].repository}{after}")
+    example = escape(f"{command} {subcommand} {typed(resolution.query)} {resolution.ambiguous[0].repository}{after}")
     reply = f"*{escape(resolution.query)}* is a milestone in {repositories}. Add the repository: `{example}`"
     return Message(escape(f"{resolution.query} is a milestone in several repositories; add owner/repo."), [section(f":twisted_rightwards_arrows: {reply}")])
 
