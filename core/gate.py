@@ -198,6 +198,11 @@ class Verdict:
         """Criteria 1-3 met: what sign-off waits for, and what stale approvals lose."""
         return all(criterion.met for criterion in self.criteria[:3])
 
+    @property
+    def what_blocks_signoff(self) -> str:
+        """The summaries of criteria 1-3 not met, in one line."""
+        return "; ".join(criterion.summary for criterion in self.criteria[:3] if not criterion.met)
+
 
 @dataclass
 class _Scan:
@@ -379,21 +384,28 @@ def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) 
     return Criterion("coverage", CriterionResult.MET, summary, numbers), untested
 
 
+def counted_approvals(facts: MilestoneFacts) -> list[DecisionFact]:
+    """The standing approvals that count: by an approver, and not the requester's own when
+    the policy prevents self-approval."""
+    approvers = set(facts.approvers)
+    return [
+        decision
+        for decision in facts.decisions
+        if decision.decision is Decision.APPROVE
+        and decision.user_id in approvers
+        and not (facts.policy.signoff.prevent_self_approval and decision.user_id == decision.requested_by)
+    ]
+
+
 def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[DecisionFact]]:
     signoff = facts.policy.signoff
     approvers = list(dict.fromkeys(facts.approvers))
-    counted = {
-        decision.user_id: decision
-        for decision in facts.decisions
-        if decision.user_id in approvers
-        and not (
-            decision.decision is Decision.APPROVE
-            and signoff.prevent_self_approval
-            and decision.user_id == decision.requested_by
-        )
-    }
-    approvals = [user for user, decision in counted.items() if decision.decision is Decision.APPROVE]
-    rejections = [decision for decision in counted.values() if decision.decision is Decision.REJECT]
+    approving = counted_approvals(facts)
+    counted = {decision.user_id: decision for decision in approving}
+    approvals = list(counted)
+    # A rejection blocks until its author withdraws it, even one no longer an approver.
+    rejections = [decision for decision in facts.decisions if decision.decision is Decision.REJECT]
+    counted.update((decision.user_id, decision) for decision in rejections)
     unresolved = list(facts.unresolved_approvers)
     quorum = len(approvers) if signoff.quorum == "all" else signoff.quorum if unresolved else min(signoff.quorum, len(approvers))
     missing = [user for user in approvers if user not in counted]
@@ -404,11 +416,11 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[Decision
         "approvers": approvers,
         "unresolved": unresolved,
     }
-    if not approvers and not unresolved:
-        return Criterion("signoff", CriterionResult.MET, "no sign-off required", numbers), [], []
     if rejections:
         who = ", ".join(decision.user_id for decision in rejections)
         return Criterion("signoff", CriterionResult.NOT_MET, f"rejected by {who}", numbers), missing, rejections
+    if not approvers and not unresolved:
+        return Criterion("signoff", CriterionResult.MET, "no sign-off required", numbers), [], []
     # A group whose members are unknown may hold approvers still to approve: with "all",
     # or when the known ones cannot reach the quorum, the sign-off cannot be met yet.
     if unresolved and (signoff.quorum == "all" or len(approvers) < quorum):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 
 from core import state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
@@ -117,8 +118,9 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     if superseded:
         return StoredLaunch(launch, created=True)
 
+    # A milestone closed on GitHub because it completed still takes launches: a regression reopens it.
     milestones = await Milestone.filter(
-        repository=repository, state=MilestoneState.OPEN, plans__id=plan.id
+        Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True), repository=repository, plans__id=plan.id
     ).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
     for milestone in milestones:

@@ -15,6 +15,7 @@ from typing import Collection, Literal, Mapping, Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import outbox, state
@@ -32,7 +33,7 @@ from core.catalog import (
 from core.clock import utcnow
 from core.enums import Decision, DefectState, GateStatus, MilestoneState
 from core.facts import load_facts
-from core.gate import MilestoneFacts, Verdict, evaluate
+from core.gate import MilestoneFacts, Verdict, counted_approvals, evaluate
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
 from core.models import (
@@ -543,8 +544,9 @@ def _check_approval_allowed(
     name: str, policy: MilestonePolicy, verdict: Verdict, user_id: str, requested_by: str | None
 ) -> None:
     if not verdict.gate_green and not policy.signoff.allow_early_signoff:
-        blocking = "; ".join(criterion.summary for criterion in verdict.criteria[:3] if not criterion.met)
-        raise SignoffRefused(f"{name} cannot be approved until its tests, defects and coverage are met ({blocking})")
+        raise SignoffRefused(
+            f"{name} cannot be approved until its tests, defects and coverage are met ({verdict.what_blocks_signoff})"
+        )
     if policy.signoff.prevent_self_approval and requested_by == user_id:
         raise SignoffRefused(f"you requested this sign-off, and {name}'s policy does not let the requester approve it")
 
@@ -598,6 +600,11 @@ async def edit_approvers(
             await Approver.filter(milestone=milestone, active_member=member).using_db(client).update(
                 active_member=None, removed_by=by, removed_at=now
             )
+            # An approval stops counting with its approver, and must not count again if they return.
+            # A rejection stands until its author withdraws it.
+            approval = await Signoff.get_or_none(milestone=milestone, active_user=member, decision=Decision.APPROVE, using_db=client)
+            if approval is not None:
+                await _end(client, approval, Decision.DISMISS, member, f"no longer an approver (removed by {by})")
         for member in add:
             if not await Approver.exists(milestone=milestone, active_member=member, using_db=client):
                 await Approver.create(using_db=client, milestone=milestone, member=member, added_by=by, active_member=member)
@@ -619,21 +626,21 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
     now = utcnow()
     changed = set()
     async with in_transaction() as client:
-        for handle, (group_id, members) in groups.items():
-            handle = as_handle(handle)
+        # In one order, so that two writers never wait on each other in a cycle.
+        for handle, (group_id, members) in sorted((as_handle(handle), group) for handle, group in groups.items()):
             row = await UserGroup.get_or_none(handle=handle, using_db=client)
             if row is None:
                 await UserGroup.create(using_db=client, handle=handle, group_id=group_id, members=list(members), refreshed_at=now)
                 changed.add(handle)
+            elif (row.group_id, row.members) != (group_id, list(members)):
+                changed.add(handle)
+                await UserGroup.filter(id=row.id).using_db(client).update(group_id=group_id, members=list(members), refreshed_at=now)
             else:
-                if (row.group_id, row.members) != (group_id, list(members)):
-                    changed.add(handle)
-                row.group_id, row.members, row.refreshed_at = group_id, list(members), now
-                await row.save(using_db=client)
+                await UserGroup.filter(id=row.id).using_db(client).update(refreshed_at=now)
         if not changed:
             return []
         affected = []
-        for milestone in await Milestone.filter(state=MilestoneState.OPEN).using_db(client):
+        for milestone in await Milestone.filter(Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True)).using_db(client):
             entries = await approvers_of(client, milestone.id, milestone_policy(milestone))
             if changed & set(entries.groups):
                 affected.append(milestone)
@@ -686,7 +693,8 @@ async def open_signoff_request(
         if old is not None:
             old.replaced_by = request
             await old.save(using_db=client, update_fields=["replaced_by_id"])
-            await outbox.mark(client, outbox.SIGNOFF_REQUEST, [old.id])
+        # The new one too: a decision between its rendering and now marked only the old one.
+        await outbox.mark(client, outbox.SIGNOFF_REQUEST, [request.id] + ([old.id] if old else []))
     return request, old
 
 
@@ -914,6 +922,9 @@ def snapshot_metrics(verdict: Verdict) -> dict:
 async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None) -> MilestoneChange:
     """`at`: when the change happened (a launch's end, an issue's update), for the trend."""
     now = utcnow()
+    # Read under the caller's lock: a writer that read the milestone before it must not
+    # mark a completion another writer has marked since.
+    await milestone.refresh_from_db(fields=["completed_at", "completed_with"], using_db=client)
     # Stamped with the event's time for the trend; "the current state" is the snapshot
     # recorded last, whatever its time (a backfill records the past in order).
     taken_at = min(at or now, now)
@@ -931,13 +942,12 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     if verdict.status is GateStatus.COMPLETE and milestone.completed_at is None:
         milestone.completed_at = now
         milestone.completed_with = [
-            {"user": decision.user_id, "at": decision.at.isoformat()}
-            for decision in facts.decisions
-            if decision.decision is Decision.APPROVE and decision.user_id in facts.approvers
+            {"user": decision.user_id, "at": decision.at.isoformat()} for decision in counted_approvals(facts)
         ]
         completed = True
     elif verdict.status is not GateStatus.COMPLETE and milestone.completed_at is not None:
         milestone.completed_at = None
+        milestone.completed_with = []
         reopened = True
     if completed or reopened:
         await milestone.save(using_db=client, update_fields=["completed_at", "completed_with", "updated_at"])
@@ -969,8 +979,7 @@ async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed:
 
 
 async def _dismiss_stale_approvals(client: BaseDBAsyncClient, milestone: Milestone, verdict: Verdict) -> list[Signoff]:
-    reasons = "; ".join(criterion.summary for criterion in verdict.criteria[:3] if not criterion.met)
-    stale = await Signoff.filter(
-        milestone=milestone, valid=True, decision=Decision.APPROVE, given_while_green=True
-    ).using_db(client)
-    return [await _end(client, approval, Decision.DISMISS, approval.user_id, f"gate turned red: {reasons}") for approval in stale]
+    """Criteria 1-3 stopped holding: every standing approval, given on what no longer holds, ends."""
+    stale = await Signoff.filter(milestone=milestone, valid=True, decision=Decision.APPROVE).using_db(client)
+    note = f"gate turned red: {verdict.what_blocks_signoff}"
+    return [await _end(client, approval, Decision.DISMISS, approval.user_id, note) for approval in stale]

@@ -528,10 +528,13 @@ async def test_a_new_request_replaces_the_live_one(db: str) -> None:
     assert not old.live and old.replacement.id == second.id and (old.repository, old.milestone) == (REPO, "v2.0")
     assert (await services.signoff_request_at("C2", "2.2")).live
     assert await services.signoff_request_at("C1", "9.9") is None
-    assert [item.subject for item in await outbox.pending(outbox.SIGNOFF_REQUEST)] == [first.id]
-    # A decision makes the live request's message due again.
-    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    # Both are due an update: the old one to point to the new, the new one in case a decision came meanwhile.
     assert {item.subject for item in await outbox.pending(outbox.SIGNOFF_REQUEST)} == {first.id, second.id}
+    for item in await outbox.pending(outbox.SIGNOFF_REQUEST):
+        await item.delete()
+    # A decision makes the live request's message due again, and only that one.
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert [item.subject for item in await outbox.pending(outbox.SIGNOFF_REQUEST)] == [second.id]
 
 
 async def test_dismissals_are_owed_a_message(db: str) -> None:
@@ -599,3 +602,65 @@ async def test_groups_seen_for_the_first_time_by_concurrent_clicks_are_stored_on
     await green_milestone()
     await asyncio.gather(*(services.store_user_groups({"@qa": ("S1", ["U7"])}) for _ in range(4)))
     assert await UserGroup.filter(handle="@qa").count() == 1
+
+
+async def test_a_rejection_blocks_until_withdrawn_even_after_its_author_is_removed(db: str) -> None:
+    await green_milestone()
+    no_approvers = POLICY.replace(', "com.acme.Missing.test"', "").replace("signoff: {approvers: [U1, U2], quorum: 2}", "")
+    await services.apply_policy_file(REPO, no_approvers)
+    await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U1", "U2"])
+    await services.record_decision(REPO, "v2.0", "U2", Decision.REJECT, comment="not ready")
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    # U1 removes U2, the rejecter, and would then complete it alone.
+    await services.edit_approvers(REPO, "v2.0", by="U1", by_admin=False, remove=["U2"])
+    blocked = await verdict()
+    assert blocked.status is GateStatus.BLOCKED and blocked.criteria[3].summary == "rejected by U2"
+    done = await services.withdraw_decision(REPO, "v2.0", "U2")
+    assert done.change.completed
+    # A removed approver's approval ends, and does not count again when they are added back.
+    await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, remove=["U1"], add=["U3"])
+    assert await trail_of("U1") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
+    await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U1"])
+    assert (await verdict()).criteria[3].summary == "0 of 2 approvals"
+
+
+async def trail_of(user: str) -> list[tuple[Decision, bool]]:
+    return [(entry.decision, entry.valid) for entry in await services.signoff_trail(REPO, "v2.0") if entry.user_id == user]
+
+
+async def test_early_approvals_are_dismissed_too_when_a_green_gate_turns_red(db: str) -> None:
+    await setup_policy()
+    await services.apply_policy_file(REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("quorum: 2}", "quorum: 2, allow_early_signoff: true}"))
+    await launch("r1", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"))
+    early = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    assert early.entry.given_while_green is False
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    red = await launch("r3", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=2))
+    assert [entry.user_id for entry in red.changes[0].dismissed] == ["U1"]
+
+
+async def test_completion_keeps_only_approvals_that_counted_and_a_reopening_forgets_them(db: str) -> None:
+    await green_milestone()
+    policy = POLICY.replace(', "com.acme.Missing.test"', "")
+    await services.open_signoff_request(REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1")
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)  # the requester's own, allowed for now
+    await services.apply_policy_file(REPO, policy.replace("quorum: 2}", "quorum: 1, prevent_self_approval: true}"))
+    assert (await verdict()).status is GateStatus.READY_FOR_SIGNOFF, "the requester's approval no longer counts"
+    await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    milestone = await Milestone.get(name="v2.0")
+    assert [entry["user"] for entry in milestone.completed_with] == ["U2"]
+    await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    milestone = await Milestone.get(name="v2.0")
+    assert (milestone.completed_at, milestone.completed_with) == (None, [])
+
+
+async def test_a_milestone_closed_because_it_completed_still_takes_launches_and_reopens(db: str) -> None:
+    await green_milestone()
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
+    milestone = await Milestone.get(name="v2.0")
+    await services.github_milestone_closed(milestone.id, True)
+    await services.save_milestone(REPO, "v2.0", state=MilestoneState.CLOSED)
+    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    [change] = outcome.changes
+    assert change.reopened and change.verdict.status is GateStatus.BLOCKED
