@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
@@ -19,7 +19,7 @@ from bot.command_line import Query, UsageError
 from bot.signoffs import Click, Signoffs
 from bot.slack_api import respond
 from bot.views import replies
-from bot.views.blocks import SHARE_ACTION, Message, clip, context, mention
+from bot.views.blocks import SHARE_ACTION, Message, context, mention
 from bot.views.signoff import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_CALLBACK, WITHDRAW_ACTION, reason_error
 from core.catalog import NotFound
 from core.enums import Decision
@@ -35,9 +35,6 @@ RECEIVED_AT = "received_at"
 SHARE_WINDOW_SECONDS = 60.0
 # Posting in a channel the app is not in fails; the response_url still reaches it.
 CHANNEL_UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
-
-
-Reply = TypeVar("Reply", Message, "Message | None")
 
 
 def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
@@ -114,14 +111,15 @@ def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
     async def on_reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         entered = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_INPUT, {}).get("value") or ""
         if not entered.strip():
-            await ack(**reason_error("Please say why: the reason is shown with the rejection."))
+            await ack(**reason_error(Message("Please say why: the reason is shown with the rejection.")))
             return
-        reply = await _guarded(lambda: signoffs.decide(Click.in_modal(body), Decision.REJECT, entered))
+        # Answered at once: a modal's submission waits for no Slack call.
+        reply = await _guarded(lambda: signoffs.decide(Click.in_modal(body), Decision.REJECT, entered, ask_slack=False))
         if reply is None:
             await ack()
         else:
             # The modal stays open with the refusal under the reason.
-            await ack(**reason_error(clip(reply.text, 150)))
+            await ack(**reason_error(reply))
 
     @app.event("app_home_opened")
     async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -149,7 +147,7 @@ async def _tell_privately(body: dict[str, Any], reply: Message | None) -> None:
         await respond(body["response_url"], {**reply.payload(), "response_type": "ephemeral", "replace_original": False})
 
 
-async def _guarded(work: Callable[[], Awaitable[Reply]]) -> Reply | Message:
+async def _guarded(work: Callable[[], Awaitable[Any]]) -> Any:
     """Whatever goes wrong, the person gets an answer rather than Slack's timeout."""
     try:
         return await work()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
@@ -18,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker, typed
 from bot.views import replies
-from bot.views.blocks import Message
+from bot.views.blocks import Message, escape
 from bot.views.signoff import (
     approvers_message,
     completion_notice,
@@ -42,6 +43,8 @@ log = logging.getLogger("milestones.slack")
 # Slack's answers for a channel or message the app cannot reach (any more).
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "message_not_found", "cant_update_message"}
 OUT_OF_DATE = Message("This button is out of date: it does not belong to a sign-off request.")
+# User groups read from Slack this lately are not read again for a request or a click.
+GROUPS_FRESH = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Click:
 
     user_id: str
     user_name: str | None
+    team_id: str
     channel_id: str
     message_ts: str
     milestone_id: int | None
@@ -60,6 +64,7 @@ class Click:
         return cls(
             body["user"]["id"],
             body["user"].get("name"),
+            (body.get("team") or {}).get("id", ""),
             container.get("channel_id") or (body.get("channel") or {}).get("id", ""),
             container.get("message_ts", ""),
             _milestone_id(value),
@@ -71,7 +76,14 @@ class Click:
             where = json.loads(body["view"].get("private_metadata") or "{}")
         except ValueError:
             where = {}
-        return cls(body["user"]["id"], body["user"].get("name"), str(where.get("channel", "")), str(where.get("ts", "")), where.get("milestone"))
+        return cls(
+            body["user"]["id"],
+            body["user"].get("name"),
+            (body.get("team") or {}).get("id", ""),
+            str(where.get("channel", "")),
+            str(where.get("ts", "")),
+            where.get("milestone"),
+        )
 
 
 def _milestone_id(value: str) -> int | None:
@@ -97,14 +109,12 @@ class Signoffs:
 
     async def request(self, asker: Asker, repository: str, name: str) -> Message:
         """Post a sign-off request in the asker's channel; it replaces the milestone's live one."""
-        milestone, approvers = await services.milestone_approvers(repository, name)
-        if not approvers.entries:
+        state = await self._state(repository, name)
+        if not state.approvers.entries:
             return replies.failure(
-                f"{milestone.name} has no approvers, so there is nobody to ask. "
-                f"Name them in the policy file, or with `{self.command} approvers {typed(milestone.name)} add @person`"
+                f"{state.reading.name} has no approvers, so there is nobody to ask. "
+                f"Name them in the policy file, or with `{self.command} approvers {typed(state.reading.name)} add @person`"
             )
-        await self.refresh_groups(approvers.groups)
-        state = await services.signoff_state(repository, name)
         requested_at = utcnow().replace(microsecond=0)
         message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
         try:
@@ -113,34 +123,41 @@ class Signoffs:
             if error.response.get("error") in UNREACHABLE:
                 return replies.failure("I cannot post in this channel. Invite me (`/invite @Milestone gate`) and ask again")
             raise
-        _, replaced = await services.open_signoff_request(
-            repository,
-            name,
-            team_id=asker.team_id,
-            channel_id=asker.channel_id,
-            message_ts=posted["ts"],
-            requested_by=asker.user_id,
-            requested_at=requested_at,
-            shown_digest=digest(message),
-        )
-        if replaced is not None:
-            self.notices_due()
+        try:
+            _, replaced = await services.open_signoff_request(
+                repository,
+                name,
+                team_id=asker.team_id,
+                channel_id=asker.channel_id,
+                message_ts=posted["ts"],
+                requested_by=asker.user_id,
+                requested_at=requested_at,
+                shown_digest=digest(message),
+            )
+        except Exception:
+            # Not recorded: buttons on it would answer "out of date", so take it down.
+            await self.client.chat_delete(channel=asker.channel_id, ts=posted["ts"])
+            raise
+        self.notices_due()
         return request_posted(state.reading.name, replaced is not None)
 
     async def trail(self, repository: str, name: str) -> Message:
         return trail_message(await services.signoff_state(repository, name), command=self.command)
 
+
     async def approvers(self, repository: str, name: str, note: str = "") -> Message:
-        _, approvers = await services.milestone_approvers(repository, name)
-        await self.refresh_groups(approvers.groups)
-        return approvers_message(await services.signoff_state(repository, name), command=self.command, note=note)
+        return approvers_message(await self._state(repository, name), command=self.command, note=note)
 
     async def edit_approvers(self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]) -> Message:
         groups = [member for member in members if not is_user(member)]
-        known = await self.refresh_groups(groups)
-        unknown = [group for group in groups if known.get(group) is None]
-        if edit == "add" and unknown:
-            return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
+        if edit == "add" and groups:
+            try:
+                known = await self.refresh_groups(groups, max_age=None)
+            except SlackApiError as error:
+                return replies.failure(f"Slack did not list its user groups ({error.response.get('error')}); please try again")
+            unknown = [group for group in groups if known.get(group) is None]
+            if unknown:
+                return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
         change = {"add": members} if edit == "add" else {"remove": members}
         try:
             await services.edit_approvers(
@@ -152,42 +169,69 @@ class Signoffs:
         done = "Added" if edit == "add" else "Removed"
         return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
 
+    async def _state(self, repository: str, name: str) -> services.SignoffState:
+        """The milestone's sign-off, its user groups read from Slack first if not lately."""
+        _, approvers = await services.milestone_approvers(repository, name)
+        await self._refresh_quietly(approvers.groups)
+        return await services.signoff_state(repository, name)
+
     # Buttons ---------------------------------------------------------------------------
 
-    async def decide(self, click: Click, decision: Decision, comment: str = "") -> Message | None:
-        """Record the click's decision; a private answer when it was refused or changed nothing."""
+    async def decide(self, click: Click, decision: Decision, comment: str = "", *, ask_slack: bool = True) -> Message | None:
+        """Record the click's decision; a private answer when it was refused or changed nothing.
+
+        Group approvers are checked against their members as read from Slack in the last
+        minute; someone not among them is checked again against Slack itself, unless
+        `ask_slack` is off (a modal's submission, which must be answered at once)."""
         found = await self._live_request(click)
         if isinstance(found, Message):
             return found
         repository, name = found.repository, found.milestone
-        _, approvers = await services.milestone_approvers(repository, name)
-        await self.refresh_groups(approvers.groups)
+        try:
+            return await self._record(click, repository, name, decision, comment)
+        except services.NotAnApprover as refusal:
+            if not ask_slack or not refusal.approvers.groups:
+                return not_an_approver(refusal.milestone, refusal.approvers)
+            groups = refusal.approvers.groups
+        await self._refresh_quietly(groups, max_age=None)
+        try:
+            return await self._record(click, repository, name, decision, comment)
+        except services.NotAnApprover as again:
+            return not_an_approver(again.milestone, again.approvers)
+
+    async def _record(self, click: Click, repository: str, name: str, decision: Decision, comment: str) -> Message | None:
         try:
             if decision is Decision.WITHDRAW:
                 outcome = await services.withdraw_decision(repository, name, click.user_id)
                 if outcome is None:
-                    return Message(f"You have no standing decision on {name} to withdraw.")
+                    _, approvers = await services.milestone_approvers(repository, name)
+                    if click.user_id not in approvers:
+                        raise services.NotAnApprover(name, approvers)
+                    return Message(f"You have no standing decision on {escape(name)} to withdraw.")
             else:
                 outcome = await services.record_decision(
                     repository, name, click.user_id, decision, comment=comment, user_name=click.user_name  # type: ignore[arg-type]
                 )
                 if not outcome.recorded:
                     verb = "approved" if decision is Decision.APPROVE else "rejected"
-                    return Message(f"You {verb} {name} already; nothing changed.")
-        except services.NotAnApprover as refusal:
-            return not_an_approver(refusal.milestone, refusal.approvers)
+                    return Message(f"You {verb} {escape(name)} already; nothing changed.")
         except services.SignoffRefused as refusal:
+            if isinstance(refusal, services.NotAnApprover):
+                raise  # decide() may ask Slack for the groups' members and try again
             return refused(str(refusal))
         self.notices_due()
         return None
 
     async def ask_reason(self, click: Click, trigger_id: str) -> Message | None:
-        """Reject opens a modal for the reason; refused here already when the click would not count."""
+        """Reject opens a modal for the reason at once (the trigger lasts 3 seconds); someone
+        who is not an approver is told so instead."""
         found = await self._live_request(click)
         if isinstance(found, Message):
             return found
         _, approvers = await services.milestone_approvers(found.repository, found.milestone)
-        await self.refresh_groups(approvers.groups)
+        if click.user_id not in approvers and approvers.groups:
+            await self._refresh_quietly(approvers.groups, max_age=None)
+            _, approvers = await services.milestone_approvers(found.repository, found.milestone)
         if click.user_id not in approvers:
             return not_an_approver(found.milestone, approvers)
         state = await services.signoff_state(found.repository, found.milestone)
@@ -198,7 +242,11 @@ class Signoffs:
 
     async def _live_request(self, click: Click) -> services.RequestAt | Message:
         found = await services.signoff_request_at(click.channel_id, click.message_ts)
-        if found is None or click.milestone_id != found.request.milestone_id:  # type: ignore[attr-defined]
+        if (
+            found is None
+            or click.milestone_id != found.request.milestone_id  # type: ignore[attr-defined]
+            or click.team_id != found.request.team_id
+        ):
             return OUT_OF_DATE
         if not found.live:
             link = await self._permalink(found.replacement) if found.replacement else None
@@ -208,25 +256,31 @@ class Signoffs:
 
     # Slack lookups ---------------------------------------------------------------------
 
-    async def refresh_groups(self, handles: Sequence[str]) -> dict[str, str | None]:
-        """Read the members of these user groups from Slack into the store; handle -> group id
-        (None: no such group). A failure to read keeps what was stored."""
+    async def refresh_groups(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> dict[str, str | None]:
+        """Read the members of these user groups from Slack into the store, those not read within
+        `max_age` (None: all); returns handle -> group id (None: no such group) of those read.
+        Slack's usergroups methods allow about 20 calls a minute, hence the age."""
         handles = list(dict.fromkeys(as_handle(handle) for handle in handles))
+        if max_age is not None and handles:
+            handles = await services.stale_user_groups(handles, max_age)
         if not handles:
             return {}
-        try:
-            listing = await self.client.usergroups_list()
-            ids = {as_handle(group["handle"]): group["id"] for group in listing.get("usergroups", [])}
-            groups = {}
-            for handle in handles:
-                group_id = ids.get(handle)
-                members = (await self.client.usergroups_users_list(usergroup=group_id))["users"] if group_id else []
-                groups[handle] = (group_id, members)
-        except SlackApiError as error:
-            log.warning("could not read user groups %s: %s", ", ".join(handles), error.response.get("error"))
-            return {}
+        listing = await self.client.usergroups_list()
+        ids = {as_handle(group["handle"]): group["id"] for group in listing.get("usergroups", [])}
+        groups = {}
+        for handle in handles:
+            group_id = ids.get(handle)
+            members = (await self.client.usergroups_users_list(usergroup=group_id))["users"] if group_id else []
+            groups[handle] = (group_id, members)
         await services.store_user_groups(groups)
         return {handle: group_id for handle, (group_id, _) in groups.items()}
+
+    async def _refresh_quietly(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> None:
+        """As refresh_groups; when Slack cannot be read, what was stored stands."""
+        try:
+            await self.refresh_groups(handles, max_age=max_age)
+        except SlackApiError as error:
+            log.warning("could not read user groups %s: %s", ", ".join(handles), error.response.get("error"))
 
     async def _is_admin(self, user_id: str) -> bool:
         user = (await self.client.users_info(user=user_id))["user"]

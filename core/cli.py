@@ -242,11 +242,11 @@ async def cmd_policy_check(args: argparse.Namespace) -> int:
 
 @with_database
 async def cmd_status(args: argparse.Namespace) -> int:
-    verdict = await services.get_verdict(args.repo, args.name)
     milestone = await services.find_milestone(args.repo, args.name)
-    trail = await services.signoff_trail(milestone.repository.full_name, milestone.name)
+    state = await services.signoff_state(milestone.repository.full_name, milestone.name)
+    verdict, trail = state.reading.verdict, state.trail
     if args.json:
-        completion = {"completed_at": milestone.completed_at, "completed_with": milestone.completed_with}
+        completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
         _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
         return 0
     print(render_verdict(verdict))
@@ -254,9 +254,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
         print("\nSign-off trail:")
         for entry in trail:
             print("  " + _trail_line(entry))
-    if milestone.completed_at is not None:
-        approvers = ", ".join(item["user"] for item in milestone.completed_with) or "no approvals needed"
-        print(f"\nComplete since {milestone.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
+    if state.completed_at is not None:
+        approvers = ", ".join(item["user"] for item in state.completed_with) or "no approvals needed"
+        print(f"\nComplete since {state.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
     return 0
 
 

@@ -9,7 +9,7 @@ can tell people (checks, Slack) without recomputing anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Collection, Literal, Mapping, Sequence
 
@@ -646,6 +646,14 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
                 affected.append(milestone)
         await lock_milestones(client, [milestone.id for milestone in affected])
         return [await _after_change(client, milestone) for milestone in affected]
+
+
+async def stale_user_groups(handles: Sequence[str], max_age: timedelta) -> list[str]:
+    """Of these user groups, those not read from Slack within `max_age`."""
+    fresh = set(
+        await UserGroup.filter(handle__in=list(handles), refreshed_at__gte=utcnow() - max_age).values_list("handle", flat=True)
+    )
+    return [handle for handle in handles if handle not in fresh]
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,12 @@ def mention(user_id: str) -> str:
     return f"<@{user_id}>" if USER_ID.fullmatch(user_id) else escape(user_id)
 
 
+def listed(names: Sequence[str], shown: int = 20) -> str:
+    """Names for a line of text: the first `shown`, then how many more."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
 

@@ -21,6 +21,7 @@ from bot.views.blocks import (
     header,
     line_sections,
     link,
+    listed,
     mention,
     plural,
     progress_bar,
@@ -233,8 +234,7 @@ def _signoff_line(reading: MilestoneReading) -> str:
 
 
 def mentions(users: Sequence[str], shown: int = 10) -> str:
-    listed = ", ".join(mention(user) for user in users[:shown])
-    return listed + (f" and {len(users) - shown} more" if len(users) > shown else "")
+    return listed([mention(user) for user in users], shown)
 
 
 def criterion(reading: MilestoneReading, name: str) -> Criterion:

@@ -4,6 +4,7 @@ and what approvers and channels are told. Pure functions from data to Block Kit.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from bot.command_line import Query
 from bot.views.blocks import (
@@ -17,6 +18,7 @@ from bot.views.blocks import (
     escape,
     header,
     line_sections,
+    listed,
     mention,
     plural,
     section,
@@ -34,6 +36,7 @@ REJECT_CALLBACK = "signoff_reject_reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 REASON_MAX = 2000
+REASON_ERROR = 150
 APPROVER_LINES = 40
 TRAIL_LINES = 80
 
@@ -61,10 +64,10 @@ def request_message(state: SignoffState, *, requested_by: str, requested_at: dat
     blocks.append(section(f"{mention(requested_by)} asks for sign-off of *{escape(reading.name)}*.\n{status}"))
     blocks.append(section("\n".join(criterion_line(item) for item in verdict.criteria)))
     if state.completed_at is not None:
-        approvers = ", ".join(mention(item["user"]) for item in state.completed_with) or "no approvals needed"
+        approvers = listed([mention(item["user"]) for item in state.completed_with]) or "no approvals needed"
         blocks.append(section(f":tada: *Complete* since {slack_time(state.completed_at)} · approved by {approvers}"))
     elif not verdict.gate_green and not policy.signoff.allow_early_signoff:
-        blocking = "; ".join(escape(item.summary) for item in verdict.criteria[:3] if not item.met)
+        blocking = escape(verdict.what_blocks_signoff)
         blocks.append(section(f":lock: *Approval opens when tests, defects and coverage are met.* Still blocking: {blocking}"))
     lines = approver_lines(state)
     blocks += line_sections(lines, max_sections=3, max_lines=APPROVER_LINES, more="…and {count} more approvers")
@@ -86,17 +89,12 @@ def request_message(state: SignoffState, *, requested_by: str, requested_at: dat
             f"the whole trail: `{command} signoffs {quoted(reading.name)}`"
         )
     )
-    text = f"Sign-off of {reading.name} ({reading.repository}) requested by {mention(requested_by)}: {headline(reading)}"
-    return Message(escape_text(text), blocks[:MESSAGE_BLOCKS], response_type="in_channel")
-
-
-def escape_text(text: str) -> str:
-    """The fallback text with its one mention kept: everything else in it is escaped."""
-    head, mark, rest = text.partition(" requested by <@")
-    if not mark:
-        return escape(text)
-    user, _, tail = rest.partition(">")
-    return f"{escape(head)} requested by <@{user}>{escape(tail)}"
+    text = (
+        escape(f"Sign-off of {reading.name} ({reading.repository})")
+        + f" requested by {mention(requested_by)}: "
+        + escape(headline(reading))
+    )
+    return Message(text, blocks[:MESSAGE_BLOCKS], response_type="in_channel")
 
 
 def _value(state: SignoffState) -> str:
@@ -167,8 +165,8 @@ def reject_modal(state: SignoffState, *, channel_id: str, message_ts: str) -> di
 
 
 def not_an_approver(milestone: str, approvers: Approvers) -> Message:
-    listed = ", ".join(who(entry) for entry in approvers.entries[:20]) or "none yet"
-    return Message(f"You are not an approver of {escape(milestone)} (approvers: {listed}).")
+    names = listed([who(entry) for entry in approvers.entries]) or "none yet"
+    return Message(f"You are not an approver of {escape(milestone)} (approvers: {names}).")
 
 
 def refused(reason: str) -> Message:
@@ -209,8 +207,8 @@ def approvers_message(state: SignoffState, *, command: str, note: str = "") -> M
         "slack": f"Kept in Slack: approvers and workspace admins change them with `{command} approvers {quoted(reading.name)} add|remove @person`.",
         None: f"None yet: a workspace admin names the first with `{command} approvers {quoted(reading.name)} add @person`.",
     }[approvers.source]
-    entries = ", ".join(who(entry) for entry in approvers.entries) or "nobody"
-    people = ", ".join(mention(user) for user in approvers.users[:50])
+    entries = listed([who(entry) for entry in approvers.entries]) or "nobody"
+    people = listed([mention(user) for user in approvers.users])
     quorum = reading.facts.policy.signoff.quorum
     lines = [f"*Approvers of {escape(reading.name)}* ({escape(reading.repository)}): {entries}", where]
     if approvers.groups:
@@ -240,7 +238,7 @@ def completion_notice(state: SignoffState, *, complete: bool) -> Message:
     reading = state.reading
     name = f"*{escape(reading.name)}* ({escape(reading.repository)})"
     if complete:
-        approvers = ", ".join(mention(item["user"]) for item in state.completed_with)
+        approvers = listed([mention(item["user"]) for item in state.completed_with])
         signed = f", signed off by {approvers}" if approvers else ""
         text = f":tada: {name} is complete: all four criteria are met{signed}."
         fallback = f"{reading.name} ({reading.repository}) is complete"
@@ -251,5 +249,10 @@ def completion_notice(state: SignoffState, *, complete: bool) -> Message:
     return Message(escape(fallback), [section(text)], response_type="in_channel")
 
 
-def reason_error(text: str) -> dict:
-    return {"response_action": "errors", "errors": {REASON_BLOCK: text}}
+def reason_error(reply: Message) -> dict:
+    """A refusal shown under the reason field: plain text, where markup would show as typed."""
+    text = re.sub(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", r"@\1", reply.text)
+    text = re.sub(r"<[^|>]*\|([^>]*)>", r"\1", text)
+    text = re.sub(r"\*([^*]+)\*", r"\1", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return {"response_action": "errors", "errors": {REASON_BLOCK: clip(text, REASON_ERROR)}}
