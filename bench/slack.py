@@ -40,11 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.engine import ThrowawayDatabase, bench_verdict
 from bench.reports import write_report
 from bench.webhooks import Server, percentile, print_server_log
-from bot.answers import Answers, Asker
+from bot.answers import Answers
+from bot.command_line import Asker
+from bot.signoffs import Signoffs
 from core import services
 from core.db import close_database, open_database
 from core.ingest import LaunchSource
@@ -104,7 +107,9 @@ async def build(url: str, folder: Path) -> tuple[float, float, float, float]:
 
 async def in_process(url: str, commands: list[Command], times: int = 20) -> dict[str, float]:
     """Median seconds of each command answered here, as the listener computes its answer."""
-    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url)
+    # The commands measured are reads: they call no Slack method.
+    signoffs = Signoffs(AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/"), COMMAND)
+    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, signoffs)
     asker = Asker(TEAM_ID, CHANNEL_ID, USER_ID)
     medians = {}
     await open_database(url)
