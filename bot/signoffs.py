@@ -298,9 +298,9 @@ class Signoffs:
 
     def handlers(self) -> dict[str, outbox.Handler]:
         return {
-            outbox.SIGNOFF_REQUEST: self.update_request,
-            outbox.SIGNOFF_DISMISSAL: self.tell_dismissed,
-            outbox.MILESTONE_COMPLETION: self.announce_completion,
+            outbox.SIGNOFF_REQUEST: lambda item: self.update_request(item.subject),
+            outbox.SIGNOFF_DISMISSAL: lambda item: self.tell_dismissed(item.subject),
+            outbox.MILESTONE_COMPLETION: lambda item: self.announce_completion(item.subject),
         }
 
     async def update_request(self, request_id: int) -> str | None:

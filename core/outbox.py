@@ -144,7 +144,19 @@ async def pending(topic: str) -> list[Outbox]:
     return await Outbox.filter(topic=topic).order_by("id")
 
 
-Handler = Callable[[int], Awaitable["str | None"]]
+Handler = Callable[[Outbox], Awaitable["str | None"]]
+
+
+class Deferred(Exception):
+    """Not the work's failure (a rate limit): try again at `until`, without counting an attempt."""
+
+    def __init__(self, until: datetime, reason: str):
+        self.until = until
+        super().__init__(reason)
+
+
+class ClaimLost(Exception):
+    """Another process took the item over (this one stalled past its lease): leave it to them."""
 
 
 class Runner:
@@ -153,6 +165,8 @@ class Runner:
     off, and given up (logged) after `max_attempts`.
 
     Several processes may each run one: the claims keep them from doing an item twice at once.
+    `batch_memo` is what the handlers of one claimed batch may share (say, a verdict
+    computed once for many pull requests); `periodic` is work done every so often besides.
     """
 
     def __init__(
@@ -164,6 +178,8 @@ class Runner:
         poll_seconds: float = 30.0,
         max_attempts: int = 6,
         first_retry: timedelta = timedelta(seconds=15),
+        batch: int = 20,
+        periodic: tuple[timedelta, Callable[[], Awaitable[None]]] | None = None,
     ):
         self.handlers = dict(handlers)
         self.settling = settling
@@ -171,6 +187,9 @@ class Runner:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.first_retry = first_retry
+        self.batch = batch
+        self.periodic = periodic
+        self.batch_memo: dict = {}
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -178,14 +197,22 @@ class Runner:
         self._wake.set()
 
     async def run(self) -> None:
+        last_periodic = utcnow()
         while True:
             wait = self.poll_seconds
             try:
-                await self.drain()
-                due = [await next_due(topic, self.settling) for topic in self.handlers]
-                soonest = min((when for when in due if when is not None), default=None)
-                if soonest is not None:
-                    wait = min(wait, (soonest - utcnow()).total_seconds())
+                if self.periodic and utcnow() - last_periodic >= self.periodic[0]:
+                    await self.periodic[1]()
+                    last_periodic = utcnow()
+                # A read decides whether to claim: claiming takes SQLite's write lock.
+                due = {topic: await next_due(topic, self.settling) for topic in self.handlers}
+                now = utcnow()
+                ready = [topic for topic, when in due.items() if when is not None and when <= now]
+                if ready and await self.drain(topics=ready):
+                    continue
+                later = [when for when in due.values() if when is not None and when > now]
+                if later:
+                    wait = min(wait, (min(later) - utcnow()).total_seconds())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -194,18 +221,21 @@ class Runner:
                 await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
             self._wake.clear()
 
-    async def drain(self, now: datetime | None = None) -> int:
-        """Do every item that is due; returns how many were taken."""
+    async def drain(self, now: datetime | None = None, topics: Iterable[str] | None = None) -> int:
+        """Do every item that is due (of `topics`, or all); returns how many were taken."""
         taken = 0
-        for topic, handler in self.handlers.items():
-            while items := await claim(topic, settling=self.settling, lease=self.lease, now=now):
+        for topic in self.handlers if topics is None else topics:
+            handler = self.handlers[topic]
+            while items := await claim(topic, settling=self.settling, lease=self.lease, limit=self.batch, now=now):
                 held = list(items)
 
                 async def renew() -> bool:
-                    lost = await extend(held, self.lease)
-                    held[:] = [item for item in held if item not in lost]
+                    for item in await extend(held, self.lease):
+                        log.warning("%s %s: claim lost to another process", topic, item.subject)
+                        held.remove(item)
                     return bool(held)
 
+                self.batch_memo = {}
                 async with renewed(self.lease, renew, f"{topic} work"):
                     for item in items:
                         await self._do(topic, handler, item)
@@ -214,14 +244,19 @@ class Runner:
 
     async def _do(self, topic: str, handler: Handler, item: Outbox) -> None:
         try:
-            note = await handler(item.subject)
+            note = await handler(item)
         except asyncio.CancelledError:
             raise
+        except ClaimLost as lost:
+            log.warning("%s %s: %s", topic, item.subject, lost)
+        except Deferred as deferred:
+            log.warning("%s %s: waits: %s", topic, item.subject, deferred)
+            await retry_later(item, str(deferred), deferred.until, count=False)
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"
             if item.attempts + 1 >= self.max_attempts:
                 log.error("%s %s: given up after %d attempts: %s", topic, item.subject, self.max_attempts, detail)
-                await done(item)
+                await done(item)  # the next change tries afresh
             else:
                 log.warning("%s %s: failed, will retry: %s", topic, item.subject, detail, exc_info=True)
                 await retry_later(item, detail, utcnow() + self.first_retry * 3**item.attempts)

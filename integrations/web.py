@@ -73,7 +73,8 @@ def owed_handlers(slack: SlackApp | None, github: GitHubAccess) -> dict[str, out
     """Who does each kind of owed work here: Slack's when Slack is set up, GitHub's with GitHub access."""
     handlers = dict(slack.signoffs.handlers()) if slack else {}
     if github.mode is not None:
-        handlers[outbox.GITHUB_MILESTONE_STATE] = MilestoneCloser(github).sync
+        closer = MilestoneCloser(github)
+        handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
     return handlers
 
 

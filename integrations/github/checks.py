@@ -10,7 +10,6 @@ checks, which is what keeps a check from being created twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -51,7 +50,6 @@ from integrations.github.check_output import (
     left_milestone_check,
     left_milestone_status,
 )
-from core.leases import renewed
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +63,9 @@ REFRESH_EVERY = timedelta(hours=1)
 PageUrl = Callable[[str, str], "str | None"]
 
 
-class ClaimLost(Exception):
-    """Another publisher took the pull request over (this one stalled past its lease)."""
-
-
-class RateLimited(Exception):
+class RateLimited(outbox.Deferred):
     def __init__(self, reset: datetime):
-        self.reset = reset
-        super().__init__(f"GitHub rate limit low until {reset:%H:%M:%S} UTC")
+        super().__init__(reset, f"GitHub rate limit low until {reset:%H:%M:%S} UTC")
 
 
 @dataclass
@@ -93,7 +86,7 @@ class Target:
         return url.rsplit("/pull/", 1)[0] if "/pull/" in url else None
 
 
-class CheckPublisher:
+class CheckPublisher(outbox.Runner):
     """Takes settled pull requests from the outbox and brings their checks up to date."""
 
     def __init__(
@@ -105,81 +98,23 @@ class CheckPublisher:
         lease: timedelta = timedelta(minutes=5),
         poll_seconds: float = 5.0,
     ):
+        super().__init__(
+            {outbox.PULL_REQUEST_CHECKS: self._publish_item},
+            settling=settling,
+            lease=lease,
+            poll_seconds=poll_seconds,
+            max_attempts=MAX_ATTEMPTS,
+            first_retry=FIRST_RETRY,
+            batch=BATCH,
+            # Days left, overdue and the forecast move with the calendar, not only with events.
+            periodic=(REFRESH_EVERY, refresh_open_checks),
+        )
         self.github = github
         self.page_url = page_url
-        self.settling = settling
-        self.lease = lease
-        self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        """Something may have been marked: look now rather than at the next poll."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        refreshed = utcnow()
-        while True:
-            wait = self.poll_seconds
-            try:
-                if utcnow() - refreshed >= REFRESH_EVERY:
-                    # Days left, overdue and the forecast move with the calendar, not only with events.
-                    await refresh_open_checks()
-                    refreshed = utcnow()
-                # A read decides whether to claim: claiming takes SQLite's write lock.
-                due = await outbox.next_due(outbox.PULL_REQUEST_CHECKS, self.settling)
-                if due is not None and due <= utcnow() and await self.drain():
-                    continue
-                if due is not None and due > utcnow():
-                    wait = min(wait, (due - utcnow()).total_seconds())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not publish checks")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
-            self._wake.clear()
-
-    async def drain(self, now: datetime | None = None) -> int:
-        """Publish every pull request that is due; returns how many were taken."""
-        taken = 0
-        while items := await outbox.claim(
-            outbox.PULL_REQUEST_CHECKS, settling=self.settling, lease=self.lease, limit=BATCH, now=now
-        ):
-            verdicts: dict[int, Verdict] = {}  # one verdict per milestone for the whole batch
-            held = list(items)
-
-            async def renew() -> bool:
-                for item in await outbox.extend(held, self.lease):
-                    log.warning("pull request %s: claim lost to another publisher", item.subject)
-                    held.remove(item)
-                return bool(held)
-
-            async with renewed(self.lease, renew, "pull requests being published"):
-                for item in items:
-                    await self._publish_item(item, verdicts)
-            taken += len(items)
-        return taken
-
-    async def _publish_item(self, item, verdicts: dict[int, Verdict]) -> None:
-        try:
-            note = await self.publish(item.subject, forced=item.forced, verdicts=verdicts, claim=item)
-        except ClaimLost as lost:
-            log.warning("%s", lost)  # the item is the other publisher's now
-        except RateLimited as limited:
-            log.warning("pull request %s: checks wait: %s", item.subject, limited)
-            await outbox.retry_later(item, str(limited), limited.reset, count=False)
-        except Exception as error:
-            detail = f"{type(error).__name__}: {error}"
-            if item.attempts + 1 >= MAX_ATTEMPTS:
-                log.error("pull request %s: checks not published after %d attempts: %s", item.subject, MAX_ATTEMPTS, detail)
-                await outbox.done(item)  # given up; the next change tries afresh
-            else:
-                log.warning("pull request %s: checks not published, will retry: %s", item.subject, detail, exc_info=True)
-                await outbox.retry_later(item, detail, utcnow() + FIRST_RETRY * 3**item.attempts)
-        else:
-            await outbox.done(item)
-            if note:
-                log.info("pull request %s: %s", item.subject, note)
+    async def _publish_item(self, item: outbox.Outbox) -> str | None:
+        # One verdict per milestone for the whole batch.
+        return await self.publish(item.subject, forced=item.forced, verdicts=self.batch_memo, claim=item)
 
     async def publish(
         self,
@@ -303,7 +238,7 @@ class CheckPublisher:
         Returns its id and the annotation batches still to send (at most 50 go with each request).
         """
         if target.claim is not None and not await outbox.holds(target.claim):
-            raise ClaimLost(f"pull request {target.pull.id}: another publisher took over")
+            raise outbox.ClaimLost(f"pull request {target.pull.id}: another publisher took over")
         batches = output.annotation_batches()
         found = await self._call(target, _find_check_run, target.repo, target.pull.head_sha, output.name, self.github.app_id)
         if found is not None:
