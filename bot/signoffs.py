@@ -144,7 +144,6 @@ class Signoffs:
     async def trail(self, repository: str, name: str) -> Message:
         return trail_message(await services.signoff_state(repository, name), command=self.command)
 
-
     async def approvers(self, repository: str, name: str, note: str = "") -> Message:
         return approvers_message(await self._state(repository, name), command=self.command, note=note)
 

@@ -790,12 +790,6 @@ async def _end(client: BaseDBAsyncClient, standing: Signoff, how: Decision, user
     )
 
 
-async def signoff_trail(repository: str, milestone_name: str) -> list[Signoff]:
-    async with in_transaction() as client:
-        milestone = await _milestone(client, repository, milestone_name)
-        return await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
-
-
 # Reading --------------------------------------------------------------------
 
 

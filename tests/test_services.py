@@ -391,7 +391,7 @@ async def test_a_rejection_needs_a_reason_and_blocks_until_withdrawn(db: str) ->
     withdrawn = await services.withdraw_decision(REPO, "v2.0", "U1")
     assert withdrawn.entry.decision is Decision.WITHDRAW and withdrawn.entry.ends_id == rejected.entry.id
     assert withdrawn.change.verdict.status is GateStatus.READY_FOR_SIGNOFF
-    trail = await services.signoff_trail(REPO, "v2.0")
+    trail = (await services.signoff_state(REPO, "v2.0")).trail
     assert [(e.decision, e.valid) for e in trail] == [(Decision.REJECT, False), (Decision.WITHDRAW, False)]
     assert await services.withdraw_decision(REPO, "v2.0", "U1") is None
 
@@ -400,7 +400,7 @@ async def test_changing_a_decision_ends_the_earlier_one(db: str) -> None:
     await green_milestone()
     await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
     await services.record_decision(REPO, "v2.0", "U1", Decision.REJECT, comment="found a bug")
-    trail = await services.signoff_trail(REPO, "v2.0")
+    trail = (await services.signoff_state(REPO, "v2.0")).trail
     assert [(e.decision, e.valid) for e in trail] == [
         (Decision.APPROVE, False), (Decision.WITHDRAW, False), (Decision.REJECT, True),
     ]
@@ -625,7 +625,7 @@ async def test_a_rejection_blocks_until_withdrawn_even_after_its_author_is_remov
 
 
 async def trail_of(user: str) -> list[tuple[Decision, bool]]:
-    return [(entry.decision, entry.valid) for entry in await services.signoff_trail(REPO, "v2.0") if entry.user_id == user]
+    return [(entry.decision, entry.valid) for entry in (await services.signoff_state(REPO, "v2.0")).trail if entry.user_id == user]
 
 
 async def test_early_approvals_are_dismissed_too_when_a_green_gate_turns_red(db: str) -> None:

@@ -118,7 +118,7 @@ async def submit_reason(slack: Slack, modal: dict[str, Any], user: str, reason: 
 
 
 async def trail() -> list[tuple[str, Decision, bool]]:
-    return [(entry.user_id, entry.decision, entry.valid) for entry in await services.signoff_trail(REPO, "v2.0")]
+    return [(entry.user_id, entry.decision, entry.valid) for entry in (await services.signoff_state(REPO, "v2.0")).trail]
 
 
 # The request ----------------------------------------------------------------------------
