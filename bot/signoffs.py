@@ -33,7 +33,7 @@ from bot.views.signoff import (
     trail_message,
 )
 from core import outbox, services
-from core.approvers import as_handle, is_user
+from core.approvers import Approvers, as_handle, is_user
 from core.channels import channels_of
 from core.clock import utcnow
 from core.enums import Decision
@@ -170,9 +170,17 @@ class Signoffs:
 
     async def _state(self, repository: str, name: str) -> services.SignoffState:
         """The milestone's sign-off, its user groups read from Slack first if not lately."""
-        _, approvers = await services.milestone_approvers(repository, name)
-        await self._refresh_quietly(approvers.groups)
+        await self._refresh_groups_of(repository, name)
         return await services.signoff_state(repository, name)
+
+    async def _refresh_groups_of(self, repository: str, name: str) -> tuple[Approvers, bool]:
+        """The milestone's approvers, with their user groups read from Slack first if not lately;
+        and whether they were read just now."""
+        _, approvers = await services.milestone_approvers(repository, name)
+        if approvers.groups and await self._refresh_quietly(approvers.groups):
+            _, approvers = await services.milestone_approvers(repository, name)
+            return approvers, True
+        return approvers, False
 
     # Buttons ---------------------------------------------------------------------------
 
@@ -180,16 +188,18 @@ class Signoffs:
         """Record the click's decision; a private answer when it was refused or changed nothing.
 
         Group approvers are checked against their members as read from Slack in the last
-        minute; someone not among them is checked again against Slack itself, unless
-        `ask_slack` is off (a modal's submission, which must be answered at once)."""
+        minute; someone not among them is checked again against Slack itself. With
+        `ask_slack` off (a modal's submission, which must be answered at once) the members
+        read when the modal opened serve."""
         found = await self._live_request(click)
         if isinstance(found, Message):
             return found
         repository, name = found.repository, found.milestone
+        just_read = ask_slack and (await self._refresh_groups_of(repository, name))[1]
         try:
             return await self._record(click, repository, name, decision, comment)
         except services.NotAnApprover as refusal:
-            if not ask_slack or not refusal.approvers.groups:
+            if not ask_slack or just_read or not refusal.approvers.groups:
                 return not_an_approver(refusal.milestone, refusal.approvers)
             groups = refusal.approvers.groups
         await self._refresh_quietly(groups, max_age=None)
@@ -227,8 +237,8 @@ class Signoffs:
         found = await self._live_request(click)
         if isinstance(found, Message):
             return found
-        _, approvers = await services.milestone_approvers(found.repository, found.milestone)
-        if click.user_id not in approvers and approvers.groups:
+        approvers, just_read = await self._refresh_groups_of(found.repository, found.milestone)
+        if click.user_id not in approvers and approvers.groups and not just_read:
             await self._refresh_quietly(approvers.groups, max_age=None)
             _, approvers = await services.milestone_approvers(found.repository, found.milestone)
         if click.user_id not in approvers:
@@ -274,12 +284,13 @@ class Signoffs:
         await services.store_user_groups(groups)
         return {handle: group_id for handle, (group_id, _) in groups.items()}
 
-    async def _refresh_quietly(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> None:
+    async def _refresh_quietly(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> dict[str, str | None]:
         """As refresh_groups; when Slack cannot be read, what was stored stands."""
         try:
-            await self.refresh_groups(handles, max_age=max_age)
+            return await self.refresh_groups(handles, max_age=max_age)
         except SlackApiError as error:
             log.warning("could not read user groups %s: %s", ", ".join(handles), error.response.get("error"))
+            return {}
 
     async def _is_admin(self, user_id: str) -> bool:
         user = (await self.client.users_info(user=user_id))["user"]

@@ -239,6 +239,8 @@ class Runner:
                 async with renewed(self.lease, renew, f"{topic} work"):
                     for item in items:
                         await self._do(topic, handler, item)
+                        if item in held:
+                            held.remove(item)  # finished: nothing more to renew
                 taken += len(items)
         return taken
 

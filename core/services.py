@@ -193,7 +193,9 @@ async def unlink_github_milestone(repository: str, number: int) -> Milestone | N
             return None
         milestone.github_number = None
         milestone.state = MilestoneState.CLOSED
-        await milestone.save(using_db=client, update_fields=["github_number", "state", "updated_at"])
+        # Closed for good: no longer one that a regression would reopen.
+        milestone.closed_on_complete = False
+        await milestone.save(using_db=client, update_fields=["github_number", "state", "closed_on_complete", "updated_at"])
         await lock_milestones(client, [milestone.id])
         await _after_change(client, milestone)
     return milestone
@@ -600,11 +602,6 @@ async def edit_approvers(
             await Approver.filter(milestone=milestone, active_member=member).using_db(client).update(
                 active_member=None, removed_by=by, removed_at=now
             )
-            # An approval stops counting with its approver, and must not count again if they return.
-            # A rejection stands until its author withdraws it.
-            approval = await Signoff.get_or_none(milestone=milestone, active_user=member, decision=Decision.APPROVE, using_db=client)
-            if approval is not None:
-                await _end(client, approval, Decision.DISMISS, member, f"no longer an approver (removed by {by})")
         for member in add:
             if not await Approver.exists(milestone=milestone, active_member=member, using_db=client):
                 await Approver.create(using_db=client, milestone=milestone, member=member, added_by=by, active_member=member)
@@ -932,6 +929,8 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     taken_at = min(at or now, now)
     last = await Snapshot.filter(milestone=milestone).order_by("-id").using_db(client).first()
     facts = await load_facts(client, milestone)
+    if await _end_approvals_of_former_approvers(client, milestone, facts):
+        facts = await load_facts(client, milestone)
     verdict = evaluate(facts, now)
     dismissed: list[Signoff] = []
     was_green = bool(last and last.metrics.get("gate_green"))
@@ -978,6 +977,22 @@ async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed:
         await outbox.mark(client, outbox.MILESTONE_COMPLETION, [milestone.id])
         if milestone.github_number is not None and milestone_policy(milestone).close_on_complete:
             await outbox.mark(client, outbox.GITHUB_MILESTONE_STATE, [milestone.id])
+
+
+async def _end_approvals_of_former_approvers(client: BaseDBAsyncClient, milestone: Milestone, facts: MilestoneFacts) -> bool:
+    """An approval stops with its approver (removed in Slack or the policy file, or gone from a
+    user group), so that it cannot count again if they return. A rejection stands until its
+    author withdraws it."""
+    former = [
+        decision.user_id
+        for decision in facts.decisions
+        if decision.decision is Decision.APPROVE and decision.user_id not in facts.approvers
+    ]
+    if not former:
+        return False
+    for approval in await Signoff.filter(milestone=milestone, active_user__in=former, decision=Decision.APPROVE).using_db(client):
+        await _end(client, approval, Decision.DISMISS, approval.user_id, "no longer an approver")
+    return True
 
 
 async def _dismiss_stale_approvals(client: BaseDBAsyncClient, milestone: Milestone, verdict: Verdict) -> list[Signoff]:

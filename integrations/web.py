@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.app import SlackApp, create_slack_app, slack_endpoint, slack_status_line
+from bot.app import create_slack_app, slack_endpoint, slack_status_line
 from core import outbox
 from core.db import close_database, connection, open_database
 from core.settings import Settings
@@ -69,15 +69,6 @@ NOTICE_QUIET = timedelta(seconds=1)
 NOTICE_LONGEST = timedelta(seconds=10)
 
 
-def owed_handlers(slack: SlackApp | None, github: GitHubAccess) -> dict[str, outbox.Handler]:
-    """Who does each kind of owed work here: Slack's when Slack is set up, GitHub's with GitHub access."""
-    handlers = dict(slack.signoffs.handlers()) if slack else {}
-    if github.mode is not None:
-        closer = MilestoneCloser(github)
-        handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
-    return handlers
-
-
 def create_app(
     settings: Settings,
     *,
@@ -99,7 +90,13 @@ def create_app(
         settling=outbox.Settling(quiet=timedelta(seconds=settings.checks_settle_seconds)),
     )
     slack = create_slack_app(settings, links.milestone_url)
-    notices = outbox.Runner(owed_handlers(slack, github), settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST))
+    # GitHub's owed work is the publisher's, Slack's the notices': a slow or rate-limited GitHub
+    # never holds up a sign-off message.
+    closer = MilestoneCloser(github)
+    publisher.handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
+    notices = outbox.Runner(
+        slack.signoffs.handlers() if slack else {}, settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST)
+    )
     if slack:
         slack.signoffs.notices_due = notices.wake
 

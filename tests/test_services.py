@@ -664,3 +664,33 @@ async def test_a_milestone_closed_because_it_completed_still_takes_launches_and_
     outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
     [change] = outcome.changes
     assert change.reopened and change.verdict.status is GateStatus.BLOCKED
+
+
+async def test_an_approval_ends_with_its_approver_however_they_leave(db: str) -> None:
+    await green_milestone()
+    policy = POLICY.replace(', "com.acme.Missing.test"', "")
+    await services.apply_policy_file(REPO, policy.replace("[U1, U2], quorum: 2", "[U1, '@qa'], quorum: 2"))
+    await services.store_user_groups({"@qa": ("S1", ["U2", "U3"])})
+    await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
+    await services.record_decision(REPO, "v2.0", "U3", Decision.APPROVE)
+    assert (await verdict()).status is GateStatus.COMPLETE
+    # U3 leaves the group in Slack: the approval ends, and does not come back with them.
+    await services.store_user_groups({"@qa": ("S1", ["U2"])})
+    assert await trail_of("U3") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
+    await services.store_user_groups({"@qa": ("S1", ["U2", "U3"])})
+    assert (await verdict()).criteria[3].summary == "1 of 2 approvals"
+    # U1 dropped from the policy file: the same.
+    await services.apply_policy_file(REPO, policy.replace("[U1, U2], quorum: 2", "['@qa'], quorum: 1"))
+    assert await trail_of("U1") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
+    [dismissal] = [entry for entry in (await services.signoff_state(REPO, "v2.0")).trail if entry.user_id == "U1" and entry.decision is Decision.DISMISS]
+    assert dismissal.comment == "no longer an approver"
+
+
+async def test_a_deleted_github_milestone_takes_no_more_launches(db: str) -> None:
+    await green_milestone()
+    await services.save_milestone(REPO, "v2.0", github_number=7)
+    milestone = await Milestone.get(name="v2.0")
+    await services.github_milestone_closed(milestone.id, True)
+    await services.unlink_github_milestone(REPO, 7)
+    outcome = await launch("r9", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=3))
+    assert outcome.changes == []

@@ -15,7 +15,7 @@ from core import services
 from core.clock import utcnow
 from core.enums import Decision, GateStatus
 from core.ingest import LaunchSource
-from core.models import Milestone, Signoff, SignoffRequest
+from core.models import Milestone, Signoff, SignoffRequest, UserGroup
 from tests.block_kit import assert_within_limits
 from tests.slack import CHANNEL_ID, TEAM_ID, block_actions_form, post, view_submission_form
 from tests.test_slack_app import REPO, Slack, eventually, report, section_texts, slack_app
@@ -428,3 +428,18 @@ async def test_a_reason_is_submitted_without_waiting_for_slack(slack: Slack) -> 
     # Someone who is not an approver sees why under the reason field.
     again = await submit_reason(slack, modal, EVE, "I object")
     assert again.json() == {"response_action": "errors", "errors": {"reason": "You are not an approver of v2.0 (approvers: @U0ANN, @qa-leads)."}}
+
+
+async def test_a_click_reads_group_members_again_when_they_are_over_a_minute_old(slack: Slack) -> None:
+    slack.fake.add_usergroup("S0QA", "qa-leads", [ANN, EVE])
+    await green_release(POLICY.replace("[U0ANN, U0BOB]}", "['@qa-leads'], quorum: 1}"))
+    message = await request(slack)
+    # Eve leaves the group in Slack. Within the minute the stored members serve...
+    slack.fake.add_usergroup("S0QA", "qa-leads", [ANN])
+    slack.fake.clear_calls()
+    await UserGroup.filter(handle="@qa-leads").update(refreshed_at=utcnow() - timedelta(minutes=2))
+    # ...after it, a click reads them again, and Eve's counts for nothing.
+    url = await press(slack, message, "signoff_approve", EVE)
+    assert await private_reply(slack, url) == "You are not an approver of v2.0 (approvers: *@qa-leads*)."
+    assert [call.body.get("usergroup") for call in slack.fake.calls("usergroups.users.list")] == ["S0QA"]
+    assert await trail() == []

@@ -4,11 +4,18 @@ opened again if it reopens (only one this service closed)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from core import services
+from github import RateLimitExceededException
+
+from core import outbox, services
+from core.clock import utcnow
 from core.catalog import milestone_policy
 from core.installations import installation_for
 from integrations.github.api import GitHubAccess
+
+
+RATE_LIMIT_WAIT = timedelta(minutes=5)
 
 
 class MilestoneCloser:
@@ -26,7 +33,11 @@ class MilestoneCloser:
         repository = milestone.repository.full_name
         installation = await installation_for(repository)
         state = "closed" if complete else "open"
-        await asyncio.to_thread(self._set_state, repository, installation, milestone.github_number, state)
+        try:
+            await asyncio.to_thread(self._set_state, repository, installation, milestone.github_number, state)
+        except RateLimitExceededException:
+            # PyGithub waited as long as it may: not this work's failure, so it waits for the reset.
+            raise outbox.Deferred(utcnow() + RATE_LIMIT_WAIT, "GitHub rate limit spent") from None
         await services.github_milestone_closed(milestone_id, complete)
         return f"GitHub milestone #{milestone.github_number} {state}"
 
