@@ -60,6 +60,8 @@ class Answers:
                 return await self.signoffs.request(asker, found.repository, found.name)
             if name == "approvers" and invocation.edit:
                 return await self.signoffs.edit_approvers(asker, found.repository, found.name, invocation.edit, invocation.members)
+            if name == "signoffs" and invocation.edit:
+                return await self.signoffs.dismiss(asker, found.repository, found.name, invocation.members)
             return await self.run(Query(name, found.repository, found.name, invocation.option))
         if resolution.ambiguous:
             if name == "signoff" or invocation.edit:

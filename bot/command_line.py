@@ -46,7 +46,12 @@ SUBCOMMANDS = {
         ),
         Subcommand("trend", "<milestone>", "trend v2.0", "pass rate and blocking defects over 30 days, regressions"),
         Subcommand("signoff", "<milestone>", "signoff v2.0", "ask the approvers for sign-off here, with Approve and Reject buttons"),
-        Subcommand("signoffs", "<milestone>", "signoffs v2.0", "every sign-off decision, withdrawal and dismissal"),
+        Subcommand(
+            "signoffs",
+            "<milestone> [dismiss @person]",
+            "signoffs v2.0",
+            "every sign-off decision, withdrawal and dismissal; admins dismiss someone's standing decision",
+        ),
         Subcommand(
             "approvers",
             "<milestone> [add|remove @person|@group …]",
@@ -62,7 +67,8 @@ SUBCOMMANDS = {
 
 # What a button may run again: the answers that are read-only.
 RERUNNABLE = ("list", "status", "defects", "tests", "trend", "signoffs", "approvers")
-EDITS = ("add", "remove")
+# The changes a read-only subcommand also makes, after the milestone: `approvers v2.0 add @dana`.
+EDITS = {"approvers": ("add", "remove"), "signoffs": ("dismiss",)}
 # How Slack escapes a mentioned person or user group in a command's text.
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^<!subteam\^[A-Z0-9]+\|@?([^>]+)>$")
 
@@ -113,8 +119,8 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     if subcommand.name in ("list", "link"):
         return _with_repository(subcommand, rest, repositories)
     edit, members = None, ()
-    if subcommand.name == "approvers":
-        rest, edit, members = _approver_edit(subcommand, rest)
+    if subcommand.name in EDITS:
+        rest, edit, members = _edit(subcommand, rest, EDITS[subcommand.name])
     # A repository and an option may follow the name, in either order.
     repository = option = None
     while len(rest) > 1:
@@ -129,10 +135,10 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     return Invocation(subcommand, " ".join(rest) or None, repository, option, edit, members)
 
 
-def _approver_edit(subcommand: Subcommand, words: list[str]) -> tuple[list[str], str | None, tuple[str, ...]]:
+def _edit(subcommand: Subcommand, words: list[str], edits: tuple[str, ...]) -> tuple[list[str], str | None, tuple[str, ...]]:
     """`v2.0 add @dana @qa-leads`: the words before the edit, the edit, and whom."""
     for index, word in enumerate(words):
-        if word.lower() in EDITS and index > 0:
+        if word.lower() in edits and index > 0:
             members = [_member(subcommand, mention) for mention in words[index + 1 :]]
             if not members:
                 raise UsageError(f"whom to {word.lower()}? Mention them: `{word.lower()} @person`", subcommand)

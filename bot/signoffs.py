@@ -168,6 +168,23 @@ class Signoffs:
         done = "Added" if edit == "add" else "Removed"
         return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
 
+    async def dismiss(self, asker: Asker, repository: str, name: str, members: Sequence[str]) -> Message:
+        """A workspace admin ends people's standing decisions; the trail says who did."""
+        if any(not is_user(member) for member in members):
+            return replies.failure("Dismiss names people, not user groups")
+        by_admin = await self._is_admin(asker.user_id)
+        ended = []
+        for member in members:
+            try:
+                outcome = await services.dismiss_decision(repository, name, member, by=asker.user_id, by_admin=by_admin)
+            except services.SignoffRefused as refusal:
+                return refused(str(refusal))
+            if outcome is not None:
+                ended.append(member)
+        self.notices_due()
+        note = f"Dismissed by <@{asker.user_id}>: " + (", ".join(f"<@{member}>" for member in ended) or "nobody had a standing decision") + "."
+        return trail_message(await services.signoff_state(repository, name), command=self.command, note=note)
+
     async def _state(self, repository: str, name: str) -> services.SignoffState:
         """The milestone's sign-off, its user groups read from Slack first if not lately."""
         await self._refresh_groups_of(repository, name)

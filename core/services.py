@@ -566,6 +566,21 @@ async def withdraw_decision(repository: str, milestone_name: str, user_id: str) 
         return DecisionOutcome(True, entry, change)
 
 
+async def dismiss_decision(repository: str, milestone_name: str, user_id: str, *, by: str, by_admin: bool) -> DecisionOutcome | None:
+    """A workspace admin ends someone's standing decision: a rejection by someone who left
+    would otherwise block for good. None when they have none."""
+    if not by_admin:
+        raise SignoffRefused("only workspace admins can dismiss someone else's decision")
+    async with in_transaction() as client:
+        milestone = await _milestone(client, repository, milestone_name)
+        await lock_milestones(client, [milestone.id])
+        standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
+        if standing is None:
+            return None
+        entry = await _end(client, standing, Decision.DISMISS, user_id, f"dismissed by {by}")
+        return DecisionOutcome(True, entry, await _after_change(client, milestone))
+
+
 async def milestone_approvers(repository: str, milestone_name: str) -> tuple[Milestone, Approvers]:
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)

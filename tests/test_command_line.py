@@ -129,6 +129,12 @@ def test_approver_edits_refuse_what_is_not_a_mention(text: str, message: str) ->
     assert str(refused.value) == message and refused.value.subcommand.name == "approvers"
 
 
+def test_admins_dismiss_decisions_by_mention() -> None:
+    invocation = parse("signoffs v2.0 dismiss <@U0BOB|bob>")
+    assert (invocation.subcommand.name, invocation.milestone, invocation.edit, invocation.members) == ("signoffs", "v2.0", "dismiss", ("U0BOB",))
+    assert parse("approvers v2.0 dismiss <@U0BOB|bob>").edit is None, "each subcommand has its own edits"
+
+
 def test_sign_off_queries_rerun_only_reads() -> None:
     assert Query.decode(Query("signoffs", "acme/shop", "v2.0").encode()).subcommand == "signoffs"
     with pytest.raises(UsageError):

@@ -443,3 +443,24 @@ async def test_a_click_reads_group_members_again_when_they_are_over_a_minute_old
     assert await private_reply(slack, url) == "You are not an approver of v2.0 (approvers: *@qa-leads*)."
     assert [call.body.get("usergroup") for call in slack.fake.calls("usergroups.users.list")] == ["S0QA"]
     assert await trail() == []
+
+
+async def test_an_admin_dismisses_the_rejection_of_someone_who_left(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    await slack.answer("approvers v2.0 add <@U0ANN|ann> <@U0BOB|bob>", user_id=ADMIN)
+    message = await request(slack)
+    await press(slack, message, "signoff_reject", BOB)
+    [modal] = await eventually(lambda: list(slack.fake.views.values()))
+    await submit_reason(slack, modal, BOB, "Wait for the audit")
+    # Bob leaves; his rejection still blocks, and an approver cannot clear it.
+    await slack.answer("approvers v2.0 remove <@U0BOB|bob>", user_id=ADMIN)
+    await press(slack, message, "signoff_approve", ANN)
+    await eventually_trail([(BOB, Decision.REJECT, True), (ANN, Decision.APPROVE, True)])
+    assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.BLOCKED
+    refused = await slack.answer("signoffs v2.0 dismiss <@U0BOB|bob>", user_id=ANN)
+    assert "Only workspace admins can dismiss someone else's decision" in refused["text"]
+    answer = await slack.answer("signoffs v2.0 dismiss <@U0BOB|bob>", user_id=ADMIN)
+    text = section_texts(answer)
+    assert "Dismissed by <@U0ADMIN>: <@U0BOB>." in text
+    assert "the rejection by <@U0BOB> was dismissed: “dismissed by U0ADMIN”" in text
+    assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.COMPLETE

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import Sequence
 from bot.command_line import Query
 from bot.views.blocks import (
     MESSAGE_BLOCKS,
@@ -73,7 +74,12 @@ def request_message(state: SignoffState, *, requested_by: str, requested_at: dat
     blocks += line_sections(lines, max_sections=3, max_lines=APPROVER_LINES, more="…and {count} more approvers")
     dismissed = [entry for entry in state.trail if entry.decision is Decision.DISMISS and entry.created_at >= requested_at]
     if dismissed:
-        recent = [f":warning: approval by {mention(entry.user_id)} dismissed {slack_time(entry.created_at)}: {escape(clip(entry.comment, 300))}" for entry in dismissed[-3:]]
+        ended = ended_decisions(state.trail)
+        recent = [
+            f":warning: {ended.get(entry.ends_id, 'decision')} by {mention(entry.user_id)} dismissed "  # type: ignore[attr-defined]
+            f"{slack_time(entry.created_at)}: {escape(clip(entry.comment, 300))}"
+            for entry in dismissed[-3:]
+        ]
         blocks.append(section("\n".join(recent)))
     blocks.append(
         actions(
@@ -178,21 +184,30 @@ def request_posted(milestone: str, replaced: bool) -> Message:
     return Message(f"Sign-off request for {escape(milestone)} posted.{note}")
 
 
-def trail_message(state: SignoffState, *, command: str) -> Message:
+def trail_message(state: SignoffState, *, command: str, note: str = "") -> Message:
     reading = state.reading
-    lines = [trail_line(entry) for entry in state.trail] or ["No sign-off decisions yet."]
+    ended = ended_decisions(state.trail)
+    lines = [trail_line(entry, ended) for entry in state.trail] or ["No sign-off decisions yet."]
     blocks: list[Block] = [header(f"Sign-off trail: {reading.name} · {reading.repository}")]
+    if note:
+        blocks.append(context(note))
     blocks.append(section(f"{STATUS_EMOJI[reading.verdict.status]} *{STATUS_LABEL[reading.verdict.status]}* · {escape(reading.verdict.criteria[3].summary)}"))
     blocks += line_sections(lines, max_sections=6, max_lines=TRAIL_LINES, more=f"…and {{count}} earlier entries: `milestones status {quoted(reading.name)} --json` has them all")
     blocks.append(share_actions(Query("signoffs", reading.repository, reading.name)))
     return Message(escape(f"Sign-off trail of {reading.name} ({reading.repository}): {plural(len(state.trail), 'entry', 'entries')}"), blocks)
 
 
-def trail_line(entry: Signoff) -> str:
+def ended_decisions(trail: Sequence[Signoff]) -> dict[int, str]:
+    """What each withdrawal or dismissal ended, by id: "approval" or "rejection"."""
+    return {entry.id: "approval" if entry.decision is Decision.APPROVE else "rejection" for entry in trail}
+
+
+def trail_line(entry: Signoff, ended: dict[int, str]) -> str:
     emoji, verb = TRAIL_VERB[entry.decision]
     when = slack_time(entry.created_at)
     if entry.decision is Decision.DISMISS:
-        line = f"{emoji} {when} the approval by {mention(entry.user_id)} was dismissed"
+        what = ended.get(entry.ends_id, "decision")  # type: ignore[attr-defined]
+        line = f"{emoji} {when} the {what} by {mention(entry.user_id)} was dismissed"
     else:
         line = f"{emoji} {when} {mention(entry.user_id)} {verb}"
     comment = f": “{escape(clip(entry.comment, 300))}”" if entry.comment else ""
