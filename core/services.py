@@ -555,15 +555,7 @@ def _check_approval_allowed(
 
 async def withdraw_decision(repository: str, milestone_name: str, user_id: str) -> DecisionOutcome | None:
     """End the person's standing decision; None when they have none."""
-    async with in_transaction() as client:
-        milestone = await _milestone(client, repository, milestone_name)
-        await lock_milestones(client, [milestone.id])
-        standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
-        if standing is None:
-            return None
-        entry = await _end(client, standing, Decision.WITHDRAW, user_id, "withdrawn")
-        change = await _after_change(client, milestone)
-        return DecisionOutcome(True, entry, change)
+    return await _end_standing(repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn")
 
 
 async def dismiss_decision(repository: str, milestone_name: str, user_id: str, *, by: str, by_admin: bool) -> DecisionOutcome | None:
@@ -571,13 +563,17 @@ async def dismiss_decision(repository: str, milestone_name: str, user_id: str, *
     would otherwise block for good. None when they have none."""
     if not by_admin:
         raise SignoffRefused("only workspace admins can dismiss someone else's decision")
+    return await _end_standing(repository, milestone_name, user_id, Decision.DISMISS, f"dismissed by {by}")
+
+
+async def _end_standing(repository: str, milestone_name: str, user_id: str, how: Decision, note: str) -> DecisionOutcome | None:
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)
         await lock_milestones(client, [milestone.id])
         standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
         if standing is None:
             return None
-        entry = await _end(client, standing, Decision.DISMISS, user_id, f"dismissed by {by}")
+        entry = await _end(client, standing, how, user_id, note)
         return DecisionOutcome(True, entry, await _after_change(client, milestone))
 
 
