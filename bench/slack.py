@@ -47,6 +47,7 @@ from bench.reports import write_report
 from bench.webhooks import Server, percentile, print_server_log
 from bot.answers import Answers
 from bot.command_line import Asker
+from bot.digests import Digests
 from bot.signoffs import Signoffs
 from core import services
 from core.db import close_database, open_database
@@ -108,8 +109,8 @@ async def build(url: str, folder: Path) -> tuple[float, float, float, float]:
 async def in_process(url: str, commands: list[Command], times: int = 20) -> dict[str, float]:
     """Median seconds of each command answered here, as the listener computes its answer."""
     # The commands measured are reads: they call no Slack method.
-    signoffs = Signoffs(AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/"), COMMAND)
-    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, signoffs)
+    client = AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/")
+    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, Signoffs(client, COMMAND), Digests(client, COMMAND, "UTC"))
     asker = Asker(TEAM_ID, CHANNEL_ID, USER_ID)
     medians = {}
     await open_database(url)

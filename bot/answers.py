@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bot.command_line import Asker, Query, UsageError, parse
+from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
 from bot.views.blocks import Message
@@ -27,6 +28,7 @@ class Answers:
     command: str
     page_url: PageUrl
     signoffs: Signoffs
+    digests: Digests
 
     async def command_text(self, text: str, asker: Asker) -> Message:
         known = await channels.repository_names()
@@ -39,6 +41,12 @@ class Answers:
             return replies.help_message(self.command)
         if name == "unlink":
             return replies.unlinked(await channels.unlink_channel(asker.team_id, asker.channel_id))
+        if name == "subscribe":
+            return await self.digests.subscribe(asker, invocation.words)
+        if name == "unsubscribe":
+            return await self.digests.unsubscribe(asker, invocation.words)
+        if name == "subscriptions":
+            return await self.digests.subscriptions(asker)
         if invocation.repository and invocation.repository not in known:
             return replies.unknown_repository(invocation.repository, known)
         if name == "link":

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.answers import Answers, PageUrl
 from bot.listeners import RECEIVED_AT, register
+from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.slack_api import retry_handlers
 from core.settings import Settings
@@ -61,7 +62,8 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
     bolt.client.base_url = settings.slack_api_url
     bolt.client.retry_handlers = retry_handlers()
     signoffs = Signoffs(bolt.client, settings.slack_command)
-    register(bolt, Answers(settings.slack_command, page_url, signoffs), signoffs)
+    digests = Digests(bolt.client, settings.slack_command, settings.tz)
+    register(bolt, Answers(settings.slack_command, page_url, signoffs, digests), signoffs)
     socket_mode = None
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())

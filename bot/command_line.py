@@ -58,6 +58,15 @@ SUBCOMMANDS = {
             "approvers v2.0 add @dana",
             "who signs off, and changing who (approvers and workspace admins)",
         ),
+        Subcommand(
+            "subscribe",
+            "[milestone|owner/repo] [daily|weekdays|weekly mon] [HH:MM] [Europe/Berlin]",
+            "subscribe v2.0 weekdays 09:00 Europe/Berlin",
+            "a digest in this channel on a schedule (default: daily at 09:00, your time zone)",
+            needs_milestone=False,
+        ),
+        Subcommand("unsubscribe", "[milestone|owner/repo]", "unsubscribe v2.0", "stop a digest (all of this channel's without a name)", needs_milestone=False),
+        Subcommand("subscriptions", "", "subscriptions", "this channel's digests and when they come", needs_milestone=False),
         Subcommand("link", "<owner/repo>", "link acme/shop", "make a repository this channel's default", needs_milestone=False),
         Subcommand("unlink", "", "unlink", "forget this channel's default repository", needs_milestone=False),
         Subcommand("help", "", "help", "this list", needs_milestone=False),
@@ -99,6 +108,8 @@ class Invocation:
     # approvers: "add" or "remove", and whom (user ids and @handles).
     edit: str | None = None
     members: tuple[str, ...] = ()
+    # subscribe, unsubscribe: the words after the subcommand (a scope, then a schedule).
+    words: tuple[str, ...] = ()
 
 
 def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
@@ -118,6 +129,10 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     repositories = {name.lower(): name for name in known_repositories}
     if subcommand.name in ("list", "link"):
         return _with_repository(subcommand, rest, repositories)
+    if subcommand.name in ("subscribe", "unsubscribe", "subscriptions"):
+        if rest and subcommand.name == "subscriptions":
+            raise UsageError("subscriptions takes no arguments", subcommand)
+        return Invocation(subcommand, words=tuple(rest))
     edit, members = None, ()
     if subcommand.name in EDITS:
         rest, edit, members = _edit(subcommand, rest, EDITS[subcommand.name])

@@ -469,3 +469,52 @@ class ChannelLink(Model):
     class Meta:
         table = "channel_link"
         unique_together = (("team_id", "channel_id"),)
+
+
+# A channel's scheduled digest: of one milestone, of a repository, or (both NULL) of every
+# repository linked to the channel.
+class Subscription(Model):
+    id = fields.IntField(primary_key=True)
+    team_id = fields.CharField(max_length=32)
+    channel_id = fields.CharField(max_length=32)
+    repository: fields.ForeignKeyNullableRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="subscriptions", null=True, on_delete=fields.CASCADE
+    )
+    milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="subscriptions", null=True, on_delete=fields.CASCADE
+    )
+    # "milestone:<id>", "repository:<id>" or "channel": one subscription per channel and scope.
+    scope_key = fields.CharField(max_length=40)
+    kind = fields.CharField(max_length=10)
+    weekday = fields.IntField(null=True)
+    at = fields.CharField(max_length=5)
+    zone = fields.CharField(max_length=64)
+    created_by = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "subscription"
+        unique_together = (("team_id", "channel_id", "scope_key"),)
+
+
+# One scheduled fire of a subscription, claimed before it is posted: the unique
+# (subscription, scheduled_for) lets one clock process post it, whatever else runs.
+class DigestRun(Model):
+    id = fields.BigIntField(primary_key=True)
+    subscription: fields.ForeignKeyRelation[Subscription] = fields.ForeignKeyField(
+        "milestones.Subscription", related_name="runs", on_delete=fields.CASCADE
+    )
+    scheduled_for = fields.DatetimeField()
+    status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, skipped
+    attempts = fields.IntField(default=0)
+    claimed_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    error = fields.TextField(null=True)
+    # What the digest reported, per milestone id: the next digest says what changed since.
+    reported: dict = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "digest_run"
+        unique_together = (("subscription", "scheduled_for"),)
+

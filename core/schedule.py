@@ -63,6 +63,11 @@ class Schedule:
                     return fire
         raise AssertionError("a schedule fires at least once a week")
 
+    def last_fire(self, at_or_before: datetime) -> datetime:
+        """The latest fire at or before the moment."""
+        fires = list(self.fires(at_or_before - timedelta(days=8), at_or_before))
+        return fires[-1]
+
     def fires(self, after: datetime, until: datetime) -> Iterator[datetime]:
         """Every fire in (after, until]."""
         fire = self.next_fire(after)

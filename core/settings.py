@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_command: str = "/milestone"
 
+    # Digests (`milestones clock`): the zone of a subscription that names none (the TZ
+    # variable, as the host sets it), and how late a fire missed during downtime may
+    # still be sent; older ones are skipped.
+    tz: str = "UTC"
+    digest_grace_minutes: float = 60.0
+
     # Processing of accepted deliveries.
     webhook_workers: int = 2
     webhook_max_attempts: int = 5
@@ -69,6 +75,20 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("expected an http(s) URL, such as https://milestones.example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from core.schedule import ScheduleError, check_zone, looks_like_zone
+
+        value = value.lstrip(":")
+        try:
+            return check_zone(value)
+        except ScheduleError as error:
+            if looks_like_zone(value):
+                raise ValueError(str(error)) from None
+            # A POSIX rule (`CET-1CEST`) is the C library's affair, not an IANA name: digests use UTC.
+            return "UTC"
 
     @field_validator("slack_api_url")
     @classmethod

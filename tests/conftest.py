@@ -24,6 +24,8 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "digest_run",
+    "subscription",
     "signoff_request",
     "approver",
     "user_group",

@@ -134,7 +134,7 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
         status_line += "\n" + escape(clip(reading.description, 300))
     blocks: list[Block] = [header(f"{reading.name} · {reading.repository}"), section(status_line)]
     blocks.append(section("\n".join(criterion_line(item) for item in verdict.criteria)))
-    blocks.append(section(_trend_line(reading) + "\n" + _forecast_line(reading)))
+    blocks.append(section(trend_line(reading) + "\n" + forecast_line(reading)))
     blockers = _blocker_lines(reading, command)
     if blockers:
         blocks.append(divider())
@@ -174,7 +174,7 @@ def criterion_line(item: Criterion) -> str:
     return f"{CRITERION_EMOJI[item.result]} *{CRITERION_TITLE[item.name]}* {bar}{escape(item.summary)}"
 
 
-def _trend_line(reading: MilestoneReading) -> str:
+def trend_line(reading: MilestoneReading) -> str:
     points = list(reading.facts.trend)[-TREND_POINTS:]
     rates = sparkline(point.pass_rate for point in points)
     if not rates:
@@ -185,7 +185,7 @@ def _trend_line(reading: MilestoneReading) -> str:
     return f"*Trend* pass rate `{rates}`{lately} · blocking defects `{blocking}`"
 
 
-def _forecast_line(reading: MilestoneReading) -> str:
+def forecast_line(reading: MilestoneReading) -> str:
     forecast = reading.verdict.metrics.forecast
     when = f"{forecast.date:%a} {forecast.date.day} {forecast.date:%b}" if forecast.date else "no date"
     flag = " :warning:" if forecast.at_risk else ""

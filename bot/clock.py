@@ -1,0 +1,169 @@
+"""`milestones clock`: the process that posts scheduled digests.
+
+APScheduler runs one job per subscription, on a trigger computed from the subscription's
+own calendar (core.schedule), and the jobs follow the database: a subscription added in
+Slack is scheduled within `SYNC_EVERY`, a removed one unscheduled. Each fire is claimed in
+the database before it is posted, so two clocks, or a restart, never post it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.digests import Digests
+from bot.slack_api import retry_handlers
+from core import digests
+from core.catalog import NotFound
+from core.clock import utcnow
+from core.db import database
+from core.schedule import Schedule
+from core.settings import get_settings
+
+log = logging.getLogger("milestones.clock")
+
+SYNC_EVERY = timedelta(seconds=30)
+ATTEMPTS = 3
+RETRY_AFTER = timedelta(seconds=30)
+
+
+class ScheduleTrigger(BaseTrigger):
+    """APScheduler's trigger for a digest schedule: fire times from core.schedule."""
+
+    def __init__(self, schedule: Schedule):
+        self.schedule = schedule
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        after = previous_fire_time if previous_fire_time is not None else now - timedelta(microseconds=1)
+        return self.schedule.next_fire(after)
+
+    def __str__(self) -> str:
+        return self.schedule.describe()
+
+
+class Clock:
+    def __init__(
+        self,
+        poster: Digests,
+        *,
+        grace: timedelta,
+        now: Callable[[], datetime] = utcnow,
+        retry_after: timedelta = RETRY_AFTER,
+    ):
+        self.poster = poster
+        self.grace = grace
+        self.now = now
+        self.retry_after = retry_after
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduled: dict[int, digests.SubscriptionView] = {}
+
+    async def start(self) -> None:
+        await self.catch_up()
+        await self.sync()
+        self.scheduler.add_job(self.sync, "interval", seconds=SYNC_EVERY.total_seconds(), id="sync", coalesce=True)
+        self.scheduler.start()
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._scheduled)
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def sync(self) -> None:
+        """Schedule what the database holds: new subscriptions added, changed ones rescheduled, removed ones dropped."""
+        current = {view.id: view for view in await digests.every_subscription()}
+        for subscription_id in set(self._scheduled) - set(current):
+            self.scheduler.remove_job(f"digest:{subscription_id}")
+            del self._scheduled[subscription_id]
+        for subscription_id, view in current.items():
+            known = self._scheduled.get(subscription_id)
+            if known is not None and known.schedule == view.schedule:
+                continue
+            self.scheduler.add_job(
+                self.fire,
+                ScheduleTrigger(view.schedule),
+                args=[subscription_id],
+                id=f"digest:{subscription_id}",
+                replace_existing=True,
+                # Late by up to the grace (a busy loop, a slow start): sent once; later, skipped.
+                misfire_grace_time=int(self.grace.total_seconds()),
+                coalesce=True,
+            )
+            self._scheduled[subscription_id] = view
+            log.info("digest %s of %s scheduled %s", subscription_id, view.scope, view.schedule.describe())
+
+    async def catch_up(self) -> int:
+        """After downtime: each subscription's latest fire within the grace is sent, if no clock sent it."""
+        now = self.now()
+        sent = 0
+        for view in await digests.every_subscription():
+            missed = list(view.schedule.fires(now - self.grace, now))
+            if missed and await self.fire(view.id, missed[-1]):
+                sent += 1
+        return sent
+
+    async def fire(self, subscription_id: int, scheduled_for: datetime | None = None) -> bool:
+        """Post one fire's digest, unless another clock claimed it; True when this one posted it."""
+        view = next((item for item in await digests.every_subscription() if item.id == subscription_id), None)
+        if view is None:
+            return False  # removed since it was scheduled
+        scheduled_for = scheduled_for or view.schedule.last_fire(self.now())
+        run = await digests.claim_fire(subscription_id, scheduled_for)
+        if run is None:
+            return False
+        error = ""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                reported = await self.poster.post(view)
+            except (SlackApiError, NotFound, OSError, asyncio.TimeoutError) as failure:
+                error = f"Slack: {failure.response.get('error')}" if isinstance(failure, SlackApiError) else str(failure) or type(failure).__name__
+                log.warning("digest %s for %s: attempt %d failed: %s", subscription_id, scheduled_for, attempt, error)
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(self.retry_after.total_seconds() * attempt)
+                continue
+            await digests.finish_fire(run, digests.SENT, attempts=attempt, reported=reported)
+            log.info("digest %s for %s posted in %s", subscription_id, scheduled_for, view.channel_id)
+            return True
+        await digests.finish_fire(run, digests.FAILED, attempts=ATTEMPTS, error=error)
+        log.error("digest %s for %s failed after %d attempts: %s", subscription_id, scheduled_for, ATTEMPTS, error)
+        return False
+
+
+def add_clock(commands: Any) -> None:
+    command = commands.add_parser("clock", help="run the clock process: scheduled digests in Slack")
+    command.set_defaults(handler=cmd_clock)
+
+
+async def cmd_clock(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if settings.slack_bot_token is None:
+        from core.cli import UsageError
+
+        raise UsageError("the clock posts digests to Slack: set SLACK_BOT_TOKEN")
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, retry_handlers=retry_handlers()
+    )
+    clock = Clock(
+        Digests(client, settings.slack_command, settings.tz), grace=timedelta(minutes=settings.digest_grace_minutes)
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    async with database(settings.database_url):
+        await clock.start()
+        log.info("clock: %d digests scheduled; a missed one is sent up to %s late", clock.scheduled, clock.grace)
+        await stopping.wait()
+        clock.stop()
+    return 0

@@ -1,0 +1,100 @@
+"""Digests through Slack: the subscribe, unsubscribe and subscriptions commands, and posting a
+digest for one scheduled fire."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.command_line import Asker
+from bot.views import replies
+from bot.views.blocks import Message
+from bot.views.digests import digest_message, subscribed, subscriptions_message, unsubscribed
+from core import digests
+from core.channels import channel_repository, repository_names
+from core.clock import utcnow
+from core.lookup import resolve_milestone
+from core.schedule import ScheduleError, check_zone, parse_schedule
+
+log = logging.getLogger("milestones.slack")
+
+
+class Digests:
+    def __init__(self, client: AsyncWebClient, command: str, default_zone: str):
+        self.client = client
+        self.command = command
+        self.default_zone = default_zone
+
+    async def subscribe(self, asker: Asker, words: Sequence[str]) -> Message:
+        try:
+            schedule, rest = parse_schedule(list(words), await self._zone_of(asker.user_id))
+        except ScheduleError as error:
+            return replies.failure(str(error))
+        scope = await self._scope(asker, rest)
+        if isinstance(scope, Message):
+            return scope
+        repository, milestone = scope
+        view, created = await digests.subscribe(
+            asker.team_id, asker.channel_id, schedule, by=asker.user_id, repository=repository, milestone=milestone
+        )
+        return subscribed(view, created, now=utcnow())
+
+    async def unsubscribe(self, asker: Asker, words: Sequence[str]) -> Message:
+        current = await digests.channel_subscriptions(asker.team_id, asker.channel_id)
+        if not words:
+            await digests.unsubscribe(asker.team_id, asker.channel_id)
+            return unsubscribed(current)
+        scope = await self._scope(asker, list(words))
+        if isinstance(scope, Message):
+            return scope
+        repository, milestone = scope
+        await digests.unsubscribe(asker.team_id, asker.channel_id, repository=repository, milestone=milestone)
+        remaining = {view.id for view in await digests.channel_subscriptions(asker.team_id, asker.channel_id)}
+        return unsubscribed([view for view in current if view.id not in remaining])
+
+    async def subscriptions(self, asker: Asker) -> Message:
+        views = await digests.channel_subscriptions(asker.team_id, asker.channel_id)
+        return subscriptions_message(views, command=self.command, now=utcnow())
+
+    async def _scope(self, asker: Asker, words: list[str]) -> tuple[str | None, str | None] | Message:
+        """(repository, milestone) the words name: nothing (what the channel links), a repository, or a milestone."""
+        linked = await channel_repository(asker.team_id, asker.channel_id)
+        if not words:
+            if linked is None:
+                return replies.failure(
+                    f"This channel has no repository linked. Name a milestone or a repository, or `{self.command} link owner/repo` first"
+                )
+            return None, None
+        text = " ".join(words)
+        known = {name.lower(): name for name in await repository_names()}
+        if text.lower() in known:
+            return known[text.lower()], None
+        resolution = await resolve_milestone(text, [linked] if linked else None)
+        if resolution.found:
+            return resolution.found.repository, resolution.found.name
+        if resolution.ambiguous:
+            return replies.name_the_repository(resolution, self.command, "subscribe")
+        return replies.not_found(resolution, linked)
+
+    async def _zone_of(self, user_id: str) -> str:
+        """The subscriber's own time zone in Slack, else the TZ setting."""
+        try:
+            user = (await self.client.users_info(user=user_id))["user"]
+            return check_zone(user.get("tz") or self.default_zone)
+        except (SlackApiError, ScheduleError, KeyError):
+            return self.default_zone
+
+    async def post(self, subscription: digests.SubscriptionView) -> dict:
+        """Post the digest of one fire; returns what it reported, for the next one to compare with.
+
+        Raises NotFound when the scope is gone, SlackApiError when Slack refuses."""
+        readings = await digests.digest_readings(subscription)
+        before = await digests.last_reported(subscription.id)
+        reported = {str(reading.milestone_id): digests.baseline(reading) for reading in readings}
+        items = [(reading, digests.changes(before.get(str(reading.milestone_id)), reported[str(reading.milestone_id)])) for reading in readings]
+        message = digest_message(items, scope=subscription.scope, now=utcnow())
+        await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
+        return reported

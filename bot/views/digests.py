@@ -1,0 +1,106 @@
+"""Digests in Slack: the digest itself, with what changed since the previous one, and the
+answers to subscribe, unsubscribe and subscriptions. Pure functions from data to Block Kit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from bot.views.blocks import MESSAGE_BLOCKS, Block, Message, context, divider, escape, header, listed, mention, plural, section
+from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, criterion_line, due_text, forecast_line, slack_time, trend_line
+from core.digests import Changes, SubscriptionView
+from core.enums import SEVERITY_ORDER
+from core.services import MilestoneReading
+
+# Blocks a milestone takes in a digest, and room kept for the header and the footer.
+CARD_BLOCKS = 4
+DIGEST_CARDS = (MESSAGE_BLOCKS - 4) // CARD_BLOCKS
+
+
+def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: str, now: datetime) -> Message:
+    """Worst first, each with what changed since the previous digest; one line when nothing did."""
+    if not items:
+        text = f"Digest for {scope}: no open milestones."
+        return Message(escape(text), [section(f":calendar: {escape(text)}")], response_type="in_channel")
+    if all(changes.nothing for _, changes in items):
+        states = ", ".join(f"{reading.name} {STATUS_LABEL[reading.verdict.status].lower()}" for reading, _ in items)
+        text = f"Nothing new since the last digest for {scope}: {states}."
+        return Message(escape(text), [section(f":zzz: {escape(text)}")], response_type="in_channel")
+    blocks: list[Block] = [header(f"Milestones digest · {scope}")]
+    for reading, changes in items[:DIGEST_CARDS]:
+        blocks += milestone_card(reading, changes)
+    if len(items) > DIGEST_CARDS:
+        rest = ", ".join(f"{reading.name} ({STATUS_LABEL[reading.verdict.status].lower()})" for reading, _ in items[DIGEST_CARDS:])
+        blocks.append(context(escape(f"…and {len(items) - DIGEST_CARDS} more: {rest}")))
+    blocks.append(context(f"As of {slack_time(now)}"))
+    worst = items[0][0]
+    text = f"Digest for {scope}: {plural(len(items), 'milestone')}; {worst.name} is {STATUS_LABEL[worst.verdict.status].lower()}"
+    return Message(escape(text), blocks[:MESSAGE_BLOCKS], response_type="in_channel")
+
+
+def milestone_card(reading: MilestoneReading, changes: Changes) -> list[Block]:
+    verdict = reading.verdict
+    title = (
+        f"{STATUS_EMOJI[verdict.status]} *{escape(reading.name)}* ({escape(reading.repository)}) · "
+        f"*{STATUS_LABEL[verdict.status]}* · {due_text(verdict.target_date, verdict.days_left, verdict.overdue)}"
+    )
+    criteria = "\n".join(criterion_line(item) for item in verdict.criteria)
+    return [
+        divider(),
+        section(f"{title}\n{criteria}"),
+        section(f"*Since the last digest* {change_text(changes)}"),
+        context(trend_line(reading), forecast_line(reading)),
+    ]
+
+
+def change_text(changes: Changes) -> str:
+    if changes.first:
+        return "this is the first digest here."
+    if changes.nothing:
+        return "nothing changed."
+    parts = []
+    if changes.status_before:
+        parts.append(f"was {changes.status_before.replace('_', ' ')}")
+    if changes.pass_rate_delta:
+        parts.append(f"pass rate {changes.pass_rate_delta * 100:+.1f} pts")
+    if changes.new_defects:
+        parts.append("new defects: " + _severities(changes.new_defects))
+    if changes.closed_defects:
+        parts.append("closed: " + _severities(changes.closed_defects))
+    if changes.new_failing:
+        parts.append(f"{plural(len(changes.new_failing), 'new failing test')}: " + escape(listed(changes.new_failing, 5)))
+    if changes.fixed:
+        parts.append(f"{plural(len(changes.fixed), 'test')} fixed: " + escape(listed(changes.fixed, 5)))
+    if changes.new_approvals:
+        parts.append("approved by " + listed([mention(user) for user in changes.new_approvals]))
+    return " · ".join(parts)
+
+
+def _severities(counts: dict[str, int]) -> str:
+    order = [severity.value for severity in SEVERITY_ORDER]
+    return ", ".join(f"{counts[severity]} {severity}" for severity in sorted(counts, key=order.index))
+
+
+def subscribed(view: SubscriptionView, created: bool, *, now: datetime) -> Message:
+    verb = "Subscribed" if created else "Changed"
+    first = view.schedule.next_fire(now)
+    text = f"{verb}: a digest of {view.scope} here, {view.schedule.describe()}."
+    return Message(escape(text), [section(f":calendar: {escape(text)} The next one: {slack_time(first)}.")])
+
+
+def unsubscribed(removed: Sequence[SubscriptionView]) -> Message:
+    if not removed:
+        return Message("This channel had no such subscription.", [section("This channel had no such subscription.")])
+    text = "No more digests here of " + ", ".join(view.scope for view in removed) + "."
+    return Message(escape(text), [section(f":no_bell: {escape(text)}")])
+
+
+def subscriptions_message(views: Sequence[SubscriptionView], *, command: str, now: datetime) -> Message:
+    if not views:
+        text = f"No digests in this channel. `{command} subscribe` starts one."
+        return Message(escape(text), [section(text)])
+    lines = [
+        f":calendar: *{escape(view.scope)}* {escape(view.schedule.describe())} · next {slack_time(view.schedule.next_fire(now))}"
+        for view in views
+    ]
+    return Message(f"{plural(len(views), 'digest')} in this channel", [section("\n".join(lines[:40]))])

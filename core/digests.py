@@ -1,0 +1,221 @@
+"""Scheduled digests: channels' subscriptions, the claim of each scheduled fire, and what a
+digest reports, with what changed since the previous one to the same channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Sequence
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from core.catalog import NotFound
+from core.channels import channel_repository
+from core.clock import utcnow
+from core.enums import Decision, GateStatus, MilestoneState
+from core.models import ChannelLink, DigestRun, Milestone, Repository, Subscription
+from core.schedule import Schedule
+from core.services import MilestoneReading, read_milestone
+
+CLAIMED, SENT, FAILED = "claimed", "sent", "failed"
+# Worst first, as a digest lists them: overdue, at risk, blocked, then the rest.
+ORDER = [GateStatus.AT_RISK, GateStatus.BLOCKED, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    id: int
+    team_id: str
+    channel_id: str
+    repository: str | None
+    milestone: str | None
+    schedule: Schedule
+    updated_at: datetime
+
+    @property
+    def scope(self) -> str:
+        if self.milestone:
+            return f"{self.milestone} ({self.repository})"
+        return self.repository or "every repository linked to the channel"
+
+
+def schedule_of(subscription: Subscription) -> Schedule:
+    hours, minutes = subscription.at.split(":")
+    return Schedule(subscription.kind, time(int(hours), int(minutes)), subscription.zone, subscription.weekday)  # type: ignore[arg-type]
+
+
+def _view(subscription: Subscription) -> SubscriptionView:
+    repository = subscription.repository.full_name if subscription.repository else None  # type: ignore[union-attr]
+    milestone = subscription.milestone.name if subscription.milestone else None  # type: ignore[union-attr]
+    return SubscriptionView(
+        subscription.id,
+        subscription.team_id,
+        subscription.channel_id,
+        repository,
+        milestone,
+        schedule_of(subscription),
+        subscription.updated_at,
+    )
+
+
+async def subscribe(
+    team_id: str, channel_id: str, schedule: Schedule, *, by: str, repository: str | None = None, milestone: str | None = None
+) -> tuple[SubscriptionView, bool]:
+    """Subscribe the channel (to a milestone, a repository, or what is linked to it); subscribing
+    the same scope again changes its schedule. Returns the subscription and whether it is new."""
+    async with in_transaction() as client:
+        repo = await Repository.get_or_none(full_name=repository, using_db=client) if repository else None
+        if repository and repo is None:
+            raise NotFound(f"no repository {repository}")
+        found = await Milestone.get_or_none(repository=repo, name=milestone, using_db=client) if milestone else None
+        if milestone and found is None:
+            raise NotFound(f"no milestone {milestone} in {repository}")
+        key = f"milestone:{found.id}" if found else f"repository:{repo.id}" if repo else "channel"
+        values = {
+            "repository": repo,
+            "milestone": found,
+            "kind": schedule.kind,
+            "weekday": schedule.weekday,
+            "at": f"{schedule.at:%H:%M}",
+            "zone": schedule.zone,
+            "created_by": by,
+        }
+        subscription, created = await Subscription.update_or_create(
+            team_id=team_id, channel_id=channel_id, scope_key=key, defaults=values, using_db=client
+        )
+        await subscription.fetch_related("repository", "milestone", using_db=client)
+    return _view(subscription), created
+
+
+async def unsubscribe(team_id: str, channel_id: str, *, repository: str | None = None, milestone: str | None = None) -> int:
+    """Remove the channel's subscription to this scope (all of the channel's when none is named);
+    returns how many were removed. A removed subscription never fires again."""
+    query = Subscription.filter(team_id=team_id, channel_id=channel_id)
+    if milestone:
+        query = query.filter(milestone__name=milestone, milestone__repository__full_name=repository)
+    elif repository:
+        query = query.filter(repository__full_name=repository, milestone_id=None)
+    return await query.delete()
+
+
+async def channel_subscriptions(team_id: str, channel_id: str) -> list[SubscriptionView]:
+    rows = await Subscription.filter(team_id=team_id, channel_id=channel_id).order_by("id").prefetch_related("repository", "milestone")
+    return [_view(row) for row in rows]
+
+
+async def every_subscription() -> list[SubscriptionView]:
+    """What the clock schedules."""
+    rows = await Subscription.all().order_by("id").prefetch_related("repository", "milestone")
+    return [_view(row) for row in rows]
+
+
+# Fires -----------------------------------------------------------------------
+
+
+async def claim_fire(subscription_id: int, scheduled_for: datetime) -> DigestRun | None:
+    """Claim one scheduled fire; None when it is claimed already (another clock, or before a restart)
+    or the subscription is gone."""
+    try:
+        return await DigestRun.create(subscription_id=subscription_id, scheduled_for=scheduled_for, claimed_at=utcnow())
+    except IntegrityError:
+        return None
+
+
+async def finish_fire(run: DigestRun, status: str, *, attempts: int, error: str | None = None, reported: dict | None = None) -> None:
+    run.status, run.attempts, run.error, run.finished_at = status, attempts, error, utcnow()
+    run.reported = reported or {}
+    await run.save(update_fields=["status", "attempts", "error", "finished_at", "reported"])
+
+
+async def last_reported(subscription_id: int) -> dict:
+    """What the last digest sent to the channel reported, per milestone id (as text)."""
+    run = await DigestRun.filter(subscription_id=subscription_id, status=SENT).order_by("-scheduled_for").first()
+    return run.reported if run else {}
+
+
+# What a digest reports -------------------------------------------------------
+
+
+async def digest_readings(subscription: SubscriptionView) -> list[MilestoneReading]:
+    """The open milestones in the subscription's scope, worst first."""
+    if subscription.milestone and subscription.repository:
+        names = [(subscription.repository, subscription.milestone)]
+    else:
+        repositories = [subscription.repository] if subscription.repository else await _linked(subscription.team_id, subscription.channel_id)
+        rows = await Milestone.filter(repository__full_name__in=repositories, state=MilestoneState.OPEN).prefetch_related("repository")
+        names = [(row.repository.full_name, row.name) for row in rows]
+    readings = [await read_milestone(repository, name) for repository, name in names]
+    readings.sort(key=lambda reading: (not reading.verdict.overdue, ORDER.index(reading.verdict.status), reading.name))
+    return readings
+
+
+async def _linked(team_id: str, channel_id: str) -> list[str]:
+    linked = await channel_repository(team_id, channel_id)
+    if linked:
+        return [linked]
+    return list(await ChannelLink.filter(team_id=team_id, channel_id=channel_id).values_list("repository__full_name", flat=True))
+
+
+def baseline(reading: MilestoneReading) -> dict:
+    """What the next digest compares with: enough to say what changed, by name."""
+    verdict = reading.verdict
+    return {
+        "status": verdict.status.value,
+        "pass_rate": verdict.metrics.pass_rate,
+        "defects": {str(defect.number): defect.severity.value for defect in reading.facts.defects if defect.state.value == "open"},
+        "failing": sorted(test.name for test in verdict.blocking.failing_tests),
+        "approvals": sorted(decision.user_id for decision in reading.facts.decisions if decision.decision is Decision.APPROVE),
+    }
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed for one milestone since the previous digest to the channel."""
+
+    first: bool
+    pass_rate_delta: float | None = None
+    status_before: str | None = None
+    new_defects: dict[str, int] = field(default_factory=dict)
+    closed_defects: dict[str, int] = field(default_factory=dict)
+    new_failing: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    new_approvals: list[str] = field(default_factory=list)
+
+    @property
+    def nothing(self) -> bool:
+        return not self.first and not (
+            self.pass_rate_delta
+            or self.status_before
+            or self.new_defects
+            or self.closed_defects
+            or self.new_failing
+            or self.fixed
+            or self.new_approvals
+        )
+
+
+def changes(before: dict | None, now: dict) -> Changes:
+    if before is None:
+        return Changes(first=True)
+    delta = None
+    if before.get("pass_rate") is not None and now.get("pass_rate") is not None:
+        delta = round(now["pass_rate"] - before["pass_rate"], 4) or None
+    old_defects, new_defects = before.get("defects", {}), now.get("defects", {})
+    return Changes(
+        first=False,
+        pass_rate_delta=delta,
+        status_before=before.get("status") if before.get("status") != now.get("status") else None,
+        new_defects=_by_severity(new_defects[number] for number in new_defects if number not in old_defects),
+        closed_defects=_by_severity(old_defects[number] for number in old_defects if number not in new_defects),
+        new_failing=sorted(set(now.get("failing", [])) - set(before.get("failing", []))),
+        fixed=sorted(set(before.get("failing", [])) - set(now.get("failing", []))),
+        new_approvals=sorted(set(now.get("approvals", [])) - set(before.get("approvals", []))),
+    )
+
+
+def _by_severity(severities: Sequence[str] | object) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for severity in severities:  # type: ignore[union-attr]
+        counts[severity] = counts.get(severity, 0) + 1
+    return counts

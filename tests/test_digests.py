@@ -1,0 +1,204 @@
+"""Scheduled digests: subscriptions from Slack, the clock with a controllable "now", each fire
+posted once to a fake Slack, and what changed since the previous digest."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock
+from bot.digests import Digests
+from bot.slack_api import retry_handlers
+from core import digests, services
+from core.digests import Changes, changes
+from core.ingest import LaunchSource
+from core.models import DigestRun
+from core.schedule import Schedule
+from tests.fake_slack import FakeSlack
+from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
+from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
+
+UTC = timezone.utc
+POLICY = """
+plans:
+  smoke: {workflow: ci.yml}
+milestones:
+  "v2.0":
+    plans: [smoke]
+    required: ["plan:smoke"]
+"""
+runs = iter(range(1, 1_000_000))
+
+
+async def launch(failing: int = 0) -> None:
+    cases = {f"test_{n}": "failed" if n < failing else "passed" for n in range(5)}
+    await services.record_launch(report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main"))
+
+
+async def release() -> None:
+    await services.apply_policy_file(REPO, POLICY)
+    await services.save_milestone(REPO, "v2.0", target_date=datetime.now(UTC).date() + timedelta(days=20))
+    await launch(failing=2)
+
+
+class Now:
+    """A clock the test moves."""
+
+    def __init__(self, moment: datetime):
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def fake():
+    with FakeSlack() as running:
+        yield running
+
+
+def clock_for(fake: FakeSlack, now: Now, *, grace: timedelta = timedelta(hours=1)) -> Clock:
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=retry_handlers())
+    return Clock(Digests(client, "/milestone", "UTC"), grace=grace, now=now, retry_after=timedelta(0))
+
+
+async def subscription(zone: str = "Europe/Berlin", at: time = time(9, 0), kind: str = "daily", weekday: int | None = None):
+    view, _ = await digests.subscribe(TEAM_ID, CHANNEL_ID, Schedule(kind, at, zone, weekday), by=USER_ID, repository=REPO, milestone="v2.0")  # type: ignore[arg-type]
+    return view
+
+
+# The clock -----------------------------------------------------------------------------
+
+
+async def test_a_missed_fire_within_the_grace_is_sent_once_and_older_ones_never(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    # Down from Monday 06:00 to 08:30 UTC: Monday's 09:00 Berlin (08:00 UTC) was missed by 30 minutes.
+    now = Now(datetime(2026, 11, 30, 8, 30, tzinfo=UTC))
+    clock = clock_for(fake, now)
+    assert await clock.catch_up() == 1
+    assert await clock.catch_up() == 0, "sent once"
+    [run] = await DigestRun.all()
+    assert (run.scheduled_for, run.status, run.attempts) == (datetime(2026, 11, 30, 8, 0, tzinfo=UTC), "sent", 1)
+    assert len(fake.messages(CHANNEL_ID)) == 1
+    # Down for two days: the fires of Tuesday and Wednesday are older than the grace: none is sent.
+    now.moment = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    assert await clock.catch_up() == 0
+    assert len(fake.messages(CHANNEL_ID)) == 1 and view.id
+
+
+async def test_two_clocks_racing_post_each_fire_once(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    fire = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    clocks = [clock_for(fake, Now(fire)) for _ in range(4)]
+    posted = await asyncio.gather(*(clock.fire(view.id, fire) for clock in clocks))
+    assert sum(posted) == 1
+    assert len(fake.messages(CHANNEL_ID)) == 1 and await DigestRun.all().count() == 1
+
+
+async def test_a_failed_post_is_retried_then_recorded_as_failed(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    fake.missing_channel(CHANNEL_ID)
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)) is False
+    [run] = await DigestRun.all()
+    assert (run.status, run.attempts, run.error) == ("failed", 3, "Slack: channel_not_found")
+    assert len(fake.calls("chat.postMessage")) == 3
+
+
+async def test_the_scheduler_follows_the_database(db: str, fake: FakeSlack) -> None:
+    await release()
+    clock = clock_for(fake, Now(datetime(2026, 11, 24, 12, tzinfo=UTC)))
+    clock.scheduler.start(paused=True)
+    try:
+        berlin = await subscription("Europe/Berlin", time(9, 0))
+        await clock.sync()
+        [job] = [job for job in clock.scheduler.get_jobs() if job.id.startswith("digest:")]
+        assert job.id == f"digest:{berlin.id}" and str(job.trigger) == "daily at 09:00 Europe/Berlin"
+        # Changed in Slack: rescheduled; removed: never fires again.
+        await subscription("America/New_York", time(7, 30), "weekdays")
+        await clock.sync()
+        [job] = [job for job in clock.scheduler.get_jobs() if job.id.startswith("digest:")]
+        assert str(job.trigger) == "on weekdays at 07:30 America/New_York"
+        assert job.trigger.get_next_fire_time(None, datetime(2026, 11, 27, 13, tzinfo=UTC)) == datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
+        await digests.unsubscribe(TEAM_ID, CHANNEL_ID)
+        await clock.sync()
+        assert [job.id for job in clock.scheduler.get_jobs() if job.id.startswith("digest:")] == []
+        assert await clock.fire(berlin.id) is False, "a removed subscription posts nothing"
+    finally:
+        clock.stop()
+
+
+# What a digest says --------------------------------------------------------------------
+
+
+async def test_a_digest_says_what_changed_since_the_previous_one(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
+    await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    first = section_texts(fake.messages(CHANNEL_ID)[-1])
+    assert "*v2.0* (acme/shop)" in first and "*Since the last digest* this is the first digest here." in first
+    # Nothing happens until the next morning: one line.
+    await clock.fire(view.id, datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    assert fake.messages(CHANNEL_ID)[-1]["text"] == "Nothing new since the last digest for v2.0 (acme/shop): v2.0 blocked."
+    # A test is fixed and a critical defect is filed.
+    await launch(failing=1)
+    await services.upsert_defect(REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0"))
+    await clock.fire(view.id, datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
+    third = section_texts(fake.messages(CHANNEL_ID)[-1])
+    assert "*Since the last digest* pass rate +20.0 pts · new defects: 1 critical · 1 test fixed: com.acme.Checkout.test_1" in third
+
+
+def test_changes_between_two_baselines() -> None:
+    before = {"status": "blocked", "pass_rate": 0.5, "defects": {"1": "high", "2": "low"}, "failing": ["a", "b"], "approvals": []}
+    now = {"status": "ready_for_signoff", "pass_rate": 0.75, "defects": {"2": "low", "3": "critical", "4": "critical"}, "failing": ["c"], "approvals": ["U1"]}
+    assert changes(before, now) == Changes(
+        first=False,
+        pass_rate_delta=0.25,
+        status_before="blocked",
+        new_defects={"critical": 2},
+        closed_defects={"high": 1},
+        new_failing=["c"],
+        fixed=["a", "b"],
+        new_approvals=["U1"],
+    )
+    assert changes(now, now).nothing and changes(None, now).first
+
+
+# Slack commands --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def slack(db: str):
+    async with slack_app(db) as running:
+        running.fake.add_user(USER_ID, "ada", tz="America/New_York")
+        yield running
+
+
+async def test_subscribe_in_slack_with_a_schedule_zone_and_clear_errors(slack: Slack) -> None:
+    await release()
+    answer = await slack.answer("subscribe v2.0 weekdays 08:15")
+    assert answer["text"] == "Subscribed: a digest of v2.0 (acme/shop) here, on weekdays at 08:15 America/New_York."
+    again = await slack.answer("subscribe v2.0 weekly mon 09:00 Europe/Berlin")
+    assert again["text"] == "Changed: a digest of v2.0 (acme/shop) here, every Mon at 09:00 Europe/Berlin."
+    await slack.answer("subscribe acme/shop daily 7:00 asia/tokyo")
+    listed = section_texts(await slack.answer("subscriptions"))
+    assert "*v2.0 (acme/shop)* every Mon at 09:00 Europe/Berlin · next <!date^" in listed
+    assert "*acme/shop* daily at 07:00 Asia/Tokyo" in listed
+    bad_time = await slack.answer("subscribe v2.0 daily 25:61")
+    assert bad_time["text"] == "“25:61” is not a time of day; write it as HH:MM, e.g. 09:00"
+    bad_zone = await slack.answer("subscribe v2.0 daily 09:00 Europe/Atlantis")
+    assert bad_zone["text"].startswith("“Europe/Atlantis” is not a time zone")
+    no_link = await slack.answer("subscribe")
+    assert "This channel has no repository linked" in no_link["text"]
+    gone = await slack.answer("unsubscribe v2.0")
+    assert gone["text"] == "No more digests here of v2.0 (acme/shop)."
+    rest = await slack.answer("unsubscribe")
+    assert rest["text"] == "No more digests here of acme/shop."
+    assert (await slack.answer("subscriptions"))["text"] == "No digests in this channel. `/milestone subscribe` starts one."
