@@ -4,6 +4,7 @@ digest for one scheduled fire."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Sequence
 
 from slack_sdk.errors import SlackApiError
@@ -12,14 +13,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.command_line import Asker
 from bot.views import replies
 from bot.views.blocks import Message
+from bot.views.chart import trend_png
 from bot.views.digests import digest_message, subscribed, subscriptions_message, unsubscribed
 from core import digests
 from core.channels import channel_repository, repository_names
 from core.clock import utcnow
+from core.history import milestone_history
 from core.lookup import resolve_milestone
 from core.schedule import ScheduleError, check_zone, parse_schedule
+from core.services import MilestoneReading
 
 log = logging.getLogger("milestones.slack")
+
+# Trend charts under a digest: of its worst milestones, over the last weeks.
+CHARTS = 3
+CHART_DAYS = 28
 
 
 class Digests:
@@ -95,6 +103,28 @@ class Digests:
         before = await digests.last_reported(subscription.id)
         reported = {str(reading.milestone_id): digests.baseline(reading) for reading in readings}
         items = [(reading, digests.changes(before.get(str(reading.milestone_id)), reported[str(reading.milestone_id)])) for reading in readings]
-        message = digest_message(items, scope=subscription.scope, now=utcnow())
+        now = utcnow()
+        message = digest_message(items, scope=subscription.scope, now=now)
         await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
+        if not all(change.nothing for _, change in items):
+            for reading, _ in items[:CHARTS]:
+                await self._chart(subscription.channel_id, reading, now)
         return reported
+
+    async def _chart(self, channel: str, reading: MilestoneReading, now: datetime) -> None:
+        """The trend as an image under the digest; without one (no history, no files:write), the
+        card's text sparkline stands."""
+        history = await milestone_history(reading.milestone_id, now.date(), days=CHART_DAYS)
+        png = trend_png(reading.name, history.days)
+        if png is None:
+            return
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                file=png,
+                filename=f"{reading.name}-trend.png",
+                title=f"{reading.name} ({reading.repository}): pass rate and blocking defects",
+                alt_txt=f"{reading.name}: pass rate and open blocking defects over {len(history.days)} days",
+            )
+        except SlackApiError as error:
+            log.warning("trend chart of %s not uploaded to %s: %s", reading.name, channel, error.response.get("error"))

@@ -237,6 +237,8 @@ class FakeSlack:
         self.ephemerals: list[Json] = []
         self.home_views: dict[str, Json] = {}
         self.views: dict[str, Json] = {}
+        # Files uploaded through files.getUploadURLExternal: id -> {"name", "length", "content", "shared"}.
+        self.files: dict[str, Json] = {}
         self.errors: list[str] = []
         self._thread: threading.Thread | None = None
         self._server = _Server(self)
@@ -253,6 +255,8 @@ class FakeSlack:
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroup_users,
             "chat.getPermalink": self._permalink,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
             "users.info": self._users_info,
         }
 
@@ -445,6 +449,10 @@ class FakeSlack:
                 method = path[len("/api/") :]
             elif path.startswith("/response/"):
                 method, url = "response_url", self.url + path
+            elif path.startswith("/upload/"):
+                answer = self._receive_upload(path[len("/upload/") :], raw)
+                self._calls.append(RecordedCall("upload", path, headers, {"bytes": len(raw)}, self.url + path, http_method, answer.status, answer.payload, received))
+                return answer
             try:
                 args = self._arguments(query, headers, raw)
             except ValueError:  # a body that is not the JSON or form it says it is
@@ -729,6 +737,49 @@ class FakeSlack:
         if not ts or self._find(channel, ts) is None:
             return _error("message_not_found")
         return _ok(channel=channel, permalink=f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}")
+
+    def _upload_url(self, args: Json) -> Json:
+        if not args.get("filename"):
+            return _missing("filename")
+        length = int(args.get("length") or 0)
+        if length <= 0:
+            return _error("invalid_arguments")
+        file_id = f"F{next(self._ids):010d}"
+        self.files[file_id] = {"id": file_id, "name": args["filename"], "length": length, "content": None, "shared": []}
+        return _ok(upload_url=f"{self.url}/upload/{file_id}", file_id=file_id)
+
+    def _receive_upload(self, file_id: str, raw: bytes) -> _Answer:
+        stored = self.files.get(file_id)
+        if stored is None:
+            return _Answer(404, "not_found")
+        if len(raw) != stored["length"]:
+            return _Answer(400, "length_mismatch")
+        stored["content"] = raw
+        return _Answer(200, f"OK - {len(raw)}")
+
+    def _complete_upload(self, args: Json) -> Json:
+        files = args.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not files:
+            return _missing("files")
+        channel = args.get("channel_id")
+        error = self._channel_error(channel) if channel else None
+        if error:
+            return error
+        done = []
+        for item in files:
+            stored = self.files.get(item.get("id", ""))
+            if stored is None or stored["content"] is None:
+                return _error("file_not_found")
+            stored["title"] = item.get("title")
+            if channel:
+                stored["shared"].append(channel)
+                message = {"type": "message", "user": self.bot_user_id, "text": args.get("initial_comment") or "", "ts": self._next_ts(),
+                           "channel": channel, "files": [{"id": stored["id"], "name": stored["name"], "title": stored.get("title")}]}
+                self._channels.setdefault(channel, []).append(message)
+            done.append({"id": stored["id"], "name": stored["name"], "title": stored.get("title")})
+        return _ok(files=done)
 
     def _usergroup_users(self, args: Json) -> Json:
         group = self._usergroups.get(args.get("usergroup") or "")

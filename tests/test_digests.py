@@ -202,3 +202,39 @@ async def test_subscribe_in_slack_with_a_schedule_zone_and_clear_errors(slack: S
     rest = await slack.answer("unsubscribe")
     assert rest["text"] == "No more digests here of acme/shop."
     assert (await slack.answer("subscriptions"))["text"] == "No digests in this channel. `/milestone subscribe` starts one."
+
+
+# The chart -------------------------------------------------------------------------------
+
+
+def test_the_trend_chart_is_a_png_of_800_by_300() -> None:
+    import struct
+    from datetime import date
+
+    from bot.views.chart import trend_png
+    from core.enums import GateStatus
+    from core.history import DayPoint
+
+    days = [DayPoint(date(2026, 11, 1) + timedelta(days=n), GateStatus.BLOCKED, n / 30, 30 - n, 1) for n in range(28)]
+    png = trend_png("v2.0", days)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert (width, height) == (800, 300)
+    assert trend_png("v2.0", days[:1]) is None, "one day is no trend: the text sparkline stands"
+
+
+async def test_a_digest_uploads_the_trend_chart_with_files_upload_v2(db: str, fake: FakeSlack) -> None:
+    await release()
+    milestone = await services.find_milestone(REPO, "v2.0")
+    # Two days of history.
+    from core.models import Snapshot
+
+    await Snapshot.filter(milestone_id=milestone.id).update(taken_at=datetime.now(UTC) - timedelta(days=2))
+    await launch(failing=1)
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    [upload_url] = [call.body for call in fake.calls("files.getUploadURLExternal")]
+    [chart] = fake.files.values()
+    assert chart["content"][:8] == b"\x89PNG\r\n\x1a\n" and chart["shared"] == [CHANNEL_ID]
+    assert chart["title"] == "v2.0 (acme/shop): pass rate and blocking defects" and upload_url["filename"] == "v2.0-trend.png"
