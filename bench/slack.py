@@ -45,6 +45,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bench.engine import ThrowawayDatabase, bench_verdict
 from bench.reports import write_report
 from bench.webhooks import Server, percentile, print_server_log
+from bot.alerts import Alerts
 from bot.answers import Answers
 from bot.command_line import Asker
 from bot.digests import Digests
@@ -110,7 +111,7 @@ async def in_process(url: str, commands: list[Command], times: int = 20) -> dict
     """Median seconds of each command answered here, as the listener computes its answer."""
     # The commands measured are reads: they call no Slack method.
     client = AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/")
-    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, Signoffs(client, COMMAND), Digests(client, COMMAND, "UTC"))
+    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, Signoffs(client, COMMAND), Digests(client, COMMAND, "UTC"), Alerts(client, COMMAND))
     asker = Asker(TEAM_ID, CHANNEL_ID, USER_ID)
     medians = {}
     await open_database(url)

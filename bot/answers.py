@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bot.command_line import Asker, Query, UsageError, parse
+from bot.alerts import Alerts
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
@@ -29,6 +30,7 @@ class Answers:
     page_url: PageUrl
     signoffs: Signoffs
     digests: Digests
+    alerts: Alerts
 
     async def command_text(self, text: str, asker: Asker) -> Message:
         known = await channels.repository_names()
@@ -47,6 +49,8 @@ class Answers:
             return await self.digests.unsubscribe(asker, invocation.words)
         if name == "subscriptions":
             return await self.digests.subscriptions(asker)
+        if name == "alerts":
+            return await self.alerts.switch(asker, invocation.words)
         if invocation.repository and invocation.repository not in known:
             return replies.unknown_repository(invocation.repository, known)
         if name == "link":

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.answers import Answers, PageUrl
 from bot.listeners import RECEIVED_AT, register
+from bot.alerts import Alerts
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.slack_api import retry_handlers
@@ -29,6 +30,7 @@ class SlackApp:
     http: AsyncSlackRequestHandler | None
     socket_mode: AsyncSocketModeHandler | None
     signoffs: Signoffs
+    alerts: Alerts
     _connecting: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -63,11 +65,12 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
     bolt.client.retry_handlers = retry_handlers()
     signoffs = Signoffs(bolt.client, settings.slack_command)
     digests = Digests(bolt.client, settings.slack_command, settings.tz)
-    register(bolt, Answers(settings.slack_command, page_url, signoffs, digests), signoffs)
+    alerts = Alerts(bolt.client, settings.slack_command)
+    register(bolt, Answers(settings.slack_command, page_url, signoffs, digests, alerts), signoffs)
     socket_mode = None
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode, signoffs)
+    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode, signoffs, alerts)
 
 
 def slack_endpoint(slack: SlackApp | None):

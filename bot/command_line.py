@@ -67,6 +67,7 @@ SUBCOMMANDS = {
         ),
         Subcommand("unsubscribe", "[milestone|owner/repo]", "unsubscribe v2.0", "stop a digest (all of this channel's without a name)", needs_milestone=False),
         Subcommand("subscriptions", "", "subscriptions", "this channel's digests and when they come", needs_milestone=False),
+        Subcommand("alerts", "on|off", "alerts off", "live alerts of the linked repository's milestones here", needs_milestone=False),
         Subcommand("link", "<owner/repo>", "link acme/shop", "make a repository this channel's default", needs_milestone=False),
         Subcommand("unlink", "", "unlink", "forget this channel's default repository", needs_milestone=False),
         Subcommand("help", "", "help", "this list", needs_milestone=False),
@@ -129,7 +130,7 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     repositories = {name.lower(): name for name in known_repositories}
     if subcommand.name in ("list", "link"):
         return _with_repository(subcommand, rest, repositories)
-    if subcommand.name in ("subscribe", "unsubscribe", "subscriptions"):
+    if subcommand.name in ("subscribe", "unsubscribe", "subscriptions", "alerts"):
         if rest and subcommand.name == "subscriptions":
             raise UsageError("subscriptions takes no arguments", subcommand)
         return Invocation(subcommand, words=tuple(rest))

@@ -41,6 +41,20 @@ async def repository_names() -> list[str]:
     return sorted(await Repository.all().values_list("full_name", flat=True))
 
 
-async def channels_of(repository: str) -> list[str]:
-    """The channels linked to a repository: where its milestones' news goes."""
-    return sorted(await ChannelLink.filter(repository__full_name=repository).values_list("channel_id", flat=True))
+async def channels_of(repository: str, *, alerts: bool = False) -> list[str]:
+    """The channels linked to a repository: where its milestones' news goes (with `alerts`,
+    only those that take live alerts)."""
+    query = ChannelLink.filter(repository__full_name=repository)
+    if alerts:
+        query = query.filter(alerts=True)
+    return sorted(await query.values_list("channel_id", flat=True))
+
+
+async def set_alerts(team_id: str, channel_id: str, on: bool) -> str | None:
+    """Turn the channel's live alerts on or off; returns its repository, None when it has none linked."""
+    link = await ChannelLink.get_or_none(team_id=team_id, channel_id=channel_id).prefetch_related("repository")
+    if link is None:
+        return None
+    link.alerts = on
+    await link.save(update_fields=["alerts", "updated_at"])
+    return link.repository.full_name

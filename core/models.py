@@ -89,6 +89,8 @@ class Milestone(Model):
     announced_complete = fields.BooleanField(null=True)
     # Closed on GitHub because it completed (close_on_complete): only such a one is reopened there.
     closed_on_complete = fields.BooleanField(default=False)
+    # What the live alerts last said of it (core.alerts): the next alert says only what is new.
+    alerted: dict | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -463,6 +465,8 @@ class ChannelLink(Model):
         "milestones.Repository", related_name="channel_links", on_delete=fields.CASCADE
     )
     linked_by = fields.CharField(max_length=64)
+    # Live alerts of the repository's milestones (`/milestone alerts on|off`).
+    alerts = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

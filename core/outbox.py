@@ -36,6 +36,8 @@ SIGNOFF_REQUEST = "signoff_request"
 SIGNOFF_DISMISSAL = "signoff_dismissal"
 # A milestone that completed or reopened, maybe not yet announced in its channels.
 MILESTONE_COMPLETION = "milestone_completion"
+# A milestone whose state may hold something its channels have not been alerted to.
+MILESTONE_ALERTS = "milestone_alerts"
 # A milestone with close_on_complete whose GitHub milestone may need closing or reopening.
 GITHUB_MILESTONE_STATE = "github_milestone_state"
 

@@ -161,6 +161,8 @@ class MilestonePolicy(_PolicyModel):
     signoff: SignoffConfig = Field(default_factory=SignoffConfig)
     informational: StrictBool = False
     close_on_complete: StrictBool = False
+    # Live alerts in the linked channels (false: digests only).
+    alerts: StrictBool = True
 
     @field_validator("required")
     @classmethod

@@ -751,6 +751,21 @@ async def completion_announced(milestone_id: int, complete: bool) -> None:
     await Milestone.filter(id=milestone_id).update(announced_complete=complete)
 
 
+async def record_alerted(milestone_id: int, state: dict) -> None:
+    await Milestone.filter(id=milestone_id).update(alerted=state)
+
+
+async def mark_calendar_alerts(today: date | None = None) -> None:
+    """Due in a few days, or overdue, is news without any event: open milestones near or past
+    their date are looked at again (the alerts say each once)."""
+    today = today or utcnow().date()
+    ids = await Milestone.filter(
+        state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=3)
+    ).values_list("id", flat=True)
+    async with in_transaction() as client:
+        await outbox.mark(client, outbox.MILESTONE_ALERTS, ids)
+
+
 async def github_milestone_closed(milestone_id: int, closed: bool) -> None:
     """Whether its GitHub milestone is closed because it completed (close_on_complete)."""
     await Milestone.filter(id=milestone_id).update(closed_on_complete=closed)
@@ -984,6 +999,7 @@ async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed:
     live = await SignoffRequest.filter(live_for=milestone.id).using_db(client).values_list("id", flat=True)
     await outbox.mark(client, outbox.SIGNOFF_REQUEST, live)
     await outbox.mark(client, outbox.SIGNOFF_DISMISSAL, [entry.id for entry in dismissed])
+    await outbox.mark(client, outbox.MILESTONE_ALERTS, [milestone.id])
     if completion:
         await outbox.mark(client, outbox.MILESTONE_COMPLETION, [milestone.id])
         if milestone.github_number is not None and milestone_policy(milestone).close_on_complete:

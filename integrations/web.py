@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.app import create_slack_app, slack_endpoint, slack_status_line
-from core import outbox
+from core import outbox, services
 from core.db import close_database, connection, open_database
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
@@ -67,6 +67,7 @@ def page_key_secret(settings: Settings) -> str | None:
 # that a burst (a launch touching several criteria) is one update.
 NOTICE_QUIET = timedelta(seconds=1)
 NOTICE_LONGEST = timedelta(seconds=10)
+CALENDAR_EVERY = timedelta(hours=1)
 
 
 def create_app(
@@ -95,7 +96,10 @@ def create_app(
     closer = MilestoneCloser(github)
     publisher.handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
     notices = outbox.Runner(
-        slack.signoffs.handlers() if slack else {}, settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST)
+        {**slack.signoffs.handlers(), **slack.alerts.handlers()} if slack else {},
+        settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST),
+        # Due in three days, or overdue: news that no event brings.
+        periodic=(CALENDAR_EVERY, services.mark_calendar_alerts),
     )
     if slack:
         slack.signoffs.notices_due = notices.wake

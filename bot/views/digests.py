@@ -6,8 +6,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
-from bot.views.blocks import MESSAGE_BLOCKS, Block, Message, context, divider, escape, header, listed, mention, plural, section
+from bot.views.blocks import (
+    MESSAGE_BLOCKS,
+    Block,
+    Message,
+    context,
+    divider,
+    escape,
+    header,
+    line_sections,
+    link,
+    listed,
+    mention,
+    plural,
+    section,
+)
 from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, criterion_line, due_text, forecast_line, slack_time, trend_line
+from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
 from core.enums import SEVERITY_ORDER
 from core.services import MilestoneReading
@@ -15,6 +30,8 @@ from core.services import MilestoneReading
 # Blocks a milestone takes in a digest, and room kept for the header and the footer.
 CARD_BLOCKS = 4
 DIGEST_CARDS = (MESSAGE_BLOCKS - 4) // CARD_BLOCKS
+# Tests and defects named in one alert; the rest are counted.
+ALERT_TESTS = 30
 
 
 def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: str, now: datetime) -> Message:
@@ -104,3 +121,41 @@ def subscriptions_message(views: Sequence[SubscriptionView], *, command: str, no
         for view in views
     ]
     return Message(f"{plural(len(views), 'digest')} in this channel", [section("\n".join(lines[:40]))])
+
+
+def alert_message(reading: MilestoneReading, news: Alert) -> Message:
+    """One message with everything new about the milestone."""
+    verdict = reading.verdict
+    name = f"*{escape(reading.name)}* ({escape(reading.repository)})"
+    lines = []
+    if news.turned_red:
+        lines.append(f":red_circle: {name} turned red: {escape(verdict.what_blocks_signoff)}")
+    if news.turned_green:
+        lines.append(f":large_green_circle: {name} turned green: tests, defects and coverage are met")
+    if news.regressions:
+        names = "\n".join(f"• `{escape(test)}`" for test in news.regressions[:ALERT_TESTS])
+        more = f"\n…and {len(news.regressions) - ALERT_TESTS:,} more" if len(news.regressions) > ALERT_TESTS else ""
+        lines.append(f":x: {plural(len(news.regressions), 'required test')} started failing in {name}:\n{names}{more}")
+    if news.defects:
+        defects = {defect.number: defect for defect in reading.facts.defects}
+        for number, severity in list(news.defects.items())[:ALERT_TESTS]:
+            defect = defects.get(int(number))
+            title = link(defect.url, f"#{number} {defect.title}") if defect else f"#{number}"
+            lines.append(f":beetle: new {severity} defect in {name}: {title}")
+    if news.overdue:
+        lines.append(f":alarm_clock: {name} is overdue: it was due {verdict.target_date} and is {STATUS_LABEL[verdict.status].lower()}")
+    elif news.due_soon:
+        lines.append(f":hourglass: {name} is {due_text(verdict.target_date, verdict.days_left, verdict.overdue)} and not green yet")
+    text = f"{reading.name} ({reading.repository}): " + "; ".join(
+        part
+        for part, present in (
+            ("turned red", news.turned_red),
+            ("turned green", news.turned_green),
+            (f"{plural(len(news.regressions), 'test')} started failing", bool(news.regressions)),
+            (f"{plural(len(news.defects), 'new critical or high defect')}", bool(news.defects)),
+            ("overdue", news.overdue),
+            ("due soon", news.due_soon and not news.overdue),
+        )
+        if present
+    )
+    return Message(escape(text), line_sections(lines, max_sections=10, more="…and {count} more"), response_type="in_channel")
