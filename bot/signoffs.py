@@ -369,7 +369,8 @@ class Signoffs:
         return f"told {entry.user_id} their approval was dismissed"
 
     async def announce_completion(self, milestone_id: int) -> str | None:
-        """Tell the linked channels (and the live request's) that the milestone completed, or reopened.
+        """Tell the linked channels that take alerts (and the live request's) that the milestone
+        completed, or reopened.
 
         Said once per change of state: a completion that flips back before it is announced is not announced."""
         milestone = await services.milestone_by_id(milestone_id)
@@ -379,7 +380,7 @@ class Signoffs:
         if milestone.announced_complete is complete or (milestone.announced_complete is None and not complete):
             return None
         repository = milestone.repository.full_name
-        channels = await channels_of(repository)
+        channels = await channels_of(repository, alerts=True)
         live = await services.live_request(milestone.id)
         if live is not None and live.channel_id not in channels:
             channels.append(live.channel_id)

@@ -81,11 +81,15 @@ async def test_a_launch_flipping_200_tests_is_one_alert_and_never_repeated(slack
 
 async def test_alerts_can_be_turned_off_in_the_channel_or_the_policy(slack: Slack) -> None:
     await linked_release(slack)
+    before = len(slack.fake.messages(CHANNEL_ID))
     answer = await slack.answer("alerts off")
     assert answer["text"] == "Live alerts of acme/shop's milestones are off in this channel."
     await launch(failing=3)
+    await launch(failing=0)  # complete (no approvers), then red again
+    await launch(failing=3)
     await notices(slack)
     assert alerts_in(slack) == []
+    assert slack.fake.messages(CHANNEL_ID)[before:] == [], "completion and reopening included"
     await slack.answer("alerts on")
     await services.apply_policy_file(REPO, POLICY + "    alerts: false\n")
     await launch(failing=5)
