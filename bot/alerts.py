@@ -44,8 +44,7 @@ class Alerts:
                 try:
                     await self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
                 except SlackApiError as error:
-                    if error.response.get("error") not in ("not_in_channel", "channel_not_found", "is_archived"):
-                        raise
+                    # Not tried again: the channels already told would be told twice.
                     log.warning("cannot alert %s in %s: %s", milestone.name, channel, error.response.get("error"))
         await services.record_alerted(milestone_id, now)
         return f"alerted {len(channels)} channels" if channels else None

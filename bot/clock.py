@@ -23,7 +23,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.digests import Digests
 from bot.slack_api import retry_handlers
 from core import digests
-from core.catalog import NotFound
 from core.clock import utcnow
 from core.db import database
 from core.schedule import Schedule
@@ -67,10 +66,13 @@ class Clock:
         self._scheduled: dict[int, digests.SubscriptionView] = {}
 
     async def start(self) -> None:
-        await self.catch_up()
+        # Scheduled first, then caught up: a fire due while catching up is the scheduler's,
+        # one due before it started is the catch-up's, and one due in between is both's,
+        # which the claim makes one.
         await self.sync()
         self.scheduler.add_job(self.sync, "interval", seconds=SYNC_EVERY.total_seconds(), id="sync", coalesce=True)
         self.scheduler.start()
+        await self.catch_up()
 
     @property
     def scheduled(self) -> int:
@@ -93,7 +95,8 @@ class Clock:
             self.scheduler.add_job(
                 self.fire,
                 ScheduleTrigger(view.schedule),
-                args=[subscription_id],
+                # The job's own schedule names the fire it claims, whatever the database says by then.
+                args=[subscription_id, None, view.schedule],
                 id=f"digest:{subscription_id}",
                 replace_existing=True,
                 # Late by up to the grace (a busy loop, a slow start): sent once; later, skipped.
@@ -109,31 +112,42 @@ class Clock:
         sent = 0
         for view in await digests.every_subscription():
             missed = list(view.schedule.fires(now - self.grace, now))
-            if missed and await self.fire(view.id, missed[-1]):
+            if missed and await self.fire(view.id, missed[-1], view.schedule):
                 sent += 1
         return sent
 
-    async def fire(self, subscription_id: int, scheduled_for: datetime | None = None) -> bool:
-        """Post one fire's digest, unless another clock claimed it; True when this one posted it."""
-        view = next((item for item in await digests.every_subscription() if item.id == subscription_id), None)
-        if view is None:
-            return False  # removed since it was scheduled
-        scheduled_for = scheduled_for or view.schedule.last_fire(self.now())
-        run = await digests.claim_fire(subscription_id, scheduled_for)
+    async def fire(self, subscription_id: int, scheduled_for: datetime | None = None, schedule: Schedule | None = None) -> bool:
+        """Post one fire's digest, unless another clock claimed it; True when this one posted it.
+
+        `schedule`: the one the fire was computed from; a subscription changed since is not
+        posted on the old schedule (the next sync schedules the new one)."""
+        try:
+            view = next((item for item in await digests.every_subscription() if item.id == subscription_id), None)
+            if view is None or (schedule is not None and schedule != view.schedule):
+                return False  # removed or rescheduled since this fire was planned
+            scheduled_for = scheduled_for or view.schedule.last_fire(self.now())
+            run = await digests.claim_fire(subscription_id, scheduled_for)
+        except Exception:
+            log.exception("digest %s: could not be claimed", subscription_id)
+            return False
         if run is None:
             return False
         error = ""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                reported = await self.poster.post(view)
-            except (SlackApiError, NotFound, OSError, asyncio.TimeoutError) as failure:
-                error = f"Slack: {failure.response.get('error')}" if isinstance(failure, SlackApiError) else str(failure) or type(failure).__name__
+                posted = await self.poster.post(view)
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:
+                error = f"Slack: {failure.response.get('error')}" if isinstance(failure, SlackApiError) else f"{type(failure).__name__}: {failure}"
                 log.warning("digest %s for %s: attempt %d failed: %s", subscription_id, scheduled_for, attempt, error)
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(self.retry_after.total_seconds() * attempt)
                 continue
-            await digests.finish_fire(run, digests.SENT, attempts=attempt, reported=reported)
+            await digests.finish_fire(run, digests.SENT, attempts=attempt, reported=posted.reported)
             log.info("digest %s for %s posted in %s", subscription_id, scheduled_for, view.channel_id)
+            # After the claim is closed: a chart that fails never posts the digest again.
+            await self.poster.charts(view.channel_id, posted)
             return True
         await digests.finish_fire(run, digests.FAILED, attempts=ATTEMPTS, error=error)
         log.error("digest %s for %s failed after %d attempts: %s", subscription_id, scheduled_for, ATTEMPTS, error)

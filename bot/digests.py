@@ -4,6 +4,7 @@ digest for one scheduled fire."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
@@ -95,36 +96,45 @@ class Digests:
         except (SlackApiError, ScheduleError, KeyError):
             return self.default_zone
 
-    async def post(self, subscription: digests.SubscriptionView) -> dict:
+    async def post(self, subscription: digests.SubscriptionView) -> Posted:
         """Post the digest of one fire; returns what it reported, for the next one to compare with.
 
         Raises NotFound when the scope is gone, SlackApiError when Slack refuses."""
         readings = await digests.digest_readings(subscription)
-        before = await digests.last_reported(subscription.id)
+        before = await digests.last_reported(subscription.team_id, subscription.channel_id)
         reported = {str(reading.milestone_id): digests.baseline(reading) for reading in readings}
         items = [(reading, digests.changes(before.get(str(reading.milestone_id)), reported[str(reading.milestone_id)])) for reading in readings]
         now = utcnow()
         message = digest_message(items, scope=subscription.scope, now=now)
         await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
-        if not all(change.nothing for _, change in items):
-            for reading, _ in items[:CHARTS]:
-                await self._chart(subscription.channel_id, reading, now)
-        return reported
+        quiet = all(change.nothing for _, change in items)
+        return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
 
-    async def _chart(self, channel: str, reading: MilestoneReading, now: datetime) -> None:
-        """The trend as an image under the digest; without one (no history, no files:write), the
-        card's text sparkline stands."""
-        history = await milestone_history(reading.milestone_id, now.date(), days=CHART_DAYS)
-        png = trend_png(reading.name, history.days)
-        if png is None:
-            return
-        try:
-            await self.client.files_upload_v2(
-                channel=channel,
-                file=png,
-                filename=f"{reading.name}-trend.png",
-                title=f"{reading.name} ({reading.repository}): pass rate and blocking defects",
-                alt_txt=f"{reading.name}: pass rate and open blocking defects over {len(history.days)} days",
-            )
-        except SlackApiError as error:
-            log.warning("trend chart of %s not uploaded to %s: %s", reading.name, channel, error.response.get("error"))
+    async def charts(self, channel: str, posted: Posted) -> None:
+        """The trend of each milestone shown as an image under the digest; without one (no
+        history, no files:write, Slack failing), the card's text sparkline stands."""
+        for reading in posted.charted:
+            try:
+                history = await milestone_history(reading.milestone_id, posted.at.date(), days=CHART_DAYS)
+                png = trend_png(reading.name, history.days)
+                if png is None:
+                    continue
+                await self.client.files_upload_v2(
+                    channel=channel,
+                    file=png,
+                    filename=f"{reading.name}-trend.png",
+                    title=f"{reading.name} ({reading.repository}): pass rate and blocking defects",
+                    alt_txt=f"{reading.name}: pass rate and open blocking defects over {len(history.days)} days",
+                )
+            except Exception as error:
+                detail = error.response.get("error") if isinstance(error, SlackApiError) else repr(error)
+                log.warning("trend chart of %s not posted in %s: %s", reading.name, channel, detail)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A digest posted: what it reported, and whose charts go under it."""
+
+    reported: dict
+    charted: list[MilestoneReading]
+    at: datetime

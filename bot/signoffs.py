@@ -34,6 +34,7 @@ from bot.views.signoff import (
 )
 from core import outbox, services
 from core.approvers import Approvers, as_handle, is_user
+from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
 from core.enums import Decision
@@ -380,7 +381,7 @@ class Signoffs:
         if milestone.announced_complete is complete or (milestone.announced_complete is None and not complete):
             return None
         repository = milestone.repository.full_name
-        channels = await channels_of(repository, alerts=True)
+        channels = await channels_of(repository, alerts=True) if milestone_policy(milestone).alerts else []
         live = await services.live_request(milestone.id)
         if live is not None and live.channel_id not in channels:
             channels.append(live.channel_id)
@@ -389,8 +390,7 @@ class Signoffs:
             try:
                 await self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
             except SlackApiError as error:
-                if error.response.get("error") not in UNREACHABLE:
-                    raise
+                # Not tried again: the channels already told would be told twice.
                 log.warning("cannot announce %s in %s: %s", milestone.name, channel, error.response.get("error"))
         await services.completion_announced(milestone_id, complete)
         return f"{'completion' if complete else 'reopening'} announced in {len(channels)} channels"

@@ -128,10 +128,17 @@ async def finish_fire(run: DigestRun, status: str, *, attempts: int, error: str 
     await run.save(update_fields=["status", "attempts", "error", "finished_at", "reported"])
 
 
-async def last_reported(subscription_id: int) -> dict:
-    """What the last digest sent to the channel reported, per milestone id (as text)."""
-    run = await DigestRun.filter(subscription_id=subscription_id, status=SENT).order_by("-scheduled_for").first()
-    return run.reported if run else {}
+async def last_reported(team_id: str, channel_id: str, limit: int = 50) -> dict:
+    """What the digests sent to the channel last reported, per milestone id (as text): of each
+    milestone, the newest report, whichever subscription of the channel it came with."""
+    runs = await DigestRun.filter(
+        subscription__team_id=team_id, subscription__channel_id=channel_id, status=SENT
+    ).order_by("-finished_at", "-id").limit(limit)
+    reported: dict = {}
+    for run in runs:
+        for milestone_id, baseline in run.reported.items():
+            reported.setdefault(milestone_id, baseline)
+    return reported
 
 
 # What a digest reports -------------------------------------------------------

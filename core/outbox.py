@@ -199,11 +199,11 @@ class Runner:
         self._wake.set()
 
     async def run(self) -> None:
-        last_periodic = utcnow()
+        last_periodic: datetime | None = None  # due at start: a restart may have skipped it
         while True:
             wait = self.poll_seconds
             try:
-                if self.periodic and utcnow() - last_periodic >= self.periodic[0]:
+                if self.periodic and (last_periodic is None or utcnow() - last_periodic >= self.periodic[0]):
                     await self.periodic[1]()
                     last_periodic = utcnow()
                 # A read decides whether to claim: claiming takes SQLite's write lock.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -103,7 +104,9 @@ def parse_clock(text: str) -> time:
 
 
 def looks_like_clock(word: str) -> bool:
-    return bool(re.match(r"^\d{1,2}:\d{2}$", word))
+    """A time of day, or an attempt at one (`9am`, `9:5`): refused with how to write it. A bare
+    number or `2.0` is a name."""
+    return bool(re.match(r"^\d{1,2}(:\d{1,2}\s*([ap]\.?m\.?)?|\s*[ap]\.?m\.?)$", word, re.IGNORECASE))
 
 
 # The areas of IANA names: a word that starts with one is meant as a zone, even misspelt.
@@ -112,7 +115,12 @@ AREAS = ("africa/", "america/", "antarctica/", "arctic/", "asia/", "atlantic/", 
 
 def looks_like_zone(word: str) -> bool:
     lowered = word.lower()
-    return lowered in ("utc", "gmt") or lowered.startswith(AREAS)
+    return lowered in ("utc", "gmt") or lowered.startswith(AREAS) or lowered in _zone_names()
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(zone.lower() for zone in available_timezones())
 
 
 def parse_schedule(words: list[str], default_zone: str) -> tuple[Schedule, list[str]]:

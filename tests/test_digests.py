@@ -134,6 +134,56 @@ async def test_the_scheduler_follows_the_database(db: str, fake: FakeSlack) -> N
         clock.stop()
 
 
+async def test_the_scheduler_runs_the_job_and_it_claims_the_fire_of_its_own_schedule(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, 5, tzinfo=UTC)))
+    await clock.sync()
+    clock.scheduler.start()
+    try:
+        # Let APScheduler run the job now, as it would at 09:00 Berlin.
+        clock.scheduler.modify_job(f"digest:{view.id}", next_run_time=datetime.now(UTC))
+        run = None
+        for _ in range(200):
+            run = await DigestRun.first()
+            if run is not None and run.status == "sent":
+                break
+            await asyncio.sleep(0.02)
+        assert run is not None and (run.scheduled_for, run.status) == (datetime(2026, 11, 30, 8, 0, tzinfo=UTC), "sent")
+        # Rescheduled in Slack before the next sync: the old job's fire is not posted on the old schedule.
+        await subscription(at=time(17, 0))
+        assert await clock.fire(view.id, None, Schedule("daily", time(9, 0), "Europe/Berlin")) is False
+    finally:
+        clock.stop()
+    assert len(fake.messages(CHANNEL_ID)) == 1
+
+
+async def test_a_chart_that_fails_never_posts_the_digest_again(db: str, fake: FakeSlack) -> None:
+    await release()
+    milestone = await services.find_milestone(REPO, "v2.0")
+    from core.models import Snapshot
+
+    await Snapshot.filter(milestone_id=milestone.id).update(taken_at=datetime.now(UTC) - timedelta(days=2))
+    await launch(failing=1)
+    view = await subscription()
+    fake.drop_connection("files.getUploadURLExternal", times=10)
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)) is True
+    assert len(fake.messages(CHANNEL_ID)) == 1
+    assert (await DigestRun.first()).status == "sent"
+
+
+async def test_since_last_time_is_per_channel_across_its_subscriptions(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
+    await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    # A second subscription of the same channel (the repository) compares with what the channel was told.
+    repository, _ = await digests.subscribe(TEAM_ID, CHANNEL_ID, Schedule("daily", time(18, 0), "UTC"), by=USER_ID, repository=REPO)
+    await clock.fire(repository.id, datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
+    assert fake.messages(CHANNEL_ID)[-1]["text"] == "Nothing new since the last digest for acme/shop: v2.0 blocked."
+
+
 # What a digest says --------------------------------------------------------------------
 
 

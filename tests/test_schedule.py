@@ -61,6 +61,7 @@ def early_zone():
         (["acme/shop", "weekly", "Monday", "7:05", "europe/berlin"], ("weekly", time(7, 5), "Europe/Berlin", 0), ["acme/shop"]),
         (["Sprint", "24", "daily", "utc"], ("daily", time(9, 0), "UTC", None), ["Sprint", "24"]),
         (["acme/shop"], ("daily", time(9, 0), "UTC", None), ["acme/shop"]),
+        (["2.0", "US/Eastern"], ("daily", time(9, 0), "US/Eastern", None), ["2.0"]),
     ],
 )
 def test_schedule_words(words: list[str], expected: tuple, rest: list[str]) -> None:
@@ -75,6 +76,7 @@ def test_schedule_words(words: list[str], expected: tuple, rest: list[str]) -> N
         (["daily", "9:00", "Europe/Berln"], "“Europe/Berln” is not a time zone; write an IANA name such as Europe/Berlin or America/New_York"),
         (["weekly", "funday"], "“fun” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun"),
         (["weekly"], "weekly needs its day, e.g. `weekly mon`"),
+        (["v2.0", "9am"], "“9am” is not a time of day; write it as HH:MM, e.g. 09:00"),
     ],
 )
 def test_bad_schedules_say_what_is_wrong(words: list[str], message: str) -> None:
