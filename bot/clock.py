@@ -171,13 +171,16 @@ async def cmd_clock(args: argparse.Namespace) -> int:
     clock = Clock(
         Digests(client, settings.slack_command, settings.tz), grace=timedelta(minutes=settings.digest_grace_minutes)
     )
+    # APScheduler tells every job it adds and runs at INFO: ours are logged as they happen.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     async with database(settings.database_url):
         await clock.start()
-        log.info("clock: %d digests scheduled; a missed one is sent up to %s late", clock.scheduled, clock.grace)
+        minutes = round(clock.grace.total_seconds() / 60)
+        log.info("clock: %d digests scheduled; a missed one is sent up to %d min late", clock.scheduled, minutes)
         await stopping.wait()
         clock.stop()
     return 0

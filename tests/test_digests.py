@@ -288,3 +288,34 @@ async def test_a_digest_uploads_the_trend_chart_with_files_upload_v2(db: str, fa
     [chart] = fake.files.values()
     assert chart["content"][:8] == b"\x89PNG\r\n\x1a\n" and chart["shared"] == [CHANNEL_ID]
     assert chart["title"] == "v2.0 (acme/shop): pass rate and blocking defects" and upload_url["filename"] == "v2.0-trend.png"
+
+
+def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: FakeSlack, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time as clock_time
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": db,
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_SIGNING_SECRET": "secret",
+        "SLACK_API_URL": fake.api_url,
+        "DIGEST_GRACE_MINUTES": "30",
+    }
+    process = subprocess.Popen(["milestones", "clock"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = clock_time.monotonic() + 20
+        lines = []
+        while clock_time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "clock:" in line:
+                break
+        assert any("clock: 0 digests scheduled; a missed one is sent up to 30 min late" in line for line in lines), lines
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
