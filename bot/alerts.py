@@ -3,12 +3,10 @@ channels linked to its repository that take alerts."""
 
 from __future__ import annotations
 
-import logging
-
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker
+from bot.slack_api import post_in_channels
 from bot.views import replies
 from bot.views.blocks import Message, section
 from bot.views.digests import alert_message
@@ -16,8 +14,6 @@ from core import outbox, services
 from core.alerts import alert_state, what_is_new
 from core.catalog import milestone_policy
 from core.channels import channels_of, set_alerts
-
-log = logging.getLogger("milestones.slack")
 
 
 class Alerts:
@@ -40,12 +36,7 @@ class Alerts:
         channels = await channels_of(repository, alerts=True) if news and milestone_policy(milestone).alerts else []
         if channels:
             message = alert_message(reading, news)
-            for channel in channels:
-                try:
-                    await self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-                except SlackApiError as error:
-                    # Not tried again: the channels already told would be told twice.
-                    log.warning("cannot alert %s in %s: %s", milestone.name, channel, error.response.get("error"))
+            await post_in_channels(self.client, channels, message.text, message.blocks)
         await services.record_alerted(milestone_id, now)
         return f"alerted {len(channels)} channels" if channels else None
 

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker, typed
+from bot.slack_api import post_in_channels
 from bot.views import replies
 from bot.views.blocks import Message, escape
 from bot.views.signoff import (
@@ -386,11 +387,6 @@ class Signoffs:
         if live is not None and live.channel_id not in channels:
             channels.append(live.channel_id)
         message = completion_notice(await services.signoff_state(repository, milestone.name), complete=complete)
-        for channel in channels:
-            try:
-                await self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
-            except SlackApiError as error:
-                # Not tried again: the channels already told would be told twice.
-                log.warning("cannot announce %s in %s: %s", milestone.name, channel, error.response.get("error"))
+        await post_in_channels(self.client, channels, message.text, message.blocks)
         await services.completion_announced(milestone_id, complete)
         return f"{'completion' if complete else 'reopening'} announced in {len(channels)} channels"

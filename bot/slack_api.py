@@ -4,10 +4,12 @@ Retry-After) and on dropped connections."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger("milestones.slack")
@@ -32,3 +34,16 @@ async def respond(response_url: str, payload: dict[str, Any]) -> None:
     response = await client.send_dict(payload)
     if response.status_code != 200:
         raise ResponseFailed(f"response_url answered {response.status_code}: {response.body}")
+
+
+async def post_in_channels(client: AsyncWebClient, channels: Sequence[str], text: str, blocks: list) -> int:
+    """The same news in each channel; one that refuses is logged and not tried again, so that
+    the others are not told twice. Returns how many took it."""
+    told = 0
+    for channel in channels:
+        try:
+            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            told += 1
+        except SlackApiError as error:
+            log.warning("%s: not posted: %s (%s)", channel, error.response.get("error"), text[:80])
+    return told

@@ -12,16 +12,9 @@ from core.clock import utcnow
 from core.ingest import LaunchSource
 from tests.slack import CHANNEL_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
+from tests.test_digests import POLICY
 from tests.test_slack_signoff import notices
 
-POLICY = """
-plans:
-  smoke: {workflow: ci.yml}
-milestones:
-  "v2.0":
-    plans: [smoke]
-    required: ["plan:smoke"]
-"""
 runs = iter(range(1, 1_000_000))
 
 
