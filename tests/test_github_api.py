@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -140,12 +142,14 @@ async def test_a_hostile_or_broken_artifact_fails_the_delivery_at_once(hooks, fa
 async def test_a_github_outage_is_retried_then_succeeds(hooks, fake):
     run_repo(fake, junit_zip())
     fake.fail_next("GET", f"/repos/{RUN_REPO}/actions/runs/{RUN_ID}/artifacts", status=502)
+    # Long enough that a slow machine's drain does not reach the retry before it looks.
+    hooks.worker.retry = dataclasses.replace(hooks.worker.retry, first_delay=timedelta(seconds=0.5))
     await hooks.send("workflow_run", completed_run(), "guid-retry")
     await hooks.worker.drain()
     waiting = await Delivery.get(guid="guid-retry")
     assert (waiting.status, waiting.attempts) == (DeliveryStatus.PENDING, 1)
     assert "502" in waiting.error
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.55)
     await hooks.worker.drain()
     done = await Delivery.get(guid="guid-retry")
     assert (done.status, done.attempts) == (DeliveryStatus.DONE, 2)
