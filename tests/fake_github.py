@@ -1026,6 +1026,16 @@ class FakeGitHub:
         found = self._find_repo(owner, repo)
         return found if found is not None else _error(404)
 
+    def _one(self, request: RecordedRequest, owner: str, repo: str, render: Callable[[FakeRepo], Json]) -> _Response:
+        """A GET of one thing of a repository: `render` finds it (KeyError: there is none, 404)."""
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        try:
+            return _json_response(200, render(found))
+        except KeyError:
+            return _error(404)
+
     def _paginate(self, request: RecordedRequest, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
         """One page of `items`, and the Link header GitHub would send with it."""
         per_page = _int_param(request, "per_page", DEFAULT_PER_PAGE)
@@ -1161,13 +1171,7 @@ class FakeGitHub:
         return _json_response(200, [self._milestone_body(found, m) for m in page], headers)
 
     def _milestone(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, self._milestone_body(found, found.milestone(int(number))))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: self._milestone_body(found, found.milestone(int(number))))
 
     def _update_milestone(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)
@@ -1284,13 +1288,7 @@ class FakeGitHub:
         return _json_response(200, {"total_count": len(found.workflows), "workflows": page}, headers)
 
     def _workflow(self, request: RecordedRequest, owner: str, repo: str, workflow: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, found.workflow(workflow))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: found.workflow(workflow))
 
     def _runs(self, request: RecordedRequest, owner: str, repo: str, workflow: str | None = None) -> _Response:
         found = self._repo_or_error(request, owner, repo)
@@ -1322,13 +1320,7 @@ class FakeGitHub:
         return _json_response(200, {"total_count": len(chosen), "workflow_runs": page}, headers)
 
     def _run(self, request: RecordedRequest, owner: str, repo: str, run: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, found.run(int(run)))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: found.run(int(run)))
 
     def _run_artifacts(self, request: RecordedRequest, owner: str, repo: str, run: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)
@@ -1344,13 +1336,7 @@ class FakeGitHub:
         return _json_response(200, {"total_count": len(chosen), "artifacts": page}, headers)
 
     def _artifact(self, request: RecordedRequest, owner: str, repo: str, artifact: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, found.artifact(int(artifact)))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: found.artifact(int(artifact)))
 
     def _artifact_zip(self, request: RecordedRequest, owner: str, repo: str, artifact: str) -> _Response:
         # GitHub wants a token for archive downloads even on public repositories.
@@ -1486,13 +1472,7 @@ class FakeGitHub:
         return _json_response(200, self._check_run_json(found, stored))
 
     def _check_run(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, self._check_run_json(found, found.check_run(int(check_run))))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: self._check_run_json(found, found.check_run(int(check_run))))
 
     def _check_run_annotations(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)
@@ -1609,13 +1589,7 @@ class FakeGitHub:
         return body
 
     def _pull(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
-        found = self._repo_or_error(request, owner, repo)
-        if isinstance(found, _Response):
-            return found
-        try:
-            return _json_response(200, self._pull_json(found, found.pull(int(number))))
-        except KeyError:
-            return _error(404)
+        return self._one(request, owner, repo, lambda found: self._pull_json(found, found.pull(int(number))))
 
     def _pull_files(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)
