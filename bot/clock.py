@@ -122,7 +122,7 @@ class Clock:
         `schedule`: the one the fire was computed from; a subscription changed since is not
         posted on the old schedule (the next sync schedules the new one)."""
         try:
-            view = next((item for item in await digests.every_subscription() if item.id == subscription_id), None)
+            view = await digests.find_subscription(subscription_id)
             if view is None or (schedule is not None and schedule != view.schedule):
                 return False  # removed or rescheduled since this fire was planned
             scheduled_for = scheduled_for or view.schedule.last_fire(self.now())

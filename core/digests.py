@@ -104,6 +104,11 @@ async def channel_subscriptions(team_id: str, channel_id: str) -> list[Subscript
     return [_view(row) for row in rows]
 
 
+async def find_subscription(subscription_id: int) -> SubscriptionView | None:
+    row = await Subscription.get_or_none(id=subscription_id).prefetch_related("repository", "milestone")
+    return _view(row) if row else None
+
+
 async def every_subscription() -> list[SubscriptionView]:
     """What the clock schedules."""
     rows = await Subscription.all().order_by("id").prefetch_related("repository", "milestone")

@@ -15,7 +15,7 @@ from bot.slack_api import retry_handlers
 from core import digests, services
 from core.digests import Changes, changes
 from core.ingest import LaunchSource
-from core.models import DigestRun
+from core.models import DigestRun, Snapshot
 from core.schedule import Schedule
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
@@ -42,6 +42,14 @@ async def release() -> None:
     await services.apply_policy_file(REPO, POLICY)
     await services.save_milestone(REPO, "v2.0", target_date=datetime.now(UTC).date() + timedelta(days=20))
     await launch(failing=2)
+
+
+async def release_with_history() -> None:
+    """The release, with two days of history: enough for a trend chart."""
+    await release()
+    milestone = await services.find_milestone(REPO, "v2.0")
+    await Snapshot.filter(milestone_id=milestone.id).update(taken_at=datetime.now(UTC) - timedelta(days=2))
+    await launch(failing=1)
 
 
 class Now:
@@ -159,12 +167,7 @@ async def test_the_scheduler_runs_the_job_and_it_claims_the_fire_of_its_own_sche
 
 
 async def test_a_chart_that_fails_never_posts_the_digest_again(db: str, fake: FakeSlack) -> None:
-    await release()
-    milestone = await services.find_milestone(REPO, "v2.0")
-    from core.models import Snapshot
-
-    await Snapshot.filter(milestone_id=milestone.id).update(taken_at=datetime.now(UTC) - timedelta(days=2))
-    await launch(failing=1)
+    await release_with_history()
     view = await subscription()
     fake.drop_connection("files.getUploadURLExternal", times=10)
     clock = clock_for(fake, Now(datetime.now(UTC)))
@@ -274,13 +277,7 @@ def test_the_trend_chart_is_a_png_of_800_by_300() -> None:
 
 
 async def test_a_digest_uploads_the_trend_chart_with_files_upload_v2(db: str, fake: FakeSlack) -> None:
-    await release()
-    milestone = await services.find_milestone(REPO, "v2.0")
-    # Two days of history.
-    from core.models import Snapshot
-
-    await Snapshot.filter(milestone_id=milestone.id).update(taken_at=datetime.now(UTC) - timedelta(days=2))
-    await launch(failing=1)
+    await release_with_history()
     view = await subscription()
     clock = clock_for(fake, Now(datetime.now(UTC)))
     assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
