@@ -42,18 +42,26 @@ from tests.test_gate import F, defect, fact
 from tests.test_github_checks import POLICY, REPO
 from tests.test_services import report
 
+
 def bench_render() -> None:
-    tests = [fact(f"test_{n:05d}_checkout_flow", F, required=True, failing_since=SINCE, message="AssertionError " * 8) for n in range(5000)]
+    tests = [
+        fact(f"test_{n:05d}_checkout_flow", F, required=True, failing_since=SINCE, message="AssertionError " * 8)
+        for n in range(5000)
+    ]
     large = verdict(tests=tests, defects=[defect(n, Severity.CRITICAL) for n in range(1, 301)])
     times = []
     for _ in range(5):
         started = time.perf_counter()
-        check = gate_check(large, details_url="https://milestones.example.com/m", repository_url="https://github.com/o/r")
+        check = gate_check(
+            large, details_url="https://milestones.example.com/m", repository_url="https://github.com/o/r"
+        )
         times.append(time.perf_counter() - started)
     shown = sum(1 for line in check.text.splitlines() if line.startswith("- `"))
     print("render: 5,000 failing required tests, 300 blocking defects")
     print(f"  median {statistics.median(times) * 1000:.1f} ms")
-    print(f"  summary {len(check.summary.encode()):,} bytes, text {len(check.text.encode()):,} bytes (limit {FIELD_LIMIT:,})")
+    print(
+        f"  summary {len(check.summary.encode()):,} bytes, text {len(check.text.encode()):,} bytes (limit {FIELD_LIMIT:,})"
+    )
     print(f"  tests listed {shown:,} of 5,000, then a line saying how many were left out")
 
 
@@ -91,11 +99,15 @@ async def bench_burst(database_url: str, pulls: int, issues: int) -> bool:
                 started = time.perf_counter()
                 for number in range(1000, 1000 + issues):
                     payload = fixture("issues", "opened")
-                    payload["issue"].update(number=number, labels=[{"name": "bug"}, {"name": "P1"}], updated_at=utcnow().isoformat())
+                    payload["issue"].update(
+                        number=number, labels=[{"name": "bug"}, {"name": "P1"}], updated_at=utcnow().isoformat()
+                    )
                     await hooks.send("issues", payload)
                 await hooks.worker.drain()
                 cases = [("com.acme.Checkout", f"test_{n}", "failed") for n in range(2000)]
-                await services.record_launch(report(*cases), LaunchSource(REPO, "smoke", "run-1", commit_sha="c0ffee", branch="master"))
+                await services.record_launch(
+                    report(*cases), LaunchSource(REPO, "smoke", "run-1", commit_sha="c0ffee", branch="master")
+                )
                 intake = time.perf_counter() - started
                 waiting = len(await outbox.pending(outbox.PULL_REQUEST_CHECKS))
                 started = time.perf_counter()
@@ -109,7 +121,9 @@ async def bench_burst(database_url: str, pulls: int, issues: int) -> bool:
         print(f"  check runs created when opened: {created}")
         print(f"  intake of the burst: {intake:.2f} s; pull requests waiting to publish: {waiting}")
         print(f"  GitHub requests for the burst: {len(edits)} edits, {len(posts)} creates, {len(reads)} reads")
-        print(f"  publishing: {publishing:.2f} s ({publishing / max(len(edits), 1) * 1000:.0f} ms per pull request, verdict computed once)")
+        print(
+            f"  publishing: {publishing:.2f} s ({publishing / max(len(edits), 1) * 1000:.0f} ms per pull request, verdict computed once)"
+        )
         print(f"  check runs per head commit: {sorted(runs_per_head)}")
         return runs_per_head == {1} and len(edits) == pulls and not posts
     finally:

@@ -80,7 +80,8 @@ async def bench_ingest(url: str, report: Path, with_milestone: bool) -> tuple[fl
             started = time.perf_counter()
             parsed = parse_reports([report])
             outcome = await services.record_launch(
-                parsed, LaunchSource("acme/bench", "smoke", f"run-{attempt}", commit_sha=f"{attempt:040x}", branch="main")
+                parsed,
+                LaunchSource("acme/bench", "smoke", f"run-{attempt}", commit_sha=f"{attempt:040x}", branch="main"),
             )
             timings.append(time.perf_counter() - started)
         return timings[0], timings[1], outcome.counts
@@ -97,7 +98,8 @@ async def bench_verdict(url: str, folder: Path, launches: int, cases: int) -> tu
         for number in range(launches):
             parsed = parse_reports([reports[number % len(reports)]])
             await services.record_launch(
-                parsed, LaunchSource("acme/bench", "smoke", f"nightly-{number}", commit_sha=f"{number:040x}", branch="main")
+                parsed,
+                LaunchSource("acme/bench", "smoke", f"nightly-{number}", commit_sha=f"{number:040x}", branch="main"),
             )
         loading = time.perf_counter() - started
         timings = []
@@ -122,7 +124,7 @@ from core.db import migrate, open_database, close_database
 from core.ingest import LaunchSource
 from core.junit import parse_reports
 async def main():
-    url = "sqlite://{folder / 'memory.db'}"
+    url = "sqlite://{folder / "memory.db"}"
     await migrate(url); await open_database(url)
     await services.save_milestone("acme/bench", "v2.0")
     started = time.perf_counter()

@@ -37,9 +37,11 @@ def write_report(
                 head = f'    <testcase classname="{classname}" name="test{case}" time="{rng.random():.3f}"'
                 if fails:
                     message = quoteattr(f"expected <{case}> but was <{case + 1}>")
-                    out.write(f"{head}>\n      <failure message={message} type=\"java.lang.AssertionError\">")
+                    out.write(f'{head}>\n      <failure message={message} type="java.lang.AssertionError">')
                     out.write(f"java.lang.AssertionError\n{STACK_TRACE}</failure>\n")
-                    out.write(f"      <system-out>{output}</system-out>\n    </testcase>\n" if output else "    </testcase>\n")
+                    out.write(
+                        f"      <system-out>{output}</system-out>\n    </testcase>\n" if output else "    </testcase>\n"
+                    )
                 elif failing is None and roll < failure_rate + skip_rate:
                     out.write(f'{head}>\n      <skipped message="disabled on CI"/>\n    </testcase>\n')
                 elif output:

@@ -100,7 +100,9 @@ async def build(url: str, folder: Path) -> tuple[float, float, float, float]:
         started = time.perf_counter()
         await services.record_launch(
             parse_reports([last]),
-            LaunchSource(REPOSITORY, "smoke", f"nightly-{LAUNCHES - 1}", commit_sha=f"{LAUNCHES - 1:040x}", branch="main"),
+            LaunchSource(
+                REPOSITORY, "smoke", f"nightly-{LAUNCHES - 1}", commit_sha=f"{LAUNCHES - 1:040x}", branch="main"
+            ),
         )
         return loading, time.perf_counter() - started, verdict_median, verdict_p95
     finally:
@@ -111,7 +113,13 @@ async def in_process(url: str, commands: list[Command], times: int = 20) -> dict
     """Median seconds of each command answered here, as the listener computes its answer."""
     # The commands measured are reads: they call no Slack method.
     client = AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/")
-    answers = Answers(COMMAND, PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url, Signoffs(client, COMMAND), Digests(client, COMMAND, "UTC"), Alerts(client, COMMAND))
+    answers = Answers(
+        COMMAND,
+        PageLinks(PUBLIC_URL, SIGNING_SECRET).milestone_url,
+        Signoffs(client, COMMAND),
+        Digests(client, COMMAND, "UTC"),
+        Alerts(client, COMMAND),
+    )
     asker = Asker(TEAM_ID, CHANNEL_ID, USER_ID)
     medians = {}
     await open_database(url)
@@ -246,15 +254,23 @@ async def run(server_url: str | None, count: int) -> None:
                 other_calls = len(fake.calls()) - auth_tests
     for command in commands:
         report(engine, command, here.get(command.text))
-    print(f"  fake Slack: auth.test called {auth_tests} time(s), {other_calls} other calls (response_url posts and API)")
-    print(f"  load average at the end (1, 5 min): {os.getloadavg()[0]:.2f}, {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"  fake Slack: auth.test called {auth_tests} time(s), {other_calls} other calls (response_url posts and API)"
+    )
+    print(
+        f"  load average at the end (1, 5 min): {os.getloadavg()[0]:.2f}, {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs"
+    )
     print_server_log(log)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", help="a PostgreSQL server URL: run on a throw-away database there instead of SQLite")
-    parser.add_argument("--count", type=int, default=200, help="timed `status` requests (default 200; a quarter as many of the others)")
+    parser.add_argument(
+        "--postgres", help="a PostgreSQL server URL: run on a throw-away database there instead of SQLite"
+    )
+    parser.add_argument(
+        "--count", type=int, default=200, help="timed `status` requests (default 200; a quarter as many of the others)"
+    )
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be positive")

@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class Payloads:
             "workflow_job.queued": fixture("workflow_job", "queued"),
             "check_suite.completed": fixture("check_suite", "completed"),
         }
-        self.clock = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        self.clock = datetime(2026, 11, 1, tzinfo=UTC)
         self.seen: dict[str, int] = {}
 
     def _tick(self) -> str:
@@ -163,7 +163,7 @@ class Payloads:
             payload["milestone"] = self.milestone_ref(number)
             payload["milestone"].update(
                 description=f"Release 1.{number - 1}, revision {index}",
-                due_on=stamp(datetime(2026, 12, 1, 7, tzinfo=timezone.utc) + timedelta(days=7 * number)),
+                due_on=stamp(datetime(2026, 12, 1, 7, tzinfo=UTC) + timedelta(days=7 * number)),
                 updated_at=self._tick(),
             )
             if action == "edited":
@@ -382,7 +382,7 @@ def as_epoch(value: Any) -> float:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -421,7 +421,9 @@ async def run(engine: str, server_url: str, count: int, rate: float) -> bool:
     all_202 = sent.statuses == {202: count}
     if finished and not unfinished:
         last = max(finished)
-        processed = f"processed in {last - sent.wall_start:.1f} s (last {last - sent.finished:.1f} s after the last send)"
+        processed = (
+            f"processed in {last - sent.wall_start:.1f} s (last {last - sent.finished:.1f} s after the last send)"
+        )
     else:
         waiting = sum(1 for _, status, _, _ in rows if status in ("pending", "processing"))
         processed = f"NOT all processed: {count - len(rows)} never stored, {waiting} still waiting"

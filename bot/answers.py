@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from bot.command_line import Asker, Query, UsageError, parse
 from bot.alerts import Alerts
+from bot.command_line import Asker, Query, UsageError, parse
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.home import home_view
-from bot.views.milestones import Links, milestone_defects, milestone_list, status_card, milestone_tests, milestone_trend
+from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
@@ -71,7 +72,9 @@ class Answers:
             if name == "signoff":
                 return await self.signoffs.request(asker, found.repository, found.name)
             if name == "approvers" and invocation.edit:
-                return await self.signoffs.edit_approvers(asker, found.repository, found.name, invocation.edit, invocation.members)
+                return await self.signoffs.edit_approvers(
+                    asker, found.repository, found.name, invocation.edit, invocation.members
+                )
             if name == "signoffs" and invocation.edit:
                 return await self.signoffs.dismiss(asker, found.repository, found.name, invocation.members)
             return await self.run(Query(name, found.repository, found.name, invocation.option))

@@ -13,10 +13,10 @@ from slack_bolt.async_app import AsyncApp
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.answers import Answers, PageUrl
-from bot.listeners import RECEIVED_AT, register
 from bot.alerts import Alerts
+from bot.answers import Answers, PageUrl
 from bot.digests import Digests
+from bot.listeners import RECEIVED_AT, register
 from bot.signoffs import Signoffs
 from bot.slack_api import retry_handlers
 from core.settings import Settings

@@ -12,8 +12,9 @@ import argparse
 import asyncio
 import logging
 import signal
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -62,7 +63,7 @@ class Clock:
         self.grace = grace
         self.now = now
         self.retry_after = retry_after
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduled: dict[int, digests.SubscriptionView] = {}
 
     async def start(self) -> None:
@@ -116,7 +117,9 @@ class Clock:
                 sent += 1
         return sent
 
-    async def fire(self, subscription_id: int, scheduled_for: datetime | None = None, schedule: Schedule | None = None) -> bool:
+    async def fire(
+        self, subscription_id: int, scheduled_for: datetime | None = None, schedule: Schedule | None = None
+    ) -> bool:
         """Post one fire's digest, unless another clock claimed it; True when this one posted it.
 
         `schedule`: the one the fire was computed from; a subscription changed since is not
@@ -139,7 +142,11 @@ class Clock:
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
-                error = f"Slack: {failure.response.get('error')}" if isinstance(failure, SlackApiError) else f"{type(failure).__name__}: {failure}"
+                error = (
+                    f"Slack: {failure.response.get('error')}"
+                    if isinstance(failure, SlackApiError)
+                    else f"{type(failure).__name__}: {failure}"
+                )
                 log.warning("digest %s for %s: attempt %d failed: %s", subscription_id, scheduled_for, attempt, error)
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(self.retry_after.total_seconds() * attempt)
@@ -166,7 +173,9 @@ async def cmd_clock(args: argparse.Namespace) -> int:
 
         raise UsageError("the clock posts digests to Slack: set SLACK_BOT_TOKEN")
     client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, retry_handlers=retry_handlers()
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(),
     )
     clock = Clock(
         Digests(client, settings.slack_command, settings.tz), grace=timedelta(minutes=settings.digest_grace_minutes)

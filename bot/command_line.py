@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from typing import Collection
 
 from core.enums import Severity
 
@@ -29,7 +29,9 @@ SUBCOMMANDS = {
     subcommand.name: subcommand
     for subcommand in (
         Subcommand("list", "[owner/repo]", "list", "open milestones, most urgent first", needs_milestone=False),
-        Subcommand("status", "<milestone>", "status v2.0", "the gate of a milestone: criteria, blockers, sign-off, forecast"),
+        Subcommand(
+            "status", "<milestone>", "status v2.0", "the gate of a milestone: criteria, blockers, sign-off, forecast"
+        ),
         Subcommand(
             "defects",
             "<milestone> [critical|high|medium|low]",
@@ -45,7 +47,12 @@ SUBCOMMANDS = {
             options=TEST_KINDS,
         ),
         Subcommand("trend", "<milestone>", "trend v2.0", "pass rate and blocking defects over 30 days, regressions"),
-        Subcommand("signoff", "<milestone>", "signoff v2.0", "ask the approvers for sign-off here, with Approve and Reject buttons"),
+        Subcommand(
+            "signoff",
+            "<milestone>",
+            "signoff v2.0",
+            "ask the approvers for sign-off here, with Approve and Reject buttons",
+        ),
         Subcommand(
             "signoffs",
             "<milestone> [dismiss @person]",
@@ -65,10 +72,26 @@ SUBCOMMANDS = {
             "a digest in this channel on a schedule (default: daily at 09:00, your time zone)",
             needs_milestone=False,
         ),
-        Subcommand("unsubscribe", "[milestone|owner/repo]", "unsubscribe v2.0", "stop a digest (all of this channel's without a name)", needs_milestone=False),
-        Subcommand("subscriptions", "", "subscriptions", "this channel's digests and when they come", needs_milestone=False),
-        Subcommand("alerts", "on|off", "alerts off", "live alerts of the linked repository's milestones here", needs_milestone=False),
-        Subcommand("link", "<owner/repo>", "link acme/shop", "make a repository this channel's default", needs_milestone=False),
+        Subcommand(
+            "unsubscribe",
+            "[milestone|owner/repo]",
+            "unsubscribe v2.0",
+            "stop a digest (all of this channel's without a name)",
+            needs_milestone=False,
+        ),
+        Subcommand(
+            "subscriptions", "", "subscriptions", "this channel's digests and when they come", needs_milestone=False
+        ),
+        Subcommand(
+            "alerts",
+            "on|off",
+            "alerts off",
+            "live alerts of the linked repository's milestones here",
+            needs_milestone=False,
+        ),
+        Subcommand(
+            "link", "<owner/repo>", "link acme/shop", "make a repository this channel's default", needs_milestone=False
+        ),
         Subcommand("unlink", "", "unlink", "forget this channel's default repository", needs_milestone=False),
         Subcommand("help", "", "help", "this list", needs_milestone=False),
     )
@@ -151,7 +174,9 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
     return Invocation(subcommand, " ".join(rest) or None, repository, option, edit, members)
 
 
-def _edit(subcommand: Subcommand, words: list[str], edits: tuple[str, ...]) -> tuple[list[str], str | None, tuple[str, ...]]:
+def _edit(
+    subcommand: Subcommand, words: list[str], edits: tuple[str, ...]
+) -> tuple[list[str], str | None, tuple[str, ...]]:
     """`v2.0 add @dana @qa-leads`: the words before the edit, the edit, and whom."""
     for index, word in enumerate(words):
         if word.lower() in edits and index > 0:
@@ -225,10 +250,16 @@ class Query:
         except (TypeError, ValueError) as error:
             raise UsageError(f"this button is out of date ({error})") from None
         subcommand = SUBCOMMANDS.get(query.subcommand) if isinstance(query.subcommand, str) else None
-        if subcommand is None or subcommand.name not in RERUNNABLE or not _texts(query.repository, query.milestone, query.option):
+        if (
+            subcommand is None
+            or subcommand.name not in RERUNNABLE
+            or not _texts(query.repository, query.milestone, query.option)
+        ):
             raise UsageError("this button is out of date")
         named = query.repository is not None and query.milestone is not None
-        if (subcommand.needs_milestone and not named) or (query.option is not None and query.option not in subcommand.options):
+        if (subcommand.needs_milestone and not named) or (
+            query.option is not None and query.option not in subcommand.options
+        ):
             raise UsageError("this button is out of date")
         if subcommand.name == "list" and query.milestone is not None:
             raise UsageError("this button is out of date")

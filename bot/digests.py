@@ -4,9 +4,9 @@ digest for one scheduled fire."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -103,7 +103,10 @@ class Digests:
         readings = await digests.digest_readings(subscription)
         before = await digests.last_reported(subscription.team_id, subscription.channel_id)
         reported = {str(reading.milestone_id): digests.baseline(reading) for reading in readings}
-        items = [(reading, digests.changes(before.get(str(reading.milestone_id)), reported[str(reading.milestone_id)])) for reading in readings]
+        items = [
+            (reading, digests.changes(before.get(str(reading.milestone_id)), reported[str(reading.milestone_id)]))
+            for reading in readings
+        ]
         now = utcnow()
         message = digest_message(items, scope=subscription.scope, now=now)
         await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
@@ -14,13 +15,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import Answers
-from bot.command_line import Asker
-from bot.command_line import Query, UsageError
+from bot.command_line import Asker, Query, UsageError
 from bot.signoffs import Click, Signoffs
 from bot.slack_api import respond
 from bot.views import replies
 from bot.views.blocks import SHARE_ACTION, Message, context, mention
-from bot.views.signoff import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_CALLBACK, WITHDRAW_ACTION, reason_error
+from bot.views.signoff import (
+    APPROVE_ACTION,
+    REASON_BLOCK,
+    REASON_INPUT,
+    REJECT_ACTION,
+    REJECT_CALLBACK,
+    WITHDRAW_ACTION,
+    reason_error,
+)
 from core.catalog import NotFound
 from core.enums import Decision
 
@@ -44,7 +52,9 @@ def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
     async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         asker = Asker(command["team_id"], command["channel_id"], command["user_id"])
         received_at = context.get(RECEIVED_AT, time.monotonic())
-        await answer_in_time(ack, command["response_url"], lambda: answers.command_text(command.get("text", ""), asker), received_at)
+        await answer_in_time(
+            ack, command["response_url"], lambda: answers.command_text(command.get("text", ""), asker), received_at
+        )
 
     @app.action("refresh")
     @app.action(re.compile(r"^choose_repository_\d+$"))
@@ -84,7 +94,9 @@ def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
                 await respond(url, {**message.payload(), "replace_original": False})
             else:
                 log.error("sharing to %s failed: %s", channel, error.response.get("error"))
-                failed = replies.failure(f"Slack refused the message ({error.response.get('error')}); please try again.")
+                failed = replies.failure(
+                    f"Slack refused the message ({error.response.get('error')}); please try again."
+                )
                 await respond(url, {**failed.payload(), "replace_original": False})
 
     @app.action("open_page")
@@ -130,7 +142,9 @@ def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
         await client.views_publish(user_id=event["user"], view=view)
 
 
-async def answer_in_time(ack: AsyncAck, response_url: str, work: Callable[[], Awaitable[Message]], received_at: float) -> None:
+async def answer_in_time(
+    ack: AsyncAck, response_url: str, work: Callable[[], Awaitable[Message]], received_at: float
+) -> None:
     task = asyncio.ensure_future(_guarded(work))
     budget = ACK_BUDGET_SECONDS - (time.monotonic() - received_at)
     done, _ = await asyncio.wait({task}, timeout=max(budget, 0.001))
@@ -144,7 +158,9 @@ async def answer_in_time(ack: AsyncAck, response_url: str, work: Callable[[], Aw
 
 async def _tell_privately(body: dict[str, Any], reply: Message | None) -> None:
     if reply is not None:
-        await respond(body["response_url"], {**reply.payload(), "response_type": "ephemeral", "replace_original": False})
+        await respond(
+            body["response_url"], {**reply.payload(), "response_type": "ephemeral", "replace_original": False}
+        )
 
 
 async def _guarded(work: Callable[[], Awaitable[Any]]) -> Any:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -120,10 +121,14 @@ class Signoffs:
         requested_at = utcnow().replace(microsecond=0)
         message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
         try:
-            posted = await self.client.chat_postMessage(channel=asker.channel_id, text=message.text, blocks=message.blocks)
+            posted = await self.client.chat_postMessage(
+                channel=asker.channel_id, text=message.text, blocks=message.blocks
+            )
         except SlackApiError as error:
             if error.response.get("error") in UNREACHABLE:
-                return replies.failure("I cannot post in this channel. Invite me (`/invite @Milestone gate`) and ask again")
+                return replies.failure(
+                    "I cannot post in this channel. Invite me (`/invite @Milestone gate`) and ask again"
+                )
             raise
         try:
             _, replaced = await services.open_signoff_request(
@@ -149,13 +154,17 @@ class Signoffs:
     async def approvers(self, repository: str, name: str, note: str = "") -> Message:
         return approvers_message(await self._state(repository, name), command=self.command, note=note)
 
-    async def edit_approvers(self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]) -> Message:
+    async def edit_approvers(
+        self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]
+    ) -> Message:
         groups = [member for member in members if not is_user(member)]
         if edit == "add" and groups:
             try:
                 known = await self.refresh_groups(groups, max_age=None)
             except SlackApiError as error:
-                return replies.failure(f"Slack did not list its user groups ({error.response.get('error')}); please try again")
+                return replies.failure(
+                    f"Slack did not list its user groups ({error.response.get('error')}); please try again"
+                )
             unknown = [group for group in groups if known.get(group) is None]
             if unknown:
                 return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
@@ -184,7 +193,11 @@ class Signoffs:
             if outcome is not None:
                 ended.append(member)
         self.notices_due()
-        note = f"Dismissed by <@{asker.user_id}>: " + (", ".join(f"<@{member}>" for member in ended) or "nobody had a standing decision") + "."
+        note = (
+            f"Dismissed by <@{asker.user_id}>: "
+            + (", ".join(f"<@{member}>" for member in ended) or "nobody had a standing decision")
+            + "."
+        )
         return trail_message(await services.signoff_state(repository, name), command=self.command, note=note)
 
     async def _state(self, repository: str, name: str) -> services.SignoffState:
@@ -203,7 +216,9 @@ class Signoffs:
 
     # Buttons ---------------------------------------------------------------------------
 
-    async def decide(self, click: Click, decision: Decision, comment: str = "", *, ask_slack: bool = True) -> Message | None:
+    async def decide(
+        self, click: Click, decision: Decision, comment: str = "", *, ask_slack: bool = True
+    ) -> Message | None:
         """Record the click's decision; a private answer when it was refused or changed nothing.
 
         Group approvers are checked against their members as read from Slack in the last
@@ -227,7 +242,9 @@ class Signoffs:
         except services.NotAnApprover as again:
             return not_an_approver(again.milestone, again.approvers)
 
-    async def _record(self, click: Click, repository: str, name: str, decision: Decision, comment: str) -> Message | None:
+    async def _record(
+        self, click: Click, repository: str, name: str, decision: Decision, comment: str
+    ) -> Message | None:
         try:
             if decision is Decision.WITHDRAW:
                 outcome = await services.withdraw_decision(repository, name, click.user_id)
@@ -238,7 +255,12 @@ class Signoffs:
                     return Message(f"You have no standing decision on {escape(name)} to withdraw.")
             else:
                 outcome = await services.record_decision(
-                    repository, name, click.user_id, decision, comment=comment, user_name=click.user_name  # type: ignore[arg-type]
+                    repository,
+                    name,
+                    click.user_id,
+                    decision,
+                    comment=comment,
+                    user_name=click.user_name,  # type: ignore[arg-type]
                 )
                 if not outcome.recorded:
                     verb = "approved" if decision is Decision.APPROVE else "rejected"
@@ -284,7 +306,9 @@ class Signoffs:
 
     # Slack lookups ---------------------------------------------------------------------
 
-    async def refresh_groups(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> dict[str, str | None]:
+    async def refresh_groups(
+        self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH
+    ) -> dict[str, str | None]:
         """Read the members of these user groups from Slack into the store, those not read within
         `max_age` (None: all); returns handle -> group id (None: no such group) of those read.
         Slack's usergroups methods allow about 20 calls a minute, hence the age."""
@@ -303,7 +327,9 @@ class Signoffs:
         await services.store_user_groups(groups)
         return {handle: group_id for handle, (group_id, _) in groups.items()}
 
-    async def _refresh_quietly(self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH) -> dict[str, str | None]:
+    async def _refresh_quietly(
+        self, handles: Sequence[str], *, max_age: timedelta | None = GROUPS_FRESH
+    ) -> dict[str, str | None]:
         """As refresh_groups; when Slack cannot be read, what was stored stands."""
         try:
             return await self.refresh_groups(handles, max_age=max_age)
@@ -319,7 +345,9 @@ class Signoffs:
         try:
             answer = await self.client.chat_getPermalink(channel=request.channel_id, message_ts=request.message_ts)
         except SlackApiError as error:
-            log.warning("no permalink for %s/%s: %s", request.channel_id, request.message_ts, error.response.get("error"))
+            log.warning(
+                "no permalink for %s/%s: %s", request.channel_id, request.message_ts, error.response.get("error")
+            )
             return None
         return answer.get("permalink")
 
@@ -340,7 +368,9 @@ class Signoffs:
         request = found.request
         state = await services.signoff_state(found.repository, found.milestone)
         if found.live:
-            message = request_message(state, requested_by=request.requested_by, requested_at=request.created_at, command=self.command)
+            message = request_message(
+                state, requested_by=request.requested_by, requested_at=request.created_at, command=self.command
+            )
         else:
             link = await self._permalink(found.replacement) if found.replacement else None
             message = replaced_message(state, permalink=link)
@@ -348,7 +378,9 @@ class Signoffs:
         if shown == request.shown_digest:
             return None
         try:
-            await self.client.chat_update(channel=request.channel_id, ts=request.message_ts, text=message.text, blocks=message.blocks)
+            await self.client.chat_update(
+                channel=request.channel_id, ts=request.message_ts, text=message.text, blocks=message.blocks
+            )
         except SlackApiError as error:
             if error.response.get("error") not in UNREACHABLE:
                 raise

@@ -30,7 +30,10 @@ def alert_state(reading: MilestoneReading) -> dict:
             if defect.state is DefectState.OPEN and defect.severity in ALERT_SEVERITIES
         },
         "due_soon": bool(
-            not complete and not verdict.gate_green and verdict.days_left is not None and 0 <= verdict.days_left <= DUE_SOON_DAYS
+            not complete
+            and not verdict.gate_green
+            and verdict.days_left is not None
+            and 0 <= verdict.days_left <= DUE_SOON_DAYS
         ),
         "overdue": verdict.overdue,
     }

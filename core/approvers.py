@@ -5,8 +5,9 @@ from Slack."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import TYPE_CHECKING, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -63,7 +64,9 @@ class Approvers:
 
 
 async def slack_entries(client: BaseDBAsyncClient | None, milestone_id: int) -> list[str]:
-    rows = await Approver.filter(milestone_id=milestone_id, active_member__not_isnull=True).order_by("id").using_db(client)
+    rows = (
+        await Approver.filter(milestone_id=milestone_id, active_member__not_isnull=True).order_by("id").using_db(client)
+    )
     return [row.member for row in rows]
 
 

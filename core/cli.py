@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
 

@@ -1,7 +1,7 @@
 """The one clock of the engine: aware UTC, so that every stored time compares with every other."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

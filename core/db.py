@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timezone
-from typing import Any, AsyncIterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -115,7 +116,9 @@ async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[A
         await client.execute_many(_for(client, query), rows)  # type: ignore[arg-type]
 
 
-async def insert_rows(client: BaseDBAsyncClient, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+async def insert_rows(
+    client: BaseDBAsyncClient, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
     """Bulk insert; PostgreSQL takes the rows through COPY, many times faster than INSERTs."""
     if not rows:
         return
@@ -131,7 +134,7 @@ def as_datetime(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def as_date(value: Any) -> date | None:

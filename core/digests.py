@@ -3,9 +3,9 @@ digest reports, with what changed since the previous one to the same channel."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Sequence
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -60,7 +60,13 @@ def _view(subscription: Subscription) -> SubscriptionView:
 
 
 async def subscribe(
-    team_id: str, channel_id: str, schedule: Schedule, *, by: str, repository: str | None = None, milestone: str | None = None
+    team_id: str,
+    channel_id: str,
+    schedule: Schedule,
+    *,
+    by: str,
+    repository: str | None = None,
+    milestone: str | None = None,
 ) -> tuple[SubscriptionView, bool]:
     """Subscribe the channel (to a milestone, a repository, or what is linked to it); subscribing
     the same scope again changes its schedule. Returns the subscription and whether it is new."""
@@ -88,7 +94,9 @@ async def subscribe(
     return _view(subscription), created
 
 
-async def unsubscribe(team_id: str, channel_id: str, *, repository: str | None = None, milestone: str | None = None) -> int:
+async def unsubscribe(
+    team_id: str, channel_id: str, *, repository: str | None = None, milestone: str | None = None
+) -> int:
     """Remove the channel's subscription to this scope (all of the channel's when none is named);
     returns how many were removed. A removed subscription never fires again."""
     query = Subscription.filter(team_id=team_id, channel_id=channel_id)
@@ -100,7 +108,11 @@ async def unsubscribe(team_id: str, channel_id: str, *, repository: str | None =
 
 
 async def channel_subscriptions(team_id: str, channel_id: str) -> list[SubscriptionView]:
-    rows = await Subscription.filter(team_id=team_id, channel_id=channel_id).order_by("id").prefetch_related("repository", "milestone")
+    rows = (
+        await Subscription.filter(team_id=team_id, channel_id=channel_id)
+        .order_by("id")
+        .prefetch_related("repository", "milestone")
+    )
     return [_view(row) for row in rows]
 
 
@@ -127,7 +139,9 @@ async def claim_fire(subscription_id: int, scheduled_for: datetime) -> DigestRun
         return None
 
 
-async def finish_fire(run: DigestRun, status: str, *, attempts: int, error: str | None = None, reported: dict | None = None) -> None:
+async def finish_fire(
+    run: DigestRun, status: str, *, attempts: int, error: str | None = None, reported: dict | None = None
+) -> None:
     run.status, run.attempts, run.error, run.finished_at = status, attempts, error, utcnow()
     run.reported = reported or {}
     await run.save(update_fields=["status", "attempts", "error", "finished_at", "reported"])
@@ -136,9 +150,11 @@ async def finish_fire(run: DigestRun, status: str, *, attempts: int, error: str 
 async def last_reported(team_id: str, channel_id: str, limit: int = 50) -> dict:
     """What the digests sent to the channel last reported, per milestone id (as text): of each
     milestone, the newest report, whichever subscription of the channel it came with."""
-    runs = await DigestRun.filter(
-        subscription__team_id=team_id, subscription__channel_id=channel_id, status=SENT
-    ).order_by("-finished_at", "-id").limit(limit)
+    runs = (
+        await DigestRun.filter(subscription__team_id=team_id, subscription__channel_id=channel_id, status=SENT)
+        .order_by("-finished_at", "-id")
+        .limit(limit)
+    )
     reported: dict = {}
     for run in runs:
         for milestone_id, baseline in run.reported.items():
@@ -154,8 +170,14 @@ async def digest_readings(subscription: SubscriptionView) -> list[MilestoneReadi
     if subscription.milestone and subscription.repository:
         names = [(subscription.repository, subscription.milestone)]
     else:
-        repositories = [subscription.repository] if subscription.repository else await _linked(subscription.team_id, subscription.channel_id)
-        rows = await Milestone.filter(repository__full_name__in=repositories, state=MilestoneState.OPEN).prefetch_related("repository")
+        repositories = (
+            [subscription.repository]
+            if subscription.repository
+            else await _linked(subscription.team_id, subscription.channel_id)
+        )
+        rows = await Milestone.filter(
+            repository__full_name__in=repositories, state=MilestoneState.OPEN
+        ).prefetch_related("repository")
         names = [(row.repository.full_name, row.name) for row in rows]
     readings = [await read_milestone(repository, name) for repository, name in names]
     readings.sort(key=lambda reading: (not reading.verdict.overdue, ORDER.index(reading.verdict.status), reading.name))
@@ -166,7 +188,9 @@ async def _linked(team_id: str, channel_id: str) -> list[str]:
     linked = await channel_repository(team_id, channel_id)
     if linked:
         return [linked]
-    return list(await ChannelLink.filter(team_id=team_id, channel_id=channel_id).values_list("repository__full_name", flat=True))
+    return list(
+        await ChannelLink.filter(team_id=team_id, channel_id=channel_id).values_list("repository__full_name", flat=True)
+    )
 
 
 def baseline(reading: MilestoneReading) -> dict:
@@ -175,9 +199,15 @@ def baseline(reading: MilestoneReading) -> dict:
     return {
         "status": verdict.status.value,
         "pass_rate": verdict.metrics.pass_rate,
-        "defects": {str(defect.number): defect.severity.value for defect in reading.facts.defects if defect.state.value == "open"},
+        "defects": {
+            str(defect.number): defect.severity.value
+            for defect in reading.facts.defects
+            if defect.state.value == "open"
+        },
         "failing": sorted(test.name for test in verdict.blocking.failing_tests),
-        "approvals": sorted(decision.user_id for decision in reading.facts.decisions if decision.decision is Decision.APPROVE),
+        "approvals": sorted(
+            decision.user_id for decision in reading.facts.decisions if decision.decision is Decision.APPROVE
+        ),
     }
 
 

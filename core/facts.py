@@ -142,7 +142,9 @@ async def _decisions(client: BaseDBAsyncClient, milestone_id: int) -> list[Decis
     return [DecisionFact(row[0], Decision(row[1]), as_datetime(row[2]), row[3], row[4]) for row in rows]
 
 
-async def _recent_launches(client: BaseDBAsyncClient, policy: MilestonePolicy, plan_ids: list[int]) -> list[LaunchSummary]:
+async def _recent_launches(
+    client: BaseDBAsyncClient, policy: MilestonePolicy, plan_ids: list[int]
+) -> list[LaunchSummary]:
     if not plan_ids:
         return []
     rows = await fetch(

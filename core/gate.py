@@ -15,9 +15,10 @@ test result or defect; `at_risk` otherwise (tests not run yet, data missing).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from core.enums import (
     SEVERITY_ORDER,
@@ -326,7 +327,9 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     if policy.required and not scan.required_executed:
         summary = f"pass rate {percent(overall)}; no required test has run yet"
     elif policy.required:
-        summary = f"{scan.required_passed:,} of {scan.required_executed:,} required tests pass; pass rate {percent(overall)}"
+        summary = (
+            f"{scan.required_passed:,} of {scan.required_executed:,} required tests pass; pass rate {percent(overall)}"
+        )
     else:
         summary = f"pass rate {percent(overall)} (threshold {percent(policy.pass_rate)})"
     return Criterion(name, CriterionResult.MET, summary, numbers)
@@ -361,7 +364,9 @@ def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Cr
         "to_close": to_close,
     }
     if over:
-        return Criterion("defects", CriterionResult.NOT_MET, "open defects over the limit: " + ", ".join(over), numbers), blocking
+        return Criterion(
+            "defects", CriterionResult.NOT_MET, "open defects over the limit: " + ", ".join(over), numbers
+        ), blocking
     open_total = sum(len(found) for found in counted.values())
     summary = "no open defects" if not open_total else f"{open_total} open, none over the limits"
     return Criterion("defects", CriterionResult.MET, summary, numbers), blocking
@@ -407,7 +412,13 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[Decision
     rejections = [decision for decision in facts.decisions if decision.decision is Decision.REJECT]
     counted.update((decision.user_id, decision) for decision in rejections)
     unresolved = list(facts.unresolved_approvers)
-    quorum = len(approvers) if signoff.quorum == "all" else signoff.quorum if unresolved else min(signoff.quorum, len(approvers))
+    quorum = (
+        len(approvers)
+        if signoff.quorum == "all"
+        else signoff.quorum
+        if unresolved
+        else min(signoff.quorum, len(approvers))
+    )
     missing = [user for user in approvers if user not in counted]
     numbers = {
         "approvals": len(approvals),

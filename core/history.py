@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 
 from core.enums import GateStatus
 from core.models import Snapshot
@@ -81,8 +81,11 @@ def status_changes(rows: Sequence[SnapshotRow], since: datetime) -> list[StatusC
 
 async def milestone_history(milestone_id: int, today: date, days: int = HISTORY_DAYS) -> History:
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, tzinfo=timezone.utc)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
     seed = await Snapshot.filter(milestone_id=milestone_id, taken_at__lt=since).order_by("-taken_at", "-id").first()
     window = await Snapshot.filter(milestone_id=milestone_id, taken_at__gte=since).order_by("taken_at", "id")
-    rows = [SnapshotRow(snapshot.taken_at, GateStatus(snapshot.status), snapshot.metrics) for snapshot in [*filter(None, [seed]), *window]]
+    rows = [
+        SnapshotRow(snapshot.taken_at, GateStatus(snapshot.status), snapshot.metrics)
+        for snapshot in [*filter(None, [seed]), *window]
+    ]
     return History(daily(rows, first, today), status_changes(rows, since))

@@ -18,10 +18,10 @@ from tortoise.expressions import F, Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from core.clock import utcnow
 from core.db import dialect
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
-from core.clock import utcnow
 
 IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
 
@@ -106,8 +106,15 @@ async def claim(
     now = now or utcnow()
     async with in_transaction() as client:
         abandoned = Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now, attempts__gte=retry.max_attempts)
-        await Delivery.filter(abandoned).using_db(client).update(
-            status=DeliveryStatus.FAILED, locked_until=None, finished_at=now, error="abandoned: its worker stopped every attempt"
+        await (
+            Delivery.filter(abandoned)
+            .using_db(client)
+            .update(
+                status=DeliveryStatus.FAILED,
+                locked_until=None,
+                finished_at=now,
+                error="abandoned: its worker stopped every attempt",
+            )
         )
 
         def due(condition: Q, *order: str) -> QuerySet[Delivery]:
@@ -127,8 +134,10 @@ async def claim(
             ).limit(limit - len(deliveries))
         if not deliveries:
             return []
-        await Delivery.filter(id__in=[delivery.id for delivery in deliveries]).using_db(client).update(
-            status=DeliveryStatus.PROCESSING, attempts=F("attempts") + 1, locked_until=now + lease
+        await (
+            Delivery.filter(id__in=[delivery.id for delivery in deliveries])
+            .using_db(client)
+            .update(status=DeliveryStatus.PROCESSING, attempts=F("attempts") + 1, locked_until=now + lease)
         )
     for delivery in deliveries:
         delivery.status = DeliveryStatus.PROCESSING

@@ -8,10 +8,10 @@ more than everything else together.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -79,9 +79,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     plan = await ensure_plan(repository, source.plan.strip(), client)
     # Plan first, then its milestones: every writer takes locks in this order.
     await lock_plan(client, plan)
-    existing = await Launch.get_or_none(
-        plan=plan, source_id=source.source_id, attempt=source.attempt, using_db=client
-    )
+    existing = await Launch.get_or_none(plan=plan, source_id=source.source_id, attempt=source.attempt, using_db=client)
     if existing is not None:
         return StoredLaunch(existing, created=False)
 
@@ -101,7 +99,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         branch=source.branch,
         url=source.url,
         started_at=source.started_at,
-        finished_at=source.finished_at or datetime.now(timezone.utc),
+        finished_at=source.finished_at or datetime.now(UTC),
         files=counts["files"],
         tests=counts["tests"],
         passed=counts["passed"],
@@ -153,7 +151,7 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
     case_ids = await _case_ids(client, repository_id)
     missing = [(key, case) for key, case in keyed.items() if key not in case_ids]
     if missing:
-        now = _db_datetime(datetime.now(timezone.utc))
+        now = _db_datetime(datetime.now(UTC))
         await execute_many(
             client,
             "INSERT INTO test_case (repository_id, identity_key, classname, name, file, suite, created_at) "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from tortoise.transactions import in_transaction
 
@@ -22,7 +22,9 @@ async def record_installation(
     """Record an installation and which repositories it now covers; `status` None keeps the stored one."""
     async with in_transaction() as client:
         installation, created = await Installation.get_or_create(
-            id=installation_id, defaults={"account": account, "status": status or InstallationStatus.ACTIVE}, using_db=client
+            id=installation_id,
+            defaults={"account": account, "status": status or InstallationStatus.ACTIVE},
+            using_db=client,
         )
         if not created and (installation.account, installation.status) != (account, status or installation.status):
             installation.account = account
@@ -32,8 +34,10 @@ async def record_installation(
             repository = await ensure_repository(full_name, client)
             repository.installation_id = installation_id
             await repository.save(using_db=client, update_fields=["installation_id"])
-        await Repository.filter(full_name__in=list(removed), installation_id=installation_id).using_db(client).update(
-            installation_id=None
+        await (
+            Repository.filter(full_name__in=list(removed), installation_id=installation_id)
+            .using_db(client)
+            .update(installation_id=None)
         )
     return installation
 

@@ -10,9 +10,10 @@ not the size of the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -228,8 +229,7 @@ class _ReportParser:
             raise ReportError(
                 self.name,
                 root.sourceline,
-                f"not a JUnit report: root element <{_local(root.tag)}>, "
-                "expected <testsuites> or <testsuite>",
+                f"not a JUnit report: root element <{_local(root.tag)}>, expected <testsuites> or <testsuite>",
             )
         stream.seek(start)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from core.enums import MilestoneState
 from core.models import Milestone
@@ -95,7 +95,9 @@ async def milestone_refs(repositories: Sequence[str] | None = None) -> list[Mile
     if repositories is not None:
         query = query.filter(repository__full_name__in=list(repositories))
     rows = await query.values_list("repository__full_name", "name", "state")
-    return [MilestoneRef(repository, name, MilestoneState(state) is MilestoneState.OPEN) for repository, name, state in rows]
+    return [
+        MilestoneRef(repository, name, MilestoneState(state) is MilestoneState.OPEN) for repository, name, state in rows
+    ]
 
 
 async def resolve_milestone(query: str, repositories: Sequence[str] | None = None) -> Resolution:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
-from typing import Sequence
-
 
 # A slope below this (pass rate per launch) is noise, not a direction.
 DIRECTION_TOLERANCE = 0.002

@@ -521,4 +521,3 @@ class DigestRun(Model):
     class Meta:
         table = "digest_run"
         unique_together = (("subscription", "scheduled_for"),)
-

@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable, Iterable, Mapping
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core.db import dialect, execute_many
-from core.models import Outbox
 from core.clock import utcnow
+from core.db import dialect, execute_many
 from core.leases import renewed
+from core.models import Outbox
 
 log = logging.getLogger("milestones.outbox")
 
@@ -131,7 +131,9 @@ async def done(item: Outbox, now: datetime | None = None) -> bool:
     again meanwhile, and stays as new work."""
     if await Outbox.filter(_held(item), generation=item.generation).delete():
         return True
-    await Outbox.filter(_held(item)).update(locked_until=None, attempts=0, not_before=None, first_marked_at=now or utcnow())
+    await Outbox.filter(_held(item)).update(
+        locked_until=None, attempts=0, not_before=None, first_marked_at=now or utcnow()
+    )
     return False
 
 

@@ -35,7 +35,11 @@ async def milestones_of(pull: PullRequest, client: BaseDBAsyncClient | None = No
     """The milestones a pull request ships in: its GitHub milestone, else those tracking its base branch."""
     if pull.milestone_id is not None:  # type: ignore[attr-defined]
         return await Milestone.filter(id=pull.milestone_id).using_db(client)  # type: ignore[attr-defined]
-    candidates = await Milestone.filter(repository_id=pull.repository_id, state=MilestoneState.OPEN).order_by("name").using_db(client)  # type: ignore[attr-defined]
+    candidates = (
+        await Milestone.filter(repository_id=pull.repository_id, state=MilestoneState.OPEN)
+        .order_by("name")
+        .using_db(client)
+    )  # type: ignore[attr-defined]
     return [milestone for milestone in candidates if claims_by_branch(milestone, pull.base_ref)]
 
 
@@ -62,9 +66,15 @@ async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
         .values_list("pull_request_id", flat=True)
     )
     if milestone.state is MilestoneState.OPEN and milestone_policy(milestone).branches:
-        unassigned = await PullRequest.filter(
-            repository_id=milestone.repository_id, milestone_id=None, state=OPEN  # type: ignore[attr-defined]
-        ).using_db(client).values_list("id", "base_ref")
+        unassigned = (
+            await PullRequest.filter(
+                repository_id=milestone.repository_id,
+                milestone_id=None,
+                state=OPEN,  # type: ignore[attr-defined]
+            )
+            .using_db(client)
+            .values_list("id", "base_ref")
+        )
         ids.update(pull_id for pull_id, base_ref in unassigned if claims_by_branch(milestone, base_ref))
     if ids:
         await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, ids)
@@ -84,7 +94,9 @@ async def files_checked(pull_id: int, head_sha: str | None) -> None:
     await PullRequest.filter(id=pull_id).update(files_checked_sha=head_sha)
 
 
-async def open_pull_requests(repository: str, *, numbers: list[int] | None = None, head_sha: str | None = None) -> list[int]:
+async def open_pull_requests(
+    repository: str, *, numbers: list[int] | None = None, head_sha: str | None = None
+) -> list[int]:
     """Open pull requests by number, or by head commit (a fork's check suite names none)."""
     query = PullRequest.filter(repository__full_name=repository, state=OPEN)
     query = query.filter(number__in=numbers) if numbers is not None else query.filter(head_sha=head_sha)
@@ -93,7 +105,11 @@ async def open_pull_requests(repository: str, *, numbers: list[int] | None = Non
 
 async def refresh_open_checks() -> None:
     """Mark every open pull request that shows a gate: what it says moves with the calendar too."""
-    pulls = await GateCheck.filter(active=True, pull_request__state=OPEN).distinct().values_list("pull_request_id", flat=True)
+    pulls = (
+        await GateCheck.filter(active=True, pull_request__state=OPEN)
+        .distinct()
+        .values_list("pull_request_id", flat=True)
+    )
     await request_refresh(list(pulls))
 
 

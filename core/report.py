@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any
 
 from core.enums import CriterionResult, GateStatus
 from core.gate import Criterion, Verdict
@@ -117,7 +118,10 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
     )
     if not verdict.criteria[2].met:
         lines += _capped(
-            (f"  ? untested in {area.suite}: {len(area.tests)} test{'s' if len(area.tests) != 1 else ''}" for area in blocking.untested),
+            (
+                f"  ? untested in {area.suite}: {len(area.tests)} test{'s' if len(area.tests) != 1 else ''}"
+                for area in blocking.untested
+            ),
             len(blocking.untested),
             "untested areas",
         )

@@ -9,10 +9,11 @@ at its first occurrence.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,7 +52,7 @@ class Schedule:
     def fire_on(self, day: date) -> datetime:
         """The UTC moment of the fire on this local day (see the module's note on daylight saving)."""
         local = datetime.combine(day, self.at).replace(tzinfo=ZoneInfo(self.zone), fold=0)
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
 
     def next_fire(self, after: datetime) -> datetime:
         """The first fire strictly after `after`."""
@@ -77,7 +78,9 @@ class Schedule:
             fire = self.next_fire(fire)
 
     def describe(self) -> str:
-        when = {"daily": "daily", "weekdays": "on weekdays"}.get(self.kind) or f"every {DAYS[self.weekday or 0].capitalize()}"
+        when = {"daily": "daily", "weekdays": "on weekdays"}.get(
+            self.kind
+        ) or f"every {DAYS[self.weekday or 0].capitalize()}"
         return f"{when} at {self.at:%H:%M} {self.zone}"
 
 
@@ -110,7 +113,19 @@ def looks_like_clock(word: str) -> bool:
 
 
 # The areas of IANA names: a word that starts with one is meant as a zone, even misspelt.
-AREAS = ("africa/", "america/", "antarctica/", "arctic/", "asia/", "atlantic/", "australia/", "etc/", "europe/", "indian/", "pacific/")
+AREAS = (
+    "africa/",
+    "america/",
+    "antarctica/",
+    "arctic/",
+    "asia/",
+    "atlantic/",
+    "australia/",
+    "etc/",
+    "europe/",
+    "indian/",
+    "pacific/",
+)
 
 
 def looks_like_zone(word: str) -> bool:

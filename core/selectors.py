@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 PLAN_PREFIX = "plan:"
 GLOB_CHARS = frozenset("*?[")

@@ -8,10 +8,11 @@ can tell people (checks, Slack) without recomputing anything.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
-from typing import Collection, Literal, Mapping, Sequence
+from typing import Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -20,7 +21,6 @@ from tortoise.transactions import in_transaction
 
 from core import outbox, state
 from core.approvers import Approvers, approvers_of, as_handle, check_entry
-from core.pull_requests import OPEN, mark_showing
 from core.catalog import (
     NotFound,
     check_repository_name,
@@ -47,8 +47,18 @@ from core.models import (
     Snapshot,
     UserGroup,
 )
-from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, MilestonePolicy, PolicyFile, PolicyLoad, load_policy
+from core.policy import (
+    DEFAULT_ENTRY,
+    DEFAULT_SOURCE,
+    DefectsConfig,
+    MilestonePolicy,
+    PolicyFile,
+    PolicyLoad,
+    load_policy,
+)
+from core.pull_requests import OPEN, mark_showing
 from core.selectors import GLOB_CHARS
+
 
 @dataclass
 class MilestoneChange:
@@ -195,7 +205,9 @@ async def unlink_github_milestone(repository: str, number: int) -> Milestone | N
         milestone.state = MilestoneState.CLOSED
         # Closed for good: no longer one that a regression would reopen.
         milestone.closed_on_complete = False
-        await milestone.save(using_db=client, update_fields=["github_number", "state", "closed_on_complete", "updated_at"])
+        await milestone.save(
+            using_db=client, update_fields=["github_number", "state", "closed_on_complete", "updated_at"]
+        )
         await lock_milestones(client, [milestone.id])
         await _after_change(client, milestone)
     return milestone
@@ -416,7 +428,9 @@ async def delete_label(repository: str, name: str) -> list[MilestoneChange]:
         return await _relabel(client, repo, {name.lower(): None})
 
 
-async def _relabel(client: BaseDBAsyncClient, repo: Repository, relabel: dict[str, str | None]) -> list[MilestoneChange]:
+async def _relabel(
+    client: BaseDBAsyncClient, repo: Repository, relabel: dict[str, str | None]
+) -> list[MilestoneChange]:
     milestones = await Milestone.filter(repository=repo).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
     await _classify_defects(client, repo, repository_policy(repo).defects, relabel=relabel)
@@ -448,7 +462,9 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
     """
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
-        pull = await PullRequest.filter(repository=repo, number=facts.number).select_for_update().using_db(client).first()
+        pull = (
+            await PullRequest.filter(repository=repo, number=facts.number).select_for_update().using_db(client).first()
+        )
         if pull is not None and _older(facts.updated_at, pull.source_updated_at):
             return None
         pull = pull or PullRequest(repository=repo, number=facts.number)
@@ -558,7 +574,9 @@ async def withdraw_decision(repository: str, milestone_name: str, user_id: str) 
     return await _end_standing(repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn")
 
 
-async def dismiss_decision(repository: str, milestone_name: str, user_id: str, *, by: str, by_admin: bool) -> DecisionOutcome | None:
+async def dismiss_decision(
+    repository: str, milestone_name: str, user_id: str, *, by: str, by_admin: bool
+) -> DecisionOutcome | None:
     """A workspace admin ends someone's standing decision: a rejection by someone who left
     would otherwise block for good. None when they have none."""
     if not by_admin:
@@ -566,7 +584,9 @@ async def dismiss_decision(repository: str, milestone_name: str, user_id: str, *
     return await _end_standing(repository, milestone_name, user_id, Decision.DISMISS, f"dismissed by {by}")
 
 
-async def _end_standing(repository: str, milestone_name: str, user_id: str, how: Decision, note: str) -> DecisionOutcome | None:
+async def _end_standing(
+    repository: str, milestone_name: str, user_id: str, how: Decision, note: str
+) -> DecisionOutcome | None:
     async with in_transaction() as client:
         milestone = await _milestone(client, repository, milestone_name)
         await lock_milestones(client, [milestone.id])
@@ -610,12 +630,16 @@ async def edit_approvers(
             raise SignoffRefused(f"only {milestone.name}'s approvers and workspace admins can change its approvers")
         now = utcnow()
         for member in remove:
-            await Approver.filter(milestone=milestone, active_member=member).using_db(client).update(
-                active_member=None, removed_by=by, removed_at=now
+            await (
+                Approver.filter(milestone=milestone, active_member=member)
+                .using_db(client)
+                .update(active_member=None, removed_by=by, removed_at=now)
             )
         for member in add:
             if not await Approver.exists(milestone=milestone, active_member=member, using_db=client):
-                await Approver.create(using_db=client, milestone=milestone, member=member, added_by=by, active_member=member)
+                await Approver.create(
+                    using_db=client, milestone=milestone, member=member, added_by=by, active_member=member
+                )
         await _after_change(client, milestone)
         return await approvers_of(client, milestone.id, policy)
 
@@ -638,17 +662,25 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
         for handle, (group_id, members) in sorted((as_handle(handle), group) for handle, group in groups.items()):
             row = await UserGroup.get_or_none(handle=handle, using_db=client)
             if row is None:
-                await UserGroup.create(using_db=client, handle=handle, group_id=group_id, members=list(members), refreshed_at=now)
+                await UserGroup.create(
+                    using_db=client, handle=handle, group_id=group_id, members=list(members), refreshed_at=now
+                )
                 changed.add(handle)
             elif (row.group_id, row.members) != (group_id, list(members)):
                 changed.add(handle)
-                await UserGroup.filter(id=row.id).using_db(client).update(group_id=group_id, members=list(members), refreshed_at=now)
+                await (
+                    UserGroup.filter(id=row.id)
+                    .using_db(client)
+                    .update(group_id=group_id, members=list(members), refreshed_at=now)
+                )
             else:
                 await UserGroup.filter(id=row.id).using_db(client).update(refreshed_at=now)
         if not changed:
             return []
         affected = []
-        for milestone in await Milestone.filter(Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True)).using_db(client):
+        for milestone in await Milestone.filter(Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True)).using_db(
+            client
+        ):
             entries = await approvers_of(client, milestone.id, milestone_policy(milestone))
             if changed & set(entries.groups):
                 affected.append(milestone)
@@ -659,7 +691,9 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
 async def stale_user_groups(handles: Sequence[str], max_age: timedelta) -> list[str]:
     """Of these user groups, those not read from Slack within `max_age`."""
     fresh = set(
-        await UserGroup.filter(handle__in=list(handles), refreshed_at__gte=utcnow() - max_age).values_list("handle", flat=True)
+        await UserGroup.filter(handle__in=list(handles), refreshed_at__gte=utcnow() - max_age).values_list(
+            "handle", flat=True
+        )
     )
     return [handle for handle in handles if handle not in fresh]
 
@@ -728,7 +762,9 @@ async def _request_where(**where: object) -> RequestAt | None:
     if request is None:
         return None
     milestone = request.milestone
-    return RequestAt(request, milestone.repository.full_name, milestone.name, request.live_for is not None, request.replaced_by)
+    return RequestAt(
+        request, milestone.repository.full_name, milestone.name, request.live_for is not None, request.replaced_by
+    )
 
 
 async def live_request(milestone_id: int) -> SignoffRequest | None:
@@ -835,7 +871,9 @@ async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -
         return evaluate(await load_facts(client, milestone), now or utcnow())
 
 
-async def list_milestones(repositories: Sequence[str] | None = None, *, include_closed: bool = False) -> list[MilestoneSummary]:
+async def list_milestones(
+    repositories: Sequence[str] | None = None, *, include_closed: bool = False
+) -> list[MilestoneSummary]:
     """Every milestone of the repositories (all when None) with its latest recorded status,
     worst first: a read of snapshots."""
     query = Milestone.all().prefetch_related("repository")
@@ -864,8 +902,16 @@ async def list_milestones(repositories: Sequence[str] | None = None, *, include_
                 approvers=list((await approvers_of(None, milestone.id, milestone_policy(milestone))).users),
             )
         )
-    order = [GateStatus.BLOCKED, GateStatus.AT_RISK, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]
-    summaries.sort(key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name, s.repository))
+    order = [
+        GateStatus.BLOCKED,
+        GateStatus.AT_RISK,
+        GateStatus.NO_DATA,
+        GateStatus.READY_FOR_SIGNOFF,
+        GateStatus.COMPLETE,
+    ]
+    summaries.sort(
+        key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name, s.repository)
+    )
     return summaries
 
 
@@ -981,7 +1027,9 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     metrics = snapshot_metrics(verdict)
     await _mark_owed(client, milestone, dismissed, completed or reopened)
     if last is None or last.metrics != metrics:
-        await Snapshot.create(using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics)
+        await Snapshot.create(
+            using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics
+        )
     return MilestoneChange(
         milestone=milestone,
         verdict=verdict,
@@ -992,7 +1040,9 @@ async def _after_change(client: BaseDBAsyncClient, milestone: Milestone, at: dat
     )
 
 
-async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed: list[Signoff], completion: bool) -> None:
+async def _mark_owed(
+    client: BaseDBAsyncClient, milestone: Milestone, dismissed: list[Signoff], completion: bool
+) -> None:
     """What the outside world is owed by a change: the pull requests' checks, the live sign-off
     request's message, the dismissed approvers' messages, the completion's announcement."""
     await mark_showing(client, milestone)
@@ -1006,7 +1056,9 @@ async def _mark_owed(client: BaseDBAsyncClient, milestone: Milestone, dismissed:
             await outbox.mark(client, outbox.GITHUB_MILESTONE_STATE, [milestone.id])
 
 
-async def _end_approvals_of_former_approvers(client: BaseDBAsyncClient, milestone: Milestone, facts: MilestoneFacts) -> bool:
+async def _end_approvals_of_former_approvers(
+    client: BaseDBAsyncClient, milestone: Milestone, facts: MilestoneFacts
+) -> bool:
     """An approval stops with its approver (removed in Slack or the policy file, or gone from a
     user group), so that it cannot count again if they return. A rejection stands until its
     author withdraws it."""
@@ -1017,7 +1069,9 @@ async def _end_approvals_of_former_approvers(client: BaseDBAsyncClient, mileston
     ]
     if not former:
         return False
-    for approval in await Signoff.filter(milestone=milestone, active_user__in=former, decision=Decision.APPROVE).using_db(client):
+    for approval in await Signoff.filter(
+        milestone=milestone, active_user__in=former, decision=Decision.APPROVE
+    ).using_db(client):
         await _end(client, approval, Decision.DISMISS, approval.user_id, "no longer an approver")
     return True
 

@@ -63,9 +63,7 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         scheme, separator, rest = value.partition("://")
         if not separator or scheme not in DATABASE_SCHEMES or not rest:
-            raise ValueError(
-                "expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-            )
+            raise ValueError("expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
         # Heroku-style hosts hand out postgresql://, which Tortoise spells postgres://.
         return "postgres://" + rest if scheme == "postgresql" else value
 
@@ -130,7 +128,9 @@ class Settings(BaseSettings):
                 raise ValueError("Slack needs SLACK_BOT_TOKEN as well")
             return self
         if self.slack_signing_secret is None and self.slack_app_token is None:
-            raise ValueError("SLACK_BOT_TOKEN needs SLACK_SIGNING_SECRET (events over HTTP) or SLACK_APP_TOKEN (Socket Mode)")
+            raise ValueError(
+                "SLACK_BOT_TOKEN needs SLACK_SIGNING_SECRET (events over HTTP) or SLACK_APP_TOKEN (Socket Mode)"
+            )
         if self.slack_app_token is not None and not self.slack_app_token.get_secret_value().startswith("xapp-"):
             raise ValueError("SLACK_APP_TOKEN: an app-level token starts with xapp-")
         return self

@@ -9,8 +9,8 @@ statement, so there is one definition of how a result changes the state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -101,9 +101,7 @@ class TooManyPlans(ValueError):
 def plan_bits(plan_ids: Sequence[int]) -> dict[int, int]:
     """A bit per plan of the milestone; new plans have higher ids, so bits stay put."""
     if len(plan_ids) > MAX_PLANS:
-        raise TooManyPlans(
-            f"a milestone can include at most {MAX_PLANS} test plans; name its plans in the policy file"
-        )
+        raise TooManyPlans(f"a milestone can include at most {MAX_PLANS} test plans; name its plans in the policy file")
     return {plan_id: 1 << slot for slot, plan_id in enumerate(sorted(plan_ids))}
 
 
@@ -129,7 +127,9 @@ async def refresh_required(
     """Match tests not matched yet (or all of them) against the name and glob selectors."""
     selectors = RequiredSelectors.parse(policy.required)
     if everything:
-        await execute(client, "UPDATE milestone_test SET required_by_name = NULL WHERE milestone_id = ?", [milestone.id])
+        await execute(
+            client, "UPDATE milestone_test SET required_by_name = NULL WHERE milestone_id = ?", [milestone.id]
+        )
         milestone.matched_selectors = []
     if selectors.by_name:
         rows = await fetch(
@@ -144,7 +144,9 @@ async def refresh_required(
         for start in range(0, len(hits), IN_CHUNK):
             chunk = hits[start : start + IN_CHUNK]
             await execute(
-                client, f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({placeholders(len(chunk))})", chunk
+                client,
+                f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({placeholders(len(chunk))})",
+                chunk,
             )
         matched = sorted(set(milestone.matched_selectors) | matcher.matched)
         if matched != milestone.matched_selectors:

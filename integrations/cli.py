@@ -44,7 +44,9 @@ def add_deliveries(commands: Any) -> None:
 
 
 def add_sync(commands: Any) -> None:
-    command = commands.add_parser("sync", help="pull a repository's milestones, defects, policy, latest runs and open pull requests")
+    command = commands.add_parser(
+        "sync", help="pull a repository's milestones, defects, policy, latest runs and open pull requests"
+    )
     command.add_argument("repo", metavar="OWNER/REPO")
     command.set_defaults(handler=cmd_sync)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from html import escape
-from typing import Iterable
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -213,7 +213,7 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
     ]
 
     criteria_rows = (
-        f'<tr><td>{_e(CRITERION_TITLE.get(c.name, c.name))}</td>'
+        f"<tr><td>{_e(CRITERION_TITLE.get(c.name, c.name))}</td>"
         f'<td class="result-{_e(c.result.value)}">{_e(RESULT_TITLE[c.result])}</td><td>{_e(c.summary)}</td></tr>'
         for c in verdict.criteria
     )
@@ -253,7 +253,9 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
         areas = []
         for area in blocking.untested:
             names = "".join(f"<li><code>{_e(name)}</code></li>" for name in area.tests)
-            areas.append(f"<h3>{_e(area.suite or '(no suite)')} ({len(area.tests)})</h3>\n<ul class=\"names\">{names}</ul>")
+            areas.append(
+                f'<h3>{_e(area.suite or "(no suite)")} ({len(area.tests)})</h3>\n<ul class="names">{names}</ul>'
+            )
         total = sum(len(area.tests) for area in blocking.untested)
         out.append(_section("Untested areas", total, note + "\n".join(areas)))
     if blocking.rejections:

@@ -41,11 +41,12 @@ import secrets
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from tests.loopback import read_body
@@ -53,7 +54,7 @@ from tests.loopback import read_body
 __all__ = ["FakeGitHub", "FakeRepo", "RecordedRequest", "BASE_TIME", "iso"]
 
 # Every default timestamp is an offset from this, so runs of a test see identical data.
-BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
@@ -86,10 +87,10 @@ def iso(value: datetime | date | str) -> str:
     if isinstance(value, str):
         return value
     if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _stamp(value: When, default: datetime | str) -> str:
@@ -653,8 +654,13 @@ class FakeRepo:
             "assignees": [],
             "requested_reviewers": [],
             "requested_teams": [],
-            "head": {"label": f"{self.owner}:{head_ref}", "ref": head_ref, "sha": head_sha, "user": owner,
-                     "repo": mini},
+            "head": {
+                "label": f"{self.owner}:{head_ref}",
+                "ref": head_ref,
+                "sha": head_sha,
+                "user": owner,
+                "repo": mini,
+            },
             "base": {"label": f"{self.owner}:{base}", "ref": base, "sha": base_sha, "user": owner, "repo": mini},
             "_links": {
                 "self": {"href": api},
@@ -1192,8 +1198,8 @@ class FakeGitHub:
                 milestone[key] = body[key]
         if "state" in body and body["state"] != milestone["state"]:
             milestone["state"] = body["state"]
-            milestone["closed_at"] = iso(datetime.now(timezone.utc)) if body["state"] == "closed" else None
-        milestone["updated_at"] = iso(datetime.now(timezone.utc))
+            milestone["closed_at"] = iso(datetime.now(UTC)) if body["state"] == "closed" else None
+        milestone["updated_at"] = iso(datetime.now(UTC))
         return _json_response(200, self._milestone_body(found, milestone))
 
     def _issue_json(self, repo: FakeRepo, issue: Json) -> Json:
@@ -1378,8 +1384,13 @@ class FakeGitHub:
             repo = part["repo"]
             return {"ref": part["ref"], "sha": part["sha"], "repo": {k: repo[k] for k in ("id", "url", "name")}}
 
-        return {"url": pull["url"], "id": pull["id"], "number": pull["number"],
-                "head": end(pull["head"]), "base": end(pull["base"])}
+        return {
+            "url": pull["url"],
+            "id": pull["id"],
+            "number": pull["number"],
+            "head": end(pull["head"]),
+            "base": end(pull["base"]),
+        }
 
     def _check_run_json(self, repo: FakeRepo, check_run: Json) -> Json:
         body = {key: value for key, value in check_run.items() if key not in _CHECK_RUN_PRIVATE}
@@ -1472,7 +1483,9 @@ class FakeGitHub:
         return _json_response(200, self._check_run_json(found, stored))
 
     def _check_run(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
-        return self._one(request, owner, repo, lambda found: self._check_run_json(found, found.check_run(int(check_run))))
+        return self._one(
+            request, owner, repo, lambda found: self._check_run_json(found, found.check_run(int(check_run)))
+        )
 
     def _check_run_annotations(self, request: RecordedRequest, owner: str, repo: str, check_run: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)
@@ -1689,7 +1702,7 @@ class FakeGitHub:
         self.issued_tokens.append(token)
         body = {
             "token": token,
-            "expires_at": iso(datetime.now(timezone.utc) + self.token_lifetime),
+            "expires_at": iso(datetime.now(UTC) + self.token_lifetime),
             "permissions": dict(requested or self.installation_permissions),
             "repository_selection": "selected",
         }
@@ -1703,8 +1716,11 @@ class FakeGitHub:
             return _Response(404, b"BlobNotFound", {"Content-Type": "text/plain"})
         artifact_id = int(match.group(1))
         if "authorization" in request.headers and self.storage_rejects_authorization:
-            return _Response(400, b"InvalidAuthenticationInfo: signed URL and Authorization both given",
-                             {"Content-Type": "text/plain"})
+            return _Response(
+                400,
+                b"InvalidAuthenticationInfo: signed URL and Authorization both given",
+                {"Content-Type": "text/plain"},
+            )
         if not hmac.compare_digest(_param(request, "sig", "") or "", self._signature(artifact_id)):
             return _Response(403, b"AuthenticationFailed: bad signature", {"Content-Type": "text/plain"})
         for repo in self._repos.values():

@@ -55,9 +55,10 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.block_kit import block_problems
@@ -451,7 +452,19 @@ class FakeSlack:
                 method, url = "response_url", self.url + path
             elif path.startswith("/upload/"):
                 answer = self._receive_upload(path[len("/upload/") :], raw)
-                self._calls.append(RecordedCall("upload", path, headers, {"bytes": len(raw)}, self.url + path, http_method, answer.status, answer.payload, received))
+                self._calls.append(
+                    RecordedCall(
+                        "upload",
+                        path,
+                        headers,
+                        {"bytes": len(raw)},
+                        self.url + path,
+                        http_method,
+                        answer.status,
+                        answer.payload,
+                        received,
+                    )
+                )
                 return answer
             try:
                 args = self._arguments(query, headers, raw)
@@ -615,7 +628,12 @@ class FakeSlack:
         error = self._content(args)
         if error:
             return error
-        message: Json = {"channel": channel, "user": args["user"], "ts": self._next_ts(), "text": args.get("text") or ""}
+        message: Json = {
+            "channel": channel,
+            "user": args["user"],
+            "ts": self._next_ts(),
+            "text": args.get("text") or "",
+        }
         for key in ("blocks", "attachments", "thread_ts"):
             if args.get(key) is not None:
                 message[key] = args[key]
@@ -736,7 +754,9 @@ class FakeSlack:
             return error
         if not ts or self._find(channel, ts) is None:
             return _error("message_not_found")
-        return _ok(channel=channel, permalink=f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}")
+        return _ok(
+            channel=channel, permalink=f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        )
 
     def _upload_url(self, args: Json) -> Json:
         if not args.get("filename"):
@@ -775,8 +795,14 @@ class FakeSlack:
             stored["title"] = item.get("title")
             if channel:
                 stored["shared"].append(channel)
-                message = {"type": "message", "user": self.bot_user_id, "text": args.get("initial_comment") or "", "ts": self._next_ts(),
-                           "channel": channel, "files": [{"id": stored["id"], "name": stored["name"], "title": stored.get("title")}]}
+                message = {
+                    "type": "message",
+                    "user": self.bot_user_id,
+                    "text": args.get("initial_comment") or "",
+                    "ts": self._next_ts(),
+                    "channel": channel,
+                    "files": [{"id": stored["id"], "name": stored["name"], "title": stored.get("title")}],
+                }
                 self._channels.setdefault(channel, []).append(message)
             done.append({"id": stored["id"], "name": stored["name"], "title": stored.get("title")})
         return _ok(files=done)

@@ -9,8 +9,9 @@ import io
 import json
 import uuid
 import zipfile
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import serialization

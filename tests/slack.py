@@ -236,7 +236,12 @@ def block_actions_form(
             container = {"type": "view", "view_id": view.get("id", "V0VIEW")}
         else:
             assert message is not None
-            container = {"type": "message", "message_ts": message["ts"], "channel_id": channel_id, "is_ephemeral": False}
+            container = {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            }
     payload: Json = {
         "type": "block_actions",
         "user": _user(user_id, team_id, user_name),

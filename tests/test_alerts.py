@@ -11,8 +11,8 @@ from core.alerts import Alert, what_is_new
 from core.clock import utcnow
 from core.ingest import LaunchSource
 from tests.slack import CHANNEL_ID
-from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
 from tests.test_digests import POLICY
+from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
 from tests.test_slack_signoff import notices
 
 runs = iter(range(1, 1_000_000))
@@ -24,11 +24,20 @@ async def slack(db: str):
         yield running
 
 
-STATE = {"status": "ready_for_signoff", "green": True, "failing": [], "defects": {}, "due_soon": False, "overdue": False}
+STATE = {
+    "status": "ready_for_signoff",
+    "green": True,
+    "failing": [],
+    "defects": {},
+    "due_soon": False,
+    "overdue": False,
+}
 
 
 def test_what_is_new_compares_with_the_last_alert() -> None:
-    assert not what_is_new(None, {**STATE, "green": False, "failing": ["a"]}), "the first look tells nothing of the past"
+    assert not what_is_new(None, {**STATE, "green": False, "failing": ["a"]}), (
+        "the first look tells nothing of the past"
+    )
     red = {**STATE, "status": "blocked", "green": False, "failing": ["a", "b"], "defects": {"7": "critical"}}
     assert what_is_new(STATE, red) == Alert(turned_red=True, regressions=["a", "b"], defects={"7": "critical"})
     assert not what_is_new(red, red), "never the same alert twice"
@@ -40,7 +49,9 @@ def test_what_is_new_compares_with_the_last_alert() -> None:
 
 async def launch(failing: int, tests: int = 200) -> None:
     cases = {f"test_{n}": "failed" if n < failing else "passed" for n in range(tests)}
-    await services.record_launch(report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main"))
+    await services.record_launch(
+        report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main")
+    )
 
 
 async def linked_release(slack: Slack, policy: str = POLICY) -> None:
@@ -59,7 +70,9 @@ def alerts_in(slack: Slack) -> list[dict]:
 async def test_a_launch_flipping_200_tests_is_one_alert_and_never_repeated(slack: Slack) -> None:
     await linked_release(slack)
     await launch(failing=200)
-    await services.upsert_defect(REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0"))
+    await services.upsert_defect(
+        REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0")
+    )
     await notices(slack)
     [alert] = alerts_in(slack)
     assert alert["text"] == "v2.0 (acme/shop): turned red; 200 tests started failing; 1 new critical or high defect"

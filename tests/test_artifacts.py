@@ -81,7 +81,14 @@ def test_counts_match_the_same_reports_read_directly() -> None:
     direct = parse_reports([JUNIT / source for source in RUNNERS.values()])
     assert report.counts() == direct.counts()
     assert report.counts() == {
-        "files": 6, "suites": 583, "tests": 4638, "passed": 4593, "failed": 8, "errors": 1, "skipped": 36, "flaky": 0
+        "files": 6,
+        "suites": 583,
+        "tests": 4638,
+        "passed": 4593,
+        "failed": 8,
+        "errors": 1,
+        "skipped": 36,
+        "flaky": 0,
     }
     assert report.cases.keys() == direct.cases.keys()
 
@@ -146,7 +153,16 @@ def test_an_artifact_without_xml_files_warns() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../evil.xml", "/abs.xml", "a/../../b.xml", "a/../b.xml", "..\\..\\evil.xml", "\\evil.xml", "C:/evil.xml", "c:evil.xml"],
+    [
+        "../evil.xml",
+        "/abs.xml",
+        "a/../../b.xml",
+        "a/../b.xml",
+        "..\\..\\evil.xml",
+        "\\evil.xml",
+        "C:/evil.xml",
+        "c:evil.xml",
+    ],
 )
 def test_paths_leaving_the_archive_are_refused_before_anything_is_read(name: str) -> None:
     # The good report comes first: nothing may be parsed before every entry passed.

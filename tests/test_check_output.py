@@ -26,8 +26,14 @@ from tests.test_gate import GREEN, NOW, TODAY, E, F, P, decision, defect, fact, 
 
 PAGE = "https://milestones.example.com/milestones/acme/shop/v2.0?key=k"
 REPO_URL = "https://github.com/acme/shop"
-STRICT = policy(required=["suite.A.*"], max_open_defects={"critical": 0, "high": 0}, signoff={"approvers": ["U1", "U2"], "quorum": 2})
-SINCE = LaunchRef(id=3, commit_sha="0123456789abcdef", url="https://github.com/acme/shop/actions/runs/77", finished_at=NOW)
+STRICT = policy(
+    required=["suite.A.*"],
+    max_open_defects={"critical": 0, "high": 0},
+    signoff={"approvers": ["U1", "U2"], "quorum": 2},
+)
+SINCE = LaunchRef(
+    id=3, commit_sha="0123456789abcdef", url="https://github.com/acme/shop/actions/runs/77", finished_at=NOW
+)
 
 
 def verdict(**fields):
@@ -52,12 +58,30 @@ def blocked():
     ("given", "conclusion", "title"),
     [
         (lambda: verdict(tests=[]), "neutral", "No data: no test results yet, 0 of 2 approvals"),
-        (lambda: verdict(tests=[fact("a", P, required=True), fact("b", None, required=True)]), "failure", "At risk: coverage 50% (needs 100%), 0 of 2 approvals"),
-        (lambda: verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]})), "action_required", "Ready for sign-off: 0 of 1 approvals"),
-        (lambda: verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), decisions=[decision("U1")]), "success", "Complete: all criteria met"),
-        (blocked, "failure", "Blocked: 2 required tests failing, pass rate 33.3% (needs 95%), 2 blocking defects, 0 of 2 approvals"),
         (
-            lambda: verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), decisions=[decision("U1", Decision.REJECT)]),
+            lambda: verdict(tests=[fact("a", P, required=True), fact("b", None, required=True)]),
+            "failure",
+            "At risk: coverage 50% (needs 100%), 0 of 2 approvals",
+        ),
+        (
+            lambda: verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]})),
+            "action_required",
+            "Ready for sign-off: 0 of 1 approvals",
+        ),
+        (
+            lambda: verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), decisions=[decision("U1")]),
+            "success",
+            "Complete: all criteria met",
+        ),
+        (
+            blocked,
+            "failure",
+            "Blocked: 2 required tests failing, pass rate 33.3% (needs 95%), 2 blocking defects, 0 of 2 approvals",
+        ),
+        (
+            lambda: verdict(
+                tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), decisions=[decision("U1", Decision.REJECT)]
+            ),
             "failure",
             "Blocked: rejected by U1",
         ),
@@ -88,8 +112,13 @@ def test_the_summary_is_a_criteria_table_with_the_target_date() -> None:
     assert lines[0] == "**Blocked**"
     table = [line for line in lines if line.startswith("| ")]
     assert table[0] == "| | Criterion | Now | Threshold |"
-    assert table[1].startswith("| ❌ | Required tests pass | 2 of 3 required tests failing") and table[1].endswith("| all required pass · pass rate ≥ 95% |")
-    assert table[2] == "| ❌ | Defects resolved | open defects over the limit: 1 critical (max 0), 1 high (max 0) | critical ≤ 0, high ≤ 0 |"
+    assert table[1].startswith("| ❌ | Required tests pass | 2 of 3 required tests failing") and table[1].endswith(
+        "| all required pass · pass rate ≥ 95% |"
+    )
+    assert (
+        table[2]
+        == "| ❌ | Defects resolved | open defects over the limit: 1 critical (max 0), 1 high (max 0) | critical ≤ 0, high ≤ 0 |"
+    )
     assert table[3] == "| ✅ | Coverage met | 3 of 3 required tests run (100%) | ≥ 100% run |"
     assert table[4] == "| ❌ | Sign-off obtained | 0 of 2 approvals | 2 of 2 approvers |"
     assert f"**Target date:** {(TODAY + timedelta(days=7)).isoformat()} · 7 days left" in lines
@@ -136,7 +165,10 @@ def test_markdown_in_names_is_escaped() -> None:
 
 
 def test_five_thousand_failing_required_tests_fit_with_a_line_saying_how_many_are_left_out() -> None:
-    many = [fact(f"test_{index:05d}_" + "x" * 40, F, required=True, failing_since=SINCE, message="boom " * 30) for index in range(5000)]
+    many = [
+        fact(f"test_{index:05d}_" + "x" * 40, F, required=True, failing_since=SINCE, message="boom " * 30)
+        for index in range(5000)
+    ]
     huge = verdict(tests=many, defects=[defect(n, Severity.CRITICAL) for n in range(1, 301)])
     check = gate_check(huge, details_url=PAGE, repository_url=REPO_URL)
     body = check.request()
@@ -147,8 +179,14 @@ def test_five_thousand_failing_required_tests_fit_with_a_line_saying_how_many_ar
     shown_defects = sum(1 for line in text.splitlines() if line.startswith("- [#"))
     assert 50 < shown_tests < 5000
     assert shown_defects == 300 or shown_defects == shown_tests, "every section gets the same share"
-    assert f"- _… and {5000 - shown_tests:,} more failing tests not shown: see [the milestone]({PAGE})_" in text.splitlines()
-    assert check.title == "Blocked: 5,000 required tests failing, pass rate 0% (needs 95%), 300 blocking defects, 0 of 2 approvals"
+    assert (
+        f"- _… and {5000 - shown_tests:,} more failing tests not shown: see [the milestone]({PAGE})_"
+        in text.splitlines()
+    )
+    assert (
+        check.title
+        == "Blocked: 5,000 required tests failing, pass rate 0% (needs 95%), 300 blocking defects, 0 of 2 approvals"
+    )
 
 
 def test_fitting_keeps_every_heading_even_when_items_must_go() -> None:
@@ -168,7 +206,11 @@ def test_the_status_of_single_token_mode_fits_in_140_characters() -> None:
         "description": "Blocked: 2 required tests failing, pass rate 33.3% (needs 95%), 2 blocking defects, 0 of 2 approvals",
         "target_url": PAGE,
     }
-    many = verdict(tests=GREEN, policy=policy(signoff={"approvers": [f"U{n:03d}" for n in range(60)]}), decisions=[decision(f"U{n:03d}", Decision.REJECT) for n in range(60)])
+    many = verdict(
+        tests=GREEN,
+        policy=policy(signoff={"approvers": [f"U{n:03d}" for n in range(60)]}),
+        decisions=[decision(f"U{n:03d}", Decision.REJECT) for n in range(60)],
+    )
     long = gate_status(many)
     assert len(long.description) == STATUS_DESCRIPTION_LIMIT and long.description.endswith("…")
     assert gate_status(verdict(tests=[])).state == "pending"
@@ -184,7 +226,11 @@ def test_identical_output_has_an_identical_digest() -> None:
 def test_the_config_check_has_an_annotation_per_error_at_its_line() -> None:
     load = load_policy("plans:\n  smoke: {workflow: 3}\nmilestones:\n  v2:\n    pass_rate: 1.5\n    bogus: 1\n")
     check = config_check(load, DEFAULT_SOURCE, "abcdef0123")
-    assert (check.name, check.conclusion, check.title) == ("Milestone config", "failure", "3 errors in .github/milestones.yml")
+    assert (check.name, check.conclusion, check.title) == (
+        "Milestone config",
+        "failure",
+        "3 errors in .github/milestones.yml",
+    )
     assert [(a["start_line"], a["end_line"], a["annotation_level"], a["message"]) for a in check.annotations] == [
         (2, 2, "failure", "must be text; put it in quotes"),
         (5, 5, "failure", "must be between 0 and 1"),
@@ -212,8 +258,16 @@ def test_a_valid_or_removed_config_succeeds() -> None:
 
 
 def test_a_user_group_whose_members_are_not_known_keeps_the_check_waiting() -> None:
-    waiting = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["@qa-leads"]}), approvers=[], unresolved_approvers=["@qa-leads"])
+    waiting = verdict(
+        tests=GREEN,
+        policy=policy(signoff={"approvers": ["@qa-leads"]}),
+        approvers=[],
+        unresolved_approvers=["@qa-leads"],
+    )
     check = gate_check(waiting)
     assert check.title == "Ready for sign-off: 0 approvals; members of @qa-leads not known yet"
     [row] = [line for line in check.summary.splitlines() if "Sign-off obtained" in line]
-    assert row == "| ❌ | Sign-off obtained | 0 approvals; members of @qa-leads not known yet | members of @qa-leads not known |"
+    assert (
+        row
+        == "| ❌ | Sign-off obtained | 0 approvals; members of @qa-leads not known yet | members of @qa-leads not known |"
+    )

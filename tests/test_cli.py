@@ -7,9 +7,10 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -173,11 +174,14 @@ def test_demo_release_status_as_json(demo_database: tuple[str, Path]) -> None:
     assert blocking["rejections"] == []
 
     assert verdict["metrics"]["tests"] == {
-        "passed": 24, "failed": 2, "error": 0, "skipped": 1, "not_run": 0, "total": 27
+        "passed": 24,
+        "failed": 2,
+        "error": 0,
+        "skipped": 1,
+        "not_run": 0,
+        "total": 27,
     }
-    assert [(s["user"], s["decision"], s["valid"]) for s in verdict["signoffs"]] == [
-        ("U045EF6GH", "approve", True)
-    ]
+    assert [(s["user"], s["decision"], s["valid"]) for s in verdict["signoffs"]] == [("U045EF6GH", "approve", True)]
     assert verdict["signoffs"][0]["comment"] == "QA sign-off for the release branch"
     assert verdict["signoffs"][0]["ends"] is None and isinstance(verdict["signoffs"][0]["id"], int)
     assert (verdict["completed_at"], verdict["completed_with"]) == (None, [])
@@ -201,7 +205,9 @@ def test_demo_status_as_text(demo_database: tuple[str, Path]) -> None:
     assert "  ✘ #102 [high] Cart total rounds half-cents down" in release
     assert "  … awaiting sign-off from U012AB3CD" in release
     trail = release[release.index("Sign-off trail:") + 1 :]
-    assert len(trail) == 1 and trail[0].endswith(" UTC  U045EF6GH approve: QA sign-off for the release branch (standing)")
+    assert len(trail) == 1 and trail[0].endswith(
+        " UTC  U045EF6GH approve: QA sign-off for the release branch (standing)"
+    )
 
     assert sprint[0].startswith("Sprint 24: at risk · target ")
     assert sprint[2:6] == [
@@ -222,7 +228,7 @@ def test_list_as_json_puts_the_blocked_milestone_first(demo_database: tuple[str,
         ("Sprint 24", "acme/shop", "at_risk"),
     ]
     assert [m["open_blocking"] for m in listed] == [2, 0]
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     for milestone in listed:
         assert milestone["days_left"] == (date.fromisoformat(milestone["target_date"]) - today).days
     # The demo sets its targets 10 and 3 days after the day it was loaded.
@@ -266,8 +272,22 @@ def test_ingest_several_reports_as_one_launch_once_per_source_and_attempt(
     url = migrated(scratch_database_url, tmp_path)
     succeeds("milestone", "add", "r1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
     ingest = (
-        "ingest", UNITTEST_REPORT, PYTEST_REPORT, JEST_REPORT, "--repo", "acme/api", "--plan", "nightly",
-        "--source", "run-42", "--attempt", "1", "--commit", "abc123", "--branch", "main",
+        "ingest",
+        UNITTEST_REPORT,
+        PYTEST_REPORT,
+        JEST_REPORT,
+        "--repo",
+        "acme/api",
+        "--plan",
+        "nightly",
+        "--source",
+        "run-42",
+        "--attempt",
+        "1",
+        "--commit",
+        "abc123",
+        "--branch",
+        "main",
     )
 
     first = json_of(*ingest, database_url=url, cwd=tmp_path)
@@ -278,7 +298,12 @@ def test_ingest_several_reports_as_one_launch_once_per_source_and_attempt(
     assert (first["created"], first["superseded"], first["milestones"]) == (True, False, {"r1": "blocked"})
     assert (again["created"], again["launch_id"]) == (False, first["launch_id"])
     assert known_tests("r1", "acme/api", url, tmp_path) == {
-        "passed": 11, "failed": 7, "error": 1, "skipped": 5, "not_run": 0, "total": 24
+        "passed": 11,
+        "failed": 7,
+        "error": 1,
+        "skipped": 5,
+        "not_run": 0,
+        "total": 24,
     }
 
 
@@ -289,14 +314,31 @@ def test_ingest_dry_run_counts_and_stores_nothing(scratch_database_url: str, tmp
     flaky_report.write_text(FLAKY_REPORT, encoding="utf-8")
 
     as_json = json_of(
-        "ingest", SWIFT_REPORT, flaky_report, "--repo", "acme/api", "--plan", "unit", "--dry-run",
-        database_url=url, cwd=tmp_path,
+        "ingest",
+        SWIFT_REPORT,
+        flaky_report,
+        "--repo",
+        "acme/api",
+        "--plan",
+        "unit",
+        "--dry-run",
+        database_url=url,
+        cwd=tmp_path,
     )
     as_text = succeeds(
         "ingest", SWIFT_REPORT, "--repo", "acme/api", "--plan", "unit", "--dry-run", database_url=url, cwd=tmp_path
     )
 
-    assert as_json == {"files": 2, "suites": 2, "tests": 5, "passed": 4, "failed": 1, "errors": 0, "skipped": 0, "flaky": 1}
+    assert as_json == {
+        "files": 2,
+        "suites": 2,
+        "tests": 5,
+        "passed": 4,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 1,
+    }
     assert as_text == "3 tests in 1 file: 2 passed, 1 failed, 0 errors, 0 skipped, 0 flaky (dry run: nothing stored)\n"
     assert known_tests("r1", "acme/api", url, tmp_path) == NO_TESTS
 
@@ -326,8 +368,15 @@ def test_ingest_names_the_line_of_a_doctype_below_the_xml_declaration(tmp_path: 
     (tmp_path / "lolz.xml").write_text(BILLION_LAUGHS, encoding="utf-8")
 
     result = run(
-        "ingest", "lolz.xml", "--repo", "acme/api", "--plan", "unit", "--dry-run",
-        database_url=f"sqlite://{tmp_path / 'unused.db'}", cwd=tmp_path,
+        "ingest",
+        "lolz.xml",
+        "--repo",
+        "acme/api",
+        "--plan",
+        "unit",
+        "--dry-run",
+        database_url=f"sqlite://{tmp_path / 'unused.db'}",
+        cwd=tmp_path,
     )
 
     assert result.stderr.startswith("error: lolz.xml:2: ")
@@ -340,7 +389,9 @@ def test_milestone_add_with_a_due_date_and_with_a_policy(scratch_database_url: s
     url = migrated(scratch_database_url, tmp_path)
     (tmp_path / "milestones.yml").write_text(VALID_POLICY, encoding="utf-8")
 
-    plain = succeeds("milestone", "add", "Q1", "--repo", "acme/api", "--due", "2030-01-31", database_url=url, cwd=tmp_path)
+    plain = succeeds(
+        "milestone", "add", "Q1", "--repo", "acme/api", "--due", "2030-01-31", database_url=url, cwd=tmp_path
+    )
     governed = succeeds(
         "milestone", "add", "v3.0", "--repo", "acme/api", "--policy", "milestones.yml", database_url=url, cwd=tmp_path
     )
@@ -362,7 +413,9 @@ def test_milestone_add_with_an_invalid_policy_stores_nothing(scratch_database_ur
     url = migrated(scratch_database_url, tmp_path)
     (tmp_path / "milestones.yml").write_text(INVALID_POLICY, encoding="utf-8")
 
-    added = run("milestone", "add", "v3.0", "--repo", "acme/api", "--policy", "milestones.yml", database_url=url, cwd=tmp_path)
+    added = run(
+        "milestone", "add", "v3.0", "--repo", "acme/api", "--policy", "milestones.yml", database_url=url, cwd=tmp_path
+    )
     listed = json_of("list", database_url=url, cwd=tmp_path)
 
     assert assert_refused_quietly(added, 1) == [

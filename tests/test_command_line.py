@@ -101,7 +101,10 @@ def test_tampered_button_values_are_refused(value: str) -> None:
     [
         ("approvers v2.0", ("v2.0", None, None, ())),
         ("approvers v2.0 add <@U0ANN|ann>", ("v2.0", None, "add", ("U0ANN",))),
-        ("approvers Sprint 24 acme/shop ADD <@U0ANN> <!subteam^S0QA|@QA-Leads> <@U0ANN|ann>", ("Sprint 24", "acme/shop", "add", ("U0ANN", "@qa-leads"))),
+        (
+            "approvers Sprint 24 acme/shop ADD <@U0ANN> <!subteam^S0QA|@QA-Leads> <@U0ANN|ann>",
+            ("Sprint 24", "acme/shop", "add", ("U0ANN", "@qa-leads")),
+        ),
         ("approvers v2.0 remove @qa-leads", ("v2.0", None, "remove", ("@qa-leads",))),
         # Slack's escaping of < and > in the text is undone first.
         ("approvers v2.0 add &lt;@U0ANN|ann&gt;", ("v2.0", None, "add", ("U0ANN",))),
@@ -120,7 +123,10 @@ def test_approver_edits_name_people_and_groups_by_mention(text: str, expected: t
     [
         ("approvers v2.0 add", "whom to add? Mention them: `add @person`"),
         ("approvers v2.0 add dana", "“dana” is not a person or user group; mention them with @"),
-        ("approvers v2.0 remove <#C0CHAN|releases>", "“<#C0CHAN|releases>” is not a person or user group; mention them with @"),
+        (
+            "approvers v2.0 remove <#C0CHAN|releases>",
+            "“<#C0CHAN|releases>” is not a person or user group; mention them with @",
+        ),
     ],
 )
 def test_approver_edits_refuse_what_is_not_a_mention(text: str, message: str) -> None:
@@ -131,7 +137,12 @@ def test_approver_edits_refuse_what_is_not_a_mention(text: str, message: str) ->
 
 def test_admins_dismiss_decisions_by_mention() -> None:
     invocation = parse("signoffs v2.0 dismiss <@U0BOB|bob>")
-    assert (invocation.subcommand.name, invocation.milestone, invocation.edit, invocation.members) == ("signoffs", "v2.0", "dismiss", ("U0BOB",))
+    assert (invocation.subcommand.name, invocation.milestone, invocation.edit, invocation.members) == (
+        "signoffs",
+        "v2.0",
+        "dismiss",
+        ("U0BOB",),
+    )
     assert parse("approvers v2.0 dismiss <@U0BOB|bob>").edit is None, "each subcommand has its own edits"
 
 

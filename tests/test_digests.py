@@ -4,7 +4,7 @@ posted once to a fake Slack, and what changed since the previous digest."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,7 +21,7 @@ from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
 
-UTC = timezone.utc
+UTC = UTC
 POLICY = """
 plans:
   smoke: {workflow: ci.yml}
@@ -35,7 +35,9 @@ runs = iter(range(1, 1_000_000))
 
 async def launch(failing: int = 0) -> None:
     cases = {f"test_{n}": "failed" if n < failing else "passed" for n in range(5)}
-    await services.record_launch(report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main"))
+    await services.record_launch(
+        report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main")
+    )
 
 
 async def release() -> None:
@@ -73,8 +75,12 @@ def clock_for(fake: FakeSlack, now: Now, *, grace: timedelta = timedelta(hours=1
     return Clock(Digests(client, "/milestone", "UTC"), grace=grace, now=now, retry_after=timedelta(0))
 
 
-async def subscription(zone: str = "Europe/Berlin", at: time = time(9, 0), kind: str = "daily", weekday: int | None = None):
-    view, _ = await digests.subscribe(TEAM_ID, CHANNEL_ID, Schedule(kind, at, zone, weekday), by=USER_ID, repository=REPO, milestone="v2.0")  # type: ignore[arg-type]
+async def subscription(
+    zone: str = "Europe/Berlin", at: time = time(9, 0), kind: str = "daily", weekday: int | None = None
+):
+    view, _ = await digests.subscribe(
+        TEAM_ID, CHANNEL_ID, Schedule(kind, at, zone, weekday), by=USER_ID, repository=REPO, milestone="v2.0"
+    )  # type: ignore[arg-type]
     return view
 
 
@@ -133,7 +139,9 @@ async def test_the_scheduler_follows_the_database(db: str, fake: FakeSlack) -> N
         await clock.sync()
         [job] = [job for job in clock.scheduler.get_jobs() if job.id.startswith("digest:")]
         assert str(job.trigger) == "on weekdays at 07:30 America/New_York"
-        assert job.trigger.get_next_fire_time(None, datetime(2026, 11, 27, 13, tzinfo=UTC)) == datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
+        assert job.trigger.get_next_fire_time(None, datetime(2026, 11, 27, 13, tzinfo=UTC)) == datetime(
+            2026, 11, 30, 12, 30, tzinfo=UTC
+        )
         await digests.unsubscribe(TEAM_ID, CHANNEL_ID)
         await clock.sync()
         assert [job.id for job in clock.scheduler.get_jobs() if job.id.startswith("digest:")] == []
@@ -182,7 +190,9 @@ async def test_since_last_time_is_per_channel_across_its_subscriptions(db: str, 
     clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
     await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
     # A second subscription of the same channel (the repository) compares with what the channel was told.
-    repository, _ = await digests.subscribe(TEAM_ID, CHANNEL_ID, Schedule("daily", time(18, 0), "UTC"), by=USER_ID, repository=REPO)
+    repository, _ = await digests.subscribe(
+        TEAM_ID, CHANNEL_ID, Schedule("daily", time(18, 0), "UTC"), by=USER_ID, repository=REPO
+    )
     await clock.fire(repository.id, datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
     assert fake.messages(CHANNEL_ID)[-1]["text"] == "Nothing new since the last digest for acme/shop: v2.0 blocked."
 
@@ -199,18 +209,37 @@ async def test_a_digest_says_what_changed_since_the_previous_one(db: str, fake: 
     assert "*v2.0* (acme/shop)" in first and "*Since the last digest* this is the first digest here." in first
     # Nothing happens until the next morning: one line.
     await clock.fire(view.id, datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
-    assert fake.messages(CHANNEL_ID)[-1]["text"] == "Nothing new since the last digest for v2.0 (acme/shop): v2.0 blocked."
+    assert (
+        fake.messages(CHANNEL_ID)[-1]["text"] == "Nothing new since the last digest for v2.0 (acme/shop): v2.0 blocked."
+    )
     # A test is fixed and a critical defect is filed.
     await launch(failing=1)
-    await services.upsert_defect(REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0"))
+    await services.upsert_defect(
+        REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0")
+    )
     await clock.fire(view.id, datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
     third = section_texts(fake.messages(CHANNEL_ID)[-1])
-    assert "*Since the last digest* pass rate +20.0 pts · new defects: 1 critical · 1 test fixed: com.acme.Checkout.test_1" in third
+    assert (
+        "*Since the last digest* pass rate +20.0 pts · new defects: 1 critical · 1 test fixed: com.acme.Checkout.test_1"
+        in third
+    )
 
 
 def test_changes_between_two_baselines() -> None:
-    before = {"status": "blocked", "pass_rate": 0.5, "defects": {"1": "high", "2": "low"}, "failing": ["a", "b"], "approvals": []}
-    now = {"status": "ready_for_signoff", "pass_rate": 0.75, "defects": {"2": "low", "3": "critical", "4": "critical"}, "failing": ["c"], "approvals": ["U1"]}
+    before = {
+        "status": "blocked",
+        "pass_rate": 0.5,
+        "defects": {"1": "high", "2": "low"},
+        "failing": ["a", "b"],
+        "approvals": [],
+    }
+    now = {
+        "status": "ready_for_signoff",
+        "pass_rate": 0.75,
+        "defects": {"2": "low", "3": "critical", "4": "critical"},
+        "failing": ["c"],
+        "approvals": ["U1"],
+    }
     assert changes(before, now) == Changes(
         first=False,
         pass_rate_delta=0.25,
@@ -254,7 +283,9 @@ async def test_subscribe_in_slack_with_a_schedule_zone_and_clear_errors(slack: S
     assert gone["text"] == "No more digests here of v2.0 (acme/shop)."
     rest = await slack.answer("unsubscribe")
     assert rest["text"] == "No more digests here of acme/shop."
-    assert (await slack.answer("subscriptions"))["text"] == "No digests in this channel. `/milestone subscribe` starts one."
+    assert (await slack.answer("subscriptions"))[
+        "text"
+    ] == "No digests in this channel. `/milestone subscribe` starts one."
 
 
 # The chart -------------------------------------------------------------------------------
@@ -284,7 +315,10 @@ async def test_a_digest_uploads_the_trend_chart_with_files_upload_v2(db: str, fa
     [upload_url] = [call.body for call in fake.calls("files.getUploadURLExternal")]
     [chart] = fake.files.values()
     assert chart["content"][:8] == b"\x89PNG\r\n\x1a\n" and chart["shared"] == [CHANNEL_ID]
-    assert chart["title"] == "v2.0 (acme/shop): pass rate and blocking defects" and upload_url["filename"] == "v2.0-trend.png"
+    assert (
+        chart["title"] == "v2.0 (acme/shop): pass rate and blocking defects"
+        and upload_url["filename"] == "v2.0-trend.png"
+    )
 
 
 def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: FakeSlack, tmp_path) -> None:
@@ -301,7 +335,9 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
         "SLACK_API_URL": fake.api_url,
         "DIGEST_GRACE_MINUTES": "30",
     }
-    process = subprocess.Popen(["milestones", "clock"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        ["milestones", "clock"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = clock_time.monotonic() + 20
         lines = []
@@ -310,7 +346,9 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
             lines.append(line)
             if "clock:" in line:
                 break
-        assert any("clock: 0 digests scheduled; a missed one is sent up to 30 min late" in line for line in lines), lines
+        assert any("clock: 0 digests scheduled; a missed one is sent up to 30 min late" in line for line in lines), (
+            lines
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

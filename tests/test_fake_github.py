@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -89,7 +89,7 @@ def test_repo_and_milestones_across_pages(fake: FakeGitHub, shop: FakeRepo) -> N
     assert milestones[-1].title == "Someday" and milestones[-1].due_on is None
     assert milestones[-1].state == "closed" and milestones[-1].closed_at is not None
     v3 = next(m for m in milestones if m.number == 3)
-    assert v3.due_on == datetime(2024, 3, 4, 7, tzinfo=timezone.utc)
+    assert v3.due_on == datetime(2024, 3, 4, 7, tzinfo=UTC)
     assert (v3.open_issues, v3.closed_issues) == (1, 1)
     assert v3.html_url == "https://github.com/acme/shop/milestone/3"
     assert seen(fake.requests) == [
@@ -455,8 +455,13 @@ def test_concurrent_requests_are_all_counted(fake: FakeGitHub, shop: FakeRepo) -
 
 
 def note(line: int, level: str = "warning") -> dict[str, str | int]:
-    return {"path": "src/shop.py", "start_line": line, "end_line": line, "annotation_level": level,
-            "message": f"line {line}"}
+    return {
+        "path": "src/shop.py",
+        "start_line": line,
+        "end_line": line,
+        "annotation_level": level,
+        "message": f"line {line}",
+    }
 
 
 def test_check_runs_by_the_app_append_annotations(fake: FakeGitHub, shop: FakeRepo) -> None:
@@ -474,8 +479,10 @@ def test_check_runs_by_the_app_append_annotations(fake: FakeGitHub, shop: FakeRe
         actions=[{"label": "Evaluate again", "description": "Re-run the milestone gate", "identifier": "rerun"}],
     )
     run = repo.get_check_run(created.id)
-    run.edit(conclusion="failure", output={"title": "v2.0 gate", "summary": "2 suites missing",
-                                           "annotations": [note(51, "failure")]})
+    run.edit(
+        conclusion="failure",
+        output={"title": "v2.0 gate", "summary": "2 suites missing", "annotations": [note(51, "failure")]},
+    )
 
     assert (created.name, created.head_sha, created.external_id) == ("milestone-gate", head, "plan-7")
     assert (created.status, created.conclusion, created.completed_at) == ("in_progress", None, None)
@@ -554,8 +561,12 @@ def test_check_run_refusals(fake: FakeGitHub, shop: FakeRepo) -> None:
     assert more_notes.status == 422 and shop.check_run(run.id)["annotations"] == [note(1)]
     assert unknown.status == elsewhere.status == 404
     assert [r["id"] for r in shop.check_runs] == [run.id]  # nothing refused was stored
-    assert httpx.get(f"{fake.url}/repos/acme/shop/check-runs/{other['id']}",
-                     headers={"Authorization": f"token {TOKEN}"}).status_code == 404
+    assert (
+        httpx.get(
+            f"{fake.url}/repos/acme/shop/check-runs/{other['id']}", headers={"Authorization": f"token {TOKEN}"}
+        ).status_code
+        == 404
+    )
 
 
 def test_commit_statuses_and_combined_state(fake: FakeGitHub, shop: FakeRepo) -> None:
@@ -579,20 +590,29 @@ def test_commit_statuses_and_combined_state(fake: FakeGitHub, shop: FakeRepo) ->
 
     assert (before.state, before.total_count, before.statuses) == ("pending", 0, [])  # none yet: pending
     assert (done.state, done.description, done.context, done.creator.login) == (
-        "success", "All suites passed", "milestone-gate/v2.0", "octocat"
+        "success",
+        "All suites passed",
+        "milestone-gate/v2.0",
+        "octocat",
     )
     assert done.url == f"{fake.url}/repos/acme/shop/statuses/{head}"
     assert bare.context == "default"
     assert [(s.state, s.context) for s in statuses] == [  # newest first
-        ("success", "milestone-gate/v2.0"), ("success", "ci/smoke"), ("pending", "milestone-gate/v2.0")
+        ("success", "milestone-gate/v2.0"),
+        ("success", "ci/smoke"),
+        ("pending", "milestone-gate/v2.0"),
     ]
     assert (combined.state, combined.total_count, combined.sha) == ("success", 2, head)
     assert [s.id for s in combined.statuses] == [statuses[0].id, statuses[1].id]  # the latest per context
     assert (by_app.creator.login, by_app.creator.type) == ("milestone-gate[bot]", "Bot")
     assert (failing.state, [s.state for s in failing.statuses]) == ("failure", ["error", "success"])
     assert too_long.value.status == 422 and too_long.value.data["errors"] == [
-        {"resource": "Status", "code": "custom", "field": "description",
-         "message": "description is too long (maximum is 140 characters)"}
+        {
+            "resource": "Status",
+            "code": "custom",
+            "field": "description",
+            "message": "description is too long (maximum is 140 characters)",
+        }
     ]
     assert bad_state.value.status == 422 and bad_state.value.data["message"].startswith("Invalid request.")
     assert [s["sha"] for s in shop.statuses] == [head, head, head, "b" * 40, head]

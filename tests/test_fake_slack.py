@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
 import aiohttp
@@ -16,6 +16,7 @@ import pytest
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.payload_utils import is_action, is_event, is_slash_command, is_view_submission, to_action
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import builtin_async_handlers
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -24,7 +25,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from starlette.applications import Starlette
@@ -120,19 +120,31 @@ def test_command_form_has_every_field_slack_sends_in_order():
     assert b"command=%2Fmilestone&text=status+v2.0&" in body  # encoded as Slack encodes it
     request = AsyncBoltRequest(body=body.decode(), headers={"content-type": ["application/x-www-form-urlencoded"]})
     assert is_slash_command(request.body)
-    assert (request.context.team_id, request.context.user_id, request.context.channel_id) == ("T0001", "U0USER", CHANNEL)
+    assert (request.context.team_id, request.context.user_id, request.context.channel_id) == (
+        "T0001",
+        "U0USER",
+        CHANNEL,
+    )
     assert request.context.response_url == "https://example.test/r"
 
 
 def test_block_actions_form_is_what_bolt_parses():
-    message = {"type": "message", "ts": "1700000000.000100", "text": "Gate", "blocks": [
-        {"type": "actions", "block_id": "gate-actions", "elements": [button("signoff", "Sign off", "v2.0")]},
-    ]}
+    message = {
+        "type": "message",
+        "ts": "1700000000.000100",
+        "text": "Gate",
+        "blocks": [
+            {"type": "actions", "block_id": "gate-actions", "elements": [button("signoff", "Sign off", "v2.0")]},
+        ],
+    }
     body = block_actions_form("signoff", "v2.0", message=message, response_url="https://example.test/a")
     payload = json.loads(parse_qs(body.decode())["payload"][0])
     assert payload["type"] == "block_actions"
     assert payload["container"] == {
-        "type": "message", "message_ts": "1700000000.000100", "channel_id": CHANNEL, "is_ephemeral": False,
+        "type": "message",
+        "message_ts": "1700000000.000100",
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
     }
     action = payload["actions"][0]
     assert (action["block_id"], action["text"]["text"], action["type"]) == ("gate-actions", "Sign off", "button")
@@ -159,7 +171,11 @@ def test_view_submission_and_events_are_what_bolt_parses():
     event = json.loads(event_json({"type": "app_home_opened", "user": "U0USER", "tab": "home"}, event_id="Ev1"))
     assert (event["type"], event["event_id"], event["team_id"]) == ("event_callback", "Ev1", "T0001")
     assert is_event(event)
-    assert json.loads(url_verification_json("abc")) == {"token": event["token"], "challenge": "abc", "type": "url_verification"}
+    assert json.loads(url_verification_json("abc")) == {
+        "token": event["token"],
+        "challenge": "abc",
+        "type": "url_verification",
+    }
 
 
 async def test_post_signs_for_the_app():
@@ -205,7 +221,12 @@ async def test_post_update_delete_round_trip(fake: FakeSlack, web: AsyncWebClien
     await web.chat_delete(channel=CHANNEL, ts=second["ts"])
     assert [m["ts"] for m in fake.messages(CHANNEL)] == [posted["ts"]]
     assert [c.method for c in fake.calls()] == [
-        "chat.postMessage", "chat.postMessage", "chat.update", "chat.update", "chat.update", "chat.delete",
+        "chat.postMessage",
+        "chat.postMessage",
+        "chat.update",
+        "chat.update",
+        "chat.update",
+        "chat.delete",
     ]
     assert fake.calls("chat.postMessage")[0].body["channel"] == CHANNEL
     assert fake.calls("chat.postMessage")[0].headers["authorization"] == "Bearer xoxb-test"
@@ -213,7 +234,9 @@ async def test_post_update_delete_round_trip(fake: FakeSlack, web: AsyncWebClien
 
 async def test_form_encoded_arguments_and_json_fields(fake: FakeSlack, web: AsyncWebClient):
     blocks = [section("from a form")]
-    answer = await web.api_call("chat.postMessage", data={"channel": CHANNEL, "text": "t", "blocks": json.dumps(blocks)})
+    answer = await web.api_call(
+        "chat.postMessage", data={"channel": CHANNEL, "text": "t", "blocks": json.dumps(blocks)}
+    )
     assert answer["ok"]
     assert fake.messages(CHANNEL)[0]["blocks"] == blocks
     assert fake.calls("chat.postMessage")[0].body["blocks"] == blocks
@@ -256,8 +279,12 @@ async def test_views(fake: FakeSlack, web: AsyncWebClient):
         await web.views_publish(user_id="U0USER", view=home, hash="stale")
     assert conflict.value.response["error"] == "hash_conflict"
 
-    modal = {"type": "modal", "callback_id": "signoff", "title": {"type": "plain_text", "text": "Sign off"},
-             "blocks": [section("Sure?")]}
+    modal = {
+        "type": "modal",
+        "callback_id": "signoff",
+        "title": {"type": "plain_text", "text": "Sign off"},
+        "blocks": [section("Sure?")],
+    }
     opened = await web.views_open(trigger_id="1.2.abc", view=modal)
     modal_id = opened["view"]["id"]
     assert fake.views[modal_id]["callback_id"] == "signoff"
@@ -356,7 +383,9 @@ async def test_dropped_connection_raises(fake: FakeSlack, web: AsyncWebClient, r
 
 @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
 async def test_connection_error_retry_handler_recovers(fake: FakeSlack, reset: bool):
-    handler = AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=FixedValueRetryIntervalCalculator(0))
+    handler = AsyncConnectionErrorRetryHandler(
+        max_retry_count=2, interval_calculator=FixedValueRetryIntervalCalculator(0)
+    )
     client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=[handler])
     fake.drop_connection("views.publish", times=2, reset=reset)
     answer = await client.views_publish(user_id="U0USER", view={"type": "home", "blocks": [section("Home")]})
@@ -454,7 +483,9 @@ async def test_bolt_respond_replace_delete_and_in_channel(fake: FakeSlack, web: 
 
 async def test_response_url_checks_blocks(fake: FakeSlack):
     url = fake.response_url()
-    refused = await AsyncWebhookClient(url).send(text="x", blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}])
+    refused = await AsyncWebhookClient(url).send(
+        text="x", blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}]
+    )
     assert (refused.status_code, refused.body) == (400, "invalid_blocks")
     empty = await AsyncWebhookClient(url).send_dict({})
     assert (empty.status_code, empty.body) == (400, "no_text")
@@ -500,36 +531,86 @@ def test_block_kit_good_payloads_have_no_problems():
     "payload, surface, expected",
     [
         ({"blocks": [section("s")]}, "message", "/text: a message needs a non-empty top-level text"),
-        ({"text": "t", "blocks": [section("x" * 3001)]}, "message", "/blocks/0/text/text: 3001 characters, at most 3000"),
-        ({"text": "t", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}]}, "message",
-         "/blocks/0/fields: 11 fields, at most 10"),
-        ({"text": "t", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}]}, "message",
-         "/blocks/0/fields/0/text: 2001 characters, at most 2000"),
-        ({"text": "t", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]}, "message",
-         "/blocks/0/text/text: 151 characters, at most 150"),
-        ({"text": "t", "blocks": [{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}]}, "message",
-         "/blocks/0/text/type: must be plain_text, not mrkdwn"),
-        ({"text": "t", "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}]}, "message",
-         "/blocks/0/elements: 11 elements, at most 10"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [button(f"a{n}") for n in range(26)]}]}, "message",
-         "/blocks/0/elements: 26 elements, at most 25"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [button("a", "b" * 76)]}]}, "message",
-         "/blocks/0/elements/0/text/text: 76 characters, at most 75"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [button("a", value="v" * 2001)]}]}, "message",
-         "/blocks/0/elements/0/value: 2001 characters, at most 2000"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [button("a" * 256)]}]}, "message",
-         "/blocks/0/elements/0/action_id: 256 characters, at most 255"),
-        ({"text": "t", "blocks": [{"type": "actions", "elements": [{**button("a"), "url": "u" * 3001}]}]}, "message",
-         "/blocks/0/elements/0/url: 3001 characters, at most 3000"),
-        ({"text": "t", "blocks": [section("a", "b" * 256)]}, "message", "/blocks/0/block_id: 256 characters, at most 255"),
-        ({"text": "t", "blocks": [section("a", "same"), section("b", "same")]}, "message",
-         "/blocks/1/block_id: 'same' repeats the block_id of /blocks/0"),
-        ({"text": "t", "blocks": [{"type": "section", "text": {"text": "no type"}}]}, "message",
-         "/blocks/0/text/type: None is not a text type (plain_text, mrkdwn)"),
-        ({"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn"}}]}, "message",
-         "/blocks/0/text/text: a text object needs non-empty text"),
-        ({"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "blocks": []}, "modal",
-         "/title/text: 25 characters, at most 24"),
+        (
+            {"text": "t", "blocks": [section("x" * 3001)]},
+            "message",
+            "/blocks/0/text/text: 3001 characters, at most 3000",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}]},
+            "message",
+            "/blocks/0/fields: 11 fields, at most 10",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}]},
+            "message",
+            "/blocks/0/fields/0/text: 2001 characters, at most 2000",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]},
+            "message",
+            "/blocks/0/text/text: 151 characters, at most 150",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}]},
+            "message",
+            "/blocks/0/text/type: must be plain_text, not mrkdwn",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}]},
+            "message",
+            "/blocks/0/elements: 11 elements, at most 10",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [button(f"a{n}") for n in range(26)]}]},
+            "message",
+            "/blocks/0/elements: 26 elements, at most 25",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [button("a", "b" * 76)]}]},
+            "message",
+            "/blocks/0/elements/0/text/text: 76 characters, at most 75",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [button("a", value="v" * 2001)]}]},
+            "message",
+            "/blocks/0/elements/0/value: 2001 characters, at most 2000",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [button("a" * 256)]}]},
+            "message",
+            "/blocks/0/elements/0/action_id: 256 characters, at most 255",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "actions", "elements": [{**button("a"), "url": "u" * 3001}]}]},
+            "message",
+            "/blocks/0/elements/0/url: 3001 characters, at most 3000",
+        ),
+        (
+            {"text": "t", "blocks": [section("a", "b" * 256)]},
+            "message",
+            "/blocks/0/block_id: 256 characters, at most 255",
+        ),
+        (
+            {"text": "t", "blocks": [section("a", "same"), section("b", "same")]},
+            "message",
+            "/blocks/1/block_id: 'same' repeats the block_id of /blocks/0",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "section", "text": {"text": "no type"}}]},
+            "message",
+            "/blocks/0/text/type: None is not a text type (plain_text, mrkdwn)",
+        ),
+        (
+            {"text": "t", "blocks": [{"type": "section", "text": {"type": "mrkdwn"}}]},
+            "message",
+            "/blocks/0/text/text: a text object needs non-empty text",
+        ),
+        (
+            {"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "blocks": []},
+            "modal",
+            "/title/text: 25 characters, at most 24",
+        ),
         ({"type": "home", "blocks": [section("s")] * 101}, "home", "/blocks: 101 blocks; a home takes at most 100"),
     ],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,7 @@ from core.gate import (
 from core.metrics import Direction, TrendPoint
 from core.policy import MilestonePolicy
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 P, F, E, S = TestStatus.PASSED, TestStatus.FAILED, TestStatus.ERROR, TestStatus.SKIPPED
 
@@ -62,7 +62,12 @@ GREEN = [fact("a", P), fact("b", P)]
     ("case", "given", "status", "criteria"),
     [
         ("no launches yet", facts(), GateStatus.NO_DATA, [R.NO_DATA, R.MET, R.NO_DATA, R.MET]),
-        ("known tests, none run yet", facts(tests=[fact("a", None)]), GateStatus.AT_RISK, [R.NO_DATA, R.MET, R.NOT_MET, R.MET]),
+        (
+            "known tests, none run yet",
+            facts(tests=[fact("a", None)]),
+            GateStatus.AT_RISK,
+            [R.NO_DATA, R.MET, R.NOT_MET, R.MET],
+        ),
         ("everything passes", facts(tests=GREEN), GateStatus.COMPLETE, [R.MET] * 4),
         (
             "all tests skipped",
@@ -72,13 +77,18 @@ GREEN = [fact("a", P), fact("b", P)]
         ),
         (
             "a required test fails",
-            facts(policy=policy(required=["suite.A.*"]), tests=[fact("a", P, required=True), fact("b", F, required=True)]),
+            facts(
+                policy=policy(required=["suite.A.*"]), tests=[fact("a", P, required=True), fact("b", F, required=True)]
+            ),
             GateStatus.BLOCKED,
             [R.NOT_MET, R.MET, R.MET, R.MET],
         ),
         (
             "a required error counts as failing",
-            facts(policy=policy(required=["x"]), tests=[fact("a", E, required=True)] + [fact(str(i), P) for i in range(40)]),
+            facts(
+                policy=policy(required=["x"]),
+                tests=[fact("a", E, required=True)] + [fact(str(i), P) for i in range(40)],
+            ),
             GateStatus.BLOCKED,
             [R.NOT_MET, R.MET, R.MET, R.MET],
         ),
@@ -90,7 +100,11 @@ GREEN = [fact("a", P), fact("b", P)]
         ),
         (
             "selectors match nothing, yet the overall pass rate is too low",
-            facts(policy=policy(required=["nothing.*"]), tests=[fact("a", P), fact("b", F)], unmatched_selectors=["nothing.*"]),
+            facts(
+                policy=policy(required=["nothing.*"]),
+                tests=[fact("a", P), fact("b", F)],
+                unmatched_selectors=["nothing.*"],
+            ),
             GateStatus.BLOCKED,
             [R.NOT_MET, R.MET, R.NO_DATA, R.MET],
         ),
@@ -135,19 +149,31 @@ GREEN = [fact("a", P), fact("b", P)]
         ),
         (
             "resolved but unverified high defect blocks when verification is required",
-            facts(policy=policy(require_verified=True), tests=GREEN, defects=[defect(1, Severity.HIGH, DefectState.RESOLVED)]),
+            facts(
+                policy=policy(require_verified=True),
+                tests=GREEN,
+                defects=[defect(1, Severity.HIGH, DefectState.RESOLVED)],
+            ),
             GateStatus.BLOCKED,
             [R.MET, R.NOT_MET, R.MET, R.MET],
         ),
         (
             "verified defect never blocks",
-            facts(policy=policy(require_verified=True), tests=GREEN, defects=[defect(1, Severity.CRITICAL, DefectState.VERIFIED)]),
+            facts(
+                policy=policy(require_verified=True),
+                tests=GREEN,
+                defects=[defect(1, Severity.CRITICAL, DefectState.VERIFIED)],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
         (
             "defects within a limit above zero",
-            facts(policy=policy(max_open_defects={"high": 2}), tests=GREEN, defects=[defect(1, Severity.HIGH), defect(2, Severity.HIGH)]),
+            facts(
+                policy=policy(max_open_defects={"high": 2}),
+                tests=GREEN,
+                defects=[defect(1, Severity.HIGH), defect(2, Severity.HIGH)],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
@@ -165,43 +191,72 @@ GREEN = [fact("a", P), fact("b", P)]
         ),
         (
             "coverage threshold below 1 tolerates untested tests",
-            facts(policy=policy(required=["x"], coverage=0.5), tests=[fact("a", P, required=True), fact("b", None, required=True)]),
+            facts(
+                policy=policy(required=["x"], coverage=0.5),
+                tests=[fact("a", P, required=True), fact("b", None, required=True)],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
         (
             "an exact id never reported is untested",
-            facts(policy=policy(required=["suite.A.a", "com.acme.Missing.test"]), tests=[fact("a", P, required=True)], missing_exact_ids=["com.acme.Missing.test"]),
+            facts(
+                policy=policy(required=["suite.A.a", "com.acme.Missing.test"]),
+                tests=[fact("a", P, required=True)],
+                missing_exact_ids=["com.acme.Missing.test"],
+            ),
             GateStatus.AT_RISK,
             [R.MET, R.MET, R.NOT_MET, R.MET],
         ),
         (
             "criteria met, approvals missing",
-            facts(policy=policy(signoff={"approvers": ["U1", "U2"]}), approvers=["U1", "U2"], tests=GREEN, decisions=[decision("U1")]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1", "U2"]}),
+                approvers=["U1", "U2"],
+                tests=GREEN,
+                decisions=[decision("U1")],
+            ),
             GateStatus.READY_FOR_SIGNOFF,
             [R.MET, R.MET, R.MET, R.NOT_MET],
         ),
         (
             "all approvers approved",
-            facts(policy=policy(signoff={"approvers": ["U1", "U2"]}), approvers=["U1", "U2"], tests=GREEN, decisions=[decision("U1"), decision("U2")]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1", "U2"]}),
+                approvers=["U1", "U2"],
+                tests=GREEN,
+                decisions=[decision("U1"), decision("U2")],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
         (
             "a quorum of one",
-            facts(policy=policy(signoff={"approvers": ["U1", "U2"], "quorum": 1}), approvers=["U1", "U2"], tests=GREEN, decisions=[decision("U2")]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1", "U2"], "quorum": 1}),
+                approvers=["U1", "U2"],
+                tests=GREEN,
+                decisions=[decision("U2")],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
         (
             "an approval from someone who is not an approver does not count",
-            facts(policy=policy(signoff={"approvers": ["U1"]}), approvers=["U1"], tests=GREEN, decisions=[decision("U9")]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1"]}), approvers=["U1"], tests=GREEN, decisions=[decision("U9")]
+            ),
             GateStatus.READY_FOR_SIGNOFF,
             [R.MET, R.MET, R.MET, R.NOT_MET],
         ),
         (
             "a standing rejection blocks even a green gate",
-            facts(policy=policy(signoff={"approvers": ["U1", "U2"], "quorum": 1}), approvers=["U1", "U2"], tests=GREEN, decisions=[decision("U1"), decision("U2", Decision.REJECT)]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1", "U2"], "quorum": 1}),
+                approvers=["U1", "U2"],
+                tests=GREEN,
+                decisions=[decision("U1"), decision("U2", Decision.REJECT)],
+            ),
             GateStatus.BLOCKED,
             [R.MET, R.MET, R.MET, R.NOT_MET],
         ),
@@ -218,7 +273,12 @@ GREEN = [fact("a", P), fact("b", P)]
         ),
         (
             "self-approval counts when allowed",
-            facts(policy=policy(signoff={"approvers": ["U1"]}), approvers=["U1"], tests=GREEN, decisions=[decision("U1", requested_by="U1")]),
+            facts(
+                policy=policy(signoff={"approvers": ["U1"]}),
+                approvers=["U1"],
+                tests=GREEN,
+                decisions=[decision("U1", requested_by="U1")],
+            ),
             GateStatus.COMPLETE,
             [R.MET] * 4,
         ),
@@ -247,7 +307,9 @@ def test_verdict(case: str, given: MilestoneFacts, status: GateStatus, criteria:
         (None, False, False, None),
     ],
 )
-def test_overdue_and_days_left(target: date | None, status_complete: bool, overdue: bool, days_left: int | None) -> None:
+def test_overdue_and_days_left(
+    target: date | None, status_complete: bool, overdue: bool, days_left: int | None
+) -> None:
     tests = GREEN if status_complete else [fact("a", F)]
     verdict = evaluate(facts(tests=tests, target_date=target), NOW)
     assert (verdict.status is GateStatus.COMPLETE) is status_complete
@@ -344,7 +406,10 @@ def test_flaky_tests(flag: bool, recent: str, flaky: bool) -> None:
 
 
 def _launches(*rates: float) -> list[LaunchSummary]:
-    return [LaunchSummary(NOW - timedelta(days=len(rates) - i), int(rate * 100), 100 - int(rate * 100), 0) for i, rate in enumerate(rates)]
+    return [
+        LaunchSummary(NOW - timedelta(days=len(rates) - i), int(rate * 100), 100 - int(rate * 100), 0)
+        for i, rate in enumerate(rates)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -380,7 +445,12 @@ def test_forecast_projects_when_blocking_defects_reach_zero() -> None:
 
 def test_forecast_without_convergence_is_at_risk() -> None:
     trend = [TrendPoint(NOW - timedelta(days=6), 1.0, 1), TrendPoint(NOW - timedelta(days=3), 1.0, 2)]
-    given = facts(tests=GREEN, defects=[defect(1, Severity.CRITICAL), defect(2, Severity.CRITICAL)], trend=trend, target_date=TODAY + timedelta(days=5))
+    given = facts(
+        tests=GREEN,
+        defects=[defect(1, Severity.CRITICAL), defect(2, Severity.CRITICAL)],
+        trend=trend,
+        target_date=TODAY + timedelta(days=5),
+    )
     verdict = evaluate(given, NOW)
     assert verdict.metrics.forecast.date is None
     assert verdict.metrics.forecast.at_risk is True
@@ -408,6 +478,8 @@ def test_forecast_from_a_rising_pass_rate() -> None:
 )
 def test_a_flat_pass_rate_gives_no_forecast_date(rates: tuple[float, ...]) -> None:
     trend = [TrendPoint(NOW - timedelta(hours=len(rates) - i), rate, 0) for i, rate in enumerate(rates)]
-    given = facts(tests=[fact(str(i), P) for i in range(5)] + [fact("x", F)], trend=trend, target_date=TODAY + timedelta(days=9))
+    given = facts(
+        tests=[fact(str(i), P) for i in range(5)] + [fact("x", F)], trend=trend, target_date=TODAY + timedelta(days=9)
+    )
     forecast = evaluate(given, NOW).metrics.forecast
     assert (forecast.date, forecast.at_risk) == (None, True)

@@ -73,9 +73,18 @@ async def test_a_finished_run_becomes_a_launch_from_its_artifact(hooks, fake):
     assert delivery.status is DeliveryStatus.DONE, delivery.error
     expected = parse_reports([JUNIT / name for name in REPORTS]).counts()
     launch = await Launch.get(source_id=f"run:{RUN_ID}")
-    assert (launch.attempt, launch.commit_sha, launch.branch) == (1, "3484a3fb816e0859fd6e1cea078d76385ff50625", "master")
+    assert (launch.attempt, launch.commit_sha, launch.branch) == (
+        1,
+        "3484a3fb816e0859fd6e1cea078d76385ff50625",
+        "master",
+    )
     assert (launch.tests, launch.passed, launch.failed, launch.errors, launch.skipped, launch.files) == (
-        expected["tests"], expected["passed"], expected["failed"], expected["errors"], expected["skipped"], 3,
+        expected["tests"],
+        expected["passed"],
+        expected["failed"],
+        expected["errors"],
+        expected["skipped"],
+        3,
     )
     assert launch.warnings == ["junit-linux/coverage.xml: skipped, not a JUnit report"]
     assert await TestResult.filter(launch=launch).count() == expected["tests"]
@@ -89,7 +98,9 @@ async def test_a_finished_run_becomes_a_launch_from_its_artifact(hooks, fake):
     assert fake.requests[2].authorization == "Bearer ghp_test"
     assert not fake.storage_saw_authorization
     verdict = await services.get_verdict(RUN_REPO, "v1.0")
-    assert verdict.metrics.pass_rate == pytest.approx(expected["passed"] / (expected["tests"] - expected["skipped"]), abs=0.01)
+    assert verdict.metrics.pass_rate == pytest.approx(
+        expected["passed"] / (expected["tests"] - expected["skipped"]), abs=0.01
+    )
 
 
 async def test_the_same_run_delivered_twice_is_one_launch_and_a_rerun_replaces_it(hooks, fake):
@@ -103,7 +114,9 @@ async def test_the_same_run_delivered_twice_is_one_launch_and_a_rerun_replaces_i
 
 
 async def test_an_artifact_two_plans_read_is_downloaded_once(hooks, fake):
-    await services.apply_policy_file(RUN_REPO, POLICY.replace(b"plans:\n", b"plans:\n  everything: {workflow: test.yml}\n", 1))
+    await services.apply_policy_file(
+        RUN_REPO, POLICY.replace(b"plans:\n", b"plans:\n  everything: {workflow: test.yml}\n", 1)
+    )
     run_repo(fake, junit_zip())
     delivery = await hooks.deliver("workflow_run", completed_run())
     assert delivery.status is DeliveryStatus.DONE, delivery.error
@@ -165,7 +178,9 @@ async def test_a_workflow_that_feeds_no_plan_is_ignored(hooks, fake):
     assert fake.requests == []
 
 
-def push_payload(repository: str, *, ref: str = "refs/heads/main", touched: str = ".github/milestones.yml", after: str = "a" * 40) -> dict:
+def push_payload(
+    repository: str, *, ref: str = "refs/heads/main", touched: str = ".github/milestones.yml", after: str = "a" * 40
+) -> dict:
     owner, name = repository.split("/")
     return {
         "ref": ref,
@@ -211,7 +226,10 @@ async def test_a_run_of_a_fork_branch_is_ignored(hooks, fake):
     payload = completed_run()
     payload["workflow_run"]["head_repository"] = {"full_name": "mallory/octo-repo"}
     delivery = await hooks.deliver("workflow_run", payload)
-    assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, f"run {RUN_ID} is of mallory/octo-repo:master, a fork")
+    assert (delivery.status, delivery.note) == (
+        DeliveryStatus.IGNORED,
+        f"run {RUN_ID} is of mallory/octo-repo:master, a fork",
+    )
     assert fake.requests == [] and not await Launch.exists()
 
 
@@ -264,7 +282,13 @@ milestones:
     repo.add_milestone(3, "v2.0", due_on="2026-12-15T08:00:00Z")
     repo.add_milestone(4, "v2.1", state="closed")
     for number in range(1, 76):
-        repo.add_issue(number, f"bug {number}", labels=["bug", "P2" if number % 2 else "P3"], milestone=3, updated_at=f"2026-11-{1 + number % 20:02}T10:00:00Z")
+        repo.add_issue(
+            number,
+            f"bug {number}",
+            labels=["bug", "P2" if number % 2 else "P3"],
+            milestone=3,
+            updated_at=f"2026-11-{1 + number % 20:02}T10:00:00Z",
+        )
     repo.add_issue(76, "a feature", labels=["enhancement"], milestone=3)
     repo.add_issue(77, "a fix", labels=["bug"], pull_request=True)
     repo.add_workflow(11, "CI", ".github/workflows/ci.yml")
@@ -282,9 +306,13 @@ async def test_sync_pulls_the_present_state_and_running_it_again_changes_nothing
     async with handler_context(settings, github_access(settings)) as context:
         report = await backfill(context, "acme/shop")
         assert (report.milestones, report.issues, report.defects, report.pull_requests) == (2, 75, 75, 1)
-        assert report.runs == ["ci.yml run 501: plan smoke: %d tests, %d failing (1 warnings)" % (
-            (counts := parse_reports([JUNIT / name for name in REPORTS]).counts())["tests"], counts["failed"] + counts["errors"],
-        )]
+        assert report.runs == [
+            "ci.yml run 501: plan smoke: %d tests, %d failing (1 warnings)"
+            % (
+                (counts := parse_reports([JUNIT / name for name in REPORTS]).counts())["tests"],
+                counts["failed"] + counts["errors"],
+            )
+        ]
         assert len(fake.calls("GET", "/repos/acme/shop/issues")) == 3  # 75 issues, 30 a page
         # Listed items are used as listed, never fetched again one by one.
         assert not [r.path for r in fake.requests if re.fullmatch(r"/repos/acme/shop/(issues|milestones)/\d+", r.path)]
@@ -298,9 +326,19 @@ async def test_sync_pulls_the_present_state_and_running_it_again_changes_nothing
         assert (pull.head_sha, pull.milestone.name) == ("a" * 40, "v2.0")
         assert [item.subject for item in await outbox.pending(outbox.PULL_REQUEST_CHECKS)] == [pull.id]
 
-        before = (await Snapshot.all().count(), await Launch.all().count(), await Defect.all().count(), await TestResult.all().count())
+        before = (
+            await Snapshot.all().count(),
+            await Launch.all().count(),
+            await Defect.all().count(),
+            await TestResult.all().count(),
+        )
         again = await backfill(context, "acme/shop")
-        after = (await Snapshot.all().count(), await Launch.all().count(), await Defect.all().count(), await TestResult.all().count())
+        after = (
+            await Snapshot.all().count(),
+            await Launch.all().count(),
+            await Defect.all().count(),
+            await TestResult.all().count(),
+        )
         assert after == before
         assert again.policy == ".github/milestones.yml: unchanged"
         assert "already recorded" in again.runs[0]

@@ -13,8 +13,8 @@ import pytest
 from core import outbox, services
 from core.clock import utcnow
 from core.enums import Decision, DeliveryStatus, InstallationStatus
-from core.installations import record_installation
 from core.ingest import LaunchSource
+from core.installations import record_installation
 from core.models import GateCheck, Outbox
 from core.pull_requests import refresh_open_checks
 from tests.fake_github import FakeGitHub, FakeRepo, RecordedRequest
@@ -100,7 +100,15 @@ async def launch(source: str, *outcomes: str, commit: str = "c0ffee0123456789") 
     cases = [("com.acme.Checkout", f"test_{index}", outcome) for index, outcome in enumerate(outcomes)]
     await services.record_launch(
         report(*cases),
-        LaunchSource(REPO, "smoke", source, commit_sha=commit, url=f"https://github.com/{REPO}/actions/runs/{source}", branch="master", finished_at=utcnow()),
+        LaunchSource(
+            REPO,
+            "smoke",
+            source,
+            commit_sha=commit,
+            url=f"https://github.com/{REPO}/actions/runs/{source}",
+            branch="master",
+            finished_at=utcnow(),
+        ),
     )
 
 
@@ -131,7 +139,9 @@ async def test_a_pull_request_lifecycle_shows_the_gate_at_each_step(hooks, fake)
     assert (body["status"], body["conclusion"]) == ("completed", "neutral")
     assert body["output"]["title"] == "No data: no test results yet, 0 of 1 approvals"
     assert "| ➖ | Required tests pass | no test results yet |" in body["output"]["summary"]
-    assert body["actions"] == [{"label": "Re-evaluate", "description": "Compute the milestone gate again", "identifier": "reevaluate"}]
+    assert body["actions"] == [
+        {"label": "Re-evaluate", "description": "Compute the milestone gate again", "identifier": "reevaluate"}
+    ]
     assert body["details_url"] == hooks.app.state.page_links.milestone_url(REPO, "v1.0")
     assert body["details_url"].startswith(f"{PUBLIC}/milestones/Codertocat/Hello-World/v1.0?key=")
     [run] = the_repo(fake).check_runs_for(HEAD)
@@ -149,14 +159,24 @@ async def test_a_pull_request_lifecycle_shows_the_gate_at_each_step(hooks, fake)
 
     assert check_writes(fake) == [
         ("POST", CHECKS, "neutral", "No data: no test results yet, 0 of 1 approvals"),
-        ("PATCH", check_run, "failure", "Blocked: 1 required test failing, pass rate 50% (needs 95%), 1 blocking defect, 0 of 1 approvals"),
+        (
+            "PATCH",
+            check_run,
+            "failure",
+            "Blocked: 1 required test failing, pass rate 50% (needs 95%), 1 blocking defect, 0 of 1 approvals",
+        ),
         ("PATCH", check_run, "failure", "Blocked: 1 blocking defect, 0 of 1 approvals"),
         ("PATCH", check_run, "action_required", "Ready for sign-off: 0 of 1 approvals"),
         ("PATCH", check_run, "success", "Complete: all criteria met"),
     ]
     blocked = writes(fake)[1].json()["output"]
-    assert "- `com.acme.Checkout.test_1` failed since [this run](https://github.com/Codertocat/Hello-World/actions/runs/101)" in blocked["text"]
-    assert f"- [#7](https://github.com/{REPO}/issues/7) Checkout fails 7 · critical, open" in blocked["text"].splitlines()
+    assert (
+        "- `com.acme.Checkout.test_1` failed since [this run](https://github.com/Codertocat/Hello-World/actions/runs/101)"
+        in blocked["text"]
+    )
+    assert (
+        f"- [#7](https://github.com/{REPO}/issues/7) Checkout fails 7 · critical, open" in blocked["text"].splitlines()
+    )
     assert len(the_repo(fake).check_runs_for(HEAD)) == 1, "edited in place, never piled up"
     assert await Outbox.filter(topic=outbox.PULL_REQUEST_CHECKS).count() == 0
 
@@ -176,7 +196,10 @@ async def test_a_new_head_gets_its_own_check_and_the_old_head_is_left_alone(hook
     await settle(hooks)
     await hooks.deliver("pull_request", pull_request("synchronize", head="b" * 40))
     await settle(hooks)
-    assert [(r.method, r.path, r.json()["head_sha"]) for r in writes(fake)] == [("POST", CHECKS, HEAD), ("POST", CHECKS, "b" * 40)]
+    assert [(r.method, r.path, r.json()["head_sha"]) for r in writes(fake)] == [
+        ("POST", CHECKS, HEAD),
+        ("POST", CHECKS, "b" * 40),
+    ]
     await launch("101", "failed")
     await settle(hooks)
     [edit] = writes(fake)[2:]
@@ -201,7 +224,10 @@ async def test_a_burst_of_changes_is_one_update_per_pull_request(hooks, fake):
     assert await publisher.drain(now=utcnow()) == 0
     await publisher.drain(now=utcnow() + timedelta(seconds=6))
     assert [(r.method, r.json()["output"]["title"]) for r in writes(fake)] == [
-        ("PATCH", "Blocked: 200 required tests failing, pass rate 0% (needs 95%), 50 blocking defects, 0 of 1 approvals")
+        (
+            "PATCH",
+            "Blocked: 200 required tests failing, pass rate 0% (needs 95%), 50 blocking defects, 0 of 1 approvals",
+        )
     ] * 3
     reads = [r for r in fake.requests if r.method == "GET"]
     assert reads == [], "publishing an edit reads nothing from GitHub"
@@ -213,9 +239,18 @@ async def test_leaving_the_milestone_completes_the_old_check_as_neutral(hooks, f
     await hooks.deliver("pull_request", pull_request("demilestoned", milestone=False))  # into master: v3.0's
     await settle(hooks)
     old_run = the_repo(fake).check_runs_for(HEAD, name="Milestone gate: v1.0")[0]["id"]
-    assert [(r.method, r.path, r.json()["name"], r.json()["conclusion"], r.json()["output"]["title"]) for r in writes(fake)[1:]] == [
+    assert [
+        (r.method, r.path, r.json()["name"], r.json()["conclusion"], r.json()["output"]["title"])
+        for r in writes(fake)[1:]
+    ] == [
         ("POST", CHECKS, "Milestone gate: v3.0", "neutral", "No data: no test results yet"),
-        ("PATCH", f"{CHECKS}/{old_run}", "Milestone gate: v1.0", "neutral", "This pull request is no longer in this milestone"),
+        (
+            "PATCH",
+            f"{CHECKS}/{old_run}",
+            "Milestone gate: v1.0",
+            "neutral",
+            "This pull request is no longer in this milestone",
+        ),
     ]
     assert writes(fake)[2].json()["actions"] == [], "no Re-evaluate on a check that no longer applies"
     await launch("101", "failed")  # v1.0 changes: the pull request left it, nothing more is written
@@ -285,7 +320,10 @@ async def test_five_thousand_failing_required_tests_fit_in_the_check(hooks, fake
     assert all(len(output[field].encode()) <= 65_535 for field in ("summary", "text"))
     shown = sum(1 for line in output["text"].splitlines() if line.startswith("- `com.acme.Checkout.test_"))
     assert 0 < shown < 5000
-    assert f"- _… and {5000 - shown:,} more failing tests not shown: see [the milestone]({created.json()['details_url']})_" in output["text"]
+    assert (
+        f"- _… and {5000 - shown:,} more failing tests not shown: see [the milestone]({created.json()['details_url']})_"
+        in output["text"]
+    )
     assert fake.errors == []
 
 
@@ -330,12 +368,22 @@ async def test_with_a_token_the_gate_is_a_commit_status(db, fake):
         (
             "POST",
             f"/repos/{REPO}/statuses/{HEAD}",
-            {"state": "pending", "context": "milestone-gate/v1.0", "description": "No data: no test results yet, 0 of 1 approvals", "target_url": page},
+            {
+                "state": "pending",
+                "context": "milestone-gate/v1.0",
+                "description": "No data: no test results yet, 0 of 1 approvals",
+                "target_url": page,
+            },
         ),
         (
             "POST",
             f"/repos/{REPO}/statuses/{HEAD}",
-            {"state": "failure", "context": "milestone-gate/v1.0", "description": "Blocked: 1 required test failing, pass rate 50% (needs 95%), 0 of 1 approvals", "target_url": page},
+            {
+                "state": "failure",
+                "context": "milestone-gate/v1.0",
+                "description": "Blocked: 1 required test failing, pass rate 50% (needs 95%), 0 of 1 approvals",
+                "target_url": page,
+            },
         ),
     ]
     assert not any(r.path.startswith(CHECKS) for r in fake.requests)
@@ -366,20 +414,32 @@ async def test_a_pull_request_changing_the_policy_file_gets_a_config_check(hooks
     repo.files[(".github/milestones.yml", fixed)] = CONFIG_ERRORS.replace(b"3", b"ci.yml").replace(b"1.5", b"0.9")
     await hooks.deliver("pull_request", pull_request("synchronize", head=fixed, number=5))
     await settle(hooks)
-    [config] = [r.json() for r in writes(fake) if r.json().get("name") == "Milestone config" and r.json()["head_sha"] == fixed]
+    [config] = [
+        r.json() for r in writes(fake) if r.json().get("name") == "Milestone config" and r.json()["head_sha"] == fixed
+    ]
     assert (config["conclusion"], config["output"]["title"]) == ("success", "Milestone config is valid")
 
 
 async def test_more_than_fifty_config_errors_are_annotated_in_follow_up_updates(hooks, fake):
     repo = the_repo(fake)
     repo.add_pull(5, HEAD, base="master", files=[".github/milestones.yml"])
-    repo.files[(".github/milestones.yml", HEAD)] = b"milestones:\n" + b"".join(b"  m%d:\n    pass_rate: 7\n" % n for n in range(120))
+    repo.files[(".github/milestones.yml", HEAD)] = b"milestones:\n" + b"".join(
+        b"  m%d:\n    pass_rate: 7\n" % n for n in range(120)
+    )
     await hooks.deliver("pull_request", pull_request("opened", number=5))
     await settle(hooks)
     [run] = the_repo(fake).check_runs_for(HEAD, name="Milestone config")
     assert len(run["annotations"]) == 120
-    config_writes = [r for r in writes(fake) if r.path == CHECKS and r.json()["name"] == "Milestone config" or r.path == f"{CHECKS}/{run['id']}"]
-    assert [(r.method, len(r.json()["output"]["annotations"])) for r in config_writes] == [("POST", 50), ("PATCH", 50), ("PATCH", 20)]
+    config_writes = [
+        r
+        for r in writes(fake)
+        if r.path == CHECKS and r.json()["name"] == "Milestone config" or r.path == f"{CHECKS}/{run['id']}"
+    ]
+    assert [(r.method, len(r.json()["output"]["annotations"])) for r in config_writes] == [
+        ("POST", 50),
+        ("PATCH", 50),
+        ("PATCH", 20),
+    ]
 
 
 async def test_a_pull_request_not_touching_the_policy_gets_no_config_check(hooks, fake):
@@ -402,7 +462,10 @@ async def test_a_renamed_milestone_renames_its_check(hooks, fake):
     await services.save_milestone(REPO, "v1.0.1", github_number=1)  # renamed on GitHub
     await settle(hooks)
     [run] = the_repo(fake).check_runs_for(HEAD, name="Milestone gate: v1.0.1")
-    assert [(r.method, r.json()["name"]) for r in writes(fake)] == [("POST", "Milestone gate: v1.0"), ("PATCH", "Milestone gate: v1.0.1")]
+    assert [(r.method, r.json()["name"]) for r in writes(fake)] == [
+        ("POST", "Milestone gate: v1.0"),
+        ("PATCH", "Milestone gate: v1.0.1"),
+    ]
     assert writes(fake)[1].path == f"{CHECKS}/{run['id']}"
 
 
@@ -441,7 +504,9 @@ async def test_rerunning_the_config_check_validates_the_file_again(hooks, fake):
     await hooks.deliver("check_run", rerun)
     await settle(hooks)
     assert len(fake.calls("GET", f"/repos/{REPO}/pulls/5/files")) == 2
-    assert [(r.method, r.path) for r in writes(fake) if r.path == f"{CHECKS}/{config.github_id}"] == [("PATCH", f"{CHECKS}/{config.github_id}")]
+    assert [(r.method, r.path) for r in writes(fake) if r.path == f"{CHECKS}/{config.github_id}"] == [
+        ("PATCH", f"{CHECKS}/{config.github_id}")
+    ]
 
 
 async def test_the_hourly_refresh_writes_only_what_the_calendar_changed(hooks, fake):
@@ -458,7 +523,9 @@ async def test_the_hourly_refresh_writes_only_what_the_calendar_changed(hooks, f
 
 async def test_close_on_complete_closes_the_github_milestone_and_reopens_it_after_a_late_defect(hooks, fake):
     the_repo(fake).add_milestone(1, "v1.0")
-    await services.apply_policy_file(REPO, POLICY.replace("signoff: {approvers: [U1]}", "signoff: {approvers: [U1]}\n    close_on_complete: true"))
+    await services.apply_policy_file(
+        REPO, POLICY.replace("signoff: {approvers: [U1]}", "signoff: {approvers: [U1]}\n    close_on_complete: true")
+    )
     await launch("101", "passed", "passed")
     await services.record_decision(REPO, "v1.0", "U1", Decision.APPROVE)
     # GitHub's owed work is the check publisher's.

@@ -9,9 +9,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -33,7 +33,9 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
 
-    def send(self, event: str, payload: dict | bytes, guid: str | None = None, *, secret: str = SECRET) -> httpx.Response:
+    def send(
+        self, event: str, payload: dict | bytes, guid: str | None = None, *, secret: str = SECRET
+    ) -> httpx.Response:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {
             "Content-Type": "application/json",
@@ -54,7 +56,12 @@ def serving(database_url: str, cwd: Path, **env: str) -> Iterator[Server]:
             environment.pop(variable, None)
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [str(MILESTONES), "serve", "--port", str(port)], cwd=cwd, env=environment, stdout=output, stderr=subprocess.STDOUT, text=True
+            [str(MILESTONES), "serve", "--port", str(port)],
+            cwd=cwd,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     server = Server(process, port, log)
     try:
@@ -106,7 +113,11 @@ def test_the_server_accepts_verifies_and_processes_webhooks(scratch_database_url
         bad_json = httpx.post(
             f"{server.url}/github/webhooks",
             content=broken,
-            headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "guid-broken", "X-Hub-Signature-256": signature(broken)},
+            headers={
+                "X-GitHub-Event": "issues",
+                "X-GitHub-Delivery": "guid-broken",
+                "X-Hub-Signature-256": signature(broken),
+            },
         )
         assert bad_json.status_code == 400
         found = wait_until_finished(database_url, tmp_path, 2)
@@ -122,7 +133,9 @@ def test_the_server_accepts_verifies_and_processes_webhooks(scratch_database_url
     assert "refused: signature does not match the secret (delivery guid-bad)" in log
 
 
-def test_deliveries_accepted_before_a_kill_are_processed_after_a_restart(scratch_database_url: str, tmp_path: Path) -> None:
+def test_deliveries_accepted_before_a_kill_are_processed_after_a_restart(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
     database_url = migrated(scratch_database_url, tmp_path)
     settings = {"WEBHOOK_LEASE_SECONDS": "1"}
     with serving(database_url, tmp_path, **settings) as server:
@@ -172,7 +185,9 @@ def test_sync_from_the_command_line(scratch_database_url: str, tmp_path: Path) -
     with FakeGitHub() as fake:
         shop_on_github(fake)
         env = dict(os.environ, DATABASE_URL=database_url, GITHUB_TOKEN="ghp_test", GITHUB_API_URL=fake.url)
-        result = subprocess.run([str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "acme/shop: .github/milestones.yml: applied to 1 milestones"
@@ -187,6 +202,8 @@ def test_sync_without_credentials_says_what_to_set(scratch_database_url: str, tm
     database_url = migrated(scratch_database_url, tmp_path)
     env = {key: value for key, value in os.environ.items() if not key.startswith("GITHUB_")}
     env["DATABASE_URL"] = database_url
-    result = subprocess.run([str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     lines = assert_refused_quietly(result, 2)
     assert len(lines) == 1 and "set GITHUB_APP_ID and GITHUB_PRIVATE_KEY, or GITHUB_TOKEN" in lines[0]

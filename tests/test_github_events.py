@@ -31,7 +31,11 @@ async def test_a_github_milestone_becomes_ours_with_its_due_date(hooks):
     delivery = await hooks.deliver("milestone", fixture("milestone", "created"))
     assert delivery.status is DeliveryStatus.DONE
     milestone = await Milestone.get(name="v1.0")
-    assert (milestone.github_number, milestone.target_date, milestone.state) == (1, date(2019, 5, 23), MilestoneState.OPEN)
+    assert (milestone.github_number, milestone.target_date, milestone.state) == (
+        1,
+        date(2019, 5, 23),
+        MilestoneState.OPEN,
+    )
     assert milestone.description == "Add new space flight simulator"
 
 
@@ -57,7 +61,9 @@ async def test_closing_and_deleting_a_github_milestone(hooks):
     assert (milestone.state, milestone.github_number) == (MilestoneState.CLOSED, None)
 
 
-def issue_payload(action: str, *, labels: list[str], updated_at: str, state: str = "open", reason: str | None = None) -> dict:
+def issue_payload(
+    action: str, *, labels: list[str], updated_at: str, state: str = "open", reason: str | None = None
+) -> dict:
     payload = fixture("issues", "opened", action=action)
     payload["issue"].update(
         labels=[{"name": name} for name in labels], updated_at=updated_at, state=state, state_reason=reason
@@ -66,14 +72,18 @@ def issue_payload(action: str, *, labels: list[str], updated_at: str, state: str
 
 
 async def test_an_issue_with_a_defect_label_blocks_its_milestone(hooks):
-    delivery = await hooks.deliver("issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z"))
+    delivery = await hooks.deliver(
+        "issues", issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z")
+    )
     assert delivery.note == "issue #1: defect, severity critical, open"
     verdict = await services.get_verdict(REPO, "v1.0")
     assert [defect.number for defect in verdict.blocking.defects] == [1]
 
 
 async def test_an_older_issue_event_arriving_late_never_overwrites_newer_state(hooks):
-    newer = issue_payload("closed", labels=["bug", "P0"], updated_at="2026-11-20T12:00:00Z", state="closed", reason="completed")
+    newer = issue_payload(
+        "closed", labels=["bug", "P0"], updated_at="2026-11-20T12:00:00Z", state="closed", reason="completed"
+    )
     older = issue_payload("labeled", labels=["bug", "P0"], updated_at="2026-11-20T10:00:00Z")
     await hooks.deliver("issues", newer)
     delivery = await hooks.deliver("issues", older)
@@ -87,11 +97,23 @@ async def test_an_older_issue_event_arriving_late_never_overwrites_newer_state(h
 async def test_issue_actions_change_the_defect(hooks):
     steps = [
         ("opened", issue_payload("opened", labels=["bug", "P1"], updated_at="2026-11-20T10:00:00Z"), "open", True),
-        ("closed", issue_payload("closed", labels=["bug", "P1"], updated_at="2026-11-20T11:00:00Z", state="closed", reason="not_planned"), "resolved", False),
+        (
+            "closed",
+            issue_payload(
+                "closed", labels=["bug", "P1"], updated_at="2026-11-20T11:00:00Z", state="closed", reason="not_planned"
+            ),
+            "resolved",
+            False,
+        ),
         ("reopened", issue_payload("reopened", labels=["bug", "P1"], updated_at="2026-11-20T12:00:00Z"), "open", True),
         ("unlabeled", issue_payload("unlabeled", labels=["P1"], updated_at="2026-11-20T13:00:00Z"), "open", False),
         ("labeled", issue_payload("labeled", labels=["P1", "bug"], updated_at="2026-11-20T14:00:00Z"), "open", True),
-        ("transferred", issue_payload("transferred", labels=["P1", "bug"], updated_at="2026-11-20T15:00:00Z"), "open", False),
+        (
+            "transferred",
+            issue_payload("transferred", labels=["P1", "bug"], updated_at="2026-11-20T15:00:00Z"),
+            "open",
+            False,
+        ),
     ]
     for action, payload, state, counts in steps:
         await hooks.deliver("issues", payload)
@@ -168,7 +190,11 @@ async def test_a_pull_request_records_its_milestone(hooks):
     delivery = await hooks.deliver("pull_request", opened)
     assert delivery.note == "pull request #2 into master"
     pull = await PullRequest.get(number=2).prefetch_related("milestone")
-    assert (pull.head_sha, pull.base_ref, pull.milestone.name) == ("ec26c3e57ca3a959ca5aad62de7213c562f8c821", "master", "v1.0")
+    assert (pull.head_sha, pull.base_ref, pull.milestone.name) == (
+        "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+        "master",
+        "v1.0",
+    )
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 2)] == ["v1.0"]
     synchronize = fixture("pull_request", "synchronize")
     assert (await hooks.deliver("pull_request", synchronize)).status is DeliveryStatus.DONE

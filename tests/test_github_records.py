@@ -53,7 +53,10 @@ async def test_a_pull_request_takes_its_github_milestone(db: str) -> None:
     await setup_policy()
     await services.save_milestone(REPO, "v2.0", github_number=4)
     pull = await services.record_pull_request(
-        REPO, services.PullRequestFacts(number=9, head_sha="abc", base_ref="main", milestone_number=4, milestone_title="v2.0", updated_at=T0)
+        REPO,
+        services.PullRequestFacts(
+            number=9, head_sha="abc", base_ref="main", milestone_number=4, milestone_title="v2.0", updated_at=T0
+        ),
     )
     assert pull is not None and pull.head_sha == "abc"
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 9)] == ["v2.0"]
@@ -63,9 +66,15 @@ async def test_a_pull_request_without_milestone_belongs_to_those_tracking_its_ba
     await setup_policy()
     await services.save_milestone(REPO, "v3.0", policy_text=POLICY + '  "v3.0":\n    branches: [main]\n')
     await services.save_milestone(REPO, "anything")  # counts every branch: claims no pull request
-    await services.record_pull_request(REPO, services.PullRequestFacts(number=1, head_sha="a", base_ref="release/2.0", updated_at=T0))
-    await services.record_pull_request(REPO, services.PullRequestFacts(number=2, head_sha="b", base_ref="main", updated_at=T0))
-    await services.record_pull_request(REPO, services.PullRequestFacts(number=3, head_sha="c", base_ref="feature/x", updated_at=T0))
+    await services.record_pull_request(
+        REPO, services.PullRequestFacts(number=1, head_sha="a", base_ref="release/2.0", updated_at=T0)
+    )
+    await services.record_pull_request(
+        REPO, services.PullRequestFacts(number=2, head_sha="b", base_ref="main", updated_at=T0)
+    )
+    await services.record_pull_request(
+        REPO, services.PullRequestFacts(number=3, head_sha="c", base_ref="feature/x", updated_at=T0)
+    )
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 1)] == ["v2.0"]
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 2)] == ["v3.0"]
     assert await pull_requests.pull_request_milestones(REPO, 3) == []
@@ -74,7 +83,9 @@ async def test_a_pull_request_without_milestone_belongs_to_those_tracking_its_ba
 
 
 async def test_an_older_pull_request_event_changes_nothing(db: str) -> None:
-    await services.record_pull_request(REPO, services.PullRequestFacts(number=1, head_sha="new", base_ref="main", updated_at=T0))
+    await services.record_pull_request(
+        REPO, services.PullRequestFacts(number=1, head_sha="new", base_ref="main", updated_at=T0)
+    )
     stale = await services.record_pull_request(
         REPO, services.PullRequestFacts(number=1, head_sha="old", base_ref="main", updated_at=T0 - timedelta(minutes=1))
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from core import inbox
 from core.enums import DeliveryStatus
 from core.models import Delivery
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 RETRY = inbox.RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=10), factor=3)
 
 
@@ -20,10 +20,17 @@ async def stored(guid: str) -> Delivery:
 
 
 async def test_a_new_delivery_is_stored_pending_with_what_identifies_it(db):
-    intake = await inbox.accept("g-1", "issues", '{"action": "opened"}', action="opened", repository="acme/shop", installation_id=7, now=T0)
+    intake = await inbox.accept(
+        "g-1", "issues", '{"action": "opened"}', action="opened", repository="acme/shop", installation_id=7, now=T0
+    )
     assert intake.result == "accepted"
     delivery = await stored("g-1")
-    assert (delivery.event, delivery.action, delivery.repository, delivery.installation_id) == ("issues", "opened", "acme/shop", 7)
+    assert (delivery.event, delivery.action, delivery.repository, delivery.installation_id) == (
+        "issues",
+        "opened",
+        "acme/shop",
+        7,
+    )
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.payload == '{"action": "opened"}'
     assert delivery.received_at == T0 and delivery.attempts == 0
@@ -142,7 +149,9 @@ async def test_counts_by_status(db):
     [claimed] = await inbox.claim(now=T0)
     await inbox.finish(claimed, DeliveryStatus.DONE, now=T0)
     counts = await inbox.counts()
-    assert counts[DeliveryStatus.PENDING] == 2 and counts[DeliveryStatus.DONE] == 1 and counts[DeliveryStatus.FAILED] == 0
+    assert (
+        counts[DeliveryStatus.PENDING] == 2 and counts[DeliveryStatus.DONE] == 1 and counts[DeliveryStatus.FAILED] == 0
+    )
 
 
 async def test_a_delivery_whose_worker_dies_every_time_is_marked_failed(db):
@@ -159,4 +168,3 @@ async def test_a_delivery_whose_worker_dies_every_time_is_marked_failed(db):
     delivery = await stored("g-1")
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.error == "abandoned: its worker stopped every attempt"
-

@@ -135,7 +135,9 @@ def test_surefire_flaky_failure_passed_on_rerun() -> None:
 
 
 def test_surefire_rerun_failure_still_fails() -> None:
-    report = parse(wrap('<testcase classname="C" name="t"><failure message="no"/><rerunFailure message="no again"/></testcase>'))
+    report = parse(
+        wrap('<testcase classname="C" name="t"><failure message="no"/><rerunFailure message="no again"/></testcase>')
+    )
     case = report.cases[("C", "t")]
     assert (case.status, case.flaky, case.retried) == (TestStatus.FAILED, False, True)
 
@@ -144,7 +146,16 @@ def test_pass_and_failure_of_one_test_in_a_launch_is_flaky_and_failed() -> None:
     report = parse(wrap('<testcase classname="C" name="t"/><testcase classname="C" name="t"><failure/></testcase>'))
     case = report.cases[("C", "t")]
     assert (case.status, case.flaky, case.retried) == (TestStatus.FAILED, True, True)
-    assert report.counts() == {"files": 1, "suites": 1, "tests": 1, "passed": 0, "failed": 1, "errors": 0, "skipped": 0, "flaky": 1}
+    assert report.counts() == {
+        "files": 1,
+        "suites": 1,
+        "tests": 1,
+        "passed": 0,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -167,13 +178,17 @@ def test_googletest_disabled_tests_are_skipped() -> None:
 
 
 def test_missing_attributes_and_bare_testsuite_root() -> None:
-    report = parse('<testsuite><testcase name="only-name"/><testcase classname="only-class"/><testcase/></testsuite>', "bare.xml")
+    report = parse(
+        '<testsuite><testcase name="only-name"/><testcase classname="only-class"/><testcase/></testsuite>', "bare.xml"
+    )
     assert set(report.cases) == {("", "only-name"), ("only-class", ""), ("", "")}
     assert {case.suite for case in report.cases.values()} == {"bare"}
 
 
 def test_whitespace_in_identity_is_normalised() -> None:
-    report = parse(wrap('<testcase classname=" C " name="a  b"/><testcase classname="C" name="a b"><failure/></testcase>'))
+    report = parse(
+        wrap('<testcase classname=" C " name="a  b"/><testcase classname="C" name="a b"><failure/></testcase>')
+    )
     assert list(report.cases) == [("C", "a b")]
 
 

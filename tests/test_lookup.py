@@ -12,7 +12,16 @@ SHOP = [MilestoneRef("acme/shop", "v2.0"), MilestoneRef("acme/shop", "v2.1"), Mi
 
 @pytest.mark.parametrize(
     ("typed", "normal"),
-    [("v2.0", "2"), ("V2.0", "2"), ("2.0", "2"), ("v2", "2"), ("v2.0.0", "2"), ("v2.10", "2.10"), ("Sprint-24", "sprint 24"), ("  Q1   GA ", "q1 ga")],
+    [
+        ("v2.0", "2"),
+        ("V2.0", "2"),
+        ("2.0", "2"),
+        ("v2", "2"),
+        ("v2.0.0", "2"),
+        ("v2.10", "2.10"),
+        ("Sprint-24", "sprint 24"),
+        ("  Q1   GA ", "q1 ga"),
+    ],
 )
 def test_normalise_ignores_case_separators_v_and_trailing_zeros(typed: str, normal: str) -> None:
     assert normalise(typed) == normal
@@ -41,7 +50,9 @@ def test_a_unique_prefix_finds_the_milestone_and_a_shared_one_suggests() -> None
     assert [ref.name for ref in resolution.suggestions] == ["Sprint 24", "Sprint 25"]
 
 
-@pytest.mark.parametrize(("typed", "names"), [("v1", ["v10"]), ("v2", ["v2.1", "v3.0"]), ("1", ["v1.5"]), ("2", ["2024.1"])])
+@pytest.mark.parametrize(
+    ("typed", "names"), [("v1", ["v10"]), ("v2", ["v2.1", "v3.0"]), ("1", ["v1.5"]), ("2", ["2024.1"])]
+)
 def test_a_version_never_finds_another_version(typed: str, names: list[str]) -> None:
     assert match(typed, [MilestoneRef("acme/shop", name) for name in names]).found is None
 

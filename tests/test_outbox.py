@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -11,7 +11,7 @@ from core import outbox, services
 from core.models import Outbox, PullRequest
 from tests.test_services import POLICY, REPO, issue, setup_policy
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 TOPIC = outbox.PULL_REQUEST_CHECKS
 SETTLING = outbox.Settling(quiet=timedelta(seconds=5), longest=timedelta(seconds=60))
 LEASE = timedelta(minutes=2)

@@ -14,7 +14,6 @@ import pytest
 from core.enums import Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import DefectFact, LaunchRef, evaluate
 from core.services import save_milestone
-
 from integrations.pages import SECURITY_HEADERS, PageLinks, render_milestone_page
 from tests.github import SECRET, running_app, settings_for
 from tests.test_gate import NOW, TODAY, decision, defect, fact, facts, policy
@@ -149,7 +148,9 @@ def test_keys_are_per_milestone_and_per_secret():
     assert not PageLinks("https://ms.example.com", "other").valid("acme/shop", "v2.0", key)
 
 
-@pytest.mark.parametrize("public_url, secret", [(None, "s3cret"), ("https://ms.example.com", None), ("", ""), (None, None)])
+@pytest.mark.parametrize(
+    "public_url, secret", [(None, "s3cret"), ("https://ms.example.com", None), ("", ""), (None, None)]
+)
 def test_no_links_without_a_public_url_and_a_secret(public_url, secret):
     links = PageLinks(public_url, secret)
     assert links.milestone_url("acme/shop", "v2.0") is None

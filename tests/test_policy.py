@@ -363,7 +363,9 @@ def test_a_quorum_over_groups_or_slack_approvers_is_checked_when_counted(signoff
 
 
 def test_approver_entries_are_user_ids_or_group_handles() -> None:
-    load = load_policy("milestones:\n  v1:\n    signoff: {approvers: [U012AB3CD, '@QA-Leads', release.managers, U012AB3CD]}\n")
+    load = load_policy(
+        "milestones:\n  v1:\n    signoff: {approvers: [U012AB3CD, '@QA-Leads', release.managers, U012AB3CD]}\n"
+    )
     assert load.policy.milestones["v1"].signoff.approvers == ["U012AB3CD", "@qa-leads", "@release.managers"]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 import pytest
 
 from core.schedule import Schedule, ScheduleError, parse_schedule
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args: int) -> datetime:
@@ -33,7 +33,10 @@ def test_spring_forward_fires_once_at_the_moment_the_skipped_time_would_be() -> 
     assert fires == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
     assert fires[1].astimezone(early_zone()).strftime("%H:%M %Z") == "03:30 CEST"
     nine = Schedule("daily", time(9, 0), "Europe/Berlin")
-    assert list(nine.fires(utc(2026, 3, 28, 9), utc(2026, 3, 30, 9))) == [utc(2026, 3, 29, 7, 0), utc(2026, 3, 30, 7, 0)]
+    assert list(nine.fires(utc(2026, 3, 28, 9), utc(2026, 3, 30, 9))) == [
+        utc(2026, 3, 29, 7, 0),
+        utc(2026, 3, 30, 7, 0),
+    ]
 
 
 def test_fall_back_fires_a_repeated_time_once() -> None:
@@ -43,7 +46,10 @@ def test_fall_back_fires_a_repeated_time_once() -> None:
     assert fires == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]
     # New York: 1 November 2026, 01:30 happens twice.
     ny = Schedule("daily", time(1, 30), "America/New_York")
-    assert list(ny.fires(utc(2026, 10, 31, 12), utc(2026, 11, 2, 12))) == [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
+    assert list(ny.fires(utc(2026, 10, 31, 12), utc(2026, 11, 2, 12))) == [
+        utc(2026, 11, 1, 5, 30),
+        utc(2026, 11, 2, 6, 30),
+    ]
 
 
 def early_zone():
@@ -58,7 +64,11 @@ def early_zone():
         ([], ("daily", time(9, 0), "UTC", None), []),
         (["v2.0"], ("daily", time(9, 0), "UTC", None), ["v2.0"]),
         (["v2.0", "weekdays", "08:15"], ("weekdays", time(8, 15), "UTC", None), ["v2.0"]),
-        (["acme/shop", "weekly", "Monday", "7:05", "europe/berlin"], ("weekly", time(7, 5), "Europe/Berlin", 0), ["acme/shop"]),
+        (
+            ["acme/shop", "weekly", "Monday", "7:05", "europe/berlin"],
+            ("weekly", time(7, 5), "Europe/Berlin", 0),
+            ["acme/shop"],
+        ),
         (["Sprint", "24", "daily", "utc"], ("daily", time(9, 0), "UTC", None), ["Sprint", "24"]),
         (["acme/shop"], ("daily", time(9, 0), "UTC", None), ["acme/shop"]),
         (["2.0", "US/Eastern"], ("daily", time(9, 0), "US/Eastern", None), ["2.0"]),
@@ -73,7 +83,10 @@ def test_schedule_words(words: list[str], expected: tuple, rest: list[str]) -> N
     ("words", "message"),
     [
         (["daily", "25:00"], "“25:00” is not a time of day; write it as HH:MM, e.g. 09:00"),
-        (["daily", "9:00", "Europe/Berln"], "“Europe/Berln” is not a time zone; write an IANA name such as Europe/Berlin or America/New_York"),
+        (
+            ["daily", "9:00", "Europe/Berln"],
+            "“Europe/Berln” is not a time zone; write an IANA name such as Europe/Berlin or America/New_York",
+        ),
         (["weekly", "funday"], "“fun” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun"),
         (["weekly"], "weekly needs its day, e.g. `weekly mon`"),
         (["v2.0", "9am"], "“9am” is not a time of day; write it as HH:MM, e.g. 09:00"),

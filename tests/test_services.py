@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,11 +13,22 @@ from core.catalog import find_repository
 from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
-from core.models import Approver, Defect, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestCase, TestResult, UserGroup
+from core.models import (
+    Approver,
+    Defect,
+    Launch,
+    Milestone,
+    MilestoneTest,
+    Signoff,
+    Snapshot,
+    TestCase,
+    TestResult,
+    UserGroup,
+)
 from tests.conftest import JUNIT
 
 REPO = "acme/shop"
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 POLICY = """
 plans:
@@ -40,16 +51,34 @@ def report(*cases: tuple[str, str, str]):
     """cases: (classname, name, outcome) with outcome passed / failed / error / skipped."""
     body = []
     for classname, name, outcome in cases:
-        child = {"passed": "", "failed": "<failure message='no'/>", "error": "<error/>", "skipped": "<skipped/>"}[outcome]
+        child = {"passed": "", "failed": "<failure message='no'/>", "error": "<error/>", "skipped": "<skipped/>"}[
+            outcome
+        ]
         body.append(f'<testcase classname="{classname}" name="{name}">{child}</testcase>')
     xml = f'<testsuites><testsuite name="suite">{"".join(body)}</testsuite></testsuites>'
     return parse_stream(io.BytesIO(xml.encode()), "report.xml")
 
 
-async def launch(source: str, *cases, plan: str = "smoke", branch: str = "release/2.0", attempt: int = 1, at: datetime | None = None, commit: str | None = None):
+async def launch(
+    source: str,
+    *cases,
+    plan: str = "smoke",
+    branch: str = "release/2.0",
+    attempt: int = 1,
+    at: datetime | None = None,
+    commit: str | None = None,
+):
     return await services.record_launch(
         report(*cases),
-        LaunchSource(REPO, plan, source, attempt=attempt, branch=branch, commit_sha=commit or f"sha-{source}", finished_at=at or T0),
+        LaunchSource(
+            REPO,
+            plan,
+            source,
+            attempt=attempt,
+            branch=branch,
+            commit_sha=commit or f"sha-{source}",
+            finished_at=at or T0,
+        ),
     )
 
 
@@ -136,7 +165,10 @@ async def test_a_higher_attempt_replaces_the_earlier_one(db: str) -> None:
     # The first attempt no longer counts at all: t1 passed with no earlier result, and t2,
     # seen only in the superseded attempt, is not part of the milestone (a re-run of the
     # failed jobs alone must not turn the other jobs' tests into untested ones).
-    assert (rows["com.acme.checkout.Pay.t1"].latest_status, rows["com.acme.checkout.Pay.t1"].previous_status) == (TestStatus.PASSED, None)
+    assert (rows["com.acme.checkout.Pay.t1"].latest_status, rows["com.acme.checkout.Pay.t1"].previous_status) == (
+        TestStatus.PASSED,
+        None,
+    )
     assert "com.acme.checkout.Pay.t2" not in rows
     assert (await verdict()).criteria[0].result is CriterionResult.MET
 
@@ -159,7 +191,10 @@ async def test_latest_previous_and_failing_since_follow_the_launches(db: str) ->
     await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=1))
     row = (await states())[name]
     assert (row.latest_status, row.previous_status, row.latest_commit, row.previous_commit) == (
-        TestStatus.FAILED, TestStatus.PASSED, "sha-r2", "sha-r1"
+        TestStatus.FAILED,
+        TestStatus.PASSED,
+        "sha-r2",
+        "sha-r1",
     )
     regressions = (await verdict()).metrics.regressions
     assert [(r.name, r.since.commit_sha) for r in regressions] == [(name, "sha-r2")]
@@ -193,7 +228,9 @@ async def test_pass_and_fail_on_one_commit_is_flaky(db: str) -> None:
 
 async def test_launches_on_other_branches_only_make_tests_known(db: str) -> None:
     await setup_policy()
-    await launch("r1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.checkout.Pay", "t2", "failed"), branch="feature/x")
+    await launch(
+        "r1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.checkout.Pay", "t2", "failed"), branch="feature/x"
+    )
     rows = await states()
     assert {name: row.latest_status for name, row in rows.items()} == {
         "com.acme.checkout.Pay.t1": None,
@@ -210,13 +247,19 @@ async def test_a_launch_that_arrives_late_does_not_overwrite_newer_results(db: s
     await launch("new", ("com.acme.checkout.Pay", "t1", "passed"), at=T0 + timedelta(days=1))
     await launch("old", ("com.acme.checkout.Pay", "t1", "failed"), at=T0)
     row = (await states())["com.acme.checkout.Pay.t1"]
-    assert (row.latest_status, row.previous_status, row.latest_commit) == (TestStatus.PASSED, TestStatus.FAILED, "sha-new")
+    assert (row.latest_status, row.previous_status, row.latest_commit) == (
+        TestStatus.PASSED,
+        TestStatus.FAILED,
+        "sha-new",
+    )
 
 
 async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:
     await setup_policy()
     await launch("s1", ("com.acme.auth.Login", "t1", "passed"))
-    await launch("g1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.search.Find", "t1", "failed"), plan="regression")
+    await launch(
+        "g1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.search.Find", "t1", "failed"), plan="regression"
+    )
     result = await verdict()
     tests = result.criteria[0].numbers
     # plan:smoke selects auth.Login.t1; the glob selects checkout.Pay.t1; search is not required.
@@ -237,7 +280,9 @@ async def test_a_policy_change_rebuilds_the_milestone_state(db: str) -> None:
 
 
 async def test_a_policy_given_with_one_milestone_reaches_the_others(db: str) -> None:
-    await services.save_milestone(REPO, "v3.0", policy_text=POLICY.replace('"v2.0"', '"v3.0"', 1) + '  "v2.5":\n    signoff: {approvers: [U7]}\n')
+    await services.save_milestone(
+        REPO, "v3.0", policy_text=POLICY.replace('"v2.0"', '"v3.0"', 1) + '  "v2.5":\n    signoff: {approvers: [U7]}\n'
+    )
     v25 = await services.get_verdict(REPO, "v2.5")
     assert v25.criteria[3].numbers["approvers"] == ["U7"]
 
@@ -263,10 +308,24 @@ async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
 # Defects ---------------------------------------------------------------------------
 
 
-def issue(number: int, labels: list[str], *, state: str = "open", reason: str | None = None, milestone: str | None = "v2.0", at: datetime = T0):
+def issue(
+    number: int,
+    labels: list[str],
+    *,
+    state: str = "open",
+    reason: str | None = None,
+    milestone: str | None = "v2.0",
+    at: datetime = T0,
+):
     return services.IssueFacts(
-        number=number, title=f"issue {number}", labels=labels, state=state, state_reason=reason,
-        milestone_title=milestone, updated_at=at, url=f"https://github.com/{REPO}/issues/{number}",
+        number=number,
+        title=f"issue {number}",
+        labels=labels,
+        state=state,
+        state_reason=reason,
+        milestone_title=milestone,
+        updated_at=at,
+        url=f"https://github.com/{REPO}/issues/{number}",
     )
 
 
@@ -277,19 +336,25 @@ async def test_defects_follow_their_issue(db: str) -> None:
     assert [change.verdict.status for change in outcome.changes] == [GateStatus.BLOCKED]
     assert [d.number for d in (await verdict()).blocking.defects] == [1]
 
-    await services.upsert_defect(REPO, issue(1, ["bug", "P0"], state="closed", reason="completed", at=T0 + timedelta(hours=1)))
+    await services.upsert_defect(
+        REPO, issue(1, ["bug", "P0"], state="closed", reason="completed", at=T0 + timedelta(hours=1))
+    )
     defect = await Defect.get(number=1)
     assert defect.state is DefectState.RESOLVED
     # require_verified: a resolved critical defect still blocks until verified.
     assert [d.number for d in (await verdict()).blocking.defects] == [1]
-    await services.upsert_defect(REPO, issue(1, ["bug", "P0", "verified"], state="closed", reason="completed", at=T0 + timedelta(hours=2)))
+    await services.upsert_defect(
+        REPO, issue(1, ["bug", "P0", "verified"], state="closed", reason="completed", at=T0 + timedelta(hours=2))
+    )
     assert (await Defect.get(number=1)).state is DefectState.VERIFIED
     assert (await verdict()).blocking.defects == []
 
 
 async def test_an_older_issue_event_never_overwrites_a_newer_one(db: str) -> None:
     await setup_policy()
-    await services.upsert_defect(REPO, issue(2, ["bug", "high"], state="closed", reason="completed", at=T0 + timedelta(hours=2)))
+    await services.upsert_defect(
+        REPO, issue(2, ["bug", "high"], state="closed", reason="completed", at=T0 + timedelta(hours=2))
+    )
     stale = await services.upsert_defect(REPO, issue(2, ["bug", "high"], at=T0))
     assert stale.applied is False
     assert (await Defect.get(number=2)).state is DefectState.RESOLVED
@@ -300,7 +365,9 @@ async def test_not_planned_and_unlabelled_issues_stop_counting(db: str) -> None:
     assert (await services.upsert_defect(REPO, issue(3, ["enhancement"]))).defect.counts is False
     await services.upsert_defect(REPO, issue(4, ["bug", "critical"]))
     await services.upsert_defect(REPO, issue(5, ["bug", "P1"]))
-    await services.upsert_defect(REPO, issue(4, ["bug", "critical"], state="closed", reason="not_planned", at=T0 + timedelta(hours=1)))
+    await services.upsert_defect(
+        REPO, issue(4, ["bug", "critical"], state="closed", reason="not_planned", at=T0 + timedelta(hours=1))
+    )
     await services.upsert_defect(REPO, issue(5, ["P1"], at=T0 + timedelta(hours=1)))
     assert {d.number: d.counts for d in await Defect.all()} == {3: False, 4: False, 5: False}
     assert (await verdict()).criteria[1].result is CriterionResult.MET
@@ -318,7 +385,9 @@ async def test_a_new_policy_classifies_stored_defects_again(db: str) -> None:
     await setup_policy()
     await services.upsert_defect(REPO, issue(7, ["defect", "sev1"]))
     assert (await verdict()).criteria[1].result is CriterionResult.MET
-    remapped = POLICY.replace("plans:\n  smoke", "defects:\n  labels: [defect]\n  severity_labels: {critical: [sev1]}\nplans:\n  smoke", 1)
+    remapped = POLICY.replace(
+        "plans:\n  smoke", "defects:\n  labels: [defect]\n  severity_labels: {critical: [sev1]}\nplans:\n  smoke", 1
+    )
     load, _ = await services.apply_policy_file(REPO, remapped)
     assert load.ok, load.errors
     assert (await Defect.get(number=7)).severity is Severity.CRITICAL
@@ -402,7 +471,9 @@ async def test_changing_a_decision_ends_the_earlier_one(db: str) -> None:
     await services.record_decision(REPO, "v2.0", "U1", Decision.REJECT, comment="found a bug")
     trail = (await services.signoff_state(REPO, "v2.0")).trail
     assert [(e.decision, e.valid) for e in trail] == [
-        (Decision.APPROVE, False), (Decision.WITHDRAW, False), (Decision.REJECT, True),
+        (Decision.APPROVE, False),
+        (Decision.WITHDRAW, False),
+        (Decision.REJECT, True),
     ]
 
 
@@ -410,7 +481,12 @@ async def test_a_new_failure_dismisses_approvals_and_reopens_completion(db: str)
     await green_milestone()
     await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
     await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
-    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    outcome = await launch(
+        "r2",
+        ("com.acme.checkout.Pay", "t1", "failed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
     [change] = outcome.changes
     assert change.reopened and change.verdict.status is GateStatus.BLOCKED
     assert sorted(entry.user_id for entry in change.dismissed) == ["U1", "U2"]
@@ -418,7 +494,12 @@ async def test_a_new_failure_dismisses_approvals_and_reopens_completion(db: str)
     assert change.verdict.criteria[3].numbers["approvals"] == 0
     assert change.milestone.completed_at is None
     # Green again: the approvers must approve anew.
-    fixed = await launch("r3", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=2))
+    fixed = await launch(
+        "r3",
+        ("com.acme.checkout.Pay", "t1", "passed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=2),
+    )
     assert fixed.changes[0].verdict.status is GateStatus.READY_FOR_SIGNOFF
 
 
@@ -452,7 +533,10 @@ async def test_only_approvers_decide(db: str) -> None:
 async def test_the_requester_cannot_approve_with_prevent_self_approval(db: str) -> None:
     await green_milestone()
     await services.apply_policy_file(
-        REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("quorum: 2}", "quorum: 1, prevent_self_approval: true}")
+        REPO,
+        POLICY.replace(', "com.acme.Missing.test"', "").replace(
+            "quorum: 2}", "quorum: 1, prevent_self_approval: true}"
+        ),
     )
     await services.open_signoff_request(
         REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1", shown_digest=""
@@ -495,7 +579,9 @@ async def test_user_group_approvers_count_once_their_members_are_known(db: str) 
 
 async def test_approvers_kept_in_slack_are_edited_by_approvers_and_admins(db: str) -> None:
     await green_milestone()
-    await services.apply_policy_file(REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("signoff: {approvers: [U1, U2], quorum: 2}", ""))
+    await services.apply_policy_file(
+        REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("signoff: {approvers: [U1, U2], quorum: 2}", "")
+    )
     with pytest.raises(services.SignoffRefused, match="only v2.0's approvers and workspace admins"):
         await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["U5"])
     approvers = await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U5", "@qa"])
@@ -540,7 +626,12 @@ async def test_a_new_request_replaces_the_live_one(db: str) -> None:
 async def test_dismissals_are_owed_a_message(db: str) -> None:
     await green_milestone()
     approved = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
-    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    outcome = await launch(
+        "r2",
+        ("com.acme.checkout.Pay", "t1", "failed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
     [dismissal] = outcome.changes[0].dismissed
     assert dismissal.ends_id == approved.entry.id
     assert [item.subject for item in await outbox.pending(outbox.SIGNOFF_DISMISSAL)] == [dismissal.id]
@@ -558,12 +649,16 @@ async def test_snapshots_are_appended_only_when_metrics_change(db: str) -> None:
     await launch("r3", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=2))
     latest = await Snapshot.filter(milestone__name="v2.0").order_by("-id").first()
     assert await Snapshot.all().count() == count + 1
-    assert (latest.taken_at, latest.status, latest.metrics["required_failing"]) == (T0 + timedelta(hours=2), GateStatus.BLOCKED, 1)
+    assert (latest.taken_at, latest.status, latest.metrics["required_failing"]) == (
+        T0 + timedelta(hours=2),
+        GateStatus.BLOCKED,
+        1,
+    )
 
 
 async def test_list_puts_the_worst_first(db: str) -> None:
     await setup_policy()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     await services.save_milestone(REPO, "Sprint 1", target_date=today - timedelta(days=1))
     await services.save_milestone(REPO, "Sprint 2", target_date=today + timedelta(days=9))
     await services.upsert_defect(REPO, issue(9, ["bug", "P0"]))
@@ -606,7 +701,9 @@ async def test_groups_seen_for_the_first_time_by_concurrent_clicks_are_stored_on
 
 async def test_a_rejection_blocks_until_withdrawn_even_after_its_author_is_removed(db: str) -> None:
     await green_milestone()
-    no_approvers = POLICY.replace(', "com.acme.Missing.test"', "").replace("signoff: {approvers: [U1, U2], quorum: 2}", "")
+    no_approvers = POLICY.replace(', "com.acme.Missing.test"', "").replace(
+        "signoff: {approvers: [U1, U2], quorum: 2}", ""
+    )
     await services.apply_policy_file(REPO, no_approvers)
     await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U1", "U2"])
     await services.record_decision(REPO, "v2.0", "U2", Decision.REJECT, comment="not ready")
@@ -625,31 +722,55 @@ async def test_a_rejection_blocks_until_withdrawn_even_after_its_author_is_remov
 
 
 async def trail_of(user: str) -> list[tuple[Decision, bool]]:
-    return [(entry.decision, entry.valid) for entry in (await services.signoff_state(REPO, "v2.0")).trail if entry.user_id == user]
+    return [
+        (entry.decision, entry.valid)
+        for entry in (await services.signoff_state(REPO, "v2.0")).trail
+        if entry.user_id == user
+    ]
 
 
 async def test_early_approvals_are_dismissed_too_when_a_green_gate_turns_red(db: str) -> None:
     await setup_policy()
-    await services.apply_policy_file(REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("quorum: 2}", "quorum: 2, allow_early_signoff: true}"))
+    await services.apply_policy_file(
+        REPO,
+        POLICY.replace(', "com.acme.Missing.test"', "").replace("quorum: 2}", "quorum: 2, allow_early_signoff: true}"),
+    )
     await launch("r1", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"))
     early = await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)
     assert early.entry.given_while_green is False
-    await launch("r2", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
-    red = await launch("r3", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=2))
+    await launch(
+        "r2",
+        ("com.acme.checkout.Pay", "t1", "passed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
+    red = await launch(
+        "r3",
+        ("com.acme.checkout.Pay", "t1", "failed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=2),
+    )
     assert [entry.user_id for entry in red.changes[0].dismissed] == ["U1"]
 
 
 async def test_completion_keeps_only_approvals_that_counted_and_a_reopening_forgets_them(db: str) -> None:
     await green_milestone()
     policy = POLICY.replace(', "com.acme.Missing.test"', "")
-    await services.open_signoff_request(REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1")
+    await services.open_signoff_request(
+        REPO, "v2.0", team_id="T1", channel_id="C1", message_ts="1.1", requested_by="U1"
+    )
     await services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE)  # the requester's own, allowed for now
     await services.apply_policy_file(REPO, policy.replace("quorum: 2}", "quorum: 1, prevent_self_approval: true}"))
     assert (await verdict()).status is GateStatus.READY_FOR_SIGNOFF, "the requester's approval no longer counts"
     await services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE)
     milestone = await Milestone.get(name="v2.0")
     assert [entry["user"] for entry in milestone.completed_with] == ["U2"]
-    await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    await launch(
+        "r2",
+        ("com.acme.checkout.Pay", "t1", "failed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
     milestone = await Milestone.get(name="v2.0")
     assert (milestone.completed_at, milestone.completed_with) == (None, [])
 
@@ -661,7 +782,12 @@ async def test_a_milestone_closed_because_it_completed_still_takes_launches_and_
     milestone = await Milestone.get(name="v2.0")
     await services.github_milestone_closed(milestone.id, True)
     await services.save_milestone(REPO, "v2.0", state=MilestoneState.CLOSED)
-    outcome = await launch("r2", ("com.acme.checkout.Pay", "t1", "failed"), ("com.acme.auth.Login", "t1", "passed"), at=T0 + timedelta(hours=1))
+    outcome = await launch(
+        "r2",
+        ("com.acme.checkout.Pay", "t1", "failed"),
+        ("com.acme.auth.Login", "t1", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
     [change] = outcome.changes
     assert change.reopened and change.verdict.status is GateStatus.BLOCKED
 
@@ -682,7 +808,11 @@ async def test_an_approval_ends_with_its_approver_however_they_leave(db: str) ->
     # U1 dropped from the policy file: the same.
     await services.apply_policy_file(REPO, policy.replace("[U1, U2], quorum: 2", "['@qa'], quorum: 1"))
     assert await trail_of("U1") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
-    [dismissal] = [entry for entry in (await services.signoff_state(REPO, "v2.0")).trail if entry.user_id == "U1" and entry.decision is Decision.DISMISS]
+    [dismissal] = [
+        entry
+        for entry in (await services.signoff_state(REPO, "v2.0")).trail
+        if entry.user_id == "U1" and entry.decision is Decision.DISMISS
+    ]
     assert dismissal.comment == "no longer an approver"
 
 

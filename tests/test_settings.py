@@ -15,7 +15,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No setting from the caller's environment, and a working directory without `.env`."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
-    for variable in ("GITHUB_WEBHOOK_SECRET", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_TOKEN", "GITHUB_API_URL"):
+    for variable in (
+        "GITHUB_WEBHOOK_SECRET",
+        "GITHUB_APP_ID",
+        "GITHUB_PRIVATE_KEY",
+        "GITHUB_PRIVATE_KEY_PATH",
+        "GITHUB_TOKEN",
+        "GITHUB_API_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -139,11 +146,18 @@ def test_github_is_off_by_default() -> None:
 
 
 def test_an_app_id_needs_a_private_key_and_a_key_needs_an_app_id() -> None:
-    assert refusal(github_app_id="12") == "configuration error: GITHUB_APP_ID needs GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH"
-    assert refusal(github_private_key="-----BEGIN") == "configuration error: a GitHub App private key needs GITHUB_APP_ID"
+    assert (
+        refusal(github_app_id="12")
+        == "configuration error: GITHUB_APP_ID needs GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH"
+    )
+    assert (
+        refusal(github_private_key="-----BEGIN") == "configuration error: a GitHub App private key needs GITHUB_APP_ID"
+    )
 
 
-def test_a_private_key_comes_from_the_variable_with_escaped_newlines_or_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_private_key_comes_from_the_variable_with_escaped_newlines_or_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_APP_ID", "12")
     monkeypatch.setenv("GITHUB_PRIVATE_KEY", "-----BEGIN KEY-----\\nabc\\n-----END KEY-----")
     assert Settings().github_private_key_pem() == "-----BEGIN KEY-----\nabc\n-----END KEY-----"
@@ -157,6 +171,11 @@ def test_a_private_key_comes_from_the_variable_with_escaped_newlines_or_from_a_f
 
 
 def test_the_api_url_must_be_http_and_loses_its_trailing_slash() -> None:
-    assert Settings(github_api_url="https://github.example.com/api/v3/").github_api_url == "https://github.example.com/api/v3"
-    assert refusal(github_api_url="github.example.com").startswith("configuration error: GITHUB_API_URL: expected an http(s) URL")
+    assert (
+        Settings(github_api_url="https://github.example.com/api/v3/").github_api_url
+        == "https://github.example.com/api/v3"
+    )
+    assert refusal(github_api_url="github.example.com").startswith(
+        "configuration error: GITHUB_API_URL: expected an http(s) URL"
+    )
     assert refusal(webhook_workers="0") == "configuration error: WEBHOOK_WORKERS: must be 1 or more"

@@ -7,9 +7,10 @@ import asyncio
 import io
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -71,8 +72,15 @@ class Slack:
             if element["action_id"] == action_id
         )
         response_url = self.fake.response_url()
-        container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": CHANNEL_ID, "is_ephemeral": ephemeral}
-        body = block_actions_form(action_id, value, response_url=response_url, message=message, container=container, **fields)
+        container = {
+            "type": "message",
+            "message_ts": "1700000000.000100",
+            "channel_id": CHANNEL_ID,
+            "is_ephemeral": ephemeral,
+        }
+        body = block_actions_form(
+            action_id, value, response_url=response_url, message=message, container=container, **fields
+        )
         response = await post(self.client, body)
         assert response.status_code == 200, response.text
         return response_url
@@ -127,18 +135,33 @@ def report(cases: dict[str, str]):
 
 async def release(repository: str = REPO, *, failing: int = 2, passing: int = 8) -> None:
     """v2.0 with a policy, a launch with failing required tests and a blocking defect."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     await services.apply_policy_file(repository, POLICY)
     await services.save_milestone(repository, "v2.0", target_date=today + timedelta(days=10), github_number=1)
     await services.save_milestone(repository, "v2.1", target_date=today + timedelta(days=40), github_number=2)
     cases = {f"test_ok_{n}": "passed" for n in range(passing)} | {f"test_bad_{n}": "failed" for n in range(failing)}
     await services.record_launch(
         report(cases),
-        LaunchSource(repository, "smoke", "run-1", commit_sha="abcdef1234567", branch="main", url=f"https://github.com/{repository}/actions/runs/1"),
+        LaunchSource(
+            repository,
+            "smoke",
+            "run-1",
+            commit_sha="abcdef1234567",
+            branch="main",
+            url=f"https://github.com/{repository}/actions/runs/1",
+        ),
     )
     await services.upsert_defect(
         repository,
-        services.IssueFacts(7, "Checkout crashes", ["bug", "P0"], "open", url=f"https://github.com/{repository}/issues/7", milestone_title="v2.0", milestone_number=1),
+        services.IssueFacts(
+            7,
+            "Checkout crashes",
+            ["bug", "P0"],
+            "open",
+            url=f"https://github.com/{repository}/issues/7",
+            milestone_title="v2.0",
+            milestone_number=1,
+        ),
     )
 
 
@@ -146,7 +169,9 @@ def section_texts(message: dict[str, Any]) -> str:
     return "\n".join(
         element["text"]
         for block in message["blocks"]
-        for element in ([block["text"]] if "text" in block else []) + block.get("elements", []) + block.get("fields", [])
+        for element in ([block["text"]] if "text" in block else [])
+        + block.get("elements", [])
+        + block.get("fields", [])
         if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text")
     )
 
@@ -185,7 +210,9 @@ async def test_a_request_from_another_workspace_gets_nothing(slack: Slack) -> No
     response = await post(slack.client, command_form("status v2.0", team_id="T0OTHER"))
     # Answered (or Slack would retry) with nothing in it.
     assert response.status_code == 200 and response.text == ""
-    event = event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id="T0OTHER")
+    event = event_json(
+        {"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id="T0OTHER"
+    )
     assert (await post(slack.client, event)).status_code == 200
     await asyncio.sleep(0.1)
     assert slack.fake.calls("views.publish") == []
@@ -218,7 +245,9 @@ async def test_list_puts_the_most_urgent_first_with_its_numbers(slack: Slack) ->
     assert lines[0] == "Milestones"
     assert lines[1].startswith(":red_circle: *v2.0* Blocked · due ")
     assert lines[1].endswith("(in 10 days) · pass rate 80% · 1 blocking defect")
-    assert lines[2].startswith(":red_circle: *v2.1* Blocked · due ") and lines[2].endswith("(in 40 days) · pass rate 80%")
+    assert lines[2].startswith(":red_circle: *v2.1* Blocked · due ") and lines[2].endswith(
+        "(in 40 days) · pass rate 80%"
+    )
     assert answer["text"] == "2 open milestones; most urgent: v2.0 (Blocked)"
     [share] = [element for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]]
     assert share["action_id"] == "share" and json.loads(share["value"]) == {"subcommand": "list"}
@@ -232,10 +261,18 @@ async def test_status_card_in_the_acknowledgement(slack: Slack) -> None:
     assert answer["text"].startswith("v2.0 (acme/shop): Blocked: 2 of 10 required tests failing")
     assert ":x: *Required tests pass* `████████░░` 2 of 10 required tests failing; pass rate 80% below 95%" in body
     assert ":x: *Defects resolved* open defects over the limit: 1 critical (max 0)" in body
-    assert "• :x: `com.acme.Checkout.test_bad_0` failed since <https://github.com/acme/shop/actions/runs/1|run> `abcdef1`" in body
+    assert (
+        "• :x: `com.acme.Checkout.test_bad_0` failed since <https://github.com/acme/shop/actions/runs/1|run> `abcdef1`"
+        in body
+    )
     assert "• :red_circle: <https://github.com/acme/shop/issues/7|#7 Checkout crashes> critical · *blocking*" in body
     assert "*Sign-off* 0 of 2 approvals · waiting for <@U0USER>, <@U0PM>" in body
-    buttons = {element["action_id"]: element for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]}
+    buttons = {
+        element["action_id"]: element
+        for block in answer["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    }
     assert list(buttons) == ["refresh", "open_page", "share"]
     page = buttons["open_page"]["url"]
     assert page.startswith(f"{PUBLIC_URL}/milestones/acme/shop/v2.0?key=")
@@ -259,7 +296,9 @@ async def test_unknown_names_suggest_close_ones_and_missing_names_list_the_open_
 
 async def test_defects_tests_and_trend(slack: Slack) -> None:
     await release()
-    await services.upsert_defect(REPO, services.IssueFacts(8, "Typo", ["bug", "P3"], "open", milestone_title="v2.0", milestone_number=1))
+    await services.upsert_defect(
+        REPO, services.IssueFacts(8, "Typo", ["bug", "P3"], "open", milestone_title="v2.0", milestone_number=1)
+    )
     defects = section_texts(await slack.answer("defects v2.0"))
     assert defects.splitlines()[:3] == [
         "v2.0 · 2 defects not yet verified, 1 blocking",
@@ -294,7 +333,9 @@ async def test_link_sets_the_channel_default_and_an_ambiguous_name_asks_which(sl
     assert unknown["text"] == "No repository acme/nope is known here."
     linked = await slack.answer("link acme/shop")
     assert linked["text"] == "This channel now speaks about acme/shop."
-    assert await ChannelLink.filter(team_id=TEAM_ID, channel_id=CHANNEL_ID).values_list("repository__full_name", flat=True) == [REPO]
+    assert await ChannelLink.filter(team_id=TEAM_ID, channel_id=CHANNEL_ID).values_list(
+        "repository__full_name", flat=True
+    ) == [REPO]
     assert (await slack.answer("status v2.0"))["text"].startswith("v2.0 (acme/shop)")
     assert (await slack.answer("status v2.0 acme/api"))["text"].startswith("v2.0 (acme/api)")
     assert (await slack.answer("list"))["text"] == "2 open milestones in acme/shop; most urgent: v2.0 (Blocked)"
@@ -312,7 +353,18 @@ async def test_link_sets_the_channel_default_and_an_ambiguous_name_asks_which(sl
 async def test_refresh_replaces_the_card_with_the_current_gate(slack: Slack) -> None:
     await release()
     card = await slack.answer("status v2.0")
-    await services.upsert_defect(REPO, services.IssueFacts(7, "Checkout crashes", ["bug", "P0"], "closed", state_reason="completed", milestone_title="v2.0", milestone_number=1))
+    await services.upsert_defect(
+        REPO,
+        services.IssueFacts(
+            7,
+            "Checkout crashes",
+            ["bug", "P0"],
+            "closed",
+            state_reason="completed",
+            milestone_title="v2.0",
+            milestone_number=1,
+        ),
+    )
     url = await slack.click(card, "refresh")
     [refreshed] = await eventually(lambda: slack.fake.responses(url))
     assert refreshed["replace_original"] is True
@@ -328,11 +380,18 @@ async def test_share_posts_the_answer_in_the_channel_and_removes_the_private_cop
     assert posted["text"].startswith("v2.0 (acme/shop): Blocked")
     texts = section_texts(posted)
     assert f"Shared by <@{USER_ID}>" in texts
-    assert [element["action_id"] for block in posted["blocks"] if block["type"] == "actions" for element in block["elements"]] == ["refresh", "open_page"]
+    assert [
+        element["action_id"]
+        for block in posted["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ] == ["refresh", "open_page"]
     [deleted] = await eventually(lambda: slack.fake.responses(url))
     assert deleted == {"delete_original": True}
     [post_call] = slack.fake.calls("chat.postMessage")
-    assert post_call.body["channel"] == CHANNEL_ID and json.loads(json.dumps(post_call.body["blocks"])) == posted["blocks"]
+    assert (
+        post_call.body["channel"] == CHANNEL_ID and json.loads(json.dumps(post_call.body["blocks"])) == posted["blocks"]
+    )
 
 
 async def test_share_in_a_channel_the_app_is_not_in_goes_through_the_response_url(slack: Slack) -> None:
@@ -382,7 +441,9 @@ async def test_a_tampered_button_value_is_answered_not_obeyed(slack: Slack) -> N
 # Speed --------------------------------------------------------------------------------
 
 
-async def test_a_slow_answer_is_acknowledged_at_once_and_follows_on_the_response_url(slack: Slack, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_slow_answer_is_acknowledged_at_once_and_follows_on_the_response_url(
+    slack: Slack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await release()
     monkeypatch.setattr(listeners, "ACK_BUDGET_SECONDS", 0.05)
     original = services.read_milestone
@@ -418,8 +479,16 @@ async def test_a_failure_inside_a_command_still_answers(slack: Slack, monkeypatc
 async def test_home_tab_is_published_on_app_home_opened_and_again_on_a_retry(slack: Slack) -> None:
     await release()
     await release("acme/api")
-    await ChannelLink.create(team_id=TEAM_ID, channel_id="C0REL", repository=await Repository.get(full_name=REPO), linked_by=USER_ID)
-    event = {"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home", "event_ts": "1700000000.000200"}
+    await ChannelLink.create(
+        team_id=TEAM_ID, channel_id="C0REL", repository=await Repository.get(full_name=REPO), linked_by=USER_ID
+    )
+    event = {
+        "type": "app_home_opened",
+        "user": USER_ID,
+        "channel": "D0HOME",
+        "tab": "home",
+        "event_ts": "1700000000.000200",
+    }
     body = event_json(event, team_id=TEAM_ID)
     assert (await post(slack.client, body)).status_code == 200
     view = await eventually(lambda: slack.fake.home_views.get(USER_ID))
@@ -430,7 +499,9 @@ async def test_home_tab_is_published_on_app_home_opened_and_again_on_a_retry(sla
     [publish] = slack.fake.calls("views.publish")
     assert publish.body["user_id"] == USER_ID and publish.body["view"]["type"] == "home"
     # Slack's retry of the same event publishes the same view again: nothing piles up.
-    assert (await post(slack.client, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})).status_code == 200
+    assert (
+        await post(slack.client, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    ).status_code == 200
     await eventually(lambda: len(slack.fake.calls("views.publish")) == 2)
     # The same view but for its "Updated …" footer.
     assert slack.fake.home_views[USER_ID]["blocks"][:-1] == view["blocks"][:-1]
@@ -438,20 +509,42 @@ async def test_home_tab_is_published_on_app_home_opened_and_again_on_a_retry(sla
 
 async def test_home_lists_what_awaits_the_viewers_signoff(slack: Slack) -> None:
     await release(failing=0)
-    await services.upsert_defect(REPO, services.IssueFacts(7, "Checkout crashes", ["bug", "P0"], "closed", state_reason="completed", milestone_title="v2.0", milestone_number=1))
-    await post(slack.client, event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id=TEAM_ID))
+    await services.upsert_defect(
+        REPO,
+        services.IssueFacts(
+            7,
+            "Checkout crashes",
+            ["bug", "P0"],
+            "closed",
+            state_reason="completed",
+            milestone_title="v2.0",
+            milestone_number=1,
+        ),
+    )
+    await post(
+        slack.client,
+        event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id=TEAM_ID),
+    )
     view = await eventually(lambda: slack.fake.home_views.get(USER_ID))
     texts = section_texts(view)
     assert "*Awaiting your sign-off*" in texts
     assert texts.index(":large_blue_circle: *v2.0* `acme/shop` Ready for sign-off") < texts.index("*acme/shop*")
     # Someone who is not an approver sees no such section.
-    await post(slack.client, event_json({"type": "app_home_opened", "user": "U0DEV", "channel": "D0DEV", "tab": "home"}, team_id=TEAM_ID))
+    await post(
+        slack.client,
+        event_json({"type": "app_home_opened", "user": "U0DEV", "channel": "D0DEV", "tab": "home"}, team_id=TEAM_ID),
+    )
     other = await eventually(lambda: slack.fake.home_views.get("U0DEV"))
     assert "Awaiting your sign-off" not in section_texts(other)
 
 
 async def test_the_messages_tab_publishes_nothing(slack: Slack) -> None:
-    await post(slack.client, event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "messages"}, team_id=TEAM_ID))
+    await post(
+        slack.client,
+        event_json(
+            {"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "messages"}, team_id=TEAM_ID
+        ),
+    )
     await asyncio.sleep(0.1)
     assert slack.fake.calls("views.publish") == []
 
@@ -459,7 +552,10 @@ async def test_the_messages_tab_publishes_nothing(slack: Slack) -> None:
 async def test_rate_limited_publishing_waits_and_succeeds(slack: Slack) -> None:
     await release()
     slack.fake.rate_limit("views.publish", times=1, retry_after=1)
-    await post(slack.client, event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id=TEAM_ID))
+    await post(
+        slack.client,
+        event_json({"type": "app_home_opened", "user": USER_ID, "channel": "D0HOME", "tab": "home"}, team_id=TEAM_ID),
+    )
     await eventually(lambda: slack.fake.home_views.get(USER_ID))
     attempts = slack.fake.calls("views.publish")
     assert len(attempts) == 2
@@ -522,15 +618,24 @@ class SocketModeSlack:
 
     async def command(self, text: str) -> dict:
         assert self.socket is not None
-        fields = {key: values[0] for key, values in parse_qs(command_form(text).decode(), keep_blank_values=True).items()}
-        await self.socket.send_json({"envelope_id": "e-1", "type": "slash_commands", "accepts_response_payload": True, "payload": fields})
+        fields = {
+            key: values[0] for key, values in parse_qs(command_form(text).decode(), keep_blank_values=True).items()
+        }
+        await self.socket.send_json(
+            {"envelope_id": "e-1", "type": "slash_commands", "accepts_response_payload": True, "payload": fields}
+        )
         return await asyncio.wait_for(self.acks.get(), 5)
 
 
 async def test_socket_mode_answers_commands_without_a_public_url(db: str) -> None:
     await release()
     async with SocketModeSlack() as slack:
-        settings = settings_for(db, slack_bot_token="xoxb-test", slack_app_token=SocketModeSlack.APP_TOKEN, slack_api_url=slack.url + "/api/")
+        settings = settings_for(
+            db,
+            slack_bot_token="xoxb-test",
+            slack_app_token=SocketModeSlack.APP_TOKEN,
+            slack_api_url=slack.url + "/api/",
+        )
         app = create_app(settings, manage_database=False, workers=0)
         async with app.router.lifespan_context(app):
             await asyncio.wait_for(slack.connected.wait(), 5)
@@ -548,10 +653,17 @@ async def test_socket_mode_answers_commands_without_a_public_url(db: str) -> Non
 async def test_socket_mode_keeps_trying_while_slack_is_unreachable(db: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     with FakeSlack() as fake:
-        settings = settings_for(db, slack_bot_token=fake.bot_token, slack_app_token="xapp-1-unknown", slack_api_url=fake.api_url)
+        settings = settings_for(
+            db, slack_bot_token=fake.bot_token, slack_app_token="xapp-1-unknown", slack_api_url=fake.api_url
+        )
         app = create_app(settings, manage_database=False, workers=0)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
                 assert (await client.get("/healthz")).status_code == 200
             await eventually(lambda: fake.calls("apps.connections.open"))
-            await eventually(lambda: any(record.name == "milestones.slack" and record.message.startswith("Failed to connect") for record in caplog.records))
+            await eventually(
+                lambda: any(
+                    record.name == "milestones.slack" and record.message.startswith("Failed to connect")
+                    for record in caplog.records
+                )
+            )

@@ -35,7 +35,12 @@ def test_home_tab_events_and_scopes() -> None:
     # commands: the slash command; chat:write(.public): Share, sign-off requests, announcements
     # and direct messages; usergroups:read: group approvers; users:read: who is an admin.
     assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == {
-        "commands", "chat:write", "chat:write.public", "usergroups:read", "users:read", "files:write",
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "usergroups:read",
+        "users:read",
+        "files:write",
     }
     # Dismissed approvers are told in the app's messages tab, which they cannot write to.
     app_home = MANIFEST["features"]["app_home"]

@@ -48,7 +48,9 @@ runs = iter(range(1, 1_000_000))
 async def launch(failing: int = 0) -> services.LaunchOutcome:
     """A launch of the same five required tests, the first `failing` of them failing."""
     cases = {f"test_{n}": "failed" if n < failing else "passed" for n in range(5)}
-    return await services.record_launch(report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main"))
+    return await services.record_launch(
+        report(cases), LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main")
+    )
 
 
 async def green_release(policy: str = POLICY) -> None:
@@ -62,7 +64,9 @@ async def notices(slack: Slack) -> int:
     return await slack.app.state.notices.drain(now=utcnow() + timedelta(seconds=11))
 
 
-async def request(slack: Slack, user: str = EVE, channel: str = CHANNEL_ID, text: str = "signoff v2.0") -> dict[str, Any]:
+async def request(
+    slack: Slack, user: str = EVE, channel: str = CHANNEL_ID, text: str = "signoff v2.0"
+) -> dict[str, Any]:
     """Run `/milestone signoff` and return the request message the app posted."""
     before = len(slack.fake.messages(channel))
     answer = await slack.answer(text, user_id=user, channel_id=channel)
@@ -78,11 +82,22 @@ def current(slack: Slack, message: dict[str, Any], channel: str = CHANNEL_ID) ->
 
 
 async def press(
-    slack: Slack, message: dict[str, Any], action_id: str, user: str, *, value: str | None = None, team_id: str = TEAM_ID, channel: str = CHANNEL_ID
+    slack: Slack,
+    message: dict[str, Any],
+    action_id: str,
+    user: str,
+    *,
+    value: str | None = None,
+    team_id: str = TEAM_ID,
+    channel: str = CHANNEL_ID,
 ) -> str:
     """Press a button of a request message; returns the response_url the click carried."""
     button = next(
-        element for block in message["blocks"] if block["type"] == "actions" for element in block["elements"] if element["action_id"] == action_id
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == action_id
     )
     response_url = slack.fake.response_url(channel=channel, original=message)
     body = block_actions_form(
@@ -118,7 +133,9 @@ async def submit_reason(slack: Slack, modal: dict[str, Any], user: str, reason: 
 
 
 async def trail() -> list[tuple[str, Decision, bool]]:
-    return [(entry.user_id, entry.decision, entry.valid) for entry in (await services.signoff_state(REPO, "v2.0")).trail]
+    return [
+        (entry.user_id, entry.decision, entry.valid) for entry in (await services.signoff_state(REPO, "v2.0")).trail
+    ]
 
 
 # The request ----------------------------------------------------------------------------
@@ -130,20 +147,38 @@ async def test_a_request_names_the_gate_and_mentions_the_approvers(slack: Slack)
     assert_within_limits({"text": message["text"], "blocks": message["blocks"]}, "message")
     text = section_texts(message)
     assert "<@U0EVE> asks for sign-off of *v2.0*" in text and "Ready for sign-off" in text
-    assert ":hourglass_flowing_sand: <@U0ANN> to decide" in text and ":hourglass_flowing_sand: <@U0BOB> to decide" in text
-    labels = [element["text"]["text"] for block in message["blocks"] if block["type"] == "actions" for element in block["elements"]]
+    assert (
+        ":hourglass_flowing_sand: <@U0ANN> to decide" in text and ":hourglass_flowing_sand: <@U0BOB> to decide" in text
+    )
+    labels = [
+        element["text"]["text"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
     assert labels == ["Approve", "Reject", "Withdraw my decision"]
     [stored] = await SignoffRequest.all()
-    assert (stored.channel_id, stored.message_ts, stored.requested_by, stored.live_for) == (CHANNEL_ID, message["ts"], EVE, stored.milestone_id)
+    assert (stored.channel_id, stored.message_ts, stored.requested_by, stored.live_for) == (
+        CHANNEL_ID,
+        message["ts"],
+        EVE,
+        stored.milestone_id,
+    )
 
 
 async def test_a_red_gate_says_what_blocks_and_refuses_approval(slack: Slack) -> None:
     await green_release()
     await launch(failing=2)
     message = await request(slack)
-    assert ":lock: *Approval opens when tests, defects and coverage are met.* Still blocking: 2 of 5 required tests failing" in section_texts(message)
+    assert (
+        ":lock: *Approval opens when tests, defects and coverage are met.* Still blocking: 2 of 5 required tests failing"
+        in section_texts(message)
+    )
     url = await press(slack, message, "signoff_approve", ANN)
-    assert "V2.0 cannot be approved until its tests, defects and coverage are met (2 of 5 required tests failing" in await private_reply(slack, url)
+    assert (
+        "V2.0 cannot be approved until its tests, defects and coverage are met (2 of 5 required tests failing"
+        in await private_reply(slack, url)
+    )
     assert await trail() == []
 
 
@@ -155,11 +190,15 @@ async def test_a_new_request_replaces_the_old_one_which_points_to_it(slack: Slac
     # The old message is edited; the new one is already up to date.
     assert [call.body["ts"] for call in slack.fake.calls("chat.update")] == [first["ts"]]
     old = current(slack, first)
-    assert old["blocks"][0]["text"]["text"].startswith(":arrow_right: This sign-off request for v2.0 (acme/shop) was replaced by <https://acme.slack.com/archives/C0OTHER/p")
+    assert old["blocks"][0]["text"]["text"].startswith(
+        ":arrow_right: This sign-off request for v2.0 (acme/shop) was replaced by <https://acme.slack.com/archives/C0OTHER/p"
+    )
     assert [block["type"] for block in old["blocks"]] == ["section"], "no buttons left"
     # A click on the old message (its buttons, as a client that did not refresh still shows them) counts nothing.
     url = await press(slack, first, "signoff_approve", ANN)
-    assert (await private_reply(slack, url)).startswith("This sign-off request was replaced by a newer one: <https://acme.slack.com/archives/C0OTHER/")
+    assert (await private_reply(slack, url)).startswith(
+        "This sign-off request was replaced by a newer one: <https://acme.slack.com/archives/C0OTHER/"
+    )
     assert await trail() == []
     await press(slack, second, "signoff_approve", ANN, channel="C0OTHER")
     assert await eventually_trail([(ANN, Decision.APPROVE, True)])
@@ -185,7 +224,9 @@ async def test_an_approver_approves_and_the_message_shows_it(slack: Slack) -> No
     await notices(slack)
     updated = current(slack, message)
     text = section_texts(updated)
-    assert ":white_check_mark: <@U0ANN> approved <!date^" in text and ":hourglass_flowing_sand: <@U0BOB> to decide" in text
+    assert (
+        ":white_check_mark: <@U0ANN> approved <!date^" in text and ":hourglass_flowing_sand: <@U0BOB> to decide" in text
+    )
     assert "1 of 2 approvals" in text
     assert slack.fake.responses(url) == [], "an approval that counts needs no private answer"
     [update] = slack.fake.calls("chat.update")
@@ -225,7 +266,10 @@ async def test_reject_asks_for_a_reason_and_a_rejection_blocks_until_withdrawn(s
     assert modal["callback_id"] == "signoff_reject_reason" and modal["type"] == "modal"
     # Without a reason (Slack's client checks it; the app checks again): the modal stays, nothing recorded.
     empty = await submit_reason(slack, modal, BOB, "   ")
-    assert empty.json() == {"response_action": "errors", "errors": {"reason": "Please say why: the reason is shown with the rejection."}}
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "Please say why: the reason is shown with the rejection."},
+    }
     assert await trail() == []
     done = await submit_reason(slack, modal, BOB, "Perf sign-off <@U0ANN> missing")
     assert done.status_code == 200 and done.text == ""
@@ -240,7 +284,9 @@ async def test_reject_asks_for_a_reason_and_a_rejection_blocks_until_withdrawn(s
     assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.BLOCKED
     # Only its author withdraws it: Ann's withdrawal ends her own approval.
     await press(slack, message, "signoff_withdraw", BOB)
-    await eventually_trail([(BOB, Decision.REJECT, False), (ANN, Decision.APPROVE, True), (BOB, Decision.WITHDRAW, False)])
+    await eventually_trail(
+        [(BOB, Decision.REJECT, False), (ANN, Decision.APPROVE, True), (BOB, Decision.WITHDRAW, False)]
+    )
     assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.READY_FOR_SIGNOFF
     await notices(slack)
     assert ":hourglass_flowing_sand: <@U0BOB> to decide" in section_texts(current(slack, message))
@@ -261,7 +307,13 @@ async def test_a_tampered_value_or_a_foreign_team_records_nothing(slack: Slack) 
     url = await press(slack, forged, "signoff_approve", ANN)
     assert await private_reply(slack, url) == "This button is out of date: it does not belong to a sign-off request."
     # Another workspace: answered with nothing, recorded nothing.
-    body = block_actions_form("signoff_approve", message["blocks"][-2]["elements"][0]["value"], user_id=ANN, team_id="T0OTHER", message=message)
+    body = block_actions_form(
+        "signoff_approve",
+        message["blocks"][-2]["elements"][0]["value"],
+        user_id=ANN,
+        team_id="T0OTHER",
+        message=message,
+    )
     response = await post(slack.client, body)
     assert response.status_code == 200 and response.text == ""
     await asyncio.sleep(0.1)
@@ -313,13 +365,21 @@ async def test_a_full_release_from_red_to_complete_with_a_late_regression(slack:
     assert dm["text"].startswith("Your approval of v2.0 was dismissed: gate turned red: 1 of 5 required tests failing")
     assert "<https://acme.slack.com/archives/C0CHAN/p" in section_texts(dm), "links to the request"
     text = section_texts(current(slack, message))
-    assert ":warning: approval by <@U0ANN> dismissed <!date^" in text and ":hourglass_flowing_sand: <@U0ANN> to decide" in text
+    assert (
+        ":warning: approval by <@U0ANN> dismissed <!date^" in text
+        and ":hourglass_flowing_sand: <@U0ANN> to decide" in text
+    )
     # Green again; both approve; the milestone completes and is announced.
     await launch()
     for approver in (ANN, BOB):
         await press(slack, message, "signoff_approve", approver)
     await eventually_trail(
-        [(ANN, Decision.APPROVE, False), (ANN, Decision.DISMISS, False), (ANN, Decision.APPROVE, True), (BOB, Decision.APPROVE, True)]
+        [
+            (ANN, Decision.APPROVE, False),
+            (ANN, Decision.DISMISS, False),
+            (ANN, Decision.APPROVE, True),
+            (BOB, Decision.APPROVE, True),
+        ]
     )
     milestone = await Milestone.get(name="v2.0")
     assert milestone.completed_at is not None and [entry["user"] for entry in milestone.completed_with] == [ANN, BOB]
@@ -330,7 +390,9 @@ async def test_a_full_release_from_red_to_complete_with_a_late_regression(slack:
         assert texts.count("v2.0 (acme/shop) is complete") == 1, channel
     assert await notices(slack) == 0, "announced once"
     # A late critical defect reopens it: announced too.
-    await services.upsert_defect(REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0", milestone_number=1))
+    await services.upsert_defect(
+        REPO, services.IssueFacts(9, "Data loss", ["bug", "P0"], "open", milestone_title="v2.0", milestone_number=1)
+    )
     await notices(slack)
     reopened = "v2.0 (acme/shop) reopened: open defects over the limit: 1 critical (max 0); 0 of 2 approvals"
     team = [message["text"] for message in slack.fake.messages("C0TEAM")]
@@ -359,12 +421,17 @@ async def test_approvers_kept_in_slack_are_changed_by_admins_and_approvers(slack
     await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
     slack.fake.add_usergroup("S0QA", "qa-leads", [BOB])
     answer = await slack.answer("approvers v2.0")
-    assert "None yet: a workspace admin names the first with `/milestone approvers v2.0 add @person`" in section_texts(answer)
+    assert "None yet: a workspace admin names the first with `/milestone approvers v2.0 add @person`" in section_texts(
+        answer
+    )
     refused = await slack.answer("approvers v2.0 add <@U0EVE|eve>", user_id=EVE)
     assert "Only v2.0's approvers and workspace admins can change its approvers" in refused["text"]
     added = await slack.answer("approvers v2.0 add <@U0ANN|ann> <!subteam^S0QA|@qa-leads>", user_id=ADMIN)
     text = section_texts(added)
-    assert "*Approvers of v2.0* (acme/shop): <@U0ANN>, *@qa-leads*" in text and "That is 2 people: <@U0ANN>, <@U0BOB>" in text
+    assert (
+        "*Approvers of v2.0* (acme/shop): <@U0ANN>, *@qa-leads*" in text
+        and "That is 2 people: <@U0ANN>, <@U0BOB>" in text
+    )
     assert "Added by <@U0ADMIN>." in text
     unknown = await slack.answer("approvers v2.0 add @nobody", user_id=ANN)
     assert unknown["text"] == "There is no user group @nobody in this workspace"
@@ -396,12 +463,17 @@ async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
 async def test_a_milestone_without_approvers_gets_no_request(slack: Slack) -> None:
     await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
     answer = await slack.answer("signoff v2.0")
-    assert answer["text"] == "v2.0 has no approvers, so there is nobody to ask. Name them in the policy file, or with `/milestone approvers v2.0 add @person`"
+    assert (
+        answer["text"]
+        == "v2.0 has no approvers, so there is nobody to ask. Name them in the policy file, or with `/milestone approvers v2.0 add @person`"
+    )
     assert slack.fake.messages(CHANNEL_ID) == [] and await SignoffRequest.all().count() == 0
 
 
 async def test_early_sign_off_and_self_approval_follow_the_policy(slack: Slack) -> None:
-    policy = POLICY.replace("[U0ANN, U0BOB]}", "[U0ANN, U0BOB], allow_early_signoff: true, prevent_self_approval: true}")
+    policy = POLICY.replace(
+        "[U0ANN, U0BOB]}", "[U0ANN, U0BOB], allow_early_signoff: true, prevent_self_approval: true}"
+    )
     await green_release(policy)
     await launch(failing=1)
     message = await request(slack, user=ANN)
@@ -431,7 +503,10 @@ async def test_a_reason_is_submitted_without_waiting_for_slack(slack: Slack) -> 
     assert await trail() == [(BOB, Decision.REJECT, True)]
     # Someone who is not an approver sees why under the reason field.
     again = await submit_reason(slack, modal, EVE, "I object")
-    assert again.json() == {"response_action": "errors", "errors": {"reason": "You are not an approver of v2.0 (approvers: @U0ANN, @qa-leads)."}}
+    assert again.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "You are not an approver of v2.0 (approvers: @U0ANN, @qa-leads)."},
+    }
 
 
 async def test_a_click_reads_group_members_again_when_they_are_over_a_minute_old(slack: Slack) -> None:

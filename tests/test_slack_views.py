@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-from functools import cache
 import re
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 import pytest
 
 from bot.command_line import Query
 from bot.views.blocks import Message, line_sections, progress_bar, sparkline
 from bot.views.home import home_view
-from bot.views.milestones import Links, milestone_defects, milestone_list, status_card, milestone_tests, milestone_trend
+from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from bot.views.replies import help_message
 from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.gate import DecisionFact, DefectFact, LaunchRef, MilestoneFacts, PassingCounts, TestFact, evaluate
@@ -21,7 +21,7 @@ from core.policy import MilestonePolicy
 from core.services import MilestoneReading, MilestoneSummary
 from tests.block_kit import assert_within_limits
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PAGE = "https://gate.example.com/milestones/acme/shop/v2.0?key=abc"
 COMMAND = "/milestone"
 SEVERITIES = list(Severity)
@@ -55,17 +55,34 @@ def huge() -> MilestoneReading:
         for index in range(2000)
     ]
     tests += [
-        TestFact(20_000 + index, "com.acme.Flaky", f"f{index}", "flaky", required=False, latest=TestStatus.PASSED, flaky=True, recent="PFPFPF")
+        TestFact(
+            20_000 + index,
+            "com.acme.Flaky",
+            f"f{index}",
+            "flaky",
+            required=False,
+            latest=TestStatus.PASSED,
+            flaky=True,
+            recent="PFPFPF",
+        )
         for index in range(400)
     ]
     defects = [
-        DefectFact(number, f"Defect {number} {HOSTILE} {'y' * 200}", SEVERITIES[number % 5], DefectState.OPEN, f"https://github.com/acme/shop/issues/{number}")
+        DefectFact(
+            number,
+            f"Defect {number} {HOSTILE} {'y' * 200}",
+            SEVERITIES[number % 5],
+            DefectState.OPEN,
+            f"https://github.com/acme/shop/issues/{number}",
+        )
         for number in range(1, 301)
     ]
     trend = [TrendPoint(NOW - timedelta(days=60 - day), 0.5 + day / 200, 300 - day) for day in range(60)]
     facts = MilestoneFacts(
         name="v2.0",
-        policy=MilestonePolicy.model_validate({"required": ["plan:smoke"], "signoff": {"approvers": [f"U{n:03}" for n in range(30)]}}),
+        policy=MilestonePolicy.model_validate(
+            {"required": ["plan:smoke"], "signoff": {"approvers": [f"U{n:03}" for n in range(30)]}}
+        ),
         target_date=date(2026, 11, 20),
         tests=tests,
         passing=PassingCounts(total=50_000, required=5_000),
@@ -105,8 +122,24 @@ def huge_messages() -> dict[str, Message]:
     big = huge()
     links = Links(PAGE)
     history = History(
-        daily([SnapshotRow(NOW - timedelta(days=40 - day), GateStatus.BLOCKED, {"pass_rate": day / 40, "open_blocking": 40 - day}) for day in range(40)], NOW.date() - timedelta(days=29), NOW.date()),
-        [StatusChange(NOW - timedelta(hours=hour), GateStatus.BLOCKED if hour % 2 else GateStatus.AT_RISK, GateStatus.AT_RISK) for hour in range(200, 0, -1)],
+        daily(
+            [
+                SnapshotRow(
+                    NOW - timedelta(days=40 - day),
+                    GateStatus.BLOCKED,
+                    {"pass_rate": day / 40, "open_blocking": 40 - day},
+                )
+                for day in range(40)
+            ],
+            NOW.date() - timedelta(days=29),
+            NOW.date(),
+        ),
+        [
+            StatusChange(
+                NOW - timedelta(hours=hour), GateStatus.BLOCKED if hour % 2 else GateStatus.AT_RISK, GateStatus.AT_RISK
+            )
+            for hour in range(200, 0, -1)
+        ],
     )
     return {
         "status": status_card(big, command=COMMAND, links=links, now=NOW),
@@ -115,12 +148,16 @@ def huge_messages() -> dict[str, Message]:
         "tests untested": milestone_tests(big, "untested", command=COMMAND, links=links),
         "tests flaky": milestone_tests(big, "flaky", command=COMMAND, links=links),
         "trend": milestone_trend(big, history, command=COMMAND, links=links),
-        "list": milestone_list([summary(f"m{n}", GateStatus.BLOCKED) for n in range(2000)], scope=None, command=COMMAND, today=NOW.date()),
+        "list": milestone_list(
+            [summary(f"m{n}", GateStatus.BLOCKED) for n in range(2000)], scope=None, command=COMMAND, today=NOW.date()
+        ),
         "help": help_message(COMMAND),
     }
 
 
-@pytest.mark.parametrize("name", ["status", "defects", "tests failing", "tests untested", "tests flaky", "trend", "list", "help"])
+@pytest.mark.parametrize(
+    "name", ["status", "defects", "tests failing", "tests untested", "tests flaky", "trend", "list", "help"]
+)
 def test_every_message_of_a_huge_milestone_stays_within_block_kit_limits(name: str) -> None:
     message = huge_messages()[name]
     assert_within_limits(message.payload(), "message")
@@ -155,11 +192,17 @@ def test_status_card_shows_criteria_blockers_signoff_forecast_and_buttons() -> N
     assert "waiting for <@U000>, <@U002>" in text
     assert "*Forecast*" in text and "*Trend* pass rate `" in text
     [buttons] = [block["elements"] for block in message.blocks if block["type"] == "actions"]
-    assert [(button["action_id"], button.get("url")) for button in buttons] == [("refresh", None), ("open_page", PAGE), ("share", None)]
+    assert [(button["action_id"], button.get("url")) for button in buttons] == [
+        ("refresh", None),
+        ("open_page", PAGE),
+        ("share", None),
+    ]
     assert Query.decode(buttons[0]["value"]) == Query("status", "acme/shop", "v2.0")
     shared = message.in_channel()
     assert shared.response_type == "in_channel"
-    assert [button["action_id"] for block in shared.blocks if block["type"] == "actions" for button in block["elements"]] == ["refresh", "open_page"]
+    assert [
+        button["action_id"] for block in shared.blocks if block["type"] == "actions" for button in block["elements"]
+    ] == ["refresh", "open_page"]
 
 
 def test_status_card_of_a_green_milestone_without_public_url() -> None:
@@ -175,10 +218,20 @@ def test_status_card_of_a_green_milestone_without_public_url() -> None:
     assert "open_page" not in str(message.blocks)
 
 
-def summary(name: str, status: GateStatus, *, repository: str = "acme/shop", days_left: int | None = 5, pass_rate: float | None = 0.9, blocking: int = 0) -> MilestoneSummary:
+def summary(
+    name: str,
+    status: GateStatus,
+    *,
+    repository: str = "acme/shop",
+    days_left: int | None = 5,
+    pass_rate: float | None = 0.9,
+    blocking: int = 0,
+) -> MilestoneSummary:
     target = NOW.date() + timedelta(days=days_left) if days_left is not None else None
     overdue = days_left is not None and days_left < 0 and status is not GateStatus.COMPLETE
-    return MilestoneSummary(repository, name, status, overdue, target, days_left, MilestoneState.OPEN, pass_rate, blocking)
+    return MilestoneSummary(
+        repository, name, status, overdue, target, days_left, MilestoneState.OPEN, pass_rate, blocking
+    )
 
 
 def test_list_lines_carry_emoji_due_date_pass_rate_and_blocking_defects() -> None:
@@ -189,7 +242,10 @@ def test_list_lines_carry_emoji_due_date_pass_rate_and_blocking_defects() -> Non
     ]
     message = milestone_list(summaries, scope=None, command=COMMAND, today=NOW.date())
     lines = texts(message).splitlines()
-    assert lines[1] == ":large_yellow_circle: *v1.9* `acme/api` At risk · :alarm_clock: *overdue by 3 days* (due Sat 21 Nov 2026) · pass rate 90% · 2 blocking defects"
+    assert (
+        lines[1]
+        == ":large_yellow_circle: *v1.9* `acme/api` At risk · :alarm_clock: *overdue by 3 days* (due Sat 21 Nov 2026) · pass rate 90% · 2 blocking defects"
+    )
     assert lines[2] == ":red_circle: *v2.0* `acme/shop` Blocked · due Fri 4 Dec 2026 (in 10 days) · pass rate 87.5%"
     assert lines[3] == ":white_circle: *Sprint 24* `acme/shop` No data · no target date"
     assert message.text == "3 open milestones; most urgent: v1.9 (At risk)"
@@ -234,14 +290,37 @@ def test_tests_lists_failing_required_first_untested_by_area_and_flaky() -> None
 
 def test_trend_from_daily_snapshots_and_status_changes() -> None:
     rows = [
-        SnapshotRow(NOW - timedelta(days=3, hours=5), GateStatus.AT_RISK, {"pass_rate": 0.8, "open_blocking": 3, "required_failing": 2}),
-        SnapshotRow(NOW - timedelta(days=3, hours=1), GateStatus.BLOCKED, {"pass_rate": 0.7, "open_blocking": 4, "required_failing": 5}),
-        SnapshotRow(NOW - timedelta(days=1), GateStatus.READY_FOR_SIGNOFF, {"pass_rate": 1.0, "open_blocking": 0, "required_failing": 0}),
+        SnapshotRow(
+            NOW - timedelta(days=3, hours=5),
+            GateStatus.AT_RISK,
+            {"pass_rate": 0.8, "open_blocking": 3, "required_failing": 2},
+        ),
+        SnapshotRow(
+            NOW - timedelta(days=3, hours=1),
+            GateStatus.BLOCKED,
+            {"pass_rate": 0.7, "open_blocking": 4, "required_failing": 5},
+        ),
+        SnapshotRow(
+            NOW - timedelta(days=1),
+            GateStatus.READY_FOR_SIGNOFF,
+            {"pass_rate": 1.0, "open_blocking": 0, "required_failing": 0},
+        ),
     ]
     days = daily(rows, NOW.date() - timedelta(days=4), NOW.date())
     # Nothing before the first snapshot; the last of each day; carried over quiet days.
-    assert [(point.day.day, point.pass_rate, point.open_blocking) for point in days] == [(21, 0.7, 4), (22, 0.7, 4), (23, 1.0, 0), (24, 1.0, 0)]
-    history = History(days, [StatusChange(rows[0].taken_at, GateStatus.AT_RISK, None), StatusChange(rows[2].taken_at, GateStatus.READY_FOR_SIGNOFF, GateStatus.BLOCKED)])
+    assert [(point.day.day, point.pass_rate, point.open_blocking) for point in days] == [
+        (21, 0.7, 4),
+        (22, 0.7, 4),
+        (23, 1.0, 0),
+        (24, 1.0, 0),
+    ]
+    history = History(
+        days,
+        [
+            StatusChange(rows[0].taken_at, GateStatus.AT_RISK, None),
+            StatusChange(rows[2].taken_at, GateStatus.READY_FOR_SIGNOFF, GateStatus.BLOCKED),
+        ],
+    )
     text = texts(milestone_trend(small(), history, command=COMMAND, links=Links(None)))
     assert "*Pass rate* from 70% to 100% `▁▁██`" in text
     assert "*Blocking defects* from 4 to 0 `██▁▁`" in text
@@ -307,7 +386,9 @@ def test_many_rejections_and_approvers_keep_the_card_valid() -> None:
 # Sign-off -------------------------------------------------------------------------------
 
 
-def signoff_state(approvers: list[str], trail: list, *, groups: tuple[str, ...] = (), completed: datetime | None = None):
+def signoff_state(
+    approvers: list[str], trail: list, *, groups: tuple[str, ...] = (), completed: datetime | None = None
+):
     from core.approvers import Approvers
     from core.services import SignoffState
 
@@ -316,7 +397,11 @@ def signoff_state(approvers: list[str], trail: list, *, groups: tuple[str, ...] 
         policy=MilestonePolicy.model_validate({"signoff": {"approvers": approvers[:3] or []}}),
         approvers=approvers,
         unresolved_approvers=groups,
-        decisions=[DecisionFact(entry.user_id, entry.decision, entry.created_at, entry.comment) for entry in trail if entry.valid],
+        decisions=[
+            DecisionFact(entry.user_id, entry.decision, entry.created_at, entry.comment)
+            for entry in trail
+            if entry.valid
+        ],
     )
     return SignoffState(
         reading(facts),
@@ -347,7 +432,12 @@ def test_a_sign_off_request_with_a_thousand_approvers_and_long_rejections_stays_
     assert "<!channel>" not in mrkdwn_texts(message) and "&lt;!channel&gt;" in text
     assert re.search(r"…and 9\d\d more approvers", text) and ":grey_question: *@gone*: members not known" in text
     assert message.text.startswith("Sign-off of &lt;!channel&gt;") and "requested by <@U0EVE>:" in message.text
-    labels = [element["text"]["text"] for block in message.blocks if block["type"] == "actions" for element in block["elements"]]
+    labels = [
+        element["text"]["text"]
+        for block in message.blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
     assert labels == ["Approve", "Reject", "Withdraw my decision"]
     for other in (trail_message(state, command=COMMAND), approvers_message(state, command=COMMAND)):
         assert_within_limits(other.payload(), "message")
@@ -361,7 +451,9 @@ def mrkdwn_texts(message: Message) -> str:
 def test_a_complete_request_says_who_signed_it_off() -> None:
     from bot.views.signoff import completion_notice, request_message
 
-    state = signoff_state(["U0ANN", "U0BOB"], [entry("U0ANN", Decision.APPROVE), entry("U0BOB", Decision.APPROVE)], completed=NOW)
+    state = signoff_state(
+        ["U0ANN", "U0BOB"], [entry("U0ANN", Decision.APPROVE), entry("U0BOB", Decision.APPROVE)], completed=NOW
+    )
     text = texts(request_message(state, requested_by="U0EVE", requested_at=NOW, command=COMMAND))
     assert ":tada: *Complete* since <!date^" in text and "approved by <@U0ANN>, <@U0BOB>" in text
     notice = completion_notice(state, complete=True)

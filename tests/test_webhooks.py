@@ -58,7 +58,9 @@ async def test_a_bad_signature_is_refused_and_leaves_nothing_but_a_log_line(hook
     assert response.status_code == 401
     assert await Delivery.all().count() == 0
     [record] = caplog.records
-    assert "refused" in record.getMessage() and "guid-bad" in record.getMessage() and "192.0.2.10" in record.getMessage()
+    assert (
+        "refused" in record.getMessage() and "guid-bad" in record.getMessage() and "192.0.2.10" in record.getMessage()
+    )
 
 
 async def test_the_signature_covers_the_exact_bytes(hooks):
@@ -94,7 +96,9 @@ async def test_deliveries_need_their_event_and_guid_headers(hooks):
 
 async def test_a_form_encoded_delivery_is_accepted(hooks):
     body = urlencode({"payload": json.dumps(fixture("ping", "payload"))}).encode()
-    response = await hooks.send("ping", body, "guid-form", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await hooks.send(
+        "ping", body, "guid-form", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 202
     assert json.loads((await stored("guid-form")).payload)["hook_id"] == 109948940
 
@@ -182,7 +186,11 @@ async def test_without_a_secret_webhooks_are_off_and_the_rest_runs(db, caplog):
         assert response.status_code == 503
         assert "GITHUB_WEBHOOK_SECRET" in response.json()["error"]
         assert (await hooks.client.get("/healthz")).json() == {"status": "ok"}
-    [line] = [record.getMessage() for record in caplog.records if record.name == "milestones.web" and record.getMessage().startswith("GitHub:")]
+    [line] = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "milestones.web" and record.getMessage().startswith("GitHub:")
+    ]
     assert "webhooks OFF (GITHUB_WEBHOOK_SECRET is not set" in line and "API access is off" in line
 
 

@@ -8,8 +8,9 @@ characters in a button's label, 150 in a header, 10 elements in a context block.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 Block = dict[str, Any]
 
@@ -116,7 +117,9 @@ def divider() -> Block:
     return {"type": "divider"}
 
 
-def button(label: str, action_id: str, *, value: str | None = None, url: str | None = None, style: str | None = None) -> Block:
+def button(
+    label: str, action_id: str, *, value: str | None = None, url: str | None = None, style: str | None = None
+) -> Block:
     element: Block = {"type": "button", "text": plain(label, BUTTON_LABEL), "action_id": action_id}
     if value is not None:
         element["value"] = value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -23,11 +23,18 @@ def trend_png(name: str, days: Sequence[DayPoint]) -> bytes | None:
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     rates = figure.add_subplot()
     dates = [point.day for point in days]
-    rates.plot(dates, [None if point.pass_rate is None else point.pass_rate * 100 for point in days], color="#1a7f37", label="pass rate %")
+    rates.plot(
+        dates,
+        [None if point.pass_rate is None else point.pass_rate * 100 for point in days],
+        color="#1a7f37",
+        label="pass rate %",
+    )
     rates.set_ylim(0, 100)
     rates.set_ylabel("pass rate %")
     defects = rates.twinx()
-    defects.step(dates, [point.open_blocking for point in days], where="post", color="#cf222e", label="open blocking defects")
+    defects.step(
+        dates, [point.open_blocking for point in days], where="post", color="#cf222e", label="open blocking defects"
+    )
     defects.set_ylim(0, max(3, max(point.open_blocking for point in days) + 1))
     defects.set_ylabel("blocking defects")
     rates.set_title(f"{name}: the last {len(days)} days", fontsize=10)

@@ -3,8 +3,8 @@ answers to subscribe, unsubscribe and subscriptions. Pure functions from data to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from bot.views.blocks import (
     MESSAGE_BLOCKS,
@@ -21,7 +21,15 @@ from bot.views.blocks import (
     plural,
     section,
 )
-from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, criterion_line, due_text, forecast_line, slack_time, trend_line
+from bot.views.milestones import (
+    STATUS_EMOJI,
+    STATUS_LABEL,
+    criterion_line,
+    due_text,
+    forecast_line,
+    slack_time,
+    trend_line,
+)
 from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
 from core.enums import SEVERITY_ORDER
@@ -47,7 +55,9 @@ def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: 
     for reading, changes in items[:DIGEST_CARDS]:
         blocks += milestone_card(reading, changes)
     if len(items) > DIGEST_CARDS:
-        rest = ", ".join(f"{reading.name} ({STATUS_LABEL[reading.verdict.status].lower()})" for reading, _ in items[DIGEST_CARDS:])
+        rest = ", ".join(
+            f"{reading.name} ({STATUS_LABEL[reading.verdict.status].lower()})" for reading, _ in items[DIGEST_CARDS:]
+        )
         blocks.append(context(escape(f"…and {len(items) - DIGEST_CARDS} more: {rest}")))
     blocks.append(context(f"As of {slack_time(now)}"))
     worst = items[0][0]
@@ -85,7 +95,9 @@ def change_text(changes: Changes) -> str:
     if changes.closed_defects:
         parts.append("closed: " + _severities(changes.closed_defects))
     if changes.new_failing:
-        parts.append(f"{plural(len(changes.new_failing), 'new failing test')}: " + escape(listed(changes.new_failing, 5)))
+        parts.append(
+            f"{plural(len(changes.new_failing), 'new failing test')}: " + escape(listed(changes.new_failing, 5))
+        )
     if changes.fixed:
         parts.append(f"{plural(len(changes.fixed), 'test')} fixed: " + escape(listed(changes.fixed, 5)))
     if changes.new_approvals:
@@ -143,9 +155,13 @@ def alert_message(reading: MilestoneReading, news: Alert) -> Message:
             title = link(defect.url, f"#{number} {defect.title}") if defect else f"#{number}"
             lines.append(f":beetle: new {severity} defect in {name}: {title}")
     if news.overdue:
-        lines.append(f":alarm_clock: {name} is overdue: it was due {verdict.target_date} and is {STATUS_LABEL[verdict.status].lower()}")
+        lines.append(
+            f":alarm_clock: {name} is overdue: it was due {verdict.target_date} and is {STATUS_LABEL[verdict.status].lower()}"
+        )
     elif news.due_soon:
-        lines.append(f":hourglass: {name} is {due_text(verdict.target_date, verdict.days_left, verdict.overdue)} and not green yet")
+        lines.append(
+            f":hourglass: {name} is {due_text(verdict.target_date, verdict.days_left, verdict.overdue)} and not green yet"
+        )
     text = f"{reading.name} ({reading.repository}): " + "; ".join(
         part
         for part, present in (
@@ -158,4 +174,6 @@ def alert_message(reading: MilestoneReading, news: Alert) -> Message:
         )
         if present
     )
-    return Message(escape(text), line_sections(lines, max_sections=10, more="…and {count} more"), response_type="in_channel")
+    return Message(
+        escape(text), line_sections(lines, max_sections=10, more="…and {count} more"), response_type="in_channel"
+    )

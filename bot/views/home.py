@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any
 
 from bot.views.blocks import SURFACE_BLOCKS, Block, context, divider, escape, header, line_sections, section
-from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, summary_line, due_text, slack_time
+from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, due_text, slack_time, summary_line
 from core.services import MilestoneSummary
 
 REPOSITORY_SECTIONS = 3

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Sequence
 
 from bot.command_line import Query, typed
 from bot.views.blocks import (
@@ -31,8 +31,8 @@ from bot.views.blocks import (
 from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact, percent
 from core.history import History
-from core.report import CRITERION_TITLE, STATUS_TITLE
 from core.metrics import Direction, is_flaky
+from core.report import CRITERION_TITLE, STATUS_TITLE
 from core.services import MilestoneReading, MilestoneSummary
 
 STATUS_EMOJI = {
@@ -88,10 +88,17 @@ def milestone_list(summaries: Sequence[MilestoneSummary], *, scope: str | None, 
     several = len({summary.repository for summary in summaries}) > 1
     lines = [summary_line(summary, today, show_repository=several) for summary in summaries]
     worst = summaries[0]
-    text = escape(f"{plural(len(summaries), 'open milestone')}{where}; most urgent: {worst.name} ({STATUS_LABEL[worst.status]})")
+    text = escape(
+        f"{plural(len(summaries), 'open milestone')}{where}; most urgent: {worst.name} ({STATUS_LABEL[worst.status]})"
+    )
     blocks = [
         header(f"Milestones{where}"),
-        *line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=f"…and {{count}} more; `{command} list owner/repo` narrows it down"),
+        *line_sections(
+            lines,
+            max_sections=LIST_SECTIONS,
+            max_lines=LIST_LINES,
+            more=f"…and {{count}} more; `{command} list owner/repo` narrows it down",
+        ),
         context(f"Worst first: overdue, blocked, at risk. `{command} status <milestone>` for one in full."),
         share_actions(Query("list", scope)),
     ]
@@ -200,12 +207,21 @@ def _blocker_lines(reading: MilestoneReading, command: str) -> list[str]:
         [failing_test_line(test) for test in blocking.failing_tests],
         f"required tests failing: `{command} tests {name}`",
     )
-    lines += _capped([defect_line(defect, blocking=True) for defect in blocking.defects], f"blocking defects: `{command} defects {name}`")
     lines += _capped(
-        [f":no_entry: rejected by {mention(rejection.user_id)}: {escape(clip(rejection.comment, 200))}" for rejection in blocking.rejections],
+        [defect_line(defect, blocking=True) for defect in blocking.defects],
+        f"blocking defects: `{command} defects {name}`",
+    )
+    lines += _capped(
+        [
+            f":no_entry: rejected by {mention(rejection.user_id)}: {escape(clip(rejection.comment, 200))}"
+            for rejection in blocking.rejections
+        ],
         f"rejections: `{command} status {name}` after they are withdrawn",
     )
-    areas = [f":grey_question: not run yet in *{escape(area.suite or 'no suite')}*: {plural(len(area.tests), 'test')}" for area in blocking.untested]
+    areas = [
+        f":grey_question: not run yet in *{escape(area.suite or 'no suite')}*: {plural(len(area.tests), 'test')}"
+        for area in blocking.untested
+    ]
     if not criterion(reading, "coverage").met:
         lines += _capped(areas, f"areas not run: `{command} tests {name} untested`")
     return lines
@@ -252,14 +268,24 @@ def milestone_defects(reading: MilestoneReading, severity: str | None, *, comman
         for defect in reading.facts.defects
         if defect.state is not DefectState.VERIFIED and (wanted is None or defect.severity is wanted)
     ]
-    counted.sort(key=lambda defect: (defect.number not in blocking, SEVERITY_ORDER.index(defect.severity), defect.number))
+    counted.sort(
+        key=lambda defect: (defect.number not in blocking, SEVERITY_ORDER.index(defect.severity), defect.number)
+    )
     kind = f"{wanted.value} " if wanted else ""
     title = f"{reading.name} · {plural(len(counted), kind + 'defect')} not yet verified, {len(blocking)} blocking"
     if not counted:
-        return _list_message(reading, f"{reading.name}: no {kind}defects open.", [], more="", query=Query("defects", reading.repository, reading.name, severity))
+        return _list_message(
+            reading,
+            f"{reading.name}: no {kind}defects open.",
+            [],
+            more="",
+            query=Query("defects", reading.repository, reading.name, severity),
+        )
     lines = [defect_line(defect, blocking=defect.number in blocking) for defect in counted]
     more = links.more("defects", f"{command} defects {quoted(reading.name)}")
-    return _list_message(reading, title, lines, more=more, query=Query("defects", reading.repository, reading.name, severity))
+    return _list_message(
+        reading, title, lines, more=more, query=Query("defects", reading.repository, reading.name, severity)
+    )
 
 
 def milestone_tests(reading: MilestoneReading, kind: str | None, *, command: str, links: Links) -> Message:
@@ -270,12 +296,19 @@ def milestone_tests(reading: MilestoneReading, kind: str | None, *, command: str
         areas = reading.verdict.blocking.untested
         total = sum(len(area.tests) for area in areas)
         lines = [_untested_line(area.suite, area.tests) for area in areas]
-        return _list_message(reading, f"{reading.name} · {plural(total, 'test')} not run yet", lines, more=more, query=query)
+        return _list_message(
+            reading, f"{reading.name} · {plural(total, 'test')} not run yet", lines, more=more, query=query
+        )
     tests = reading.facts.tests
     if kind == "flaky":
         chosen = sorted((test for test in tests if is_flaky(test.flaky, test.recent)), key=_test_order)
-        lines = [f"• :zap: `{escape(clip(test.display_name, 200))}`{_required(test)} recent runs `{test.recent or '-'}`" for test in chosen]
-        return _list_message(reading, f"{reading.name} · {plural(len(chosen), 'flaky test')}", lines, more=more, query=query)
+        lines = [
+            f"• :zap: `{escape(clip(test.display_name, 200))}`{_required(test)} recent runs `{test.recent or '-'}`"
+            for test in chosen
+        ]
+        return _list_message(
+            reading, f"{reading.name} · {plural(len(chosen), 'flaky test')}", lines, more=more, query=query
+        )
     failing = sorted((test for test in tests if test.latest is not None and test.latest.is_failing), key=_test_order)
     required = sum(1 for test in failing if test.required)
     lines = [_failing_fact_line(test) for test in failing]
@@ -307,8 +340,17 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
     regressions = reading.verdict.metrics.regressions
     lines += ["*Regressions* (passed before, failing now)" if regressions else "*Regressions* none"]
     lines += [failing_test_line(test) for test in regressions]
-    blocks = [header(f"{reading.name} · trend"), section("\n".join(summary)), section("*Status changes*" if history.changes else "*Status changes* none in 30 days")]
-    blocks += line_sections(lines, max_sections=LIST_SECTIONS - 2, max_lines=LIST_LINES, more=links.more("regressions", f"{command} tests {quoted(reading.name)} failing"))
+    blocks = [
+        header(f"{reading.name} · trend"),
+        section("\n".join(summary)),
+        section("*Status changes*" if history.changes else "*Status changes* none in 30 days"),
+    ]
+    blocks += line_sections(
+        lines,
+        max_sections=LIST_SECTIONS - 2,
+        max_lines=LIST_LINES,
+        more=links.more("regressions", f"{command} tests {quoted(reading.name)} failing"),
+    )
     blocks.append(share_actions(query))
     text = f"{reading.name} ({reading.repository}) trend: pass rate{change or ' unknown'}, {plural(len(regressions), 'regression')}"
     return Message(escape(text), blocks)
@@ -316,7 +358,11 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
 
 def _list_message(reading: MilestoneReading, title: str, lines: list[str], *, more: str, query: Query) -> Message:
     blocks: list[Block] = [header(title)]
-    blocks += line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=more) if lines else [section("Nothing to list.")]
+    blocks += (
+        line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=more)
+        if lines
+        else [section("Nothing to list.")]
+    )
     blocks.append(share_actions(query))
     return Message(escape(f"{title} ({reading.repository})"), blocks)
 
@@ -340,7 +386,9 @@ def failing_test_line(test: FailingTest) -> str:
 def _failing_fact_line(test: TestFact) -> str:
     message = f" · _{escape(clip(test.message.splitlines()[0], 120))}_" if test.message and test.message.strip() else ""
     status = test.latest.value if test.latest else "not run"
-    return f"• :x: `{escape(clip(test.display_name, 200))}`{_required(test)} {status}{_since(test.failing_since)}{message}"
+    return (
+        f"• :x: `{escape(clip(test.display_name, 200))}`{_required(test)} {status}{_since(test.failing_since)}{message}"
+    )
 
 
 def _since(launch: LaunchRef | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bot.command_line import SUBCOMMANDS, Query, Subcommand, UsageError, typed
 from bot.views.blocks import Message, actions, button, context, escape, header, section
@@ -13,7 +13,9 @@ CHOICES = 5
 
 def help_message(command: str) -> Message:
     lines = [f"{usage(command, subcommand)}: {subcommand.summary}" for subcommand in SUBCOMMANDS.values()]
-    examples = ", ".join(f"`{command} {subcommand.example}`" for subcommand in SUBCOMMANDS.values() if subcommand.name != "help")
+    examples = ", ".join(
+        f"`{command} {subcommand.example}`" for subcommand in SUBCOMMANDS.values() if subcommand.name != "help"
+    )
     blocks = [
         header("Milestone gate"),
         section("\n".join(lines)),
@@ -32,7 +34,14 @@ def usage_message(command: str, error: UsageError) -> Message:
     if subcommand is None:
         text = escape(f"{error}. Try `{command} help`.")
         return Message(text, [section(f":thinking_face: {escape(str(error))}."), *help_message(command).blocks[1:3]])
-    return Message(escape(f"{error}: {usage(command, subcommand)}"), [section(f":thinking_face: {escape(str(error))}.\nUsage: {usage(command, subcommand)}, e.g. `{command} {subcommand.example}`")])
+    return Message(
+        escape(f"{error}: {usage(command, subcommand)}"),
+        [
+            section(
+                f":thinking_face: {escape(str(error))}.\nUsage: {usage(command, subcommand)}, e.g. `{command} {subcommand.example}`"
+            )
+        ],
+    )
 
 
 def usage(command: str, subcommand: Subcommand) -> str:
@@ -43,7 +52,9 @@ def usage(command: str, subcommand: Subcommand) -> str:
 def which_milestone(command: str, subcommand: Subcommand, open_names: Sequence[str]) -> Message:
     text = f"Which milestone? {usage(command, subcommand)}"
     names = ", ".join(f"`{escape(name)}`" for name in open_names[:20]) or "none yet"
-    return Message(text, [section(f":thinking_face: Which milestone? {usage(command, subcommand)}\nOpen milestones: {names}")])
+    return Message(
+        text, [section(f":thinking_face: Which milestone? {usage(command, subcommand)}\nOpen milestones: {names}")]
+    )
 
 
 def not_found(resolution: Resolution, where: str | None) -> Message:
@@ -63,14 +74,23 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
     """One name in several repositories: a button per repository runs the command in it."""
     refs = resolution.ambiguous[:CHOICES]
     buttons = [
-        button(ref.repository, f"choose_repository_{index}", value=Query(query.subcommand, ref.repository, ref.name, query.option).encode())
+        button(
+            ref.repository,
+            f"choose_repository_{index}",
+            value=Query(query.subcommand, ref.repository, ref.name, query.option).encode(),
+        )
         for index, ref in enumerate(refs)
     ]
-    text = escape(f"{resolution.query} is a milestone in several repositories: " + ", ".join(ref.repository for ref in resolution.ambiguous))
+    text = escape(
+        f"{resolution.query} is a milestone in several repositories: "
+        + ", ".join(ref.repository for ref in resolution.ambiguous)
+    )
     more = len(resolution.ambiguous) - len(refs)
     others = f" It is in {more} more: add `owner/repo` after the name." if more else ""
     blocks = [
-        section(f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?{others}"),
+        section(
+            f":twisted_rightwards_arrows: *{escape(resolution.query)}* is a milestone in several repositories. Which one?{others}"
+        ),
         actions(*buttons, block_id="choose_repository"),
         context(f"`{command} link owner/repo` makes one repository this channel's default."),
     ]
@@ -82,18 +102,29 @@ def name_the_repository(resolution: Resolution, command: str, subcommand: str, a
     repositories = ", ".join(f"`{ref.repository}`" for ref in resolution.ambiguous[:10])
     example = escape(f"{command} {subcommand} {typed(resolution.query)} {resolution.ambiguous[0].repository}{after}")
     reply = f"*{escape(resolution.query)}* is a milestone in {repositories}. Add the repository: `{example}`"
-    return Message(escape(f"{resolution.query} is a milestone in several repositories; add owner/repo."), [section(f":twisted_rightwards_arrows: {reply}")])
+    return Message(
+        escape(f"{resolution.query} is a milestone in several repositories; add owner/repo."),
+        [section(f":twisted_rightwards_arrows: {reply}")],
+    )
 
 
 def unknown_repository(name: str, known: Sequence[str]) -> Message:
-    listed = ", ".join(f"`{repository}`" for repository in known[:20]) or "none yet (install the GitHub App, or run `milestones sync`)"
-    return Message(escape(f"No repository {name} is known here."), [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")])
+    listed = (
+        ", ".join(f"`{repository}`" for repository in known[:20])
+        or "none yet (install the GitHub App, or run `milestones sync`)"
+    )
+    return Message(
+        escape(f"No repository {name} is known here."),
+        [section(f":mag: No repository *{escape(name)}* is known here. Known: {listed}.")],
+    )
 
 
 def linked(repository: str, before: str | None, command: str) -> Message:
     change = f" (was {before})" if before and before != repository else ""
     text = f"This channel now speaks about {repository}{change}."
-    return Message(text, [section(f":link: {text} `{command} list` and every milestone name now mean *{repository}* here.")])
+    return Message(
+        text, [section(f":link: {text} `{command} list` and every milestone name now mean *{repository}* here.")]
+    )
 
 
 def unlinked(repository: str | None) -> Message:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
+
 from bot.command_line import Query
 from bot.views.blocks import (
     MESSAGE_BLOCKS,
@@ -24,7 +25,16 @@ from bot.views.blocks import (
     plural,
     section,
 )
-from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, criterion_line, due_text, headline, quoted, share_actions, slack_time
+from bot.views.milestones import (
+    STATUS_EMOJI,
+    STATUS_LABEL,
+    criterion_line,
+    due_text,
+    headline,
+    quoted,
+    share_actions,
+    slack_time,
+)
 from core.approvers import Approvers, is_user
 from core.enums import Decision
 from core.models import Signoff
@@ -69,10 +79,14 @@ def request_message(state: SignoffState, *, requested_by: str, requested_at: dat
         blocks.append(section(f":tada: *Complete* since {slack_time(state.completed_at)} · approved by {approvers}"))
     elif not verdict.gate_green and not policy.signoff.allow_early_signoff:
         blocking = escape(verdict.what_blocks_signoff)
-        blocks.append(section(f":lock: *Approval opens when tests, defects and coverage are met.* Still blocking: {blocking}"))
+        blocks.append(
+            section(f":lock: *Approval opens when tests, defects and coverage are met.* Still blocking: {blocking}")
+        )
     lines = approver_lines(state)
     blocks += line_sections(lines, max_sections=3, max_lines=APPROVER_LINES, more="…and {count} more approvers")
-    dismissed = [entry for entry in state.trail if entry.decision is Decision.DISMISS and entry.created_at >= requested_at]
+    dismissed = [
+        entry for entry in state.trail if entry.decision is Decision.DISMISS and entry.created_at >= requested_at
+    ]
     if dismissed:
         ended = ended_decisions(state.trail)
         recent = [
@@ -116,7 +130,9 @@ def approver_lines(state: SignoffState) -> list[str]:
     if not approvers.entries:
         return ["*Approvers* none: nobody needs to sign off (`approvers` to name some)"]
     quorum = "all" if state.reading.facts.policy.signoff.quorum == "all" else f"{numbers['quorum']}"
-    lines = [f"*Approvers* · {numbers['approvals']} of {numbers['quorum']} approvals needed ({quorum} of {plural(len(approvers.users), 'approver')})"]
+    lines = [
+        f"*Approvers* · {numbers['approvals']} of {numbers['quorum']} approvals needed ({quorum} of {plural(len(approvers.users), 'approver')})"
+    ]
     # First, as a long list is cut: a group nobody can approve for blocks the sign-off.
     for group in approvers.unresolved:
         lines.append(f":grey_question: {who(group)}: members not known (is it a user group of this workspace?)")
@@ -149,12 +165,16 @@ def reject_modal(state: SignoffState, *, channel_id: str, message_ts: str) -> di
     return {
         "type": "modal",
         "callback_id": REJECT_CALLBACK,
-        "private_metadata": json.dumps({"channel": channel_id, "ts": message_ts, "milestone": state.reading.milestone_id}),
+        "private_metadata": json.dumps(
+            {"channel": channel_id, "ts": message_ts, "milestone": state.reading.milestone_id}
+        ),
         "title": {"type": "plain_text", "text": "Reject sign-off"},
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            section(f"Reject *{escape(state.reading.name)}* ({escape(state.reading.repository)}). It stays blocked until you withdraw the rejection."),
+            section(
+                f"Reject *{escape(state.reading.name)}* ({escape(state.reading.repository)}). It stays blocked until you withdraw the rejection."
+            ),
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
@@ -191,10 +211,24 @@ def trail_message(state: SignoffState, *, command: str, note: str = "") -> Messa
     blocks: list[Block] = [header(f"Sign-off trail: {reading.name} · {reading.repository}")]
     if note:
         blocks.append(context(note))
-    blocks.append(section(f"{STATUS_EMOJI[reading.verdict.status]} *{STATUS_LABEL[reading.verdict.status]}* · {escape(reading.verdict.criteria[3].summary)}"))
-    blocks += line_sections(lines, max_sections=6, max_lines=TRAIL_LINES, more=f"…and {{count}} earlier entries: `milestones status {quoted(reading.name)} --json` has them all")
+    blocks.append(
+        section(
+            f"{STATUS_EMOJI[reading.verdict.status]} *{STATUS_LABEL[reading.verdict.status]}* · {escape(reading.verdict.criteria[3].summary)}"
+        )
+    )
+    blocks += line_sections(
+        lines,
+        max_sections=6,
+        max_lines=TRAIL_LINES,
+        more=f"…and {{count}} earlier entries: `milestones status {quoted(reading.name)} --json` has them all",
+    )
     blocks.append(share_actions(Query("signoffs", reading.repository, reading.name)))
-    return Message(escape(f"Sign-off trail of {reading.name} ({reading.repository}): {plural(len(state.trail), 'entry', 'entries')}"), blocks)
+    return Message(
+        escape(
+            f"Sign-off trail of {reading.name} ({reading.repository}): {plural(len(state.trail), 'entry', 'entries')}"
+        ),
+        blocks,
+    )
 
 
 def ended_decisions(trail: Sequence[Signoff]) -> dict[int, str]:
@@ -245,8 +279,13 @@ def dismissal_notice(state: SignoffState, dismissal: Signoff, *, request_link: s
         f"{slack_time(dismissal.created_at)}: {escape(clip(dismissal.comment, 500))}. "
         "You can approve again once its tests, defects and coverage are met."
     )
-    blocks = [section(f":warning: {text}"), section("\n".join(criterion_line(item) for item in reading.verdict.criteria[:3]))]
-    return Message(f"Your approval of {escape(reading.name)} was dismissed: {escape(clip(dismissal.comment, 300))}", blocks)
+    blocks = [
+        section(f":warning: {text}"),
+        section("\n".join(criterion_line(item) for item in reading.verdict.criteria[:3])),
+    ]
+    return Message(
+        f"Your approval of {escape(reading.name)} was dismissed: {escape(clip(dismissal.comment, 300))}", blocks
+    )
 
 
 def completion_notice(state: SignoffState, *, complete: bool) -> Message:

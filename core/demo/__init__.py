@@ -6,7 +6,7 @@ Loading twice changes nothing: launches, defects and decisions are all idempoten
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from core import services
@@ -66,7 +66,7 @@ ISSUES = [
 
 
 async def load_demo() -> list[str]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = now.date()
     await services.apply_policy_file(REPOSITORY, POLICY)
     await services.save_milestone(
@@ -107,6 +107,11 @@ async def load_demo() -> list[str]:
             ),
         )
     await services.record_decision(
-        REPOSITORY, "v2.0", "U045EF6GH", Decision.APPROVE, comment="QA sign-off for the release branch", user_name="Dana (QA lead)"
+        REPOSITORY,
+        "v2.0",
+        "U045EF6GH",
+        Decision.APPROVE,
+        comment="QA sign-off for the release branch",
+        user_name="Dana (QA lead)",
     )
     return ["v2.0", "Sprint 24"]

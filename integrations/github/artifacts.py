@@ -112,9 +112,7 @@ async def download_artifact(
 
 def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: ArchiveLimits) -> None:
     if len(entries) > limits.max_entries:
-        raise UnsafeArchive(
-            f"artifact {artifact}: {len(entries)} entries, more than the limit of {limits.max_entries}"
-        )
+        raise UnsafeArchive(f"artifact {artifact}: {len(entries)} entries, more than the limit of {limits.max_entries}")
     declared = 0
     for info in entries:
         name = info.filename

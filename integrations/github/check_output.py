@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from core.enums import CriterionResult, GateStatus
 from core.gate import Criterion, FailingTest, Verdict, percent
@@ -65,7 +66,12 @@ class CheckOutput:
         output: dict[str, Any] = {"title": self.title, "summary": self.summary, "text": self.text}
         if annotations:
             output["annotations"] = list(annotations)
-        body: dict[str, Any] = {"name": self.name, "status": "completed", "conclusion": self.conclusion, "output": output}
+        body: dict[str, Any] = {
+            "name": self.name,
+            "status": "completed",
+            "conclusion": self.conclusion,
+            "output": output,
+        }
         if self.details_url:
             body["details_url"] = self.details_url
         if self.actions:
@@ -183,7 +189,9 @@ def _problems(verdict: Verdict) -> list[str]:
     if defects.result is CriterionResult.NOT_MET:
         problems.append(_count(defects.numbers["blocking"], "blocking defect"))
     if coverage.result is CriterionResult.NOT_MET:
-        problems.append(f"coverage {_percent(coverage.numbers['coverage'])} (needs {_percent(coverage.numbers['threshold'])})")
+        problems.append(
+            f"coverage {_percent(coverage.numbers['coverage'])} (needs {_percent(coverage.numbers['threshold'])})"
+        )
     elif coverage.result is CriterionResult.NO_DATA and tests.result is not CriterionResult.NO_DATA:
         problems.append(coverage.summary)
     if signoff.result is CriterionResult.NOT_MET:
@@ -232,7 +240,11 @@ def _criterion_row(criterion: Criterion) -> str:
         groups = ", ".join(numbers.get("unresolved", []))
         threshold = f"{numbers['quorum']} of {len(numbers['approvers'])} approvers" if numbers["approvers"] else "none"
         if groups:
-            threshold = f"{threshold} (members of {_escape(groups)} not known)" if numbers["approvers"] else f"members of {_escape(groups)} not known"
+            threshold = (
+                f"{threshold} (members of {_escape(groups)} not known)"
+                if numbers["approvers"]
+                else f"members of {_escape(groups)} not known"
+            )
     cells = [MARK[criterion.result], CRITERION_TITLE[criterion.name], _escape(criterion.summary), threshold]
     return "| " + " | ".join(cells) + " |"  # the cells' text is escaped, pipes included
 
@@ -269,7 +281,9 @@ def _text(verdict: Verdict, details_url: str | None, repository_url: str | None)
             [f"- {_escape(decision.user_id)}: {_escape(decision.comment)}" for decision in blocking.rejections],
             "rejections",
         ),
-        Section("Sign-off still missing from", [f"- {_escape(user)}" for user in blocking.missing_approvers], "approvers"),
+        Section(
+            "Sign-off still missing from", [f"- {_escape(user)}" for user in blocking.missing_approvers], "approvers"
+        ),
         Section("Warnings", [f"- {_escape(warning)}" for warning in verdict.warnings], "warnings"),
     ]
     return fit_sections([section for section in sections if section.items], FIELD_LIMIT, details_url)
@@ -349,7 +363,12 @@ def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutp
     """`load` None: the pull request removes the file, so the defaults will apply."""
     at = f"`{path}` at `{head_sha[:7]}`"
     if load is None:
-        return CheckOutput(CONFIG_CHECK, "success", "Milestone config removed", f"This pull request removes {at}: the default policy applies after merge.")
+        return CheckOutput(
+            CONFIG_CHECK,
+            "success",
+            "Milestone config removed",
+            f"This pull request removes {at}: the default policy applies after merge.",
+        )
     if load.ok:
         assert load.policy is not None
         policy = load.policy
@@ -358,7 +377,10 @@ def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutp
     errors = load.errors
     listed = Section(
         _count(len(errors), "error"),
-        [f"- line {error.line or 1}: {_escape(error.path + ': ' if error.path else '')}{_escape(error.message)}" for error in errors],
+        [
+            f"- line {error.line or 1}: {_escape(error.path + ': ' if error.path else '')}{_escape(error.message)}"
+            for error in errors
+        ],
         "errors",
     )
     annotations = [

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from github import Github, GithubException, RateLimitExceededException
 from github.Repository import Repository as GitHubRepository
@@ -37,7 +37,6 @@ from core.pull_requests import (
     save_published,
 )
 from integrations.github.api import GitHubAccess
-from integrations.github.policy_file import fetch_policy
 from integrations.github.check_output import (
     GATE_PREFIX,
     STATUS_PREFIX,
@@ -50,6 +49,7 @@ from integrations.github.check_output import (
     left_milestone_check,
     left_milestone_status,
 )
+from integrations.github.policy_file import fetch_policy
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class CheckPublisher(outbox.Runner):
                 return  # GitHub Enterprise Server with rate limiting off
             remaining, limit = requester.rate_limiting
         if limit > 0 and remaining < RATE_RESERVE:
-            reset = datetime.fromtimestamp(requester.rate_limiting_resettime, timezone.utc)
+            reset = datetime.fromtimestamp(requester.rate_limiting_resettime, UTC)
             raise RateLimited(max(reset, utcnow() + timedelta(seconds=5)))
 
     async def _write(
@@ -240,12 +240,16 @@ class CheckPublisher(outbox.Runner):
         if target.claim is not None and not await outbox.holds(target.claim):
             raise outbox.ClaimLost(f"pull request {target.pull.id}: another publisher took over")
         batches = output.annotation_batches()
-        found = await self._call(target, _find_check_run, target.repo, target.pull.head_sha, output.name, self.github.app_id)
+        found = await self._call(
+            target, _find_check_run, target.repo, target.pull.head_sha, output.name, self.github.app_id
+        )
         if found is not None:
             await self._call(target, _edit_check_run, target.repo, found, output)
             return found, batches
         first = batches[0] if batches else []
-        return await self._call(target, _create_check_run, target.repo, target.pull.head_sha, output, first), batches[1:]
+        return await self._call(target, _create_check_run, target.repo, target.pull.head_sha, output, first), batches[
+            1:
+        ]
 
     async def _retire(self, target: Target, check: GateCheck) -> str:
         """The pull request left the milestone: its check says so, if it is on the current head."""
@@ -277,7 +281,11 @@ class CheckPublisher(outbox.Runner):
         change = await self._call(target, _policy_file_change, target.repo, pull.number)
         note = None
         if change is not None:
-            text = None if change == "removed" else await self._call(target, fetch_policy, target.client, target.repository, pull.head_sha)
+            text = (
+                None
+                if change == "removed"
+                else await self._call(target, fetch_policy, target.client, target.repository, pull.head_sha)
+            )
             load = None if text is None else load_policy(text)
             output: CheckOutput | StatusOutput = (
                 config_check(load, DEFAULT_SOURCE, pull.head_sha)
@@ -294,7 +302,7 @@ class CheckPublisher(outbox.Runner):
             return await asyncio.to_thread(function, *args)
         except RateLimitExceededException:
             # PyGithub waited as long as it may (GitHubAccess caps it) and gave up.
-            reset = datetime.fromtimestamp(target.client.requester.rate_limiting_resettime, timezone.utc)
+            reset = datetime.fromtimestamp(target.client.requester.rate_limiting_resettime, UTC)
             raise RateLimited(max(reset, utcnow() + timedelta(seconds=60))) from None
         finally:
             self.github.note_rate_limit(target.client)

@@ -8,10 +8,10 @@ asks nothing of us, and `Unprocessable` when trying again cannot help.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import AsyncIterator
 
 import httpx
 from gidgethub import sansio

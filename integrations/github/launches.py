@@ -17,7 +17,7 @@ from core import services
 from core.ingest import LaunchSource
 from core.junit import ParsedReport, ReportError
 from core.policy import PlanConfig
-from integrations.github.artifacts import MiB, ArtifactGone, UnsafeArchive, download_artifact, read_reports
+from integrations.github.artifacts import ArtifactGone, MiB, UnsafeArchive, download_artifact, read_reports
 from integrations.github.events import HandlerContext, Unprocessable, parse_time
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,11 @@ class _Downloads:
             archive: BinaryIO | None = self._stack.enter_context(tempfile.SpooledTemporaryFile(max_size=32 * MiB))
             try:
                 await download_artifact(
-                    self._context.http, artifact.download_url, self._token, archive, self._context.limits.max_download_bytes
+                    self._context.http,
+                    artifact.download_url,
+                    self._token,
+                    archive,
+                    self._context.limits.max_download_bytes,
                 )
             except ArtifactGone:
                 archive = None

@@ -9,11 +9,10 @@ from datetime import timedelta
 from github import RateLimitExceededException
 
 from core import outbox, services
-from core.clock import utcnow
 from core.catalog import milestone_policy
+from core.clock import utcnow
 from core.installations import installation_for
 from integrations.github.api import GitHubAccess
-
 
 RATE_LIMIT_WAIT = timedelta(minutes=5)
 
@@ -40,7 +39,6 @@ class MilestoneCloser:
             raise outbox.Deferred(utcnow() + RATE_LIMIT_WAIT, "GitHub rate limit spent") from None
         await services.github_milestone_closed(milestone_id, complete)
         return f"GitHub milestone #{milestone.github_number} {state}"
-
 
     def _set_state(self, repository: str, installation: int | None, number: int, state: str) -> None:
         github_milestone = self.github.client(repository, installation).get_repo(repository).get_milestone(number)

@@ -6,19 +6,19 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from gidgethub import sansio
 
 from core import inbox
 from core.enums import STOPPED_INSTALLATION, DeliveryStatus
 from core.installations import installation_status
+from core.leases import renewed
 from core.models import Delivery
 from core.settings import Settings
 from integrations.github.events import HandlerContext, Ignored, Unprocessable, installation_of
 from integrations.github.handlers import router
-from core.leases import renewed
 
 log = logging.getLogger(__name__)
 

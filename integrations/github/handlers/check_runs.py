@@ -35,7 +35,11 @@ async def check_suite_rerequested(event: sansio.Event, context: HandlerContext) 
     repository = repository_of(event)
     numbers = [pull["number"] for pull in suite.get("pull_requests") or []]
     # A fork's suite names no pull request: find them by the commit.
-    pulls = await open_pull_requests(repository, numbers=numbers) if numbers else await open_pull_requests(repository, head_sha=suite["head_sha"])
+    pulls = (
+        await open_pull_requests(repository, numbers=numbers)
+        if numbers
+        else await open_pull_requests(repository, head_sha=suite["head_sha"])
+    )
     if not pulls:
         raise Ignored(f"no open pull request at {suite['head_sha'][:12]}")
     await request_refresh(pulls, forced=True)

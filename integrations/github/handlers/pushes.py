@@ -13,9 +13,7 @@ router = routing.Router()
 
 def changes_policy(commits: list[dict]) -> bool:
     return any(
-        DEFAULT_SOURCE in commit.get(kind, ())
-        for commit in commits
-        for kind in ("added", "modified", "removed")
+        DEFAULT_SOURCE in commit.get(kind, ()) for commit in commits for kind in ("added", "modified", "removed")
     )
 
 
