@@ -21,8 +21,8 @@ from core.channels import channel_repository, repository_names
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import resolve_milestone
+from core.readings import MilestoneReading
 from core.schedule import ScheduleError, check_zone, parse_schedule
-from core.services import MilestoneReading
 
 log = logging.getLogger("milestones.slack")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.enums import DefectState, GateStatus, Severity
-from core.services import MilestoneReading
+from core.readings import MilestoneReading
 
 ALERT_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
 DUE_SOON_DAYS = 3

@@ -15,8 +15,9 @@ from core.channels import channel_repository
 from core.clock import utcnow
 from core.enums import Decision, GateStatus, MilestoneState
 from core.models import ChannelLink, DigestRun, Milestone, Repository, Subscription
+from core.readings import MilestoneReading
 from core.schedule import Schedule
-from core.services import MilestoneReading, read_milestone
+from core.services import read_milestone
 
 CLAIMED, SENT, FAILED = "claimed", "sent", "failed"
 # Worst first, as a digest lists them: overdue, at risk, blocked, then the rest.

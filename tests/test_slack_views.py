@@ -18,7 +18,7 @@ from core.gate import DecisionFact, DefectFact, LaunchRef, MilestoneFacts, Passi
 from core.history import History, SnapshotRow, StatusChange, daily
 from core.metrics import TrendPoint
 from core.policy import MilestonePolicy
-from core.services import MilestoneReading, MilestoneSummary
+from core.readings import MilestoneReading, MilestoneSummary
 from tests.block_kit import assert_within_limits
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -390,7 +390,7 @@ def signoff_state(
     approvers: list[str], trail: list, *, groups: tuple[str, ...] = (), completed: datetime | None = None
 ):
     from core.approvers import Approvers
-    from core.services import SignoffState
+    from core.readings import SignoffState
 
     facts = MilestoneFacts(
         name=HOSTILE,

@@ -33,7 +33,7 @@ from bot.views.milestones import (
 from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
 from core.enums import SEVERITY_ORDER
-from core.services import MilestoneReading
+from core.readings import MilestoneReading
 
 # Blocks a milestone takes in a digest, and room kept for the header and the footer.
 CARD_BLOCKS = 4

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.views.blocks import SURFACE_BLOCKS, Block, context, divider, escape, header, line_sections, section
 from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, due_text, slack_time, summary_line
-from core.services import MilestoneSummary
+from core.readings import MilestoneSummary
 
 REPOSITORY_SECTIONS = 3
 # Room kept at the end for "and N more repositories" and the footer.

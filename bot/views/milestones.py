@@ -32,8 +32,8 @@ from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, G
 from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact, percent
 from core.history import History
 from core.metrics import Direction, is_flaky
+from core.readings import MilestoneReading, MilestoneSummary
 from core.report import CRITERION_TITLE, STATUS_TITLE
-from core.services import MilestoneReading, MilestoneSummary
 
 STATUS_EMOJI = {
     GateStatus.COMPLETE: ":white_check_mark:",

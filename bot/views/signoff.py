@@ -38,7 +38,7 @@ from bot.views.milestones import (
 from core.approvers import Approvers, is_user
 from core.enums import Decision
 from core.models import Signoff
-from core.services import SignoffState
+from core.readings import SignoffState
 
 APPROVE_ACTION = "signoff_approve"
 REJECT_ACTION = "signoff_reject"

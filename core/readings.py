@@ -1,0 +1,48 @@
+"""What a milestone reads as: the data the Slack views, digests and alerts render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from core.approvers import Approvers
+from core.enums import GateStatus, MilestoneState
+from core.gate import MilestoneFacts, Verdict
+from core.models import Signoff
+
+
+@dataclass(frozen=True)
+class MilestoneSummary:
+    repository: str
+    name: str
+    status: GateStatus
+    overdue: bool
+    target_date: date | None
+    days_left: int | None
+    state: MilestoneState
+    pass_rate: float | None
+    open_blocking: int
+    approvers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MilestoneReading:
+    """A milestone's verdict with the facts behind it: every list a person may ask for."""
+
+    repository: str
+    name: str
+    description: str
+    facts: MilestoneFacts
+    verdict: Verdict
+    milestone_id: int
+
+
+@dataclass(frozen=True)
+class SignoffState:
+    """Everything a sign-off message shows: the gate, who signs off, and the trail."""
+
+    reading: MilestoneReading
+    approvers: Approvers
+    trail: list[Signoff]
+    completed_at: datetime | None
+    completed_with: list[dict]

@@ -1,0 +1,113 @@
+"""The engine's one entry point: the CLI, the GitHub webhooks and the Slack bot call these.
+
+Every write runs in one transaction and ends with `changes.after_change`, which evaluates
+the gate afresh, dismisses approvals that went stale, marks completion, and
+appends a snapshot when the metrics moved. Callers get back what changed, so they
+can tell people (checks, Slack) without recomputing anything.
+
+One module per concept: `milestones`, `policies` (the policy file and the defects it
+classifies), `launches`, `defects` (issues and labels), `pull_requests`, `signoffs`
+(decisions), `approvers`, `requests` (sign-off requests in Slack) and `queries` (reads).
+Callers use this package: `from core import services`, then `services.record_launch(...)`.
+"""
+
+from core.catalog import NotFound
+from core.readings import MilestoneReading, MilestoneSummary, SignoffState
+from core.services.approvers import edit_approvers, milestone_approvers, stale_user_groups, store_user_groups
+from core.services.changes import MilestoneChange, snapshot_metrics
+from core.services.defects import DefectOutcome, IssueFacts, delete_label, rename_label, upsert_defect
+from core.services.launches import LaunchOutcome, record_launch
+from core.services.milestones import (
+    KEEP,
+    Keep,
+    completion_announced,
+    github_milestone_closed,
+    mark_calendar_alerts,
+    milestone_by_id,
+    record_alerted,
+    save_milestone,
+    unlink_github_milestone,
+)
+from core.services.policies import PolicyInvalid, apply_policy_file, classify, repository_policy
+from core.services.pull_requests import PullRequestFacts, record_pull_request
+from core.services.queries import (
+    awaiting_signoff,
+    find_milestone,
+    get_verdict,
+    list_milestones,
+    milestone_verdict,
+    read_milestone,
+    signoff_state,
+)
+from core.services.requests import (
+    RequestAt,
+    live_request,
+    open_signoff_request,
+    request_shown,
+    signoff_request,
+    signoff_request_at,
+)
+from core.services.signoffs import (
+    DecisionOutcome,
+    NotAnApprover,
+    SignoffRefused,
+    dismiss_decision,
+    record_decision,
+    signoff_entry,
+    withdraw_decision,
+)
+
+__all__ = [
+    "KEEP",
+    "DecisionOutcome",
+    "DefectOutcome",
+    "IssueFacts",
+    "Keep",
+    "LaunchOutcome",
+    "MilestoneChange",
+    "MilestoneReading",
+    "MilestoneSummary",
+    "NotAnApprover",
+    "NotFound",
+    "PolicyInvalid",
+    "PullRequestFacts",
+    "RequestAt",
+    "SignoffRefused",
+    "SignoffState",
+    "apply_policy_file",
+    "awaiting_signoff",
+    "classify",
+    "completion_announced",
+    "delete_label",
+    "dismiss_decision",
+    "edit_approvers",
+    "find_milestone",
+    "get_verdict",
+    "github_milestone_closed",
+    "list_milestones",
+    "live_request",
+    "mark_calendar_alerts",
+    "milestone_approvers",
+    "milestone_by_id",
+    "milestone_verdict",
+    "open_signoff_request",
+    "read_milestone",
+    "record_alerted",
+    "record_decision",
+    "record_launch",
+    "record_pull_request",
+    "rename_label",
+    "repository_policy",
+    "request_shown",
+    "save_milestone",
+    "signoff_entry",
+    "signoff_request",
+    "signoff_request_at",
+    "signoff_state",
+    "snapshot_metrics",
+    "stale_user_groups",
+    "store_user_groups",
+    "unlink_github_milestone",
+    "upsert_defect",
+    "withdraw_decision",
+]

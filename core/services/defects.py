@@ -1,0 +1,117 @@
+"""Defects: GitHub issues applied in order, and labels renamed or deleted on GitHub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from core.catalog import ensure_repository, lock_milestones
+from core.clock import utcnow
+from core.models import Defect, Milestone, Repository
+from core.policy import DefectsConfig
+from core.services.changes import MilestoneChange, after_change, older
+from core.services.policies import classify, classify_defects, github_milestone, repository_policy
+
+
+@dataclass(frozen=True)
+class IssueFacts:
+    """A GitHub issue as the defect tracker sees it."""
+
+    number: int
+    title: str
+    labels: list[str]
+    state: Literal["open", "closed"]
+    state_reason: str | None = None
+    url: str | None = None
+    milestone_title: str | None = None
+    milestone_number: int | None = None
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass
+class DefectOutcome:
+    applied: bool
+    defect: Defect | None
+    changes: list[MilestoneChange] = field(default_factory=list)
+
+
+async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
+    """Apply an issue's state; an event older than the stored one is ignored."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        policy = repository_policy(repo)
+        # Every issue seen is kept, defect or not, so that its newest update time guards
+        # against an older event (say, before its bug label was removed) arriving late.
+        # Locked, so that an older event read before a newer one commits cannot win after it.
+        defect = await Defect.filter(repository=repo, number=issue.number).select_for_update().using_db(client).first()
+        if defect is not None and older(issue.updated_at, defect.source_updated_at):
+            return DefectOutcome(False, defect)
+        defect = defect or Defect(repository=repo, number=issue.number)
+        before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
+        milestone = await github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
+        await lock_milestones(client, [before, milestone.id if milestone else None])
+        _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
+        await defect.save(using_db=client)
+        touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
+        changes = [
+            await after_change(client, m, issue.updated_at)
+            for m in await Milestone.filter(id__in=touched).using_db(client)
+        ]
+    return DefectOutcome(True, defect, changes)
+
+
+def _apply_issue(
+    defect: Defect, issue: IssueFacts, config: DefectsConfig, milestone: Milestone | None, aliases: dict[str, list[str]]
+) -> None:
+    defect.title = issue.title
+    defect.url = issue.url
+    defect.labels = list(issue.labels)
+    defect.milestone = milestone
+    defect.source_updated_at = issue.updated_at or defect.source_updated_at
+    defect.opened_at = issue.created_at or defect.opened_at
+    defect.issue_state = issue.state
+    defect.state_reason = issue.state_reason
+    defect.deleted = issue.deleted
+    if issue.state == "open":
+        defect.resolved_at = None
+    else:
+        defect.resolved_at = issue.closed_at or defect.resolved_at or utcnow()
+    classify(defect, config, aliases)
+
+
+async def rename_label(repository: str, old: str, new: str) -> list[MilestoneChange]:
+    """A label renamed on GitHub: issues carry the new name, the policy may still say the old one."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        aliases = dict(repo.label_aliases)
+        former = [old, *aliases.pop(old.lower(), [])]
+        aliases[new.lower()] = [name for name in dict.fromkeys(former) if name.lower() != new.lower()]
+        repo.label_aliases = {name: formers for name, formers in aliases.items() if formers}
+        await repo.save(using_db=client, update_fields=["label_aliases"])
+        return await _relabel(client, repo, {old.lower(): new})
+
+
+async def delete_label(repository: str, name: str) -> list[MilestoneChange]:
+    """A label deleted on GitHub leaves every issue at once, without an `unlabeled` event for each."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        if name.lower() in repo.label_aliases:
+            repo.label_aliases = {key: value for key, value in repo.label_aliases.items() if key != name.lower()}
+            await repo.save(using_db=client, update_fields=["label_aliases"])
+        return await _relabel(client, repo, {name.lower(): None})
+
+
+async def _relabel(
+    client: BaseDBAsyncClient, repo: Repository, relabel: dict[str, str | None]
+) -> list[MilestoneChange]:
+    milestones = await Milestone.filter(repository=repo).using_db(client)
+    await lock_milestones(client, [milestone.id for milestone in milestones])
+    await classify_defects(client, repo, repository_policy(repo).defects, relabel=relabel)
+    return [await after_change(client, milestone) for milestone in milestones]

@@ -1,0 +1,124 @@
+"""Milestones: created and updated from GitHub and the CLI, and the marks the notifiers leave on them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from enum import Enum
+
+from tortoise.transactions import in_transaction
+
+from core import outbox
+from core.catalog import ensure_repository, lock_milestones
+from core.clock import utcnow
+from core.enums import MilestoneState
+from core.models import Milestone
+from core.policy import DEFAULT_SOURCE, load_policy
+from core.services.changes import MilestoneChange, after_change
+from core.services.policies import PolicyInvalid, adopt_policy, apply_milestone_policy, repository_policy
+
+
+class Keep(Enum):
+    """A field left as it is, where None would mean "clear it"."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+async def save_milestone(
+    repository: str,
+    name: str,
+    *,
+    target_date: date | None | Keep = KEEP,
+    description: str | None = None,
+    state: MilestoneState | None = None,
+    github_number: int | None = None,
+    policy_text: str | None = None,
+    policy_source: str = DEFAULT_SOURCE,
+) -> tuple[Milestone, MilestoneChange]:
+    """Create or update a milestone; found by GitHub number first, so a rename keeps history.
+
+    `policy_text` is a `.github/milestones.yml` document: it becomes the repository's
+    policy, from which the milestone takes its entry. An invalid one raises PolicyInvalid.
+    """
+    load = load_policy(policy_text, policy_source) if policy_text is not None else None
+    if load is not None and not load.ok:
+        raise PolicyInvalid(load)
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        milestone = None
+        if github_number is not None:
+            milestone = await Milestone.get_or_none(repository=repo, github_number=github_number, using_db=client)
+        if milestone is None:
+            milestone = await Milestone.get_or_none(repository=repo, name=name, using_db=client)
+        if milestone is None:
+            milestone = Milestone(repository=repo, name=name)
+        # Launches skip closed milestones, so one that reopens must catch up.
+        reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
+        milestone.name = name
+        if target_date is not KEEP:
+            milestone.target_date = target_date
+        if description is not None:
+            milestone.description = description
+        if state is not None:
+            milestone.state = state
+        if github_number is not None:
+            milestone.github_number = github_number
+        await milestone.save(using_db=client)
+        await lock_milestones(client, [milestone.id])
+        rebuild = [milestone.id] if reopening else []
+        if load is not None and policy_text is not None:
+            changes = await adopt_policy(client, repo, policy_text, load, rebuild=rebuild)
+            change = next(change for change in changes if change.milestone.id == milestone.id)
+        else:
+            await apply_milestone_policy(client, repository_policy(repo), milestone, rebuild=reopening)
+            change = await after_change(client, milestone)
+    return milestone, change
+
+
+async def unlink_github_milestone(repository: str, number: int) -> Milestone | None:
+    """The GitHub milestone was deleted: ours is closed, and keeps its history."""
+    async with in_transaction() as client:
+        repo = await ensure_repository(repository, client)
+        milestone = await Milestone.get_or_none(repository=repo, github_number=number, using_db=client)
+        if milestone is None:
+            return None
+        milestone.github_number = None
+        milestone.state = MilestoneState.CLOSED
+        # Closed for good: no longer one that a regression would reopen.
+        milestone.closed_on_complete = False
+        await milestone.save(
+            using_db=client, update_fields=["github_number", "state", "closed_on_complete", "updated_at"]
+        )
+        await lock_milestones(client, [milestone.id])
+        await after_change(client, milestone)
+    return milestone
+
+
+async def milestone_by_id(milestone_id: int) -> Milestone | None:
+    return await Milestone.get_or_none(id=milestone_id).prefetch_related("repository")
+
+
+async def completion_announced(milestone_id: int, complete: bool) -> None:
+    await Milestone.filter(id=milestone_id).update(announced_complete=complete)
+
+
+async def record_alerted(milestone_id: int, state: dict) -> None:
+    await Milestone.filter(id=milestone_id).update(alerted=state)
+
+
+async def mark_calendar_alerts(today: date | None = None) -> None:
+    """Due in a few days, or overdue, is news without any event: open milestones near or past
+    their date are looked at again (the alerts say each once)."""
+    today = today or utcnow().date()
+    ids = await Milestone.filter(
+        state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=3)
+    ).values_list("id", flat=True)
+    async with in_transaction() as client:
+        await outbox.mark(client, outbox.MILESTONE_ALERTS, ids)
+
+
+async def github_milestone_closed(milestone_id: int, closed: bool) -> None:
+    """Whether its GitHub milestone is closed because it completed (close_on_complete)."""
+    await Milestone.filter(id=milestone_id).update(closed_on_complete=closed)

@@ -1,0 +1,120 @@
+"""Reads: verdicts, readings and lists of milestones; they write nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from tortoise.transactions import in_transaction
+
+from core.approvers import approvers_of
+from core.catalog import milestone_policy
+from core.clock import utcnow
+from core.enums import GateStatus, MilestoneState
+from core.facts import load_facts
+from core.gate import Verdict, evaluate
+from core.models import Milestone, Signoff, Snapshot
+from core.readings import MilestoneReading, MilestoneSummary, SignoffState
+from core.services.changes import milestone_named
+
+
+async def get_verdict(repository: str | None, milestone_name: str, now: datetime | None = None) -> Verdict:
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, milestone_name)
+    return await milestone_verdict(milestone, now)
+
+
+async def find_milestone(repository: str | None, milestone_name: str) -> Milestone:
+    """The milestone with its repository; NotFound when it is not one, or is ambiguous."""
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, milestone_name)
+        await milestone.fetch_related("repository", using_db=client)
+    return milestone
+
+
+async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -> Verdict:
+    async with in_transaction() as client:
+        return evaluate(await load_facts(client, milestone), now or utcnow())
+
+
+async def list_milestones(
+    repositories: Sequence[str] | None = None, *, include_closed: bool = False
+) -> list[MilestoneSummary]:
+    """Every milestone of the repositories (all when None) with its latest recorded status,
+    worst first: a read of snapshots."""
+    query = Milestone.all().prefetch_related("repository")
+    if repositories is not None:
+        query = query.filter(repository__full_name__in=list(repositories))
+    if not include_closed:
+        query = query.filter(state=MilestoneState.OPEN)
+    today = utcnow().date()
+    summaries = []
+    for milestone in await query:
+        snapshot = await Snapshot.filter(milestone=milestone).order_by("-id").first()
+        metrics = snapshot.metrics if snapshot else {}
+        status = snapshot.status if snapshot else GateStatus.NO_DATA
+        target = milestone.target_date
+        summaries.append(
+            MilestoneSummary(
+                repository=milestone.repository.full_name,
+                name=milestone.name,
+                status=status,
+                overdue=bool(target and today > target and status is not GateStatus.COMPLETE),
+                target_date=target,
+                days_left=(target - today).days if target else None,
+                state=milestone.state,
+                pass_rate=metrics.get("pass_rate"),
+                open_blocking=metrics.get("open_blocking", 0),
+                approvers=list((await approvers_of(None, milestone.id, milestone_policy(milestone))).users),
+            )
+        )
+    order = [
+        GateStatus.BLOCKED,
+        GateStatus.AT_RISK,
+        GateStatus.NO_DATA,
+        GateStatus.READY_FOR_SIGNOFF,
+        GateStatus.COMPLETE,
+    ]
+    summaries.sort(
+        key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name, s.repository)
+    )
+    return summaries
+
+
+async def awaiting_signoff(user_id: str, summaries: Sequence[MilestoneSummary]) -> list[MilestoneSummary]:
+    """Of these milestones, those ready for sign-off where this person is an approver
+    without a standing decision."""
+    ready = [
+        summary
+        for summary in summaries
+        if summary.status is GateStatus.READY_FOR_SIGNOFF and user_id in summary.approvers
+    ]
+    if not ready:
+        return []
+    decided = set(
+        await Signoff.filter(
+            active_user=user_id,
+            milestone__name__in=[summary.name for summary in ready],
+        ).values_list("milestone__repository__full_name", "milestone__name")
+    )
+    return [summary for summary in ready if (summary.repository, summary.name) not in decided]
+
+
+async def read_milestone(repository: str, name: str, now: datetime | None = None) -> MilestoneReading:
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, name)
+        facts = await load_facts(client, milestone)
+    verdict = evaluate(facts, now or utcnow())
+    return MilestoneReading(repository, milestone.name, milestone.description, facts, verdict, milestone.id)
+
+
+async def signoff_state(repository: str, milestone_name: str, now: datetime | None = None) -> SignoffState:
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, milestone_name)
+        facts = await load_facts(client, milestone)
+        approvers = await approvers_of(client, milestone.id, facts.policy)
+        trail = await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
+    reading = MilestoneReading(
+        repository, milestone.name, milestone.description, facts, evaluate(facts, now or utcnow()), milestone.id
+    )
+    return SignoffState(reading, approvers, trail, milestone.completed_at, milestone.completed_with)
