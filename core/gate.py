@@ -31,6 +31,7 @@ from core.enums import (
 )
 from core.metrics import Direction, Forecast, TrendPoint, direction, forecast, is_flaky
 from core.policy import MilestonePolicy
+from core.wording import percent
 
 NEVER_REPORTED = "(never reported)"
 
@@ -504,7 +505,3 @@ def _metrics(
 def _failing(test: TestFact) -> FailingTest:
     assert test.latest is not None
     return FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message)
-
-
-def percent(ratio: float) -> str:
-    return f"{ratio * 100:.1f}%".replace(".0%", "%")

@@ -44,6 +44,7 @@ from yaml.reader import ReaderError
 from core.approvers import check_entry, is_user
 from core.enums import SEVERITY_ORDER, Severity
 from core.selectors import GLOB_CHARS, PLAN_PREFIX
+from core.wording import plural
 
 DEFAULT_SOURCE = ".github/milestones.yml"
 DEFAULT_ENTRY = "default"
@@ -151,7 +152,7 @@ class SignoffConfig(_PolicyModel):
             return quorum
         count = len(approvers)
         if quorum > count:
-            raise ValueError(f"quorum {quorum} is more than the {count} approver{'' if count == 1 else 's'}")
+            raise ValueError(f"quorum {quorum} is more than the {plural(count, 'approver')}")
         return quorum
 
     @property

@@ -10,6 +10,7 @@ from typing import Any
 
 from core.enums import CriterionResult, GateStatus
 from core.gate import Criterion, Verdict
+from core.wording import days_left, percent, plural, short_sha
 
 MARK = {CriterionResult.MET: "✔", CriterionResult.NOT_MET: "✘", CriterionResult.NO_DATA: "?"}
 CRITERION_TITLE = {
@@ -57,7 +58,7 @@ def render_verdict(verdict: Verdict) -> str:
     lines += [_criterion_line(criterion) for criterion in verdict.criteria]
     metrics = verdict.metrics
     lines += ["", "Progress"]
-    rate = "n/a" if metrics.pass_rate is None else f"{metrics.pass_rate:.1%}"
+    rate = percent(metrics.pass_rate)
     lines.append(f"  pass rate {rate} ({metrics.direction.value})")
     tests = metrics.tests
     lines.append(
@@ -86,11 +87,7 @@ def _headline(verdict: Verdict) -> str:
     if verdict.overdue:
         parts.append("OVERDUE")
     if verdict.target_date:
-        days = verdict.days_left
-        if days is not None and days >= 0:
-            parts.append(f"target {verdict.target_date.isoformat()}, {days} day{'s' if days != 1 else ''} left")
-        else:
-            parts.append(f"target {verdict.target_date.isoformat()}, {-days} days ago")
+        parts.append(f"target {verdict.target_date.isoformat()}, {days_left(verdict.days_left or 0)}")
     return " · ".join(parts)
 
 
@@ -104,7 +101,7 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
     lines += _capped(
         (
             f"  ✘ {test.name} ({test.status.value}"
-            + (f", failing since {_commit(test.since.commit_sha)}" if test.since and test.since.commit_sha else "")
+            + (f", failing since {short_sha(test.since.commit_sha)}" if test.since and test.since.commit_sha else "")
             + ")"
             for test in blocking.failing_tests
         ),
@@ -118,10 +115,7 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
     )
     if not verdict.criteria[2].met:
         lines += _capped(
-            (
-                f"  ? untested in {area.suite}: {len(area.tests)} test{'s' if len(area.tests) != 1 else ''}"
-                for area in blocking.untested
-            ),
+            (f"  ? untested in {area.suite}: {plural(len(area.tests), 'test')}" for area in blocking.untested),
             len(blocking.untested),
             "untested areas",
         )
@@ -140,7 +134,3 @@ def _capped(lines: Iterable[str], total: int, what: str) -> list[str]:
             break
         shown.append(line)
     return shown
-
-
-def _commit(sha: str) -> str:
-    return sha[:7]

@@ -22,9 +22,10 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from core.catalog import NotFound
 from core.enums import CriterionResult
-from core.gate import DefectFact, FailingTest, LaunchRef, Verdict, percent
+from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
 from core.report import CRITERION_TITLE, STATUS_TITLE, verdict_json
 from core.services import get_verdict
+from core.wording import days, days_left, first_line, percent, short_sha
 
 KEY_LENGTH = 32  # hex characters: 128 bits of the HMAC
 
@@ -133,23 +134,12 @@ def _link(url: str | None, text: str) -> str:
     return f'<a href="{_e(safe)}" rel="noopener noreferrer">{text}</a>'
 
 
-def _days(count: int) -> str:
-    return f"{count} day{'' if count == 1 else 's'}"
-
-
-def _first_line(message: str | None) -> str:
-    if not message:
-        return ""
-    lines = message.strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def _since(since: LaunchRef | None) -> str:
     if since is None:
         return '<span class="muted">—</span>'
     text = _link(since.url, f"run {since.id}")
     if since.commit_sha:
-        text += f" <code>{_e(since.commit_sha[:7])}</code>"
+        text += f" <code>{_e(short_sha(since.commit_sha))}</code>"
     return text
 
 
@@ -166,7 +156,7 @@ def _table(headers: Iterable[str], rows: Iterable[str]) -> str:
 def _failing_row(test: FailingTest) -> str:
     return (
         f"<tr><td><code>{_e(test.name)}</code></td><td>{_e(test.status.value)}</td>"
-        f"<td>{_since(test.since)}</td><td>{_e(_first_line(test.message))}</td></tr>"
+        f"<td>{_since(test.since)}</td><td>{_e(first_line(test.message))}</td></tr>"
     )
 
 
@@ -178,17 +168,15 @@ def _defect_row(defect: DefectFact) -> str:
 def _headline(verdict: Verdict) -> str:
     status = verdict.status
     parts = [f'<span class="status status-{_e(status.value)}">{_e(STATUS_TITLE[status])}</span>']
-    days = verdict.days_left
-    if verdict.overdue and days is not None:
-        parts.append(f'<span class="overdue">overdue by {_days(-days)}</span>')
+    left = verdict.days_left
+    if verdict.overdue and left is not None:
+        parts.append(f'<span class="overdue">overdue by {days(-left)}</span>')
     if verdict.target_date is None:
         parts.append('<span class="muted">no target date</span>')
-    elif verdict.overdue:
+    elif verdict.overdue or left is None:
         parts.append(f"target {_e(verdict.target_date.isoformat())}")
-    elif days is not None and days >= 0:
-        parts.append(f"target {_e(verdict.target_date.isoformat())}, {_days(days)} left")
     else:
-        parts.append(f"target {_e(verdict.target_date.isoformat())}, {_days(-(days or 0))} ago")
+        parts.append(f"target {_e(verdict.target_date.isoformat())}, {days_left(left)}")
     return "<p>" + " · ".join(parts) + "</p>"
 
 
@@ -221,7 +209,7 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
 
     metrics = verdict.metrics
     forecast = metrics.forecast
-    rate = "n/a" if metrics.pass_rate is None else percent(metrics.pass_rate)
+    rate = percent(metrics.pass_rate)
     when = forecast.date.isoformat() if forecast.date else "no date"
     out.append(
         _section(

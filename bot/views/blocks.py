@@ -1,4 +1,4 @@
-"""Block Kit building blocks that cannot exceed Slack's limits, and small text helpers.
+"""Block Kit building blocks that cannot exceed Slack's limits, and Slack's markup (escaping, links, mentions).
 
 Limits from Slack's Block Kit reference: 50 blocks in a message, 100 in the Home tab
 and modals, 3,000 characters in a section's text, 10 fields of 2,000 characters, 75
@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.wording import clip
+
 Block = dict[str, Any]
 
 MESSAGE_BLOCKS = 50
@@ -24,7 +26,6 @@ HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 # A notification shows a line or two of the fallback; the rest is in the blocks.
 FALLBACK_TEXT = 1000
-ELLIPSIS = "…"
 SHARE_ACTION = "share"
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 BARS = "▁▂▃▄▅▆▇█"
@@ -58,10 +59,6 @@ class Message:
         return replace(self, blocks=blocks, response_type="in_channel")
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
-
-
 def escape(text: str) -> str:
     """User text (test names, issue titles) must not turn into mentions or links."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -76,16 +73,6 @@ def mention(user_id: str) -> str:
     """A user mention; anything that is not a Slack user id (a typo in a policy file)
     is shown as text, never as markup."""
     return f"<@{user_id}>" if USER_ID.fullmatch(user_id) else escape(user_id)
-
-
-def listed(names: Sequence[str], shown: int = 20) -> str:
-    """Names for a line of text: the first `shown`, then how many more."""
-    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, str]:

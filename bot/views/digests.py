@@ -16,9 +16,7 @@ from bot.views.blocks import (
     header,
     line_sections,
     link,
-    listed,
     mention,
-    plural,
     section,
 )
 from bot.views.milestones import (
@@ -34,6 +32,7 @@ from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
 from core.enums import SEVERITY_ORDER
 from core.readings import MilestoneReading
+from core.wording import listed, plural
 
 # Blocks a milestone takes in a digest, and room kept for the header and the footer.
 CARD_BLOCKS = 4

@@ -14,26 +14,24 @@ from bot.views.blocks import (
     Message,
     actions,
     button,
-    clip,
     context,
     divider,
     escape,
     header,
     line_sections,
     link,
-    listed,
     mention,
-    plural,
     progress_bar,
     section,
     sparkline,
 )
 from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
-from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact, percent
+from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact
 from core.history import History
 from core.metrics import Direction, is_flaky
 from core.readings import MilestoneReading, MilestoneSummary
 from core.report import CRITERION_TITLE, STATUS_TITLE
+from core.wording import clip, first_line, listed, percent, plural, short_sha
 
 STATUS_EMOJI = {
     GateStatus.COMPLETE: ":white_check_mark:",
@@ -384,7 +382,8 @@ def failing_test_line(test: FailingTest) -> str:
 
 
 def _failing_fact_line(test: TestFact) -> str:
-    message = f" · _{escape(clip(test.message.splitlines()[0], 120))}_" if test.message and test.message.strip() else ""
+    first = first_line(test.message)
+    message = f" · _{escape(clip(first, 120))}_" if first else ""
     status = test.latest.value if test.latest else "not run"
     return (
         f"• :x: `{escape(clip(test.display_name, 200))}`{_required(test)} {status}{_since(test.failing_since)}{message}"
@@ -394,7 +393,7 @@ def _failing_fact_line(test: TestFact) -> str:
 def _since(launch: LaunchRef | None) -> str:
     if launch is None:
         return ""
-    commit = f" `{launch.commit_sha[:7]}`" if launch.commit_sha else ""
+    commit = f" `{short_sha(launch.commit_sha)}`" if launch.commit_sha else ""
     when = f" {slack_time(launch.finished_at)}" if launch.finished_at else ""
     return f" since {link(launch.url, 'run')}{commit}{when}"
 
@@ -408,10 +407,9 @@ def _test_order(test: TestFact) -> tuple:
 
 
 def _untested_line(suite: str, names: list[str]) -> str:
-    shown = ", ".join(f"`{escape(clip(name, 120))}`" for name in names[:UNTESTED_NAMES])
-    rest = f" and {len(names) - UNTESTED_NAMES:,} more" if len(names) > UNTESTED_NAMES else ""
+    shown = listed([f"`{escape(clip(name, 120))}`" for name in names], UNTESTED_NAMES)
     label = "never reported" if suite == NEVER_REPORTED else (suite or "no suite")
-    return f"• *{escape(label)}* ({plural(len(names), 'test')}): {shown}{rest}"
+    return f"• *{escape(label)}* ({plural(len(names), 'test')}): {shown}"
 
 
 def defect_line(defect: DefectFact, *, blocking: bool) -> str:

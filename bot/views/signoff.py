@@ -15,14 +15,11 @@ from bot.views.blocks import (
     Message,
     actions,
     button,
-    clip,
     context,
     escape,
     header,
     line_sections,
-    listed,
     mention,
-    plural,
     section,
 )
 from bot.views.milestones import (
@@ -39,6 +36,7 @@ from core.approvers import Approvers, is_user
 from core.enums import Decision
 from core.models import Signoff
 from core.readings import SignoffState
+from core.wording import clip, listed, plural
 
 APPROVE_ACTION = "signoff_approve"
 REJECT_ACTION = "signoff_reject"

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.enums import CriterionResult, GateStatus
-from core.gate import Criterion, FailingTest, Verdict, percent
+from core.gate import Criterion, FailingTest, Verdict
 from core.policy import PolicyLoad
 from core.report import CRITERION_TITLE, STATUS_TITLE
+from core.wording import clip, days, days_left, listed, one_line, percent, plural, short_sha
 
 # GitHub's limits: characters per output field, annotations per request, status description.
 FIELD_LIMIT = 65_535
@@ -21,6 +22,7 @@ ANNOTATIONS_PER_REQUEST = 50
 STATUS_DESCRIPTION_LIMIT = 140
 TITLE_LIMIT = 200
 ITEM_LIMIT = 1_000
+UNTESTED_NAMES = 20  # names shown per area not run
 
 GATE_PREFIX = "Milestone gate: "
 CONFIG_CHECK = "Milestone config"
@@ -155,7 +157,7 @@ def gate_status(verdict: Verdict, target_url: str | None = None) -> StatusOutput
     return StatusOutput(
         context=STATUS_PREFIX + verdict.milestone,
         state=STATUS_STATE[verdict.status],
-        description=_clip(gate_title(verdict), STATUS_DESCRIPTION_LIMIT),
+        description=clip(gate_title(verdict), STATUS_DESCRIPTION_LIMIT),
         target_url=target_url,
     )
 
@@ -170,8 +172,8 @@ def gate_title(verdict: Verdict) -> str:
     problems = _problems(verdict)
     title = f"{status[:1].upper()}{status[1:]}: {', '.join(problems) if problems else 'all criteria met'}"
     if verdict.overdue and verdict.days_left is not None:
-        title = f"Overdue by {_days(-verdict.days_left)} · {title}"
-    return _clip(_one_line(title), TITLE_LIMIT)
+        title = f"Overdue by {days(-verdict.days_left)} · {title}"
+    return clip(one_line(title), TITLE_LIMIT)
 
 
 def _problems(verdict: Verdict) -> list[str]:
@@ -180,17 +182,17 @@ def _problems(verdict: Verdict) -> list[str]:
     if tests.result is CriterionResult.NOT_MET:
         failing = tests.numbers["required_failing"]
         if failing:
-            problems.append(_count(failing, "required test") + " failing")
+            problems.append(plural(failing, "required test") + " failing")
         rate, threshold = tests.numbers["pass_rate"], tests.numbers["pass_rate_threshold"]
         if rate is not None and rate < threshold:
-            problems.append(f"pass rate {_percent(rate)} (needs {_percent(threshold)})")
+            problems.append(f"pass rate {percent(rate)} (needs {percent(threshold)})")
     elif tests.result is CriterionResult.NO_DATA:
         problems.append(tests.summary)
     if defects.result is CriterionResult.NOT_MET:
-        problems.append(_count(defects.numbers["blocking"], "blocking defect"))
+        problems.append(plural(defects.numbers["blocking"], "blocking defect"))
     if coverage.result is CriterionResult.NOT_MET:
         problems.append(
-            f"coverage {_percent(coverage.numbers['coverage'])} (needs {_percent(coverage.numbers['threshold'])})"
+            f"coverage {percent(coverage.numbers['coverage'])} (needs {percent(coverage.numbers['threshold'])})"
         )
     elif coverage.result is CriterionResult.NO_DATA and tests.result is not CriterionResult.NO_DATA:
         problems.append(coverage.summary)
@@ -206,14 +208,14 @@ def _problems(verdict: Verdict) -> list[str]:
 def _summary(verdict: Verdict, details_url: str | None) -> str:
     status = f"**{STATUS_TITLE[verdict.status].capitalize()}**"
     if verdict.overdue and verdict.days_left is not None:
-        status += f" · overdue by {_days(-verdict.days_left)}"
+        status += f" · overdue by {days(-verdict.days_left)}"
     lines = [status, "", "| | Criterion | Now | Threshold |", "|:-:|---|---|---|"]
     lines += [_criterion_row(criterion) for criterion in verdict.criteria]
     lines.append("")
     if verdict.target_date is None:
         lines.append("**Target date:** none set")
     else:
-        lines.append(f"**Target date:** {verdict.target_date.isoformat()} · {_days_left(verdict.days_left)}")
+        lines.append(f"**Target date:** {verdict.target_date.isoformat()} · {days_left(verdict.days_left or 0)}")
     forecast = verdict.metrics.forecast
     if forecast.date is not None or forecast.at_risk:
         when = forecast.date.isoformat() if forecast.date else "no date"
@@ -227,15 +229,15 @@ def _criterion_row(criterion: Criterion) -> str:
     numbers = criterion.numbers
     if criterion.name == "required_tests":
         required = numbers["required_pass_rate_threshold"]
-        threshold = "all required pass" if required >= 1 else f"required ≥ {_percent(required)}"
-        threshold += f" · pass rate ≥ {_percent(numbers['pass_rate_threshold'])}"
+        threshold = "all required pass" if required >= 1 else f"required ≥ {percent(required)}"
+        threshold += f" · pass rate ≥ {percent(numbers['pass_rate_threshold'])}"
     elif criterion.name == "defects":
         limits = ", ".join(f"{severity} ≤ {limit}" for severity, limit in numbers["limits"].items())
         threshold = limits or "no limits"
         if numbers["require_verified"]:
             threshold += " · fixes verified"
     elif criterion.name == "coverage":
-        threshold = f"≥ {_percent(numbers['threshold'])} run"
+        threshold = f"≥ {percent(numbers['threshold'])} run"
     else:
         groups = ", ".join(numbers.get("unresolved", []))
         threshold = f"{numbers['quorum']} of {len(numbers['approvers'])} approvers" if numbers["approvers"] else "none"
@@ -254,12 +256,12 @@ def _text(verdict: Verdict, details_url: str | None, repository_url: str | None)
     untested = sum(len(area.tests) for area in blocking.untested)
     sections = [
         Section(
-            _count(len(blocking.failing_tests), "required test") + " failing",
+            plural(len(blocking.failing_tests), "required test") + " failing",
             [_failing_line(test, repository_url) for test in blocking.failing_tests],
             "failing tests",
         ),
         Section(
-            _count(len(blocking.defects), "blocking defect"),
+            plural(len(blocking.defects), "blocking defect"),
             [
                 f"- {_link(f'#{defect.number}', defect.url)} {_escape(defect.title)} · {defect.severity.value}, {defect.state.value}"
                 for defect in blocking.defects
@@ -267,11 +269,10 @@ def _text(verdict: Verdict, details_url: str | None, repository_url: str | None)
             "defects",
         ),
         Section(
-            f"Not run: {_count(untested, 'test')} in {_count(len(blocking.untested), 'area')}",
+            f"Not run: {plural(untested, 'test')} in {plural(len(blocking.untested), 'area')}",
             [
                 f"- **{_escape(area.suite or '(no suite)')}** ({len(area.tests)}): "
-                + ", ".join(_code(name) for name in area.tests[:20])
-                + (f" and {len(area.tests) - 20} more" if len(area.tests) > 20 else "")
+                + listed([_code(name) for name in area.tests], UNTESTED_NAMES)
                 for area in blocking.untested
             ],
             "areas",
@@ -296,9 +297,9 @@ def _failing_line(test: FailingTest, repository_url: str | None) -> str:
         line += " since " + _link("this run", since.url) if since.url else " since a launch"
         if since.commit_sha:
             commit_url = f"{repository_url}/commit/{since.commit_sha}" if repository_url else None
-            line += " at " + _link(f"`{since.commit_sha[:7]}`", commit_url)
+            line += " at " + _link(f"`{short_sha(since.commit_sha)}`", commit_url)
     if test.message:
-        line += f": {_escape(_one_line(test.message)[:200])}"
+        line += f": {_escape(one_line(test.message)[:200])}"
     return line
 
 
@@ -323,7 +324,7 @@ def fit_sections(sections: Sequence[Section], limit: int, details_url: str | Non
         lines: list[str] = []
         for section in sections:
             lines += [f"### {_escape(section.heading)}", ""]
-            lines += [_clip(item, ITEM_LIMIT) for item in section.items[:cap]]
+            lines += [clip(item, ITEM_LIMIT) for item in section.items[:cap]]
             left_out = len(section.items) - cap
             if left_out > 0:
                 where = f": see {_link('the milestone', details_url)}" if details_url else ""
@@ -361,7 +362,7 @@ def _size(text: str) -> int:
 
 def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutput:
     """`load` None: the pull request removes the file, so the defaults will apply."""
-    at = f"`{path}` at `{head_sha[:7]}`"
+    at = f"`{path}` at `{short_sha(head_sha)}`"
     if load is None:
         return CheckOutput(
             CONFIG_CHECK,
@@ -372,11 +373,11 @@ def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutp
     if load.ok:
         assert load.policy is not None
         policy = load.policy
-        summary = f"{at} is valid: {_count(len(policy.plans), 'plan')}, {_count(len(policy.milestones), 'milestone')}."
+        summary = f"{at} is valid: {plural(len(policy.plans), 'plan')}, {plural(len(policy.milestones), 'milestone')}."
         return CheckOutput(CONFIG_CHECK, "success", "Milestone config is valid", summary)
     errors = load.errors
     listed = Section(
-        _count(len(errors), "error"),
+        plural(len(errors), "error"),
         [
             f"- line {error.line or 1}: {_escape(error.path + ': ' if error.path else '')}{_escape(error.message)}"
             for error in errors
@@ -389,15 +390,15 @@ def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutp
             "start_line": error.line or 1,
             "end_line": error.line or 1,
             "annotation_level": "failure",
-            "title": _clip(error.path or "invalid policy", 255),
-            "message": _clip(error.message, 64_000),
+            "title": clip(error.path or "invalid policy", 255),
+            "message": clip(error.message, 64_000),
         }
         for error in errors
     ]
     return CheckOutput(
         name=CONFIG_CHECK,
         conclusion="failure",
-        title=f"{_count(len(errors), 'error')} in {path}",
+        title=f"{plural(len(errors), 'error')} in {path}",
         summary=fit_sections([listed], FIELD_LIMIT),
         annotations=annotations,
     )
@@ -407,8 +408,8 @@ def config_status(load: PolicyLoad | None, path: str) -> StatusOutput:
     if load is None or load.ok:
         return StatusOutput(CONFIG_STATUS, "success", f"{path} is valid" if load else f"{path} removed")
     first = load.errors[0]
-    description = f"{_count(len(load.errors), 'error')}; line {first.line or 1}: {first.message}"
-    return StatusOutput(CONFIG_STATUS, "failure", _clip(_one_line(description), STATUS_DESCRIPTION_LIMIT))
+    description = f"{plural(len(load.errors), 'error')}; line {first.line or 1}: {first.message}"
+    return StatusOutput(CONFIG_STATUS, "failure", clip(one_line(description), STATUS_DESCRIPTION_LIMIT))
 
 
 # Small helpers -------------------------------------------------------------------
@@ -426,31 +427,3 @@ def _code(text: str) -> str:
 
 def _link(label: str, url: str | None) -> str:
     return f"[{label}]({url})" if url else label
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-def _days(number: int) -> str:
-    return _count(number, "day")
-
-
-def _days_left(days: int | None) -> str:
-    if days is None:
-        return ""
-    if days < 0:
-        return f"{_days(-days)} past"
-    return "due today" if days == 0 else f"{_days(days)} left"
-
-
-def _percent(ratio: float | None) -> str:
-    return "n/a" if ratio is None else percent(ratio)

@@ -1,0 +1,61 @@
+"""Words for people, the same in every medium: counts, days, percentages, cut text, short lists.
+
+Plain text without markup: each renderer (the terminal, check runs' Markdown, the milestone
+page's HTML, Slack's mrkdwn) escapes it for its own medium.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+ELLIPSIS = "…"
+SHORT_SHA = 7
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`3 tests`, `1 test`, `1,200 tests`; `nouns` where adding an s is wrong."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def days(count: int) -> str:
+    return plural(count, "day")
+
+
+def days_left(count: int) -> str:
+    """How far the target date is: `7 days left`, `due today`, `3 days ago`."""
+    if count == 0:
+        return "due today"
+    return f"{days(count)} left" if count > 0 else f"{days(-count)} ago"
+
+
+def percent(ratio: float | None) -> str:
+    """`95%`, `97.5%`; `n/a` without a ratio."""
+    if ratio is None:
+        return "n/a"
+    return f"{ratio * 100:.1f}%".replace(".0%", "%")
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, the last an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def one_line(text: str) -> str:
+    """Every run of white space, line breaks included, as one space."""
+    return " ".join(text.split())
+
+
+def first_line(text: str | None) -> str:
+    """The first line of a message (a failure's), without the white space around it."""
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def listed(names: Sequence[str], shown: int = 20) -> str:
+    """Names for a line of text: the first `shown`, then how many more."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def short_sha(sha: str) -> str:
+    return sha[:SHORT_SHA]
