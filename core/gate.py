@@ -15,10 +15,10 @@ test result or defect; `at_risk` otherwise (tests not run yet, data missing).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from core.enums import (
     SEVERITY_ORDER,
@@ -132,16 +132,92 @@ class MilestoneFacts:
     trend: Sequence[TrendPoint] = ()  # snapshots, oldest first
 
 
+# The numbers behind each criterion. Their field names are the keys of a verdict's JSON.
+
+
 @dataclass(frozen=True)
-class Criterion:
-    name: str
+class TestsNumbers:
+    __test__ = False
+
+    pass_rate: float | None
+    pass_rate_threshold: float
+    executed: int
+    passed: int
+    required: int
+    required_executed: int
+    required_passed: int
+    required_pass_rate: float | None
+    required_pass_rate_threshold: float
+    required_failing: int
+
+
+@dataclass(frozen=True)
+class DefectsNumbers:
+    open: dict[str, int]  # severity -> open (or, with require_verified, unverified) defects
+    limits: dict[str, int]  # severity -> most allowed
+    require_verified: bool
+    blocking: int
+    # How many must close for the criterion to hold: the forecast's distance to green.
+    to_close: int
+
+
+@dataclass(frozen=True)
+class CoverageNumbers:
+    run: int
+    total: int
+    coverage: float | None
+    threshold: float
+
+
+@dataclass(frozen=True)
+class SignoffNumbers:
+    approvals: int
+    quorum: int
+    rejections: int
+    approvers: list[str]
+    unresolved: list[str]  # user groups whose members are not known
+
+
+Numbers = TypeVar("Numbers", TestsNumbers, DefectsNumbers, CoverageNumbers, SignoffNumbers)
+
+
+@dataclass(frozen=True)
+class Criterion(Generic[Numbers]):
+    name: str  # stable: snapshots and JSON key criteria by it
     result: CriterionResult
     summary: str
-    numbers: dict = field(default_factory=dict)
+    numbers: Numbers
 
     @property
     def met(self) -> bool:
         return self.result is CriterionResult.MET
+
+
+AnyCriterion = (
+    Criterion[TestsNumbers] | Criterion[DefectsNumbers] | Criterion[CoverageNumbers] | Criterion[SignoffNumbers]
+)
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """The gate's criteria by name, iterable in their order (PRODUCT.md section 3)."""
+
+    tests: Criterion[TestsNumbers]
+    defects: Criterion[DefectsNumbers]
+    coverage: Criterion[CoverageNumbers]
+    signoff: Criterion[SignoffNumbers]
+
+    def __iter__(self) -> Iterator[AnyCriterion]:
+        return iter(self.all)
+
+    @property
+    def all(self) -> tuple[AnyCriterion, ...]:
+        return (self.tests, self.defects, self.coverage, self.signoff)
+
+    @property
+    def before_signoff(self) -> tuple[AnyCriterion, ...]:
+        """Every criterion but sign-off: what an approval waits for, and what a stale one loses."""
+        return tuple(criterion for criterion in self.all if criterion is not self.signoff)
 
 
 @dataclass(frozen=True)
@@ -190,20 +266,20 @@ class Verdict:
     overdue: bool
     target_date: date | None
     days_left: int | None
-    criteria: list[Criterion]
+    criteria: Criteria
     blocking: Blocking
     metrics: Metrics
     warnings: list[str]
 
     @property
     def gate_green(self) -> bool:
-        """Criteria 1-3 met: what sign-off waits for, and what stale approvals lose."""
-        return all(criterion.met for criterion in self.criteria[:3])
+        """Every criterion but sign-off met: what sign-off waits for, and what stale approvals lose."""
+        return all(criterion.met for criterion in self.criteria.before_signoff)
 
     @property
     def what_blocks_signoff(self) -> str:
-        """The summaries of criteria 1-3 not met, in one line."""
-        return "; ".join(criterion.summary for criterion in self.criteria[:3] if not criterion.met)
+        """The summaries of the criteria before sign-off not met, in one line."""
+        return "; ".join(criterion.summary for criterion in self.criteria.before_signoff if not criterion.met)
 
 
 @dataclass
@@ -271,9 +347,9 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     defects_criterion, blocking_defects = _defects(policy, facts.defects)
     coverage_criterion, untested = _coverage(policy, scan, facts.missing_exact_ids)
     signoff_criterion, missing, rejections = _signoff(facts)
-    criteria = [tests_criterion, defects_criterion, coverage_criterion, signoff_criterion]
+    criteria = Criteria(tests_criterion, defects_criterion, coverage_criterion, signoff_criterion)
 
-    gate_green = all(criterion.met for criterion in criteria[:3])
+    gate_green = all(criterion.met for criterion in criteria.before_signoff)
     status = _status(criteria, rejections)
     overdue = facts.target_date is not None and today > facts.target_date and status is not GateStatus.COMPLETE
     days_left = (facts.target_date - today).days if facts.target_date else None
@@ -294,25 +370,25 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     )
 
 
-def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
+def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumbers]:
     policy = facts.policy
     executed = scan.executed
     passed = scan.tally[TestStatus.PASSED]
     overall = passed / executed if executed else None
     required_rate = scan.required_passed / scan.required_executed if scan.required_executed else None
     failing = len(scan.failing_required)
-    numbers = {
-        "pass_rate": overall,
-        "pass_rate_threshold": policy.pass_rate,
-        "executed": executed,
-        "passed": passed,
-        "required": scan.required,
-        "required_executed": scan.required_executed,
-        "required_passed": scan.required_passed,
-        "required_pass_rate": required_rate,
-        "required_pass_rate_threshold": policy.required_pass_rate,
-        "required_failing": failing,
-    }
+    numbers = TestsNumbers(
+        pass_rate=overall,
+        pass_rate_threshold=policy.pass_rate,
+        executed=executed,
+        passed=passed,
+        required=scan.required,
+        required_executed=scan.required_executed,
+        required_passed=scan.required_passed,
+        required_pass_rate=required_rate,
+        required_pass_rate_threshold=policy.required_pass_rate,
+        required_failing=failing,
+    )
     name = "required_tests"
     if not executed:
         return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers)
@@ -336,7 +412,9 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion:
     return Criterion(name, CriterionResult.MET, summary, numbers)
 
 
-def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Criterion, list[DefectFact]]:
+def _defects(
+    policy: MilestonePolicy, defects: Sequence[DefectFact]
+) -> tuple[Criterion[DefectsNumbers], list[DefectFact]]:
     def blocks(defect: DefectFact) -> bool:
         if defect.state is DefectState.OPEN:
             return True
@@ -356,14 +434,13 @@ def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Cr
             blocking.extend(sorted(found, key=lambda defect: defect.number))
             over.append(f"{len(found)} {severity.value} (max {limit})")
             to_close += len(found) - limit
-    numbers = {
-        "open": {severity.value: len(counted.get(severity, [])) for severity in SEVERITY_ORDER},
-        "limits": {severity.value: limit for severity, limit in policy.max_open_defects.items()},
-        "require_verified": policy.require_verified,
-        "blocking": len(blocking),
-        # How many must close for the criterion to hold: the forecast's distance to green.
-        "to_close": to_close,
-    }
+    numbers = DefectsNumbers(
+        open={severity.value: len(counted.get(severity, [])) for severity in SEVERITY_ORDER},
+        limits={severity.value: limit for severity, limit in policy.max_open_defects.items()},
+        require_verified=policy.require_verified,
+        blocking=len(blocking),
+        to_close=to_close,
+    )
     if over:
         return Criterion(
             "defects", CriterionResult.NOT_MET, "open defects over the limit: " + ", ".join(over), numbers
@@ -373,7 +450,9 @@ def _defects(policy: MilestonePolicy, defects: Sequence[DefectFact]) -> tuple[Cr
     return Criterion("defects", CriterionResult.MET, summary, numbers), blocking
 
 
-def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) -> tuple[Criterion, list[UntestedArea]]:
+def _coverage(
+    policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]
+) -> tuple[Criterion[CoverageNumbers], list[UntestedArea]]:
     total = scan.scope + len(missing_ids)
     run = scan.scope_run
     ratio = run / total if total else None
@@ -381,7 +460,7 @@ def _coverage(policy: MilestonePolicy, scan: _Scan, missing_ids: Sequence[str]) 
     if missing_ids:
         by_suite[NEVER_REPORTED] = [*by_suite.get(NEVER_REPORTED, []), *missing_ids]
     untested = [UntestedArea(suite, sorted(names)) for suite, names in sorted(by_suite.items())]
-    numbers = {"run": run, "total": total, "coverage": ratio, "threshold": policy.coverage}
+    numbers = CoverageNumbers(run=run, total=total, coverage=ratio, threshold=policy.coverage)
     if ratio is None:
         return Criterion("coverage", CriterionResult.NO_DATA, "no tests known for this milestone yet", numbers), []
     summary = f"{run:,} of {total:,} {'required ' if policy.required else ''}tests run ({percent(ratio)})"
@@ -403,7 +482,7 @@ def counted_approvals(facts: MilestoneFacts) -> list[DecisionFact]:
     ]
 
 
-def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[DecisionFact]]:
+def _signoff(facts: MilestoneFacts) -> tuple[Criterion[SignoffNumbers], list[str], list[DecisionFact]]:
     signoff = facts.policy.signoff
     approvers = list(dict.fromkeys(facts.approvers))
     approving = counted_approvals(facts)
@@ -421,13 +500,13 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[Decision
         else min(signoff.quorum, len(approvers))
     )
     missing = [user for user in approvers if user not in counted]
-    numbers = {
-        "approvals": len(approvals),
-        "quorum": quorum,
-        "rejections": len(rejections),
-        "approvers": approvers,
-        "unresolved": unresolved,
-    }
+    numbers = SignoffNumbers(
+        approvals=len(approvals),
+        quorum=quorum,
+        rejections=len(rejections),
+        approvers=approvers,
+        unresolved=unresolved,
+    )
     if rejections:
         who = ", ".join(decision.user_id for decision in rejections)
         return Criterion("signoff", CriterionResult.NOT_MET, f"rejected by {who}", numbers), missing, rejections
@@ -445,14 +524,14 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion, list[str], list[Decision
     return Criterion("signoff", CriterionResult.NOT_MET, summary, numbers), missing, []
 
 
-def _status(criteria: list[Criterion], rejections: list[DecisionFact]) -> GateStatus:
-    tests, defects, coverage, signoff = criteria
+def _status(criteria: Criteria, rejections: list[DecisionFact]) -> GateStatus:
+    tests, defects, coverage = criteria.tests, criteria.defects, criteria.coverage
     if tests.result is CriterionResult.NOT_MET or defects.result is CriterionResult.NOT_MET or rejections:
         return GateStatus.BLOCKED
-    if not tests.numbers["executed"] and coverage.result is CriterionResult.NO_DATA:
+    if not tests.numbers.executed and coverage.result is CriterionResult.NO_DATA:
         return GateStatus.NO_DATA
-    if tests.met and defects.met and coverage.met:
-        return GateStatus.COMPLETE if signoff.met else GateStatus.READY_FOR_SIGNOFF
+    if all(criterion.met for criterion in criteria.before_signoff):
+        return GateStatus.COMPLETE if criteria.signoff.met else GateStatus.READY_FOR_SIGNOFF
     return GateStatus.AT_RISK
 
 
@@ -461,8 +540,8 @@ def _metrics(
     now: datetime,
     gate_green: bool,
     scan: _Scan,
-    coverage: Criterion,
-    defects: Criterion,
+    coverage: Criterion[CoverageNumbers],
+    defects: Criterion[DefectsNumbers],
 ) -> Metrics:
     tally = {status.value: scan.tally[status] for status in TestStatus}
     tally["not_run"] = scan.tally[None]
@@ -480,14 +559,14 @@ def _metrics(
     rates = [rate for launch in facts.recent_launches if (rate := launch.pass_rate) is not None]
     # Rounded as snapshots store it, or a steady rate would show a phantom slope.
     live_rate = None if pass_rate is None else round(pass_rate, 6)
-    points = [*facts.trend, TrendPoint(now, live_rate, defects.numbers["to_close"])]
+    points = [*facts.trend, TrendPoint(now, live_rate, defects.numbers.to_close)]
     return Metrics(
         pass_rate=pass_rate,
         direction=direction(rates),
         tests=tally,
         defects_open=open_by_severity,
         critical=critical,
-        coverage=coverage.numbers["coverage"],
+        coverage=coverage.numbers.coverage,
         required_total=scan.required,
         required_run=scan.required_executed,
         regressions=scan.regressions,

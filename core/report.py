@@ -6,19 +6,13 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, assert_never
 
 from core.enums import CriterionResult, GateStatus
-from core.gate import Criterion, Verdict
+from core.gate import AnyCriterion, CoverageNumbers, DefectsNumbers, SignoffNumbers, TestsNumbers, Verdict
 from core.wording import days_left, percent, plural, short_sha
 
 MARK = {CriterionResult.MET: "✔", CriterionResult.NOT_MET: "✘", CriterionResult.NO_DATA: "?"}
-CRITERION_TITLE = {
-    "required_tests": "Required tests pass",
-    "defects": "Defects resolved",
-    "coverage": "Coverage met",
-    "signoff": "Sign-off obtained",
-}
 STATUS_TITLE = {
     GateStatus.COMPLETE: "complete",
     GateStatus.READY_FOR_SIGNOFF: "ready for sign-off",
@@ -27,6 +21,62 @@ STATUS_TITLE = {
     GateStatus.NO_DATA: "no data",
 }
 LIST_LIMIT = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class CriterionText:
+    """A criterion in words, as every renderer shows it (the terminal, check runs, the milestone
+    page, Slack). Plain text: each renderer escapes it for its medium."""
+
+    title: str
+    threshold: str
+    # How far along it is, for a progress bar (None: not known yet); `gauged` False: a bar does
+    # not suit it (open defects are a count against limits, not a share).
+    progress: float | None
+    gauged: bool
+    # What fails, a few words each, for one-line titles; none when met.
+    problems: list[str]
+
+
+def criterion_text(criterion: AnyCriterion) -> CriterionText:
+    """The one place that words each criterion: a new criterion adds its case here."""
+    numbers = criterion.numbers
+    failing = criterion.result is CriterionResult.NOT_MET
+    problems = [] if criterion.met else [criterion.summary]
+    match numbers:
+        case TestsNumbers():
+            required = numbers.required_pass_rate_threshold
+            threshold = "all required pass" if required >= 1 else f"required ≥ {percent(required)}"
+            threshold += f" · pass rate ≥ {percent(numbers.pass_rate_threshold)}"
+            if failing:
+                problems = []
+                if numbers.required_failing:
+                    problems.append(plural(numbers.required_failing, "required test") + " failing")
+                rate, needed = numbers.pass_rate, numbers.pass_rate_threshold
+                if rate is not None and rate < needed:
+                    problems.append(f"pass rate {percent(rate)} (needs {percent(needed)})")
+            return CriterionText("Required tests pass", threshold, numbers.pass_rate, True, problems)
+        case DefectsNumbers():
+            threshold = ", ".join(f"{severity} ≤ {limit}" for severity, limit in numbers.limits.items()) or "no limits"
+            if numbers.require_verified:
+                threshold += " · fixes verified"
+            if failing:
+                problems = [plural(numbers.blocking, "blocking defect")]
+            return CriterionText("Defects resolved", threshold, None, False, problems)
+        case CoverageNumbers():
+            if failing:
+                problems = [f"coverage {percent(numbers.coverage)} (needs {percent(numbers.threshold)})"]
+            return CriterionText(
+                "Coverage met", f"≥ {percent(numbers.threshold)} run", numbers.coverage, True, problems
+            )
+        case SignoffNumbers():
+            threshold = f"{numbers.quorum} of {len(numbers.approvers)} approvers" if numbers.approvers else "none"
+            if numbers.unresolved:
+                unknown = f"members of {', '.join(numbers.unresolved)} not known"
+                threshold = f"{threshold} ({unknown})" if numbers.approvers else unknown
+            progress = numbers.approvals / numbers.quorum if numbers.quorum else None
+            return CriterionText("Sign-off obtained", threshold, progress, True, problems)
+    assert_never(numbers)
 
 
 def jsonable(value: Any) -> Any:
@@ -91,8 +141,8 @@ def _headline(verdict: Verdict) -> str:
     return " · ".join(parts)
 
 
-def _criterion_line(criterion: Criterion) -> str:
-    return f"  {MARK[criterion.result]} {CRITERION_TITLE[criterion.name]:<20} {criterion.summary}"
+def _criterion_line(criterion: AnyCriterion) -> str:
+    return f"  {MARK[criterion.result]} {criterion_text(criterion).title:<20} {criterion.summary}"
 
 
 def _blocking_lines(verdict: Verdict) -> list[str]:
@@ -113,7 +163,7 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
         len(blocking.defects),
         "blocking defects",
     )
-    if not verdict.criteria[2].met:
+    if not verdict.criteria.coverage.met:
         lines += _capped(
             (f"  ? untested in {area.suite}: {plural(len(area.tests), 'test')}" for area in blocking.untested),
             len(blocking.untested),

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from core.catalog import NotFound
 from core.enums import CriterionResult
 from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
-from core.report import CRITERION_TITLE, STATUS_TITLE, verdict_json
+from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.services import get_verdict
 from core.wording import days, days_left, first_line, percent, short_sha
 
@@ -201,7 +201,7 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
     ]
 
     criteria_rows = (
-        f"<tr><td>{_e(CRITERION_TITLE.get(c.name, c.name))}</td>"
+        f"<tr><td>{_e(criterion_text(c).title)}</td>"
         f'<td class="result-{_e(c.result.value)}">{_e(RESULT_TITLE[c.result])}</td><td>{_e(c.summary)}</td></tr>'
         for c in verdict.criteria
     )
@@ -236,8 +236,8 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
         rows = (_defect_row(defect) for defect in blocking.defects)
         out.append(_section("Blocking defects", len(blocking.defects), _table(["Defect", "Severity", "State"], rows)))
     if blocking.untested:
-        coverage_met = verdict.criteria[2].met if len(verdict.criteria) > 2 else False
-        note = '<p class="muted">Coverage is met; these tests have not run yet.</p>\n' if coverage_met else ""
+        met = verdict.criteria.coverage.met
+        note = '<p class="muted">Coverage is met; these tests have not run yet.</p>\n' if met else ""
         areas = []
         for area in blocking.untested:
             names = "".join(f"<li><code>{_e(name)}</code></li>" for name in area.tests)

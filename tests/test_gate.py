@@ -11,6 +11,7 @@ from core.enums import CriterionResult as R
 from core.enums import Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import (
     NEVER_REPORTED,
+    CoverageNumbers,
     DecisionFact,
     DefectFact,
     LaunchRef,
@@ -21,6 +22,7 @@ from core.gate import (
 )
 from core.metrics import Direction, TrendPoint
 from core.policy import MilestonePolicy
+from core.services.changes import snapshot_metrics
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -331,23 +333,48 @@ def test_numbers_behind_the_criteria() -> None:
         defects=[defect(5, Severity.HIGH), defect(3, Severity.HIGH), defect(9, Severity.LOW)],
     )
     verdict = evaluate(given, NOW)
-    tests, defects, coverage, signoff = verdict.criteria
-    assert tests.numbers["executed"] == 3
-    assert tests.numbers["passed"] == 2
-    assert tests.numbers["pass_rate"] == pytest.approx(2 / 3)
-    assert tests.numbers["required"] == 3
-    assert tests.numbers["required_failing"] == 1
+    criteria = verdict.criteria
+    tests, defects, coverage, signoff = criteria.tests, criteria.defects, criteria.coverage, criteria.signoff
+    assert tests.numbers.executed == 3
+    assert tests.numbers.passed == 2
+    assert tests.numbers.pass_rate == pytest.approx(2 / 3)
+    assert tests.numbers.required == 3
+    assert tests.numbers.required_failing == 1
     assert tests.summary == "1 of 2 required tests failing; pass rate 66.7% below 90%"
     [failing] = verdict.blocking.failing_tests
     assert (failing.name, failing.status, failing.since, failing.message) == ("suite.A.b", F, since, "boom")
     assert [d.number for d in verdict.blocking.defects] == [3, 5]
-    assert defects.numbers["open"] == {"critical": 0, "high": 2, "medium": 0, "low": 1, "none": 0}
-    assert defects.numbers["to_close"] == 2
-    assert coverage.numbers == {"run": 2, "total": 3, "coverage": pytest.approx(2 / 3), "threshold": 1.0}
+    assert defects.numbers.open == {"critical": 0, "high": 2, "medium": 0, "low": 1, "none": 0}
+    assert defects.numbers.to_close == 2
+    assert coverage.numbers == CoverageNumbers(run=2, total=3, coverage=pytest.approx(2 / 3), threshold=1.0)
     assert [(area.suite, area.tests) for area in verdict.blocking.untested] == [("suite.A", ["suite.A.c"])]
     assert signoff.summary == "no sign-off required"
     assert verdict.metrics.tests == {"passed": 2, "failed": 1, "error": 0, "skipped": 1, "not_run": 1, "total": 5}
     assert [r.name for r in verdict.metrics.regressions] == ["suite.A.b"]
+    # What a snapshot keeps is read by name, in the shape stored snapshots already have.
+    assert snapshot_metrics(verdict) == {
+        "status": "blocked",
+        "gate_green": False,
+        "criteria": {"required_tests": "not_met", "defects": "not_met", "coverage": "not_met", "signoff": "met"},
+        "pass_rate": pytest.approx(2 / 3, abs=1e-6),
+        "tests": verdict.metrics.tests,
+        "required_failing": 1,
+        "open_blocking": 2,
+        "defects_open": {"critical": 0, "high": 2, "medium": 0, "low": 1, "none": 0},
+        "coverage": pytest.approx(2 / 3, abs=1e-6),
+        "regressions": 1,
+        "flaky": 0,
+        "approvals": 0,
+        "rejections": 0,
+    }
+
+
+def test_criteria_are_named_and_iterate_in_the_gate_order() -> None:
+    criteria = evaluate(facts(tests=[fact("a", P)]), NOW).criteria
+    assert [criterion.name for criterion in criteria] == ["required_tests", "defects", "coverage", "signoff"]
+    assert list(criteria) == [criteria.tests, criteria.defects, criteria.coverage, criteria.signoff]
+    # Sign-off waits for every other criterion: a new one joins them by being declared.
+    assert criteria.before_signoff == (criteria.tests, criteria.defects, criteria.coverage)
 
 
 def test_untested_areas_grouped_by_suite_with_never_reported_ids() -> None:
@@ -367,7 +394,7 @@ def test_untested_areas_grouped_by_suite_with_never_reported_ids() -> None:
         ("auth", ["auth.c"]),
         ("checkout", ["checkout.a", "checkout.b"]),
     ]
-    assert verdict.criteria[2].numbers["total"] == 5
+    assert verdict.criteria.coverage.numbers.total == 5
 
 
 def test_missing_approvers_and_rejections_are_listed() -> None:
@@ -380,7 +407,7 @@ def test_missing_approvers_and_rejections_are_listed() -> None:
     verdict = evaluate(given, NOW)
     assert verdict.blocking.missing_approvers == ["U2"]
     assert [r.user_id for r in verdict.blocking.rejections] == ["U3"]
-    assert verdict.criteria[3].summary == "rejected by U3"
+    assert verdict.criteria.signoff.summary == "rejected by U3"
 
 
 def test_regressions_need_a_previous_pass() -> None:

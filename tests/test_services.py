@@ -11,6 +11,7 @@ import pytest
 from core import outbox, services, state
 from core.catalog import find_repository
 from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
+from core.gate import CoverageNumbers
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
 from core.models import (
@@ -170,7 +171,7 @@ async def test_a_higher_attempt_replaces_the_earlier_one(db: str) -> None:
         None,
     )
     assert "com.acme.checkout.Pay.t2" not in rows
-    assert (await verdict()).criteria[0].result is CriterionResult.MET
+    assert (await verdict()).criteria.tests.result is CriterionResult.MET
 
 
 async def test_a_late_lower_attempt_never_counts(db: str) -> None:
@@ -237,8 +238,8 @@ async def test_launches_on_other_branches_only_make_tests_known(db: str) -> None
         "com.acme.checkout.Pay.t2": None,
     }
     result = await verdict()
-    assert result.criteria[0].result is CriterionResult.NO_DATA
-    assert result.criteria[2].numbers["run"] == 0
+    assert result.criteria.tests.result is CriterionResult.NO_DATA
+    assert result.criteria.coverage.numbers.run == 0
     assert [area.suite for area in result.blocking.untested] == ["(never reported)", "suite"]
 
 
@@ -261,11 +262,13 @@ async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:
         "g1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.search.Find", "t1", "failed"), plan="regression"
     )
     result = await verdict()
-    tests = result.criteria[0].numbers
+    tests = result.criteria.tests.numbers
     # plan:smoke selects auth.Login.t1; the glob selects checkout.Pay.t1; search is not required.
-    assert (tests["required"], tests["required_failing"], tests["executed"]) == (2, 0, 3)
+    assert (tests.required, tests.required_failing, tests.executed) == (2, 0, 3)
     # The exact id was never reported: required, untested, listed apart.
-    assert result.criteria[2].numbers == {"run": 2, "total": 3, "coverage": pytest.approx(2 / 3), "threshold": 1.0}
+    assert result.criteria.coverage.numbers == CoverageNumbers(
+        run=2, total=3, coverage=pytest.approx(2 / 3), threshold=1.0
+    )
     assert [(a.suite, a.tests) for a in result.blocking.untested] == [("(never reported)", ["com.acme.Missing.test"])]
     assert result.warnings == []
 
@@ -284,7 +287,7 @@ async def test_a_policy_given_with_one_milestone_reaches_the_others(db: str) -> 
         REPO, "v3.0", policy_text=POLICY.replace('"v2.0"', '"v3.0"', 1) + '  "v2.5":\n    signoff: {approvers: [U7]}\n'
     )
     v25 = await services.get_verdict(REPO, "v2.5")
-    assert v25.criteria[3].numbers["approvers"] == ["U7"]
+    assert v25.criteria.signoff.numbers.approvers == ["U7"]
 
 
 async def test_a_milestone_holds_at_most_63_plans(db: str) -> None:
@@ -300,7 +303,7 @@ async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
     await setup_policy()
     load, changes = await services.apply_policy_file(REPO, "milestones:\n  v2.0:\n    pass_rat: 0.5\n")
     assert not load.ok and changes == []
-    assert (await verdict()).criteria[0].numbers["pass_rate_threshold"] == 0.95
+    assert (await verdict()).criteria.tests.numbers.pass_rate_threshold == 0.95
     repo = await find_repository(REPO)
     assert repo.policy_errors[0]["line"] == 3
 
@@ -370,7 +373,7 @@ async def test_not_planned_and_unlabelled_issues_stop_counting(db: str) -> None:
     )
     await services.upsert_defect(REPO, issue(5, ["P1"], at=T0 + timedelta(hours=1)))
     assert {d.number: d.counts for d in await Defect.all()} == {3: False, 4: False, 5: False}
-    assert (await verdict()).criteria[1].result is CriterionResult.MET
+    assert (await verdict()).criteria.defects.result is CriterionResult.MET
 
 
 async def test_an_older_event_of_an_issue_that_lost_its_label_is_ignored(db: str) -> None:
@@ -384,7 +387,7 @@ async def test_an_older_event_of_an_issue_that_lost_its_label_is_ignored(db: str
 async def test_a_new_policy_classifies_stored_defects_again(db: str) -> None:
     await setup_policy()
     await services.upsert_defect(REPO, issue(7, ["defect", "sev1"]))
-    assert (await verdict()).criteria[1].result is CriterionResult.MET
+    assert (await verdict()).criteria.defects.result is CriterionResult.MET
     remapped = POLICY.replace(
         "plans:\n  smoke", "defects:\n  labels: [defect]\n  severity_labels: {critical: [sev1]}\nplans:\n  smoke", 1
     )
@@ -491,7 +494,7 @@ async def test_a_new_failure_dismisses_approvals_and_reopens_completion(db: str)
     assert change.reopened and change.verdict.status is GateStatus.BLOCKED
     assert sorted(entry.user_id for entry in change.dismissed) == ["U1", "U2"]
     assert all(entry.decision is Decision.DISMISS and "gate turned red" in entry.comment for entry in change.dismissed)
-    assert change.verdict.criteria[3].numbers["approvals"] == 0
+    assert change.verdict.criteria.signoff.numbers.approvals == 0
     assert change.milestone.completed_at is None
     # Green again: the approvers must approve anew.
     fixed = await launch(
@@ -563,7 +566,7 @@ async def test_user_group_approvers_count_once_their_members_are_known(db: str) 
         REPO, POLICY.replace(', "com.acme.Missing.test"', "").replace("[U1, U2], quorum: 2", "['@qa-leads'], quorum: 1")
     )
     # Members unknown: nobody can approve yet, and the gate does not pass on an empty list.
-    criterion = (await verdict()).criteria[3]
+    criterion = (await verdict()).criteria.signoff
     assert not criterion.met and "@qa-leads not known yet" in criterion.summary
     with pytest.raises(services.NotAnApprover):
         await services.record_decision(REPO, "v2.0", "U7", Decision.APPROVE)
@@ -574,7 +577,7 @@ async def test_user_group_approvers_count_once_their_members_are_known(db: str) 
     assert done.change.completed
     # A member who leaves the group no longer counts: the milestone reopens.
     [change] = await services.store_user_groups({"@qa-leads": ("S1", ["U8"])})
-    assert change.reopened and change.verdict.criteria[3].summary == "0 of 1 approvals"
+    assert change.reopened and change.verdict.criteria.signoff.summary == "0 of 1 approvals"
 
 
 async def test_approvers_kept_in_slack_are_edited_by_approvers_and_admins(db: str) -> None:
@@ -588,7 +591,7 @@ async def test_approvers_kept_in_slack_are_edited_by_approvers_and_admins(db: st
     assert approvers.entries == ("U5", "@qa") and approvers.source == "slack" and approvers.unresolved == ("@qa",)
     approvers = await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["U6", "U5"], remove=["@qa"])
     assert approvers.entries == ("U5", "U6")
-    assert (await verdict()).criteria[3].summary == "0 of 2 approvals"
+    assert (await verdict()).criteria.signoff.summary == "0 of 2 approvals"
     with pytest.raises(ValueError, match="neither a Slack user id"):
         await services.edit_approvers(REPO, "v2.0", by="U5", by_admin=False, add=["not a user"])
     # Nothing is deleted: the removal is on record.
@@ -711,14 +714,14 @@ async def test_a_rejection_blocks_until_withdrawn_even_after_its_author_is_remov
     # U1 removes U2, the rejecter, and would then complete it alone.
     await services.edit_approvers(REPO, "v2.0", by="U1", by_admin=False, remove=["U2"])
     blocked = await verdict()
-    assert blocked.status is GateStatus.BLOCKED and blocked.criteria[3].summary == "rejected by U2"
+    assert blocked.status is GateStatus.BLOCKED and blocked.criteria.signoff.summary == "rejected by U2"
     done = await services.withdraw_decision(REPO, "v2.0", "U2")
     assert done.change.completed
     # A removed approver's approval ends, and does not count again when they are added back.
     await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, remove=["U1"], add=["U3"])
     assert await trail_of("U1") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
     await services.edit_approvers(REPO, "v2.0", by="UADMIN", by_admin=True, add=["U1"])
-    assert (await verdict()).criteria[3].summary == "0 of 2 approvals"
+    assert (await verdict()).criteria.signoff.summary == "0 of 2 approvals"
 
 
 async def trail_of(user: str) -> list[tuple[Decision, bool]]:
@@ -804,7 +807,7 @@ async def test_an_approval_ends_with_its_approver_however_they_leave(db: str) ->
     await services.store_user_groups({"@qa": ("S1", ["U2"])})
     assert await trail_of("U3") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]
     await services.store_user_groups({"@qa": ("S1", ["U2", "U3"])})
-    assert (await verdict()).criteria[3].summary == "1 of 2 approvals"
+    assert (await verdict()).criteria.signoff.summary == "1 of 2 approvals"
     # U1 dropped from the policy file: the same.
     await services.apply_policy_file(REPO, policy.replace("[U1, U2], quorum: 2", "['@qa'], quorum: 1"))
     assert await trail_of("U1") == [(Decision.APPROVE, False), (Decision.DISMISS, False)]

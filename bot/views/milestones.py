@@ -26,11 +26,11 @@ from bot.views.blocks import (
     sparkline,
 )
 from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
-from core.gate import NEVER_REPORTED, Criterion, DefectFact, FailingTest, LaunchRef, TestFact
+from core.gate import NEVER_REPORTED, AnyCriterion, DefectFact, FailingTest, LaunchRef, TestFact
 from core.history import History
 from core.metrics import Direction, is_flaky
 from core.readings import MilestoneReading, MilestoneSummary
-from core.report import CRITERION_TITLE, STATUS_TITLE
+from core.report import STATUS_TITLE, criterion_text
 from core.wording import clip, first_line, listed, percent, plural, short_sha
 
 STATUS_EMOJI = {
@@ -166,17 +166,10 @@ def headline(reading: MilestoneReading) -> str:
     return f"{STATUS_LABEL[verdict.status]}{overdue}{reasons}"
 
 
-def criterion_line(item: Criterion) -> str:
-    numbers = item.numbers
-    ratio: float | None = None
-    if item.name == "required_tests":
-        ratio = numbers["pass_rate"]
-    elif item.name == "coverage":
-        ratio = numbers["coverage"]
-    elif item.name == "signoff" and numbers["quorum"]:
-        ratio = numbers["approvals"] / numbers["quorum"]
-    bar = f"`{progress_bar(ratio)}` " if item.name != "defects" else ""
-    return f"{CRITERION_EMOJI[item.result]} *{CRITERION_TITLE[item.name]}* {bar}{escape(item.summary)}"
+def criterion_line(item: AnyCriterion) -> str:
+    text = criterion_text(item)
+    bar = f"`{progress_bar(text.progress)}` " if text.gauged else ""
+    return f"{CRITERION_EMOJI[item.result]} *{text.title}* {bar}{escape(item.summary)}"
 
 
 def trend_line(reading: MilestoneReading) -> str:
@@ -220,7 +213,7 @@ def _blocker_lines(reading: MilestoneReading, command: str) -> list[str]:
         f":grey_question: not run yet in *{escape(area.suite or 'no suite')}*: {plural(len(area.tests), 'test')}"
         for area in blocking.untested
     ]
-    if not criterion(reading, "coverage").met:
+    if not reading.verdict.criteria.coverage.met:
         lines += _capped(areas, f"areas not run: `{command} tests {name} untested`")
     return lines
 
@@ -232,13 +225,13 @@ def _capped(lines: list[str], more: str) -> list[str]:
 
 
 def _signoff_line(reading: MilestoneReading) -> str:
-    numbers = criterion(reading, "signoff").numbers
-    approvers = numbers["approvers"]
+    numbers = reading.verdict.criteria.signoff.numbers
+    approvers = numbers.approvers
     if not approvers:
         return "*Sign-off* not required for this milestone"
     standing = {decision.user_id: decision for decision in reading.facts.decisions if decision.user_id in approvers}
     approved = [user for user, decision in standing.items() if decision.decision is Decision.APPROVE]
-    parts = [f"*Sign-off* {numbers['approvals']} of {numbers['quorum']} approvals"]
+    parts = [f"*Sign-off* {numbers.approvals} of {numbers.quorum} approvals"]
     if approved:
         parts.append("approved by " + mentions(approved))
     waiting = [user for user in approvers if user not in standing]
@@ -249,10 +242,6 @@ def _signoff_line(reading: MilestoneReading) -> str:
 
 def mentions(users: Sequence[str], shown: int = 10) -> str:
     return listed([mention(user) for user in users], shown)
-
-
-def criterion(reading: MilestoneReading, name: str) -> Criterion:
-    return next(item for item in reading.verdict.criteria if item.name == name)
 
 
 # Lists -----------------------------------------------------------------------

@@ -123,13 +123,12 @@ def _value(state: SignoffState) -> str:
 def approver_lines(state: SignoffState) -> list[str]:
     """One line per approver: approved, rejected (with why), or still to decide."""
     approvers = state.approvers
-    signoff = state.reading.verdict.criteria[3]
-    numbers = signoff.numbers
+    numbers = state.reading.verdict.criteria.signoff.numbers
     if not approvers.entries:
         return ["*Approvers* none: nobody needs to sign off (`approvers` to name some)"]
-    quorum = "all" if state.reading.facts.policy.signoff.quorum == "all" else f"{numbers['quorum']}"
+    quorum = "all" if state.reading.facts.policy.signoff.quorum == "all" else f"{numbers.quorum}"
     lines = [
-        f"*Approvers* · {numbers['approvals']} of {numbers['quorum']} approvals needed ({quorum} of {plural(len(approvers.users), 'approver')})"
+        f"*Approvers* · {numbers.approvals} of {numbers.quorum} approvals needed ({quorum} of {plural(len(approvers.users), 'approver')})"
     ]
     # First, as a long list is cut: a group nobody can approve for blocks the sign-off.
     for group in approvers.unresolved:
@@ -211,7 +210,7 @@ def trail_message(state: SignoffState, *, command: str, note: str = "") -> Messa
         blocks.append(context(note))
     blocks.append(
         section(
-            f"{STATUS_EMOJI[reading.verdict.status]} *{STATUS_LABEL[reading.verdict.status]}* · {escape(reading.verdict.criteria[3].summary)}"
+            f"{STATUS_EMOJI[reading.verdict.status]} *{STATUS_LABEL[reading.verdict.status]}* · {escape(reading.verdict.criteria.signoff.summary)}"
         )
     )
     blocks += line_sections(
@@ -279,7 +278,7 @@ def dismissal_notice(state: SignoffState, dismissal: Signoff, *, request_link: s
     )
     blocks = [
         section(f":warning: {text}"),
-        section("\n".join(criterion_line(item) for item in reading.verdict.criteria[:3])),
+        section("\n".join(criterion_line(item) for item in reading.verdict.criteria.before_signoff)),
     ]
     return Message(
         f"Your approval of {escape(reading.name)} was dismissed: {escape(clip(dismissal.comment, 300))}", blocks

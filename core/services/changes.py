@@ -76,13 +76,13 @@ def snapshot_metrics(verdict: Verdict) -> dict:
         "pass_rate": None if metrics.pass_rate is None else round(metrics.pass_rate, 6),
         "tests": metrics.tests,
         "required_failing": len(verdict.blocking.failing_tests),
-        "open_blocking": verdict.criteria[1].numbers["to_close"],
+        "open_blocking": verdict.criteria.defects.numbers.to_close,
         "defects_open": metrics.defects_open,
         "coverage": None if metrics.coverage is None else round(metrics.coverage, 6),
         "regressions": len(metrics.regressions),
         "flaky": len(metrics.flaky),
-        "approvals": verdict.criteria[3].numbers["approvals"],
-        "rejections": verdict.criteria[3].numbers["rejections"],
+        "approvals": verdict.criteria.signoff.numbers.approvals,
+        "rejections": verdict.criteria.signoff.numbers.rejections,
     }
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.enums import CriterionResult, GateStatus
-from core.gate import Criterion, FailingTest, Verdict
+from core.gate import AnyCriterion, FailingTest, Verdict
 from core.policy import PolicyLoad
-from core.report import CRITERION_TITLE, STATUS_TITLE
-from core.wording import clip, days, days_left, listed, one_line, percent, plural, short_sha
+from core.report import STATUS_TITLE, criterion_text
+from core.wording import clip, days, days_left, listed, one_line, plural, short_sha
 
 # GitHub's limits: characters per output field, annotations per request, status description.
 FIELD_LIMIT = 65_535
@@ -177,31 +177,14 @@ def gate_title(verdict: Verdict) -> str:
 
 
 def _problems(verdict: Verdict) -> list[str]:
-    tests, defects, coverage, signoff = verdict.criteria
     problems = []
-    if tests.result is CriterionResult.NOT_MET:
-        failing = tests.numbers["required_failing"]
-        if failing:
-            problems.append(plural(failing, "required test") + " failing")
-        rate, threshold = tests.numbers["pass_rate"], tests.numbers["pass_rate_threshold"]
-        if rate is not None and rate < threshold:
-            problems.append(f"pass rate {percent(rate)} (needs {percent(threshold)})")
-    elif tests.result is CriterionResult.NO_DATA:
-        problems.append(tests.summary)
-    if defects.result is CriterionResult.NOT_MET:
-        problems.append(plural(defects.numbers["blocking"], "blocking defect"))
-    if coverage.result is CriterionResult.NOT_MET:
-        problems.append(
-            f"coverage {percent(coverage.numbers['coverage'])} (needs {percent(coverage.numbers['threshold'])})"
-        )
-    elif coverage.result is CriterionResult.NO_DATA and tests.result is not CriterionResult.NO_DATA:
-        problems.append(coverage.summary)
-    if signoff.result is CriterionResult.NOT_MET:
-        rejections = verdict.blocking.rejections
-        if rejections:
-            problems.append("rejected by " + ", ".join(decision.user_id for decision in rejections))
-        else:
-            problems.append(signoff.summary)
+    no_data_said = False
+    for criterion in verdict.criteria:
+        if criterion.result is CriterionResult.NO_DATA:
+            if no_data_said:
+                continue  # "no test results yet" says it; "no tests known" would say it again
+            no_data_said = True
+        problems += criterion_text(criterion).problems
     return problems
 
 
@@ -225,29 +208,9 @@ def _summary(verdict: Verdict, details_url: str | None) -> str:
     return _fit_lines(lines, FIELD_LIMIT)
 
 
-def _criterion_row(criterion: Criterion) -> str:
-    numbers = criterion.numbers
-    if criterion.name == "required_tests":
-        required = numbers["required_pass_rate_threshold"]
-        threshold = "all required pass" if required >= 1 else f"required ≥ {percent(required)}"
-        threshold += f" · pass rate ≥ {percent(numbers['pass_rate_threshold'])}"
-    elif criterion.name == "defects":
-        limits = ", ".join(f"{severity} ≤ {limit}" for severity, limit in numbers["limits"].items())
-        threshold = limits or "no limits"
-        if numbers["require_verified"]:
-            threshold += " · fixes verified"
-    elif criterion.name == "coverage":
-        threshold = f"≥ {percent(numbers['threshold'])} run"
-    else:
-        groups = ", ".join(numbers.get("unresolved", []))
-        threshold = f"{numbers['quorum']} of {len(numbers['approvers'])} approvers" if numbers["approvers"] else "none"
-        if groups:
-            threshold = (
-                f"{threshold} (members of {_escape(groups)} not known)"
-                if numbers["approvers"]
-                else f"members of {_escape(groups)} not known"
-            )
-    cells = [MARK[criterion.result], CRITERION_TITLE[criterion.name], _escape(criterion.summary), threshold]
+def _criterion_row(criterion: AnyCriterion) -> str:
+    text = criterion_text(criterion)
+    cells = [MARK[criterion.result], text.title, _escape(criterion.summary), _escape(text.threshold)]
     return "| " + " | ".join(cells) + " |"  # the cells' text is escaped, pipes included
 
 
