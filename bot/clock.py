@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.digests import Digests
 from bot.slack_api import retry_handlers
 from core import digests
+from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
 from core.db import database
 from core.schedule import Schedule
@@ -32,8 +33,6 @@ from core.settings import get_settings
 log = logging.getLogger("milestones.clock")
 
 SYNC_EVERY = timedelta(seconds=30)
-ATTEMPTS = 3
-RETRY_AFTER = timedelta(seconds=30)
 
 
 class ScheduleTrigger(BaseTrigger):
@@ -57,12 +56,12 @@ class Clock:
         *,
         grace: timedelta,
         now: Callable[[], datetime] = utcnow,
-        retry_after: timedelta = RETRY_AFTER,
+        backoff: Backoff = BACKOFF,
     ):
         self.poster = poster
         self.grace = grace
         self.now = now
-        self.retry_after = retry_after
+        self.backoff = backoff
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduled: dict[int, digests.SubscriptionView] = {}
 
@@ -136,7 +135,8 @@ class Clock:
         if run is None:
             return False
         error = ""
-        for attempt in range(1, ATTEMPTS + 1):
+        attempts = self.backoff.max_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 posted = await self.poster.post(view)
             except asyncio.CancelledError:
@@ -148,16 +148,16 @@ class Clock:
                     else f"{type(failure).__name__}: {failure}"
                 )
                 log.warning("digest %s for %s: attempt %d failed: %s", subscription_id, scheduled_for, attempt, error)
-                if attempt < ATTEMPTS:
-                    await asyncio.sleep(self.retry_after.total_seconds() * attempt)
+                if attempt < attempts:
+                    await asyncio.sleep(self.backoff.delay(attempt).total_seconds())
                 continue
             await digests.finish_fire(run, digests.SENT, attempts=attempt, reported=posted.reported)
             log.info("digest %s for %s posted in %s", subscription_id, scheduled_for, view.channel_id)
             # After the claim is closed: a chart that fails never posts the digest again.
             await self.poster.charts(view.channel_id, posted)
             return True
-        await digests.finish_fire(run, digests.FAILED, attempts=ATTEMPTS, error=error)
-        log.error("digest %s for %s failed after %d attempts: %s", subscription_id, scheduled_for, ATTEMPTS, error)
+        await digests.finish_fire(run, digests.FAILED, attempts=attempts, error=error)
+        log.error("digest %s for %s failed after %d attempts: %s", subscription_id, scheduled_for, attempts, error)
         return False
 
 

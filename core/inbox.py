@@ -18,24 +18,13 @@ from tortoise.expressions import F, Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
 from core.db import dialect
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
 
 IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how soon a failing delivery is tried again before it is marked failed."""
-
-    max_attempts: int = 5
-    first_delay: timedelta = timedelta(seconds=10)
-    factor: float = 3.0
-
-    def delay(self, attempt: int) -> timedelta:
-        return self.first_delay * self.factor ** (attempt - 1)
 
 
 @dataclass(frozen=True)
@@ -95,17 +84,17 @@ async def claim(
     *,
     lease: timedelta = timedelta(seconds=60),
     guid: str | None = None,
-    retry: RetryPolicy = RetryPolicy(),
+    backoff: Backoff = BACKOFF,
     now: datetime | None = None,
 ) -> list[Delivery]:
     """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only.
 
-    A delivery whose claims ran out `retry.max_attempts` times (its process died each
+    A delivery whose claims ran out `backoff.max_attempts` times (its process died each
     time, say from what the delivery itself asks) is marked failed instead of taken.
     """
     now = now or utcnow()
     async with in_transaction() as client:
-        abandoned = Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now, attempts__gte=retry.max_attempts)
+        abandoned = Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now, attempts__gte=backoff.max_attempts)
         await (
             Delivery.filter(abandoned)
             .using_db(client)
@@ -174,16 +163,16 @@ async def fail(
     delivery: Delivery,
     error: str,
     *,
-    retry: RetryPolicy,
+    backoff: Backoff,
     permanent: bool = False,
     now: datetime | None = None,
 ) -> DeliveryStatus:
     """Record a failed attempt: try again later, or mark it failed once retries are spent."""
     now = now or utcnow()
-    if permanent or delivery.attempts >= retry.max_attempts:
+    if permanent or backoff.exhausted(delivery.attempts):
         status, changes = DeliveryStatus.FAILED, {"finished_at": now}
     else:
-        status, changes = DeliveryStatus.PENDING, {"next_attempt_at": now + retry.delay(delivery.attempts)}
+        status, changes = DeliveryStatus.PENDING, {"next_attempt_at": now + backoff.delay(delivery.attempts)}
     await Delivery.filter(_held(delivery)).update(status=status, error=error, locked_until=None, **changes)
     return status
 

@@ -21,6 +21,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
 from core.db import dialect, execute_many
 from core.leases import renewed
@@ -166,7 +167,7 @@ class ClaimLost(Exception):
 class Runner:
     """Does the owed work of its topics: each settled item goes to its topic's handler,
     which returns a note for the log; a handler that raises is retried later, backing
-    off, and given up (logged) after `max_attempts`.
+    off as `backoff` says, and given up (logged) once its attempts are spent.
 
     Several processes may each run one: the claims keep them from doing an item twice at once.
     `batch_memo` is what the handlers of one claimed batch may share (say, a verdict
@@ -180,8 +181,7 @@ class Runner:
         settling: Settling,
         lease: timedelta = timedelta(minutes=2),
         poll_seconds: float = 30.0,
-        max_attempts: int = 6,
-        first_retry: timedelta = timedelta(seconds=15),
+        backoff: Backoff = BACKOFF,
         batch: int = 20,
         periodic: tuple[timedelta, Callable[[], Awaitable[None]]] | None = None,
     ):
@@ -189,8 +189,7 @@ class Runner:
         self.settling = settling
         self.lease = lease
         self.poll_seconds = poll_seconds
-        self.max_attempts = max_attempts
-        self.first_retry = first_retry
+        self.backoff = backoff
         self.batch = batch
         self.periodic = periodic
         self.batch_memo: dict = {}
@@ -260,12 +259,12 @@ class Runner:
             await retry_later(item, str(deferred), deferred.until, count=False)
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"
-            if item.attempts + 1 >= self.max_attempts:
-                log.error("%s %s: given up after %d attempts: %s", topic, item.subject, self.max_attempts, detail)
+            if self.backoff.exhausted(item.attempts + 1):
+                log.error("%s %s: given up after %d attempts: %s", topic, item.subject, item.attempts + 1, detail)
                 await done(item)  # the next change tries afresh
             else:
                 log.warning("%s %s: failed, will retry: %s", topic, item.subject, detail, exc_info=True)
-                await retry_later(item, detail, utcnow() + self.first_retry * 3**item.attempts)
+                await retry_later(item, detail, utcnow() + self.backoff.delay(item.attempts + 1))
         else:
             await done(item)
             if note:

@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.digests import Digests
 from bot.slack_api import retry_handlers
 from core import digests, services
+from core.backoff import Backoff
 from core.digests import Changes, changes
 from core.ingest import LaunchSource
 from core.models import DigestRun, Snapshot
@@ -22,6 +23,8 @@ from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
 
 UTC = UTC
+# Retried at once: the retries are counted, not waited for.
+AT_ONCE = Backoff(first_delay=timedelta(0))
 POLICY = """
 plans:
   smoke: {workflow: ci.yml}
@@ -72,7 +75,7 @@ def fake():
 
 def clock_for(fake: FakeSlack, now: Now, *, grace: timedelta = timedelta(hours=1)) -> Clock:
     client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=retry_handlers())
-    return Clock(Digests(client, "/milestone", "UTC"), grace=grace, now=now, retry_after=timedelta(0))
+    return Clock(Digests(client, "/milestone", "UTC"), grace=grace, now=now, backoff=AT_ONCE)
 
 
 async def subscription(
@@ -121,8 +124,8 @@ async def test_a_failed_post_is_retried_then_recorded_as_failed(db: str, fake: F
     clock = clock_for(fake, Now(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
     assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC)) is False
     [run] = await DigestRun.all()
-    assert (run.status, run.attempts, run.error) == ("failed", 3, "Slack: channel_not_found")
-    assert len(fake.calls("chat.postMessage")) == 3
+    assert (run.status, run.attempts, run.error) == ("failed", AT_ONCE.max_attempts, "Slack: channel_not_found")
+    assert len(fake.calls("chat.postMessage")) == AT_ONCE.max_attempts
 
 
 async def test_the_scheduler_follows_the_database(db: str, fake: FakeSlack) -> None:

@@ -156,7 +156,7 @@ async def test_a_github_outage_is_retried_then_succeeds(hooks, fake):
     run_repo(fake, junit_zip())
     fake.fail_next("GET", f"/repos/{RUN_REPO}/actions/runs/{RUN_ID}/artifacts", status=502)
     # Long enough that a slow machine's drain does not reach the retry before it looks.
-    hooks.worker.retry = dataclasses.replace(hooks.worker.retry, first_delay=timedelta(seconds=0.5))
+    hooks.worker.backoff = dataclasses.replace(hooks.worker.backoff, first_delay=timedelta(seconds=0.5), jitter=0)
     await hooks.send("workflow_run", completed_run(), "guid-retry")
     await hooks.worker.drain()
     waiting = await Delivery.get(guid="guid-retry")

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core import inbox
+from core.backoff import Backoff
 from core.enums import DeliveryStatus
 from core.models import Delivery
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-RETRY = inbox.RetryPolicy(max_attempts=3, first_delay=timedelta(seconds=10), factor=3)
+RETRY = Backoff(first_delay=timedelta(seconds=10), factor=3, max_attempts=3, jitter=0)
 
 
 async def stored(guid: str) -> Delivery:
@@ -49,7 +50,7 @@ async def test_a_redelivery_of_a_finished_delivery_is_a_duplicate(db):
 async def test_a_redelivery_of_a_failed_delivery_runs_it_again_from_the_start(db):
     await inbox.accept("g-1", "issues", "{}", now=T0)
     [claimed] = await inbox.claim(now=T0)
-    assert await inbox.fail(claimed, "boom", retry=RETRY, permanent=True, now=T0) is DeliveryStatus.FAILED
+    assert await inbox.fail(claimed, "boom", backoff=RETRY, permanent=True, now=T0) is DeliveryStatus.FAILED
     again = await inbox.accept("g-1", "issues", "{}", now=T0 + timedelta(hours=1))
     assert again.result == "requeued"
     [reclaimed] = await inbox.claim(now=T0 + timedelta(hours=1))
@@ -81,14 +82,14 @@ async def test_a_failure_is_retried_with_growing_delays_then_marked_failed(db):
     for attempt in (1, 2):
         [claimed] = await inbox.claim(now=now)
         assert claimed.attempts == attempt
-        assert await inbox.fail(claimed, f"error {attempt}", retry=RETRY, now=now) is DeliveryStatus.PENDING
+        assert await inbox.fail(claimed, f"error {attempt}", backoff=RETRY, now=now) is DeliveryStatus.PENDING
         delivery = await stored("g-1")
         delays.append(delivery.next_attempt_at - now)
         assert await inbox.claim(now=delivery.next_attempt_at - timedelta(seconds=1)) == []
         now = delivery.next_attempt_at
     assert delays == [timedelta(seconds=10), timedelta(seconds=30)]
     [claimed] = await inbox.claim(now=now)
-    assert await inbox.fail(claimed, "error 3", retry=RETRY, now=now) is DeliveryStatus.FAILED
+    assert await inbox.fail(claimed, "error 3", backoff=RETRY, now=now) is DeliveryStatus.FAILED
     delivery = await stored("g-1")
     assert (delivery.status, delivery.error, delivery.attempts) == (DeliveryStatus.FAILED, "error 3", 3)
     assert [d.guid for d in await inbox.recent(DeliveryStatus.FAILED)] == ["g-1"]
@@ -157,14 +158,14 @@ async def test_counts_by_status(db):
 async def test_a_delivery_whose_worker_dies_every_time_is_marked_failed(db):
     # Say the delivery itself brings the process down: taking it over forever would
     # bring down every process in turn.
-    retry = inbox.RetryPolicy(max_attempts=2)
+    backoff = Backoff(max_attempts=2)
     await inbox.accept("g-1", "workflow_run", "{}", now=T0)
     now = T0
     for attempt in (1, 2):
-        [claimed] = await inbox.claim(lease=timedelta(seconds=30), retry=retry, now=now)
+        [claimed] = await inbox.claim(lease=timedelta(seconds=30), backoff=backoff, now=now)
         assert claimed.attempts == attempt
         now += timedelta(seconds=31)
-    assert await inbox.claim(lease=timedelta(seconds=30), retry=retry, now=now) == []
+    assert await inbox.claim(lease=timedelta(seconds=30), backoff=backoff, now=now) == []
     delivery = await stored("g-1")
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.error == "abandoned: its worker stopped every attempt"

@@ -55,8 +55,6 @@ log = logging.getLogger(__name__)
 
 # Requests kept back for reading webhooks' data (runs, artifacts, policy files) when the hourly limit runs low.
 RATE_RESERVE = 200
-MAX_ATTEMPTS = 6
-FIRST_RETRY = timedelta(seconds=15)
 BATCH = 20
 REFRESH_EVERY = timedelta(hours=1)
 
@@ -103,8 +101,6 @@ class CheckPublisher(outbox.Runner):
             settling=settling,
             lease=lease,
             poll_seconds=poll_seconds,
-            max_attempts=MAX_ATTEMPTS,
-            first_retry=FIRST_RETRY,
             batch=BATCH,
             # Days left, overdue and the forecast move with the calendar, not only with events.
             periodic=(REFRESH_EVERY, refresh_open_checks),

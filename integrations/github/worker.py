@@ -12,6 +12,7 @@ from datetime import timedelta
 from gidgethub import sansio
 
 from core import inbox
+from core.backoff import BACKOFF, Backoff
 from core.enums import STOPPED_INSTALLATION, DeliveryStatus
 from core.installations import installation_status
 from core.leases import renewed
@@ -55,12 +56,12 @@ class DeliveryWorker:
         self,
         context: HandlerContext,
         *,
-        retry: inbox.RetryPolicy = inbox.RetryPolicy(),
+        backoff: Backoff = BACKOFF,
         lease: timedelta = timedelta(seconds=60),
         poll_seconds: float = 2.0,
     ):
         self.context = context
-        self.retry = retry
+        self.backoff = backoff
         self.lease = lease
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
@@ -88,7 +89,7 @@ class DeliveryWorker:
 
     async def process_next(self, guid: str | None = None) -> DeliveryStatus | None:
         """Claim and process one due delivery (the given one, if named); None when there is none."""
-        claimed = await inbox.claim(lease=self.lease, guid=guid, retry=self.retry)
+        claimed = await inbox.claim(lease=self.lease, guid=guid, backoff=self.backoff)
         if not claimed:
             return None
         return await self.process(claimed[0])
@@ -117,14 +118,14 @@ class DeliveryWorker:
                 status = DeliveryStatus.IGNORED
             except Unprocessable as error:
                 detail = str(error)
-                status = await inbox.fail(delivery, detail, retry=self.retry, permanent=True)
+                status = await inbox.fail(delivery, detail, backoff=self.backoff, permanent=True)
             except asyncio.CancelledError:
                 await asyncio.shield(inbox.release(delivery))
                 raise
             except Exception as error:
                 log.debug("delivery %s failed", delivery.guid, exc_info=True)
                 detail = f"{type(error).__name__}: {error}"
-                status = await inbox.fail(delivery, detail, retry=self.retry)
+                status = await inbox.fail(delivery, detail, backoff=self.backoff)
             else:
                 await inbox.finish(delivery, DeliveryStatus.DONE, note=detail)
                 status = DeliveryStatus.DONE
@@ -149,8 +150,8 @@ class DeliveryWorker:
 def worker_for(context: HandlerContext, settings: Settings) -> DeliveryWorker:
     return DeliveryWorker(
         context,
-        retry=inbox.RetryPolicy(
-            max_attempts=settings.webhook_max_attempts, first_delay=timedelta(seconds=settings.webhook_retry_seconds)
+        backoff=Backoff(
+            first_delay=timedelta(seconds=settings.webhook_retry_seconds), max_attempts=settings.webhook_max_attempts
         ),
         lease=timedelta(seconds=settings.webhook_lease_seconds),
     )
