@@ -31,6 +31,7 @@ from bot.views.signoff import (
 )
 from core.catalog import NotFound
 from core.enums import Decision
+from core.shares import claim_share, release_share, share_key
 
 log = logging.getLogger("milestones.slack")
 
@@ -40,49 +41,63 @@ ACK_BUDGET_SECONDS = 2.0
 WORKING = Message("Working on it…", response_type="ephemeral")
 # Set by the HTTP endpoint when a request arrives: the budget counts from there.
 RECEIVED_AT = "received_at"
-SHARE_WINDOW_SECONDS = 60.0
 # Posting in a channel the app is not in fails; the response_url still reaches it.
 CHANNEL_UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
+    listeners = Listeners(answers, signoffs)
     app.use(same_workspace)
+    app.command(answers.command)(listeners.on_command)
+    app.action("refresh")(listeners.on_rerun)
+    app.action(re.compile(r"^choose_repository_\d+$"))(listeners.on_rerun)
+    app.action(SHARE_ACTION)(listeners.on_share)
+    app.action("open_page")(listeners.on_open_page)
+    app.action(APPROVE_ACTION)(listeners.on_decision)
+    app.action(WITHDRAW_ACTION)(listeners.on_decision)
+    app.action(REJECT_ACTION)(listeners.on_reject)
+    app.view(REJECT_CALLBACK)(listeners.on_reject_reason)
+    app.event("app_home_opened")(listeners.on_home_opened)
 
-    @app.command(answers.command)
-    async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+
+class Listeners:
+    """One method per kind of request; Bolt hands each the arguments it names."""
+
+    def __init__(self, answers: Answers, signoffs: Signoffs):
+        self.answers = answers
+        self.signoffs = signoffs
+
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         asker = Asker(command["team_id"], command["channel_id"], command["user_id"])
         received_at = context.get(RECEIVED_AT, time.monotonic())
         await answer_in_time(
-            ack, command["response_url"], lambda: answers.command_text(command.get("text", ""), asker), received_at
+            ack,
+            command["response_url"],
+            lambda: self.answers.command_text(command.get("text", ""), asker),
+            received_at,
         )
 
-    @app.action("refresh")
-    @app.action(re.compile(r"^choose_repository_\d+$"))
-    async def on_rerun(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_rerun(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Refresh, or the choice of a repository: the read runs again in place."""
         await ack()
-        message = await _guarded(lambda: answers.run(Query.decode(action["value"])))
+        message = await _guarded(lambda: self.answers.run(Query.decode(action["value"])))
         shared = body.get("container", {}).get("is_ephemeral") is False
         payload = (message.in_channel() if shared else message).payload()
         await respond(body["response_url"], {**payload, "replace_original": True})
 
-    shared_recently: dict[tuple[str, str, str], float] = {}
-
-    @app.action(SHARE_ACTION)
-    async def on_share(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_share(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()
         url, channel = body["response_url"], body["channel"]["id"]
-        # A double click sends two requests before the button is gone: share once.
-        now = time.monotonic()
-        for key, at in list(shared_recently.items()):
-            if now - at > SHARE_WINDOW_SECONDS:
-                del shared_recently[key]
-        key = (channel, body.get("container", {}).get("message_ts", ""), action["value"])
-        if key in shared_recently:
+        # A double click sends two requests before the button is gone, maybe to two processes: share once.
+        key = share_key(channel, body.get("container", {}).get("message_ts", ""), action["value"])
+        if not await claim_share(key):
             return
-        shared_recently[key] = now
         try:
-            message = (await answers.run(Query.decode(action["value"]))).in_channel()
+            message = (await self.answers.run(Query.decode(action["value"]))).in_channel()
         except Exception as error:
+            await release_share(key)
             await respond(url, {**failure_message(error).payload(), "replace_original": False})
             return
         message = message.with_blocks(context(f"Shared by {mention(body['user']['id'])}"))
@@ -94,51 +109,49 @@ def register(app: AsyncApp, answers: Answers, signoffs: Signoffs) -> None:
                 await respond(url, {**message.payload(), "replace_original": False})
             else:
                 log.error("sharing to %s failed: %s", channel, error.response.get("error"))
+                await release_share(key)
                 failed = replies.failure(
                     f"Slack refused the message ({error.response.get('error')}); please try again."
                 )
                 await respond(url, {**failed.payload(), "replace_original": False})
 
-    @app.action("open_page")
-    async def on_open_page(ack: AsyncAck) -> None:
+    async def on_open_page(self, ack: AsyncAck) -> None:
         # A link button: Slack opens the page itself and still tells the app.
         await ack()
 
-    @app.action(APPROVE_ACTION)
-    @app.action(WITHDRAW_ACTION)
-    async def on_decision(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_decision(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Approve, or Withdraw my decision."""
         await ack()
         decision = Decision.APPROVE if action["action_id"] == APPROVE_ACTION else Decision.WITHDRAW
-        reply = await _guarded(lambda: signoffs.decide(Click.on_message(body, action.get("value", "")), decision))
+        reply = await _guarded(lambda: self.signoffs.decide(Click.on_message(body, action.get("value", "")), decision))
         await _tell_privately(body, reply)
 
-    @app.action(REJECT_ACTION)
-    async def on_reject(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_reject(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         click = Click.on_message(body, action.get("value", ""))
-        reply = await _guarded(lambda: signoffs.ask_reason(click, body["trigger_id"]))
+        reply = await _guarded(lambda: self.signoffs.ask_reason(click, body["trigger_id"]))
         await _tell_privately(body, reply)
 
-    @app.view(REJECT_CALLBACK)
-    async def on_reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def on_reject_reason(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         entered = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_INPUT, {}).get("value") or ""
         if not entered.strip():
             await ack(**reason_error(Message("Please say why: the reason is shown with the rejection.")))
             return
         # Answered at once: a modal's submission waits for no Slack call.
-        reply = await _guarded(lambda: signoffs.decide(Click.in_modal(body), Decision.REJECT, entered, ask_slack=False))
+        reply = await _guarded(
+            lambda: self.signoffs.decide(Click.in_modal(body), Decision.REJECT, entered, ask_slack=False)
+        )
         if reply is None:
             await ack()
         else:
             # The modal stays open with the refusal under the reason.
             await ack(**reason_error(reply))
 
-    @app.event("app_home_opened")
-    async def on_home_opened(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+    async def on_home_opened(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         if event.get("tab") != "home":
             return
         # Slack may deliver this event twice; publishing the same view again is harmless.
-        view = await answers.home(context.team_id or "", event["user"])
+        view = await self.answers.home(context.team_id or "", event["user"])
         await client.views_publish(user_id=event["user"], view=view)
 
 

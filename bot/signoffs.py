@@ -247,11 +247,7 @@ class Signoffs:
     ) -> Message | None:
         try:
             if decision is Decision.WITHDRAW:
-                outcome = await services.withdraw_decision(repository, name, click.user_id)
-                if outcome is None:
-                    _, approvers = await services.milestone_approvers(repository, name)
-                    if click.user_id not in approvers:
-                        raise services.NotAnApprover(name, approvers)
+                if await services.withdraw_decision(repository, name, click.user_id) is None:
                     return Message(f"You have no standing decision on {escape(name)} to withdraw.")
             else:
                 outcome = await services.record_decision(

@@ -521,3 +521,15 @@ class DigestRun(Model):
     class Meta:
         table = "digest_run"
         unique_together = (("subscription", "scheduled_for"),)
+
+
+# An answer shared to a channel, claimed before it is posted: a double click on Share sends two
+# requests, possibly to two web processes, and the unique key lets one of them post.
+class SharedAnswer(Model):
+    id = fields.BigIntField(primary_key=True)
+    # SHA-256 of the channel, the answer's message and what it shows: bounded, whatever the names.
+    key = fields.CharField(max_length=64, unique=True)
+    shared_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "shared_answer"

@@ -80,6 +80,12 @@ async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
         await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, ids)
 
 
+async def open_pull_request(pull_id: int) -> PullRequest | None:
+    """The pull request with its repository, while it is open: only open ones show the gate."""
+    pull = await PullRequest.get_or_none(id=pull_id).prefetch_related("repository")
+    return pull if pull is not None and pull.state == OPEN else None
+
+
 async def published_checks(pull_id: int) -> dict[str, GateCheck]:
     return {check.slot: check for check in await GateCheck.filter(pull_request_id=pull_id)}
 
@@ -87,6 +93,25 @@ async def published_checks(pull_id: int) -> dict[str, GateCheck]:
 async def save_published(pull_id: int, slot: str, **written: object) -> None:
     """Record what a publisher wrote in `slot` (GateCheck's fields): it shows on the pull request now."""
     await GateCheck.update_or_create(pull_request_id=pull_id, slot=slot, defaults={**written, "active": True})
+
+
+async def retire_check(check: GateCheck, *, digest: str | None, conclusion: str | None) -> None:
+    """The check no longer shows the milestone's gate (the pull request left it); what it says
+    now, if it could be edited."""
+    check.active, check.digest, check.conclusion = False, digest, conclusion
+    await check.save(update_fields=["active", "digest", "conclusion", "updated_at"])
+
+
+async def evaluate_again(github_id: int) -> bool:
+    """Re-evaluate or Re-run on a check run: its pull request's checks are written again (the
+    policy file's check reads the files again). False when the check run is not one of ours."""
+    check = await GateCheck.get_or_none(github_id=github_id)
+    if check is None:
+        return False
+    if check.slot == CONFIG_SLOT:
+        await files_checked(check.pull_request_id, None)
+    await request_refresh([check.pull_request_id], forced=True)
+    return True
 
 
 async def files_checked(pull_id: int, head_sha: str | None) -> None:

@@ -24,6 +24,7 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "shared_answer",
     "digest_run",
     "subscription",
     "signoff_request",

@@ -466,6 +466,10 @@ async def test_a_rejection_needs_a_reason_and_blocks_until_withdrawn(db: str) ->
     trail = (await services.signoff_state(REPO, "v2.0")).trail
     assert [(e.decision, e.valid) for e in trail] == [(Decision.REJECT, False), (Decision.WITHDRAW, False)]
     assert await services.withdraw_decision(REPO, "v2.0", "U1") is None
+    # Someone with nothing to withdraw who is not an approver is told who the approvers are.
+    with pytest.raises(services.NotAnApprover) as refused:
+        await services.withdraw_decision(REPO, "v2.0", "U9")
+    assert "U1" in refused.value.approvers.users
 
 
 async def test_changing_a_decision_ends_the_earlier_one(db: str) -> None:

@@ -22,6 +22,7 @@ from core import services
 from core.ingest import LaunchSource
 from core.junit import parse_stream
 from core.models import ChannelLink, Milestone, Repository
+from core.settings import Settings
 from integrations.web import create_app
 from tests.block_kit import assert_within_limits
 from tests.fake_slack import FakeSlack
@@ -101,19 +102,22 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
 @asynccontextmanager
 async def slack_app(database_url: str, **overrides: Any) -> AsyncIterator[Slack]:
     with FakeSlack() as fake:
-        settings = settings_for(
-            database_url,
-            slack_bot_token=fake.bot_token,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=fake.api_url,
-            public_url=PUBLIC_URL,
-            **overrides,
-        )
-        app = create_app(settings, manage_database=False, workers=0)
+        app = create_app(slack_settings(database_url, fake, **overrides), manage_database=False, workers=0)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://milestones.test") as client:
                 yield Slack(fake, client, app)
+
+
+def slack_settings(database_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
+    return settings_for(
+        database_url,
+        slack_bot_token=fake.bot_token,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.api_url,
+        public_url=PUBLIC_URL,
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -412,6 +416,26 @@ async def test_a_double_click_on_share_posts_once(slack: Slack) -> None:
     await eventually(lambda: slack.fake.messages(CHANNEL_ID))
     await asyncio.sleep(0.2)
     assert len(slack.fake.messages(CHANNEL_ID)) == 1
+
+
+async def test_a_double_click_on_share_landing_on_two_web_processes_posts_once(db: str) -> None:
+    # Each process has its own listeners: only the database can tell them the answer is shared.
+    with FakeSlack() as fake:
+        settings = slack_settings(db, fake)
+        first, second = (create_app(settings, manage_database=False, workers=0) for _ in range(2))
+        async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+            async with (
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://one.test") as one,
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://two.test") as two,
+            ):
+                await release()
+                card = await Slack(fake, one, first).answer("status v2.0")
+                await asyncio.gather(
+                    Slack(fake, one, first).click(card, "share"), Slack(fake, two, second).click(card, "share")
+                )
+                await eventually(lambda: fake.messages(CHANNEL_ID))
+                await asyncio.sleep(0.2)
+                assert len(fake.messages(CHANNEL_ID)) == 1
 
 
 async def test_sharing_what_no_longer_exists_answers_privately(slack: Slack) -> None:

@@ -28,7 +28,7 @@ from core.services.milestones import (
     save_milestone,
     unlink_github_milestone,
 )
-from core.services.policies import PolicyInvalid, apply_policy_file, classify, repository_policy
+from core.services.policies import PolicyInvalid, apply_policy_file, classify, policy_is_current, repository_policy
 from core.services.pull_requests import PullRequestFacts, record_pull_request
 from core.services.queries import (
     awaiting_signoff,
@@ -91,6 +91,7 @@ __all__ = [
     "milestone_by_id",
     "milestone_verdict",
     "open_signoff_request",
+    "policy_is_current",
     "read_milestone",
     "record_alerted",
     "record_decision",

@@ -65,6 +65,16 @@ async def adopt_policy(
     return changes
 
 
+async def policy_is_current(repository: str, text: str | bytes | None) -> bool:
+    """Whether the repository already follows this policy file (None: no file, the defaults),
+    with no error recorded since: then applying it again would change nothing."""
+    stored = await Repository.get_or_none(full_name=repository)
+    if stored is None or stored.policy_errors:
+        return False
+    wanted = text.decode() if isinstance(text, bytes) else (text or "")
+    return (stored.policy_text or "") == wanted
+
+
 def repository_policy(repo: Repository) -> PolicyFile:
     if not repo.policy_text:
         return PolicyFile()

@@ -105,8 +105,13 @@ def _check_approval_allowed(
 
 
 async def withdraw_decision(repository: str, milestone_name: str, user_id: str) -> DecisionOutcome | None:
-    """End the person's standing decision; None when they have none."""
-    return await _end_standing(repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn")
+    """End the person's standing decision; None when they have none.
+
+    Raises NotAnApprover for someone with no standing decision who is not an approver: a
+    former approver may still withdraw the rejection they left standing."""
+    return await _end_standing(
+        repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn", strangers_refused=True
+    )
 
 
 async def dismiss_decision(
@@ -120,13 +125,17 @@ async def dismiss_decision(
 
 
 async def _end_standing(
-    repository: str, milestone_name: str, user_id: str, how: Decision, note: str
+    repository: str, milestone_name: str, user_id: str, how: Decision, note: str, *, strangers_refused: bool = False
 ) -> DecisionOutcome | None:
     async with in_transaction() as client:
         milestone = await milestone_named(client, repository, milestone_name)
         await lock_milestones(client, [milestone.id])
         standing = await Signoff.get_or_none(milestone=milestone, active_user=user_id, using_db=client)
         if standing is None:
+            if strangers_refused:
+                approvers = await approvers_of(client, milestone.id, milestone_policy(milestone))
+                if user_id not in approvers:
+                    raise NotAnApprover(milestone.name, approvers)
             return None
         entry = await end_decision(client, standing, how, user_id, note)
         return DecisionOutcome(True, entry, await after_change(client, milestone))

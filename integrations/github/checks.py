@@ -28,12 +28,13 @@ from core.models import GateCheck, Milestone, PullRequest
 from core.policy import DEFAULT_SOURCE, load_policy
 from core.pull_requests import (
     CONFIG_SLOT,
-    OPEN,
     files_checked,
     gate_slot,
     milestones_of,
+    open_pull_request,
     published_checks,
     refresh_open_checks,
+    retire_check,
     save_published,
 )
 from integrations.github.api import GitHubAccess
@@ -125,8 +126,8 @@ class CheckPublisher(outbox.Runner):
         `claim`: the outbox item this runs under; a check run is created only while it holds.
         """
         verdicts = {} if verdicts is None else verdicts
-        pull = await PullRequest.get_or_none(id=pull_id).prefetch_related("repository")
-        if pull is None or pull.state != OPEN or self.github.mode is None:
+        pull = await open_pull_request(pull_id)
+        if pull is None or self.github.mode is None:
             return None
         installation = await installation_for(pull.repository.full_name)
         if installation is not None and await installation_status(installation) in STOPPED_INSTALLATION:
@@ -251,6 +252,7 @@ class CheckPublisher(outbox.Runner):
         """The pull request left the milestone: its check says so, if it is on the current head."""
         name = check.name.removeprefix(GATE_PREFIX).removeprefix(STATUS_PREFIX)
         note = f"{check.name}: left the milestone"
+        digest, conclusion = check.digest, check.conclusion
         if check.head_sha == target.pull.head_sha:
             output: CheckOutput | StatusOutput = (
                 left_milestone_check(name) if check.kind is CheckKind.CHECK_RUN else left_milestone_status(name)
@@ -261,14 +263,13 @@ class CheckPublisher(outbox.Runner):
                 else:
                     assert check.github_id is not None
                     await self._call(target, _edit_check_run, target.repo, check.github_id, output)
-                check.digest, check.conclusion = output.digest, output.conclusion
+                digest, conclusion = output.digest, output.conclusion
             except GithubException as error:
                 if error.status not in (403, 404):
                     raise
                 # Gone, or written by a mode this service no longer runs in: nothing left to say.
                 note += f" (its check could not be edited: GitHub answered {error.status})"
-        check.active = False
-        await check.save(update_fields=["active", "digest", "conclusion", "updated_at"])
+        await retire_check(check, digest=digest, conclusion=conclusion)
         return note
 
     async def _check_config(self, target: Target, existing: GateCheck | None, forced: bool = False) -> str | None:

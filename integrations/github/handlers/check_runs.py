@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from core.models import GateCheck
-from core.pull_requests import CONFIG_SLOT, files_checked, open_pull_requests, request_refresh
+from core.pull_requests import evaluate_again, open_pull_requests, request_refresh
 from integrations.github.check_output import REEVALUATE
 from integrations.github.events import HandlerContext, Ignored, repository_of
 
@@ -20,12 +19,8 @@ async def check_run_requested(event: sansio.Event, context: HandlerContext) -> s
         identifier = (event.data.get("requested_action") or {}).get("identifier")
         if identifier != REEVALUATE:
             raise Ignored(f"check run action {identifier!r} is not ours")
-    check = await GateCheck.get_or_none(github_id=run["id"])
-    if check is None:
+    if not await evaluate_again(run["id"]):
         raise Ignored(f"check run {run['id']} ({run.get('name')}) is not one of ours")
-    if check.slot == CONFIG_SLOT:
-        await files_checked(check.pull_request_id, None)  # type: ignore[attr-defined]
-    await request_refresh([check.pull_request_id], forced=True)  # type: ignore[attr-defined]
     return f"{run.get('name')}: evaluated again on request"
 
 
