@@ -157,7 +157,8 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         if rest and subcommand.name == "subscriptions":
             raise UsageError("subscriptions takes no arguments", subcommand)
         return Invocation(subcommand, words=tuple(rest))
-    edit, members = None, ()
+    edit: str | None = None
+    members: tuple[str, ...] = ()
     if subcommand.name in EDITS:
         rest, edit, members = _edit(subcommand, rest, EDITS[subcommand.name])
     # A repository and an option may follow the name, in either order.

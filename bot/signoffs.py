@@ -250,13 +250,14 @@ class Signoffs:
                 if await services.withdraw_decision(repository, name, click.user_id) is None:
                     return Message(f"You have no standing decision on {escape(name)} to withdraw.")
             else:
+                assert decision is not Decision.DISMISS, "a button approves, rejects or withdraws"
                 outcome = await services.record_decision(
                     repository,
                     name,
                     click.user_id,
                     decision,
                     comment=comment,
-                    user_name=click.user_name,  # type: ignore[arg-type]
+                    user_name=click.user_name,
                 )
                 if not outcome.recorded:
                     verb = "approved" if decision is Decision.APPROVE else "rejected"
@@ -288,11 +289,7 @@ class Signoffs:
 
     async def _live_request(self, click: Click) -> services.RequestAt | Message:
         found = await services.signoff_request_at(click.channel_id, click.message_ts)
-        if (
-            found is None
-            or click.milestone_id != found.request.milestone_id  # type: ignore[attr-defined]
-            or click.team_id != found.request.team_id
-        ):
+        if found is None or click.milestone_id != found.request.milestone_id or click.team_id != found.request.team_id:
             return OUT_OF_DATE
         if not found.live:
             link = await self._permalink(found.replacement) if found.replacement else None
@@ -314,8 +311,9 @@ class Signoffs:
         if not handles:
             return {}
         listing = await self.client.usergroups_list()
-        ids = {as_handle(group["handle"]): group["id"] for group in listing.get("usergroups", [])}
-        groups = {}
+        usergroups: list[dict[str, Any]] = listing.get("usergroups", [])
+        ids = {as_handle(group["handle"]): group["id"] for group in usergroups}
+        groups: dict[str, tuple[str | None, list[str]]] = {}
         for handle in handles:
             group_id = ids.get(handle)
             members = (await self.client.usergroups_users_list(usergroup=group_id))["users"] if group_id else []
@@ -391,7 +389,7 @@ class Signoffs:
             return None
         entry, repository, name = found
         state = await services.signoff_state(repository, name)
-        live = await services.live_request(entry.milestone_id)  # type: ignore[attr-defined]
+        live = await services.live_request(entry.milestone_id)
         link = await self._permalink(live) if live else None
         message = dismissal_notice(state, entry, request_link=link)
         # To the user id: the app's direct messages with them.

@@ -9,6 +9,7 @@ with sign-off (bot.signoffs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.enums import DefectState, GateStatus, Severity
 from core.readings import MilestoneReading
@@ -17,7 +18,7 @@ ALERT_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
 DUE_SOON_DAYS = 3
 
 
-def alert_state(reading: MilestoneReading) -> dict:
+def alert_state(reading: MilestoneReading) -> dict[str, Any]:
     verdict = reading.verdict
     complete = verdict.status is GateStatus.COMPLETE
     return {
@@ -54,7 +55,7 @@ class Alert:
         return any((self.turned_red, self.turned_green, self.regressions, self.defects, self.due_soon, self.overdue))
 
 
-def what_is_new(before: dict | None, now: dict) -> Alert:
+def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
     """The first look records the state and says nothing: a channel is not told the past."""
     if before is None:
         return Alert()

@@ -71,6 +71,7 @@ async def slack_entries(client: BaseDBAsyncClient | None, milestone_id: int) -> 
 
 
 async def approvers_of(client: BaseDBAsyncClient | None, milestone_id: int, policy: MilestonePolicy) -> Approvers:
+    source: Source | None
     if policy.signoff.approvers:
         entries, source = [normalise(entry) for entry in policy.signoff.approvers], "policy"
     else:
@@ -87,7 +88,7 @@ async def approvers_of(client: BaseDBAsyncClient | None, milestone_id: int, poli
             users.extend(groups[entry])
         else:
             unresolved.append(entry)
-    return Approvers(tuple(entries), source, tuple(dict.fromkeys(users)), tuple(unresolved))  # type: ignore[arg-type]
+    return Approvers(tuple(entries), source, tuple(dict.fromkeys(users)), tuple(unresolved))
 
 
 async def group_members(client: BaseDBAsyncClient | None, handles: Iterable[str]) -> dict[str, list[str]]:

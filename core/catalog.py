@@ -54,7 +54,7 @@ async def sync_milestone_plans(milestone: Milestone, policy: MilestonePolicy, cl
 
     Returns whether the set changed, which calls for a rebuild of the milestone's state.
     """
-    repository_id = milestone.repository_id  # type: ignore[attr-defined]
+    repository_id = milestone.repository_id
     if policy.plans:
         wanted = [
             (await TestPlan.get_or_create(repository_id=repository_id, name=name, using_db=client))[0]

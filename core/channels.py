@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.catalog import NotFound
+from core.db import column
 from core.models import ChannelLink, Repository
 
 
@@ -33,12 +34,12 @@ async def channel_repository(team_id: str, channel_id: str) -> str | None:
 
 
 async def linked_repositories(team_id: str) -> list[str]:
-    names = await ChannelLink.filter(team_id=team_id).values_list("repository__full_name", flat=True)
+    names = await column(ChannelLink.filter(team_id=team_id), "repository__full_name")
     return sorted(set(names))
 
 
 async def repository_names() -> list[str]:
-    return sorted(await Repository.all().values_list("full_name", flat=True))
+    return sorted(await column(Repository.all(), "full_name"))
 
 
 async def channels_of(repository: str, *, alerts: bool = False) -> list[str]:
@@ -47,7 +48,7 @@ async def channels_of(repository: str, *, alerts: bool = False) -> list[str]:
     query = ChannelLink.filter(repository__full_name=repository)
     if alerts:
         query = query.filter(alerts=True)
-    return sorted(await query.values_list("channel_id", flat=True))
+    return sorted(await column(query, "channel_id"))
 
 
 async def set_alerts(team_id: str, channel_id: str, on: bool) -> str | None:

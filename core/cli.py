@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Tortoise announces every connect and shutdown at INFO: noise in a terminal.
     logging.getLogger("tortoise").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        return asyncio.run(args.handler(args))
+        code: int = asyncio.run(args.handler(args))
+        return code
     except (UsageError, NotFound, ReportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, UsageError) else 1

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
+from tortoise.queryset import QuerySet
 
 APP = "milestones"
 
@@ -76,7 +77,14 @@ async def migrate(database_url: str) -> None:
 
 
 def connection() -> BaseDBAsyncClient:
-    return connections.get("default")
+    client: BaseDBAsyncClient = connections.get("default")
+    return client
+
+
+async def column(query: QuerySet[Any], field: str) -> list[Any]:
+    """One field of every row, as `values_list(field, flat=True)` gives it; Tortoise's types say
+    tuples, so the type is set here, once."""
+    return cast(list[Any], await query.values_list(field, flat=True))
 
 
 def dialect() -> str:
@@ -135,6 +143,14 @@ def as_datetime(value: Any) -> datetime | None:
         return value
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def as_moment(value: Any) -> datetime:
+    """`as_datetime` of a column that is never NULL."""
+    moment = as_datetime(value)
+    if moment is None:
+        raise ValueError("a NOT NULL datetime column read NULL")
+    return moment
 
 
 def as_date(value: Any) -> date | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -13,6 +14,7 @@ from tortoise.transactions import in_transaction
 from core.catalog import NotFound
 from core.channels import channel_repository
 from core.clock import utcnow
+from core.db import column
 from core.enums import Decision, GateStatus, MilestoneState
 from core.models import ChannelLink, DigestRun, Milestone, Repository, Subscription
 from core.readings import MilestoneReading
@@ -47,8 +49,8 @@ def schedule_of(subscription: Subscription) -> Schedule:
 
 
 def _view(subscription: Subscription) -> SubscriptionView:
-    repository = subscription.repository.full_name if subscription.repository else None  # type: ignore[union-attr]
-    milestone = subscription.milestone.name if subscription.milestone else None  # type: ignore[union-attr]
+    repository = subscription.repository.full_name if subscription.repository else None
+    milestone = subscription.milestone.name if subscription.milestone else None
     return SubscriptionView(
         subscription.id,
         subscription.team_id,
@@ -141,14 +143,14 @@ async def claim_fire(subscription_id: int, scheduled_for: datetime) -> DigestRun
 
 
 async def finish_fire(
-    run: DigestRun, status: str, *, attempts: int, error: str | None = None, reported: dict | None = None
+    run: DigestRun, status: str, *, attempts: int, error: str | None = None, reported: dict[str, Any] | None = None
 ) -> None:
     run.status, run.attempts, run.error, run.finished_at = status, attempts, error, utcnow()
     run.reported = reported or {}
     await run.save(update_fields=["status", "attempts", "error", "finished_at", "reported"])
 
 
-async def last_reported(team_id: str, channel_id: str, limit: int = 50) -> dict:
+async def last_reported(team_id: str, channel_id: str, limit: int = 50) -> dict[str, Any]:
     """What the digests sent to the channel last reported, per milestone id (as text): of each
     milestone, the newest report, whichever subscription of the channel it came with."""
     runs = (
@@ -156,7 +158,7 @@ async def last_reported(team_id: str, channel_id: str, limit: int = 50) -> dict:
         .order_by("-finished_at", "-id")
         .limit(limit)
     )
-    reported: dict = {}
+    reported: dict[str, Any] = {}
     for run in runs:
         for milestone_id, baseline in run.reported.items():
             reported.setdefault(milestone_id, baseline)
@@ -189,12 +191,10 @@ async def _linked(team_id: str, channel_id: str) -> list[str]:
     linked = await channel_repository(team_id, channel_id)
     if linked:
         return [linked]
-    return list(
-        await ChannelLink.filter(team_id=team_id, channel_id=channel_id).values_list("repository__full_name", flat=True)
-    )
+    return await column(ChannelLink.filter(team_id=team_id, channel_id=channel_id), "repository__full_name")
 
 
-def baseline(reading: MilestoneReading) -> dict:
+def baseline(reading: MilestoneReading) -> dict[str, Any]:
     """What the next digest compares with: enough to say what changed, by name."""
     verdict = reading.verdict
     return {
@@ -238,7 +238,7 @@ class Changes:
         )
 
 
-def changes(before: dict | None, now: dict) -> Changes:
+def changes(before: dict[str, Any] | None, now: dict[str, Any]) -> Changes:
     if before is None:
         return Changes(first=True)
     delta = None

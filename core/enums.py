@@ -1,9 +1,9 @@
 """The vocabulary shared by the engine, the store and every adapter."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class TestStatus(str, Enum):
+class TestStatus(StrEnum):
     __test__ = False  # not a pytest test class
 
     PASSED = "passed"
@@ -25,7 +25,7 @@ STATUS_RANK = {
 }
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -36,18 +36,18 @@ class Severity(str, Enum):
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.NONE]
 
 
-class DefectState(str, Enum):
+class DefectState(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
     VERIFIED = "verified"
 
 
-class MilestoneState(str, Enum):
+class MilestoneState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     # Entries that end an earlier approval or rejection; nothing is ever deleted.
@@ -55,13 +55,13 @@ class Decision(str, Enum):
     DISMISS = "dismiss"
 
 
-class CriterionResult(str, Enum):
+class CriterionResult(StrEnum):
     MET = "met"
     NOT_MET = "not_met"
     NO_DATA = "no_data"
 
 
-class GateStatus(str, Enum):
+class GateStatus(StrEnum):
     COMPLETE = "complete"
     READY_FOR_SIGNOFF = "ready_for_signoff"
     AT_RISK = "at_risk"
@@ -69,7 +69,7 @@ class GateStatus(str, Enum):
     NO_DATA = "no_data"
 
 
-class DeliveryStatus(str, Enum):
+class DeliveryStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
     DONE = "done"
@@ -81,7 +81,7 @@ class DeliveryStatus(str, Enum):
 FINISHED_DELIVERY = {DeliveryStatus.DONE, DeliveryStatus.IGNORED}
 
 
-class InstallationStatus(str, Enum):
+class InstallationStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     DELETED = "deleted"
@@ -91,7 +91,7 @@ class InstallationStatus(str, Enum):
 STOPPED_INSTALLATION = {InstallationStatus.SUSPENDED, InstallationStatus.DELETED}
 
 
-class CheckKind(str, Enum):
+class CheckKind(StrEnum):
     """How the gate shows on a pull request: check runs need a GitHub App, a token writes statuses."""
 
     CHECK_RUN = "check_run"

@@ -8,7 +8,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.approvers import approvers_of
 from core.catalog import milestone_policy
-from core.db import as_datetime, fetch, placeholders
+from core.db import as_datetime, as_moment, fetch, placeholders
 from core.enums import Decision, DefectState, Severity, TestStatus
 from core.gate import (
     DecisionFact,
@@ -68,7 +68,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         for (bits,) in await fetch(client, _PLAN_BITS, [milestone.id]):
             seen_bits |= bits
     [(passing_total, passing_required)] = await fetch(client, _PASSING, [required_mask, milestone.id])
-    statuses = {status.value: status for status in TestStatus}
+    statuses: dict[str | None, TestStatus | None] = {status.value: status for status in TestStatus}
     statuses[None] = None
     failing = {
         row[0]: (LaunchRef(row[1], row[2], row[3], as_datetime(row[4])) if row[1] is not None else None, row[5])
@@ -139,7 +139,7 @@ async def _decisions(client: BaseDBAsyncClient, milestone_id: int) -> list[Decis
         "WHERE milestone_id = ? AND valid = TRUE ORDER BY created_at, id",
         [milestone_id],
     )
-    return [DecisionFact(row[0], Decision(row[1]), as_datetime(row[2]), row[3], row[4]) for row in rows]
+    return [DecisionFact(row[0], Decision(row[1]), as_moment(row[2]), row[3], row[4]) for row in rows]
 
 
 async def _recent_launches(
@@ -154,7 +154,7 @@ async def _recent_launches(
         [*plan_ids, RECENT_LAUNCHES * 5],
     )
     matching = [row for row in rows if policy.branch_matches(row[4])][:RECENT_LAUNCHES]
-    return [LaunchSummary(as_datetime(row[0]), row[1], row[2], row[3]) for row in reversed(matching)]
+    return [LaunchSummary(as_moment(row[0]), row[1], row[2], row[3]) for row in reversed(matching)]
 
 
 async def _trend(client: BaseDBAsyncClient, milestone_id: int) -> list[TrendPoint]:
@@ -166,5 +166,5 @@ async def _trend(client: BaseDBAsyncClient, milestone_id: int) -> list[TrendPoin
     points = []
     for taken_at, metrics in reversed(rows):
         values = metrics if isinstance(metrics, dict) else json.loads(metrics)
-        points.append(TrendPoint(as_datetime(taken_at), values.get("pass_rate"), values.get("open_blocking", 0)))
+        points.append(TrendPoint(as_moment(taken_at), values.get("pass_rate"), values.get("open_blocking", 0)))
     return points

@@ -47,8 +47,6 @@ class LaunchRef:
 class TestFact(NamedTuple):
     """One test of the milestone. A tuple: a verdict reads tens of thousands of them."""
 
-    __test__ = False
-
     id: int
     classname: str | None
     name: str | None
@@ -68,6 +66,10 @@ class TestFact(NamedTuple):
     @property
     def executed(self) -> bool:
         return self.latest is not None and self.latest is not TestStatus.SKIPPED
+
+
+# Not a pytest test class; a NamedTuple body takes fields only.
+setattr(TestFact, "__test__", False)  # noqa: B010
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,7 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumber
         required_failing=failing,
     )
     name = "required_tests"
-    if not executed:
+    if not executed or overall is None:
         return Criterion(name, CriterionResult.NO_DATA, "no test results yet", numbers)
     problems = []
     if required_rate is not None and required_rate < policy.required_pass_rate:

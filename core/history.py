@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from core.enums import GateStatus
 from core.models import Snapshot
@@ -16,7 +17,7 @@ HISTORY_DAYS = 30
 class SnapshotRow:
     taken_at: datetime
     status: GateStatus
-    metrics: dict
+    metrics: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from lxml import etree
 
@@ -140,7 +140,17 @@ def parse_reports(paths: Iterable[str | os.PathLike[str]]) -> ParsedReport:
     return report
 
 
-def parse_stream(stream: BinaryIO, name: str, report: ParsedReport | None = None) -> ParsedReport:
+class ReportStream(Protocol):
+    """What the reader needs of a report: a file, or an archive member read through a budget."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def tell(self) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+def parse_stream(stream: ReportStream, name: str, report: ParsedReport | None = None) -> ParsedReport:
     """Add one report file to `report` (a new one when None); `name` is used in errors."""
     report = report if report is not None else ParsedReport()
     parser = _ReportParser(name, report)
@@ -162,7 +172,7 @@ class _ReportParser:
         # Many cases share a class name: one string object each saves memory.
         self.shared_strings: dict[str, str] = {}
 
-    def run(self, stream: BinaryIO) -> None:
+    def run(self, stream: ReportStream) -> None:
         self._check_prolog(stream)
         events = etree.iterparse(
             stream,
@@ -205,12 +215,12 @@ class _ReportParser:
         # nested suites repeat their parents' numbers.
         self.report.declared.add_totals(on_root if root_declares else top_level)
 
-    def _check_prolog(self, stream: BinaryIO) -> None:
+    def _check_prolog(self, stream: ReportStream) -> None:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
         start = stream.tell()
         probe = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
         prolog = b""
-        root = None
+        root: etree._Element | None = None
         while root is None:
             chunk = stream.read(16384)
             if not chunk:
@@ -219,8 +229,9 @@ class _ReportParser:
             prolog += chunk
             probe.feed(chunk)
             for _, element in probe.read_events():
-                root = element
-                break
+                if isinstance(element, etree._Element):  # "start" events carry elements only
+                    root = element
+                    break
         docinfo = root.getroottree().docinfo
         if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
             line = prolog.count(b"\n", 0, max(prolog.find(b"<!DOCTYPE"), 0)) + 1

@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
+from itertools import pairwise
 
 # A slope below this (pass rate per launch) is noise, not a direction.
 DIRECTION_TOLERANCE = 0.002
@@ -18,7 +19,7 @@ FORECAST_HORIZON_DAYS = 730
 FLAKY_FLIPS = 2
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     IMPROVING = "improving"
     DECLINING = "declining"
     STABLE = "stable"
@@ -35,7 +36,7 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     spread = sum((x - mean_x) ** 2 for x in xs)
     if spread == 0:
         return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
 def direction(pass_rates: Sequence[float]) -> Direction:
@@ -53,7 +54,7 @@ def direction(pass_rates: Sequence[float]) -> Direction:
 def flips(recent: str) -> int:
     """How often a test changed between passing and failing over its recent runs."""
     outcomes = [letter == "P" for letter in recent if letter != "S"]
-    return sum(1 for newer, older in zip(outcomes, outcomes[1:]) if newer != older)
+    return sum(1 for newer, older in pairwise(outcomes) if newer != older)
 
 
 def is_flaky(flaky_flag: bool, recent: str) -> bool:
@@ -103,7 +104,7 @@ def forecast(
             return _no_convergence(target_date, "blocking defects are not going down")
         waits.append(latest.open_blocking / -trend)
     if latest.pass_rate is not None and latest.pass_rate < pass_rate_threshold:
-        rated = [(day, point.pass_rate) for day, point in zip(days, points) if point.pass_rate is not None]
+        rated = [(day, point.pass_rate) for day, point in zip(days, points, strict=True) if point.pass_rate is not None]
         trend = slope([day for day, _ in rated], [rate for _, rate in rated])
         if trend is None or trend < PASS_RATE_DRIFT:
             return _no_convergence(target_date, "the pass rate is not rising")

@@ -1,6 +1,12 @@
-"""What the engine stores (PRODUCT.md section 2)."""
+"""What the engine stores (PRODUCT.md section 2).
+
+A foreign key `x` also gives each row an `x_id` attribute; it is declared beside the field
+(`x_id: int`) so that a type checker knows it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -25,11 +31,11 @@ class Repository(Model):
     # The last valid `.github/milestones.yml` as written (its key order decides which
     # glob entry wins, and jsonb would not keep it), and the errors of a newer invalid one.
     policy_text = fields.TextField(null=True)
-    policy_errors: list | None = fields.JSONField(null=True)
+    policy_errors: list[dict[str, Any]] | None = fields.JSONField(null=True)
     policy_updated_at = fields.DatetimeField(null=True)
     # Renamed labels: current name -> former names, so a severity mapping written with
     # an old name keeps matching issues that now carry the new one.
-    label_aliases: dict = fields.JSONField(default=dict)
+    label_aliases: dict[str, list[str]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +60,7 @@ class TestPlan(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="plans", on_delete=fields.CASCADE
     )
+    repository_id: int
     name = fields.CharField(max_length=100)
     workflow = fields.CharField(max_length=200, null=True)
     artifacts = fields.CharField(max_length=200, default="*")
@@ -69,28 +76,29 @@ class Milestone(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="milestones", on_delete=fields.CASCADE
     )
+    repository_id: int
     name = fields.CharField(max_length=200)
     description = fields.TextField(default="")
     target_date = fields.DateField(null=True)
     state = fields.CharEnumField(MilestoneState, default=MilestoneState.OPEN)
     github_number = fields.IntField(null=True)
     # The resolved core.policy.MilestonePolicy, so a verdict needs no policy file.
-    policy: dict = fields.JSONField(default=dict)
+    policy: dict[str, Any] = fields.JSONField(default=dict)
     plans: fields.ManyToManyRelation[TestPlan] = fields.ManyToManyField(
         "milestones.TestPlan", related_name="milestones", through="milestone_plan"
     )
     # The policy's name and glob selectors that matched at least one test.
-    matched_selectors: list = fields.JSONField(default=list)
+    matched_selectors: list[str] = fields.JSONField(default=list)
     completed_at = fields.DatetimeField(null=True)
     # The approvals standing when it completed: [{"user": ..., "at": ...}].
-    completed_with: list = fields.JSONField(default=list)
+    completed_with: list[dict[str, str]] = fields.JSONField(default=list)
     # Whether the channels were last told it is complete (True) or reopened (False):
     # a completion that flips back before it is announced is announced once, or not at all.
     announced_complete = fields.BooleanField(null=True)
     # Closed on GitHub because it completed (close_on_complete): only such a one is reopened there.
     closed_on_complete = fields.BooleanField(default=False)
     # What the live alerts last said of it (core.alerts): the next alert says only what is new.
-    alerted: dict | None = fields.JSONField(null=True)
+    alerted: dict[str, Any] | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -104,9 +112,11 @@ class Launch(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="launches", on_delete=fields.CASCADE
     )
+    repository_id: int
     plan: fields.ForeignKeyRelation[TestPlan] = fields.ForeignKeyField(
         "milestones.TestPlan", related_name="launches", on_delete=fields.CASCADE
     )
+    plan_id: int
     # A workflow run id, or an upload's own id; with `attempt` it makes ingestion idempotent.
     source_id = fields.CharField(max_length=200)
     attempt = fields.IntField(default=1)
@@ -124,10 +134,10 @@ class Launch(Model):
     skipped = fields.IntField(default=0)
     flaky = fields.IntField(default=0)
     # What the reports' own attributes claim: all a report with suites but no cases has.
-    declared: dict = fields.JSONField(default=dict)
+    declared: dict[str, Any] = fields.JSONField(default=dict)
     # What a reader should know about how the launch was gathered (no matching
     # artifact, a skipped non-JUnit file).
-    warnings: list = fields.JSONField(default=list)
+    warnings: list[str] = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +153,7 @@ class TestCase(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="test_cases", on_delete=fields.CASCADE
     )
+    repository_id: int
     # Digest of the normalised classname + name: names are unbounded, keys must not be.
     identity_key = fields.CharField(max_length=32)
     classname = fields.TextField()
@@ -163,9 +174,11 @@ class TestResult(Model):
     launch: fields.ForeignKeyRelation[Launch] = fields.ForeignKeyField(
         "milestones.Launch", related_name="results", on_delete=fields.CASCADE
     )
+    launch_id: int
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
         "milestones.TestCase", related_name="results", on_delete=fields.CASCADE
     )
+    test_case_id: int
     status = fields.CharEnumField(TestStatus, max_length=8)
     duration = fields.FloatField(default=0.0)
     message = fields.TextField(null=True)
@@ -186,9 +199,11 @@ class MilestoneTest(Model):
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="tests", on_delete=fields.CASCADE
     )
+    milestone_id: int
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
         "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE
     )
+    test_case_id: int
     # Matched by a name or glob selector (NULL until matched); `plan:` selectors are
     # answered from plan_bits instead, one bit per plan of the milestone (core.state).
     required_by_name = fields.BooleanField(null=True)
@@ -197,6 +212,7 @@ class MilestoneTest(Model):
     latest_launch: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
         "milestones.Launch", related_name="latest_in", null=True, on_delete=fields.SET_NULL
     )
+    latest_launch_id: int | None
     latest_commit = fields.CharField(max_length=64, null=True)
     last_run_at = fields.DatetimeField(null=True)
     previous_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
@@ -204,6 +220,7 @@ class MilestoneTest(Model):
     failing_since: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
         "milestones.Launch", related_name="failing_since_in", null=True, on_delete=fields.SET_NULL
     )
+    failing_since_id: int | None
     flaky = fields.BooleanField(default=False)
     # Outcomes of the last runs, newest first, one letter each (P, F, E, S; core.state).
     recent = fields.CharField(max_length=10, default="")
@@ -218,10 +235,11 @@ class Defect(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="defects", on_delete=fields.CASCADE
     )
+    repository_id: int
     number = fields.IntField()
     title = fields.TextField(default="")
     url = fields.CharField(max_length=500, null=True)
-    labels: list = fields.JSONField(default=list)
+    labels: list[str] = fields.JSONField(default=list)
     severity = fields.CharEnumField(Severity, default=Severity.NONE)
     state = fields.CharEnumField(DefectState, default=DefectState.OPEN)
     # The issue's own facts, kept so that a new policy (labels, severities) can
@@ -235,6 +253,7 @@ class Defect(Model):
     milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="defects", null=True, on_delete=fields.SET_NULL
     )
+    milestone_id: int | None
     # GitHub's updated_at of the newest event applied: older events never overwrite.
     source_updated_at = fields.DatetimeField(null=True)
     opened_at = fields.DatetimeField(null=True)
@@ -256,6 +275,7 @@ class Signoff(Model):
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="signoffs", on_delete=fields.CASCADE
     )
+    milestone_id: int
     user_id = fields.CharField(max_length=64)
     user_name = fields.CharField(max_length=200, null=True)
     decision = fields.CharEnumField(Decision, max_length=8)
@@ -264,6 +284,7 @@ class Signoff(Model):
     ends: fields.ForeignKeyNullableRelation[Signoff] = fields.ForeignKeyField(
         "milestones.Signoff", related_name="ended_by", null=True, on_delete=fields.SET_NULL
     )
+    ends_id: int | None
     valid = fields.BooleanField(default=True)
     # Whether criteria 1-3 held when it was given: only such approvals go stale.
     given_while_green = fields.BooleanField(default=False)
@@ -285,6 +306,7 @@ class Approver(Model):
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="approvers", on_delete=fields.CASCADE
     )
+    milestone_id: int
     member = fields.CharField(max_length=100)
     added_by = fields.CharField(max_length=64)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -304,7 +326,7 @@ class UserGroup(Model):
     id = fields.IntField(primary_key=True)
     handle = fields.CharField(max_length=100, unique=True)
     group_id = fields.CharField(max_length=32, null=True)
-    members: list = fields.JSONField(default=list)
+    members: list[str] = fields.JSONField(default=list)
     refreshed_at = fields.DatetimeField()
 
     class Meta:
@@ -317,6 +339,7 @@ class SignoffRequest(Model):
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="signoff_requests", on_delete=fields.CASCADE
     )
+    milestone_id: int
     team_id = fields.CharField(max_length=32)
     channel_id = fields.CharField(max_length=32)
     message_ts = fields.CharField(max_length=32)
@@ -326,6 +349,7 @@ class SignoffRequest(Model):
     replaced_by: fields.ForeignKeyNullableRelation[SignoffRequest] = fields.ForeignKeyField(
         "milestones.SignoffRequest", related_name="replaced", null=True, on_delete=fields.SET_NULL
     )
+    replaced_by_id: int | None
     # A hash of what the message last showed: an identical rendering is not sent again.
     shown_digest = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -341,9 +365,10 @@ class Snapshot(Model):
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="snapshots", on_delete=fields.CASCADE
     )
+    milestone_id: int
     taken_at = fields.DatetimeField()
     status = fields.CharEnumField(GateStatus, max_length=20)
-    metrics: dict = fields.JSONField()
+    metrics: dict[str, Any] = fields.JSONField()
 
     class Meta:
         table = "snapshot"
@@ -356,6 +381,7 @@ class PullRequest(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="pull_requests", on_delete=fields.CASCADE
     )
+    repository_id: int
     number = fields.IntField()
     title = fields.TextField(default="")
     url = fields.CharField(max_length=500, null=True)
@@ -366,6 +392,7 @@ class PullRequest(Model):
     milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="pull_requests", null=True, on_delete=fields.SET_NULL
     )
+    milestone_id: int | None
     # GitHub's updated_at of the newest event applied: older events never overwrite.
     source_updated_at = fields.DatetimeField(null=True)
     # The head commit whose changed files were last looked through for the policy file.
@@ -384,11 +411,13 @@ class GateCheck(Model):
     pull_request: fields.ForeignKeyRelation[PullRequest] = fields.ForeignKeyField(
         "milestones.PullRequest", related_name="gate_checks", on_delete=fields.CASCADE
     )
+    pull_request_id: int
     # "milestone:<id>" for a milestone's gate, "config" for the policy file's validation.
     slot = fields.CharField(max_length=40)
     milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="gate_checks", null=True, on_delete=fields.CASCADE
     )
+    milestone_id: int | None
     name = fields.CharField(max_length=255)
     kind = fields.CharEnumField(CheckKind, max_length=10)
     head_sha = fields.CharField(max_length=64)
@@ -464,6 +493,7 @@ class ChannelLink(Model):
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="channel_links", on_delete=fields.CASCADE
     )
+    repository_id: int
     linked_by = fields.CharField(max_length=64)
     # Live alerts of the repository's milestones (`/milestone alerts on|off`).
     alerts = fields.BooleanField(default=True)
@@ -484,9 +514,11 @@ class Subscription(Model):
     repository: fields.ForeignKeyNullableRelation[Repository] = fields.ForeignKeyField(
         "milestones.Repository", related_name="subscriptions", null=True, on_delete=fields.CASCADE
     )
+    repository_id: int | None
     milestone: fields.ForeignKeyNullableRelation[Milestone] = fields.ForeignKeyField(
         "milestones.Milestone", related_name="subscriptions", null=True, on_delete=fields.CASCADE
     )
+    milestone_id: int | None
     # "milestone:<id>", "repository:<id>" or "channel": one subscription per channel and scope.
     scope_key = fields.CharField(max_length=40)
     kind = fields.CharField(max_length=10)
@@ -509,14 +541,15 @@ class DigestRun(Model):
     subscription: fields.ForeignKeyRelation[Subscription] = fields.ForeignKeyField(
         "milestones.Subscription", related_name="runs", on_delete=fields.CASCADE
     )
+    subscription_id: int
     scheduled_for = fields.DatetimeField()
     status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, skipped
     attempts = fields.IntField(default=0)
     claimed_at = fields.DatetimeField()
     finished_at = fields.DatetimeField(null=True)
-    error = fields.TextField(null=True)
+    error: str | None = fields.TextField(null=True)
     # What the digest reported, per milestone id: the next digest says what changed since.
-    reported: dict = fields.JSONField(default=dict)
+    reported: dict[str, Any] = fields.JSONField(default=dict)
 
     class Meta:
         table = "digest_run"

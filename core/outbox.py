@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -192,7 +193,7 @@ class Runner:
         self.backoff = backoff
         self.batch = batch
         self.periodic = periodic
-        self.batch_memo: dict = {}
+        self.batch_memo: dict[Any, Any] = {}
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -231,21 +232,25 @@ class Runner:
             handler = self.handlers[topic]
             while items := await claim(topic, settling=self.settling, lease=self.lease, limit=self.batch, now=now):
                 held = list(items)
-
-                async def renew() -> bool:
-                    for item in await extend(held, self.lease):
-                        log.warning("%s %s: claim lost to another process", topic, item.subject)
-                        held.remove(item)
-                    return bool(held)
-
                 self.batch_memo = {}
-                async with renewed(self.lease, renew, f"{topic} work"):
+                async with renewed(self.lease, self._renewal(topic, held), f"{topic} work"):
                     for item in items:
                         await self._do(topic, handler, item)
                         if item in held:
                             held.remove(item)  # finished: nothing more to renew
                 taken += len(items)
         return taken
+
+    def _renewal(self, topic: str, held: list[Outbox]) -> Callable[[], Awaitable[bool]]:
+        """Renews the claims still held (`held` shrinks as items finish); False once none is."""
+
+        async def renew() -> bool:
+            for item in await extend(held, self.lease):
+                log.warning("%s %s: claim lost to another process", topic, item.subject)
+                held.remove(item)
+            return bool(held)
+
+        return renew
 
     async def _do(self, topic: str, handler: Handler, item: Outbox) -> None:
         try:

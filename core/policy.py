@@ -268,7 +268,7 @@ def _line(node: yaml.Node) -> int:
 
 
 class _PolicyLoader(yaml.SafeLoader):
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         # Refusing aliases outright is the simple defence against exponential expansion
         # ("billion laughs"); a policy file never needs them.
         if self.check_event(yaml.AliasEvent):
@@ -418,14 +418,15 @@ def load_policy(text: str | bytes, source: str = DEFAULT_SOURCE) -> PolicyLoad:
         return PolicyLoad(None, [PolicyError(source, "", line, message)])
 
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8-sig")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            return failed(text.count(b"\n", 0, error.start) + 1, "the file is not UTF-8 text")
+            return failed(raw.count(b"\n", 0, error.start) + 1, "the file is not UTF-8 text")
     try:
         document = _read_document(text, source)
     except _RefusedYAML as error:
-        return failed(error.problem_mark.line + 1, str(error.problem))
+        return failed(error.problem_mark.line + 1 if error.problem_mark else None, str(error.problem))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         kind = "unsupported" if isinstance(error, yaml.constructor.ConstructorError) else "invalid"

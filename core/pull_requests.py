@@ -8,6 +8,7 @@ from tortoise.transactions import in_transaction
 
 from core import outbox
 from core.catalog import NotFound, find_repository, milestone_policy
+from core.db import column
 from core.enums import MilestoneState
 from core.models import GateCheck, Milestone, PullRequest
 
@@ -33,13 +34,13 @@ def claims_by_branch(milestone: Milestone, base_ref: str) -> bool:
 
 async def milestones_of(pull: PullRequest, client: BaseDBAsyncClient | None = None) -> list[Milestone]:
     """The milestones a pull request ships in: its GitHub milestone, else those tracking its base branch."""
-    if pull.milestone_id is not None:  # type: ignore[attr-defined]
-        return await Milestone.filter(id=pull.milestone_id).using_db(client)  # type: ignore[attr-defined]
+    if pull.milestone_id is not None:
+        return await Milestone.filter(id=pull.milestone_id).using_db(client)
     candidates = (
         await Milestone.filter(repository_id=pull.repository_id, state=MilestoneState.OPEN)
         .order_by("name")
         .using_db(client)
-    )  # type: ignore[attr-defined]
+    )
     return [milestone for milestone in candidates if claims_by_branch(milestone, pull.base_ref)]
 
 
@@ -57,20 +58,19 @@ async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
     Those in it by GitHub milestone or by base branch, and those whose check still
     names it (it left the milestone's branches, and the check must say so).
     """
-    ids = set(
-        await PullRequest.filter(milestone_id=milestone.id, state=OPEN).using_db(client).values_list("id", flat=True)
-    )
+    ids = set(await column(PullRequest.filter(milestone_id=milestone.id, state=OPEN).using_db(client), "id"))
     ids.update(
-        await GateCheck.filter(milestone_id=milestone.id, active=True, pull_request__state=OPEN)
-        .using_db(client)
-        .values_list("pull_request_id", flat=True)
+        await column(
+            GateCheck.filter(milestone_id=milestone.id, active=True, pull_request__state=OPEN).using_db(client),
+            "pull_request_id",
+        )
     )
     if milestone.state is MilestoneState.OPEN and milestone_policy(milestone).branches:
         unassigned = (
             await PullRequest.filter(
                 repository_id=milestone.repository_id,
                 milestone_id=None,
-                state=OPEN,  # type: ignore[attr-defined]
+                state=OPEN,
             )
             .using_db(client)
             .values_list("id", "base_ref")
@@ -95,7 +95,7 @@ async def save_published(pull_id: int, slot: str, **written: object) -> None:
     await GateCheck.update_or_create(pull_request_id=pull_id, slot=slot, defaults={**written, "active": True})
 
 
-async def retire_check(check: GateCheck, *, digest: str | None, conclusion: str | None) -> None:
+async def retire_check(check: GateCheck, *, digest: str, conclusion: str) -> None:
     """The check no longer shows the milestone's gate (the pull request left it); what it says
     now, if it could be edited."""
     check.active, check.digest, check.conclusion = False, digest, conclusion
@@ -125,17 +125,13 @@ async def open_pull_requests(
     """Open pull requests by number, or by head commit (a fork's check suite names none)."""
     query = PullRequest.filter(repository__full_name=repository, state=OPEN)
     query = query.filter(number__in=numbers) if numbers is not None else query.filter(head_sha=head_sha)
-    return list(await query.values_list("id", flat=True))
+    return await column(query, "id")
 
 
 async def refresh_open_checks() -> None:
     """Mark every open pull request that shows a gate: what it says moves with the calendar too."""
-    pulls = (
-        await GateCheck.filter(active=True, pull_request__state=OPEN)
-        .distinct()
-        .values_list("pull_request_id", flat=True)
-    )
-    await request_refresh(list(pulls))
+    pulls = await column(GateCheck.filter(active=True, pull_request__state=OPEN).distinct(), "pull_request_id")
+    await request_refresh(pulls)
 
 
 async def request_refresh(pull_ids: list[int], *, forced: bool = False) -> None:

@@ -45,4 +45,4 @@ class SignoffState:
     approvers: Approvers
     trail: list[Signoff]
     completed_at: datetime | None
-    completed_with: list[dict]
+    completed_with: list[dict[str, str]]

@@ -94,7 +94,7 @@ def jsonable(value: Any) -> Any:
 
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
-    data = jsonable(verdict)
+    data: dict[str, Any] = jsonable(verdict)
     data["criteria"] = [
         {"name": c.name, "met": c.met, "result": c.result.value, "summary": c.summary, **jsonable(c.numbers)}
         for c in verdict.criteria
@@ -177,7 +177,7 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
 
 
 def _capped(lines: Iterable[str], total: int, what: str) -> list[str]:
-    shown = []
+    shown: list[str] = []
     for line in lines:
         if len(shown) == LIST_LIMIT:
             shown.append(f"  … and {total - LIST_LIMIT} more {what}")

@@ -55,7 +55,10 @@ def expected_counts(*fixtures: str) -> dict[str, int]:
     return parse_reports([JUNIT / name for name in fixtures]).counts()
 
 
-def refusal(archive: bytes, limits: ArchiveLimits = ArchiveLimits()) -> tuple[str, ParsedReport]:
+DEFAULT_LIMITS = ArchiveLimits()
+
+
+def refusal(archive: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, ParsedReport]:
     report = ParsedReport()
     with pytest.raises(UnsafeArchive) as caught:
         read_reports(io.BytesIO(archive), ARTIFACT, report, limits)

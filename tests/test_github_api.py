@@ -306,13 +306,9 @@ async def test_sync_pulls_the_present_state_and_running_it_again_changes_nothing
     async with handler_context(settings, github_access(settings)) as context:
         report = await backfill(context, "acme/shop")
         assert (report.milestones, report.issues, report.defects, report.pull_requests) == (2, 75, 75, 1)
-        assert report.runs == [
-            "ci.yml run 501: plan smoke: %d tests, %d failing (1 warnings)"
-            % (
-                (counts := parse_reports([JUNIT / name for name in REPORTS]).counts())["tests"],
-                counts["failed"] + counts["errors"],
-            )
-        ]
+        counts = parse_reports([JUNIT / name for name in REPORTS]).counts()
+        failing = counts["failed"] + counts["errors"]
+        assert report.runs == [f"ci.yml run 501: plan smoke: {counts['tests']} tests, {failing} failing (1 warnings)"]
         assert len(fake.calls("GET", "/repos/acme/shop/issues")) == 3  # 75 issues, 30 a page
         # Listed items are used as listed, never fetched again one by one.
         assert not [r.path for r in fake.requests if re.fullmatch(r"/repos/acme/shop/(issues|milestones)/\d+", r.path)]

@@ -127,7 +127,7 @@ async def test_demilestoned_and_deleted_issues(hooks):
     demilestoned = fixture("issues", "demilestoned")
     demilestoned["issue"].update(labels=[{"name": "bug"}, {"name": "P0"}], updated_at="2026-11-20T11:00:00Z", number=1)
     await hooks.deliver("issues", demilestoned)
-    assert (await Defect.get(number=1)).milestone_id is None  # type: ignore[attr-defined]
+    assert (await Defect.get(number=1)).milestone_id is None
     deleted = fixture("issues", "deleted")
     deleted["issue"].update(number=1, updated_at="2026-11-20T12:00:00Z")
     await hooks.deliver("issues", deleted)

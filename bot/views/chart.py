@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -22,10 +23,12 @@ def trend_png(name: str, days: Sequence[DayPoint]) -> bytes | None:
         return None
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     rates = figure.add_subplot()
-    dates = [point.day for point in days]
+    # Any: matplotlib converts dates and None (a gap) itself; its types take numbers only.
+    dates: list[Any] = [point.day for point in days]
+    pass_rates: list[Any] = [None if point.pass_rate is None else point.pass_rate * 100 for point in days]
     rates.plot(
         dates,
-        [None if point.pass_rate is None else point.pass_rate * 100 for point in days],
+        pass_rates,
         color="#1a7f37",
         label="pass rate %",
     )

@@ -88,7 +88,7 @@ def request_message(state: SignoffState, *, requested_by: str, requested_at: dat
     if dismissed:
         ended = ended_decisions(state.trail)
         recent = [
-            f":warning: {ended.get(entry.ends_id, 'decision')} by {mention(entry.user_id)} dismissed "  # type: ignore[attr-defined]
+            f":warning: {ended.get(entry.ends_id, 'decision')} by {mention(entry.user_id)} dismissed "
             f"{slack_time(entry.created_at)}: {escape(clip(entry.comment, 300))}"
             for entry in dismissed[-3:]
         ]
@@ -228,16 +228,16 @@ def trail_message(state: SignoffState, *, command: str, note: str = "") -> Messa
     )
 
 
-def ended_decisions(trail: Sequence[Signoff]) -> dict[int, str]:
+def ended_decisions(trail: Sequence[Signoff]) -> dict[int | None, str]:
     """What each withdrawal or dismissal ended, by id: "approval" or "rejection"."""
     return {entry.id: "approval" if entry.decision is Decision.APPROVE else "rejection" for entry in trail}
 
 
-def trail_line(entry: Signoff, ended: dict[int, str]) -> str:
+def trail_line(entry: Signoff, ended: dict[int | None, str]) -> str:
     emoji, verb = TRAIL_VERB[entry.decision]
     when = slack_time(entry.created_at)
     if entry.decision is Decision.DISMISS:
-        what = ended.get(entry.ends_id, "decision")  # type: ignore[attr-defined]
+        what = ended.get(entry.ends_id, "decision")
         line = f"{emoji} {when} the {what} by {mention(entry.user_id)} was dismissed"
     else:
         line = f"{emoji} {when} {mention(entry.user_id)} {verb}"

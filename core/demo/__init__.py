@@ -6,8 +6,9 @@ Loading twice changes nothing: launches, defects and decisions are all idempoten
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from core import services
 from core.enums import Decision
@@ -53,7 +54,7 @@ LAUNCHES = [
 ]
 
 # (number, title, labels, state, state_reason, milestone, days ago)
-ISSUES = [
+ISSUES: list[tuple[int, str, list[str], Literal["open", "closed"], str | None, str, int]] = [
     (101, "Refund charges the card twice", ["bug", "P0"], "open", None, "v2.0", 6),
     (102, "Cart total rounds half-cents down", ["bug", "high"], "closed", "completed", "v2.0", 5),
     (103, "Coupon can be applied twice", ["bug", "P1", "verified"], "closed", "completed", "v2.0", 4),

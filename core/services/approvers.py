@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 from core.approvers import Approvers, approvers_of, as_handle, check_entry
 from core.catalog import lock_milestones, milestone_policy
 from core.clock import utcnow
+from core.db import column
 from core.enums import MilestoneState
 from core.models import Approver, Milestone, UserGroup
 from core.services.changes import MilestoneChange, after_change, milestone_named
@@ -112,8 +113,6 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
 async def stale_user_groups(handles: Sequence[str], max_age: timedelta) -> list[str]:
     """Of these user groups, those not read from Slack within `max_age`."""
     fresh = set(
-        await UserGroup.filter(handle__in=list(handles), refreshed_at__gte=utcnow() - max_age).values_list(
-            "handle", flat=True
-        )
+        await column(UserGroup.filter(handle__in=list(handles), refreshed_at__gte=utcnow() - max_age), "handle")
     )
     return [handle for handle in handles if handle not in fresh]

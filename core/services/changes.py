@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core import outbox
 from core.catalog import NotFound, milestone_policy
 from core.clock import utcnow
+from core.db import column
 from core.enums import Decision, GateStatus
 from core.facts import load_facts
 from core.gate import MilestoneFacts, Verdict, counted_approvals, evaluate
@@ -57,7 +59,7 @@ async def end_decision(client: BaseDBAsyncClient, standing: Signoff, how: Decisi
     await standing.save(using_db=client, update_fields=["valid", "active_user"])
     return await Signoff.create(
         using_db=client,
-        milestone_id=standing.milestone_id,  # type: ignore[attr-defined]
+        milestone_id=standing.milestone_id,
         user_id=user_id,
         decision=how,
         comment=note,
@@ -66,7 +68,7 @@ async def end_decision(client: BaseDBAsyncClient, standing: Signoff, how: Decisi
     )
 
 
-def snapshot_metrics(verdict: Verdict) -> dict:
+def snapshot_metrics(verdict: Verdict) -> dict[str, Any]:
     """What a snapshot keeps: enough for trends and "since last time" digests."""
     metrics = verdict.metrics
     return {
@@ -142,7 +144,7 @@ async def _mark_owed(
     """What the outside world is owed by a change: the pull requests' checks, the live sign-off
     request's message, the dismissed approvers' messages, the completion's announcement."""
     await mark_showing(client, milestone)
-    live = await SignoffRequest.filter(live_for=milestone.id).using_db(client).values_list("id", flat=True)
+    live = await column(SignoffRequest.filter(live_for=milestone.id).using_db(client), "id")
     await outbox.mark(client, outbox.SIGNOFF_REQUEST, live)
     await outbox.mark(client, outbox.SIGNOFF_DISMISSAL, [entry.id for entry in dismissed])
     await outbox.mark(client, outbox.MILESTONE_ALERTS, [milestone.id])

@@ -54,12 +54,12 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         if defect is not None and older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
-        before = defect.milestone_id if defect.id else None  # type: ignore[attr-defined]
+        before = defect.milestone_id if defect.id else None
         milestone = await github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
         await lock_milestones(client, [before, milestone.id if milestone else None])
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
         await defect.save(using_db=client)
-        touched = {before, defect.milestone_id} - {None}  # type: ignore[attr-defined]
+        touched = {before, defect.milestone_id} - {None}
         changes = [
             await after_change(client, m, issue.updated_at)
             for m in await Milestone.filter(id__in=touched).using_db(client)

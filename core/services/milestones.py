@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from enum import Enum
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from core import outbox
 from core.catalog import ensure_repository, lock_milestones
 from core.clock import utcnow
+from core.db import column
 from core.enums import MilestoneState
 from core.models import Milestone
 from core.policy import DEFAULT_SOURCE, load_policy
@@ -104,7 +106,7 @@ async def completion_announced(milestone_id: int, complete: bool) -> None:
     await Milestone.filter(id=milestone_id).update(announced_complete=complete)
 
 
-async def record_alerted(milestone_id: int, state: dict) -> None:
+async def record_alerted(milestone_id: int, state: dict[str, Any]) -> None:
     await Milestone.filter(id=milestone_id).update(alerted=state)
 
 
@@ -112,9 +114,9 @@ async def mark_calendar_alerts(today: date | None = None) -> None:
     """Due in a few days, or overdue, is news without any event: open milestones near or past
     their date are looked at again (the alerts say each once)."""
     today = today or utcnow().date()
-    ids = await Milestone.filter(
-        state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=3)
-    ).values_list("id", flat=True)
+    ids = await column(
+        Milestone.filter(state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=3)), "id"
+    )
     async with in_transaction() as client:
         await outbox.mark(client, outbox.MILESTONE_ALERTS, ids)
 

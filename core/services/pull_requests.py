@@ -44,7 +44,7 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
         if pull is not None and older(facts.updated_at, pull.source_updated_at):
             return None
         pull = pull or PullRequest(repository=repo, number=facts.number)
-        before = (pull.head_sha, pull.base_ref, pull.milestone_id) if pull.id else None  # type: ignore[attr-defined]
+        before = (pull.head_sha, pull.base_ref, pull.milestone_id) if pull.id else None
         pull.milestone = await github_milestone(
             client, repo, repository_policy(repo), facts.milestone_number, facts.milestone_title
         )
@@ -58,7 +58,7 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
         pull.base_ref = facts.base_ref
         pull.source_updated_at = facts.updated_at or pull.source_updated_at
         await pull.save(using_db=client)
-        moved = before != (pull.head_sha, pull.base_ref, pull.milestone_id)  # type: ignore[attr-defined]
+        moved = before != (pull.head_sha, pull.base_ref, pull.milestone_id)
         if pull.state == OPEN and (refresh or moved):
             await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, [pull.id])
     return pull

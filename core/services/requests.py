@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -73,7 +74,7 @@ async def signoff_request(request_id: int) -> RequestAt | None:
     return await _request_where(id=request_id)
 
 
-async def _request_where(**where: object) -> RequestAt | None:
+async def _request_where(**where: Any) -> RequestAt | None:
     request = await SignoffRequest.get_or_none(**where).prefetch_related("milestone__repository", "replaced_by")
     if request is None:
         return None

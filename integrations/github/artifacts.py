@@ -14,7 +14,7 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import httpx
 
@@ -192,7 +192,7 @@ class _CountingReader:
     are charged once, so that the limit means the same as the declared sizes it backs up.
     """
 
-    def __init__(self, stream: BinaryIO, budget: _Budget, entry: str):
+    def __init__(self, stream: IO[bytes], budget: _Budget, entry: str):
         self._stream = stream
         self._budget = budget
         self._entry = entry

@@ -24,7 +24,7 @@ from core.clock import utcnow
 from core.enums import STOPPED_INSTALLATION, CheckKind
 from core.gate import Verdict
 from core.installations import installation_for, installation_status
-from core.models import GateCheck, Milestone, PullRequest
+from core.models import GateCheck, Milestone, Outbox, PullRequest
 from core.policy import DEFAULT_SOURCE, load_policy
 from core.pull_requests import (
     CONFIG_SLOT,
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 RATE_RESERVE = 200
 BATCH = 20
 REFRESH_EVERY = timedelta(hours=1)
+SETTLING = outbox.Settling()
 
 PageUrl = Callable[[str, str], "str | None"]
 
@@ -76,7 +77,7 @@ class Target:
     kind: CheckKind
     client: Github
     repo: GitHubRepository
-    claim: outbox.Outbox | None = None
+    claim: Outbox | None = None
 
     @property
     def repository_url(self) -> str | None:
@@ -93,7 +94,7 @@ class CheckPublisher(outbox.Runner):
         github: GitHubAccess,
         *,
         page_url: PageUrl = lambda repository, name: None,
-        settling: outbox.Settling = outbox.Settling(),
+        settling: outbox.Settling = SETTLING,
         lease: timedelta = timedelta(minutes=5),
         poll_seconds: float = 5.0,
     ):
@@ -109,7 +110,7 @@ class CheckPublisher(outbox.Runner):
         self.github = github
         self.page_url = page_url
 
-    async def _publish_item(self, item: outbox.Outbox) -> str | None:
+    async def _publish_item(self, item: Outbox) -> str | None:
         # One verdict per milestone for the whole batch.
         return await self.publish(item.subject, forced=item.forced, verdicts=self.batch_memo, claim=item)
 
@@ -119,7 +120,7 @@ class CheckPublisher(outbox.Runner):
         *,
         forced: bool = False,
         verdicts: dict[int, Verdict] | None = None,
-        claim: outbox.Outbox | None = None,
+        claim: Outbox | None = None,
     ) -> str | None:
         """Bring one pull request's checks up to date; returns what was done, for the log.
 
@@ -149,13 +150,13 @@ class CheckPublisher(outbox.Runner):
             notes.append(await self._write(target, slot, milestone, output, published.get(slot), forced))
         current = {gate_slot(milestone.id) for milestone in milestones}
         for slot, check in published.items():
-            if check.milestone_id is not None and check.active and slot not in current:  # type: ignore[attr-defined]
+            if check.milestone_id is not None and check.active and slot not in current:
                 notes.append(await self._retire(target, check))
         if pull.files_checked_sha != pull.head_sha:
             notes.append(await self._check_config(target, published.get(CONFIG_SLOT), forced))
         return "; ".join(note for note in notes if note) or None
 
-    async def _target(self, pull: PullRequest, installation: int | None, claim: outbox.Outbox | None) -> Target:
+    async def _target(self, pull: PullRequest, installation: int | None, claim: Outbox | None) -> Target:
         repository = pull.repository.full_name
         client = await asyncio.to_thread(self.github.client, repository, installation)
         await self._check_rate_limit(client)
@@ -192,9 +193,10 @@ class CheckPublisher(outbox.Runner):
     ) -> str | None:
         head = target.pull.head_sha
         same_commit = existing is not None and existing.head_sha == head and existing.kind is target.kind
-        if same_commit and existing.active and existing.digest == output.digest and not forced:  # type: ignore[union-attr]
+        current = existing if same_commit else None  # the check on this head, to edit in place
+        if current is not None and current.active and current.digest == output.digest and not forced:
             return None
-        github_id = existing.github_id if same_commit else None  # type: ignore[union-attr]
+        github_id = current.github_id if current is not None else None
         follow_up: list = []
         if isinstance(output, StatusOutput):
             await self._call(target, _post_status, target.repo, head, output)

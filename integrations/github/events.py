@@ -8,13 +8,14 @@ asks nothing of us, and `Unprocessable` when trying again cannot help.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, cast
 
 import httpx
-from gidgethub import sansio
+from gidgethub import routing, sansio
 
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
@@ -62,3 +63,17 @@ def parse_time(value: str | None) -> datetime | None:
 def parse_date(value: str | None) -> date | None:
     moment = parse_time(value)
     return moment.date() if moment else None
+
+
+Handler = Callable[[sansio.Event, "HandlerContext"], Awaitable[str | None]]
+
+
+def on(router: routing.Router, event_type: str, **detail: Any) -> Callable[[Handler], Handler]:
+    """`router.register` for handlers that return a note for the delivery's record (gidgethub's
+    types say its callbacks return None)."""
+
+    def register(handler: Handler) -> Handler:
+        router.add(cast(Any, handler), event_type, **detail)
+        return handler
+
+    return register

@@ -9,7 +9,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from github import Github
 
@@ -124,13 +124,14 @@ class _Downloads:
         """The artifact's zip from its start, or None when GitHub no longer has it."""
         if artifact.id not in self._archives:
             # Small artifacts stay in memory; large ones spill to a temporary file.
-            archive: BinaryIO | None = self._stack.enter_context(tempfile.SpooledTemporaryFile(max_size=32 * MiB))
+            spool = cast(BinaryIO, self._stack.enter_context(tempfile.SpooledTemporaryFile(max_size=32 * MiB)))
+            archive: BinaryIO | None = spool
             try:
                 await download_artifact(
                     self._context.http,
                     artifact.download_url,
                     self._token,
-                    archive,
+                    spool,
                     self._context.limits.max_download_bytes,
                 )
             except ArtifactGone:

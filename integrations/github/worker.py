@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
 from gidgethub import sansio
 
@@ -41,7 +42,8 @@ async def dispatch(event: sansio.Event, context: HandlerContext) -> str | None:
     notes = []
     for callback in callbacks:
         try:
-            note = await callback(event, context)
+            # Our handlers return a note (integrations.github.events.on).
+            note = cast(str | None, await callback(event, context))
         except (KeyError, TypeError) as error:
             raise Unprocessable(f"{event.event} payload lacks what its handler needs ({error!r})") from error
         if note:
@@ -75,7 +77,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         while True:
             try:
-                worked = await self.process_next()
+                worked = await self.process_next() is not None
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -6,13 +6,13 @@ from gidgethub import routing, sansio
 
 from core.pull_requests import evaluate_again, open_pull_requests, request_refresh
 from integrations.github.check_output import REEVALUATE
-from integrations.github.events import HandlerContext, Ignored, repository_of
+from integrations.github.events import HandlerContext, Ignored, on, repository_of
 
 router = routing.Router()
 
 
-@router.register("check_run", action="requested_action")
-@router.register("check_run", action="rerequested")
+@on(router, "check_run", action="requested_action")
+@on(router, "check_run", action="rerequested")
 async def check_run_requested(event: sansio.Event, context: HandlerContext) -> str:
     run = event.data["check_run"]
     if event.data["action"] == "requested_action":
@@ -24,7 +24,7 @@ async def check_run_requested(event: sansio.Event, context: HandlerContext) -> s
     return f"{run.get('name')}: evaluated again on request"
 
 
-@router.register("check_suite", action="rerequested")
+@on(router, "check_suite", action="rerequested")
 async def check_suite_rerequested(event: sansio.Event, context: HandlerContext) -> str:
     suite = event.data["check_suite"]
     repository = repository_of(event)

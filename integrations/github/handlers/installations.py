@@ -6,7 +6,7 @@ from gidgethub import routing, sansio
 
 from core.enums import InstallationStatus
 from core.installations import record_installation
-from integrations.github.events import HandlerContext
+from integrations.github.events import HandlerContext, on
 
 router = routing.Router()
 
@@ -23,7 +23,7 @@ def _names(repositories: list[dict] | None) -> list[str]:
     return [repository["full_name"] for repository in repositories or []]
 
 
-@router.register("installation")
+@on(router, "installation")
 async def installation_changed(event: sansio.Event, context: HandlerContext) -> str:
     installation = event.data["installation"]
     status = _STATUS.get(event.data["action"], InstallationStatus.ACTIVE)
@@ -32,7 +32,7 @@ async def installation_changed(event: sansio.Event, context: HandlerContext) -> 
     return f"installation {installation['id']} {status.value}" + (f", {len(added)} repositories" if added else "")
 
 
-@router.register("installation_repositories")
+@on(router, "installation_repositories")
 async def repositories_changed(event: sansio.Event, context: HandlerContext) -> str:
     installation = event.data["installation"]
     added = _names(event.data.get("repositories_added"))

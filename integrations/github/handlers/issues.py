@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core import services
-from integrations.github.events import HandlerContext, parse_time, repository_of
+from integrations.github.events import HandlerContext, on, parse_time, repository_of
 
 router = routing.Router()
 
@@ -47,4 +47,4 @@ async def issue_changed(event: sansio.Event, context: HandlerContext) -> str:
 
 
 for action in ACTIONS:
-    router.add(issue_changed, "issues", action=action)
+    on(router, "issues", action=action)(issue_changed)

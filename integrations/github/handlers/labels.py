@@ -5,12 +5,12 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core import services
-from integrations.github.events import HandlerContext, Ignored, repository_of
+from integrations.github.events import HandlerContext, Ignored, on, repository_of
 
 router = routing.Router()
 
 
-@router.register("label", action="edited")
+@on(router, "label", action="edited")
 async def label_edited(event: sansio.Event, context: HandlerContext) -> str:
     former = ((event.data.get("changes") or {}).get("name") or {}).get("from")
     new = event.data["label"]["name"]
@@ -20,7 +20,7 @@ async def label_edited(event: sansio.Event, context: HandlerContext) -> str:
     return f"label {former!r} renamed to {new!r}"
 
 
-@router.register("label", action="deleted")
+@on(router, "label", action="deleted")
 async def label_deleted(event: sansio.Event, context: HandlerContext) -> str:
     name = event.data["label"]["name"]
     await services.delete_label(repository_of(event), name)

@@ -6,15 +6,15 @@ from gidgethub import routing, sansio
 
 from core import services
 from core.enums import MilestoneState
-from integrations.github.events import HandlerContext, parse_date, repository_of
+from integrations.github.events import HandlerContext, on, parse_date, repository_of
 
 router = routing.Router()
 
 
-@router.register("milestone", action="created")
-@router.register("milestone", action="edited")
-@router.register("milestone", action="opened")
-@router.register("milestone", action="closed")
+@on(router, "milestone", action="created")
+@on(router, "milestone", action="edited")
+@on(router, "milestone", action="opened")
+@on(router, "milestone", action="closed")
 async def milestone_saved(event: sansio.Event, context: HandlerContext) -> str:
     milestone = event.data["milestone"]
     saved, change = await services.save_milestone(
@@ -28,7 +28,7 @@ async def milestone_saved(event: sansio.Event, context: HandlerContext) -> str:
     return f"milestone {saved.name}: {change.verdict.status.value}"
 
 
-@router.register("milestone", action="deleted")
+@on(router, "milestone", action="deleted")
 async def milestone_deleted(event: sansio.Event, context: HandlerContext) -> str:
     milestone = event.data["milestone"]
     closed = await services.unlink_github_milestone(repository_of(event), milestone["number"])

@@ -6,13 +6,13 @@ import logging
 
 from gidgethub import routing, sansio
 
-from integrations.github.events import HandlerContext
+from integrations.github.events import HandlerContext, on
 
 log = logging.getLogger(__name__)
 router = routing.Router()
 
 
-@router.register("ping")
+@on(router, "ping")
 async def ping(event: sansio.Event, context: HandlerContext) -> str:
     hook_id = event.data.get("hook_id")
     log.info("ping from GitHub: hook %s (%s)", hook_id, event.data.get("zen", ""))

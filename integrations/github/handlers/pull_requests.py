@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core import services
-from integrations.github.events import HandlerContext, parse_time, repository_of
+from integrations.github.events import HandlerContext, on, parse_time, repository_of
 
 router = routing.Router()
 
@@ -30,7 +30,7 @@ def pull_request_facts(pull: dict) -> services.PullRequestFacts:
     )
 
 
-@router.register("pull_request")
+@on(router, "pull_request")
 async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> str:
     facts = pull_request_facts(event.data["pull_request"])
     refresh = event.data.get("action") in REFRESH_ACTIONS

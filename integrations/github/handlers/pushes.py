@@ -5,7 +5,7 @@ from __future__ import annotations
 from gidgethub import routing, sansio
 
 from core.policy import DEFAULT_SOURCE
-from integrations.github.events import HandlerContext, Ignored, installation_of, repository_of
+from integrations.github.events import HandlerContext, Ignored, installation_of, on, repository_of
 from integrations.github.policy_file import sync_policy
 
 router = routing.Router()
@@ -17,7 +17,7 @@ def changes_policy(commits: list[dict]) -> bool:
     )
 
 
-@router.register("push")
+@on(router, "push")
 async def pushed(event: sansio.Event, context: HandlerContext) -> str:
     data = event.data
     default_branch = data["repository"].get("default_branch")

@@ -6,13 +6,13 @@ from gidgethub import routing, sansio
 
 from core.catalog import find_repository
 from core.services import repository_policy
-from integrations.github.events import HandlerContext, Ignored, installation_of, repository_of
+from integrations.github.events import HandlerContext, Ignored, installation_of, on, repository_of
 from integrations.github.launches import RunFacts, ingest_run
 
 router = routing.Router()
 
 
-@router.register("workflow_run", action="completed")
+@on(router, "workflow_run", action="completed")
 async def workflow_run_completed(event: sansio.Event, context: HandlerContext) -> str:
     repository = repository_of(event)
     run = RunFacts.from_payload(event.data["workflow_run"])
