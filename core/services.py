@@ -28,6 +28,7 @@ from core.catalog import (
     ensure_repository,
     lock_milestones,
     milestone_policy,
+    repository_named,
     sync_milestone_plans,
 )
 from core.clock import utcnow
@@ -151,7 +152,7 @@ async def save_milestone(
     description: str | None = None,
     state: MilestoneState | None = None,
     github_number: int | None = None,
-    policy_text: str | None = None,
+    policy_text: str | bytes | None = None,
     policy_source: str = DEFAULT_SOURCE,
 ) -> tuple[Milestone, MilestoneChange]:
     """Create or update a milestone; found by GitHub number first, so a rename keeps history.
@@ -878,7 +879,7 @@ async def list_milestones(
     worst first: a read of snapshots."""
     query = Milestone.all().prefetch_related("repository")
     if repositories is not None:
-        query = query.filter(repository__full_name__in=list(repositories))
+        query = query.filter(repository_named(repositories))
     if not include_closed:
         query = query.filter(state=MilestoneState.OPEN)
     today = utcnow().date()
@@ -957,7 +958,7 @@ async def read_milestone(repository: str, name: str, now: datetime | None = None
 async def _milestone(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:
     query = Milestone.filter(name=name)
     if repository:
-        query = query.filter(repository__full_name=repository)
+        query = query.filter(repository__full_name__iexact=repository)
     found = await query.using_db(client).limit(2)
     if not found:
         where = f" in {repository}" if repository else ""

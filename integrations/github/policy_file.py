@@ -8,7 +8,7 @@ import logging
 from github import Github, GithubException
 
 from core import services
-from core.models import Repository
+from core.catalog import stored_repository
 from core.policy import DEFAULT_SOURCE
 from integrations.github.events import HandlerContext
 
@@ -33,7 +33,7 @@ async def sync_policy(context: HandlerContext, repository: str, installation_id:
     client = await asyncio.to_thread(context.github.client, repository, installation_id)
     text = await asyncio.to_thread(fetch_policy, client, repository, ref)
     source = f"{DEFAULT_SOURCE}@{ref[:12]}" if ref else DEFAULT_SOURCE
-    stored = await Repository.get_or_none(full_name=repository)
+    stored = await stored_repository(repository)
     if stored is not None and not stored.policy_errors and (stored.policy_text or "") == (text or b"").decode():
         return f"{source}: unchanged"
     load, changes = await services.apply_policy_file(repository, text or b"", source)
