@@ -1,18 +1,18 @@
-"""`milestones serve`, `milestones deliveries` and `milestones sync`, added to the core CLI."""
+"""What `milestones serve`, `milestones deliveries` and `milestones sync` do (declared in `integrations/cli.py`)."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import json
-import os
 import sys
 from typing import Any
 
+import httpx
+import requests
 from github import GithubException
 
 from core import inbox
-from core.catalog import check_repository_name
 from core.cli import UsageError, with_database
 from core.enums import DeliveryStatus
 from core.models import Delivery
@@ -24,34 +24,7 @@ from integrations.github.events import handler_context
 from integrations.github.worker import worker_for
 
 
-def add_serve(commands: Any) -> None:
-    command = commands.add_parser("serve", help="run the web process (GitHub webhooks, health checks)")
-    command.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    command.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="default $PORT or 8000")
-    command.set_defaults(handler=cmd_serve)
-
-
-def add_deliveries(commands: Any) -> None:
-    command = commands.add_parser("deliveries", help="webhook deliveries received: list them, replay one")
-    command.add_argument("--failed", action="store_true", help="only those that failed for good")
-    command.add_argument("--limit", type=int, default=50)
-    command.add_argument("--json", action="store_true")
-    command.set_defaults(handler=cmd_deliveries)
-    actions = command.add_subparsers(dest="deliveries_command", metavar="ACTION")
-    replay = actions.add_parser("replay", help="process a stored delivery again, here and now")
-    replay.add_argument("guid", metavar="GUID")
-    replay.set_defaults(handler=cmd_replay)
-
-
-def add_sync(commands: Any) -> None:
-    command = commands.add_parser(
-        "sync", help="pull a repository's milestones, defects, policy, latest runs and open pull requests"
-    )
-    command.add_argument("repo", metavar="OWNER/REPO")
-    command.set_defaults(handler=cmd_sync)
-
-
-async def cmd_serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from integrations.web import create_app
@@ -74,7 +47,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 
 @with_database
-async def cmd_deliveries(args: argparse.Namespace) -> int:
+async def deliveries(args: argparse.Namespace) -> int:
     deliveries = await inbox.recent(DeliveryStatus.FAILED if args.failed else None, args.limit)
     if args.json:
         print(json.dumps([_delivery_json(delivery) for delivery in deliveries], indent=2))
@@ -115,7 +88,7 @@ def _delivery_line(delivery: Delivery) -> str:
 
 
 @with_database
-async def cmd_replay(args: argparse.Namespace) -> int:
+async def replay(args: argparse.Namespace) -> int:
     await inbox.replay(args.guid)
     settings = get_settings()
     async with handler_context(settings) as context:
@@ -129,8 +102,8 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 
 @with_database
-async def cmd_sync(args: argparse.Namespace) -> int:
-    repository = check_repository_name(args.repo)
+async def sync(args: argparse.Namespace) -> int:
+    repository = args.repo
     async with handler_context(get_settings()) as context:
         try:
             report = await backfill(context, repository)
@@ -140,9 +113,29 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             message = error.data.get("message") if isinstance(error.data, dict) else error.data
             print(f"error: GitHub answered {error.status} for {repository}: {message}", file=sys.stderr)
             return 1
+        except (requests.RequestException, httpx.HTTPError) as error:
+            print(
+                f"error: cannot reach GitHub at {context.github.api_url} ({_reason(error)}); "
+                "run sync again once it answers (what was pulled so far is kept, and nothing is pulled twice)",
+                file=sys.stderr,
+            )
+            return 1
     print(f"{repository}: {report.policy}")
     print(f"  {report.milestones} milestones, {report.issues} issues ({report.defects} counting as defects)")
     for line in report.runs:
         print(f"  {line}")
     print(f"  {report.pull_requests} open pull requests, their gate checks due")
     return 0
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a failed request, e.g. "[Errno 111] Connection refused"."""
+    while True:
+        # urllib3 keeps the cause in `.reason`; requests wraps urllib3's error as its first argument.
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException) and error.args and isinstance(error.args[0], BaseException):
+            inner = error.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return str(error).rpartition("): ")[2] or type(error).__name__
