@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from core.models import Milestone, Repository, TestPlan
+from core.names import check_repository_name
 from core.policy import MilestonePolicy
-
-_REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 class NotFound(LookupError):
     """A repository or milestone the caller named does not exist."""
-
-
-def check_repository_name(full_name: str) -> str:
-    if not _REPOSITORY_NAME.match(full_name):
-        raise ValueError(f"repository must be OWNER/NAME, not {full_name!r}")
-    return full_name
 
 
 # Repository names compare as on GitHub, ignoring case: `ACME/Shop` finds the stored

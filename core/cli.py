@@ -1,6 +1,6 @@
 """`milestones`: the engine from a terminal.
 
-A command pays only for what it uses. This module imports nothing but the standard
+A command pays only for what it uses. This module imports nothing beyond the standard
 library: each subcommand names its handler as "module:function", imported when that
 command runs, so `milestones --help` loads no ORM and `milestones status` none of the
 web, Slack, GitHub or chart libraries. Other packages add subcommands through the
@@ -21,19 +21,18 @@ import gc
 import importlib
 import logging
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from core.names import check_repository_name
+
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
 log = logging.getLogger(__name__)
 
-# As GitHub spells repository names (core.catalog checks them the same way).
-REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 ENTRY_POINTS = "milestones.commands"
 
 
@@ -105,11 +104,14 @@ def explain(error: BaseException) -> tuple[str, int]:
         return str(error), 1
     tortoise = sys.modules.get("tortoise.exceptions")
     if tortoise is not None:
-        if isinstance(error, tortoise.OperationalError):
-            return f"database: {_database_hint(str(error))}", 1
-        if isinstance(error, tortoise.BaseORMException):
+        if isinstance(error, (tortoise.ValidationError, tortoise.IntegrityError)):
             # Values the store refuses (an over-long commit or plan name, a duplicate).
             return str(error), 1
+        if isinstance(error, tortoise.BaseORMException):
+            return f"database: {_database_hint(str(error))}", 1
+    if isinstance(error, OSError):
+        # A connection lost mid-way (the database, GitHub, Slack): the system's words.
+        return str(error), 1
     # A defect of ours: still one line, with the details in the log for a report.
     log.debug("unexpected error", exc_info=error)
     return f"unexpected {type(error).__name__}: {error} (LOG_LEVEL=DEBUG shows where)", 1
@@ -214,28 +216,27 @@ def _add_plugin_commands(commands: Any) -> None:
 
 
 def repository_name(text: str) -> str:
-    if not REPOSITORY_NAME.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repository: expected OWNER/NAME")
-    return text
+    try:
+        return check_repository_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not 1 or more")
-    return value
+    return _whole_number(text, 1, None, "a whole number of 1 or more")
 
 
 def port(text: str) -> int:
+    return _whole_number(text, 0, 65535, "a port number (0 to 65535)")
+
+
+def _whole_number(text: str, low: int, high: int | None, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port: expected 0 to 65535")
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
     return value
 
 

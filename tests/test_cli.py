@@ -490,7 +490,7 @@ def test_bad_arguments_are_usage_errors_before_anything_is_read_or_stored(
     zero_attempt = run(*dry_run, "--repo", "acme/api", "--attempt", "0", database_url=url, cwd=tmp_path)
 
     assert assert_refused_quietly(bad_repo, 2)[-1] == (
-        "milestones ingest: error: argument --repo: 'acme' is not a repository: expected OWNER/NAME"
+        "milestones ingest: error: argument --repo: repository must be OWNER/NAME, not 'acme'"
     )
     assert (
         assert_refused_quietly(empty_name, 2)[-1] == "milestones milestone add: error: argument name: must not be empty"
@@ -498,7 +498,7 @@ def test_bad_arguments_are_usage_errors_before_anything_is_read_or_stored(
     assert assert_refused_quietly(empty_plan, 2)[-1] == "milestones ingest: error: argument --plan: must not be empty"
     assert (
         assert_refused_quietly(zero_attempt, 2)[-1]
-        == "milestones ingest: error: argument --attempt: 0 is not 1 or more"
+        == "milestones ingest: error: argument --attempt: '0' is not a whole number of 1 or more"
     )
     assert json_of("list", database_url=url, cwd=tmp_path) == []
 

@@ -250,12 +250,12 @@ def test_deliveries_and_serve_refuse_numbers_out_of_range_as_usage_errors(tmp_pa
     port_from_the_host = run("serve", database_url=unused, cwd=tmp_path, PORT="web")
 
     assert assert_refused_quietly(negative_limit, 2)[-1] == (
-        "milestones deliveries: error: argument --limit: -1 is not 1 or more"
+        "milestones deliveries: error: argument --limit: '-1' is not a whole number of 1 or more"
     )
     assert assert_refused_quietly(port_too_high, 2)[-1] == (
-        "milestones serve: error: argument --port: 99999 is not a port: expected 0 to 65535"
+        "milestones serve: error: argument --port: '99999' is not a port number (0 to 65535)"
     )
     assert assert_refused_quietly(port_from_the_host, 2)[-1] == (
-        "milestones serve: error: argument --port: 'web' is not a port number"
+        "milestones serve: error: argument --port: 'web' is not a port number (0 to 65535)"
     )
     assert not (tmp_path / "unused.db").exists()
