@@ -67,7 +67,7 @@ def main() -> int:
             for command, status in COMMANDS.values():
                 timed(command, status, cwd, cached)
             variants["with bytecode cached"] = cached
-        times = {(variant, name): [] for variant in variants for name in COMMANDS}
+        times: dict[tuple[str, str], list[float]] = {(variant, name): [] for variant in variants for name in COMMANDS}
         for _ in range(args.runs):
             for variant, variant_env in variants.items():
                 for name, (command, status) in COMMANDS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -44,7 +45,8 @@ async def find_repository(full_name: str) -> Repository:
 def repository_named(full_names: Iterable[str], field: str = "repository__full_name") -> Q:
     """A filter on rows whose repository has one of these names (`field` leads to its name)."""
     lookups = [Q(**{f"{field}__iexact": name}) for name in full_names]
-    return Q(*lookups, join_type=Q.OR) if lookups else Q(**{f"{field}__in": []})
+    nothing: dict[str, Any] = {f"{field}__in": []}
+    return Q(*lookups, join_type=Q.OR) if lookups else Q(**nothing)
 
 
 def milestone_policy(milestone: Milestone) -> MilestonePolicy:

@@ -153,13 +153,13 @@ def test_deliveries_accepted_before_a_kill_are_processed_after_a_restart(
     migrated_database_url: str, tmp_path: Path
 ) -> None:
     database_url = migrated_database_url
-    settings = {"WEBHOOK_LEASE_SECONDS": "1"}
-    with serving(database_url, tmp_path, **settings) as [server]:
+    # A claim held by the killed process runs out after a second.
+    with serving(database_url, tmp_path, WEBHOOK_LEASE_SECONDS="1") as [server]:
         for number in range(30):
             assert server.send("issues", issue(number + 1)).status_code == 202
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
-    with serving(database_url, tmp_path, **settings):
+    with serving(database_url, tmp_path, WEBHOOK_LEASE_SECONDS="1"):
         found = wait_until_finished(database_url, tmp_path, 30)
     assert {item["status"] for item in found} == {"done"}
 
