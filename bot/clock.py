@@ -14,7 +14,6 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -25,8 +24,9 @@ from bot.digests import Digests
 from bot.slack_api import retry_handlers
 from core import digests
 from core.backoff import BACKOFF, Backoff
+from core.cli import UsageError
 from core.clock import utcnow
-from core.db import database
+from core.db import close_database, open_database
 from core.schedule import Schedule
 from core.settings import get_settings
 
@@ -161,16 +161,9 @@ class Clock:
         return False
 
 
-def add_clock(commands: Any) -> None:
-    command = commands.add_parser("clock", help="run the clock process: scheduled digests in Slack")
-    command.set_defaults(handler=cmd_clock)
-
-
 async def cmd_clock(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.slack_bot_token is None:
-        from core.cli import UsageError
-
         raise UsageError("the clock posts digests to Slack: set SLACK_BOT_TOKEN")
     client = AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
@@ -186,10 +179,14 @@ async def cmd_clock(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    async with database(settings.database_url):
+    # Open for the whole process: the scheduler's jobs run outside this task.
+    await open_database(settings.database_url)
+    try:
         await clock.start()
         minutes = round(clock.grace.total_seconds() / 60)
         log.info("clock: %d digests scheduled; a missed one is sent up to %d min late", clock.scheduled, minutes)
         await stopping.wait()
         clock.stop()
+    finally:
+        await close_database()
     return 0

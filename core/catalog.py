@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 
 from core.models import Milestone, Repository, TestPlan
+from core.names import check_repository_name
 from core.policy import MilestonePolicy
-
-_REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 class NotFound(LookupError):
     """A repository or milestone the caller named does not exist."""
 
 
-def check_repository_name(full_name: str) -> str:
-    if not _REPOSITORY_NAME.match(full_name):
-        raise ValueError(f"repository must be OWNER/NAME, not {full_name!r}")
-    return full_name
+# Repository names compare as on GitHub, ignoring case: `ACME/Shop` finds the stored
+# `acme/shop`, and the spelling stored first stays.
 
 
 async def ensure_repository(full_name: str, client: BaseDBAsyncClient | None = None) -> Repository:
-    repository, _ = await Repository.get_or_create(full_name=check_repository_name(full_name), using_db=client)
+    check_repository_name(full_name)
+    # The exact name first: the unique index answers it, and it is how names usually come.
+    repository = await Repository.get_or_none(full_name=full_name, using_db=client)
+    repository = repository or await stored_repository(full_name, client)
+    if repository is None:
+        repository, _ = await Repository.get_or_create(full_name=full_name, using_db=client)
     return repository
+
+
+async def stored_repository(full_name: str, client: BaseDBAsyncClient | None = None) -> Repository | None:
+    return await Repository.filter(full_name__iexact=full_name).using_db(client).first()
 
 
 async def find_repository(full_name: str) -> Repository:
-    repository = await Repository.get_or_none(full_name=full_name)
+    repository = await stored_repository(full_name)
     if repository is None:
         raise NotFound(f"no repository {full_name}")
     return repository
+
+
+def repository_named(full_names: Iterable[str], field: str = "repository__full_name") -> Q:
+    """A filter on rows whose repository has one of these names (`field` leads to its name)."""
+    lookups = [Q(**{f"{field}__iexact": name}) for name in full_names]
+    nothing: dict[str, Any] = {f"{field}__in": []}
+    return Q(*lookups, join_type=Q.OR) if lookups else Q(**nothing)
 
 
 def milestone_policy(milestone: Milestone) -> MilestonePolicy:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from core.catalog import NotFound
+from core.catalog import NotFound, stored_repository
 from core.db import column
 from core.models import ChannelLink, Repository
 
 
 async def link_channel(team_id: str, channel_id: str, repository: str, user_id: str) -> str | None:
     """Links the channel to a known repository; returns the repository it was linked to before."""
-    repo = await Repository.get_or_none(full_name=repository)
+    repo = await stored_repository(repository)
     if repo is None:
         raise NotFound(f"no repository {repository}")
     before = await channel_repository(team_id, channel_id)
@@ -45,7 +45,7 @@ async def repository_names() -> list[str]:
 async def channels_of(repository: str, *, alerts: bool = False) -> list[str]:
     """The channels linked to a repository: where its milestones' news goes (with `alerts`,
     only those that take live alerts)."""
-    query = ChannelLink.filter(repository__full_name=repository)
+    query = ChannelLink.filter(repository__full_name__iexact=repository)
     if alerts:
         query = query.filter(alerts=True)
     return sorted(await column(query, "channel_id"))

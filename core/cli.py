@@ -1,74 +1,120 @@
 """`milestones`: the engine from a terminal.
 
-Other packages add subcommands (the web server, the clock) through the
-`milestones.commands` entry-point group: each entry point is a function taking
-the argparse subparsers object, so this module never imports them.
+A command pays only for what it uses. This module imports nothing beyond the standard
+library: each subcommand names its handler as "module:function", imported when that
+command runs, so `milestones --help` loads no ORM and `milestones status` none of the
+web, Slack, GitHub or chart libraries. Other packages add subcommands through the
+`milestones.commands` entry-point group; each entry point is a function taking the
+argparse subparsers object, in a module as light as this one (`integrations/cli.py`,
+`bot/cli.py`), and the group is read only when the command is not one of core's.
+
+Every failure ends in one line on stderr that says what to fix, never a traceback:
+exit status 1 when an input is refused or a service cannot be reached, 2 for a usage
+or configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import gc
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
+from core.names import check_repository_name
 
-from core import services
-from core.catalog import NotFound
-from core.db import database, migrate
-from core.ingest import LaunchSource, upload_source_id
-from core.junit import ReportError, parse_reports
-from core.policy import load_policy
-from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
-from core.settings import get_settings
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
-Handler = Callable[[argparse.Namespace], Awaitable[int]]
+log = logging.getLogger(__name__)
+
+ENTRY_POINTS = "milestones.commands"
 
 
 class UsageError(Exception):
     """A mistake in the command line or its inputs: said in one line, exit status 2."""
 
 
+def run() -> None:
+    """The `milestones` program.
+
+    Start-up creates a few hundred thousand objects that live as long as the process
+    (modules, classes, the ORM's models); the cyclic collector would walk them again and
+    again while they load, and once more at exit. So they load with it paused, and are
+    then frozen out of its sight: about a third of the start-up (bench/startup.py).
+    """
+    gc.disable()
+    sys.exit(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_wanted_command(arguments)).parse_args(arguments)
+    from core.settings import get_settings
+
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Tortoise announces every connect and shutdown at INFO: noise in a terminal.
     logging.getLogger("tortoise").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        code: int = asyncio.run(args.handler(args))
-        return code
-    except (UsageError, NotFound, ReportError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, UsageError) else 1
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 1
-    except (ValidationError, IntegrityError) as error:
-        # Values the store refuses (an over-long commit or plan name, a duplicate).
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OperationalError as error:
-        print(f"error: database: {_database_hint(str(error))}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: cannot reach the database ({error.strerror or error}); check DATABASE_URL", file=sys.stderr)
-        return 1
+        handler = handler_of(args)
+        if not gc.isenabled():
+            # Started by run(): what is loaded by now stays to the end (see there).
+            gc.freeze()
+            gc.enable()
+        return asyncio.run(handler(args))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # The reader went away (`milestones list | head`): not an error of ours.
         sys.stdout = open(os.devnull, "w")
         return 0
+    except Exception as error:
+        message, status = explain(error)
+        print(f"error: {message}", file=sys.stderr)
+        return status
+
+
+def handler_of(args: argparse.Namespace) -> Handler:
+    """The command's handler, imported now: a "module:function" reference, or the function."""
+    handler = args.handler
+    if isinstance(handler, str):
+        module, _, name = handler.partition(":")
+        handler = getattr(importlib.import_module(module), name)
+    return cast(Handler, handler)
+
+
+def explain(error: BaseException) -> tuple[str, int]:
+    """What to tell the user about an error that ended a command, and the exit status."""
+    # Checked by module so that classifying an error imports nothing (--help loads no ORM).
+    db = sys.modules.get("core.db")
+    if isinstance(error, UsageError):
+        return str(error), 2
+    if db is not None and isinstance(error, db.DatabaseUnavailable):
+        return str(error), 2 if error.configuration else 1
+    if isinstance(error, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return f"{error.filename}: {error.strerror}", 1
+    if isinstance(error, (LookupError, ValueError)):
+        # Refused input: an unknown milestone, a malformed report, a bad value.
+        return str(error), 1
+    tortoise = sys.modules.get("tortoise.exceptions")
+    if tortoise is not None:
+        if isinstance(error, (tortoise.ValidationError, tortoise.IntegrityError)):
+            # Values the store refuses (an over-long commit or plan name, a duplicate).
+            return str(error), 1
+        if isinstance(error, tortoise.BaseORMException):
+            return f"database: {_database_hint(str(error))}", 1
+    if isinstance(error, OSError):
+        # A connection lost mid-way (the database, GitHub, Slack): the system's words.
+        return str(error), 1
+    # A defect of ours: still one line, with the details in the log for a report.
+    log.debug("unexpected error", exc_info=error)
+    return f"unexpected {type(error).__name__}: {error} (LOG_LEVEL=DEBUG shows where)", 1
 
 
 def _database_hint(message: str) -> str:
@@ -77,61 +123,128 @@ def _database_hint(message: str) -> str:
     return message
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; commands added by other packages are loaded unless `command` is one of core's."""
     parser = argparse.ArgumentParser(prog="milestones", description="Milestone gates: is the release ready to ship?")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    command = commands.add_parser("migrate", help="apply database migrations (safe to run at every deploy)")
-    command.set_defaults(handler=cmd_migrate)
+    command_parser = commands.add_parser("migrate", help="apply database migrations (safe to run at every deploy)")
+    command_parser.set_defaults(handler="core.commands:migrate")
 
-    command = commands.add_parser("ingest", help="record a launch from JUnit/xUnit XML reports")
-    command.add_argument("reports", nargs="+", metavar="REPORT", type=Path)
-    command.add_argument("--repo", required=True, help="OWNER/NAME")
-    command.add_argument("--plan", required=True, help="the test plan the launch belongs to")
-    command.add_argument("--commit", help="commit SHA tested")
-    command.add_argument("--branch", help="branch tested")
-    command.add_argument("--source", help="source id (default: a digest of the reports, so re-uploads are ignored)")
-    command.add_argument("--attempt", type=int, default=1, help="attempt number; a higher one replaces earlier ones")
-    command.add_argument("--dry-run", action="store_true", help="parse and count, store nothing")
-    command.add_argument("--json", action="store_true", help="print one JSON object")
-    command.set_defaults(handler=cmd_ingest)
+    command_parser = commands.add_parser("ingest", help="record a launch from JUnit/xUnit XML reports")
+    command_parser.add_argument(
+        "reports", nargs="+", metavar="REPORT", type=Path, help="XML files, or directories whose *.xml files to read"
+    )
+    command_parser.add_argument("--repo", required=True, type=repository_name, help="OWNER/NAME")
+    command_parser.add_argument("--plan", required=True, type=_text, help="the test plan the launch belongs to")
+    command_parser.add_argument("--commit", help="commit SHA tested")
+    command_parser.add_argument("--branch", help="branch tested")
+    command_parser.add_argument(
+        "--source", help="source id (default: a digest of the reports, so re-uploads are ignored)"
+    )
+    command_parser.add_argument(
+        "--attempt", type=positive, default=1, help="attempt number; a higher one replaces earlier ones"
+    )
+    command_parser.add_argument("--dry-run", action="store_true", help="parse and count, store nothing")
+    command_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    command_parser.set_defaults(handler="core.commands:ingest")
 
     milestone = commands.add_parser("milestone", help="manage milestones").add_subparsers(
         dest="milestone_command", required=True, metavar="ACTION"
     )
-    command = milestone.add_parser("add", help="create or update a milestone")
-    command.add_argument("name")
-    command.add_argument("--repo", required=True, help="OWNER/NAME")
-    command.add_argument("--due", type=_date, help="target date, YYYY-MM-DD")
-    command.add_argument("--description")
-    command.add_argument("--policy", type=Path, help="a .github/milestones.yml file to apply to the repository")
-    command.set_defaults(handler=cmd_milestone_add)
+    command_parser = milestone.add_parser("add", help="create or update a milestone")
+    command_parser.add_argument("name", type=_text)
+    command_parser.add_argument("--repo", required=True, type=repository_name, help="OWNER/NAME")
+    command_parser.add_argument("--due", type=_date, help="target date, YYYY-MM-DD")
+    command_parser.add_argument("--description")
+    command_parser.add_argument("--policy", type=Path, help="a .github/milestones.yml file to apply to the repository")
+    command_parser.set_defaults(handler="core.commands:milestone_add")
 
     policy = commands.add_parser("policy", help="policy files").add_subparsers(
         dest="policy_command", required=True, metavar="ACTION"
     )
-    command = policy.add_parser("check", help="validate a .github/milestones.yml file")
-    command.add_argument("file", type=Path)
-    command.set_defaults(handler=cmd_policy_check)
+    command_parser = policy.add_parser("check", help="validate a .github/milestones.yml file")
+    command_parser.add_argument("file", type=Path)
+    command_parser.set_defaults(handler="core.commands:policy_check")
 
-    command = commands.add_parser("status", help="the gate verdict of a milestone")
-    command.add_argument("name")
-    command.add_argument("--repo", help="OWNER/NAME (needed when several repositories have the name)")
-    command.add_argument("--json", action="store_true")
-    command.set_defaults(handler=cmd_status)
+    command_parser = commands.add_parser("status", help="the gate verdict of a milestone")
+    command_parser.add_argument("name")
+    command_parser.add_argument(
+        "--repo", type=repository_name, help="OWNER/NAME (needed when several repositories have the name)"
+    )
+    command_parser.add_argument("--json", action="store_true")
+    command_parser.set_defaults(handler="core.commands:status")
 
-    command = commands.add_parser("list", help="milestones and their status, worst first")
-    command.add_argument("--repo", help="OWNER/NAME")
-    command.add_argument("--all", action="store_true", help="include closed milestones")
-    command.add_argument("--json", action="store_true")
-    command.set_defaults(handler=cmd_list)
+    command_parser = commands.add_parser("list", help="milestones and their status, worst first")
+    command_parser.add_argument("--repo", type=repository_name, help="OWNER/NAME")
+    command_parser.add_argument("--all", action="store_true", help="include closed milestones")
+    command_parser.add_argument("--json", action="store_true")
+    command_parser.set_defaults(handler="core.commands:list_milestones")
 
-    command = commands.add_parser("demo", help="load a sample repository with two milestones")
-    command.set_defaults(handler=cmd_demo)
+    command_parser = commands.add_parser("demo", help="load a sample repository with two milestones")
+    command_parser.set_defaults(handler="core.commands:demo")
 
-    for entry_point in entry_points(group="milestones.commands"):
-        entry_point.load()(commands)
+    if command not in commands.choices:
+        _add_plugin_commands(commands)
     return parser
+
+
+def _wanted_command(arguments: Sequence[str]) -> str | None:
+    """The subcommand named first on the command line; None when an option comes first (`--help`)."""
+    return arguments[0] if arguments and not arguments[0].startswith("-") else None
+
+
+def _add_plugin_commands(commands: Any) -> None:
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=ENTRY_POINTS):
+        try:
+            add = entry_point.load()
+        except (ImportError, AttributeError) as error:
+            # Entry points are recorded at install time: after an upgrade that moved one,
+            # the installed record is stale until the package is installed again.
+            print(
+                f"warning: command {entry_point.name!r} unavailable ({entry_point.value}: {error}); "
+                "install the package again (pip install -e .)",
+                file=sys.stderr,
+            )
+            continue
+        add(commands)
+
+
+# Argument types: a bad value is a usage error (exit 2) before anything runs.
+
+
+def repository_name(text: str) -> str:
+    try:
+        return check_repository_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def positive(text: str) -> int:
+    return _whole_number(text, 1, None, "a whole number of 1 or more")
+
+
+def port(text: str) -> int:
+    return _whole_number(text, 0, 65535, "a port number (0 to 65535)")
+
+
+def _whole_number(text: str, low: int, high: int | None, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+    return value
+
+
+def _text(text: str) -> str:
+    """A name: white space around it dropped, and not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
 
 
 def _date(text: str) -> date:
@@ -141,169 +254,14 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def with_database(handler: Callable[[argparse.Namespace], Awaitable[int]]) -> Handler:
+def with_database(handler: Handler) -> Handler:
+    """The handler, run with the database of DATABASE_URL open."""
+
     async def run(args: argparse.Namespace) -> int:
+        from core.db import database
+        from core.settings import get_settings
+
         async with database(get_settings().database_url):
             return await handler(args)
 
     return run
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
-
-
-async def cmd_migrate(args: argparse.Namespace) -> int:
-    await migrate(get_settings().database_url)
-    print("database is up to date")
-    return 0
-
-
-async def cmd_ingest(args: argparse.Namespace) -> int:
-    for path in args.reports:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-    report = parse_reports(args.reports)
-    counts = report.counts()
-    if args.dry_run:
-        if args.json:
-            _print_json(counts)
-        else:
-            print(_counts_line(counts) + " (dry run: nothing stored)")
-        return 0
-    source_id = args.source or upload_source_id(args.reports, args.repo, args.plan, args.commit, args.branch)
-    source = LaunchSource(
-        repository=args.repo,
-        plan=args.plan,
-        source_id=source_id,
-        attempt=args.attempt,
-        commit_sha=args.commit,
-        branch=args.branch,
-    )
-    async with database(get_settings().database_url):
-        outcome = await services.record_launch(report, source)
-    if args.json:
-        _print_json(
-            {
-                **counts,
-                "launch_id": outcome.launch_id,
-                "created": outcome.created,
-                "superseded": outcome.superseded,
-                "milestones": {change.milestone.name: change.verdict.status for change in outcome.changes},
-            }
-        )
-        return 0
-    note = "" if outcome.created else " (already recorded: nothing changed)"
-    print(_counts_line(counts) + f" -> launch {outcome.launch_id}{note}")
-    for change in outcome.changes:
-        print(f"  {change.milestone.name}: {STATUS_TITLE[change.verdict.status]}")
-    return 0
-
-
-def _counts_line(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['tests']} tests in {counts['files']} file{'s' if counts['files'] != 1 else ''}: "
-        f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
-        f"{counts['skipped']} skipped, {counts['flaky']} flaky"
-    )
-
-
-@with_database
-async def cmd_milestone_add(args: argparse.Namespace) -> int:
-    policy_text = args.policy.read_text(encoding="utf-8") if args.policy is not None else None
-    try:
-        milestone, change = await services.save_milestone(
-            args.repo,
-            args.name,
-            target_date=args.due or services.KEEP,
-            description=args.description,
-            policy_text=policy_text,
-            policy_source=str(args.policy),
-        )
-    except services.PolicyInvalid as invalid:
-        for error in invalid.load.errors:
-            print(error, file=sys.stderr)
-        return 1
-    print(f"milestone {milestone.name} in {args.repo}: {STATUS_TITLE[change.verdict.status]}")
-    return 0
-
-
-async def cmd_policy_check(args: argparse.Namespace) -> int:
-    if not args.file.is_file():
-        raise UsageError(f"{args.file}: no such file")
-    load = load_policy(args.file.read_bytes(), str(args.file))
-    if load.ok:
-        assert load.policy is not None
-        names = ", ".join(load.policy.milestones) or "none"
-        print(f"{args.file}: valid ({len(load.policy.plans)} plans; milestones: {names})")
-        return 0
-    for error in load.errors:
-        print(error, file=sys.stderr)
-    return 1
-
-
-@with_database
-async def cmd_status(args: argparse.Namespace) -> int:
-    milestone = await services.find_milestone(args.repo, args.name)
-    state = await services.signoff_state(milestone.repository.full_name, milestone.name)
-    verdict, trail = state.reading.verdict, state.trail
-    if args.json:
-        completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
-        _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
-        return 0
-    print(render_verdict(verdict))
-    if trail:
-        print("\nSign-off trail:")
-        for entry in trail:
-            print("  " + _trail_line(entry))
-    if state.completed_at is not None:
-        approvers = ", ".join(item["user"] for item in state.completed_with) or "no approvals needed"
-        print(f"\nComplete since {state.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
-    return 0
-
-
-def _trail_entry(entry: Any) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "user": entry.user_id,
-        "decision": entry.decision,
-        "comment": entry.comment,
-        "at": entry.created_at,
-        "valid": entry.valid,
-        "ends": entry.ends_id,
-    }
-
-
-def _trail_line(entry: Any) -> str:
-    standing = " (standing)" if entry.valid else ""
-    comment = f": {entry.comment}" if entry.comment else ""
-    return f"{entry.created_at:%Y-%m-%d %H:%M} UTC  {entry.user_id} {entry.decision.value}{comment}{standing}"
-
-
-@with_database
-async def cmd_list(args: argparse.Namespace) -> int:
-    summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
-    if args.json:
-        _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
-        return 0
-    if not summaries:
-        print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
-        return 0
-    for summary in summaries:
-        due = summary.target_date.isoformat() if summary.target_date else "no date"
-        rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
-        flag = " OVERDUE" if summary.overdue else ""
-        print(
-            f"{summary.repository} {summary.name}: {STATUS_TITLE[summary.status]}{flag} · due {due} · "
-            f"pass rate {rate} · {summary.open_blocking} blocking defects"
-        )
-    return 0
-
-
-@with_database
-async def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import load_demo
-
-    names = await load_demo()
-    print(f"demo loaded: {', '.join(names)}. Try `milestones status v2.0` and `milestones list`.")
-    return 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.queryset import QuerySet
 
@@ -61,19 +63,57 @@ async def close_database() -> None:
     await Tortoise.close_connections()
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be opened; `configuration` when DATABASE_URL is what is wrong."""
+
+    def __init__(self, message: str, *, configuration: bool):
+        super().__init__(message)
+        self.configuration = configuration
+
+
 @asynccontextmanager
 async def database(database_url: str) -> AsyncIterator[None]:
-    await open_database(database_url)
-    try:
+    """The database for one command, connected before it starts (DatabaseUnavailable if it cannot be).
+
+    Its connections belong to the calling task and the tasks it starts, not to the
+    process, so a command can run beside another user of the database in one process.
+    """
+    config = tortoise_config(database_url)
+    file = config["connections"]["default"]["credentials"].get("file_path")
+    if config["connections"]["default"]["engine"] == "core.sqlite" and not Path(file).parent.is_dir():
+        # Said before aiosqlite is asked: when it fails to open a file, its worker thread
+        # later reports to the event loop the command has closed by then.
+        message = f"cannot open the database: the folder {Path(file).parent} does not exist; check DATABASE_URL"
+        raise DatabaseUnavailable(message, configuration=True)
+    async with TortoiseContext() as context:
+        try:
+            await context.init(config=config)
+            await context.db().execute_query("SELECT 1")
+        except Exception as error:
+            raise _unavailable(error) from error
         yield
-    finally:
-        await close_database()
+
+
+def _unavailable(error: Exception) -> DatabaseUnavailable:
+    # Tortoise wraps the driver's error (asyncpg, sqlite3); the driver's says what happened.
+    cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+    sqlstate = str(getattr(cause, "sqlstate", None) or "")
+    if sqlstate[:2] in ("28", "3D"):
+        # 28: the role or its password refused; 3D: no such database.
+        return DatabaseUnavailable(
+            f"the database refused the connection: {cause}; check DATABASE_URL", configuration=True
+        )
+    if isinstance(cause, OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        return DatabaseUnavailable(f"cannot reach the database ({reason}); check DATABASE_URL", configuration=False)
+    return DatabaseUnavailable(f"cannot open the database: {cause}; check DATABASE_URL", configuration=True)
 
 
 async def migrate(database_url: str) -> None:
     """Apply every committed migration not applied yet; a no-op when up to date."""
-    await run_migrations(config=tortoise_config(database_url))
-    await close_database()
+    # In a context of its own, opened (and so checked) first; the caller's is left as it was.
+    async with database(database_url):
+        await run_migrations(config=tortoise_config(database_url))
 
 
 def connection() -> BaseDBAsyncClient:

@@ -11,12 +11,12 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.catalog import NotFound
+from core.catalog import NotFound, repository_named, stored_repository
 from core.channels import channel_repository
 from core.clock import utcnow
 from core.db import column
 from core.enums import Decision, GateStatus, MilestoneState
-from core.models import ChannelLink, DigestRun, Milestone, Repository, Subscription
+from core.models import ChannelLink, DigestRun, Milestone, Subscription
 from core.readings import MilestoneReading
 from core.schedule import Schedule
 from core.services import read_milestone
@@ -74,7 +74,7 @@ async def subscribe(
     """Subscribe the channel (to a milestone, a repository, or what is linked to it); subscribing
     the same scope again changes its schedule. Returns the subscription and whether it is new."""
     async with in_transaction() as client:
-        repo = await Repository.get_or_none(full_name=repository, using_db=client) if repository else None
+        repo = await stored_repository(repository, client) if repository else None
         if repository and repo is None:
             raise NotFound(f"no repository {repository}")
         found = await Milestone.get_or_none(repository=repo, name=milestone, using_db=client) if milestone else None
@@ -104,9 +104,9 @@ async def unsubscribe(
     returns how many were removed. A removed subscription never fires again."""
     query = Subscription.filter(team_id=team_id, channel_id=channel_id)
     if milestone:
-        query = query.filter(milestone__name=milestone, milestone__repository__full_name=repository)
+        query = query.filter(milestone__name=milestone, milestone__repository__full_name__iexact=repository)
     elif repository:
-        query = query.filter(repository__full_name=repository, milestone_id=None)
+        query = query.filter(repository__full_name__iexact=repository, milestone_id=None)
     return await query.delete()
 
 
@@ -178,9 +178,9 @@ async def digest_readings(subscription: SubscriptionView) -> list[MilestoneReadi
             if subscription.repository
             else await _linked(subscription.team_id, subscription.channel_id)
         )
-        rows = await Milestone.filter(
-            repository__full_name__in=repositories, state=MilestoneState.OPEN
-        ).prefetch_related("repository")
+        rows = await Milestone.filter(repository_named(repositories), state=MilestoneState.OPEN).prefetch_related(
+            "repository"
+        )
         names = [(row.repository.full_name, row.name) for row in rows]
     readings = [await read_milestone(repository, name) for repository, name in names]
     readings.sort(key=lambda reading: (not reading.verdict.overdue, ORDER.index(reading.verdict.status), reading.name))

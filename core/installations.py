@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from tortoise.transactions import in_transaction
 
-from core.catalog import ensure_repository
+from core.catalog import ensure_repository, repository_named, stored_repository
 from core.enums import InstallationStatus
 from core.models import Installation, Repository
 
@@ -35,7 +35,7 @@ async def record_installation(
             repository.installation_id = installation_id
             await repository.save(using_db=client, update_fields=["installation_id"])
         await (
-            Repository.filter(full_name__in=list(removed), installation_id=installation_id)
+            Repository.filter(repository_named(removed, "full_name"), installation_id=installation_id)
             .using_db(client)
             .update(installation_id=None)
         )
@@ -48,5 +48,5 @@ async def installation_status(installation_id: int) -> InstallationStatus | None
 
 
 async def installation_for(full_name: str) -> int | None:
-    repository = await Repository.get_or_none(full_name=full_name)
+    repository = await stored_repository(full_name)
     return repository.installation_id if repository else None

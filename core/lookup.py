@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from core.catalog import repository_named
 from core.enums import MilestoneState
 from core.models import Milestone
 
@@ -93,7 +94,7 @@ async def milestone_refs(repositories: Sequence[str] | None = None) -> list[Mile
     """Every milestone, open and closed, of the given repositories (all when None)."""
     query = Milestone.all()
     if repositories is not None:
-        query = query.filter(repository__full_name__in=list(repositories))
+        query = query.filter(repository_named(repositories))
     rows = await query.values_list("repository__full_name", "name", "state")
     return [
         MilestoneRef(repository, name, MilestoneState(state) is MilestoneState.OPEN) for repository, name, state in rows

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import fields
-from tortoise.models import Model
+from tortoise.models import Model as TortoiseModel
+from tortoise.models import ModelMeta
 
 from core.enums import (
     CheckKind,
@@ -22,6 +23,19 @@ from core.enums import (
     Severity,
     TestStatus,
 )
+
+
+class _WithoutFieldComments(ModelMeta):
+    # Tortoise turns `#:` comments above fields into descriptions by parsing this
+    # module's source again for every model: a tenth of a second at every process start.
+    # We write no such comments.
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        return super().__new__(mcs, name, bases, {**attrs, "_no_comments": True})
+
+
+class Model(TortoiseModel, metaclass=_WithoutFieldComments):
+    class Meta:
+        abstract = True
 
 
 class Repository(Model):

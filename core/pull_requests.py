@@ -123,7 +123,7 @@ async def open_pull_requests(
     repository: str, *, numbers: list[int] | None = None, head_sha: str | None = None
 ) -> list[int]:
     """Open pull requests by number, or by head commit (a fork's check suite names none)."""
-    query = PullRequest.filter(repository__full_name=repository, state=OPEN)
+    query = PullRequest.filter(repository__full_name__iexact=repository, state=OPEN)
     query = query.filter(number__in=numbers) if numbers is not None else query.filter(head_sha=head_sha)
     return await column(query, "id")
 

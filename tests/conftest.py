@@ -8,6 +8,7 @@ through), a fresh database is created there for the session and dropped afterwar
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,17 +52,22 @@ TABLES = [
 
 
 @asynccontextmanager
-async def throwaway_database(folder: Path) -> AsyncIterator[str]:
-    """A new empty database: a SQLite file in `folder`, or one on the TEST_DATABASE_URL server."""
+async def throwaway_database(folder: Path, template: str | None = None) -> AsyncIterator[str]:
+    """A new database: a SQLite file in `folder`, or one on the TEST_DATABASE_URL server;
+    empty, or a copy of the database at `template` (a URL this function gave)."""
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:
-        yield f"sqlite://{folder / f'milestones-{uuid.uuid4().hex[:8]}.db'}"
+        path = folder / f"milestones-{uuid.uuid4().hex[:8]}.db"
+        if template is not None:
+            shutil.copyfile(template.removeprefix("sqlite://"), path)
+        yield f"sqlite://{path}"
         return
     server, _, maintenance_db = server_url.replace("postgresql://", "postgres://", 1).rpartition("/")
     name = f"milestones_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(f"{server.replace('postgres://', 'postgresql://', 1)}/{maintenance_db}")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template.rpartition("/")[2]}"' if template is not None else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield f"{server}/{name}"
         finally:
@@ -80,6 +86,22 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 async def scratch_database_url(tmp_path: Path) -> AsyncIterator[str]:
     """An empty, unmigrated database of its own, for another process (the CLI) to use."""
     async with throwaway_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A database migrated once, that `migrated_database_url` copies."""
+    async with throwaway_database(tmp_path_factory.mktemp("template")) as url:
+        await migrate(url)
+        yield url
+
+
+@pytest.fixture
+async def migrated_database_url(migrated_template: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated database of its own, for another process or thread (the CLI) to use:
+    a copy of one `milestones migrate` ran on, as migrating each would take a second."""
+    async with throwaway_database(tmp_path, template=migrated_template) as url:
         yield url
 
 

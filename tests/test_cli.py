@@ -1,22 +1,29 @@
-"""The `milestones` command as a user runs it: a real process per command, a database of its own."""
+"""The `milestones` command as a user runs it, each test with a database of its own.
+
+Most commands run in this process (tests/cli.py); the tests marked "as a process" run
+the installed program, for what only a real process shows: its start-up, what it
+imports, its exit status and output from the real entry point.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from core import services
+from tests.cli import assert_refused_quietly, json_of, run, run_process, succeeds
 from tests.conftest import JUNIT, throwaway_database
-
-MILESTONES = Path(sys.executable).parent / "milestones"
 
 UNITTEST_REPORT = JUNIT / "python-xunit-unittest.xml"  # 8 tests: 4 passed, 1 failed, 1 error, 2 skipped
 PYTEST_REPORT = JUNIT / "python-xunit-pytest.xml"  # 10 tests: 6 passed, 2 failed, 2 skipped
@@ -76,49 +83,17 @@ FLAKY_REPORT = """\
 """
 
 
-def run(*args: str | Path, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`milestones ARGS...` in `cwd` (where no `.env` lies) against `database_url`."""
-    env = dict(os.environ, DATABASE_URL=database_url)
-    env.pop("LOG_LEVEL", None)
-    return subprocess.run(
-        [str(MILESTONES), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def succeeds(*args: str | Path, database_url: str, cwd: Path) -> str:
-    """Run a command that must work quietly; its standard output."""
-    result = run(*args, database_url=database_url, cwd=cwd)
-    assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    return result.stdout
-
-
-def json_of(*args: str | Path, database_url: str, cwd: Path) -> Any:
-    return json.loads(succeeds(*args, "--json", database_url=database_url, cwd=cwd))
-
-
-def migrated(database_url: str, cwd: Path) -> str:
-    assert succeeds("migrate", database_url=database_url, cwd=cwd) == "database is up to date\n"
-    return database_url
-
-
 def known_tests(name: str, repo: str, database_url: str, cwd: Path) -> dict[str, int]:
     return json_of("status", name, "--repo", repo, database_url=database_url, cwd=cwd)["metrics"]["tests"]
 
 
-def assert_refused_quietly(result: subprocess.CompletedProcess[str], exit_code: int) -> list[str]:
-    """A refusal: the exit code, nothing on stdout, no traceback; the stderr lines."""
-    assert result.returncode == exit_code
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    return result.stderr.splitlines()
-
-
 @pytest.fixture(scope="module")
-async def demo_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, Path]]:
+async def demo_database(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+) -> AsyncIterator[tuple[str, Path]]:
     """A migrated database with the demo loaded once, shared by the read-only demo tests."""
-    async with throwaway_database(tmp_path_factory.mktemp("demo-db")) as database_url:
+    async with throwaway_database(tmp_path_factory.mktemp("demo-db"), template=migrated_template) as database_url:
         cwd = tmp_path_factory.mktemp("demo-cwd")
-        migrated(database_url, cwd)
         assert succeeds("demo", database_url=database_url, cwd=cwd) == (
             "demo loaded: v2.0, Sprint 24. Try `milestones status v2.0` and `milestones list`.\n"
         )
@@ -253,9 +228,9 @@ def test_loading_the_demo_again_changes_nothing(demo_database: tuple[str, Path])
 
 
 def test_ingest_one_report_counts_it_and_ignores_the_same_upload_again(
-    scratch_database_url: str, tmp_path: Path
+    migrated_database_url: str, tmp_path: Path
 ) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+    url = migrated_database_url
     ingest = ("ingest", UNITTEST_REPORT, "--repo", "acme/api", "--plan", "unit")
 
     first = json_of(*ingest, database_url=url, cwd=tmp_path)
@@ -267,9 +242,9 @@ def test_ingest_one_report_counts_it_and_ignores_the_same_upload_again(
 
 
 def test_ingest_several_reports_as_one_launch_once_per_source_and_attempt(
-    scratch_database_url: str, tmp_path: Path
+    migrated_database_url: str, tmp_path: Path
 ) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+    url = migrated_database_url
     succeeds("milestone", "add", "r1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
     ingest = (
         "ingest",
@@ -307,8 +282,8 @@ def test_ingest_several_reports_as_one_launch_once_per_source_and_attempt(
     }
 
 
-def test_ingest_dry_run_counts_and_stores_nothing(scratch_database_url: str, tmp_path: Path) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+def test_ingest_dry_run_counts_and_stores_nothing(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
     succeeds("milestone", "add", "r1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
     flaky_report = tmp_path / "TEST-com.acme.RetryTest.xml"
     flaky_report.write_text(FLAKY_REPORT, encoding="utf-8")
@@ -344,9 +319,9 @@ def test_ingest_dry_run_counts_and_stores_nothing(scratch_database_url: str, tmp
 
 
 def test_ingest_refuses_malformed_and_entity_bomb_reports_and_stores_nothing(
-    scratch_database_url: str, tmp_path: Path
+    migrated_database_url: str, tmp_path: Path
 ) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+    url = migrated_database_url
     succeeds("milestone", "add", "r1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
     (tmp_path / "broken.xml").write_text(MALFORMED_REPORT, encoding="utf-8")
     (tmp_path / "lolz.xml").write_text(BILLION_LAUGHS, encoding="utf-8")
@@ -385,8 +360,8 @@ def test_ingest_names_the_line_of_a_doctype_below_the_xml_declaration(tmp_path: 
 # milestone add, policy --------------------------------------------------------
 
 
-def test_milestone_add_with_a_due_date_and_with_a_policy(scratch_database_url: str, tmp_path: Path) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+def test_milestone_add_with_a_due_date_and_with_a_policy(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
     (tmp_path / "milestones.yml").write_text(VALID_POLICY, encoding="utf-8")
 
     plain = succeeds(
@@ -409,8 +384,8 @@ def test_milestone_add_with_a_due_date_and_with_a_policy(scratch_database_url: s
     assert (signoff["quorum"], signoff["approvers"], signoff["summary"]) == (1, ["U0RELEASE"], "0 of 1 approvals")
 
 
-def test_milestone_add_with_an_invalid_policy_stores_nothing(scratch_database_url: str, tmp_path: Path) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+def test_milestone_add_with_an_invalid_policy_stores_nothing(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
     (tmp_path / "milestones.yml").write_text(INVALID_POLICY, encoding="utf-8")
 
     added = run(
@@ -444,17 +419,199 @@ def test_policy_check_accepts_a_valid_file_and_names_each_error_line(tmp_path: P
 # errors -----------------------------------------------------------------------
 
 
-def test_status_of_an_unknown_milestone_is_one_line(scratch_database_url: str, tmp_path: Path) -> None:
-    url = migrated(scratch_database_url, tmp_path)
+def test_status_of_an_unknown_milestone_is_one_line(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
 
     result = run("status", "nosuch", database_url=url, cwd=tmp_path)
 
     assert assert_refused_quietly(result, 1) == ["error: no milestone nosuch"]
 
 
-def test_an_unknown_database_scheme_stops_with_one_line(tmp_path: Path) -> None:
-    result = run("list", database_url="mysql://x", cwd=tmp_path)
+def test_as_a_process_an_unknown_database_scheme_stops_with_one_line(tmp_path: Path) -> None:
+    result = run_process("list", database_url="mysql://x", cwd=tmp_path)
 
     assert assert_refused_quietly(result, 2) == [
         "configuration error: DATABASE_URL: expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
     ]
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_naming_the_cause(tmp_path: Path) -> None:
+    missing_folder = run("list", database_url=f"sqlite://{tmp_path / 'no-such-folder' / 'm.db'}", cwd=tmp_path)
+    unreachable = run("list", database_url="postgres://postgres@127.0.0.1:1/milestones", cwd=tmp_path)
+
+    assert assert_refused_quietly(missing_folder, 2) == [
+        f"error: cannot open the database: the folder {tmp_path / 'no-such-folder'} does not exist; check DATABASE_URL"
+    ]
+    [line] = assert_refused_quietly(unreachable, 1)
+    assert line.startswith("error: cannot reach the database (") and line.endswith("); check DATABASE_URL")
+
+
+def test_a_postgresql_role_or_database_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("needs a PostgreSQL server (TEST_DATABASE_URL)")
+    url = urlsplit(server.replace("postgresql://", "postgres://", 1))
+    no_role = urlunsplit(url._replace(netloc=f"nosuchrole@{url.hostname}:{url.port or 5432}"))
+    no_database = urlunsplit(url._replace(path="/no_such_database"))
+
+    assert assert_refused_quietly(run("list", database_url=no_role, cwd=tmp_path), 2) == [
+        'error: the database refused the connection: role "nosuchrole" does not exist; check DATABASE_URL'
+    ]
+    assert assert_refused_quietly(run("list", database_url=no_database, cwd=tmp_path), 2) == [
+        'error: the database refused the connection: database "no_such_database" does not exist; check DATABASE_URL'
+    ]
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(
+    demo_database: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database_url, cwd = demo_database
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the summaries are broken")
+
+    monkeypatch.setattr(services, "list_milestones", broken)
+    result = run("list", database_url=database_url, cwd=cwd)
+
+    assert assert_refused_quietly(result, 1) == [
+        "error: unexpected RuntimeError: the summaries are broken (LOG_LEVEL=DEBUG shows where)"
+    ]
+
+
+def test_bad_arguments_are_usage_errors_before_anything_is_read_or_stored(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    url = migrated_database_url
+    dry_run = ("ingest", SWIFT_REPORT, "--plan", "unit", "--dry-run")
+
+    bad_repo = run(*dry_run, "--repo", "acme", database_url=url, cwd=tmp_path)
+    empty_name = run("milestone", "add", " ", "--repo", "acme/api", database_url=url, cwd=tmp_path)
+    empty_plan = run(*dry_run[:-3], "--plan", "", "--repo", "acme/api", database_url=url, cwd=tmp_path)
+    zero_attempt = run(*dry_run, "--repo", "acme/api", "--attempt", "0", database_url=url, cwd=tmp_path)
+
+    assert assert_refused_quietly(bad_repo, 2)[-1] == (
+        "milestones ingest: error: argument --repo: repository must be OWNER/NAME, not 'acme'"
+    )
+    assert (
+        assert_refused_quietly(empty_name, 2)[-1] == "milestones milestone add: error: argument name: must not be empty"
+    )
+    assert assert_refused_quietly(empty_plan, 2)[-1] == "milestones ingest: error: argument --plan: must not be empty"
+    assert (
+        assert_refused_quietly(zero_attempt, 2)[-1]
+        == "milestones ingest: error: argument --attempt: '0' is not a whole number of 1 or more"
+    )
+    assert json_of("list", database_url=url, cwd=tmp_path) == []
+
+
+def test_a_policy_file_that_is_not_utf8_is_refused_with_its_name_and_line(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    url = migrated_database_url
+    (tmp_path / "latin1.yml").write_bytes(VALID_POLICY.encode() + "# caf\u00e9\n".encode("latin-1"))
+
+    added = run(
+        "milestone", "add", "v3.0", "--repo", "acme/api", "--policy", "latin1.yml", database_url=url, cwd=tmp_path
+    )
+
+    assert assert_refused_quietly(added, 1) == ["latin1.yml:8: the file is not UTF-8 text"]
+    assert json_of("list", database_url=url, cwd=tmp_path) == []
+
+
+# ingest of a directory, repository names ------------------------------------------
+
+
+def test_ingest_of_a_directory_reads_the_xml_files_in_it(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
+    reports = tmp_path / "reports"
+    (reports / "older").mkdir(parents=True)
+    shutil.copy(UNITTEST_REPORT, reports / "TEST-unittest.xml")
+    shutil.copy(PYTEST_REPORT, reports / "TEST-pytest.XML")
+    shutil.copy(JEST_REPORT, reports / "older" / "TEST-jest.xml")  # in a directory below: not read
+    (reports / "summary.txt").write_text("not a report", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    plan = ("--repo", "acme/api", "--plan", "unit")
+
+    # A file named itself and through its directory is read once.
+    recorded = json_of("ingest", "reports", reports / "TEST-unittest.xml", *plan, database_url=url, cwd=tmp_path)
+    empty = run("ingest", "empty", *plan, database_url=url, cwd=tmp_path)
+
+    assert (recorded["files"], recorded["tests"], recorded["created"]) == (2, 18, True)
+    assert assert_refused_quietly(empty, 2) == ["error: empty: no XML reports (*.xml) in this directory"]
+
+
+def test_repository_names_ignore_case_as_on_github(migrated_database_url: str, tmp_path: Path) -> None:
+    url = migrated_database_url
+    succeeds("milestone", "add", "v1", "--repo", "acme/shop", database_url=url, cwd=tmp_path)
+
+    recorded = json_of("ingest", SWIFT_REPORT, "--repo", "ACME/Shop", "--plan", "unit", database_url=url, cwd=tmp_path)
+    updated = succeeds(
+        "milestone", "add", "v1", "--repo", "Acme/SHOP", "--due", "2030-01-31", database_url=url, cwd=tmp_path
+    )
+    status = json_of("status", "v1", "--repo", "ACME/SHOP", database_url=url, cwd=tmp_path)
+    listed = json_of("list", "--repo", "Acme/Shop", database_url=url, cwd=tmp_path)
+
+    assert recorded["milestones"] == {"v1": "blocked"}
+    assert updated == "milestone v1 in acme/shop: blocked\n"
+    assert (status["target_date"], status["metrics"]["tests"]["total"]) == ("2030-01-31", 3)
+    assert [(item["repo"], item["name"]) for item in listed] == [("acme/shop", "v1")]
+    assert [item["repo"] for item in json_of("list", database_url=url, cwd=tmp_path)] == ["acme/shop"]
+
+
+# as a process: start-up -----------------------------------------------------------
+
+# The libraries only some commands use: the web server, Slack, GitHub, the scheduler, charts.
+HEAVY = ["matplotlib", "numpy", "slack_sdk", "slack_bolt", "github", "gidgethub", "apscheduler", "uvicorn", "starlette"]
+HEAVY += ["httpx", "aiohttp", "bot.clock", "bot.app", "integrations.commands", "integrations.web"]
+
+# `milestones ARGS` as the program runs it, then the names of the modules it imported.
+IMPORTS_OF = """import json, sys
+from core.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+"""
+
+
+def imports_of(*args: str, database_url: str, cwd: Path) -> tuple[list[str], str]:
+    env = {key: value for key, value in os.environ.items() if key != "LOG_LEVEL"}
+    env["DATABASE_URL"] = database_url
+    listing = cwd / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF, listing, *args], env=env, cwd=cwd, capture_output=True, text=True
+    )
+    assert result.stderr == ""
+    return json.loads(listing.read_text()), result.stdout
+
+
+def loaded(modules: list[str], names: list[str]) -> list[str]:
+    return [module for module in modules if any(module == name or module.startswith(name + ".") for name in names)]
+
+
+def test_as_a_process_help_and_status_import_only_what_they_use(demo_database: tuple[str, Path]) -> None:
+    database_url, cwd = demo_database
+
+    help_modules, help_text = imports_of("--help", database_url=database_url, cwd=cwd)
+    status_modules, status_text = imports_of("status", "v2.0", database_url=database_url, cwd=cwd)
+
+    # The commands of other packages are listed; none of their implementation, nor the ORM, is loaded.
+    assert {"serve", "sync", "deliveries", "clock"} <= set(re.findall(r"^    (\w+)", help_text, re.MULTILINE))
+    assert loaded(help_modules, [*HEAVY, "tortoise", "core.models", "pydantic_settings"]) == []
+    assert status_text.startswith("v2.0: blocked · target ")
+    assert "core.models" in status_modules
+    assert loaded(status_modules, HEAVY) == []
+
+
+def test_as_a_process_migrate_demo_and_status(scratch_database_url: str, tmp_path: Path) -> None:
+    migrate = run_process("migrate", database_url=scratch_database_url, cwd=tmp_path)
+    demo = run_process("demo", database_url=scratch_database_url, cwd=tmp_path)
+    status = run_process("status", "v2.0", database_url=scratch_database_url, cwd=tmp_path)
+
+    assert (migrate.returncode, migrate.stdout, migrate.stderr) == (0, "database is up to date\n", "")
+    assert (demo.returncode, demo.stderr) == (0, "")
+    assert (status.returncode, status.stderr) == (0, "")
+    assert status.stdout.splitlines()[2] == (
+        "  ✘ Required tests pass  1 of 16 required tests failing; pass rate 92.3% below 95%"
+    )

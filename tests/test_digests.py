@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
@@ -74,7 +75,11 @@ def fake():
 
 
 def clock_for(fake: FakeSlack, now: Now, *, grace: timedelta = timedelta(hours=1)) -> Clock:
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=retry_handlers())
+    handlers = retry_handlers()
+    for handler in handlers:
+        # As many retries as in production, without the back-off sleeps in between.
+        handler.interval_calculator = FixedValueRetryIntervalCalculator(0.0)
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=handlers)
     return Clock(Digests(client, "/milestone", "UTC"), grace=grace, now=now, backoff=AT_ONCE)
 
 

@@ -1,4 +1,8 @@
-"""The web process and the GitHub commands as a user runs them: real processes over loopback."""
+"""The web process and the GitHub commands as a user runs them.
+
+The web process runs as real processes over loopback (killed, restarted, two at once);
+`deliveries` and `sync` run in this process (tests/cli.py).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.cli import MILESTONES, assert_refused_quietly, json_of, run, succeeds
 from tests.fake_github import FakeGitHub
 from tests.github import SECRET, fixture, signature
-from tests.test_cli import MILESTONES, assert_refused_quietly, json_of, migrated, run, succeeds
 from tests.test_github_api import shop_on_github
 
 
@@ -28,10 +32,45 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, process: subprocess.Popen[str], port: int, log: Path):
-        self.process = process
+    """A `milestones serve` process on a port of its own, its output in a log file."""
+
+    def __init__(self, database_url: str, cwd: Path, env: dict[str, str]):
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log = log
+        self.log = cwd / f"server-{port}.log"
+        environment = dict(os.environ, DATABASE_URL=database_url, GITHUB_WEBHOOK_SECRET=SECRET, **env)
+        for variable in ("GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "LOG_LEVEL"):
+            if variable not in env:
+                environment.pop(variable, None)
+        with open(self.log, "w") as output:
+            self.process = subprocess.Popen(
+                [str(MILESTONES), "serve", "--port", str(port)],
+                cwd=cwd,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        # One connection kept open, as GitHub's deliveries arrive.
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if self.http.get("/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
 
     def send(
         self, event: str, payload: dict | bytes, guid: str | None = None, *, secret: str = SECRET
@@ -43,43 +82,20 @@ class Server:
             "X-GitHub-Delivery": guid or str(uuid.uuid4()),
             "X-Hub-Signature-256": signature(body, secret),
         }
-        return httpx.post(f"{self.url}/github/webhooks", content=body, headers=headers, timeout=10)
+        return self.http.post("/github/webhooks", content=body, headers=headers)
 
 
 @contextmanager
-def serving(database_url: str, cwd: Path, **env: str) -> Iterator[Server]:
-    port = free_port()
-    log = cwd / f"server-{port}.log"
-    environment = dict(os.environ, DATABASE_URL=database_url, GITHUB_WEBHOOK_SECRET=SECRET, **env)
-    for variable in ("GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "LOG_LEVEL"):
-        if variable not in env:
-            environment.pop(variable, None)
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [str(MILESTONES), "serve", "--port", str(port)],
-            cwd=cwd,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    server = Server(process, port, log)
+def serving(database_url: str, cwd: Path, *, count: int = 1, **env: str) -> Iterator[list[Server]]:
+    """`count` web processes on one database, started together, stopped with SIGTERM at the end."""
+    servers = [Server(database_url, cwd, env) for _ in range(count)]
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield server
+        for server in servers:
+            server.wait_until_ready()
+        yield servers
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
+        for server in servers:
+            server.stop()
 
 
 def deliveries(database_url: str, cwd: Path) -> list[dict]:
@@ -93,7 +109,7 @@ def wait_until_finished(database_url: str, cwd: Path, count: int, timeout: float
         if len(found) == count and all(item["status"] in ("done", "ignored", "failed") for item in found):
             return found
         assert time.monotonic() < deadline, found
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def issue(number: int) -> dict:
@@ -102,9 +118,9 @@ def issue(number: int) -> dict:
     return payload
 
 
-def test_the_server_accepts_verifies_and_processes_webhooks(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    with serving(database_url, tmp_path) as server:
+def test_the_server_accepts_verifies_and_processes_webhooks(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
+    with serving(database_url, tmp_path) as [server]:
         assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
         assert server.send("ping", fixture("ping", "payload"), "guid-ping").status_code == 202
         assert server.send("issues", issue(5), "guid-issue").status_code == 202
@@ -134,23 +150,23 @@ def test_the_server_accepts_verifies_and_processes_webhooks(scratch_database_url
 
 
 def test_deliveries_accepted_before_a_kill_are_processed_after_a_restart(
-    scratch_database_url: str, tmp_path: Path
+    migrated_database_url: str, tmp_path: Path
 ) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    settings = {"WEBHOOK_LEASE_SECONDS": "1"}
-    with serving(database_url, tmp_path, **settings) as server:
+    database_url = migrated_database_url
+    # A claim held by the killed process runs out after a second.
+    with serving(database_url, tmp_path, WEBHOOK_LEASE_SECONDS="1") as [server]:
         for number in range(30):
             assert server.send("issues", issue(number + 1)).status_code == 202
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
-    with serving(database_url, tmp_path, **settings):
+    with serving(database_url, tmp_path, WEBHOOK_LEASE_SECONDS="1"):
         found = wait_until_finished(database_url, tmp_path, 30)
     assert {item["status"] for item in found} == {"done"}
 
 
-def test_two_servers_on_one_database_process_each_delivery_once(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    with serving(database_url, tmp_path) as first, serving(database_url, tmp_path) as second:
+def test_two_servers_on_one_database_process_each_delivery_once(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
+    with serving(database_url, tmp_path, count=2) as [first, second]:
         for number in range(60):
             server = first if number % 2 else second
             assert server.send("issues", issue(number % 7 + 1)).status_code == 202
@@ -158,11 +174,11 @@ def test_two_servers_on_one_database_process_each_delivery_once(scratch_database
     assert {(item["status"], item["attempts"]) for item in found} == {("done", 1)}
 
 
-def test_failed_deliveries_are_listed_and_can_be_replayed(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
+def test_failed_deliveries_are_listed_and_can_be_replayed(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
     broken = fixture("milestone", "created")
     del broken["milestone"]["title"]
-    with serving(database_url, tmp_path) as server:
+    with serving(database_url, tmp_path) as [server]:
         server.send("milestone", broken, "guid-broken")
         server.send("milestone", fixture("milestone", "created"), "guid-good")
         wait_until_finished(database_url, tmp_path, 2)
@@ -180,13 +196,17 @@ def test_failed_deliveries_are_listed_and_can_be_replayed(scratch_database_url: 
     assert lines == ["error: no delivery nope"]
 
 
-def test_sync_from_the_command_line(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
+def test_sync_from_the_command_line(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
     with FakeGitHub() as fake:
         shop_on_github(fake)
-        env = dict(os.environ, DATABASE_URL=database_url, GITHUB_TOKEN="ghp_test", GITHUB_API_URL=fake.url)
-        result = subprocess.run(
-            [str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        result = run(
+            "sync",
+            "acme/shop",
+            database_url=database_url,
+            cwd=tmp_path,
+            GITHUB_TOKEN="ghp_test",
+            GITHUB_API_URL=fake.url,
         )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -198,12 +218,44 @@ def test_sync_from_the_command_line(scratch_database_url: str, tmp_path: Path) -
     assert status["target_date"] == "2026-12-15"
 
 
-def test_sync_without_credentials_says_what_to_set(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GITHUB_")}
-    env["DATABASE_URL"] = database_url
-    result = subprocess.run(
-        [str(MILESTONES), "sync", "acme/shop"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+def test_sync_without_credentials_says_what_to_set(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
+    unset = {key: None for key in os.environ if key.startswith("GITHUB_")}
+    result = run("sync", "acme/shop", database_url=database_url, cwd=tmp_path, **unset)
     lines = assert_refused_quietly(result, 2)
     assert len(lines) == 1 and "set GITHUB_APP_ID and GITHUB_PRIVATE_KEY, or GITHUB_TOKEN" in lines[0]
+
+
+def test_sync_during_a_github_outage_says_github_cannot_be_reached(migrated_database_url: str, tmp_path: Path) -> None:
+    database_url = migrated_database_url
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    result = run(
+        "sync", "acme/shop", database_url=database_url, cwd=tmp_path, GITHUB_TOKEN="ghp_test", GITHUB_API_URL=down
+    )
+
+    [line] = assert_refused_quietly(result, 1)
+    assert line.startswith(f"error: cannot reach GitHub at {down} (")
+    assert "Connection refused" in line and "database" not in line
+    assert line.endswith(
+        "); run sync again once it answers (what was pulled so far is kept, and nothing is pulled twice)"
+    )
+
+
+def test_deliveries_and_serve_refuse_numbers_out_of_range_as_usage_errors(tmp_path: Path) -> None:
+    unused = f"sqlite://{tmp_path / 'unused.db'}"
+
+    negative_limit = run("deliveries", "--limit", "-1", database_url=unused, cwd=tmp_path)
+    port_too_high = run("serve", "--port", "99999", database_url=unused, cwd=tmp_path)
+    port_from_the_host = run("serve", database_url=unused, cwd=tmp_path, PORT="web")
+
+    assert assert_refused_quietly(negative_limit, 2)[-1] == (
+        "milestones deliveries: error: argument --limit: '-1' is not a whole number of 1 or more"
+    )
+    assert assert_refused_quietly(port_too_high, 2)[-1] == (
+        "milestones serve: error: argument --port: '99999' is not a port number (0 to 65535)"
+    )
+    assert assert_refused_quietly(port_from_the_host, 2)[-1] == (
+        "milestones serve: error: argument --port: 'web' is not a port number (0 to 65535)"
+    )
+    assert not (tmp_path / "unused.db").exists()

@@ -39,7 +39,7 @@ class MilestoneChange:
 async def milestone_named(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:
     query = Milestone.filter(name=name)
     if repository:
-        query = query.filter(repository__full_name=repository)
+        query = query.filter(repository__full_name__iexact=repository)
     found = await query.using_db(client).limit(2)
     if not found:
         where = f" in {repository}" if repository else ""

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from tortoise.transactions import in_transaction
 
-from core.catalog import check_repository_name
 from core.ingest import LaunchSource, store_launch
 from core.junit import ParsedReport
+from core.names import check_repository_name
 from core.services.changes import MilestoneChange, after_change
 
 

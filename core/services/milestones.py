@@ -36,7 +36,7 @@ async def save_milestone(
     description: str | None = None,
     state: MilestoneState | None = None,
     github_number: int | None = None,
-    policy_text: str | None = None,
+    policy_text: str | bytes | None = None,
     policy_source: str = DEFAULT_SOURCE,
 ) -> tuple[Milestone, MilestoneChange]:
     """Create or update a milestone; found by GitHub number first, so a rename keeps history.

@@ -8,7 +8,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import state
-from core.catalog import ensure_plan, ensure_repository, lock_milestones, milestone_policy, sync_milestone_plans
+from core.catalog import (
+    ensure_plan,
+    ensure_repository,
+    lock_milestones,
+    milestone_policy,
+    stored_repository,
+    sync_milestone_plans,
+)
 from core.clock import utcnow
 from core.enums import DefectState
 from core.models import Defect, Milestone, Repository
@@ -68,7 +75,7 @@ async def adopt_policy(
 async def policy_is_current(repository: str, text: str | bytes | None) -> bool:
     """Whether the repository already follows this policy file (None: no file, the defaults),
     with no error recorded since: then applying it again would change nothing."""
-    stored = await Repository.get_or_none(full_name=repository)
+    stored = await stored_repository(repository)
     if stored is None or stored.policy_errors:
         return False
     wanted = text.decode() if isinstance(text, bytes) else (text or "")

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from tortoise.transactions import in_transaction
 
 from core.approvers import approvers_of
-from core.catalog import milestone_policy
+from core.catalog import milestone_policy, repository_named
 from core.clock import utcnow
 from core.enums import GateStatus, MilestoneState
 from core.facts import load_facts
@@ -44,7 +44,7 @@ async def list_milestones(
     worst first: a read of snapshots."""
     query = Milestone.all().prefetch_related("repository")
     if repositories is not None:
-        query = query.filter(repository__full_name__in=list(repositories))
+        query = query.filter(repository_named(repositories))
     if not include_closed:
         query = query.filter(state=MilestoneState.OPEN)
     today = utcnow().date()

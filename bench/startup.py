@@ -1,0 +1,95 @@
+"""Whole-process start-up of the command line, next to the cost of importing the ORM.
+
+A person or a CI job meets `milestones` as a fresh process. Each command below runs as
+one, interleaved with the reference `python -c "import tortoise"` (the least any command
+that reads the database must load), so a busy machine slows them all alike; the figure
+is each command's median wall time and its ratio to the reference's median in the same
+run. The target is 1.5x or less for `--help` and for `status v2.0` on the demo database
+(SQLite, in a temporary directory, migrated and loaded before timing).
+
+With PYTHONDONTWRITEBYTECODE set (as on this project's machine), Python compiles the
+project's own modules from source at every start, while the installed libraries come
+with their bytecode. The commands are then timed a second time with bytecode cached (in
+a temporary PYTHONPYCACHEPREFIX, warmed up first), as a plain install runs them.
+
+    python bench/startup.py            # 9 rounds
+    python bench/startup.py --runs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = 1.5
+MILESTONES = str(Path(sys.executable).parent / "milestones")
+REFERENCE = 'python -c "import tortoise"'
+# name: (command, its exit status)
+COMMANDS = {
+    REFERENCE: ([sys.executable, "-c", "import tortoise"], 0),
+    "milestones --help": ([MILESTONES, "--help"], 0),
+    "milestones status v2.0": ([MILESTONES, "status", "v2.0"], 0),
+    "milestones list": ([MILESTONES, "list"], 0),
+    "milestones deliveries --limit 0 (refused)": ([MILESTONES, "deliveries", "--limit", "0"], 2),
+}
+
+
+def timed(command: list[str], expected_status: int, cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    status = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    elapsed = time.perf_counter() - started
+    if status != expected_status:
+        raise SystemExit(f"{' '.join(command)}: exit status {status}, expected {expected_status}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9, help="rounds; each runs every command once (default 9)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        cwd = Path(folder)
+        env = {key: value for key, value in os.environ.items() if key not in ("LOG_LEVEL", "PYTHONPROFILEIMPORTTIME")}
+        env["DATABASE_URL"] = f"sqlite://{cwd / 'milestones.db'}"
+        for setup in (["migrate"], ["demo"]):
+            subprocess.run([MILESTONES, *setup], cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=True)
+        variants = {"as this environment runs it": env}
+        if env.get("PYTHONDONTWRITEBYTECODE"):
+            cached = {key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+            cached["PYTHONPYCACHEPREFIX"] = str(cwd / "bytecode")
+            for command, status in COMMANDS.values():
+                timed(command, status, cwd, cached)
+            variants["with bytecode cached"] = cached
+        times: dict[tuple[str, str], list[float]] = {(variant, name): [] for variant in variants for name in COMMANDS}
+        for _ in range(args.runs):
+            for variant, variant_env in variants.items():
+                for name, (command, status) in COMMANDS.items():
+                    times[variant, name].append(timed(command, status, cwd, variant_env))
+
+    load = os.getloadavg()
+    print(
+        f"{args.runs} interleaved rounds; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
+    for variant in variants:
+        print(f"{variant}:")
+        reference = statistics.median(times[variant, REFERENCE])
+        for name in COMMANDS:
+            values = times[variant, name]
+            median = statistics.median(values)
+            ratio = median / reference
+            goal = ""
+            if name in ("milestones --help", "milestones status v2.0"):
+                goal = f" (target {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})"
+            print(f"  {name:42} median {median * 1000:5.0f} ms  min {min(values) * 1000:5.0f} ms  {ratio:4.2f}x{goal}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

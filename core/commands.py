@@ -1,0 +1,201 @@
+"""What core's `milestones` commands do; `core/cli.py` declares them and imports this
+module only when one of them runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core import services
+from core.cli import UsageError, with_database
+from core.db import database
+from core.db import migrate as migrate_database
+from core.ingest import LaunchSource, upload_source_id
+from core.junit import parse_reports
+from core.policy import load_policy
+from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
+from core.settings import get_settings
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+
+
+async def migrate(args: argparse.Namespace) -> int:
+    await migrate_database(get_settings().database_url)
+    print("database is up to date")
+    return 0
+
+
+def report_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to read: each file named, and the `*.xml` files directly in each directory named."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(child for child in path.iterdir() if child.suffix.lower() == ".xml" and child.is_file())
+            if not found:
+                raise UsageError(f"{path}: no XML reports (*.xml) in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file")
+    # A file named twice (itself and through its directory) is read once.
+    unique: dict[Path, Path] = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values())
+
+
+async def ingest(args: argparse.Namespace) -> int:
+    files = report_files(args.reports)
+    report = parse_reports(files)
+    counts = report.counts()
+    if args.dry_run:
+        if args.json:
+            _print_json(counts)
+        else:
+            print(_counts_line(counts) + " (dry run: nothing stored)")
+        return 0
+    source_id = args.source or upload_source_id(files, args.repo, args.plan, args.commit, args.branch)
+    source = LaunchSource(
+        repository=args.repo,
+        plan=args.plan,
+        source_id=source_id,
+        attempt=args.attempt,
+        commit_sha=args.commit,
+        branch=args.branch,
+    )
+    async with database(get_settings().database_url):
+        outcome = await services.record_launch(report, source)
+    if args.json:
+        _print_json(
+            {
+                **counts,
+                "launch_id": outcome.launch_id,
+                "created": outcome.created,
+                "superseded": outcome.superseded,
+                "milestones": {change.milestone.name: change.verdict.status for change in outcome.changes},
+            }
+        )
+        return 0
+    note = "" if outcome.created else " (already recorded: nothing changed)"
+    print(_counts_line(counts) + f" -> launch {outcome.launch_id}{note}")
+    for change in outcome.changes:
+        print(f"  {change.milestone.name}: {STATUS_TITLE[change.verdict.status]}")
+    return 0
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['tests']} tests in {counts['files']} file{'s' if counts['files'] != 1 else ''}: "
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
+        f"{counts['skipped']} skipped, {counts['flaky']} flaky"
+    )
+
+
+@with_database
+async def milestone_add(args: argparse.Namespace) -> int:
+    # Bytes: the policy reader says which line of which file is not UTF-8.
+    policy = args.policy.read_bytes() if args.policy is not None else None
+    try:
+        milestone, change = await services.save_milestone(
+            args.repo,
+            args.name,
+            target_date=args.due or services.KEEP,
+            description=args.description,
+            policy_text=policy,
+            policy_source=str(args.policy),
+        )
+    except services.PolicyInvalid as invalid:
+        for error in invalid.load.errors:
+            print(error, file=sys.stderr)
+        return 1
+    await milestone.fetch_related("repository")
+    print(f"milestone {milestone.name} in {milestone.repository.full_name}: {STATUS_TITLE[change.verdict.status]}")
+    return 0
+
+
+async def policy_check(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    load = load_policy(args.file.read_bytes(), str(args.file))
+    if load.ok:
+        assert load.policy is not None
+        names = ", ".join(load.policy.milestones) or "none"
+        print(f"{args.file}: valid ({len(load.policy.plans)} plans; milestones: {names})")
+        return 0
+    for error in load.errors:
+        print(error, file=sys.stderr)
+    return 1
+
+
+@with_database
+async def status(args: argparse.Namespace) -> int:
+    milestone = await services.find_milestone(args.repo, args.name)
+    state = await services.signoff_state(milestone.repository.full_name, milestone.name)
+    verdict, trail = state.reading.verdict, state.trail
+    if args.json:
+        completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
+        _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
+        return 0
+    print(render_verdict(verdict))
+    if trail:
+        print("\nSign-off trail:")
+        for entry in trail:
+            print("  " + _trail_line(entry))
+    if state.completed_at is not None:
+        approvers = ", ".join(item["user"] for item in state.completed_with) or "no approvals needed"
+        print(f"\nComplete since {state.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
+    return 0
+
+
+def _trail_entry(entry: Any) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "user": entry.user_id,
+        "decision": entry.decision,
+        "comment": entry.comment,
+        "at": entry.created_at,
+        "valid": entry.valid,
+        "ends": entry.ends_id,
+    }
+
+
+def _trail_line(entry: Any) -> str:
+    standing = " (standing)" if entry.valid else ""
+    comment = f": {entry.comment}" if entry.comment else ""
+    return f"{entry.created_at:%Y-%m-%d %H:%M} UTC  {entry.user_id} {entry.decision.value}{comment}{standing}"
+
+
+@with_database
+async def list_milestones(args: argparse.Namespace) -> int:
+    summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
+    if args.json:
+        _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
+        return 0
+    if not summaries:
+        print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
+        return 0
+    for summary in summaries:
+        due = summary.target_date.isoformat() if summary.target_date else "no date"
+        rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
+        flag = " OVERDUE" if summary.overdue else ""
+        print(
+            f"{summary.repository} {summary.name}: {STATUS_TITLE[summary.status]}{flag} · due {due} · "
+            f"pass rate {rate} · {summary.open_blocking} blocking defects"
+        )
+    return 0
+
+
+@with_database
+async def demo(args: argparse.Namespace) -> int:
+    from core.demo import load_demo
+
+    names = await load_demo()
+    print(f"demo loaded: {', '.join(names)}. Try `milestones status v2.0` and `milestones list`.")
+    return 0

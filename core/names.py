@@ -1,0 +1,14 @@
+"""Repository names as GitHub spells them, checked without loading anything else (the CLI
+checks its arguments with this before it opens the database)."""
+
+from __future__ import annotations
+
+import re
+
+_REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def check_repository_name(full_name: str) -> str:
+    if not _REPOSITORY_NAME.match(full_name):
+        raise ValueError(f"repository must be OWNER/NAME, not {full_name!r}")
+    return full_name
