@@ -2,7 +2,9 @@
 
 Other packages add subcommands (the web server, the clock) through the
 `milestones.commands` entry-point group: each entry point is a function taking
-the argparse subparsers object, so this module never imports them.
+the argparse subparsers object, so this module never imports them. They are loaded
+only for commands that are not core's, and core's load the ORM only when they run:
+`milestones upload` runs on CI machines without either (core.uploader).
 """
 
 from __future__ import annotations
@@ -19,16 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
-
-from core import services
-from core.catalog import NotFound
-from core.db import database, migrate
-from core.ingest import LaunchSource, upload_source_id
-from core.junit import ReportError, parse_reports
-from core.policy import load_policy
-from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
-from core.settings import get_settings
+from core.wording import launch_counts, plural, short_sha
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -38,8 +31,18 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(arguments).parse_args(arguments)
+    if getattr(args, "standalone", False):
+        # Needs neither settings nor the database, and says its own errors (`milestones upload`).
+        standalone: Callable[[argparse.Namespace], int] = args.handler
+        return standalone(args)
+    from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
+
+    from core.catalog import NotFound
+    from core.junit import ReportError
+    from core.settings import get_settings
+
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Tortoise announces every connect and shutdown at INFO: noise in a terminal.
@@ -77,7 +80,8 @@ def _database_hint(message: str) -> str:
     return message
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(arguments: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; other packages' commands are added unless `arguments` name one of core's."""
     parser = argparse.ArgumentParser(prog="milestones", description="Milestone gates: is the release ready to ship?")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -129,8 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser("demo", help="load a sample repository with two milestones")
     command.set_defaults(handler=cmd_demo)
 
-    for entry_point in entry_points(group="milestones.commands"):
-        entry_point.load()(commands)
+    from core.token_commands import add_token
+    from core.uploader import add_upload
+
+    add_token(commands)
+    add_upload(commands)
+
+    wanted = next((argument for argument in arguments if not argument.startswith("-")), None)
+    if wanted not in commands.choices:
+        for entry_point in entry_points(group="milestones.commands"):
+            entry_point.load()(commands)
     return parser
 
 
@@ -143,23 +155,38 @@ def _date(text: str) -> date:
 
 def with_database(handler: Callable[[argparse.Namespace], Awaitable[int]]) -> Handler:
     async def run(args: argparse.Namespace) -> int:
+        from core.db import database
+        from core.settings import get_settings
+
         async with database(get_settings().database_url):
             return await handler(args)
 
     return run
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
+    from core.report import jsonable
+
     print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
+    from core.db import migrate
+    from core.settings import get_settings
+
     await migrate(get_settings().database_url)
     print("database is up to date")
     return 0
 
 
 async def cmd_ingest(args: argparse.Namespace) -> int:
+    from core import services
+    from core.db import database
+    from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
+    from core.junit import parse_reports
+    from core.report import STATUS_TITLE
+    from core.settings import get_settings
+
     for path in args.reports:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
@@ -167,11 +194,12 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
     counts = report.counts()
     if args.dry_run:
         if args.json:
-            _print_json(counts)
+            print_json(counts)
         else:
-            print(_counts_line(counts) + " (dry run: nothing stored)")
+            print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
-    source_id = args.source or upload_source_id(args.reports, args.repo, args.plan, args.commit, args.branch)
+    digests = [file_digest(path) for path in args.reports]
+    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
     source = LaunchSource(
         repository=args.repo,
         plan=args.plan,
@@ -179,11 +207,12 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
         attempt=args.attempt,
         commit_sha=args.commit,
         branch=args.branch,
+        content_digest=content_digest(digests),
     )
     async with database(get_settings().database_url):
         outcome = await services.record_launch(report, source)
     if args.json:
-        _print_json(
+        print_json(
             {
                 **counts,
                 "launch_id": outcome.launch_id,
@@ -194,22 +223,17 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
         )
         return 0
     note = "" if outcome.created else " (already recorded: nothing changed)"
-    print(_counts_line(counts) + f" -> launch {outcome.launch_id}{note}")
+    print(launch_counts(counts) + f" -> launch {outcome.launch_id}{note}")
     for change in outcome.changes:
         print(f"  {change.milestone.name}: {STATUS_TITLE[change.verdict.status]}")
     return 0
 
 
-def _counts_line(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['tests']} tests in {counts['files']} file{'s' if counts['files'] != 1 else ''}: "
-        f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
-        f"{counts['skipped']} skipped, {counts['flaky']} flaky"
-    )
-
-
 @with_database
 async def cmd_milestone_add(args: argparse.Namespace) -> int:
+    from core import services
+    from core.report import STATUS_TITLE
+
     policy_text = args.policy.read_text(encoding="utf-8") if args.policy is not None else None
     try:
         milestone, change = await services.save_milestone(
@@ -229,6 +253,8 @@ async def cmd_milestone_add(args: argparse.Namespace) -> int:
 
 
 async def cmd_policy_check(args: argparse.Namespace) -> int:
+    from core.policy import load_policy
+
     if not args.file.is_file():
         raise UsageError(f"{args.file}: no such file")
     load = load_policy(args.file.read_bytes(), str(args.file))
@@ -244,14 +270,23 @@ async def cmd_policy_check(args: argparse.Namespace) -> int:
 
 @with_database
 async def cmd_status(args: argparse.Namespace) -> int:
+    from core import services
+    from core.report import render_verdict, verdict_json
+
     milestone = await services.find_milestone(args.repo, args.name)
     state = await services.signoff_state(milestone.repository.full_name, milestone.name)
+    launches = await services.latest_launches(milestone)
     verdict, trail = state.reading.verdict, state.trail
     if args.json:
         completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
-        _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
+        signoffs = [_trail_entry(entry) for entry in trail]
+        print_json({**verdict_json(verdict), **completion, "signoffs": signoffs, "launches": launches})
         return 0
     print(render_verdict(verdict))
+    if launches:
+        print("\nLatest launches:")
+        for launch in launches:
+            print("  " + _launch_line(launch))
     if trail:
         print("\nSign-off trail:")
         for entry in trail:
@@ -260,6 +295,20 @@ async def cmd_status(args: argparse.Namespace) -> int:
         approvers = ", ".join(item["user"] for item in state.completed_with) or "no approvals needed"
         print(f"\nComplete since {state.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
     return 0
+
+
+def _launch_line(launch: Any) -> str:
+    where = "".join(
+        [
+            f" · {short_sha(launch.commit_sha)}" if launch.commit_sha else "",
+            f" on {launch.branch}" if launch.branch else "",
+            f" · {launch.url}" if launch.url else "",
+        ]
+    )
+    return (
+        f"{launch.plan}: launch {launch.id}, {launch.finished_at:%Y-%m-%d %H:%M} UTC, "
+        f"{plural(launch.tests, 'test')}, {launch.failing:,} failing{where}"
+    )
 
 
 def _trail_entry(entry: Any) -> dict[str, Any]:
@@ -282,9 +331,12 @@ def _trail_line(entry: Any) -> str:
 
 @with_database
 async def cmd_list(args: argparse.Namespace) -> int:
+    from core import services
+    from core.report import STATUS_TITLE, jsonable
+
     summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
     if args.json:
-        _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
+        print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
         return 0
     if not summaries:
         print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")

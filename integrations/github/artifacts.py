@@ -19,11 +19,11 @@ import httpx
 
 from core.junit import ParsedReport, ReportError, parse_stream
 from integrations.limits import (
-    GiB,
-    MiB,
     Budget,
     CountingReader,
+    GiB,
     IntakeLimits,
+    MiB,
     OverLimit,
     check_declared,
     check_file_count,
