@@ -50,10 +50,10 @@ _ERROR = {
 
 _COUNTS = {
     "type": "object",
-    "required": ["files", "suites", "tests", "passed", "failed", "errors", "skipped", "flaky"],
+    "required": ["files", "tests", "passed", "failed", "errors", "skipped", "flaky"],
     "properties": {
         name: {"type": "integer", "minimum": 0}
-        for name in ("files", "suites", "tests", "passed", "failed", "errors", "skipped", "flaky")
+        for name in ("files", "tests", "passed", "failed", "errors", "skipped", "flaky")
     },
 }
 
