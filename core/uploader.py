@@ -89,7 +89,7 @@ def upload(args: argparse.Namespace, env: Mapping[str, str], sleep: Callable[[fl
     if args.attempt is not None and args.attempt < 1:
         raise UploadFailed("--attempt must be 1 or more", 2)
     fields = _fields(args, ci.detect(env))
-    answer = _send(target, fields, files, args.retries, sleep or time.sleep)
+    answer = _send(target, fields, files, args.retries, time.sleep if sleep is None else sleep)
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
