@@ -123,12 +123,14 @@ def _circleci(env: Environment) -> JobFacts:
 
 
 def _buildkite(env: Environment) -> JobFacts:
-    # https://buildkite.com/docs/pipelines/environment_variables ; a retried job is a new job.
+    # https://buildkite.com/docs/pipelines/environment_variables ; a retried job is a new job, and
+    # a build started by hand without a commit says HEAD.
     job = _get(env, "BUILDKITE_JOB_ID")
     build = _get(env, "BUILDKITE_BUILD_URL")
+    commit = _get(env, "BUILDKITE_COMMIT")
     return JobFacts(
         "Buildkite",
-        commit=_get(env, "BUILDKITE_COMMIT"),
+        commit=None if commit == "HEAD" else commit,
         branch=_get(env, "BUILDKITE_BRANCH"),
         url=f"{build}#{job}" if build and job else build,
         source=f"buildkite:{job}" if job else None,
