@@ -94,6 +94,15 @@ def new_token(database_url: str, cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+def shop_with_milestone(scratch_database_url: str, cwd: Path) -> str:
+    """A migrated database where acme/shop has milestone v2.0 on plan smoke."""
+    database_url = migrated(scratch_database_url, cwd)
+    policy = cwd / "milestones.yml"
+    policy.write_text(POLICY)
+    succeeds("milestone", "add", "v2.0", "--repo", REPO, "--policy", policy, database_url=database_url, cwd=cwd)
+    return database_url
+
+
 def gate_statuses(repo) -> list[dict]:
     return [status for status in repo.statuses if status["context"] == "milestone-gate/v2.0"]
 
@@ -183,10 +192,7 @@ def test_a_gitlab_job_uploads_and_the_gate_check_follows(scratch_database_url: s
 
 
 def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    policy = tmp_path / "milestones.yml"
-    policy.write_text(POLICY)
-    succeeds("milestone", "add", "v2.0", "--repo", REPO, "--policy", policy, database_url=database_url, cwd=tmp_path)
+    database_url = shop_with_milestone(scratch_database_url, tmp_path)
     token = new_token(database_url, tmp_path, "--name", "gitlab")
     revoked = new_token(database_url, tmp_path, "--name", "old")
     succeeds("token", "revoke", "old", "--repo", REPO, database_url=database_url, cwd=tmp_path)
@@ -258,10 +264,7 @@ def drop_mid_upload(server_url: str, token: str) -> bool:
 
 
 def test_concurrent_uploads_are_each_recorded_once(scratch_database_url: str, tmp_path: Path) -> None:
-    database_url = migrated(scratch_database_url, tmp_path)
-    policy = tmp_path / "milestones.yml"
-    policy.write_text(POLICY)
-    succeeds("milestone", "add", "v2.0", "--repo", REPO, "--policy", policy, database_url=database_url, cwd=tmp_path)
+    database_url = shop_with_milestone(scratch_database_url, tmp_path)
     token = new_token(database_url, tmp_path, "--name", "gitlab")
     report = (JUNIT / "swift-xunit.xml").read_bytes()
     settings = {"UPLOAD_RATE_LIMIT": "1000"}
