@@ -585,9 +585,14 @@ def test_github_actions_reports_the_pull_request_head(tmp_path: Path) -> None:
                 "Buildkite", "b" * 40, "main", "https://buildkite.com/acme/shop/builds/12#0190-ab", "buildkite:0190-ab"
             ),
         ),
+        (
+            # Started by hand in the UI, without a commit.
+            {"BUILDKITE": "true", "BUILDKITE_COMMIT": "HEAD", "BUILDKITE_BRANCH": "main", "BUILDKITE_JOB_ID": "01"},
+            ci.JobFacts("Buildkite", None, "main", None, "buildkite:01"),
+        ),
         ({"CI": "true"}, ci.JobFacts()),
     ],
-    ids=["gitlab", "gitlab-merge-request", "jenkins", "circleci-parallel", "buildkite", "unknown"],
+    ids=["gitlab", "gitlab-merge-request", "jenkins", "circleci-parallel", "buildkite", "buildkite-by-hand", "unknown"],
 )
 def test_each_ci_says_what_its_job_is(env: dict[str, str], facts: ci.JobFacts) -> None:
     assert ci.detect(env) == facts
