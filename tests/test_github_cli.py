@@ -65,7 +65,8 @@ def serving(database_url: str, cwd: Path, **env: str) -> Iterator[Server]:
         )
     server = Server(process, port, log)
     try:
-        deadline = time.monotonic() + 20
+        # Generous: on a loaded machine a cold start of Python and the app takes tens of seconds.
+        deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, log.read_text()
             try:
