@@ -10,7 +10,8 @@ argparse subparsers object, in a module as light as this one (`integrations/cli.
 
 Every failure ends in one line on stderr that says what to fix, never a traceback:
 exit status 1 when an input is refused or a service cannot be reached, 2 for a usage
-or configuration error.
+or configuration error. `milestones upload` (core.uploader) runs on CI machines and
+needs neither the settings nor the database: it is `standalone`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def run() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_wanted_command(arguments)).parse_args(arguments)
+    if getattr(args, "standalone", False):
+        # Needs neither settings nor the database, and says its own errors.
+        standalone: Callable[[argparse.Namespace], int] = args.handler
+        return standalone(args)
     from core.settings import get_settings
 
     settings = get_settings()
@@ -183,6 +188,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     command_parser = commands.add_parser("demo", help="load a sample repository with two milestones")
     command_parser.set_defaults(handler="core.commands:demo")
+
+    from core.token_commands import add_token
+    from core.uploader import add_upload
+
+    add_token(commands)
+    add_upload(commands)
 
     if command not in commands.choices:
         _add_plugin_commands(commands)

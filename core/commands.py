@@ -14,14 +14,15 @@ from core import services
 from core.cli import UsageError, with_database
 from core.db import database
 from core.db import migrate as migrate_database
-from core.ingest import LaunchSource, upload_source_id
+from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
 from core.junit import parse_reports
 from core.policy import load_policy
 from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
+from core.wording import launch_counts, plural, short_sha
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
     print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
@@ -57,11 +58,12 @@ async def ingest(args: argparse.Namespace) -> int:
     counts = report.counts()
     if args.dry_run:
         if args.json:
-            _print_json(counts)
+            print_json(counts)
         else:
-            print(_counts_line(counts) + " (dry run: nothing stored)")
+            print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
-    source_id = args.source or upload_source_id(files, args.repo, args.plan, args.commit, args.branch)
+    digests = [file_digest(path) for path in files]
+    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
     source = LaunchSource(
         repository=args.repo,
         plan=args.plan,
@@ -69,11 +71,12 @@ async def ingest(args: argparse.Namespace) -> int:
         attempt=args.attempt,
         commit_sha=args.commit,
         branch=args.branch,
+        content_digest=content_digest(digests),
     )
     async with database(get_settings().database_url):
         outcome = await services.record_launch(report, source)
     if args.json:
-        _print_json(
+        print_json(
             {
                 **counts,
                 "launch_id": outcome.launch_id,
@@ -84,18 +87,10 @@ async def ingest(args: argparse.Namespace) -> int:
         )
         return 0
     note = "" if outcome.created else " (already recorded: nothing changed)"
-    print(_counts_line(counts) + f" -> launch {outcome.launch_id}{note}")
+    print(launch_counts(counts) + f" -> launch {outcome.launch_id}{note}")
     for change in outcome.changes:
         print(f"  {change.milestone.name}: {STATUS_TITLE[change.verdict.status]}")
     return 0
-
-
-def _counts_line(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['tests']} tests in {counts['files']} file{'s' if counts['files'] != 1 else ''}: "
-        f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
-        f"{counts['skipped']} skipped, {counts['flaky']} flaky"
-    )
 
 
 @with_database
@@ -138,12 +133,18 @@ async def policy_check(args: argparse.Namespace) -> int:
 async def status(args: argparse.Namespace) -> int:
     milestone = await services.find_milestone(args.repo, args.name)
     state = await services.signoff_state(milestone.repository.full_name, milestone.name)
+    launches = await services.latest_launches(milestone)
     verdict, trail = state.reading.verdict, state.trail
     if args.json:
         completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
-        _print_json({**verdict_json(verdict), **completion, "signoffs": [_trail_entry(entry) for entry in trail]})
+        signoffs = [_trail_entry(entry) for entry in trail]
+        print_json({**verdict_json(verdict), **completion, "signoffs": signoffs, "launches": launches})
         return 0
     print(render_verdict(verdict))
+    if launches:
+        print("\nLatest launches:")
+        for launch in launches:
+            print("  " + _launch_line(launch))
     if trail:
         print("\nSign-off trail:")
         for entry in trail:
@@ -152,6 +153,20 @@ async def status(args: argparse.Namespace) -> int:
         approvers = ", ".join(item["user"] for item in state.completed_with) or "no approvals needed"
         print(f"\nComplete since {state.completed_at:%Y-%m-%d %H:%M} UTC, signed off by {approvers}")
     return 0
+
+
+def _launch_line(launch: Any) -> str:
+    where = "".join(
+        [
+            f" · {short_sha(launch.commit_sha)}" if launch.commit_sha else "",
+            f" on {launch.branch}" if launch.branch else "",
+            f" · {launch.url}" if launch.url else "",
+        ]
+    )
+    return (
+        f"{launch.plan}: launch {launch.id}, {launch.finished_at:%Y-%m-%d %H:%M} UTC, "
+        f"{plural(launch.tests, 'test')}, {launch.failing:,} failing{where}"
+    )
 
 
 def _trail_entry(entry: Any) -> dict[str, Any]:
@@ -176,7 +191,7 @@ def _trail_line(entry: Any) -> str:
 async def list_milestones(args: argparse.Namespace) -> int:
     summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
     if args.json:
-        _print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
+        print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
         return 0
     if not summaries:
         print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")

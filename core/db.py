@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from tortoise import Tortoise, connections
+from tortoise import Tortoise, connections, fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
@@ -175,6 +175,15 @@ async def insert_rows(
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
         return
     await client.execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})", rows)  # type: ignore[arg-type]
+
+
+_DATETIME = fields.DatetimeField()
+
+
+def db_datetime(value: datetime) -> Any:
+    """A datetime as a raw query's parameter, passed as Tortoise passes the ones it stores,
+    so that raw and ORM rows compare alike."""
+    return _DATETIME.to_db_value(value, None)  # type: ignore[arg-type]
 
 
 def as_datetime(value: Any) -> datetime | None:

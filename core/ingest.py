@@ -18,10 +18,10 @@ from tortoise.expressions import Q
 
 from core import state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
-from core.db import execute_many, fetch, insert_rows
+from core.db import db_datetime, execute_many, fetch, insert_rows
 from core.enums import MilestoneState
 from core.junit import ParsedReport
-from core.models import Launch, Milestone, TestCase
+from core.models import Launch, Milestone
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class LaunchSource:
     finished_at: datetime | None = None
     # How the reports were gathered, said with the launch (an artifact missing, a file skipped).
     warnings: tuple[str, ...] = ()
+    # The reports' content_digest, when known: the same source and attempt with other reports is refused.
+    content_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.attempt < 1:
@@ -55,18 +57,28 @@ class StoredLaunch:
     milestones: list[Milestone] = field(default_factory=list)
 
 
-def upload_source_id(paths: Iterable[Path], *context: str | None) -> str:
+def file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def content_digest(file_digests: Iterable[bytes]) -> str:
+    """The reports of a launch, by the SHA-256 of each file's content, in order."""
+    return hashlib.sha256(b"".join(file_digests)).hexdigest()
+
+
+def upload_source_id(file_digests: Iterable[bytes], *context: str | None) -> str:
     """An upload's id when none is given: the same reports of the same commit are one launch.
 
-    `context` is what else tells launches apart (repository, plan, commit, branch).
+    `file_digests` are the SHA-256 of each report's content (`file_digest`); `context` is what
+    else tells launches apart (repository, plan, commit, branch).
     """
     digest = hashlib.sha256("\0".join(part or "" for part in context).encode())
-    for path in paths:
-        file_digest = hashlib.sha256()
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                file_digest.update(block)
-        digest.update(file_digest.digest())
+    for file in file_digests:
+        digest.update(file)
     return "upload:" + digest.hexdigest()[:24]
 
 
@@ -109,6 +121,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         flaky=counts["flaky"],
         declared=vars(report.declared),
         warnings=list(source.warnings),
+        content_digest=source.content_digest,
     )
     if replaced:
         await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)
@@ -139,7 +152,7 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
         client,
         "SELECT 1 FROM launch l JOIN milestone_plan mp ON mp.testplan_id = l.plan_id "
         "WHERE mp.milestone_id = ? AND l.superseded = FALSE AND l.id <> ? AND l.finished_at > ? LIMIT 1",
-        [milestone.id, launch.id, _db_datetime(launch.finished_at)],
+        [milestone.id, launch.id, db_datetime(launch.finished_at)],
     )
     return bool(rows)
 
@@ -151,7 +164,7 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
     case_ids = await _case_ids(client, repository_id)
     missing = [(key, case) for key, case in keyed.items() if key not in case_ids]
     if missing:
-        now = _db_datetime(datetime.now(UTC))
+        now = db_datetime(datetime.now(UTC))
         await execute_many(
             client,
             "INSERT INTO test_case (repository_id, identity_key, classname, name, file, suite, created_at) "
@@ -173,8 +186,3 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
 async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:
     rows = await fetch(client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id])
     return {row[0]: row[1] for row in rows}
-
-
-def _db_datetime(value: datetime) -> object:
-    """A datetime as Tortoise stores it, so raw and ORM rows compare alike."""
-    return TestCase._meta.fields_map["created_at"].to_db_value(value, TestCase)

@@ -152,6 +152,9 @@ class Launch(Model):
     # What a reader should know about how the launch was gathered (no matching
     # artifact, a skipped non-JUnit file).
     warnings: list[str] = fields.JSONField(default=list)
+    # SHA-256 of the reports' content, when known: the same source and attempt sent again
+    # with other reports is a mistake to refuse, not a repeat to ignore.
+    content_digest = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -580,3 +583,33 @@ class SharedAnswer(Model):
 
     class Meta:
         table = "shared_answer"
+
+
+# A token that lets a CI job upload launches of one repository (`milestones token create`).
+# Only its SHA-256 is kept; the token itself is shown once.
+class UploadToken(Model):
+    id = fields.IntField(primary_key=True)
+    repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
+        "milestones.Repository", related_name="upload_tokens", on_delete=fields.CASCADE
+    )
+    repository_id: int
+    name = fields.CharField(max_length=100)
+    # Plans it may upload to; empty: any plan of the repository.
+    plans: list[str] = fields.JSONField(default=list)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    # The token's first characters, to tell tokens apart in a list (never enough to use one).
+    prefix = fields.CharField(max_length=16)
+    created_by = fields.CharField(max_length=100)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    revoked_by = fields.CharField(max_length=100, null=True)
+    # Equals name until revoked, then NULL: one live token per name and repository.
+    active_name = fields.CharField(max_length=100, null=True)
+    # The rate limit's current window, shared by every web process through the database.
+    window_started_at = fields.DatetimeField(null=True)
+    window_count = fields.IntField(default=0)
+
+    class Meta:
+        table = "upload_token"
+        unique_together = (("repository", "active_name"),)

@@ -26,6 +26,22 @@ class MilestoneSummary:
 
 
 @dataclass(frozen=True)
+class LaunchSummary:
+    """A plan's latest launch, as a person follows it back to its CI job (`url`)."""
+
+    plan: str
+    id: int
+    source: str
+    attempt: int
+    finished_at: datetime
+    commit_sha: str | None
+    branch: str | None
+    url: str | None
+    tests: int
+    failing: int
+
+
+@dataclass(frozen=True)
 class MilestoneReading:
     """A milestone's verdict with the facts behind it: every list a person may ask for."""
 

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     tz: str = "UTC"
     digest_grace_minutes: float = 60.0
 
+    # Uploads of test reports (POST /api/v1/launches): the most one may carry, as sent and
+    # inflated (MB), its files, and the uploads each token may make in a minute.
+    upload_max_mb: float = 25.0
+    upload_max_files: int = 1000
+    upload_rate_limit: int = 60
+
     # Processing of accepted deliveries.
     webhook_workers: int = 2
     webhook_max_attempts: int = 5
@@ -103,7 +109,14 @@ class Settings(BaseSettings):
             raise ValueError("expected a slash command such as /milestone (lower case, at most 32 characters)")
         return value
 
-    @field_validator("webhook_workers", "webhook_max_attempts")
+    @field_validator("upload_max_mb")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("webhook_workers", "webhook_max_attempts", "upload_max_files", "upload_rate_limit")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:

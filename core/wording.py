@@ -6,7 +6,7 @@ page's HTML, Slack's mrkdwn) escapes it for its own medium.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 ELLIPSIS = "…"
 SHORT_SHA = 7
@@ -59,3 +59,13 @@ def listed(names: Sequence[str], shown: int = 20) -> str:
 
 def short_sha(sha: str) -> str:
     return sha[:SHORT_SHA]
+
+
+def launch_counts(counts: Mapping[str, int]) -> str:
+    """A launch's tally: `24 tests in 3 files: 18 passed, 5 failed, 1 errors, 0 skipped, 2 flaky`."""
+    files = counts.get("files", 0)
+    return (
+        f"{counts.get('tests', 0)} tests in {files} file{'s' if files != 1 else ''}: "
+        f"{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, {counts.get('errors', 0)} errors, "
+        f"{counts.get('skipped', 0)} skipped, {counts.get('flaky', 0)} flaky"
+    )

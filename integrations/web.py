@@ -1,4 +1,5 @@
-"""The web process: one ASGI app for Slack, GitHub's webhooks, milestone pages and health checks."""
+"""The web process: one ASGI app for Slack, GitHub's webhooks, test-report uploads, milestone pages
+and health checks."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from bot.app import create_slack_app, slack_endpoint, slack_status_line
 from core import outbox, services
 from core.db import close_database, connection, open_database
 from core.settings import Settings
+from integrations.api.launches import LaunchUploads, upload_limits
+from integrations.api.openapi import openapi_document, openapi_endpoint
 from integrations.github.api import GitHubAccess
 from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
@@ -104,18 +107,20 @@ def create_app(
     if slack:
         slack.signoffs.notices_due = notices.wake
 
+    def owed_work_marked() -> None:
+        publisher.wake()
+        notices.wake()
+
+    limits = upload_limits(settings.upload_max_mb, settings.upload_max_files)
+    uploads = LaunchUploads(limits, settings.upload_rate_limit, links, after_recording=owed_work_marked)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await open_database(settings.database_url)
         async with handler_context(settings, github) as context:
             worker = worker_for(context, settings)
-
-            def after_each() -> None:
-                publisher.wake()
-                notices.wake()
-
-            worker.after_each = after_each
+            worker.after_each = owed_work_marked
             app.state.worker = worker
             count = settings.webhook_workers if workers is None else workers
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
@@ -146,6 +151,8 @@ def create_app(
             Route("/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/slack/events", slack_endpoint(slack), methods=["POST"]),
             Route("/milestones/{owner}/{repo}/{name:path}", milestone_page),
+            Route("/api/v1/launches", uploads.post, methods=["POST"]),
+            Route("/api/v1/openapi.json", openapi_endpoint(openapi_document(limits, settings.upload_rate_limit))),
         ],
         lifespan=lifespan,
     )

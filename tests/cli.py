@@ -108,3 +108,9 @@ def assert_refused_quietly(result: Result, exit_code: int) -> list[str]:
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     return result.stderr.splitlines()
+
+
+def migrated(database_url: str, cwd: Path) -> str:
+    """The database, migrated by `milestones migrate`."""
+    assert succeeds("migrate", database_url=database_url, cwd=cwd) == "database is up to date\n"
+    return database_url

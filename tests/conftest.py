@@ -26,6 +26,7 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
     "shared_answer",
+    "upload_token",
     "digest_run",
     "subscription",
     "signoff_request",

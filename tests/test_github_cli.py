@@ -55,7 +55,8 @@ class Server:
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
     def wait_until_ready(self) -> None:
-        deadline = time.monotonic() + 20
+        # Generous: on a loaded machine a cold start of Python and the app takes tens of seconds.
+        deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, self.log.read_text()
             try:

@@ -257,11 +257,12 @@ def test_one_bad_file_refuses_the_whole_launch(tmp_path: Path) -> None:
 
 
 def test_upload_ids_tell_commits_apart(tmp_path: Path) -> None:
-    from core.ingest import upload_source_id
+    from core.ingest import file_digest, upload_source_id
 
     report = tmp_path / "r.xml"
     report.write_text(wrap('<testcase classname="C" name="t"/>'))
-    same = upload_source_id([report], "o/r", "smoke", "aaa", "main")
-    assert same == upload_source_id([report], "o/r", "smoke", "aaa", "main")
-    assert same != upload_source_id([report], "o/r", "smoke", "bbb", "main")
-    assert same != upload_source_id([report], "o/r", "nightly", "aaa", "main")
+    digests = [file_digest(report)]
+    same = upload_source_id(digests, "o/r", "smoke", "aaa", "main")
+    assert same == upload_source_id(digests, "o/r", "smoke", "aaa", "main")
+    assert same != upload_source_id(digests, "o/r", "smoke", "bbb", "main")
+    assert same != upload_source_id(digests, "o/r", "nightly", "aaa", "main")

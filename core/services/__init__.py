@@ -7,7 +7,8 @@ can tell people (checks, Slack) without recomputing anything.
 
 One module per concept: `milestones`, `policies` (the policy file and the defects it
 classifies), `launches`, `defects` (issues and labels), `pull_requests`, `signoffs`
-(decisions), `approvers`, `requests` (sign-off requests in Slack) and `queries` (reads).
+(decisions), `approvers`, `requests` (sign-off requests in Slack), `tokens` (upload
+tokens) and `queries` (reads).
 Callers use this package: `from core import services`, then `services.record_launch(...)`.
 """
 
@@ -16,7 +17,7 @@ from core.readings import MilestoneReading, MilestoneSummary, SignoffState
 from core.services.approvers import edit_approvers, milestone_approvers, stale_user_groups, store_user_groups
 from core.services.changes import MilestoneChange, snapshot_metrics
 from core.services.defects import DefectOutcome, IssueFacts, delete_label, rename_label, upsert_defect
-from core.services.launches import LaunchOutcome, record_launch
+from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
     Keep,
@@ -34,6 +35,7 @@ from core.services.queries import (
     awaiting_signoff,
     find_milestone,
     get_verdict,
+    latest_launches,
     list_milestones,
     milestone_verdict,
     read_milestone,
@@ -56,6 +58,16 @@ from core.services.signoffs import (
     signoff_entry,
     withdraw_decision,
 )
+from core.services.tokens import (
+    TokenGrant,
+    TokenInfo,
+    TokenRefused,
+    authenticate_token,
+    create_token,
+    list_tokens,
+    revoke_token,
+    take_upload_slot,
+)
 
 __all__ = [
     "KEEP",
@@ -63,6 +75,7 @@ __all__ = [
     "DefectOutcome",
     "IssueFacts",
     "Keep",
+    "LaunchConflict",
     "LaunchOutcome",
     "MilestoneChange",
     "MilestoneReading",
@@ -74,17 +87,24 @@ __all__ = [
     "RequestAt",
     "SignoffRefused",
     "SignoffState",
+    "TokenGrant",
+    "TokenInfo",
+    "TokenRefused",
     "apply_policy_file",
+    "authenticate_token",
     "awaiting_signoff",
     "classify",
     "completion_announced",
+    "create_token",
     "delete_label",
     "dismiss_decision",
     "edit_approvers",
     "find_milestone",
     "get_verdict",
     "github_milestone_closed",
+    "latest_launches",
     "list_milestones",
+    "list_tokens",
     "live_request",
     "mark_calendar_alerts",
     "milestone_approvers",
@@ -98,6 +118,7 @@ __all__ = [
     "record_launch",
     "record_pull_request",
     "rename_label",
+    "revoke_token",
     "repository_policy",
     "request_shown",
     "save_milestone",
@@ -108,6 +129,7 @@ __all__ = [
     "snapshot_metrics",
     "stale_user_groups",
     "store_user_groups",
+    "take_upload_slot",
     "unlink_github_milestone",
     "upsert_defect",
     "withdraw_decision",

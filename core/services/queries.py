@@ -13,8 +13,8 @@ from core.clock import utcnow
 from core.enums import GateStatus, MilestoneState
 from core.facts import load_facts
 from core.gate import Verdict, evaluate
-from core.models import Milestone, Signoff, Snapshot
-from core.readings import MilestoneReading, MilestoneSummary, SignoffState
+from core.models import Launch, Milestone, Signoff, Snapshot
+from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
 from core.services.changes import milestone_named
 
 
@@ -118,3 +118,26 @@ async def signoff_state(repository: str, milestone_name: str, now: datetime | No
         repository, milestone.name, milestone.description, facts, evaluate(facts, now or utcnow()), milestone.id
     )
     return SignoffState(reading, approvers, trail, milestone.completed_at, milestone.completed_with)
+
+
+async def latest_launches(milestone: Milestone) -> list[LaunchSummary]:
+    """The latest launch counted of each plan of the milestone, by plan name."""
+    latest = []
+    for plan in sorted(await milestone.plans.all(), key=lambda plan: plan.name):
+        launch = await Launch.filter(plan=plan, superseded=False).order_by("-finished_at", "-id").first()
+        if launch is not None:
+            latest.append(
+                LaunchSummary(
+                    plan=plan.name,
+                    id=launch.id,
+                    source=launch.source_id,
+                    attempt=launch.attempt,
+                    finished_at=launch.finished_at,
+                    commit_sha=launch.commit_sha,
+                    branch=launch.branch,
+                    url=launch.url,
+                    tests=launch.tests,
+                    failing=launch.failed + launch.errors,
+                )
+            )
+    return latest

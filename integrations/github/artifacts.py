@@ -13,31 +13,30 @@ import re
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 import httpx
 
 from core.junit import ParsedReport, ReportError, parse_stream
+from integrations.limits import (
+    Budget,
+    CountingReader,
+    GiB,
+    IntakeLimits,
+    MiB,
+    OverLimit,
+    check_declared,
+    check_file_count,
+    check_ratio,
+    check_transfer,
+)
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-# Below this, even an extreme ratio cannot inflate into anything harmful, and small
-# repetitive XML files legitimately compress very well.
-_RATIO_FLOOR = MiB
+# How much one artifact may cost; `max_transfer_bytes` is for download_artifact's caller.
+ARTIFACT_LIMITS = IntakeLimits(
+    max_transfer_bytes=512 * MiB, max_files=10_000, max_uncompressed_bytes=2 * GiB, max_ratio=200
+)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _NOT_JUNIT = "not a JUnit report"
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """How much one artifact may cost; `max_download_bytes` is for download_artifact's caller."""
-
-    max_download_bytes: int = 512 * MiB
-    max_entries: int = 10_000
-    max_uncompressed_bytes: int = 2 * GiB
-    max_ratio: int = 200
 
 
 class UnsafeArchive(ValueError):
@@ -52,7 +51,7 @@ def read_reports(
     archive: BinaryIO | str | os.PathLike[str],
     artifact_name: str,
     report: ParsedReport,
-    limits: ArchiveLimits = ArchiveLimits(),
+    limits: IntakeLimits = ARTIFACT_LIMITS,
 ) -> list[str]:
     """Add every JUnit report in the zip to `report` and return warnings about what was skipped.
 
@@ -67,6 +66,8 @@ def read_reports(
     except zipfile.BadZipFile:
         # Raised only while reading the central directory: members' errors are rewrapped.
         raise UnsafeArchive(f"artifact {artifact_name}: not a zip file") from None
+    except OverLimit as error:
+        raise UnsafeArchive(str(error)) from None
 
 
 async def download_artifact(
@@ -97,22 +98,21 @@ async def download_artifact(
                 f"artifact {url}: HTTP {response.status_code}", request=response.request, response=response
             )
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise UnsafeArchive(
-                f"artifact {url}: download of {_size(int(declared))} over the limit of {_size(max_bytes)}"
-            )
         written = 0
-        async for chunk in response.aiter_bytes():
-            written += len(chunk)
-            if written > max_bytes:
-                raise UnsafeArchive(f"artifact {url}: download passes the limit of {_size(max_bytes)}")
-            destination.write(chunk)
+        try:
+            if declared.isdigit():
+                check_declared(f"artifact {url}: download of", int(declared), max_bytes)
+            async for chunk in response.aiter_bytes():
+                written += len(chunk)
+                check_transfer(f"artifact {url}: download", written, max_bytes)
+                destination.write(chunk)
+        except OverLimit as error:
+            raise UnsafeArchive(str(error)) from None
     return written
 
 
-def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: ArchiveLimits) -> None:
-    if len(entries) > limits.max_entries:
-        raise UnsafeArchive(f"artifact {artifact}: {len(entries)} entries, more than the limit of {limits.max_entries}")
+def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: IntakeLimits) -> None:
+    check_file_count(f"artifact {artifact}", len(entries), limits, "entries")
     declared = 0
     for info in entries:
         name = info.filename
@@ -122,15 +122,9 @@ def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: Archiv
             raise UnsafeArchive(f"artifact {artifact}: entry {name!r} is a symbolic link")
         if info.flag_bits & 0x1:
             raise UnsafeArchive(f"artifact {artifact}: entry {name!r} is encrypted")
-        ratio = info.file_size // max(info.compress_size, 1)
-        if info.file_size > _RATIO_FLOOR and ratio > limits.max_ratio:
-            raise UnsafeArchive(f"artifact {artifact}: entry {name!r} expands {ratio} times (zip bomb?)")
+        check_ratio(f"artifact {artifact}: entry {name!r}", info.file_size, info.compress_size, limits)
         declared += info.file_size
-    if declared > limits.max_uncompressed_bytes:
-        raise UnsafeArchive(
-            f"artifact {artifact}: uncompressed size {_size(declared)} "
-            f"over the limit of {_size(limits.max_uncompressed_bytes)}"
-        )
+    check_declared(f"artifact {artifact}: uncompressed size", declared, limits.max_uncompressed_bytes)
 
 
 def _escapes(name: str) -> bool:
@@ -145,10 +139,10 @@ def _parse_entries(
     entries: list[zipfile.ZipInfo],
     artifact: str,
     report: ParsedReport,
-    limits: ArchiveLimits,
+    limits: IntakeLimits,
 ) -> list[str]:
     warnings: list[str] = []
-    budget = _Budget(artifact, limits.max_uncompressed_bytes)
+    budget = Budget(f"artifact {artifact}", limits.max_uncompressed_bytes)
     xml_entries = [info for info in entries if not info.is_dir() and info.filename.lower().endswith(".xml")]
     if not xml_entries:
         return [f"artifact {artifact}: no XML files, nothing to read"]
@@ -156,7 +150,8 @@ def _parse_entries(
         name = f"{artifact}/{info.filename}"
         try:
             with zf.open(info) as member:
-                parse_stream(_CountingReader(member, budget, info.filename), name, report)
+                entry = CountingReader(member, budget, f"entry {info.filename!r}", limits, info.compress_size)
+                parse_stream(entry, name, report)
         except ReportError as exc:
             # Artifacts often bundle other XML (coverage, lint): not an error, but said.
             if not exc.reason.startswith(_NOT_JUNIT):
@@ -166,57 +161,3 @@ def _parse_entries(
             # A CRC mismatch is how a member whose declared size lies usually shows up.
             raise UnsafeArchive(f"artifact {artifact}: entry {info.filename!r} cannot be read ({exc})") from None
     return warnings
-
-
-class _Budget:
-    """Uncompressed bytes actually read from one archive, against its limit."""
-
-    def __init__(self, artifact: str, limit: int):
-        self.artifact = artifact
-        self.limit = limit
-        self.used = 0
-
-    def charge(self, entry: str, count: int) -> None:
-        self.used += count
-        if self.used > self.limit:
-            raise UnsafeArchive(
-                f"artifact {self.artifact}: entry {entry!r} inflates past the limit of "
-                f"{_size(self.limit)} uncompressed, more than the archive declares"
-            )
-
-
-class _CountingReader:
-    """A member stream that charges the budget for each byte it inflates.
-
-    The parser seeks back to the start after probing the root element; bytes read again
-    are charged once, so that the limit means the same as the declared sizes it backs up.
-    """
-
-    def __init__(self, stream: IO[bytes], budget: _Budget, entry: str):
-        self._stream = stream
-        self._budget = budget
-        self._entry = entry
-        self._position = 0
-        self._furthest = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._position += len(data)
-        if self._position > self._furthest:
-            self._budget.charge(self._entry, self._position - self._furthest)
-            self._furthest = self._position
-        return data
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._position = self._stream.seek(offset, whence)
-        return self._position
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GB", GiB), ("MB", MiB), ("KB", 1024)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"

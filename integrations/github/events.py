@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -19,7 +19,8 @@ from gidgethub import routing, sansio
 
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
-from integrations.github.artifacts import ArchiveLimits
+from integrations.github.artifacts import ARTIFACT_LIMITS
+from integrations.limits import IntakeLimits
 
 
 class Ignored(Exception):
@@ -34,7 +35,7 @@ class Unprocessable(Exception):
 class HandlerContext:
     github: GitHubAccess
     http: httpx.AsyncClient
-    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    limits: IntakeLimits = ARTIFACT_LIMITS
 
 
 @asynccontextmanager

@@ -17,8 +17,9 @@ from core import services
 from core.ingest import LaunchSource
 from core.junit import ParsedReport, ReportError
 from core.policy import PlanConfig
-from integrations.github.artifacts import ArtifactGone, MiB, UnsafeArchive, download_artifact, read_reports
+from integrations.github.artifacts import ArtifactGone, UnsafeArchive, download_artifact, read_reports
 from integrations.github.events import HandlerContext, Unprocessable, parse_time
+from integrations.limits import MiB
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class _Downloads:
                     artifact.download_url,
                     self._token,
                     spool,
-                    self._context.limits.max_download_bytes,
+                    self._context.limits.max_transfer_bytes,
                 )
             except ArtifactGone:
                 archive = None

@@ -1,0 +1,1 @@
+"""The HTTP API for programs: test-report uploads (`launches`) and their OpenAPI document."""
