@@ -458,16 +458,22 @@ def print_server_log(log: str) -> None:
             print(f"    {line}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def engine_arguments(description: str | None) -> argparse.ArgumentParser:
+    """A parser with the benchmarks' --engine and --postgres."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--count", type=int, default=2000, help="deliveries to send (default 2000)")
-    parser.add_argument("--rate", type=float, default=200.0, help="deliveries per second (default 200)")
     parser.add_argument(
         "--postgres",
         default="postgres://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL server for --engine postgres (default %(default)s)",
     )
+    return parser
+
+
+def main() -> int:
+    parser = engine_arguments(__doc__)
+    parser.add_argument("--count", type=int, default=2000, help="deliveries to send (default 2000)")
+    parser.add_argument("--rate", type=float, default=200.0, help="deliveries per second (default 200)")
     args = parser.parse_args()
     if args.count < 1 or args.rate <= 0:
         parser.error("--count and --rate must be positive")

@@ -30,6 +30,7 @@ from bot.views.signoff import (
     reason_error,
 )
 from core.catalog import NotFound
+from core.db import note_failure
 from core.enums import Decision
 from core.shares import claim_share, release_share, share_key
 
@@ -188,6 +189,8 @@ def failure_message(error: Exception) -> Message:
     """Private, like every error answer."""
     if isinstance(error, (UsageError, NotFound)):
         return replies.failure(str(error)[:1].upper() + str(error)[1:] + ".")
+    if note_failure(error):  # logged once per outage
+        return replies.failure("The service cannot reach its database right now. Please try again in a minute.")
     log.error("answering a Slack request failed", exc_info=error)
     return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
 

@@ -1,21 +1,29 @@
-"""Opening the database and migrating it, for every process and for the tests."""
+"""Opening the database and migrating it, for every process and for the tests; noticing when it is away."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import asyncpg
 from tortoise import Tortoise, connections, fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityError
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.queryset import QuerySet
 
 APP = "milestones"
+# Seconds to establish a PostgreSQL connection: a server that does not answer by then is away.
+CONNECT_TIMEOUT = 5
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -40,6 +48,12 @@ def _connection_config(database_url: str) -> dict[str, Any]:
         # Extra credentials become PRAGMAs: how long (ms) a writer waits for another
         # process's transaction before giving up.
         config["credentials"].setdefault("busy_timeout", 30000)
+    elif config["engine"] == "tortoise.backends.asyncpg":
+        config["engine"] = "core.postgres"
+        config["credentials"].setdefault("timeout", CONNECT_TIMEOUT)
+        # No connection floor: asyncpg would keep reconnecting to restore it while the server
+        # is away, logging a traceback each time; connections are opened as they are needed.
+        config["credentials"].setdefault("minsize", 0)
     return config
 
 
@@ -63,10 +77,11 @@ async def close_database() -> None:
     await Tortoise.close_connections()
 
 
-class DatabaseUnavailable(Exception):
-    """The database could not be opened; `configuration` when DATABASE_URL is what is wrong."""
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached or opened now (refused, no answer in time, locked): try
+    again later; `configuration` when DATABASE_URL is what is wrong."""
 
-    def __init__(self, message: str, *, configuration: bool):
+    def __init__(self, message: str, *, configuration: bool = False):
         super().__init__(message)
         self.configuration = configuration
 
@@ -129,6 +144,191 @@ async def column(query: QuerySet[Any], field: str) -> list[Any]:
 
 def dialect() -> str:
     return connection().capabilities.dialect
+
+
+# Reachability ------------------------------------------------------------------------
+
+log = logging.getLogger("milestones.database")
+T = TypeVar("T")
+
+# How long a request waits for the database before it is answered 503. A healthy PostgreSQL
+# stores a delivery in milliseconds, so a second without an answer means it is away (a
+# black-holed network never refuses). SQLite has one writer at a time: another process's
+# transaction (a CLI ingest) is waited for, within GitHub's ten seconds.
+REQUEST_DEADLINE = {"postgres": 1.0, "sqlite": 5.0}
+# While the database is away, one caller a second gets through to try it.
+PROBE_SECONDS = 1.0
+
+_AWAY = (
+    DBConnectionError,
+    OSError,  # refused, reset, timed out, no route, name not resolved
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.InvalidAuthorizationSpecificationError,  # a rotated password
+    asyncpg.InvalidCatalogNameError,  # the database was dropped
+)
+_AWAY_SQLITE = (
+    "database is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "attempt to write a readonly database",
+    "database or disk is full",
+)
+# Conflicts that another attempt gets past: a concurrent writer, a lock, a cancelled statement.
+_CONFLICTS = (
+    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    IntegrityError,  # a row another transaction inserted first
+)
+
+
+# What a database operation may raise, the driver's own errors included.
+DATABASE_ERRORS = (
+    DatabaseUnavailable,
+    OSError,
+    BaseORMException,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    sqlite3.Error,
+)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it was raised from or while handling (Tortoise wraps the driver's errors)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached now, rather than that a query is wrong."""
+    return any(
+        isinstance(cause, (DatabaseUnavailable, *_AWAY))
+        or (isinstance(cause, sqlite3.OperationalError) and str(cause).lower().startswith(_AWAY_SQLITE))
+        for cause in _causes(error)
+    )
+
+
+def transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed: the database is away, or a concurrent writer was in the way."""
+    return unreachable(error) or any(isinstance(cause, _CONFLICTS) for cause in _causes(error))
+
+
+def describe(error: BaseException) -> str:
+    """The root cause in one line, for the log and for answers."""
+    root = _causes(error)[-1]
+    return f"{type(root).__name__}: {root}" if str(root) else type(root).__name__
+
+
+class Reachability:
+    """Whether the database answered lately, as every task of the process found it.
+
+    An outage is logged once when it begins and once when it ends, however many requests
+    and polls run into it. While it lasts, one caller a second gets through to try (a
+    probe); the others are refused at once instead of waiting on a database that is away.
+    """
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+        self.reason = ""
+        self.refused = 0
+        self._next_probe = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def admit(self) -> bool:
+        if self.down_since is None:
+            return True
+        now = time.monotonic()
+        if now < self._next_probe:
+            self.refused += 1
+            return False
+        self._next_probe = now + PROBE_SECONDS
+        return True
+
+    def failed(self, reason: str) -> None:
+        if self.down_since is not None:
+            return
+        self.down_since = time.monotonic()
+        self._next_probe = self.down_since + PROBE_SECONDS
+        self.reason = reason
+        self.refused = 0
+        log.error("database unreachable (%s): answering 503 until it is back", reason)
+
+    def recovered(self) -> None:
+        if self.down_since is None:
+            return
+        away = time.monotonic() - self.down_since
+        self.down_since = None
+        log.warning("database reachable again after %.1f s; %d requests were refused meanwhile", away, self.refused)
+
+
+reachability = Reachability()
+# Operations given up on but still running (a cancel request waiting on a black-holed network).
+_abandoned: set[asyncio.Future[Any]] = set()
+
+
+def note_failure(error: BaseException) -> bool:
+    """Count `error` towards an outage if it is one (logged once per outage); False for any other error."""
+    if not unreachable(error):
+        return False
+    reachability.failed(describe(error))
+    return True
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(done: asyncio.Future[Any]) -> None:
+    _abandoned.discard(done)
+    if not done.cancelled():
+        done.exception()  # retrieved, so that asyncio does not log it as never retrieved
+
+
+async def within_deadline(operation: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
+    """Run a request's database work, or raise DatabaseUnavailable: at once while an outage lasts,
+    when the database refuses, or when it has not answered within `deadline` (the engine's by
+    default, and always while probing a database that was away).
+    """
+    probe = reachability.down
+    if not reachability.admit():
+        raise DatabaseUnavailable(reachability.reason)
+    seconds = REQUEST_DEADLINE.get(dialect(), 1.0)
+    if deadline is not None and not probe:  # trying a database that was away: not for long
+        seconds = deadline
+    task = asyncio.ensure_future(operation())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task)  # the client went away; what was started finishes
+        raise
+    if not done:
+        # Cancelled but not awaited: asyncpg's cancel request would wait on the same dead network.
+        task.cancel()
+        _abandon(task)
+        reason = f"no answer within {seconds:g} s"
+        if dialect() == "postgres":
+            reachability.failed(reason)
+        raise DatabaseUnavailable(reason)
+    try:
+        result = task.result()
+    except Exception as error:
+        if note_failure(error):
+            raise DatabaseUnavailable(describe(error)) from error
+        raise
+    reachability.recovered()
+    return result
 
 
 # Raw SQL, for the set-based work the ORM cannot express (bulk ingest, state upserts).

@@ -15,6 +15,7 @@ from typing import Literal
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.functions import Length
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -23,8 +24,15 @@ from core.clock import utcnow
 from core.db import dialect
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
+from core.wording import clip
 
 IntakeResult = Literal["accepted", "duplicate", "requeued", "queued"]
+
+# What a listing shows of a delivery: everything but its payload, which may be megabytes.
+LISTED = (
+    "id", "guid", "event", "action", "repository", "installation_id", "status", "attempts",
+    "next_attempt_at", "locked_until", "received_at", "finished_at", "error", "note",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ async def claim(
 ) -> list[Delivery]:
     """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only.
 
+    They come without their payload (`payload_size` says how long it is; `payload()` reads it).
+
     A delivery whose claims ran out `backoff.max_attempts` times (its process died each
     time, say from what the delivery itself asks) is marked failed instead of taken.
     """
@@ -107,7 +117,8 @@ async def claim(
         )
 
         def due(condition: Q, *order: str) -> QuerySet[Delivery]:
-            query = Delivery.filter(condition).using_db(client)
+            # Without the payload, which may be megabytes: the worker reads it when it has room for it.
+            query = Delivery.filter(condition).using_db(client).annotate(payload_size=Length("payload")).only(*LISTED)
             if guid is not None:
                 query = query.filter(guid=guid)
             if dialect() == "postgres":
@@ -135,6 +146,12 @@ async def claim(
     return deliveries
 
 
+async def payload(delivery: Delivery) -> str:
+    """The payload of a delivery that `claim` gave without it."""
+    stored = await Delivery.get(id=delivery.id).values_list("payload", flat=True)
+    return str(stored)
+
+
 def _held(delivery: Delivery) -> Q:
     # The claim is ours only while nobody took it over after our lease ran out.
     return Q(id=delivery.id, status=DeliveryStatus.PROCESSING, attempts=delivery.attempts)
@@ -146,6 +163,17 @@ async def extend(delivery: Delivery, lease: timedelta, now: datetime | None = No
     return bool(await Delivery.filter(_held(delivery)).update(locked_until=until))
 
 
+# An outcome's note or error is for a person to read: a hostile payload's values quoted in it
+# are cut short, and NUL (which PostgreSQL cannot store) is dropped.
+MAX_DETAIL = 2000
+
+
+def _detail(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return clip(text.replace("\x00", ""), MAX_DETAIL)
+
+
 async def finish(
     delivery: Delivery,
     status: Literal[DeliveryStatus.DONE, DeliveryStatus.IGNORED],
@@ -154,7 +182,7 @@ async def finish(
 ) -> bool:
     return bool(
         await Delivery.filter(_held(delivery)).update(
-            status=status, note=note, error=None, locked_until=None, finished_at=now or utcnow()
+            status=status, note=_detail(note), error=None, locked_until=None, finished_at=now or utcnow()
         )
     )
 
@@ -173,7 +201,7 @@ async def fail(
         status, changes = DeliveryStatus.FAILED, {"finished_at": now}
     else:
         status, changes = DeliveryStatus.PENDING, {"next_attempt_at": now + backoff.delay(delivery.attempts)}
-    await Delivery.filter(_held(delivery)).update(status=status, error=error, locked_until=None, **changes)
+    await Delivery.filter(_held(delivery)).update(status=status, error=_detail(error), locked_until=None, **changes)
     return status
 
 
@@ -208,7 +236,7 @@ async def replay(guid: str, now: datetime | None = None) -> Delivery:
 
 async def recent(status: DeliveryStatus | None = None, limit: int = 50) -> list[Delivery]:
     query = Delivery.all() if status is None else Delivery.filter(status=status)
-    return await query.order_by("-id").limit(limit)
+    return await query.only(*LISTED).order_by("-id").limit(limit)
 
 
 async def counts() -> dict[DeliveryStatus, int]:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from core.db import note_failure
+
 log = logging.getLogger("milestones.leases")
 
 
@@ -22,9 +24,10 @@ async def renewed(lease: timedelta, renew: Callable[[], Awaitable[bool]], what: 
             try:
                 if not await renew():
                     return
-            except Exception:
+            except Exception as error:
                 # A database hiccup: the lease has two more renewals' worth of time left.
-                log.warning("could not renew the claim on %s", what, exc_info=True)
+                if not note_failure(error):
+                    log.warning("could not renew the claim on %s", what, exc_info=True)
 
     task = asyncio.create_task(keep())
     try:

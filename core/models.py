@@ -95,7 +95,8 @@ class Milestone(Model):
     description = fields.TextField(default="")
     target_date = fields.DateField(null=True)
     state = fields.CharEnumField(MilestoneState, default=MilestoneState.OPEN)
-    github_number = fields.IntField(null=True)
+    # GitHub's numbers and ids are 64-bit.
+    github_number = fields.BigIntField(null=True)
     # The resolved core.policy.MilestonePolicy, so a verdict needs no policy file.
     policy: dict[str, Any] = fields.JSONField(default=dict)
     plans: fields.ManyToManyRelation[TestPlan] = fields.ManyToManyField(
@@ -253,7 +254,7 @@ class Defect(Model):
         "milestones.Repository", related_name="defects", on_delete=fields.CASCADE
     )
     repository_id: int
-    number = fields.IntField()
+    number = fields.BigIntField()
     title = fields.TextField(default="")
     url = fields.CharField(max_length=500, null=True)
     labels: list[str] = fields.JSONField(default=list)
@@ -399,7 +400,7 @@ class PullRequest(Model):
         "milestones.Repository", related_name="pull_requests", on_delete=fields.CASCADE
     )
     repository_id: int
-    number = fields.IntField()
+    number = fields.BigIntField()
     title = fields.TextField(default="")
     url = fields.CharField(max_length=500, null=True)
     state = fields.CharField(max_length=10, default="open")

@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
-from core.db import dialect, execute_many
+from core.db import dialect, execute_many, note_failure
 from core.leases import renewed
 from core.models import Outbox
 
@@ -219,8 +219,9 @@ class Runner:
                     wait = min(wait, (min(later) - utcnow()).total_seconds())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("owed work failed: %s", ", ".join(self.handlers))
+            except Exception as error:
+                if not note_failure(error):  # an outage is logged once, not at every poll
+                    log.exception("owed work failed: %s", ", ".join(self.handlers))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
             self._wake.clear()

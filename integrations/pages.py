@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from core.catalog import NotFound
+from core.db import within_deadline
 from core.enums import CriterionResult
 from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
 from core.report import STATUS_TITLE, criterion_text, verdict_json
@@ -77,6 +78,10 @@ def _not_found() -> Response:
     return PlainTextResponse("not found", status_code=404, headers=SECURITY_HEADERS)
 
 
+# A verdict takes tens of milliseconds; one that takes this long will not come.
+PAGE_DEADLINE = 10.0
+
+
 async def milestone_page(request: Request) -> Response:
     """GET /milestones/{owner}/{repo}/{name:path}?key=…[&format=json]"""
     links: PageLinks | None = getattr(request.app.state, "page_links", None)
@@ -87,7 +92,8 @@ async def milestone_page(request: Request) -> Response:
     if links is None or not links.valid(repository, name, request.query_params.get("key")):
         return _not_found()
     try:
-        verdict = await get_verdict(repository, name)
+        # While the database is away: 503 at once (the app's handler), not a page that hangs.
+        verdict = await within_deadline(lambda: get_verdict(repository, name), PAGE_DEADLINE)
     except NotFound:
         return _not_found()
     if request.query_params.get("format") == "json":

@@ -11,19 +11,34 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import create_slack_app, slack_endpoint, slack_status_line
 from core import outbox, services
-from core.db import close_database, connection, open_database
+from core.db import (
+    DATABASE_ERRORS,
+    DatabaseUnavailable,
+    close_database,
+    connection,
+    describe,
+    note_failure,
+    open_database,
+    within_deadline,
+)
 from core.settings import Settings
 from integrations.api.launches import LaunchUploads, upload_limits
 from integrations.api.openapi import openapi_document, openapi_endpoint
 from integrations.github.api import GitHubAccess
 from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
-from integrations.github.intake import receive_webhook
+from integrations.github.intake import (
+    RETRY_AFTER_DATABASE,
+    IntakeLimits,
+    MemoryBudget,
+    hand_back_large_blocks,
+    receive_webhook,
+)
 from integrations.github.milestone_state import MilestoneCloser
 from integrations.github.worker import worker_for
 from integrations.pages import PageLinks, milestone_page
@@ -37,10 +52,31 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     try:
-        await connection().execute_query("SELECT 1")
-    except Exception as error:
-        return JSONResponse({"status": "unavailable", "database": str(error) or type(error).__name__}, status_code=503)
+        await within_deadline(lambda: connection().execute_query("SELECT 1"), READY_DEADLINE)
+    except DatabaseUnavailable as error:
+        return _database_away(error, status="unavailable")
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+# A load balancer asks often and gives up soon: answer within this, whatever the engine.
+READY_DEADLINE = 1.0
+
+
+def _database_away(reason: object, **body: str) -> JSONResponse:
+    return JSONResponse(
+        {**body, "database": f"unavailable: {reason}"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_DATABASE)},
+    )
+
+
+async def database_away(request: Request, error: Exception) -> Response:
+    """Any request that the database's absence stops is answered 503; the outage is logged once."""
+    if isinstance(error, DatabaseUnavailable):
+        return _database_away(error, error="try again later")
+    if note_failure(error):
+        return _database_away(describe(error), error="try again later")
+    raise error
 
 
 def github_status_line(settings: Settings, github: GitHubAccess) -> str:
@@ -79,6 +115,7 @@ def create_app(
     github: GitHubAccess | None = None,
     manage_database: bool = True,
     workers: int | None = None,
+    intake: IntakeLimits | None = None,
 ) -> Starlette:
     """The ASGI app; `manage_database=False` when the caller has the database open already (tests).
 
@@ -121,6 +158,7 @@ def create_app(
         async with handler_context(settings, github) as context:
             worker = worker_for(context, settings)
             worker.after_each = owed_work_marked
+            worker.memory = app.state.intake_budget
             app.state.worker = worker
             count = settings.webhook_workers if workers is None else workers
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
@@ -155,8 +193,12 @@ def create_app(
             Route("/api/v1/openapi.json", openapi_endpoint(openapi_document(limits, settings.upload_rate_limit))),
         ],
         lifespan=lifespan,
+        exception_handlers={error: database_away for error in DATABASE_ERRORS},
     )
     app.state.webhook_secret = secret
+    app.state.intake_limits = intake = intake or IntakeLimits()
+    app.state.intake_budget = MemoryBudget(intake.memory)
+    hand_back_large_blocks(intake.spill)
     app.state.publisher = publisher
     app.state.notices = notices
     app.state.page_links = links

@@ -17,7 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.db import close_database, connection, migrate, open_database
+from core import db as database
+from core.db import Reachability, close_database, connection, migrate, open_database
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 JUNIT = FIXTURES / "junit"
@@ -75,6 +76,12 @@ async def throwaway_database(folder: Path, template: str | None = None) -> Async
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def reachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the database reachable, whatever an earlier one made of it."""
+    monkeypatch.setattr(database, "reachability", Reachability())
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from core.models import Delivery
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
+from integrations.github.intake import IntakeLimits
 from integrations.web import create_app
 from tests.conftest import WEBHOOKS
 
@@ -111,12 +112,14 @@ def github_access(settings: Settings) -> GitHubAccess:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, *, workers: int = 0) -> AsyncIterator[Hooks]:
+async def running_app(
+    settings: Settings, *, workers: int = 0, intake: IntakeLimits | None = None
+) -> AsyncIterator[Hooks]:
     """The app with its lifespan running on the already open test database.
 
     With no workers, deliveries wait until the test processes them (`hooks.worker.drain()`).
     """
-    app = create_app(settings, github=github_access(settings), manage_database=False, workers=workers)
+    app = create_app(settings, github=github_access(settings), manage_database=False, workers=workers, intake=intake)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://milestones.test") as client:

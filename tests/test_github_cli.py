@@ -186,7 +186,7 @@ def test_failed_deliveries_are_listed_and_can_be_replayed(migrated_database_url:
     failed = succeeds("deliveries", "--failed", database_url=database_url, cwd=tmp_path).splitlines()
     assert len(failed) == 2
     assert failed[0].endswith("guid-broken milestone.created Codertocat/Hello-World: failed (1 attempt)")
-    assert "payload lacks what its handler needs" in failed[1]
+    assert failed[1] == "    milestone payload is invalid: milestone.title: Field required"
 
     replayed = run("deliveries", "replay", "guid-good", database_url=database_url, cwd=tmp_path)
     assert replayed.returncode == 0

@@ -198,3 +198,61 @@ async def test_health_and_readiness(hooks):
     assert (await hooks.client.get("/healthz")).status_code == 200
     ready = await hooks.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+def nested(depth: int) -> bytes:
+    """A signed-looking issues payload whose `issue.body` is `depth` arrays deep."""
+    payload = json.dumps(fixture("issues", "opened")).encode()
+    return payload[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (nested(1000), "malformed JSON: recursion limit exceeded"),
+        (nested(100_000), "malformed JSON: recursion limit exceeded"),
+        (
+            json.dumps(fixture("issues", "opened", action="x" * 65)).encode(),
+            "invalid payload: action: String should have at most 64 characters",
+        ),
+        (
+            json.dumps(fixture("issues", "opened", repository=f"{'o' * 150}/{'r' * 60}")).encode(),
+            "invalid payload: repository.full_name: String should have at most 200 characters",
+        ),
+        (
+            json.dumps(fixture("issues", "opened", installation={"id": 2**64})).encode(),
+            "invalid payload: installation.id: Input should be less than or equal to 9223372036854775807",
+        ),
+        (
+            json.dumps(fixture("issues", "opened", installation={"id": "abc"})).encode(),
+            "invalid payload: installation.id: Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            json.dumps(fixture("issues", "opened", installation={"id": 1.5})).encode(),
+            "invalid payload: installation.id: Input should be a valid integer, got a number with a fractional part",
+        ),
+        (
+            json.dumps(fixture("issues", "opened", action="opened\u0000")).encode(),
+            "invalid payload: action: String should match pattern '^[A-Za-z0-9_.-]*$'",
+        ),
+    ],
+    ids=["nested-1000", "nested-100000", "long-action", "long-repository", "installation-2^64", "installation-text",
+         "installation-fraction", "action-with-nul"],
+)  # fmt: skip
+async def test_a_signed_delivery_that_cannot_be_filed_is_refused_400_with_the_reason_every_time(hooks, body, reason):
+    for attempt in ("first", "redelivered"):
+        response = await hooks.send("issues", body, "guid-hostile")
+        assert response.status_code == 400, (attempt, response.text)
+        assert response.json()["error"].startswith(reason), response.json()
+    assert await Delivery.all().count() == 0
+
+
+async def test_the_largest_fields_a_real_delivery_has_are_filed(hooks):
+    # GitHub's limits: a 39-character owner, a 100-character name, 64-bit installation ids.
+    name = f"{'o' * 39}/{'r' * 100}"
+    payload = fixture("issues", "opened", repository=name, installation={"id": 2**63 - 1})
+    payload["deep"] = json.loads("[" * 150 + "]" * 150)
+    response = await hooks.send("issues", payload, "guid-large-fields")
+    assert response.status_code == 202, response.text
+    delivery = await stored("guid-large-fields")
+    assert (delivery.repository, delivery.installation_id, delivery.action) == (name, 2**63 - 1, "opened")

@@ -17,13 +17,14 @@ from github.GithubObject import GithubObject
 
 from core import services
 from core.catalog import find_repository
-from core.enums import MilestoneState
 from core.installations import record_installation
 from core.policy import PolicyFile
-from integrations.github.events import HandlerContext, parse_date
-from integrations.github.handlers.issues import issue_facts
-from integrations.github.handlers.pull_requests import pull_request_facts
-from integrations.github.launches import RunFacts, ingest_run
+from integrations.github.events import HandlerContext
+from integrations.github.handlers.issues import GitHubIssue
+from integrations.github.handlers.milestones import GitHubMilestone, save_github_milestone
+from integrations.github.handlers.pull_requests import GitHubPullRequest
+from integrations.github.handlers.workflow_runs import WorkflowRun
+from integrations.github.launches import ingest_run
 from integrations.github.policy_file import sync_policy
 
 
@@ -96,18 +97,11 @@ async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
     policy = services.repository_policy(await find_repository(repository))
 
     for milestone in await asyncio.to_thread(_milestones, client, repository):
-        await services.save_milestone(
-            repository,
-            milestone["title"],
-            target_date=parse_date(milestone.get("due_on")),
-            description=milestone.get("description") or "",
-            state=MilestoneState(milestone["state"]),
-            github_number=milestone["number"],
-        )
+        await save_github_milestone(repository, GitHubMilestone.model_validate(milestone))
         report.milestones += 1
 
     for issue in await asyncio.to_thread(_issues, client, repository, policy.defects.labels):
-        outcome = await services.upsert_defect(repository, issue_facts(issue))
+        outcome = await services.upsert_defect(repository, GitHubIssue.model_validate(issue).facts())
         report.issues += 1
         report.defects += bool(outcome.defect and outcome.defect.counts)
 
@@ -116,12 +110,12 @@ async def backfill(context: HandlerContext, repository: str) -> BackfillReport:
         if run is None:
             report.runs.append(f"{workflow}: no completed run")
             continue
-        facts = RunFacts.from_payload(run)
+        facts = WorkflowRun.model_validate(run).facts()
         notes = await ingest_run(context, repository, installation_id, facts, plans)
         report.runs.append(f"{workflow} run {facts.id}: " + "; ".join(notes))
 
     for pull in await asyncio.to_thread(_open_pulls, client, repository):
-        await services.record_pull_request(repository, pull_request_facts(pull), refresh=True)
+        await services.record_pull_request(repository, GitHubPullRequest.model_validate(pull).facts(), refresh=True)
         report.pull_requests += 1
     context.github.note_rate_limit(client)
     return report

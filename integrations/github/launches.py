@@ -18,7 +18,7 @@ from core.ingest import LaunchSource
 from core.junit import ParsedReport, ReportError
 from core.policy import PlanConfig
 from integrations.github.artifacts import ArtifactGone, UnsafeArchive, download_artifact, read_reports
-from integrations.github.events import HandlerContext, Unprocessable, parse_time
+from integrations.github.events import HandlerContext, Unprocessable
 from integrations.limits import MiB
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,6 @@ class RunFacts:
     finished_at: datetime | None
     # The repository whose branch ran: a fork's for pull requests from forks.
     head_repository: str | None
-
-    @classmethod
-    def from_payload(cls, run: dict) -> RunFacts:
-        return cls(
-            id=run["id"],
-            attempt=run.get("run_attempt") or 1,
-            name=run.get("name") or "",
-            path=run.get("path") or "",
-            head_sha=run.get("head_sha"),
-            head_branch=run.get("head_branch"),
-            url=run.get("html_url"),
-            started_at=parse_time(run.get("run_started_at") or run.get("created_at")),
-            finished_at=parse_time(run.get("updated_at")),
-            head_repository=(run.get("head_repository") or {}).get("full_name"),
-        )
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from gidgethub import routing, sansio
+from typing import Annotated, Literal
+
+from gidgethub import routing
+from pydantic import AfterValidator
 
 from core import services
-from integrations.github.events import HandlerContext, on, parse_time, repository_of
+from integrations.github.events import (
+    GitHubId,
+    HandlerContext,
+    Label,
+    MilestoneRef,
+    Model,
+    Payload,
+    Text,
+    Timestamp,
+    Url,
+    WebhookEvent,
+    clip,
+    on,
+)
 
 router = routing.Router()
 
@@ -17,27 +33,46 @@ ACTIONS = (
 )  # fmt: skip
 
 
-def issue_facts(issue: dict, *, gone: bool = False) -> services.IssueFacts:
-    milestone = issue.get("milestone") or {}
-    return services.IssueFacts(
-        number=issue["number"],
-        title=issue.get("title") or "",
-        labels=[label["name"] for label in issue.get("labels") or []],
-        state=issue["state"],
-        state_reason=issue.get("state_reason"),
-        url=issue.get("html_url"),
-        milestone_title=milestone.get("title"),
-        milestone_number=milestone.get("number"),
-        updated_at=parse_time(issue.get("updated_at")),
-        created_at=parse_time(issue.get("created_at")),
-        closed_at=parse_time(issue.get("closed_at")),
-        deleted=gone,
-    )
+class GitHubIssue(Model):
+    """An issue as webhooks and the REST API give it: what a defect records of it."""
+
+    number: GitHubId
+    title: Text | None = None
+    labels: list[Label] | None = None
+    state: Literal["open", "closed"]
+    # Defect.state_reason's column; a reason GitHub adds later is kept, cut short.
+    state_reason: Annotated[str, AfterValidator(clip(20))] | None = None
+    html_url: Url | None = None
+    milestone: MilestoneRef | None = None
+    updated_at: Timestamp | None = None
+    created_at: Timestamp | None = None
+    closed_at: Timestamp | None = None
+
+    def facts(self, *, gone: bool = False) -> services.IssueFacts:
+        return services.IssueFacts(
+            number=self.number,
+            title=self.title or "",
+            labels=[label.name for label in self.labels or []],
+            state=self.state,
+            state_reason=self.state_reason,
+            url=self.html_url,
+            milestone_title=self.milestone.title if self.milestone else None,
+            milestone_number=self.milestone.number if self.milestone else None,
+            updated_at=self.updated_at,
+            created_at=self.created_at,
+            closed_at=self.closed_at,
+            deleted=gone,
+        )
 
 
-async def issue_changed(event: sansio.Event, context: HandlerContext) -> str:
-    facts = issue_facts(event.data["issue"], gone=event.data["action"] in ("deleted", "transferred"))
-    outcome = await services.upsert_defect(repository_of(event), facts)
+class IssuesEvent(Payload):
+    issue: GitHubIssue
+
+
+async def issue_changed(event: WebhookEvent, context: HandlerContext) -> str:
+    payload = await event.payload(IssuesEvent)
+    facts = payload.issue.facts(gone=event.action in ("deleted", "transferred"))
+    outcome = await services.upsert_defect(payload.repository_name, facts)
     if not outcome.applied:
         return f"issue #{facts.number}: older than the stored state, not applied"
     defect = outcome.defect

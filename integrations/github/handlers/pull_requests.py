@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from gidgethub import routing, sansio
+from typing import Literal
+
+from gidgethub import routing
 
 from core import services
-from integrations.github.events import HandlerContext, on, parse_time, repository_of
+from integrations.github.events import (
+    GitHubId,
+    GitRef,
+    HandlerContext,
+    MilestoneRef,
+    Model,
+    Payload,
+    Sha,
+    Text,
+    Timestamp,
+    Url,
+    WebhookEvent,
+    on,
+)
 
 router = routing.Router()
 
@@ -14,27 +29,52 @@ router = routing.Router()
 REFRESH_ACTIONS = {"opened", "reopened", "synchronize", "ready_for_review"}
 
 
-def pull_request_facts(pull: dict) -> services.PullRequestFacts:
-    milestone = pull.get("milestone") or {}
-    return services.PullRequestFacts(
-        number=pull["number"],
-        head_sha=pull["head"]["sha"],
-        base_ref=pull["base"]["ref"],
-        title=pull.get("title") or "",
-        url=pull.get("html_url"),
-        state=pull["state"],
-        draft=bool(pull.get("draft")),
-        milestone_number=milestone.get("number"),
-        milestone_title=milestone.get("title"),
-        updated_at=parse_time(pull.get("updated_at")),
-    )
+class Head(Model):
+    sha: Sha
+
+
+class Base(Model):
+    ref: GitRef
+
+
+class GitHubPullRequest(Model):
+    """A pull request as webhooks and the REST API give it."""
+
+    number: GitHubId
+    head: Head
+    base: Base
+    title: Text | None = None
+    html_url: Url | None = None
+    state: Literal["open", "closed"]
+    draft: bool | None = None
+    milestone: MilestoneRef | None = None
+    updated_at: Timestamp | None = None
+
+    def facts(self) -> services.PullRequestFacts:
+        return services.PullRequestFacts(
+            number=self.number,
+            head_sha=self.head.sha,
+            base_ref=self.base.ref,
+            title=self.title or "",
+            url=self.html_url,
+            state=self.state,
+            draft=bool(self.draft),
+            milestone_number=self.milestone.number if self.milestone else None,
+            milestone_title=self.milestone.title if self.milestone else None,
+            updated_at=self.updated_at,
+        )
+
+
+class PullRequestEvent(Payload):
+    pull_request: GitHubPullRequest
 
 
 @on(router, "pull_request")
-async def pull_request_changed(event: sansio.Event, context: HandlerContext) -> str:
-    facts = pull_request_facts(event.data["pull_request"])
-    refresh = event.data.get("action") in REFRESH_ACTIONS
-    recorded = await services.record_pull_request(repository_of(event), facts, refresh=refresh)
+async def pull_request_changed(event: WebhookEvent, context: HandlerContext) -> str:
+    payload = await event.payload(PullRequestEvent)
+    facts = payload.pull_request.facts()
+    refresh = event.action in REFRESH_ACTIONS
+    recorded = await services.record_pull_request(payload.repository_name, facts, refresh=refresh)
     if recorded is None:
         return f"pull request #{facts.number}: older than the stored state, not applied"
     return f"pull request #{facts.number} into {facts.base_ref}"

@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
-from gidgethub import routing, sansio
+from gidgethub import routing
 
 from core.policy import DEFAULT_SOURCE
-from integrations.github.events import HandlerContext, Ignored, installation_of, on, repository_of
+from integrations.github.events import (
+    GitRef,
+    HandlerContext,
+    Ignored,
+    Model,
+    Payload,
+    RepositoryRef,
+    Text,
+    WebhookEvent,
+    on,
+)
 from integrations.github.policy_file import sync_policy
 
 router = routing.Router()
 
 
-def changes_policy(commits: list[dict]) -> bool:
-    return any(
-        DEFAULT_SOURCE in commit.get(kind, ()) for commit in commits for kind in ("added", "modified", "removed")
-    )
+class Commit(Model):
+    added: list[str] | None = None
+    modified: list[str] | None = None
+    removed: list[str] | None = None
+
+    def touches(self, path: str) -> bool:
+        return any(path in (paths or ()) for paths in (self.added, self.modified, self.removed))
+
+
+class PushedRepository(RepositoryRef):
+    default_branch: GitRef | None = None
+
+
+class PushEvent(Payload):
+    repository: PushedRepository
+    ref: Text
+    deleted: bool | None = None
+
+
+class PushCommits(Model):
+    """Read only for a push to the default branch: a push may list thousands of commits."""
+
+    commits: list[Commit] | None = None
 
 
 @on(router, "push")
-async def pushed(event: sansio.Event, context: HandlerContext) -> str:
-    data = event.data
-    default_branch = data["repository"].get("default_branch")
-    if data["ref"] != f"refs/heads/{default_branch}" or data.get("deleted"):
-        raise Ignored(f"push to {data['ref']}, not to the default branch {default_branch}")
-    if not changes_policy(data.get("commits") or []):
+async def pushed(event: WebhookEvent, context: HandlerContext) -> str:
+    payload = await event.payload(PushEvent)
+    default_branch = payload.repository.default_branch
+    if payload.ref != f"refs/heads/{default_branch}" or payload.deleted:
+        raise Ignored(f"push to {payload.ref}, not to the default branch {default_branch}")
+    commits = (await event.payload(PushCommits)).commits
+    if not any(commit.touches(DEFAULT_SOURCE) for commit in commits or []):
         raise Ignored(f"push does not change {DEFAULT_SOURCE}")
     # The branch as it is now, not as of this push: a push processed late (a retry) must
     # not bring back an older file over a newer one.
-    return await sync_policy(context, repository_of(event), installation_of(event), default_branch)
+    return await sync_policy(context, payload.repository_name, payload.installation_id, default_branch)
