@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -15,8 +17,10 @@ from core.gate import (
     DefectFact,
     LaunchRef,
     LaunchSummary,
+    LinkFact,
     MilestoneFacts,
     PassingCounts,
+    QuarantineFact,
     TestFact,
 )
 from core.metrics import TrendPoint
@@ -32,7 +36,9 @@ TREND_POINTS = 60
 # one; steady passing tests only as counts (gate.PassingCounts).
 _LISTED = (
     "(mt.latest_status IS NULL OR mt.latest_status <> 'passed' OR mt.flaky = TRUE "
-    "OR mt.recent LIKE '%F%' OR mt.recent LIKE '%E%')"
+    "OR mt.recent LIKE '%F%' OR mt.recent LIKE '%E%' "
+    "OR EXISTS (SELECT 1 FROM quarantine q WHERE q.milestone_id = mt.milestone_id "
+    "AND q.test_case_id = mt.test_case_id AND q.active_test IS NOT NULL))"
 )
 _TESTS = f"""
 SELECT mt.test_case_id, mt.required_by_name, mt.plan_bits, mt.latest_status, mt.previous_status,
@@ -48,11 +54,32 @@ WHERE mt.milestone_id = ? AND NOT {_LISTED}
 """
 _PLAN_BITS = "SELECT DISTINCT plan_bits FROM milestone_test WHERE milestone_id = ?"
 _FAILING = """
-SELECT mt.test_case_id, fl.id, fl.commit_sha, fl.url, fl.finished_at, r.message
+SELECT mt.test_case_id, fl.id, fl.commit_sha, fl.url, fl.finished_at, r.message,
+       ll.id, ll.commit_sha, ll.url, ll.finished_at, r.cause
 FROM milestone_test mt
 LEFT JOIN launch fl ON fl.id = mt.failing_since_id
+LEFT JOIN launch ll ON ll.id = mt.latest_launch_id
 LEFT JOIN test_result r ON r.launch_id = mt.latest_launch_id AND r.test_case_id = mt.test_case_id
 WHERE mt.milestone_id = ? AND mt.latest_status IN ('failed', 'error')
+"""
+_LINKS = """
+SELECT d.number, mt.test_case_id, tc.classname, tc.name, mt.latest_status, mt.last_run_at
+FROM milestone_test mt
+JOIN defect_link dl ON dl.test_case_id = mt.test_case_id
+JOIN defect d ON d.id = dl.defect_id
+JOIN test_case tc ON tc.id = mt.test_case_id
+WHERE mt.milestone_id = ? AND d.counts = TRUE
+"""
+_LINKED_DEFECTS = """
+SELECT d.number, d.title, d.severity, d.state, d.url, d.resolved_at FROM defect d
+WHERE d.counts = TRUE AND d.id IN (
+    SELECT dl.defect_id FROM defect_link dl
+    JOIN milestone_test mt ON mt.test_case_id = dl.test_case_id AND mt.milestone_id = ?)
+"""
+_QUARANTINE = """
+SELECT q.test_case_id, tc.classname, tc.name, q.source, q.reason, q.added_by, q.added_at, q.expires_on
+FROM quarantine q JOIN test_case tc ON tc.id = q.test_case_id
+WHERE q.milestone_id = ? AND q.active_test IS NOT NULL
 """
 
 
@@ -71,15 +98,20 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
     statuses: dict[str | None, TestStatus | None] = {status.value: status for status in TestStatus}
     statuses[None] = None
     failing = {
-        row[0]: (LaunchRef(row[1], row[2], row[3], as_datetime(row[4])) if row[1] is not None else None, row[5])
+        row[0]: (
+            LaunchRef(row[1], row[2], row[3], as_datetime(row[4])) if row[1] is not None else None,
+            row[5],
+            LaunchRef(row[6], row[7], row[8], as_datetime(row[9])) if row[6] is not None else None,
+            row[10],
+        )
         for row in await fetch(client, _FAILING, [milestone.id])
     }
-    no_failure = (None, None)
+    no_failure = (None, None, None, None)
     tests = []
     for case_id, by_name, bits, latest, previous, flaky, recent, classname, name, suite in await fetch(
         client, _TESTS, [milestone.id]
     ):
-        since, message = failing.get(case_id, no_failure)
+        since, message, last_failed, cause = failing.get(case_id, no_failure)
         tests.append(
             TestFact(
                 case_id,
@@ -93,9 +125,12 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
                 recent or "",
                 since,
                 message,
+                last_failed,
+                cause,
             )
         )
     matched = set(milestone.matched_selectors or [])
+    linked_defects = await fetch(client, _LINKED_DEFECTS, [milestone.id])
     return MilestoneFacts(
         name=milestone.name,
         policy=policy,
@@ -111,7 +146,32 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         decisions=await _decisions(client, milestone.id),
         recent_launches=await _recent_launches(client, policy, plan_ids),
         trend=await _trend(client, milestone.id),
+        links=[
+            LinkFact(row[0], row[1], display_name(row[2], row[3]), statuses[row[4]], as_datetime(row[5]))
+            for row in await fetch(client, _LINKS, [milestone.id])
+        ],
+        linked_defects=[
+            DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in linked_defects
+        ],
+        resolved_at={row[0]: resolved for row in linked_defects if (resolved := as_datetime(row[5])) is not None},
+        quarantine=[
+            QuarantineFact(
+                row[0], display_name(row[1], row[2]), row[3], row[4], row[5], as_moment(row[6]), as_date(row[7])
+            )
+            for row in await fetch(client, _QUARANTINE, [milestone.id])
+        ],
     )
+
+
+def display_name(classname: str | None, name: str | None) -> str:
+    return f"{classname}.{name}" if classname else (name or "")
+
+
+def as_date(value: Any) -> date | None:
+    """SQLite hands raw-query dates back as ISO text."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
 
 
 async def _plan_bits_by_name(client: BaseDBAsyncClient, plan_ids: list[int], names: tuple[str, ...]) -> dict[str, int]:

@@ -10,14 +10,20 @@ Status: `complete` when all four hold; `ready_for_signoff` when 1-3 hold; `block
 when a test or defect criterion fails or a rejection stands; `no_data` before any
 test result or defect; `at_risk` otherwise (tests not run yet, data missing).
 `overdue` is a flag beside the status, set past the target date until complete.
+
+Triage (PRODUCT.md section 8): a failing test with an open linked defect is a known failure;
+with `known_failures: allow` a required one whose defects are all open and within the limits
+counts under defects instead of failing criterion 1. Quarantined tests run and are reported
+but count neither for the pass rate nor as required failures; coverage counts them as run.
+Failing tests are grouped by cause (core.causes) into clusters.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Generic, NamedTuple, TypeVar
 
 from core.enums import (
@@ -58,6 +64,9 @@ class TestFact(NamedTuple):
     recent: str = ""
     failing_since: LaunchRef | None = None
     message: str | None = None
+    # For a failing test: the launch of its latest result, and its cause's signature (core.causes).
+    last_failed: LaunchRef | None = None
+    cause: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -79,6 +88,28 @@ class DefectFact:
     severity: Severity
     state: DefectState
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkFact:
+    """A test of the milestone that a defect says it breaks, with the test's latest result."""
+
+    defect: int
+    test_id: int
+    test: str
+    latest: TestStatus | None
+    last_run_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QuarantineFact:
+    test_id: int
+    test: str
+    source: str  # policy, auto or slack
+    reason: str
+    added_by: str
+    added_at: datetime
+    expires_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,12 @@ class MilestoneFacts:
     decisions: Sequence[DecisionFact] = ()
     recent_launches: Sequence[LaunchSummary] = ()  # oldest first
     trend: Sequence[TrendPoint] = ()  # snapshots, oldest first
+    # Defect links of the milestone's tests, and the linked defects (of any milestone, or none).
+    links: Sequence[LinkFact] = ()
+    linked_defects: Sequence[DefectFact] = ()
+    # When each resolved linked defect was closed: its tests passing since make it ready to verify.
+    resolved_at: Mapping[int, datetime] = field(default_factory=dict)
+    quarantine: Sequence[QuarantineFact] = ()
 
 
 # The numbers behind each criterion. Their field names are the keys of a verdict's JSON.
@@ -151,6 +188,10 @@ class TestsNumbers:
     required_pass_rate: float | None
     required_pass_rate_threshold: float
     required_failing: int
+    # Left out of the pass rate and of the required tests' results: quarantined tests, and
+    # failing ones accepted as known failures (policy known_failures: allow).
+    quarantined: int = 0
+    accepted_known: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +202,8 @@ class DefectsNumbers:
     blocking: int
     # How many must close for the criterion to hold: the forecast's distance to green.
     to_close: int
+    # Failing required tests counted here, under their open defects, instead of under tests.
+    accepted_known: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,6 +272,78 @@ class FailingTest:
     status: TestStatus
     since: LaunchRef | None
     message: str | None
+    # Its open linked defects: a known failure; none: new, untriaged.
+    known: tuple[DefectFact, ...] = ()
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    name: str
+    status: TestStatus
+    required: bool
+    defects: list[DefectFact]
+    # Counted under defects instead of failing the tests criterion (known_failures: allow).
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Failing tests that share a cause, and the launches that first and last saw it."""
+
+    signature: str
+    count: int
+    first: LaunchRef | None
+    last: LaunchRef | None
+    tests: list[str]
+
+
+@dataclass(frozen=True)
+class AffectedTest:
+    name: str
+    status: TestStatus | None
+
+
+@dataclass(frozen=True)
+class DefectTests:
+    """A defect and the milestone's tests it says it breaks, with their latest results."""
+
+    defect: DefectFact
+    total: int
+    tests: list[AffectedTest]  # the first DEFECT_TESTS
+    # Resolved, and every linked test passed in a run after that: a fix to verify.
+    ready_to_verify: bool
+
+
+@dataclass(frozen=True)
+class QuarantinedTest:
+    name: str
+    source: str
+    reason: str
+    by: str
+    since: datetime
+    expires_on: date | None
+    status: TestStatus | None
+
+
+@dataclass(frozen=True)
+class Triage:
+    """What the failures are: new or known, grouped by cause, and what is quarantined."""
+
+    known_failures: str  # the policy's block or allow
+    new: list[str] = field(default_factory=list)  # failing tests with no open linked defect
+    known: list[KnownFailure] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)  # biggest first
+    quarantined: list[QuarantinedTest] = field(default_factory=list)
+    defects: list[DefectTests] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[KnownFailure]:
+        return [failure for failure in self.known if failure.accepted]
+
+    @property
+    def ready_to_verify(self) -> list[DefectTests]:
+        return [entry for entry in self.defects if entry.ready_to_verify]
 
 
 @dataclass(frozen=True)
@@ -272,6 +387,7 @@ class Verdict:
     blocking: Blocking
     metrics: Metrics
     warnings: list[str]
+    triage: Triage = field(default_factory=lambda: Triage("block"))
 
     @property
     def gate_green(self) -> bool:
@@ -298,13 +414,30 @@ class _Scan:
     untested: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     regressions: list[FailingTest] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)
+    # Executed tests that count for neither the pass rate nor the required results.
+    left_out_executed: int = 0
+    left_out_passed: int = 0
+    quarantined: int = 0
+    accepted: int = 0
 
     @property
     def executed(self) -> int:
         return self.tally[TestStatus.PASSED] + self.tally[TestStatus.FAILED] + self.tally[TestStatus.ERROR]
 
+    @property
+    def pass_rate(self) -> float | None:
+        rated = self.executed - self.left_out_executed
+        return (self.tally[TestStatus.PASSED] - self.left_out_passed) / rated if rated else None
 
-def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_required: bool) -> _Scan:
+
+def _scan(
+    tests: Sequence[TestFact],
+    passing: PassingCounts,
+    coverage_over_required: bool,
+    known: dict[int, tuple[DefectFact, ...]],
+    quarantined: Set[int] = frozenset(),
+    accepted: Set[int] = frozenset(),
+) -> _Scan:
     scan = _Scan()
     tally = scan.tally
     tally[TestStatus.PASSED] = passing.total
@@ -316,14 +449,22 @@ def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_requi
         latest = test.latest
         tally[latest] += 1
         executed = latest is not None and latest is not skipped
+        left_out = test.id in quarantined or test.id in accepted
+        if left_out and executed:
+            scan.left_out_executed += 1
+            scan.left_out_passed += latest is passed
+            if test.id in quarantined:
+                scan.quarantined += 1
+            else:
+                scan.accepted += 1
         if test.required:
             scan.required += 1
-            if executed:
+            if executed and not left_out:
                 scan.required_executed += 1
                 if latest is passed:
                     scan.required_passed += 1
                 else:
-                    scan.failing_required.append(_failing(test))
+                    scan.failing_required.append(_failing(test, known.get(test.id, ())))
         if test.required or not coverage_over_required:
             scan.scope += 1
             if executed:
@@ -331,9 +472,11 @@ def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_requi
             else:
                 untested[test.suite or ""].append(test.display_name)
         if executed and latest is not passed and test.previous is passed:
-            scan.regressions.append(_failing(test))
+            scan.regressions.append(_failing(test, known.get(test.id, ())))
         if is_flaky(test.flaky, test.recent):
             scan.flaky.append(test.display_name)
+    # New, untriaged failures first: known ones have someone on them already.
+    scan.failing_required.sort(key=lambda failing: bool(failing.known))
     return scan
 
 
@@ -342,11 +485,40 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     today = now.date()
     policy = facts.policy
     # Without required selectors, coverage is over every test of the milestone's plans.
-    scan = _scan(facts.tests, facts.passing, coverage_over_required=bool(policy.required))
+    quarantined = active_quarantine(facts, today)
+    linked = _linked_defects(facts)
+    known = {test_id: tuple(d for d in defects if d.state is DefectState.OPEN) for test_id, defects in linked.items()}
+    known = {test_id: defects for test_id, defects in known.items() if defects}
+    # A failing required test is accepted when all its linked defects are open and, counted
+    # under defects, within the limits.
+    candidates = {
+        test.id: linked[test.id]
+        for test in facts.tests
+        if policy.known_failures == "allow"
+        and test.required
+        and test.latest is not None
+        and test.latest.is_failing
+        and test.id not in quarantined
+        and linked.get(test.id)
+        and all(defect.state is DefectState.OPEN for defect in linked[test.id])
+    }
+    counted_defects = {defect.number: defect for defect in facts.defects}
+    for defects in candidates.values():
+        counted_defects.update((defect.number, defect) for defect in defects)
+    defects_criterion, blocking_defects = _defects(policy, list(counted_defects.values()))
+    over = {defect.number for defect in blocking_defects}
+    accepted = {test_id for test_id, defects in candidates.items() if not any(d.number in over for d in defects)}
+    if accepted:
+        accepted_text = f"{len(accepted):,} accepted known {'failure' if len(accepted) == 1 else 'failures'}"
+        defects_criterion = replace(
+            defects_criterion,
+            summary=f"{defects_criterion.summary}; {accepted_text}",
+            numbers=replace(defects_criterion.numbers, accepted_known=len(accepted)),
+        )
+    scan = _scan(facts.tests, facts.passing, bool(policy.required), known, set(quarantined), accepted)
     warnings = [f"required selector {selector!r} matches no test" for selector in facts.unmatched_selectors]
 
     tests_criterion = _required_tests(facts, scan)
-    defects_criterion, blocking_defects = _defects(policy, facts.defects)
     coverage_criterion, untested = _coverage(policy, scan, facts.missing_exact_ids)
     signoff_criterion, missing, rejections = _signoff(facts)
     criteria = Criteria(tests_criterion, defects_criterion, coverage_criterion, signoff_criterion)
@@ -359,6 +531,7 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     if metrics.forecast.at_risk and not gate_green:
         warnings.append(f"forecast: {metrics.forecast.reason}")
     failing = scan.failing_required if not tests_criterion.met else []
+    triage = _triage(facts, known, accepted, quarantined)
     return Verdict(
         milestone=facts.name,
         status=status,
@@ -369,14 +542,130 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
         blocking=Blocking(failing, blocking_defects, untested, missing, rejections),
         metrics=metrics,
         warnings=warnings,
+        triage=triage,
     )
+
+
+def active_quarantine(facts: MilestoneFacts, today: date) -> dict[int, QuarantineFact]:
+    """The quarantined tests whose entry has not expired (an entry lasts through its expiry date)."""
+    return {entry.test_id: entry for entry in facts.quarantine if entry.expires_on is None or entry.expires_on >= today}
+
+
+def _linked_defects(facts: MilestoneFacts) -> dict[int, tuple[DefectFact, ...]]:
+    by_number = {defect.number: defect for defect in facts.linked_defects}
+    linked: dict[int, list[DefectFact]] = defaultdict(list)
+    for link in facts.links:
+        defect = by_number.get(link.defect)
+        if defect is not None:
+            linked[link.test_id].append(defect)
+    return {test_id: tuple(sorted(defects, key=_defect_order)) for test_id, defects in linked.items()}
+
+
+def _defect_order(defect: DefectFact) -> tuple[int, int]:
+    return SEVERITY_ORDER.index(defect.severity), defect.number
+
+
+DEFECT_TESTS = 100
+CLUSTER_TESTS = 100
+
+
+def _triage(
+    facts: MilestoneFacts,
+    known: dict[int, tuple[DefectFact, ...]],
+    accepted: Set[int],
+    quarantined: dict[int, QuarantineFact],
+) -> Triage:
+    failing = [
+        test
+        for test in facts.tests
+        if test.latest is not None and test.latest.is_failing and test.id not in quarantined
+    ]
+    failing.sort(key=lambda test: (not test.required, test.display_name))
+    new = [test.display_name for test in failing if test.id not in known]
+    known_failures = [
+        KnownFailure(test.display_name, test.latest, test.required, list(known[test.id]), test.id in accepted)
+        for test in failing
+        if test.id in known and test.latest is not None
+    ]
+    by_test = {test.id: test for test in facts.tests}
+    quarantine = [
+        QuarantinedTest(
+            entry.test,
+            entry.source,
+            entry.reason,
+            entry.added_by,
+            entry.added_at,
+            entry.expires_on,
+            by_test[entry.test_id].latest if entry.test_id in by_test else None,
+        )
+        for entry in sorted(quarantined.values(), key=lambda entry: entry.test)
+    ]
+    return Triage(
+        facts.policy.known_failures,
+        new,
+        known_failures,
+        clusters(failing),
+        quarantine,
+        _defect_tests(facts),
+    )
+
+
+def clusters(failing: Sequence[TestFact]) -> list[Cluster]:
+    """Failing tests grouped by cause, biggest first; a test without a recorded cause is
+    grouped by its message's first line."""
+    groups: dict[str, list[TestFact]] = defaultdict(list)
+    for test in failing:
+        signature = test.cause or (test.message or "").strip().split("\n", 1)[0][:300] or "no failure message"
+        groups[signature].append(test)
+    found = []
+    for signature, tests in groups.items():
+        firsts = [ref for test in tests if (ref := test.failing_since or test.last_failed) is not None]
+        lasts = [test.last_failed for test in tests if test.last_failed is not None]
+        found.append(
+            Cluster(
+                signature,
+                len(tests),
+                min(firsts, key=_launch_order) if firsts else None,
+                max(lasts, key=_launch_order) if lasts else None,
+                [test.display_name for test in tests[:CLUSTER_TESTS]],
+            )
+        )
+    found.sort(key=lambda cluster: (-cluster.count, cluster.signature))
+    return found
+
+
+def _launch_order(launch: LaunchRef) -> tuple[datetime, int]:
+    return (launch.finished_at or datetime.min.replace(tzinfo=UTC), launch.id)
+
+
+def _defect_tests(facts: MilestoneFacts) -> list[DefectTests]:
+    tests: dict[int, list[LinkFact]] = defaultdict(list)
+    for link in facts.links:
+        tests[link.defect].append(link)
+    entries = []
+    for defect in sorted(facts.linked_defects, key=_defect_order):
+        links = sorted(tests.get(defect.number, []), key=lambda link: link.test)
+        if not links:
+            continue
+        resolved = facts.resolved_at.get(defect.number)
+        ready = (
+            defect.state is DefectState.RESOLVED
+            and resolved is not None
+            and all(
+                link.latest is TestStatus.PASSED and link.last_run_at is not None and link.last_run_at > resolved
+                for link in links
+            )
+        )
+        shown = [AffectedTest(link.test, link.latest) for link in links[:DEFECT_TESTS]]
+        entries.append(DefectTests(defect, len(links), shown, ready))
+    return entries
 
 
 def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumbers]:
     policy = facts.policy
     executed = scan.executed
     passed = scan.tally[TestStatus.PASSED]
-    overall = passed / executed if executed else None
+    overall = scan.pass_rate
     required_rate = scan.required_passed / scan.required_executed if scan.required_executed else None
     failing = len(scan.failing_required)
     numbers = TestsNumbers(
@@ -390,6 +679,8 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumber
         required_pass_rate=required_rate,
         required_pass_rate_threshold=policy.required_pass_rate,
         required_failing=failing,
+        quarantined=scan.quarantined,
+        accepted_known=scan.accepted,
     )
     name = "required_tests"
     if not executed or overall is None:
@@ -411,6 +702,13 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumber
         )
     else:
         summary = f"pass rate {percent(overall)} (threshold {percent(policy.pass_rate)})"
+    left_out = []
+    if scan.quarantined:
+        left_out.append(f"{scan.quarantined:,} quarantined")
+    if scan.accepted:
+        left_out.append(f"{scan.accepted:,} accepted known {'failure' if scan.accepted == 1 else 'failures'}")
+    if left_out:
+        summary += f" ({', '.join(left_out)} left out)"
     return Criterion(name, CriterionResult.MET, summary, numbers)
 
 
@@ -548,7 +846,7 @@ def _metrics(
     tally = {status.value: scan.tally[status] for status in TestStatus}
     tally["not_run"] = scan.tally[None]
     tally["total"] = len(facts.tests) + facts.passing.total
-    pass_rate = scan.tally[TestStatus.PASSED] / scan.executed if scan.executed else None
+    pass_rate = scan.pass_rate
 
     open_by_severity = {severity.value: 0 for severity in SEVERITY_ORDER}
     critical = {"open": 0, "resolved": 0}
@@ -583,6 +881,8 @@ def _metrics(
     )
 
 
-def _failing(test: TestFact) -> FailingTest:
+def _failing(test: TestFact, known: tuple[DefectFact, ...] = ()) -> FailingTest:
     assert test.latest is not None
-    return FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message)
+    return FailingTest(
+        test.display_name, test.suite or "", test.latest, test.failing_since, test.message, known, test.cause
+    )

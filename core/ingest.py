@@ -18,7 +18,8 @@ from tortoise.expressions import Q
 
 from core import state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
-from core.db import db_datetime, execute_many, fetch, insert_rows
+from core.db import db_datetime, execute, execute_many, fetch, insert_rows, placeholders
+from core.defect_links import link_new_tests
 from core.enums import MilestoneState
 from core.junit import ParsedReport
 from core.models import Launch, Milestone
@@ -126,6 +127,8 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     if replaced:
         await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)
     await _store_results(client, repository.id, launch.id, report)
+    if replaced:
+        await _flaky_across_attempts(client, launch, [other.id for other in replaced])
     if superseded:
         return StoredLaunch(launch, created=True)
 
@@ -144,6 +147,24 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         await state.apply_launch(client, milestone, policy, row, bits)
         await state.refresh_required(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
+
+
+async def _flaky_across_attempts(client: BaseDBAsyncClient, launch: Launch, earlier: list[int]) -> None:
+    """A test that failed in an earlier attempt of the run and passes in this one is flaky: it is
+    marked so, and the flaky rule hears of it, instead of the pass simply replacing the failure."""
+    await execute(
+        client,
+        "UPDATE test_result SET flaky = TRUE, retried = TRUE WHERE launch_id = ? AND status = 'passed' "
+        f"AND test_case_id IN (SELECT test_case_id FROM test_result WHERE launch_id IN ({placeholders(len(earlier))}) "
+        "AND status IN ('failed', 'error'))",
+        [launch.id, *earlier],
+    )
+    [(flaky,)] = await fetch(
+        client, "SELECT COUNT(*) FROM test_result WHERE launch_id = ? AND flaky = TRUE", [launch.id]
+    )
+    if flaky != launch.flaky:
+        launch.flaky = flaky
+        await launch.save(using_db=client, update_fields=["flaky"])
 
 
 async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch: Launch) -> bool:
@@ -172,12 +193,25 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
         )
         case_ids = await _case_ids(client, repository_id)
+        await link_new_tests(
+            client, repository_id, [(case_ids[key], case.classname, case.name, case.file) for key, case in missing]
+        )
     await insert_rows(
         client,
         "test_result",
-        ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried"),
+        ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried", "cause", "cause_frame"),
         [
-            (launch_id, case_ids[key], case.status.value, case.duration, case.message, case.flaky, case.retried)
+            (
+                launch_id,
+                case_ids[key],
+                case.status.value,
+                case.duration,
+                case.message,
+                case.flaky,
+                case.retried,
+                case.cause.signature if case.cause else None,
+                case.cause.frame if case.cause else None,
+            )
             for key, case in keyed.items()
         ],
     )

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from lxml import etree
 
+from core.causes import Cause, cause_of
 from core.enums import STATUS_RANK, TestStatus
 
 MESSAGE_LIMIT = 1000
@@ -58,6 +59,7 @@ class CaseResult:
     retried: bool = False
     saw_pass: bool = False
     saw_failure: bool = False
+    cause: Cause | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -128,6 +130,7 @@ class ParsedReport:
         if STATUS_RANK[case.status] > STATUS_RANK[seen.status]:
             seen.status = case.status
             seen.message = case.message
+            seen.cause = case.cause
         seen.file = seen.file or case.file
 
 
@@ -265,6 +268,7 @@ class _ReportParser:
         get = element.get
         status = TestStatus.PASSED
         message = None
+        cause = None
         flaky = retried = saw_failure = False
         if len(element):
             for child in element:
@@ -275,6 +279,7 @@ class _ReportParser:
                     if STATUS_RANK[failing] > STATUS_RANK[status]:
                         status = failing
                         message = _message(child)
+                        cause = cause_of(child.get("type"), child.get("message"), child.text)
                 elif tag in _SKIPPED_CHILD:
                     if status is TestStatus.PASSED:
                         status = TestStatus.SKIPPED
@@ -312,6 +317,7 @@ class _ReportParser:
             retried,
             status is TestStatus.PASSED,
             saw_failure,
+            cause,
         )
 
 

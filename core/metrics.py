@@ -17,6 +17,8 @@ DEFECT_DRIFT = 0.01
 # A projection further out than this says "not converging", not a date.
 FORECAST_HORIZON_DAYS = 730
 FLAKY_FLIPS = 2
+# How many runs of each test the milestone state keeps (milestone_test.recent).
+RECENT_RUNS = 10
 
 
 class Direction(StrEnum):

@@ -202,6 +202,10 @@ class TestResult(Model):
     message = fields.TextField(null=True)
     flaky = fields.BooleanField(default=False)
     retried = fields.BooleanField(default=False)
+    # Why it failed, for clusters (core.causes): the exception and its normalised message, and
+    # the first stack line outside test frameworks.
+    cause = fields.TextField(null=True)
+    cause_frame = fields.TextField(null=True)
 
     class Meta:
         table = "test_result"
@@ -242,6 +246,9 @@ class MilestoneTest(Model):
     flaky = fields.BooleanField(default=False)
     # Outcomes of the last runs, newest first, one letter each (P, F, E, S; core.state).
     recent = fields.CharField(max_length=10, default="")
+    # Beside `recent`, per run: Y when it was flaky (pass and fail in the run, across its
+    # attempts, or a flip from the run before), N when not (core.quarantine reads it).
+    flaky_recent = fields.CharField(max_length=10, default="")
 
     class Meta:
         table = "milestone_test"
@@ -272,6 +279,8 @@ class Defect(Model):
         "milestones.Milestone", related_name="defects", null=True, on_delete=fields.SET_NULL
     )
     milestone_id: int | None
+    # The tests its body says it breaks (core.links): `Affects:` selectors and required ids.
+    affects: list[str] | None = fields.JSONField(null=True)
     # GitHub's updated_at of the newest event applied: older events never overwrite.
     source_updated_at = fields.DatetimeField(null=True)
     opened_at = fields.DatetimeField(null=True)
@@ -283,6 +292,54 @@ class Defect(Model):
         table = "defect"
         unique_together = (("repository", "number"),)
         indexes = (("milestone_id", "counts", "state"),)
+
+
+# A defect and a test it breaks: its `affects` selectors matched against the repository's tests.
+class DefectLink(Model):
+    id = fields.BigIntField(primary_key=True)
+    defect: fields.ForeignKeyRelation[Defect] = fields.ForeignKeyField(
+        "milestones.Defect", related_name="links", on_delete=fields.CASCADE
+    )
+    defect_id: int
+    test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
+        "milestones.TestCase", related_name="defect_links", on_delete=fields.CASCADE
+    )
+    test_case_id: int
+
+    class Meta:
+        table = "defect_link"
+        unique_together = (("defect", "test_case"),)
+        indexes = (("test_case_id",),)
+
+
+# A test of a milestone that runs and is reported but counts neither for the pass rate nor as
+# a required failure. Rows are never deleted: a release fills in who, when and why, so the
+# table is also the history of every quarantine.
+class Quarantine(Model):
+    id = fields.BigIntField(primary_key=True)
+    milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
+        "milestones.Milestone", related_name="quarantine", on_delete=fields.CASCADE
+    )
+    milestone_id: int
+    test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
+        "milestones.TestCase", related_name="quarantines", on_delete=fields.CASCADE
+    )
+    test_case_id: int
+    # policy (the policy file's list), auto (the flaky rule) or slack (a person).
+    source = fields.CharField(max_length=10)
+    reason = fields.TextField(default="")
+    expires_on = fields.DateField(null=True)
+    added_by = fields.CharField(max_length=100)
+    added_at = fields.DatetimeField()
+    released_at = fields.DatetimeField(null=True)
+    released_by = fields.CharField(max_length=100, null=True)
+    release_reason = fields.TextField(null=True)
+    # Equals test_case_id while in quarantine, NULL once released: one live entry per test.
+    active_test = fields.IntField(null=True)
+
+    class Meta:
+        table = "quarantine"
+        unique_together = (("milestone", "active_test"),)
 
 
 # The sign-off trail: approvals and rejections, and the withdrawals and dismissals

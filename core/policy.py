@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from difflib import get_close_matches
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
@@ -43,6 +44,7 @@ from yaml.reader import ReaderError
 
 from core.approvers import check_entry, is_user
 from core.enums import SEVERITY_ORDER, Severity
+from core.metrics import RECENT_RUNS
 from core.selectors import GLOB_CHARS, PLAN_PREFIX
 from core.wording import plural
 
@@ -160,6 +162,35 @@ class SignoffConfig(_PolicyModel):
         return len(self.approvers) if self.quorum == "all" else self.quorum
 
 
+class QuarantineEntry(_PolicyModel):
+    """A test (or tests, by glob) kept out of the gate's counts, with why and until when."""
+
+    test: str
+    reason: str = ""
+    expires: date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_plain_selector_is_an_entry(cls, value: object) -> object:
+        return {"test": value} if isinstance(value, str) else value
+
+    @field_validator("test")
+    @classmethod
+    def _names_tests(cls, test: str) -> str:
+        test = test.strip()
+        if not test or test.startswith(PLAN_PREFIX):
+            raise ValueError("must name a test or a glob of tests")
+        return test
+
+
+class FlakyConfig(_PolicyModel):
+    # auto: tests seen flaky in `after` of their last runs are quarantined until
+    # `release_after` consecutive passes; off: only the listed ones and Slack's.
+    quarantine: Literal["auto", "off"] = "off"
+    after: Annotated[StrictInt, Field(ge=1, le=RECENT_RUNS)] = 3
+    release_after: Annotated[StrictInt, Field(ge=1, le=RECENT_RUNS)] = 10
+
+
 class MilestonePolicy(_PolicyModel):
     plans: list[str] = Field(default_factory=list)
     branches: list[str] = Field(default_factory=list)
@@ -176,6 +207,12 @@ class MilestonePolicy(_PolicyModel):
     close_on_complete: StrictBool = False
     # Live alerts in the linked channels (false: digests only).
     alerts: StrictBool = True
+    # allow: a failing required test whose linked defects are all open and within the
+    # limits counts under defects instead of failing the tests criterion.
+    known_failures: Literal["block", "allow"] = "block"
+    # Given (even empty), the file owns the list and Slack cannot change it.
+    quarantine: list[QuarantineEntry] | None = None
+    flaky: FlakyConfig = Field(default_factory=FlakyConfig)
 
     @field_validator("required")
     @classmethod
@@ -318,7 +355,11 @@ class _Document:
                 items.append(self._value(item, (*loc, index)))
             return items
         if isinstance(node, yaml.ScalarNode):
-            return self._loader.construct_object(node)
+            try:
+                return self._loader.construct_object(node)
+            except ValueError as error:  # a timestamp that is no date, like 2026-13-31
+                self._error(loc, node, f"'{node.value}' is not valid: {error}")
+                return node.value
         raise _RefusedYAML(problem=f"the tag {node.tag} is not allowed", problem_mark=node.start_mark)
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
@@ -353,6 +394,11 @@ _MESSAGES = {
     "float_type": "must be a number",
     "bool_type": "must be true or false",
     "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be one of {expected}",
+    "date_from_datetime_parsing": "must be a date, like 2026-12-31",
+    "date_parsing": "must be a date, like 2026-12-31",
+    "date_type": "must be a date, like 2026-12-31",
 }
 
 
@@ -368,6 +414,10 @@ def _keys_expected_at(loc: Loc) -> Iterable[str]:
             return MilestonePolicy.model_fields
         case ("milestones", _, "signoff"):
             return SignoffConfig.model_fields
+        case ("milestones", _, "flaky"):
+            return FlakyConfig.model_fields
+        case ("milestones", _, "quarantine", _):
+            return QuarantineEntry.model_fields
     return ()
 
 

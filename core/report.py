@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, assert_never
 
-from core.enums import CriterionResult, GateStatus
-from core.gate import AnyCriterion, CoverageNumbers, DefectsNumbers, SignoffNumbers, TestsNumbers, Verdict
+from core.enums import CriterionResult, GateStatus, TestStatus
+from core.gate import (
+    AnyCriterion,
+    Cluster,
+    CoverageNumbers,
+    DefectFact,
+    DefectsNumbers,
+    QuarantinedTest,
+    SignoffNumbers,
+    TestsNumbers,
+    Triage,
+    Verdict,
+)
 from core.wording import days_left, percent, plural, short_sha
 
 MARK = {CriterionResult.MET: "✔", CriterionResult.NOT_MET: "✘", CriterionResult.NO_DATA: "?"}
@@ -127,6 +138,9 @@ def render_verdict(verdict: Verdict) -> str:
     blocking = _blocking_lines(verdict)
     if blocking:
         lines += ["", "Blocking", *blocking]
+    triage = triage_lines(verdict.triage)
+    if triage:
+        lines += ["", "Triage", *triage]
     if verdict.warnings:
         lines += ["", "Warnings", *(f"  ! {warning}" for warning in verdict.warnings)]
     return "\n".join(lines)
@@ -150,7 +164,7 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
     lines: list[str] = []
     lines += _capped(
         (
-            f"  ✘ {test.name} ({test.status.value}"
+            f"  ✘ {test.name} ({failing_text(test.status, test.known)}"
             + (f", failing since {short_sha(test.since.commit_sha)}" if test.since and test.since.commit_sha else "")
             + ")"
             for test in blocking.failing_tests
@@ -173,6 +187,56 @@ def _blocking_lines(verdict: Verdict) -> list[str]:
         lines += [f"  ✘ rejected by {r.user_id}: {r.comment}" for r in blocking.rejections]
     if blocking.missing_approvers:
         lines.append("  … awaiting sign-off from " + ", ".join(blocking.missing_approvers))
+    return lines
+
+
+def failing_text(status: TestStatus, known: Sequence[DefectFact]) -> str:
+    """'failed' or 'error' for a new failure; with its open defects: 'failing, known: #101 [critical]'."""
+    if not known:
+        return status.value
+    return "failing, known: " + ", ".join(f"#{defect.number} [{defect.severity.value}]" for defect in known)
+
+
+def cluster_title(cluster: Cluster) -> str:
+    """'31 tests: ConnectionError: connect to db:<n> refused'."""
+    return f"{plural(cluster.count, 'test')}: {cluster.signature}"
+
+
+def quarantine_text(entry: QuarantinedTest) -> str:
+    """Why and since when a test is in quarantine, and until when."""
+    by = {"policy": "the policy file", "auto": "the flaky rule"}.get(entry.source, entry.by)
+    parts = [f"by {by} on {entry.since:%Y-%m-%d}"]
+    if entry.reason:
+        parts.append(entry.reason)
+    if entry.expires_on:
+        parts.append(f"until {entry.expires_on.isoformat()}")
+    return "; ".join(parts)
+
+
+def triage_lines(triage: Triage) -> list[str]:
+    """The terminal's triage: failures by cause, known ones with their defects, quarantine,
+    and fixes to verify."""
+    lines: list[str] = []
+    lines += _capped(
+        (f"  ● {cluster_title(cluster)}" for cluster in triage.clusters), len(triage.clusters), "failure clusters"
+    )
+    if triage.new:
+        lines.append(f"  new, untriaged: {plural(len(triage.new), 'failing test')}")
+    if triage.accepted:
+        lines += _capped(
+            (
+                f"  ~ accepted known failure: {known.name} ({failing_text(known.status, known.defects)})"
+                for known in triage.accepted
+            ),
+            len(triage.accepted),
+            "accepted known failures",
+        )
+    lines += _capped(
+        (f"  ⏸ quarantined: {entry.name} ({quarantine_text(entry)})" for entry in triage.quarantined),
+        len(triage.quarantined),
+        "quarantined tests",
+    )
+    lines += [f"  ✔ ready to verify: #{entry.defect.number} {entry.defect.title}" for entry in triage.ready_to_verify]
     return lines
 
 

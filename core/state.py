@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.db import execute, fetch, placeholders
+from core.metrics import RECENT_RUNS
 from core.models import Milestone
 from core.policy import MilestonePolicy
 from core.selectors import RequiredSelectors
 
 FAILING = "('failed', 'error')"
 EXECUTED = "('passed', 'failed', 'error')"
-RECENT_LENGTH = 10
+RECENT_LENGTH = RECENT_RUNS
 # A launch's results replace the state only if at least as new as what it holds.
 NEWER = "(milestone_test.last_run_at IS NULL OR excluded.last_run_at >= milestone_test.last_run_at)"
 
@@ -33,13 +34,14 @@ def _when_newer(column: str) -> str:
 APPLY_RESULTS = f"""
 INSERT INTO milestone_test (
     milestone_id, test_case_id, required_by_name, plan_bits, latest_status, latest_launch_id,
-    latest_commit, last_run_at, previous_status, previous_commit, failing_since_id, flaky, recent
+    latest_commit, last_run_at, previous_status, previous_commit, failing_since_id, flaky, recent, flaky_recent
 )
 SELECT CAST(? AS INTEGER), r.test_case_id, NULL, CAST(? AS BIGINT), r.status, l.id,
        l.commit_sha, l.finished_at, NULL, NULL,
        CASE WHEN r.status IN {FAILING} THEN l.id END,
        r.flaky,
-       CASE r.status WHEN 'passed' THEN 'P' WHEN 'failed' THEN 'F' WHEN 'error' THEN 'E' ELSE 'S' END
+       CASE r.status WHEN 'passed' THEN 'P' WHEN 'failed' THEN 'F' WHEN 'error' THEN 'E' ELSE 'S' END,
+       CASE WHEN r.flaky THEN 'Y' ELSE 'N' END
 FROM test_result r JOIN launch l ON l.id = r.launch_id
 WHERE r.launch_id = ?
 ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
@@ -67,7 +69,15 @@ ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
         excluded.flaky)
         ELSE milestone_test.flaky END,
     recent = CASE WHEN {NEWER} THEN substr(excluded.recent || milestone_test.recent, 1, {RECENT_LENGTH})
-                  ELSE milestone_test.recent END
+                  ELSE milestone_test.recent END,
+    -- Flaky in this run: pass and fail within it, or a flip from the run before.
+    flaky_recent = CASE WHEN {NEWER} THEN substr(
+        CASE WHEN excluded.flaky_recent = 'Y' OR (
+            milestone_test.latest_status IN {EXECUTED}
+            AND excluded.latest_status IN {EXECUTED}
+            AND (milestone_test.latest_status = 'passed') <> (excluded.latest_status = 'passed'))
+        THEN 'Y' ELSE 'N' END || milestone_test.flaky_recent, 1, {RECENT_LENGTH})
+        ELSE milestone_test.flaky_recent END
 """
 
 # A launch on a branch the milestone does not track still tells which tests its plans

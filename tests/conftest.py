@@ -26,6 +26,8 @@ WEBHOOKS = FIXTURES / "github-webhooks"
 
 # Children first, so that deleting never trips a foreign key.
 TABLES = [
+    "quarantine",
+    "defect_link",
     "shared_answer",
     "upload_token",
     "digest_run",

@@ -9,8 +9,10 @@ from typing import Literal
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from core import defect_links
 from core.catalog import ensure_repository, lock_milestones
 from core.clock import utcnow
+from core.links import affected_selectors
 from core.models import Defect, Milestone, Repository
 from core.policy import DefectsConfig
 from core.services.changes import MilestoneChange, after_change, older
@@ -33,6 +35,8 @@ class IssueFacts:
     created_at: datetime | None = None
     closed_at: datetime | None = None
     deleted: bool = False
+    # None: not given (the event did not carry it), so the stored links stay as they are.
+    body: str | None = None
 
 
 @dataclass
@@ -56,10 +60,20 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         defect = defect or Defect(repository=repo, number=issue.number)
         before = defect.milestone_id if defect.id else None
         milestone = await github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
-        await lock_milestones(client, [before, milestone.id if milestone else None])
+        # The tests it breaks, before and after: the milestones holding them see the change too.
+        linked_before = await defect_links.linked_tests(client, defect.id) if defect.id else set()
+        if issue.body is not None and not issue.deleted:
+            affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
+        else:
+            affects = [] if issue.deleted else list(defect.affects or [])
+        linked_after = await defect_links.matching_tests(client, repo.id, affects)
+        holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
+        await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
+        defect.affects = affects
         await defect.save(using_db=client)
-        touched = {before, defect.milestone_id} - {None}
+        await defect_links.store_links(client, defect.id, linked_before, linked_after)
+        touched = {before, defect.milestone_id, *holding} - {None}
         changes = [
             await after_change(client, m, issue.updated_at)
             for m in await Milestone.filter(id__in=touched).using_db(client)

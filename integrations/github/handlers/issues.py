@@ -47,6 +47,8 @@ class GitHubIssue(Model):
     updated_at: Timestamp | None = None
     created_at: Timestamp | None = None
     closed_at: Timestamp | None = None
+    # Where a defect names the tests it breaks (`Affects:` lines); GitHub sends null for none.
+    body: str | None = None
 
     def facts(self, *, gone: bool = False) -> services.IssueFacts:
         return services.IssueFacts(
@@ -62,6 +64,7 @@ class GitHubIssue(Model):
             created_at=self.created_at,
             closed_at=self.closed_at,
             deleted=gone,
+            body=self.body or "",
         )
 
 

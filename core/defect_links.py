@@ -1,0 +1,104 @@
+"""Stored links between defects and the tests they break (core.links says which).
+
+A defect's selectors are matched against the repository's tests when its issue changes, and
+each new test against the repository's defects when a launch brings it: so the gate reads
+links, never matches selectors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.catalog import milestone_policy
+from core.db import execute, execute_many, fetch, placeholders
+from core.links import link_matcher
+from core.models import Milestone
+from core.selectors import RequiredSelectors
+
+IN_CHUNK = 500
+
+
+async def required_ids(client: BaseDBAsyncClient, repository_id: int) -> list[str]:
+    """The exact test ids the repository's milestones require: named verbatim in an issue, they link."""
+    ids: list[str] = []
+    for milestone in await Milestone.filter(repository_id=repository_id).using_db(client):
+        ids += RequiredSelectors.parse(milestone_policy(milestone).required).exact
+    return list(dict.fromkeys(ids))
+
+
+async def matching_tests(client: BaseDBAsyncClient, repository_id: int, selectors: Sequence[str]) -> set[int]:
+    if not selectors:
+        return set()
+    matcher = link_matcher(selectors)
+    rows = await fetch(
+        client, "SELECT id, classname, name, file FROM test_case WHERE repository_id = ?", [repository_id]
+    )
+    return {row[0] for row in rows if matcher(row[1], row[2], row[3])}
+
+
+async def linked_tests(client: BaseDBAsyncClient, defect_id: int) -> set[int]:
+    rows = await fetch(client, "SELECT test_case_id FROM defect_link WHERE defect_id = ?", [defect_id])
+    return {row[0] for row in rows}
+
+
+async def milestones_of_tests(client: BaseDBAsyncClient, test_ids: set[int]) -> set[int]:
+    found: set[int] = set()
+    ordered = sorted(test_ids)
+    for start in range(0, len(ordered), IN_CHUNK):
+        chunk = ordered[start : start + IN_CHUNK]
+        rows = await fetch(
+            client,
+            f"SELECT DISTINCT milestone_id FROM milestone_test WHERE test_case_id IN ({placeholders(len(chunk))})",
+            chunk,
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def store_links(client: BaseDBAsyncClient, defect_id: int, before: set[int], after: set[int]) -> None:
+    gone = sorted(before - after)
+    for start in range(0, len(gone), IN_CHUNK):
+        chunk = gone[start : start + IN_CHUNK]
+        await execute(
+            client,
+            f"DELETE FROM defect_link WHERE defect_id = ? AND test_case_id IN ({placeholders(len(chunk))})",
+            [defect_id, *chunk],
+        )
+    await execute_many(
+        client,
+        "INSERT INTO defect_link (defect_id, test_case_id) VALUES (?, ?) ON CONFLICT (defect_id, test_case_id) DO NOTHING",
+        [(defect_id, test_id) for test_id in sorted(after - before)],
+    )
+
+
+async def link_new_tests(
+    client: BaseDBAsyncClient, repository_id: int, tests: Sequence[tuple[int, str, str, str | None]]
+) -> None:
+    """New tests (id, classname, name, file) linked to the repository's defects that name them."""
+    if not tests:
+        return
+    defects = await fetch(
+        client,
+        "SELECT id, affects FROM defect WHERE repository_id = ? AND affects IS NOT NULL AND affects <> '[]'",
+        [repository_id],
+    )
+    rows = []
+    for defect_id, affects in defects:
+        selectors = affects if isinstance(affects, list) else _json_list(affects)
+        if not selectors:
+            continue
+        matcher = link_matcher(selectors)
+        rows += [(defect_id, test[0]) for test in tests if matcher(test[1], test[2], test[3])]
+    await execute_many(
+        client,
+        "INSERT INTO defect_link (defect_id, test_case_id) VALUES (?, ?) ON CONFLICT (defect_id, test_case_id) DO NOTHING",
+        rows,
+    )
+
+
+def _json_list(text: str | None) -> list[str]:
+    value = json.loads(text) if text else []
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
