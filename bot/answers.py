@@ -14,7 +14,15 @@ from bot.signoffs import Signoffs
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.home import home_view
-from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
+from bot.views.milestones import (
+    Links,
+    milestone_defects,
+    milestone_list,
+    milestone_tests,
+    milestone_trend,
+    quarantine_list,
+    status_card,
+)
 from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
@@ -75,6 +83,15 @@ class Answers:
                 return await self.signoffs.edit_approvers(
                     asker, found.repository, found.name, invocation.edit, invocation.members
                 )
+            if name == "quarantine" and invocation.edit:
+                return await self.signoffs.edit_quarantine(
+                    asker,
+                    found.repository,
+                    found.name,
+                    invocation.edit,
+                    invocation.members[0],
+                    " ".join(invocation.words),
+                )
             if name == "signoffs" and invocation.edit:
                 return await self.signoffs.dismiss(asker, found.repository, found.name, invocation.members)
             return await self.run(Query(name, found.repository, found.name, invocation.option))
@@ -107,6 +124,8 @@ class Answers:
             return await self.signoffs.trail(reading.repository, reading.name)
         if query.subcommand == "approvers":
             return await self.signoffs.approvers(reading.repository, reading.name)
+        if query.subcommand == "quarantine":
+            return quarantine_list(reading, command=self.command)
         history = await milestone_history(reading.milestone_id, now.date())
         return milestone_trend(reading, history, command=self.command, links=links)
 

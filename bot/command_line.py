@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from core.enums import Severity
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-TEST_KINDS = ("failing", "untested", "flaky")
+TEST_KINDS = ("failing", "untested", "flaky", "quarantined")
 _WORD = re.compile(r'"([^"]*)"?|(\S+)')
 
 
@@ -41,9 +41,9 @@ SUBCOMMANDS = {
         ),
         Subcommand(
             "tests",
-            "<milestone> [failing|untested|flaky]",
+            "<milestone> [failing|untested|flaky|quarantined]",
             "tests v2.0 flaky",
-            "failing tests (the default), tests not run yet, or flaky tests",
+            "failing tests by cause (the default), tests not run yet, flaky or quarantined tests",
             options=TEST_KINDS,
         ),
         Subcommand("trend", "<milestone>", "trend v2.0", "pass rate and blocking defects over 30 days, regressions"),
@@ -64,6 +64,12 @@ SUBCOMMANDS = {
             "<milestone> [add|remove @person|@group …]",
             "approvers v2.0 add @dana",
             "who signs off, and changing who (approvers and workspace admins)",
+        ),
+        Subcommand(
+            "quarantine",
+            "<milestone> [add <test> [reason] | remove <test>]",
+            "quarantine v2.0 add com.acme.CartTest.testAdd times out on CI",
+            "tests kept out of the gate, and changing them (approvers and workspace admins)",
         ),
         Subcommand(
             "subscribe",
@@ -99,7 +105,7 @@ SUBCOMMANDS = {
 
 
 # What a button may run again: the answers that are read-only.
-RERUNNABLE = ("list", "status", "defects", "tests", "trend", "signoffs", "approvers")
+RERUNNABLE = ("list", "status", "defects", "tests", "trend", "signoffs", "approvers", "quarantine")
 # The changes a read-only subcommand also makes, after the milestone: `approvers v2.0 add @dana`.
 EDITS = {"approvers": ("add", "remove"), "signoffs": ("dismiss",)}
 # How Slack escapes a mentioned person or user group in a command's text.
@@ -129,10 +135,11 @@ class Invocation:
     milestone: str | None = None
     repository: str | None = None
     option: str | None = None
-    # approvers: "add" or "remove", and whom (user ids and @handles).
+    # approvers: "add" or "remove", and whom (user ids and @handles); quarantine: the test.
     edit: str | None = None
     members: tuple[str, ...] = ()
-    # subscribe, unsubscribe: the words after the subcommand (a scope, then a schedule).
+    # subscribe, unsubscribe: the words after the subcommand (a scope, then a schedule);
+    # quarantine add: the reason.
     words: tuple[str, ...] = ()
 
 
@@ -159,6 +166,8 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         return Invocation(subcommand, words=tuple(rest))
     edit: str | None = None
     members: tuple[str, ...] = ()
+    if subcommand.name == "quarantine":
+        return _quarantine(subcommand, rest, repositories)
     if subcommand.name in EDITS:
         rest, edit, members = _edit(subcommand, rest, EDITS[subcommand.name])
     # A repository and an option may follow the name, in either order.
@@ -173,6 +182,26 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
             break
         rest.pop()
     return Invocation(subcommand, " ".join(rest) or None, repository, option, edit, members)
+
+
+def _quarantine(subcommand: Subcommand, words: list[str], repositories: dict[str, str]) -> Invocation:
+    """`v2.0 [owner/repo] add <test> [reason…]`: the test in `members`, the reason in `words`."""
+    for index, word in enumerate(words):
+        if word.lower() in ("add", "remove") and index > 0:
+            edit, after = word.lower(), words[index + 1 :]
+            if not after:
+                raise UsageError(f"which test to {edit}? Name it as its report does: `{edit} <test>`", subcommand)
+            if edit == "remove" and len(after) > 1:
+                raise UsageError("remove takes one test", subcommand)
+            before = words[:index]
+            repository = None
+            if len(before) > 1 and before[-1].lower() in repositories:
+                repository = repositories[before.pop().lower()]
+            return Invocation(subcommand, " ".join(before), repository, None, edit, (after[0],), tuple(after[1:]))
+    repository = None
+    if len(words) > 1 and words[-1].lower() in repositories:
+        repository = repositories[words.pop().lower()]
+    return Invocation(subcommand, " ".join(words) or None, repository)
 
 
 def _edit(

@@ -108,7 +108,7 @@ class Digests:
             for reading in readings
         ]
         now = utcnow()
-        message = digest_message(items, scope=subscription.scope, now=now)
+        message = digest_message(items, scope=subscription.scope, now=now, command=self.command)
         await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)

@@ -22,6 +22,7 @@ from bot.command_line import Asker, typed
 from bot.slack_api import post_in_channels
 from bot.views import replies
 from bot.views.blocks import Message, escape
+from bot.views.milestones import quarantine_list
 from bot.views.signoff import (
     approvers_message,
     completion_notice,
@@ -178,6 +179,29 @@ class Signoffs:
         self.notices_due()
         done = "Added" if edit == "add" else "Removed"
         return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
+
+    async def edit_quarantine(
+        self, asker: Asker, repository: str, name: str, edit: str, test: str, reason: str
+    ) -> Message:
+        """Approvers and workspace admins put tests into quarantine and take them out; the channels
+        linked to the repository hear of it with the next alert."""
+        change = {"add": test} if edit == "add" else {"remove": test}
+        try:
+            done = await services.edit_quarantine(
+                repository,
+                name,
+                by=asker.user_id,
+                by_admin=await self._is_admin(asker.user_id),
+                reason=reason,
+                **change,
+            )
+        except services.QuarantineRefused as refusal:
+            return refused(str(refusal))
+        self.notices_due()
+        verb = "Quarantined" if edit == "add" else "Released"
+        reading = await services.read_milestone(repository, name)
+        note = f"{verb} by <@{asker.user_id}>: " + ", ".join(f"`{escape(test)}`" for test in done.tests[:20])
+        return quarantine_list(reading, command=self.command, note=note)
 
     async def dismiss(self, asker: Asker, repository: str, name: str, members: Sequence[str]) -> Message:
         """A workspace admin ends people's standing decisions; the trail says who did."""

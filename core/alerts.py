@@ -37,6 +37,8 @@ def alert_state(reading: MilestoneReading) -> dict[str, Any]:
             and 0 <= verdict.days_left <= DUE_SOON_DAYS
         ),
         "overdue": verdict.overdue,
+        "quarantined": {entry.name: entry.reason for entry in verdict.triage.quarantined},
+        "ready_to_verify": [entry.defect.number for entry in verdict.triage.ready_to_verify],
     }
 
 
@@ -50,9 +52,25 @@ class Alert:
     defects: dict[str, str] = field(default_factory=dict)
     due_soon: bool = False
     overdue: bool = False
+    # Test -> why, for tests that went into quarantine; tests that came out of it.
+    quarantined: dict[str, str] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+    ready_to_verify: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.turned_red, self.turned_green, self.regressions, self.defects, self.due_soon, self.overdue))
+        return any(
+            (
+                self.turned_red,
+                self.turned_green,
+                self.regressions,
+                self.defects,
+                self.due_soon,
+                self.overdue,
+                self.quarantined,
+                self.released,
+                self.ready_to_verify,
+            )
+        )
 
 
 def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
@@ -66,4 +84,16 @@ def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
         defects={number: severity for number, severity in now["defects"].items() if number not in before["defects"]},
         due_soon=now["due_soon"] and not before["due_soon"],
         overdue=now["overdue"] and not before["overdue"],
+        # Alerts recorded before quarantine existed have none: nothing new is said of them then.
+        quarantined={
+            name: why
+            for name, why in now["quarantined"].items()
+            if name not in before.get("quarantined", now["quarantined"])
+        },
+        released=[name for name in before.get("quarantined", {}) if name not in now["quarantined"]],
+        ready_to_verify=[
+            number
+            for number in now["ready_to_verify"]
+            if number not in before.get("ready_to_verify", now["ready_to_verify"])
+        ],
     )

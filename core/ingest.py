@@ -16,7 +16,7 @@ from pathlib import Path
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
-from core import state
+from core import quarantine_state, state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
 from core.db import db_datetime, execute, execute_many, fetch, insert_rows, placeholders
 from core.defect_links import link_new_tests
@@ -141,11 +141,12 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         policy = milestone_policy(milestone)
         if replaced or await _arrived_late(client, milestone, launch):
             await state.rebuild(client, milestone, policy)
-            continue
-        bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
-        row = state.LaunchRow(launch.id, plan.id, launch.branch)
-        await state.apply_launch(client, milestone, policy, row, bits)
-        await state.refresh_required(client, milestone, policy)
+        else:
+            bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
+            row = state.LaunchRow(launch.id, plan.id, launch.branch)
+            await state.apply_launch(client, milestone, policy, row, bits)
+            await state.refresh_required(client, milestone, policy)
+        await quarantine_state.refresh(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
 
 

@@ -23,8 +23,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from core.catalog import NotFound
 from core.db import within_deadline
 from core.enums import CriterionResult
-from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
-from core.report import STATUS_TITLE, criterion_text, verdict_json
+from core.gate import DefectFact, DefectTests, FailingTest, LaunchRef, Verdict
+from core.report import STATUS_TITLE, criterion_text, failing_text, quarantine_text, verdict_json
 from core.services import get_verdict
 from core.wording import days, days_left, first_line, percent, short_sha
 
@@ -160,10 +160,24 @@ def _table(headers: Iterable[str], rows: Iterable[str]) -> str:
 
 
 def _failing_row(test: FailingTest) -> str:
+    status = _e(failing_text(test.status, test.known))
     return (
-        f"<tr><td><code>{_e(test.name)}</code></td><td>{_e(test.status.value)}</td>"
+        f"<tr><td><code>{_e(test.name)}</code></td><td>{status}</td>"
         f"<td>{_since(test.since)}</td><td>{_e(first_line(test.message))}</td></tr>"
     )
+
+
+def _names(names: list[str], total: int) -> str:
+    more = f" and {total - len(names):,} more" if total > len(names) else ""
+    return ", ".join(f"<code>{_e(name)}</code>" for name in names) + _e(more)
+
+
+def _affected(entry: DefectTests) -> str:
+    items = ", ".join(
+        f"<code>{_e(test.name)}</code> {_e(test.status.value if test.status else 'not run')}" for test in entry.tests
+    )
+    more = f" and {entry.total - len(entry.tests):,} more" if entry.total > len(entry.tests) else ""
+    return items + _e(more)
 
 
 def _defect_row(defect: DefectFact) -> str:
@@ -228,6 +242,22 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
         )
     )
 
+    triage = verdict.triage
+    if triage.clusters:
+        rows = (
+            f"<tr><td>{cluster.count:,}</td><td><code>{_e(cluster.signature)}</code></td>"
+            f"<td>{_since(cluster.first)}</td><td>{_since(cluster.last)}</td>"
+            f"<td>{_names(cluster.tests, cluster.count)}</td></tr>"
+            for cluster in triage.clusters
+        )
+        out.append(
+            _section(
+                "Failures by cause",
+                len(triage.clusters),
+                _table(["Tests", "Cause", "First seen", "Last seen", "Which"], rows),
+            )
+        )
+
     blocking = verdict.blocking
     if blocking.failing_tests:
         rows = (_failing_row(test) for test in blocking.failing_tests)
@@ -241,6 +271,33 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
     if blocking.defects:
         rows = (_defect_row(defect) for defect in blocking.defects)
         out.append(_section("Blocking defects", len(blocking.defects), _table(["Defect", "Severity", "State"], rows)))
+    if triage.accepted:
+        rows = (
+            f"<tr><td><code>{_e(known.name)}</code></td><td>{_e(failing_text(known.status, known.defects))}</td></tr>"
+            for known in triage.accepted
+        )
+        note = '<p class="muted">Counted under defects: their defects are open and within the limits.</p>\n'
+        out.append(_section("Accepted known failures", len(triage.accepted), note + _table(["Test", "Status"], rows)))
+    if triage.quarantined:
+        rows = (
+            f"<tr><td><code>{_e(entry.name)}</code></td><td>{_e(entry.status.value if entry.status else 'not run')}</td>"
+            f"<td>{_e(quarantine_text(entry))}</td></tr>"
+            for entry in triage.quarantined
+        )
+        out.append(_section("Quarantined", len(triage.quarantined), _table(["Test", "Latest", "Why"], rows)))
+    if triage.defects:
+        rows = (
+            f"<tr><td>{_link(entry.defect.url, f'#{_e(entry.defect.number)} {_e(entry.defect.title)}')}</td>"
+            f"<td>{_e(entry.defect.severity.value)}, {_e(entry.defect.state.value)}"
+            + (" · <strong>ready to verify</strong>" if entry.ready_to_verify else "")
+            + f"</td><td>{_affected(entry)}</td></tr>"
+            for entry in triage.defects
+        )
+        out.append(
+            _section(
+                "Defects and the tests they break", len(triage.defects), _table(["Defect", "State", "Tests"], rows)
+            )
+        )
     if blocking.untested:
         met = verdict.criteria.coverage.met
         note = '<p class="muted">Coverage is met; these tests have not run yet.</p>\n' if met else ""

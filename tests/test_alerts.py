@@ -31,6 +31,8 @@ STATE = {
     "defects": {},
     "due_soon": False,
     "overdue": False,
+    "quarantined": {},
+    "ready_to_verify": [],
 }
 
 
@@ -45,6 +47,13 @@ def test_what_is_new_compares_with_the_last_alert() -> None:
     assert what_is_new(red, STATE) == Alert(turned_green=True)
     assert what_is_new(red, {**red, "due_soon": True}) == Alert(due_soon=True)
     assert what_is_new({**red, "due_soon": True}, {**red, "due_soon": True, "overdue": True}) == Alert(overdue=True)
+    held = {**STATE, "quarantined": {"a": "flaky"}, "ready_to_verify": [7]}
+    assert what_is_new(STATE, held) == Alert(quarantined={"a": "flaky"}, ready_to_verify=[7])
+    assert not what_is_new(held, held)
+    assert what_is_new(held, STATE) == Alert(released=["a"])
+    # Recorded before quarantine was known: nothing of it is new.
+    old = {key: value for key, value in STATE.items() if key not in ("quarantined", "ready_to_verify")}
+    assert not what_is_new(old, held)
 
 
 async def launch(failing: int, tests: int = 200) -> None:

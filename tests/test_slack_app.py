@@ -312,7 +312,7 @@ async def test_defects_tests_and_trend(slack: Slack) -> None:
     assert "#8" in section_texts(await slack.answer("defects v2.0 low"))
     assert "#8" not in section_texts(await slack.answer("defects v2.0 critical"))
     failing = section_texts(await slack.answer("tests 2.0"))
-    assert failing.splitlines()[0] == "v2.0 · 2 failing tests, 2 of them required"
+    assert failing.splitlines()[0] == "v2.0 · 2 failing tests, 2 of them required, 1 cause"
     assert "• :x: `com.acme.Checkout.test_bad_1` *required* failed since" in failing
     untested = await slack.answer("tests v2.0 untested")
     assert untested["text"] == "v2.0 · 0 tests not run yet (acme/shop)"

@@ -280,8 +280,14 @@ def test_tests_lists_failing_required_first_untested_by_area_and_flaky() -> None
     ]
     facts_reading = small(tests=tests)
     failing = texts(milestone_tests(facts_reading, None, command=COMMAND, links=Links(None))).splitlines()
-    assert failing[0] == "v2.0 · 2 failing tests, 1 of them required"
-    assert failing[1:3] == ["• :x: `a.A.needed` *required* error", "• :x: `a.A.optional` failed · _boom_"]
+    assert failing[0] == "v2.0 · 2 failing tests, 1 of them required, 2 causes"
+    assert failing[1:5] == [
+        "*By cause*, biggest first",
+        "• *1 test:* `boom`",
+        "• *1 test:* `no failure message`",
+        "*Tests*, untriaged ones first",
+    ]
+    assert failing[5:7] == ["• :x: `a.A.needed` *required* error", "• :x: `a.A.optional` failed · _boom_"]
     untested = texts(milestone_tests(facts_reading, "untested", command=COMMAND, links=Links(None))).splitlines()
     assert untested[:2] == ["v2.0 · 1 test not run yet", "• *b* (1 test): `b.B.never`"]
     flaky = texts(milestone_tests(facts_reading, "flaky", command=COMMAND, links=Links(None))).splitlines()

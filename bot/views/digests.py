@@ -27,6 +27,7 @@ from bot.views.milestones import (
     forecast_line,
     slack_time,
     trend_line,
+    triage_lines,
 )
 from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
@@ -39,9 +40,12 @@ CARD_BLOCKS = 4
 DIGEST_CARDS = (MESSAGE_BLOCKS - 4) // CARD_BLOCKS
 # Tests and defects named in one alert; the rest are counted.
 ALERT_TESTS = 30
+DIGEST_CLUSTERS = 3
 
 
-def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: str, now: datetime) -> Message:
+def digest_message(
+    items: Sequence[tuple[MilestoneReading, Changes]], *, scope: str, now: datetime, command: str = "/milestone"
+) -> Message:
     """Worst first, each with what changed since the previous digest; one line when nothing did."""
     if not items:
         text = f"Digest for {scope}: no open milestones."
@@ -52,7 +56,7 @@ def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: 
         return Message(escape(text), [section(f":zzz: {escape(text)}")], response_type="in_channel")
     blocks: list[Block] = [header(f"Milestones digest · {scope}")]
     for reading, changes in items[:DIGEST_CARDS]:
-        blocks += milestone_card(reading, changes)
+        blocks += milestone_card(reading, changes, command)
     if len(items) > DIGEST_CARDS:
         rest = ", ".join(
             f"{reading.name} ({STATUS_LABEL[reading.verdict.status].lower()})" for reading, _ in items[DIGEST_CARDS:]
@@ -64,13 +68,16 @@ def digest_message(items: Sequence[tuple[MilestoneReading, Changes]], *, scope: 
     return Message(escape(text), blocks[:MESSAGE_BLOCKS], response_type="in_channel")
 
 
-def milestone_card(reading: MilestoneReading, changes: Changes) -> list[Block]:
+def milestone_card(reading: MilestoneReading, changes: Changes, command: str) -> list[Block]:
     verdict = reading.verdict
     title = (
         f"{STATUS_EMOJI[verdict.status]} *{escape(reading.name)}* ({escape(reading.repository)}) · "
         f"*{STATUS_LABEL[verdict.status]}* · {due_text(verdict.target_date, verdict.days_left, verdict.overdue)}"
     )
     criteria = "\n".join(criterion_line(item) for item in verdict.criteria)
+    triage = triage_lines(reading, command, clusters=DIGEST_CLUSTERS)
+    if triage:
+        criteria += "\n" + "\n".join(triage)
     return [
         divider(),
         section(f"{title}\n{criteria}"),
@@ -153,6 +160,18 @@ def alert_message(reading: MilestoneReading, news: Alert) -> Message:
             defect = defects.get(int(number))
             title = link(defect.url, f"#{number} {defect.title}") if defect else f"#{number}"
             lines.append(f":beetle: new {severity} defect in {name}: {title}")
+    if news.quarantined:
+        for test, why in list(news.quarantined.items())[:ALERT_TESTS]:
+            lines.append(f":double_vertical_bar: `{escape(test)}` went into quarantine in {name}: {escape(why)}")
+    if news.released:
+        names = ", ".join(f"`{escape(test)}`" for test in news.released[:ALERT_TESTS])
+        lines.append(f":arrow_forward: out of quarantine in {name}, counting again: {names}")
+    if news.ready_to_verify:
+        ready = {entry.defect.number: entry.defect for entry in verdict.triage.ready_to_verify}
+        for fixed in news.ready_to_verify[:ALERT_TESTS]:
+            found = ready.get(fixed)
+            title = link(found.url, f"#{fixed} {found.title}") if found else f"#{fixed}"
+            lines.append(f":mag: ready to verify in {name}: {title}; every test it broke passes since it was resolved")
     if news.overdue:
         lines.append(
             f":alarm_clock: {name} is overdue: it was due {verdict.target_date} and is {STATUS_LABEL[verdict.status].lower()}"
@@ -168,6 +187,9 @@ def alert_message(reading: MilestoneReading, news: Alert) -> Message:
             ("turned green", news.turned_green),
             (f"{plural(len(news.regressions), 'test')} started failing", bool(news.regressions)),
             (f"{plural(len(news.defects), 'new critical or high defect')}", bool(news.defects)),
+            (f"{plural(len(news.quarantined), 'test')} quarantined", bool(news.quarantined)),
+            (f"{plural(len(news.released), 'test')} out of quarantine", bool(news.released)),
+            (f"{plural(len(news.ready_to_verify), 'defect')} ready to verify", bool(news.ready_to_verify)),
             ("overdue", news.overdue),
             ("due soon", news.due_soon and not news.overdue),
         )

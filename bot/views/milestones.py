@@ -26,11 +26,11 @@ from bot.views.blocks import (
     sparkline,
 )
 from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
-from core.gate import NEVER_REPORTED, AnyCriterion, DefectFact, FailingTest, LaunchRef, TestFact
+from core.gate import NEVER_REPORTED, AnyCriterion, Cluster, DefectFact, FailingTest, LaunchRef, TestFact
 from core.history import History
 from core.metrics import Direction, is_flaky
 from core.readings import MilestoneReading, MilestoneSummary
-from core.report import STATUS_TITLE, criterion_text
+from core.report import STATUS_TITLE, criterion_text, quarantine_text
 from core.wording import clip, first_line, listed, percent, plural, short_sha
 
 STATUS_EMOJI = {
@@ -54,6 +54,8 @@ SEVERITY_EMOJI = {
     Severity.NONE: ":black_circle:",
 }
 CARD_BLOCKERS = 5
+CARD_CLUSTERS = 3
+LIST_CLUSTERS = 10
 # Lists leave room for the header, summary, "and N more" and the buttons; past a
 # screenful or two, the milestone page reads better than a longer message.
 LIST_SECTIONS = MESSAGE_BLOCKS - 10
@@ -141,6 +143,9 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
     blocks.append(section("\n".join(criterion_line(item) for item in verdict.criteria)))
     blocks.append(section(trend_line(reading) + "\n" + forecast_line(reading)))
     blockers = _blocker_lines(reading, command)
+    triage = triage_lines(reading, command)
+    if triage:
+        blocks.append(section("\n".join(triage)))
     if blockers:
         blocks.append(divider())
         # Whole lines per section: a cut through a link would show its markup.
@@ -218,6 +223,35 @@ def _blocker_lines(reading: MilestoneReading, command: str) -> list[str]:
     return lines
 
 
+def triage_lines(reading: MilestoneReading, command: str, *, clusters: int = CARD_CLUSTERS) -> list[str]:
+    """Failures by cause (biggest first), quarantine and fixes to verify, for the card and digests."""
+    triage = reading.verdict.triage
+    lines = []
+    if triage.clusters:
+        shown = [cluster_line(cluster) for cluster in triage.clusters[:clusters]]
+        more = len(triage.clusters) - clusters
+        if more > 0:
+            shown.append(f"   …and {plural(more, 'more cause')}: `{command} tests {quoted(reading.name)}`")
+        lines += ["*Failures by cause*", *shown]
+    if triage.accepted:
+        lines.append(
+            f":ballot_box_with_check: {plural(len(triage.accepted), 'accepted known failure')}, counted under defects"
+        )
+    if triage.quarantined:
+        lines.append(
+            f":double_vertical_bar: {plural(len(triage.quarantined), 'test')} in quarantine: "
+            f"`{command} quarantine {quoted(reading.name)}`"
+        )
+    for entry in triage.ready_to_verify[:CARD_BLOCKERS]:
+        title = link(entry.defect.url, f"#{entry.defect.number} {clip(entry.defect.title, 150)}")
+        lines.append(f":mag: ready to verify: {title}, its tests pass since it was resolved")
+    return lines
+
+
+def cluster_line(cluster: Cluster) -> str:
+    return f"• *{plural(cluster.count, 'test')}:* `{escape(clip(cluster.signature, 200))}`"
+
+
 def _capped(lines: list[str], more: str) -> list[str]:
     if len(lines) <= CARD_BLOCKERS:
         return lines
@@ -268,7 +302,14 @@ def milestone_defects(reading: MilestoneReading, severity: str | None, *, comman
             more="",
             query=Query("defects", reading.repository, reading.name, severity),
         )
-    lines = [defect_line(defect, blocking=defect.number in blocking) for defect in counted]
+    ready = {entry.defect.number for entry in reading.verdict.triage.ready_to_verify}
+    affected = {entry.defect.number: entry.total for entry in reading.verdict.triage.defects}
+    lines = [
+        defect_line(defect, blocking=defect.number in blocking)
+        + (f" · breaks {plural(affected[defect.number], 'test')}" if defect.number in affected else "")
+        + (" · :mag: *ready to verify*" if defect.number in ready else "")
+        for defect in counted
+    ]
     more = links.more("defects", f"{command} defects {quoted(reading.name)}")
     return _list_message(
         reading, title, lines, more=more, query=Query("defects", reading.repository, reading.name, severity)
@@ -296,11 +337,73 @@ def milestone_tests(reading: MilestoneReading, kind: str | None, *, command: str
         return _list_message(
             reading, f"{reading.name} · {plural(len(chosen), 'flaky test')}", lines, more=more, query=query
         )
-    failing = sorted((test for test in tests if test.latest is not None and test.latest.is_failing), key=_test_order)
+    triage = reading.verdict.triage
+    if kind == "quarantined":
+        lines = [
+            f"• :double_vertical_bar: `{escape(clip(entry.name, 200))}` "
+            f"{entry.status.value if entry.status else 'not run'} · {escape(quarantine_text(entry))}"
+            for entry in triage.quarantined
+        ]
+        title = f"{reading.name} · {plural(len(triage.quarantined), 'test')} in quarantine"
+        return _list_message(reading, title, lines, more=more, query=query)
+    known = {failure.name: failure.defects for failure in triage.known}
+    quarantined = {entry.name for entry in triage.quarantined}
+    failing = sorted(
+        (test for test in tests if test.latest is not None and test.latest.is_failing),
+        key=lambda test: (test.display_name in known, test.display_name in quarantined, *_test_order(test)),
+    )
     required = sum(1 for test in failing if test.required)
-    lines = [_failing_fact_line(test) for test in failing]
+    causes = []
+    if triage.clusters:
+        causes = ["*By cause*, biggest first", *(cluster_line(cluster) for cluster in triage.clusters[:LIST_CLUSTERS])]
+        if len(triage.clusters) > LIST_CLUSTERS:
+            causes.append(f"   …and {plural(len(triage.clusters) - LIST_CLUSTERS, 'more cause')}")
+        causes.append("*Tests*, untriaged ones first")
+    lines = [
+        _failing_fact_line(test, known.get(test.display_name, []), test.display_name in quarantined) for test in failing
+    ]
     title = f"{reading.name} · {plural(len(failing), 'failing test')}, {required:,} of them required"
-    return _list_message(reading, title, lines, more=more, query=query)
+    if triage.clusters:
+        title += f", {plural(len(triage.clusters), 'cause')}"
+    preface = [section("\n".join(causes))] if causes else []
+    return _list_message(reading, title, lines, more=more, query=query, preface=preface)
+
+
+def quarantine_list(reading: MilestoneReading, *, command: str, note: str | None = None) -> Message:
+    """The quarantined tests: they run and are reported, but count neither for the pass rate nor
+    as required failures."""
+    entries = reading.verdict.triage.quarantined
+    name = quoted(reading.name)
+    title = f"{reading.name} · {plural(len(entries), 'test')} in quarantine"
+    lines = [
+        f"• :double_vertical_bar: `{escape(clip(entry.name, 200))}` "
+        f"{entry.status.value if entry.status else 'not run'} · {escape(quarantine_text(entry))}"
+        for entry in entries
+    ]
+    blocks: list[Block] = [header(title)]
+    if note:
+        blocks.append(section(note))
+    blocks += (
+        line_sections(lines, max_sections=LIST_SECTIONS - 2, max_lines=LIST_LINES, more="…and {count} more")
+        if lines
+        else [section("No test is in quarantine.")]
+    )
+    if reading.facts.policy.quarantine is not None:
+        how = "The list is kept in `.github/milestones.yml` (`quarantine:`): change it there."
+    else:
+        how = (
+            f"`{command} quarantine {name} add <test> [reason]` and `{command} quarantine {name} remove <test>` "
+            "change it (approvers and workspace admins)."
+        )
+    flaky = reading.facts.policy.flaky
+    if flaky.quarantine == "auto":
+        how += (
+            f" Tests flaky in {flaky.after} of their last runs go in on their own,"
+            f" and come out after {plural(flaky.release_after, 'pass')} in a row."
+        )
+    blocks.append(context(how))
+    blocks.append(share_actions(Query("quarantine", reading.repository, reading.name)))
+    return Message(escape(f"{title} ({reading.repository})"), blocks)
 
 
 def milestone_trend(reading: MilestoneReading, history: History, *, command: str, links: Links) -> Message:
@@ -343,8 +446,10 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
     return Message(escape(text), blocks)
 
 
-def _list_message(reading: MilestoneReading, title: str, lines: list[str], *, more: str, query: Query) -> Message:
-    blocks: list[Block] = [header(title)]
+def _list_message(
+    reading: MilestoneReading, title: str, lines: list[str], *, more: str, query: Query, preface: Sequence[Block] = ()
+) -> Message:
+    blocks: list[Block] = [header(title), *preface]
     blocks += (
         line_sections(lines, max_sections=LIST_SECTIONS, max_lines=LIST_LINES, more=more)
         if lines
@@ -367,13 +472,21 @@ def share_button(query: Query) -> Block:
 
 def failing_test_line(test: FailingTest) -> str:
     since = _since(test.since)
-    return f"• :x: `{escape(clip(test.name, 200))}` {test.status.value}{since}"
+    return f"• :x: `{escape(clip(test.name, 200))}` {_status(test.status, test.known)}{since}"
 
 
-def _failing_fact_line(test: TestFact) -> str:
+def _status(status: TestStatus, known: Sequence[DefectFact]) -> str:
+    if not known:
+        return status.value
+    refs = ", ".join(link(defect.url, f"#{defect.number}") + f" [{defect.severity.value}]" for defect in known)
+    return f"failing, known: {refs}"
+
+
+def _failing_fact_line(test: TestFact, known: Sequence[DefectFact], quarantined: bool) -> str:
     first = first_line(test.message)
     message = f" · _{escape(clip(first, 120))}_" if first else ""
-    status = test.latest.value if test.latest else "not run"
+    assert test.latest is not None
+    status = _status(test.latest, known) + (" · quarantined" if quarantined else "")
     return (
         f"• :x: `{escape(clip(test.display_name, 200))}`{_required(test)} {status}{_since(test.failing_since)}{message}"
     )

@@ -7,7 +7,7 @@ can tell people (checks, Slack) without recomputing anything.
 
 One module per concept: `milestones`, `policies` (the policy file and the defects it
 classifies), `launches`, `defects` (issues and labels), `pull_requests`, `signoffs`
-(decisions), `approvers`, `requests` (sign-off requests in Slack), `tokens` (upload
+(decisions), `approvers`, `quarantine` (tests kept out of the gate by hand), `requests` (sign-off requests in Slack), `tokens` (upload
 tokens) and `queries` (reads).
 Callers use this package: `from core import services`, then `services.record_launch(...)`.
 """
@@ -31,6 +31,7 @@ from core.services.milestones import (
 )
 from core.services.policies import PolicyInvalid, apply_policy_file, classify, policy_is_current, repository_policy
 from core.services.pull_requests import PullRequestFacts, record_pull_request
+from core.services.quarantine import QuarantineEdit, QuarantineRefused, edit_quarantine
 from core.services.queries import (
     awaiting_signoff,
     find_milestone,
@@ -84,6 +85,8 @@ __all__ = [
     "NotFound",
     "PolicyInvalid",
     "PullRequestFacts",
+    "QuarantineEdit",
+    "QuarantineRefused",
     "RequestAt",
     "SignoffRefused",
     "SignoffState",
@@ -99,6 +102,7 @@ __all__ = [
     "delete_label",
     "dismiss_decision",
     "edit_approvers",
+    "edit_quarantine",
     "find_milestone",
     "get_verdict",
     "github_milestone_closed",

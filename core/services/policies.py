@@ -7,7 +7,7 @@ from collections.abc import Collection
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from core import state
+from core import quarantine_state, state
 from core.catalog import (
     ensure_plan,
     ensure_repository,
@@ -103,6 +103,7 @@ async def apply_milestone_policy(
         await state.rebuild(client, milestone, policy)
     elif before.required != policy.required:
         await state.refresh_required(client, milestone, policy, everything=True)
+    await quarantine_state.refresh(client, milestone, policy)
 
 
 async def github_milestone(

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.enums import CriterionResult, GateStatus
-from core.gate import AnyCriterion, FailingTest, Verdict
+from core.gate import AnyCriterion, Cluster, DefectFact, FailingTest, LaunchRef, Verdict
 from core.policy import PolicyLoad
-from core.report import STATUS_TITLE, criterion_text
+from core.report import STATUS_TITLE, criterion_text, quarantine_text
 from core.wording import clip, days, days_left, listed, one_line, plural, short_sha
 
 # GitHub's limits: characters per output field, annotations per request, status description.
@@ -217,7 +217,13 @@ def _criterion_row(criterion: AnyCriterion) -> str:
 def _text(verdict: Verdict, details_url: str | None, repository_url: str | None) -> str:
     blocking = verdict.blocking
     untested = sum(len(area.tests) for area in blocking.untested)
+    triage = verdict.triage
     sections = [
+        Section(
+            "Failures by cause",
+            [_cluster_line(cluster) for cluster in triage.clusters],
+            "causes",
+        ),
         Section(
             plural(len(blocking.failing_tests), "required test") + " failing",
             [_failing_line(test, repository_url) for test in blocking.failing_tests],
@@ -248,13 +254,57 @@ def _text(verdict: Verdict, details_url: str | None, repository_url: str | None)
         Section(
             "Sign-off still missing from", [f"- {_escape(user)}" for user in blocking.missing_approvers], "approvers"
         ),
+        Section(
+            f"Accepted known failures ({plural(len(triage.accepted), 'test')}, counted under defects)",
+            [f"- {_code(known.name)} failing, known: {_defect_refs(known.defects)}" for known in triage.accepted],
+            "accepted known failures",
+        ),
+        Section(
+            f"Quarantined ({plural(len(triage.quarantined), 'test')}: run, but left out of the gate)",
+            [
+                f"- {_code(entry.name)} {entry.status.value if entry.status else 'not run'} · "
+                f"{_escape(quarantine_text(entry))}"
+                for entry in triage.quarantined
+            ],
+            "quarantined tests",
+        ),
+        Section(
+            "Ready to verify",
+            [
+                f"- {_link(f'#{entry.defect.number}', entry.defect.url)} {_escape(entry.defect.title)}: "
+                f"{plural(entry.total, 'linked test')} pass since it was resolved"
+                for entry in triage.ready_to_verify
+            ],
+            "defects",
+        ),
         Section("Warnings", [f"- {_escape(warning)}" for warning in verdict.warnings], "warnings"),
     ]
     return fit_sections([section for section in sections if section.items], FIELD_LIMIT, details_url)
 
 
+def _cluster_line(cluster: Cluster) -> str:
+    line = f"- **{plural(cluster.count, 'test')}:** {_code(clip(cluster.signature, 300))}"
+    if cluster.first is not None:
+        line += f" · first seen {_launch(cluster.first)}"
+        if cluster.last is not None and cluster.last.id != cluster.first.id:
+            line += f", last {_launch(cluster.last)}"
+    return line + " · " + listed([_code(name) for name in cluster.tests], 3)
+
+
+def _launch(launch: LaunchRef) -> str:
+    label = f"`{short_sha(launch.commit_sha)}`" if launch.commit_sha else "in a launch"
+    return _link(label, launch.url)
+
+
+def _defect_refs(defects: Sequence[DefectFact]) -> str:
+    return ", ".join(f"{_link(f'#{d.number}', d.url)} \\[{d.severity.value}\\]" for d in defects)
+
+
 def _failing_line(test: FailingTest, repository_url: str | None) -> str:
-    line = f"- {_code(test.name)} {test.status.value}"
+    if test.known:
+        line = f"- {_code(test.name)} failing, known: {_defect_refs(test.known)}"
+    else:
+        line = f"- {_code(test.name)} {test.status.value}"
     since = test.since
     if since is not None:
         line += " since " + _link("this run", since.url) if since.url else " since a launch"
