@@ -15,27 +15,35 @@ from dataclasses import dataclass
 SIGNATURE_LIMIT = 300
 FRAME_LIMIT = 300
 _TEXT_SCANNED = 20_000
+_FRAMES_SCANNED = 40
 
-# Order matters: a timestamp holds numbers, a path holds a line number.
-_PLACEHOLDERS = [
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<uuid>"),
-    (
-        re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"),
-        "<time>",
-    ),
-    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.IGNORECASE), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE), "<hex>"),
-    (re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`|\[[^\]\n]*\]"), "<value>"),
-    (re.compile(r"(?:[A-Za-z]:)?[\w.@~+-]*(?:[\\/][\w.@~+-]+){2,}[\\/]?"), "<path>"),
-    (
-        re.compile(r"(?:(?<=<path>)|(?<=\.[A-Za-z]{2})|(?<=\.[A-Za-z]{3})|(?<=\.[A-Za-z]{4})):\d+(?::\d+)?\b"),
-        ":<line>",
-    ),
-    (re.compile(r"\bline \d+", re.IGNORECASE), "line <line>"),
-    (re.compile(r"[-+]?\b\d+(?:\.\d+)?\b"), "<n>"),
-]
+# One pass, alternatives tried in this order at each place: a timestamp holds numbers, a path
+# holds a line number.
+_VARYING = re.compile(
+    r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
+    r"|(?P<time>\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+    r"|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b)"
+    r"|(?P<hex>\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b)"
+    r"|(?P<value>'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`|\[[^\]\n]*\])"
+    r"|(?P<path>(?<![\w.@~+-])(?:[A-Za-z]:)?[\w.@~+-]*(?:[\\/][\w.@~+-]+){2,}[\\/]?)(?P<at>:\d+(?::\d+)?\b)?"
+    r"|(?P<line>(?:(?<=\.[A-Za-z]{2})|(?<=\.[A-Za-z]{3})|(?<=\.[A-Za-z]{4})):\d+(?::\d+)?\b|\b[Ll]ine \d+)"
+    r"|(?P<n>(?:(?<![\w.])[-+])?\b\d+(?:\.\d+)?\b)"
+)
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "at":
+        return "<path>:<line>"
+    if kind == "line":
+        return "line <line>" if match.group(0)[:1] in "Ll" else ":<line>"
+    return f"<{kind}>"
+
+
 _SPACES = re.compile(r"\s+")
+_DIGITS = str.maketrans("123456789", "000000000")
+_SHAPES: dict[str, str] = {}
+_SHAPES_KEPT = 10_000
 # "java.lang.IllegalStateException: text", "ConnectionError: text", "E   KeyError: 'x'"
 _TYPED_LINE = re.compile(
     r"^(?:E\s+)?(?P<type>[A-Za-z_$][\w$.]*(?:Error|Exception|Failure|Fault|Exit|Interrupt|Warning))(?::\s*(?P<message>.*))?$"
@@ -43,14 +51,14 @@ _TYPED_LINE = re.compile(
 _PYTEST_LAST_LINE = re.compile(r"^\S+:\d+: (?P<type>[A-Za-z_][\w.]*)$")
 _FRAME_LINE = re.compile(r"^\s*(?:at\s+|File\s+\"|>?\s*)(?P<frame>.+)$")
 # Code that runs tests or ships with a language: never where a failure's cause lies.
-_FRAMEWORK = re.compile(
-    r"node_modules|site-packages|dist-packages|[\\/]lib[\\/]python\d|<frozen |<anonymous>|internal[\\/]"
-    r"|^\s*at (?:new )?Promise\b|\b(?:org\.junit|junit\.framework|org\.testng|org\.hamcrest|org\.assertj"
-    r"|org\.opentest4j|org\.apache\.maven\.surefire|org\.gradle|sun\.reflect|java\.base|java\.lang\.reflect"
-    r"|jdk\.internal|kotlin\.test|_pytest|pluggy|unittest[\\/.]|PHPUnit|XCTest|testing\.tRunner)"
-    r"|\bprocessTicksAndRejections\b|^\s*at java\.|^\s*at kotlin\.",
-    re.IGNORECASE,
-)
+_FRAMEWORK = (
+    "node_modules", "site-packages", "dist-packages", "/lib/python", "\\lib\\python", "<frozen ", "<anonymous>",
+    "internal/", "internal\\", "org.junit", "junit.framework", "org.testng", "org.hamcrest", "org.assertj",
+    "org.opentest4j", "org.apache.maven.surefire", "org.gradle", "sun.reflect", "java.base", "java.lang.reflect",
+    "jdk.internal", "kotlin.test", "_pytest", "pluggy", "unittest/", "unittest.", "PHPUnit", "XCTest",
+    "testing.tRunner", "processTicksAndRejections", "at java.", "at kotlin.", "at new Promise", "at Promise",
+)  # fmt: skip
+_LINE_NUMBERS = re.compile(r":\d+(?::\d+)?|\(\d+\)|, line \d+|\"")
 _STACK_LINE = re.compile(r"^\s*(?:at\s|File\s\"|\S+\.(?:py|java|kt|js|ts|php|rb|go|cs|swift):\d+|#\d+\s)")
 
 
@@ -61,10 +69,18 @@ class Cause:
 
 
 def normalise(text: str) -> str:
-    """The message with what varies replaced by placeholders, on one line."""
-    for pattern, placeholder in _PLACEHOLDERS:
-        text = pattern.sub(placeholder, text)
-    return _SPACES.sub(" ", text).strip()
+    """The message with what varies replaced by placeholders, on one line.
+
+    Messages alike but for their digits are one message: reports of thousands of failures
+    repeat a few messages with other numbers, so each shape is worked out once.
+    """
+    shape = text.translate(_DIGITS)
+    known = _SHAPES.get(shape)
+    if known is None:
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        known = _SHAPES[shape] = _SPACES.sub(" ", _VARYING.sub(_placeholder, text)).strip()
+    return known
 
 
 def cause_of(kind: str | None, message: str | None, text: str | None) -> Cause:
@@ -108,11 +124,11 @@ def _typed(lines: list[str]) -> tuple[str, str] | None:
 
 
 def _first_own_frame(lines: list[str]) -> str | None:
-    for line in lines:
-        if not _STACK_LINE.match(line) or _FRAMEWORK.search(line):
+    for line in lines[:_FRAMES_SCANNED]:
+        if not _STACK_LINE.match(line) or any(marker in line for marker in _FRAMEWORK):
             continue
         match = _FRAME_LINE.match(line)
         if match:
-            frame = re.sub(r"(?<=:)\d+(?::\d+)?|\(\d+\)|, line \d+|\"", "", match.group("frame").strip())
+            frame = _LINE_NUMBERS.sub("", match.group("frame").strip())
             return frame.rstrip(":")[:FRAME_LIMIT]
     return None
