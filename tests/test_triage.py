@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core import services
-from core.enums import DeliveryStatus, GateStatus, TestStatus
+from core.enums import DefectState, DeliveryStatus, GateStatus, Severity, TestStatus
+from core.gate import DefectFact, LinkFact, MilestoneFacts, TestFact, evaluate
 from core.ingest import LaunchSource
 from core.junit import parse_reports
 from core.links import affected_selectors
 from core.models import Defect, DefectLink
+from core.policy import MilestonePolicy
 from core.report import render_verdict, verdict_json
 from tests.conftest import JUNIT
 from tests.github import fixture, running_app, settings_for
@@ -177,3 +179,51 @@ async def test_editing_the_body_moves_the_links(hooks):
         await hooks.deliver("issues", issue_payload("edited", body, labels=["bug"], updated_at=stamp))
         links = await DefectLink.filter(defect__number=101).count()
         assert links == [9, 1, 0][step]  # custom_classname is not under tests/test_lib
+
+
+# The gate and causes as pure functions -------------------------------------------------
+
+
+def facts_with(*, severity: Severity, known_failures: str = "allow") -> MilestoneFacts:
+    policy = MilestonePolicy(required=["a.*"], known_failures=known_failures, coverage=0.5)
+    tests = [
+        TestFact(1, "a", "pays", "a", True, TestStatus.FAILED, cause="ConnectionError: refused"),
+        TestFact(2, "a", "ships", "a", True, TestStatus.PASSED, recent="PF"),
+    ]
+    defect = DefectFact(7, "refunds", severity, DefectState.OPEN)
+    return MilestoneFacts(
+        "v1",
+        policy,
+        tests=tests,
+        links=[LinkFact(7, 1, "a.pays", TestStatus.FAILED, T0)],
+        linked_defects=[defect],
+    )
+
+
+def test_a_known_failure_is_accepted_only_while_its_defect_is_within_the_limits() -> None:
+    within = evaluate(facts_with(severity=Severity.MEDIUM), T0)
+    assert within.criteria.tests.met and within.status is GateStatus.COMPLETE
+    assert [known.accepted for known in within.triage.known] == [True]
+    assert within.criteria.defects.numbers.open["medium"] == 1  # counted once, under defects
+    over = evaluate(facts_with(severity=Severity.CRITICAL), T0)
+    assert over.status is GateStatus.BLOCKED and not over.criteria.tests.met
+    assert [known.accepted for known in over.triage.known] == [False]
+    assert [defect.number for defect in over.blocking.defects] == [7]
+    blocked = evaluate(facts_with(severity=Severity.MEDIUM, known_failures="block"), T0)
+    assert not blocked.criteria.tests.met and blocked.criteria.defects.numbers.open["medium"] == 0
+
+
+def test_causes_of_real_reports() -> None:
+    report = parse_reports([JUNIT / "external_java_pulsar-test-report.xml", JUNIT / "python-xunit-unittest.xml"])
+    causes = {case.name: case.cause for case in report.cases.values() if case.cause}
+    assert causes["testVersionStrings"].signature == "java.lang.AssertionError: expected <value> but found <value>"
+    assert causes["testVersionStrings"].frame.startswith(
+        "org.apache.pulsar.AddMissingPatchVersionTest.testVersionStrings"
+    )
+    assert {name: cause.signature for name, cause in causes.items() if name != "testVersionStrings"} == {
+        "test_always_fail": "AssertionError: failed",
+        "test_error": "Exception: error",
+    }
+    jest = parse_reports([JUNIT / "test-errors_jest_jest-test-results.xml"])
+    # Two suites that failed to run for one reason: one cause.
+    assert len({case.cause.signature for case in jest.cases.values() if case.cause}) == 1
