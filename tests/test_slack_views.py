@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
@@ -10,11 +11,31 @@ import pytest
 
 from bot.command_line import Query
 from bot.views.blocks import Message, line_sections, progress_bar, sparkline
+from bot.views.digests import alert_message
 from bot.views.home import home_view
-from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
+from bot.views.milestones import (
+    Links,
+    milestone_defects,
+    milestone_list,
+    milestone_tests,
+    milestone_trend,
+    quarantine_list,
+    status_card,
+)
 from bot.views.replies import help_message
+from core.alerts import Alert
 from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
-from core.gate import DecisionFact, DefectFact, LaunchRef, MilestoneFacts, PassingCounts, TestFact, evaluate
+from core.gate import (
+    DecisionFact,
+    DefectFact,
+    LaunchRef,
+    LinkFact,
+    MilestoneFacts,
+    PassingCounts,
+    QuarantineFact,
+    TestFact,
+    evaluate,
+)
 from core.history import History, SnapshotRow, StatusChange, daily
 from core.metrics import TrendPoint
 from core.policy import MilestonePolicy
@@ -47,6 +68,7 @@ def huge() -> MilestoneReading:
             previous=TestStatus.PASSED,
             failing_since=launch,
             message=f"AssertionError: {HOSTILE}\n  at line {index}",
+            cause=f"AssertionError {index % 60}: {HOSTILE} {'z' * 300}",
         )
         for index in range(5000)
     ]
@@ -90,6 +112,13 @@ def huge() -> MilestoneReading:
         approvers=[f"U{n:03}" for n in range(30)],
         decisions=[DecisionFact("U001", Decision.REJECT, NOW, HOSTILE * 50)],
         trend=trend,
+        quarantine=[
+            QuarantineFact(20_000 + index, f"com.acme.Flaky.f{index}", "slack", HOSTILE * 20, "U001", NOW)
+            for index in range(400)
+        ],
+        links=[LinkFact(number, number * 10, f"t{number}", TestStatus.PASSED, NOW) for number in range(1, 301)],
+        linked_defects=[replace(defect, state=DefectState.RESOLVED) for defect in defects],
+        resolved_at={number: NOW - timedelta(days=1) for number in range(1, 301)},
     )
     return reading(facts, description="Release " + HOSTILE * 100)
 
@@ -152,11 +181,34 @@ def huge_messages() -> dict[str, Message]:
             [summary(f"m{n}", GateStatus.BLOCKED) for n in range(2000)], scope=None, command=COMMAND, today=NOW.date()
         ),
         "help": help_message(COMMAND),
+        "tests quarantined": milestone_tests(big, "quarantined", command=COMMAND, links=links),
+        "quarantine": quarantine_list(big, command=COMMAND),
+        "alert": alert_message(
+            big,
+            Alert(
+                quarantined={f"com.acme.Flaky.f{n} {'q' * 150}": HOSTILE * 20 for n in range(600)},
+                released=[f"com.acme.Flaky.g{n} {'r' * 150}" for n in range(600)],
+                ready_to_verify=list(range(1, 301)),
+            ),
+        ),
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["status", "defects", "tests failing", "tests untested", "tests flaky", "trend", "list", "help"]
+    "name",
+    [
+        "status",
+        "defects",
+        "tests failing",
+        "tests untested",
+        "tests flaky",
+        "trend",
+        "list",
+        "help",
+        "tests quarantined",
+        "quarantine",
+        "alert",
+    ],
 )
 def test_every_message_of_a_huge_milestone_stays_within_block_kit_limits(name: str) -> None:
     message = huge_messages()[name]
@@ -164,6 +216,8 @@ def test_every_message_of_a_huge_milestone_stays_within_block_kit_limits(name: s
     assert_within_limits(message.in_channel().payload(), "message")
     assert message.text and len(message.text) < 4000
     assert "<!channel>" not in texts(message) and "<https://evil" not in texts(message)
+    if name == "alert":  # posted with chat.postMessage, unlike answers
+        assert len(texts(message)) < 11_000
 
 
 def test_cut_lists_end_with_how_many_more_and_the_page_link() -> None:

@@ -33,7 +33,7 @@ from core.alerts import Alert
 from core.digests import Changes, SubscriptionView
 from core.enums import SEVERITY_ORDER
 from core.readings import MilestoneReading
-from core.wording import listed, plural
+from core.wording import clip, listed, plural
 
 # Blocks a milestone takes in a digest, and room kept for the header and the footer.
 CARD_BLOCKS = 4
@@ -41,6 +41,8 @@ DIGEST_CARDS = (MESSAGE_BLOCKS - 4) // CARD_BLOCKS
 # Tests and defects named in one alert; the rest are counted.
 ALERT_TESTS = 30
 DIGEST_CLUSTERS = 3
+# Quarantine moves and fixes to verify named in one alert, beside its failing tests.
+ALERT_NOTES = 10
 
 
 def digest_message(
@@ -161,16 +163,20 @@ def alert_message(reading: MilestoneReading, news: Alert) -> Message:
             title = link(defect.url, f"#{number} {defect.title}") if defect else f"#{number}"
             lines.append(f":beetle: new {severity} defect in {name}: {title}")
     if news.quarantined:
-        for test, why in list(news.quarantined.items())[:ALERT_TESTS]:
-            lines.append(f":double_vertical_bar: `{escape(test)}` went into quarantine in {name}: {escape(why)}")
+        for test, why in list(news.quarantined.items())[:ALERT_NOTES]:
+            lines.append(
+                f":double_vertical_bar: `{escape(clip(test, 200))}` went into quarantine in {name}: {escape(clip(why, 200))}"
+            )
+        if len(news.quarantined) > ALERT_NOTES:
+            lines.append(f"…and {len(news.quarantined) - ALERT_NOTES:,} more tests went into quarantine")
     if news.released:
-        names = ", ".join(f"`{escape(test)}`" for test in news.released[:ALERT_TESTS])
+        names = listed([f"`{escape(clip(test, 200))}`" for test in news.released], ALERT_NOTES)
         lines.append(f":arrow_forward: out of quarantine in {name}, counting again: {names}")
     if news.ready_to_verify:
         ready = {entry.defect.number: entry.defect for entry in verdict.triage.ready_to_verify}
-        for fixed in news.ready_to_verify[:ALERT_TESTS]:
+        for fixed in news.ready_to_verify[:ALERT_NOTES]:
             found = ready.get(fixed)
-            title = link(found.url, f"#{fixed} {found.title}") if found else f"#{fixed}"
+            title = link(found.url, f"#{fixed} {clip(found.title, 150)}") if found else f"#{fixed}"
             lines.append(f":mag: ready to verify in {name}: {title}; every test it broke passes since it was resolved")
     if news.overdue:
         lines.append(

@@ -341,7 +341,7 @@ def milestone_tests(reading: MilestoneReading, kind: str | None, *, command: str
     if kind == "quarantined":
         lines = [
             f"• :double_vertical_bar: `{escape(clip(entry.name, 200))}` "
-            f"{entry.status.value if entry.status else 'not run'} · {escape(quarantine_text(entry))}"
+            f"{entry.status.value if entry.status else 'not run'} · {escape(clip(quarantine_text(entry), 300))}"
             for entry in triage.quarantined
         ]
         title = f"{reading.name} · {plural(len(triage.quarantined), 'test')} in quarantine"
@@ -377,7 +377,7 @@ def quarantine_list(reading: MilestoneReading, *, command: str, note: str | None
     title = f"{reading.name} · {plural(len(entries), 'test')} in quarantine"
     lines = [
         f"• :double_vertical_bar: `{escape(clip(entry.name, 200))}` "
-        f"{entry.status.value if entry.status else 'not run'} · {escape(quarantine_text(entry))}"
+        f"{entry.status.value if entry.status else 'not run'} · {escape(clip(quarantine_text(entry), 300))}"
         for entry in entries
     ]
     blocks: list[Block] = [header(title)]
