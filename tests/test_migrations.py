@@ -8,6 +8,7 @@ from datetime import date
 from tortoise.migrations.api import migrate as run_migrations
 
 from core.db import APP, connection, database, tortoise_config
+from core.enums import Lifecycle
 
 # Rows as a team would have them at the first schema: a repository with a plan, a launch and its
 # results, a milestone with its tests, a defect, a sign-off and a snapshot.
@@ -25,7 +26,8 @@ AT_FIRST_SCHEMA = [
     "INSERT INTO milestone (id, repository_id, name, description, target_date, state, policy, matched_selectors,"
     " completed_at, created_at, updated_at) VALUES (1, 1, 'v2.0', 'The release', '2026-12-01', 'open', '{}',"
     " '[]', NULL, '2026-10-01 09:00:00+00:00', '2026-10-01 09:00:00+00:00'), (2, 1, 'v1.9', '', NULL, 'closed',"
-    " '{}', '[]', '2026-09-01 09:00:00+00:00', '2026-08-01 09:00:00+00:00', '2026-09-01 09:00:00+00:00')",
+    " '{}', '[]', '2026-09-01 09:00:00+00:00', '2026-08-01 09:00:00+00:00', '2026-09-01 09:00:00+00:00'),"
+    " (3, 1, 'v1.8', '', NULL, 'closed', '{}', '[]', NULL, '2026-07-01 09:00:00+00:00', '2026-07-01 09:00:00+00:00')",
     "INSERT INTO milestone_plan (milestone_id, testplan_id) VALUES (1, 1)",
     "INSERT INTO milestone_test (id, milestone_id, test_case_id, plan_bits, latest_status, latest_launch_id,"
     " flaky, recent) VALUES (1, 1, 1, 1, 'passed', 1, FALSE, 'P')",
@@ -79,8 +81,11 @@ async def test_a_populated_database_upgrades_to_the_latest_schema_with_its_rows(
         assert [plan.name for plan in release.plans] == ["unit"]
         assert (release.closed_on_complete, release.completed_with, release.announced_complete) == (False, [], None)
         assert release.alerted is None
+        assert (release.lifecycle, release.tags, release.start_date) == (Lifecycle.ACTIVE, [], None)
         previous = await Milestone.get(name="v1.9")
         assert previous.completed_at is not None
+        assert previous.lifecycle is Lifecycle.COMPLETED
+        assert (await Milestone.get(name="v1.8")).lifecycle is Lifecycle.CLOSED
         defect = await Defect.get(number=7)
         assert (defect.title, defect.labels, defect.milestone_id) == ("Cart crash", ["bug"], release.id)  # type: ignore[attr-defined]
         assert (await Signoff.get(id=1)).comment == "ok"

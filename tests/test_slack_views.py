@@ -9,7 +9,7 @@ from functools import cache
 import pytest
 
 from bot.command_line import Query
-from bot.views.blocks import Message, line_sections, progress_bar, sparkline
+from bot.views.blocks import Message, line_sections, sparkline
 from bot.views.home import home_view
 from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from bot.views.replies import help_message
@@ -19,6 +19,7 @@ from core.history import History, SnapshotRow, StatusChange, daily
 from core.metrics import TrendPoint
 from core.policy import MilestonePolicy
 from core.readings import MilestoneReading, MilestoneSummary
+from core.wording import progress_bar
 from tests.block_kit import assert_within_limits
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

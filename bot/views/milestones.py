@@ -21,7 +21,6 @@ from bot.views.blocks import (
     line_sections,
     link,
     mention,
-    progress_bar,
     section,
     sparkline,
 )
@@ -31,7 +30,7 @@ from core.history import History
 from core.metrics import Direction, is_flaky
 from core.readings import MilestoneReading, MilestoneSummary
 from core.report import STATUS_TITLE, criterion_text
-from core.wording import clip, first_line, listed, percent, plural, short_sha
+from core.wording import clip, first_line, listed, percent, plural, progress_bar, short_sha
 
 STATUS_EMOJI = {
     GateStatus.COMPLETE: ":white_check_mark:",

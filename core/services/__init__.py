@@ -20,7 +20,9 @@ from core.services.defects import DefectOutcome, IssueFacts, delete_label, renam
 from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
+    Clone,
     Keep,
+    clone_milestone,
     completion_announced,
     github_milestone_closed,
     mark_calendar_alerts,
@@ -121,6 +123,8 @@ __all__ = [
     "revoke_token",
     "repository_policy",
     "request_shown",
+    "Clone",
+    "clone_milestone",
     "save_milestone",
     "signoff_entry",
     "signoff_request",
