@@ -28,6 +28,7 @@ from core.services.milestones import (
     mark_calendar_alerts,
     milestone_by_id,
     record_alerted,
+    record_github_twin,
     save_milestone,
     unlink_github_milestone,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "policy_is_current",
     "read_milestone",
     "record_alerted",
+    "record_github_twin",
     "record_decision",
     "record_launch",
     "record_pull_request",

@@ -138,7 +138,8 @@ async def clone_milestone(
         await lock_milestones(client, [milestone.id])
         await apply_milestone_policy(client, file, milestone)
         await after_change(client, milestone)
-        github = repo.installation_id is not None
+        # Connected: the repository's app installation, or a source that has a GitHub twin.
+        github = repo.installation_id is not None or source.github_number is not None
         if github:
             await outbox.mark(client, outbox.GITHUB_MILESTONE_CREATE, [milestone.id])
     return Clone(milestone, source.name, entry if entry not in (None, DEFAULT_ENTRY) else None, github)
@@ -161,6 +162,11 @@ async def unlink_github_milestone(repository: str, number: int) -> Milestone | N
         await lock_milestones(client, [milestone.id])
         await after_change(client, milestone)
     return milestone
+
+
+async def record_github_twin(milestone_id: int, number: int) -> None:
+    """The GitHub milestone made for ours (a clone's) is its twin from now on."""
+    await Milestone.filter(id=milestone_id, github_number=None).update(github_number=number)
 
 
 async def milestone_by_id(milestone_id: int) -> Milestone | None:
