@@ -19,7 +19,7 @@ from core.ingest import LaunchSource, content_digest, file_digest, upload_source
 from core.junit import parse_reports
 from core.lifecycle import LIFECYCLE_TITLE
 from core.policy import load_policy
-from core.report import STATUS_TITLE, completion_text, jsonable, render_verdict, verdict_json
+from core.report import STATUS_TITLE, clone_text, completion_text, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
 from core.wording import launch_counts, plural, short_sha
 
@@ -128,22 +128,8 @@ async def milestone_clone(args: argparse.Namespace) -> int:
     clone = await services.clone_milestone(
         args.repo, args.source, args.name, target_date=args.due, start_date=args.start
     )
-    print(clone_answer(clone))
+    print(clone_text(clone.milestone.name, clone.source, clone.policy_entry, clone.github))
     return 0
-
-
-def clone_answer(clone: Any) -> str:
-    """What a clone did, in words the CLI and Slack share."""
-    parts = [f"milestone {clone.milestone.name} cloned from {clone.source}"]
-    if clone.policy_entry is not None:
-        parts.append(
-            f"the policy entry {clone.policy_entry!r} already matches {clone.milestone.name} and wins over the copy"
-        )
-    else:
-        parts.append("same plans, branches, required tests, thresholds, defect limits, approvers and tags")
-    if clone.github:
-        parts.append("its GitHub milestone is being created")
-    return "; ".join(parts)
 
 
 async def policy_check(args: argparse.Namespace) -> int:

@@ -94,6 +94,18 @@ def criterion_text(criterion: AnyCriterion) -> CriterionText:
     assert_never(numbers)
 
 
+def clone_text(name: str, source: str, policy_entry: str | None, github: bool) -> str:
+    """What a clone did, in the words the CLI and Slack share."""
+    parts = [f"milestone {name} cloned from {source}"]
+    if policy_entry is not None:
+        parts.append(f"the policy entry {policy_entry!r} already matches {name} and wins over the copy")
+    else:
+        parts.append("same plans, branches, required tests, thresholds, defect limits, approvers and tags")
+    if github:
+        parts.append("its GitHub milestone is being created")
+    return "; ".join(parts)
+
+
 def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
