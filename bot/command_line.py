@@ -91,14 +91,14 @@ SUBCOMMANDS = {
         ),
         Subcommand(
             "subscribe",
-            "[milestone|owner/repo] [daily|weekdays|weekly mon] [HH:MM] [Europe/Berlin]",
+            "[milestone|owner/repo] [tag:<tag>] [daily|weekdays|weekly mon] [HH:MM] [Europe/Berlin]",
             "subscribe v2.0 weekdays 09:00 Europe/Berlin",
             "a digest in this channel on a schedule (default: daily at 09:00, your time zone)",
             needs_milestone=False,
         ),
         Subcommand(
             "unsubscribe",
-            "[milestone|owner/repo]",
+            "[milestone|owner/repo] [tag:<tag>]",
             "unsubscribe v2.0",
             "stop a digest (all of this channel's without a name)",
             needs_milestone=False,

@@ -547,7 +547,10 @@ class Subscription(Model):
         "milestones.Milestone", related_name="subscriptions", null=True, on_delete=fields.CASCADE
     )
     milestone_id: int | None
-    # "milestone:<id>", "repository:<id>" or "channel": one subscription per channel and scope.
+    # Only the milestones with this tag, of the repository (or of the channel's).
+    tag = fields.CharField(max_length=40, null=True)
+    # "milestone:<id>", "repository:<id>", "channel" or "tag:<repository id or channel>:<hash of
+    # the tag>": one subscription per channel and scope.
     scope_key = fields.CharField(max_length=40)
     kind = fields.CharField(max_length=10)
     weekday = fields.IntField(null=True)

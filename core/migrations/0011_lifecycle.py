@@ -34,6 +34,11 @@ class Migration(migrations.Migration):
             field=fields.CharEnumField(default=Lifecycle.ACTIVE, description='PLANNED: planned\nACTIVE: active\nCOMPLETED: completed\nOVERDUE: overdue\nCLOSED: closed', enum_type=Lifecycle, max_length=10),
             db_default='active',
         ),
+        ops.AddField(
+            model_name='Subscription',
+            name='tag',
+            field=fields.CharField(null=True, max_length=40),
+        ),
         # Existing milestones: completed when their gate completed, closed when closed without
         # completing, active otherwise (the next evaluation finds planned or overdue ones).
         ops.RunSQL(
