@@ -11,10 +11,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.approvers import approvers_of
 from core.catalog import milestone_policy
 from core.db import as_datetime, as_moment, fetch, placeholders
-from core.enums import Decision, DefectState, Severity, TestStatus
+from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.gate import (
     DecisionFact,
     DefectFact,
+    IncludedFact,
     LaunchRef,
     LaunchSummary,
     LinkFact,
@@ -24,7 +25,7 @@ from core.gate import (
     TestFact,
 )
 from core.metrics import TrendPoint
-from core.models import Milestone
+from core.models import Milestone, Snapshot
 from core.policy import MilestonePolicy
 from core.selectors import RequiredSelectors
 from core.state import milestone_plan_ids, plan_bits
@@ -153,6 +154,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         )
     matched = set(milestone.matched_selectors or [])
     linked_defects = await fetch(client, _LINKED_DEFECTS, [milestone.id])
+    start = policy.start or milestone.start_date
     return MilestoneFacts(
         name=milestone.name,
         policy=policy,
@@ -177,6 +179,11 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         ],
         resolved_at={row[0]: resolved for row in linked_defects if (resolved := as_datetime(row[5])) is not None},
         quarantine=quarantine,
+        start_date=start,
+        zone=team_zone(policy),
+        closed=milestone.state is MilestoneState.CLOSED,
+        included=await _included(client, milestone, policy),
+        resolved_before_start=await _resolved_before(client, milestone.id, start),
     )
 
 
@@ -189,6 +196,32 @@ def as_date(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(value)
+
+
+def team_zone(policy: MilestonePolicy) -> str:
+    """Where the team's "today" is: the policy's zone, else the TZ setting."""
+    if policy.timezone:
+        return policy.timezone
+    from core.settings import get_settings
+
+    return get_settings().tz
+
+
+async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: MilestonePolicy) -> list[IncludedFact]:
+    """The milestones this one rolls up, as their latest snapshots left them: a child's own
+    evaluation is what changed them, and it re-evaluates this one (services.changes)."""
+    if not policy.includes:
+        return []
+    siblings = await Milestone.filter(repository_id=milestone.repository_id).exclude(id=milestone.id).using_db(client)
+    included = []
+    for child in siblings:
+        if not policy.includes_name(milestone.name, child.name):
+            continue
+        snapshot = await Snapshot.filter(milestone_id=child.id).order_by("-id").using_db(client).first()
+        status = snapshot.status if snapshot else GateStatus.NO_DATA
+        completion = snapshot.metrics.get("completion") if snapshot else None
+        included.append(IncludedFact(child.name, status, child.lifecycle, completion))
+    return included
 
 
 async def _plan_bits_by_name(client: BaseDBAsyncClient, plan_ids: list[int], names: tuple[str, ...]) -> dict[str, int]:
@@ -207,6 +240,19 @@ async def _defects(client: BaseDBAsyncClient, milestone_id: int) -> list[DefectF
         [milestone_id],
     )
     return [DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in rows]
+
+
+async def _resolved_before(client: BaseDBAsyncClient, milestone_id: int, start: date | None) -> frozenset[int]:
+    if start is None:
+        return frozenset()
+    rows = await fetch(
+        client,
+        "SELECT number, resolved_at FROM defect WHERE milestone_id = ? AND counts = TRUE AND resolved_at IS NOT NULL",
+        [milestone_id],
+    )
+    return frozenset(
+        row[0] for row in rows if (resolved := as_datetime(row[1])) is not None and resolved.date() < start
+    )
 
 
 async def _decisions(client: BaseDBAsyncClient, milestone_id: int) -> list[DecisionFact]:

@@ -1,27 +1,14 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from core.migrations._operations import AddFieldKeepingRows
 import functools
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
-class AddFieldWithDefault(ops.AddField):
-    """A NOT NULL column added with a default in the database itself, so that existing rows get it."""
-
-    def __init__(self, *, column_sql: str, **kwargs):
-        super().__init__(**kwargs)
-        self.column_sql = column_sql
-
-    async def database_forward(self, app_label, old_state, new_state, state_editor=None):
-        if state_editor is None:
-            return await super().database_forward(app_label, old_state, new_state, state_editor)
-        table = new_state.apps.get_model(f"{app_label}.{self.model_name}")._meta.db_table
-        await state_editor.client.execute_script(f'ALTER TABLE "{table}" ADD COLUMN {self.column_sql}')
-
-
 class Migration(migrations.Migration):
-    dependencies = [('milestones', '0010_github_ids')]
+    dependencies = [('milestones', '0011_lifecycle')]
 
     initial = False
 
@@ -36,11 +23,11 @@ class Migration(migrations.Migration):
             name='cause_frame',
             field=fields.TextField(null=True, unique=False),
         ),
-        AddFieldWithDefault(
+        AddFieldKeepingRows(
             model_name='MilestoneTest',
             name='flaky_recent',
             field=fields.CharField(default='', max_length=10),
-            column_sql='"flaky_recent" VARCHAR(10) NOT NULL DEFAULT \'\'',
+            db_default='',
         ),
         ops.AddField(
             model_name='Defect',
