@@ -79,6 +79,8 @@ def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
     is it told about a milestone before its start (planned), whose gate is evaluated all the same."""
     if before is None or now.get("planned"):
         return Alert()
+    quarantined: dict[str, str] = now.get("quarantined", {})
+    ready: list[int] = now.get("ready_to_verify", [])
     return Alert(
         turned_red=before["green"] and not now["green"],
         turned_green=not before["green"] and now["green"],
@@ -88,14 +90,8 @@ def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
         overdue=now["overdue"] and not before["overdue"],
         # Alerts recorded before quarantine existed have none: nothing new is said of them then.
         quarantined={
-            name: why
-            for name, why in now["quarantined"].items()
-            if name not in before.get("quarantined", now["quarantined"])
+            name: why for name, why in quarantined.items() if name not in before.get("quarantined", quarantined)
         },
-        released=[name for name in before.get("quarantined", {}) if name not in now["quarantined"]],
-        ready_to_verify=[
-            number
-            for number in now["ready_to_verify"]
-            if number not in before.get("ready_to_verify", now["ready_to_verify"])
-        ],
+        released=[name for name in before.get("quarantined", {}) if name not in quarantined],
+        ready_to_verify=[number for number in ready if number not in before.get("ready_to_verify", ready)],
     )
