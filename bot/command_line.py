@@ -7,10 +7,9 @@ import re
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
-from core.enums import Severity
+from core.enums import TEST_KINDS, Severity
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-TEST_KINDS = ("failing", "untested", "flaky")
 _WORD = re.compile(r'"([^"]*)"?|(\S+)')
 
 

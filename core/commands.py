@@ -16,6 +16,8 @@ from core.db import database
 from core.db import migrate as migrate_database
 from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
 from core.junit import parse_reports
+from core.lookup import find_milestone_ref
+from core.page_links import PageLinks
 from core.policy import load_policy
 from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
@@ -131,16 +133,31 @@ async def policy_check(args: argparse.Namespace) -> int:
 
 @with_database
 async def status(args: argparse.Namespace) -> int:
-    milestone = await services.find_milestone(args.repo, args.name)
+    ref = await find_milestone_ref(args.name, args.repo)
+    milestone = await services.find_milestone(ref.repository, ref.name)
     state = await services.signoff_state(milestone.repository.full_name, milestone.name)
     launches = await services.latest_launches(milestone)
     verdict, trail = state.reading.verdict, state.trail
+    page = PageLinks.of(get_settings()).milestone_url(ref.repository, ref.name)
     if args.json:
         completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
         signoffs = [_trail_entry(entry) for entry in trail]
-        print_json({**verdict_json(verdict), **completion, "signoffs": signoffs, "launches": launches})
+        print_json(
+            {
+                **verdict_json(verdict),
+                "repo": ref.repository,
+                "page_url": page,
+                **completion,
+                "signoffs": signoffs,
+                "launches": launches,
+            }
+        )
         return 0
-    print(render_verdict(verdict))
+    from core.output import Printer
+
+    Printer(args).verdict(render_verdict(verdict))
+    if page:
+        print(f"\nMilestone page: {page}")
     if launches:
         print("\nLatest launches:")
         for launch in launches:
@@ -196,14 +213,27 @@ async def list_milestones(args: argparse.Namespace) -> int:
     if not summaries:
         print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
         return 0
+    from rich.text import Text
+
+    from core.output import Printer, status_text
+
+    headers = ["REPOSITORY", "MILESTONE", "STATUS", "DUE", "PASS RATE", "BLOCKING"]
+    if args.all:
+        headers.insert(3, "STATE")
+    rows = []
     for summary in summaries:
-        due = summary.target_date.isoformat() if summary.target_date else "no date"
-        rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
-        flag = " OVERDUE" if summary.overdue else ""
-        print(
-            f"{summary.repository} {summary.name}: {STATUS_TITLE[summary.status]}{flag} · due {due} · "
-            f"pass rate {rate} · {summary.open_blocking} blocking defects"
-        )
+        row: list[str | Text] = [
+            summary.repository,
+            summary.name,
+            status_text(summary.status, summary.overdue),
+            summary.target_date.isoformat() if summary.target_date else "no date",
+            "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}",
+            str(summary.open_blocking),
+        ]
+        if args.all:
+            row.insert(3, summary.state.value)
+        rows.append(row)
+    Printer(args).table(headers, rows, right=["PASS RATE", "BLOCKING"])
     return 0
 
 

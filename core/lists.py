@@ -12,9 +12,6 @@ from core.metrics import is_flaky
 from core.readings import MilestoneReading
 from core.wording import percent, plural
 
-TEST_KINDS = ("failing", "untested", "flaky")
-SEVERITIES = tuple(severity.value for severity in Severity)
-
 
 @dataclass(frozen=True)
 class DefectsList:

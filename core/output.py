@@ -79,10 +79,19 @@ class Printer:
             rendered.highlight_regex(pattern, style)
         self.print(rendered)
 
-    def table(self, headers: Sequence[str], rows: Iterable[Sequence[str | Text]], *, right: Iterable[str] = ()) -> None:
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[str | Text]],
+        *,
+        right: Iterable[str] = (),
+        show_header: bool = True,
+    ) -> None:
         """Columns aligned; `right`: the headers of columns of numbers, aligned right."""
         numbers = set(right)
-        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False)
+        table = Table(
+            box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False, show_header=show_header
+        )
         for header in headers:
             table.add_column(header, justify="right" if header in numbers else "left", no_wrap=True)
         for row in rows:

@@ -128,6 +128,7 @@ def create_app(
     # never holds up a sign-off message.
     closer = MilestoneCloser(github)
     publisher.handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
+    publisher.handlers[outbox.GITHUB_MILESTONE_EDIT] = lambda item: closer.mirror(item.subject)
     notices = outbox.Runner(
         {**slack.signoffs.handlers(), **slack.alerts.handlers()} if slack else {},
         settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST),
