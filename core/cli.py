@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.no_color = no_color
     if getattr(args, "standalone", False):
         # Needs neither settings nor the database, and says its own errors.
-        standalone: Callable[[argparse.Namespace], int] = args.handler
+        standalone = cast(Callable[[argparse.Namespace], int], handler_of(args))
         return standalone(args)
     from core.settings import get_settings
 
@@ -153,7 +153,8 @@ class _Version(argparse.Action):
             number = version("milestone-gate")
         except PackageNotFoundError:
             number = "unknown (not installed: pip install -e .)"
-        parser.exit(message=f"milestones {number}\n")
+        print(f"milestones {number}")
+        parser.exit()
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
