@@ -7,21 +7,29 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import services
 from core.cli import UsageError, with_database
 from core.db import database
 from core.db import migrate as migrate_database
 from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
-from core.junit import parse_reports
+from core.junit import ParsedReport, parse_reports
 from core.lookup import find_milestone_ref
 from core.page_links import PageLinks
 from core.policy import load_policy
 from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
 from core.wording import launch_counts, plural, short_sha
+
+if TYPE_CHECKING:
+    from core.output import Stages
+
+
+# Reports this large (about 5,000 test cases) get a progress bar on a terminal.
+PROGRESS_FROM_BYTES = 1024 * 1024
 
 
 def print_json(data: Any) -> None:
@@ -32,6 +40,22 @@ async def migrate(args: argparse.Namespace) -> int:
     await migrate_database(get_settings().database_url)
     print("database is up to date")
     return 0
+
+
+async def _record(args: argparse.Namespace, files: list[Path], report: ParsedReport) -> services.LaunchOutcome:
+    digests = [file_digest(path) for path in files]
+    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
+    source = LaunchSource(
+        repository=args.repo,
+        plan=args.plan,
+        source_id=source_id,
+        attempt=args.attempt,
+        commit_sha=args.commit,
+        branch=args.branch,
+        content_digest=content_digest(digests),
+    )
+    async with database(get_settings().database_url):
+        return await services.record_launch(report, source)
 
 
 def report_files(paths: Sequence[Path]) -> list[Path]:
@@ -56,27 +80,28 @@ def report_files(paths: Sequence[Path]) -> list[Path]:
 
 async def ingest(args: argparse.Namespace) -> int:
     files = report_files(args.reports)
-    report = parse_reports(files)
-    counts = report.counts()
-    if args.dry_run:
+    size = sum(path.stat().st_size for path in files)
+    bar: AbstractContextManager[Stages | None] = nullcontext()
+    # Small reports take a moment: no bar to flash by; and none in a CI log.
+    if size >= PROGRESS_FROM_BYTES and sys.stderr.isatty():
+        from core.output import progress
+
+        bar = progress(args, "reading reports", size)
+    with bar as stages:
+        report = parse_reports(files, progress=stages.advance if stages else None)
+        counts = report.counts()
+        if args.dry_run:
+            outcome = None
+        else:
+            if stages:
+                stages.stage(f"recording {plural(counts['tests'], 'test')}")
+            outcome = await _record(args, files, report)
+    if outcome is None:
         if args.json:
             print_json(counts)
         else:
             print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
-    digests = [file_digest(path) for path in files]
-    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
-    source = LaunchSource(
-        repository=args.repo,
-        plan=args.plan,
-        source_id=source_id,
-        attempt=args.attempt,
-        commit_sha=args.commit,
-        branch=args.branch,
-        content_digest=content_digest(digests),
-    )
-    async with database(get_settings().database_url):
-        outcome = await services.record_launch(report, source)
     if args.json:
         print_json(
             {

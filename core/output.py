@@ -12,10 +12,12 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import IO
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Protocol
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -97,6 +99,36 @@ class Printer:
         for row in rows:
             table.add_row(*row)
         self.print(table)
+
+
+class Stages(Protocol):
+    def advance(self, count: int) -> None: ...
+
+    def stage(self, description: str) -> None: ...
+
+
+class _Bar:
+    def __init__(self, progress: Progress, task: TaskID):
+        self._progress = progress
+        self._task = task
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)
+
+    def stage(self, description: str) -> None:
+        # What follows has no measure: the bar gives way to a pulse and the time so far.
+        self._progress.update(self._task, description=description, total=None)
+
+
+@contextmanager
+def progress(args: argparse.Namespace | None, description: str, total: int | None) -> Iterator[Stages]:
+    """A bar on standard error while a long step runs, for a terminal (callers check that
+    standard error is one: never in a CI log). `total`: the bytes to go through (None: not
+    known, a pulse); the bar is gone when the step ends."""
+    console = Console(stderr=True, no_color=not colour_wanted(args, sys.stderr))
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        yield _Bar(bar, bar.add_task(description, total=total))
 
 
 def status_text(status: GateStatus, overdue: bool = False) -> Text:
