@@ -235,9 +235,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     command_parser = commands.add_parser("tests", help="a milestone's failing, untested or flaky tests")
     _named(command_parser, json=True)
-    command_parser.add_argument(
-        "kind", nargs="?", default="failing", type=str.lower, choices=TEST_KINDS, help="default failing"
-    )
+    command_parser.add_argument("kind", nargs="?", type=str.lower, choices=TEST_KINDS, help="default failing")
     command_parser.set_defaults(handler="core.milestone_commands:tests")
 
     command_parser = commands.add_parser("defects", help="a milestone's open defects, blocking ones first")

@@ -147,3 +147,18 @@ def ambiguous_text(resolution: Resolution) -> str:
 def ref_text(ref: MilestoneRef) -> str:
     closed = " (closed)" if not ref.open else ""
     return f"{ref.name}{closed}"
+
+
+async def option_read_as_milestone_word(
+    word: str, options: Sequence[str], repositories: Sequence[str] | None
+) -> tuple[MilestoneRef | None, list[MilestoneRef]] | None:
+    """`defects high`: a lone word that is one of the command's options (and no milestone's
+    name) is that option. Returns None when it is not read so; else the one open milestone it
+    is about (None when there is not exactly one) and the open milestones to choose from."""
+    if word.lower() not in options:
+        return None
+    refs = await milestone_refs(repositories)
+    if match(word, refs).found is not None:
+        return None
+    open_refs = _ordered(ref for ref in refs if ref.open)
+    return (open_refs[0] if len(open_refs) == 1 else None), open_refs

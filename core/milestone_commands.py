@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -18,10 +19,10 @@ from core import services
 from core.cli import with_database
 from core.clock import utcnow
 from core.commands import print_json
-from core.enums import MilestoneState
+from core.enums import TEST_KINDS, MilestoneState, Severity
 from core.history import milestone_history
 from core.lists import defects_list, tests_list, trend_title
-from core.lookup import MilestoneRef, find_milestone_ref
+from core.lookup import MilestoneRef, find_milestone_ref, option_read_as_milestone_word
 from core.output import Printer, status_text
 from core.readings import MilestoneReading
 from core.report import STATUS_TITLE, jsonable
@@ -33,6 +34,23 @@ SPARK = "▁▂▃▄▅▆▇█"
 async def _reading(args: argparse.Namespace) -> MilestoneReading:
     ref = await find_milestone_ref(args.name, args.repo)
     return await services.read_milestone(ref.repository, ref.name)
+
+
+async def _reading_with_option(args: argparse.Namespace, option: str, options: Sequence[str]) -> MilestoneReading:
+    """`milestones defects high`, as Slack reads `/milestone defects high`: the option, about
+    the one open milestone (or a question which)."""
+    if getattr(args, option) is None:
+        as_option = await option_read_as_milestone_word(args.name, options, [args.repo] if args.repo else None)
+        if as_option is not None:
+            sole, open_refs = as_option
+            setattr(args, option, args.name.lower())
+            if sole is None:
+                names = ", ".join(ref.name for ref in open_refs[:20]) or "none yet"
+                raise LookupError(
+                    f"Which milestone? `milestones {args.command} NAME {args.name.lower()}`; open milestones: {names}"
+                )
+            return await services.read_milestone(sole.repository, sole.name)
+    return await _reading(args)
 
 
 # milestone show|close|reopen|rename|delete -----------------------------------------
@@ -118,7 +136,7 @@ async def delete(args: argparse.Namespace) -> int:
 
 @with_database
 async def tests(args: argparse.Namespace) -> int:
-    reading = await _reading(args)
+    reading = await _reading_with_option(args, "kind", TEST_KINDS)
     listed = tests_list(reading, args.kind)
     if args.json:
         body: list[Any]
@@ -182,7 +200,7 @@ def _since(launch: Any) -> str:
 
 @with_database
 async def defects(args: argparse.Namespace) -> int:
-    reading = await _reading(args)
+    reading = await _reading_with_option(args, "severity", [severity.value for severity in Severity])
     listed = defects_list(reading, args.severity)
     if args.json:
         body = [{**jsonable(defect), "blocking": defect.number in listed.blocking} for defect in listed.defects]

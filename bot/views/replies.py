@@ -49,12 +49,14 @@ def usage(command: str, subcommand: Subcommand) -> str:
     return f"`{command} {subcommand.name}{arguments}`"
 
 
-def which_milestone(command: str, subcommand: Subcommand, open_names: Sequence[str]) -> Message:
-    text = f"Which milestone? {usage(command, subcommand)}"
+def which_milestone(
+    command: str, subcommand: Subcommand, open_names: Sequence[str], option: str | None = None
+) -> Message:
+    """No milestone named; `option`: the word taken as the subcommand's option (`defects high`)."""
+    shown = f"`{command} {subcommand.name} <milestone> {option}`" if option else usage(command, subcommand)
+    text = f"Which milestone? {shown}"
     names = ", ".join(f"`{escape(name)}`" for name in open_names[:20]) or "none yet"
-    return Message(
-        text, [section(f":thinking_face: Which milestone? {usage(command, subcommand)}\nOpen milestones: {names}")]
-    )
+    return Message(text, [section(f":thinking_face: Which milestone? {shown}\nOpen milestones: {names}")])
 
 
 def not_found(resolution: Resolution, where: str | None) -> Message:
