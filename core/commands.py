@@ -25,6 +25,8 @@ from core.settings import get_settings
 from core.wording import launch_counts, plural, short_sha
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from core.output import Stages
 
 
@@ -238,8 +240,6 @@ async def list_milestones(args: argparse.Namespace) -> int:
     if not summaries:
         print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
         return 0
-    from rich.text import Text
-
     from core.output import Printer, status_text
 
     headers = ["REPOSITORY", "MILESTONE", "STATUS", "DUE", "PASS RATE", "BLOCKING"]

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from rich.text import Text
-
 from core import services
 from core.cli import with_database
 from core.clock import utcnow
@@ -23,7 +21,7 @@ from core.enums import TEST_KINDS, MilestoneState, Severity
 from core.history import milestone_history
 from core.lists import defects_list, tests_list, trend_title
 from core.lookup import MilestoneRef, find_milestone_ref, option_read_as_milestone_word
-from core.output import Printer, status_text
+from core.output import Printer, status_text, styled
 from core.readings import MilestoneReading
 from core.report import STATUS_TITLE, jsonable
 from core.wording import first_line, percent, plural, short_sha
@@ -84,7 +82,7 @@ async def show(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     out = Printer(args)
-    title = Text(f"{ref.repository} {milestone.name}: ")
+    title = styled(f"{ref.repository} {milestone.name}: ")
     title.append_text(status_text(summary.status, summary.overdue))
     out.print(title)
     lines = [
@@ -180,7 +178,7 @@ async def tests(args: argparse.Namespace) -> int:
             (
                 test.display_name,
                 "required" if test.required else "",
-                Text(test.latest.value if test.latest else "not run", style="red"),
+                styled(test.latest.value if test.latest else "not run", "red"),
                 _since(test.failing_since),
                 first_line(test.message or "")[:120],
             )
@@ -218,7 +216,7 @@ async def defects(args: argparse.Namespace) -> int:
                 str(defect.number),
                 defect.severity.value,
                 defect.state.value,
-                Text("blocking", style="bold red") if defect.number in listed.blocking else "",
+                styled("blocking", "bold red") if defect.number in listed.blocking else "",
                 defect.title,
             )
             for defect in listed.defects

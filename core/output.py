@@ -1,6 +1,7 @@
 """What the commands that print show people: aligned tables, and colour only on a terminal.
 
-Imported only by commands that print (rich takes a noticeable share of a start-up).
+Imported only by commands that print, and rich (a noticeable share of a start-up) only
+for what needs it: colour, a table, a progress bar; plain lines into a pipe go without.
 Colour goes to a terminal only: never into a pipe or a file, nor when NO_COLOR is set
 (https://no-color.org) or `--no-color` was given. A pipe gets the same table with
 plain, aligned columns and no trailing blanks, so `grep` and `awk` read it.
@@ -14,15 +15,16 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Protocol
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Protocol
 
 from core.enums import GateStatus
 from core.report import STATUS_TITLE
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+    from rich.text import Text
 
 STATUS_STYLE = {
     GateStatus.BLOCKED: "bold red",
@@ -58,6 +60,8 @@ class Printer:
         self.colour = colour_wanted(args, self.stream)
 
     def _console(self, file: IO[str]) -> Console:
+        from rich.console import Console
+
         if self.colour:
             return Console(file=file, force_terminal=True, highlight=False, soft_wrap=True)
         return Console(file=file, no_color=True, force_terminal=False, highlight=False, width=PIPE_WIDTH)
@@ -72,10 +76,20 @@ class Printer:
             print(line.rstrip(), file=self.stream)
 
     def line(self, text: str, style: str | None = None) -> None:
+        if not self.colour:
+            print(text, file=self.stream)
+            return
+        from rich.text import Text
+
         self.print(Text(text, style=style or ""))
 
     def verdict(self, text: str) -> None:
         """A rendered verdict: ✔ green, ✘ red, the status in its colour."""
+        if not self.colour:
+            print(text, file=self.stream)
+            return
+        from rich.text import Text
+
         rendered = Text(text)
         for pattern, style in VERDICT_HIGHLIGHTS:
             rendered.highlight_regex(pattern, style)
@@ -90,6 +104,8 @@ class Printer:
         show_header: bool = True,
     ) -> None:
         """Columns aligned; `right`: the headers of columns of numbers, aligned right."""
+        from rich.table import Table
+
         numbers = set(right)
         table = Table(
             box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False, show_header=show_header
@@ -125,13 +141,24 @@ def progress(args: argparse.Namespace | None, description: str, total: int | Non
     """A bar on standard error while a long step runs, for a terminal (callers check that
     standard error is one: never in a CI log). `total`: the bytes to go through (None: not
     known, a pulse); the bar is gone when the step ends."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True, no_color=not colour_wanted(args, sys.stderr))
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         yield _Bar(bar, bar.add_task(description, total=total))
 
 
+def styled(text: str, style: str = "") -> Text:
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
 def status_text(status: GateStatus, overdue: bool = False) -> Text:
+    from rich.text import Text
+
     text = Text(STATUS_TITLE[status], style=STATUS_STYLE[status])
     if overdue:
         text.append(" OVERDUE", style="bold red")

@@ -6,7 +6,7 @@ import argparse
 import gc
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import requests
@@ -19,6 +19,9 @@ from core.models import Delivery
 from core.report import jsonable
 from core.settings import get_settings
 from core.wording import first_line
+
+if TYPE_CHECKING:
+    from rich.text import Text
 from integrations.github.api import GitHubUnavailable
 from integrations.github.backfill import backfill
 from integrations.github.events import handler_context
@@ -56,9 +59,7 @@ async def deliveries(args: argparse.Namespace) -> int:
     if not deliveries:
         print("no failed deliveries" if args.failed else "no deliveries received yet")
         return 0
-    from rich.text import Text
-
-    from core.output import Printer
+    from core.output import Printer, styled
 
     rows: list[list[str | Text]] = []
     for delivery in deliveries:
@@ -70,7 +71,7 @@ async def deliveries(args: argparse.Namespace) -> int:
                 delivery.guid,
                 event,
                 delivery.repository or "-",
-                Text(delivery.status.value, style=style),
+                styled(delivery.status.value, style),
                 str(delivery.attempts),
                 first_line(delivery.error or delivery.note or ""),
             ]

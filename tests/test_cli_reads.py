@@ -101,22 +101,38 @@ def test_list_is_an_aligned_table_without_colour_in_a_pipe(demo_database: tuple[
     assert same == lines
 
 
-def on_terminal(*args: str, database_url: str, cwd: Path, **env: str) -> bytes:
-    """`milestones ARGS` with standard output (and error) on a pseudo-terminal: what a person sees."""
+def on_terminal(*args: str | Path, database_url: str, cwd: Path, stdout_piped: bool = False, **env: str) -> bytes:
+    """`milestones ARGS` with standard error (and output, unless `stdout_piped`) on a
+    pseudo-terminal: what a person sees."""
     leader, follower = pty.openpty()
     environment = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "LOG_LEVEL")}
     process = subprocess.Popen(
-        [str(MILESTONES), *args],
+        [str(MILESTONES), *map(str, args)],
         env={**environment, "DATABASE_URL": database_url, "TERM": "xterm-256color", **env},
         cwd=cwd,
-        stdout=follower,
+        stdout=subprocess.DEVNULL if stdout_piped else follower,
         stderr=follower,
     )
     os.close(follower)
     output = read_all(leader)
     os.close(leader)
-    assert process.wait(timeout=60) == 0, output
+    assert process.wait(timeout=120) == 0, output
     return output
+
+
+def test_a_long_ingest_shows_progress_on_a_terminal_only(migrated_database_url: str, tmp_path: Path) -> None:
+    from bench.reports import write_report
+
+    report = write_report(tmp_path / "big.xml", suites=100, cases_per_suite=100)
+    assert report.stat().st_size > 1024 * 1024
+    ingest = ("ingest", report, "--repo", "acme/shop", "--plan", "nightly")
+    on_screen = on_terminal(*ingest, database_url=migrated_database_url, cwd=tmp_path, stdout_piped=True)
+    piped = run(*ingest, "--attempt", "2", database_url=migrated_database_url, cwd=tmp_path)
+
+    assert b"reading reports" in on_screen and b"recording 10,000 tests" in on_screen
+    assert b"\x1b[" in on_screen
+    assert (piped.returncode, piped.stderr) == (0, "")
+    assert piped.stdout.startswith("10000 tests in 1 file: ")
 
 
 def test_colour_on_a_terminal_unless_no_color_or_the_option(demo_database: tuple[str, Path]) -> None:
@@ -132,14 +148,16 @@ def test_colour_on_a_terminal_unless_no_color_or_the_option(demo_database: tuple
     assert "\x1b[31m✘".encode() in status
 
 
-def test_help_loads_no_rich_and_list_does(demo_database: tuple[str, Path]) -> None:
+def test_rich_is_loaded_only_to_draw_tables_or_colour(demo_database: tuple[str, Path]) -> None:
     from tests.test_cli import imports_of, loaded
 
     database_url, cwd = demo_database
     help_modules, _ = imports_of("--help", database_url=database_url, cwd=cwd)
+    piped_status, _ = imports_of("status", "v2.0", database_url=database_url, cwd=cwd)
+    exported, _ = imports_of("export", "v2.0", "--format", "csv", database_url=database_url, cwd=cwd)
     list_modules, _ = imports_of("list", database_url=database_url, cwd=cwd)
-    assert loaded(help_modules, ["rich"]) == []
-    assert loaded(list_modules, ["rich"]) != []
+    assert loaded(help_modules, ["rich"]) == loaded(piped_status, ["rich"]) == loaded(exported, ["rich"]) == []
+    assert "rich.table" in list_modules
 
 
 # the reads Slack answers -----------------------------------------------------------------
