@@ -62,7 +62,7 @@ async def show(args: argparse.Namespace) -> int:
     plans = sorted(plan.name for plan in await milestone.plans.all())
     summary = next(
         summary
-        for summary in await services.list_milestones([ref.repository], include_closed=True)
+        for summary in await services.list_milestones([ref.repository], include_all=True)
         if summary.name == ref.name
     )
     data = {

@@ -1,5 +1,5 @@
-"""Repository names as GitHub spells them, checked without loading anything else (the CLI
-checks its arguments with this before it opens the database)."""
+"""Repository names as GitHub spells them, and milestone tags, checked without loading
+anything else (the CLI checks its arguments with this before it opens the database)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ def repository_from(text: str) -> str:
             f"{text!r} is not a repository: write OWNER/NAME or its GitHub URL (https://github.com/OWNER/NAME)"
         )
     return candidate
+
+
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+TAG_RULE = "a tag is one word of letters, digits, '.', '_' or '-' (at most 40)"
+
+
+def is_tag(text: str) -> bool:
+    return bool(_TAG.fullmatch(text))

@@ -44,6 +44,8 @@ MILESTONE_ALERTS = "milestone_alerts"
 GITHUB_MILESTONE_STATE = "github_milestone_state"
 # A milestone closed, reopened or renamed here whose GitHub milestone may not say so yet.
 GITHUB_MILESTONE_EDIT = "github_milestone_edit"
+# A clone whose GitHub milestone is still to be created (then recorded as its twin).
+GITHUB_MILESTONE_CREATE = "github_milestone_create"
 
 
 async def mark(

@@ -41,7 +41,7 @@ VERDICT_HIGHLIGHTS = (
     (r"\bOVERDUE\b", "bold red"),
     *((rf"(?<=: ){title}\b", style) for status, title in STATUS_TITLE.items() for style in [STATUS_STYLE[status]]),
 )
-# Wide enough that a table never wraps in a pipe; a terminal uses its own width.
+# Wide enough that a table's cells are never cut or wrapped.
 PIPE_WIDTH = 10_000
 
 
@@ -63,7 +63,8 @@ class Printer:
         from rich.console import Console
 
         if self.colour:
-            return Console(file=file, force_terminal=True, highlight=False, soft_wrap=True)
+            # Never cut a cell to the terminal's width: a narrow terminal wraps the line instead.
+            return Console(file=file, force_terminal=True, highlight=False, soft_wrap=True, width=PIPE_WIDTH)
         return Console(file=file, no_color=True, force_terminal=False, highlight=False, width=PIPE_WIDTH)
 
     def print(self, renderable: Text | Table | str) -> None:

@@ -20,9 +20,11 @@ from core.services.defects import DefectOutcome, IssueFacts, delete_label, renam
 from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
+    Clone,
     HasHistory,
     Keep,
     MilestoneRecord,
+    clone_milestone,
     completion_announced,
     delete_milestone,
     edit_milestone,
@@ -31,6 +33,7 @@ from core.services.milestones import (
     milestone_by_id,
     milestone_record,
     record_alerted,
+    record_github_twin,
     save_milestone,
     unlink_github_milestone,
 )
@@ -127,6 +130,7 @@ __all__ = [
     "policy_is_current",
     "read_milestone",
     "record_alerted",
+    "record_github_twin",
     "record_decision",
     "record_launch",
     "record_pull_request",
@@ -134,6 +138,8 @@ __all__ = [
     "revoke_token",
     "repository_policy",
     "request_shown",
+    "Clone",
+    "clone_milestone",
     "save_milestone",
     "signoff_entry",
     "signoff_request",
