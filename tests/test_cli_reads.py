@@ -172,7 +172,7 @@ def test_tests_defects_and_trend_as_text(demo_database: tuple[str, Path]) -> Non
     high = succeeds("defects", "v2", "high", database_url=database_url, cwd=cwd).splitlines()
     trend = succeeds("trend", "v2", database_url=database_url, cwd=cwd).splitlines()
 
-    assert failing[0] == "v2.0 · 2 failing tests, 1 of them required"
+    assert failing[0] == "v2.0 · 2 failing tests, 1 of them required, 2 causes"
     assert failing[1].split() == ["TEST", "REQUIRED", "STATUS", "SINCE", "MESSAGE"]
     assert failing[2].startswith("com.acme.shop.checkout.PaymentTest.testRefund      required  failed  ")
     assert failing[2].endswith("expected refund of 19.99 but was 39.98")
@@ -336,7 +336,7 @@ def test_completion_candidates(demo_database: tuple[str, Path]) -> None:
     assert complete("milestone", "") == ["add", "list", "show", "close", "reopen", "rename", "delete", "clone"]
     assert complete("status", "") == ["Sprint 24", "v2.0"]
     assert complete("status", "v") == ["v2.0"]
-    assert complete("tests", "v2.0", "") == ["failing", "untested", "flaky"]
+    assert complete("tests", "v2.0", "") == ["failing", "untested", "flaky", "quarantined"]
     assert complete("status", "--") == ["--help", "--json", "--repo"]
     assert complete("status", "--repo", "") == ["acme/shop"]
     assert complete("export", "v2.0", "--format", "j") == ["json", "junit"]
