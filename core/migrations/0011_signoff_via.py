@@ -1,0 +1,17 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+
+class Migration(migrations.Migration):
+    dependencies = [('milestones', '0010_github_ids')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='Signoff',
+            name='via',
+            field=fields.CharField(max_length=8, default='slack'),
+        ),
+    ]
