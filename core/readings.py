@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from core.approvers import Approvers
 from core.enums import GateStatus, MilestoneState
-from core.gate import MilestoneFacts, Verdict
+from core.gate import FailingTest, MilestoneFacts, Verdict
 from core.history import History
 from core.models import Signoff
 
@@ -118,10 +118,18 @@ class TrailEntry:
 
 
 @dataclass(frozen=True)
+class FailingRow:
+    required: bool
+    test: FailingTest
+
+
+@dataclass(frozen=True)
 class MilestoneDashboard:
     """Everything the milestone page shows."""
 
     reading: MilestoneReading
+    # Every failing test, the required ones first.
+    failing: list[FailingRow]
     history: History
     launches: list[LaunchSummary]
     approvers: Approvers

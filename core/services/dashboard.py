@@ -11,12 +11,13 @@ from tortoise.transactions import in_transaction
 from core.approvers import approvers_of
 from core.catalog import milestone_policy
 from core.clock import utcnow
-from core.enums import GateStatus
+from core.enums import GateStatus, TestStatus
 from core.facts import load_facts
-from core.gate import evaluate
+from core.gate import FailingTest, evaluate
 from core.history import HISTORY_DAYS, milestone_history
 from core.models import Milestone, Repository, Signoff, Snapshot
 from core.readings import (
+    FailingRow,
     MilestoneDashboard,
     MilestoneReading,
     Overview,
@@ -105,8 +106,15 @@ async def milestone_dashboard(repository: str, name: str, now: datetime | None =
         for row in rows
     ]
     standing = {row.user_id: row.decision.value for row in rows if row.active_user is not None}
+    failing = [
+        FailingRow(test.required, FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message))
+        for test in facts.tests
+        if test.latest in (TestStatus.FAILED, TestStatus.ERROR)
+    ]
+    failing.sort(key=lambda row: (not row.required, row.test.name))
     return MilestoneDashboard(
         reading=reading,
+        failing=failing,
         history=await milestone_history(milestone.id, now.date()),
         launches=await latest_launches(milestone),
         approvers=approvers,
