@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from core.catalog import milestone_policy
 from core.clock import utcnow
 from core.enums import GateStatus, TestStatus
 from core.facts import load_facts
-from core.gate import FailingTest, evaluate
+from core.gate import FailingTest, TestFact, evaluate
 from core.history import HISTORY_DAYS, milestone_history
 from core.models import Milestone, Repository, Signoff, Snapshot
 from core.readings import (
@@ -63,8 +63,7 @@ async def overview(
             summary=summary,
             pass_rates=[point.pass_rate for point in history.days],
             approvals=int(metrics.get("approvals", 0)),
-            required_approvals=milestone_policy(milestone).signoff.required_approvals
-            or len(summary.approvers),
+            required_approvals=milestone_policy(milestone).signoff.required_approvals or len(summary.approvers),
         )
         if tag is not None and tag not in row.tags:
             continue
@@ -106,18 +105,25 @@ async def milestone_dashboard(repository: str, name: str, now: datetime | None =
         for row in rows
     ]
     standing = {row.user_id: row.decision.value for row in rows if row.active_user is not None}
-    failing = [
-        FailingRow(test.required, FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message))
-        for test in facts.tests
-        if test.latest in (TestStatus.FAILED, TestStatus.ERROR)
-    ]
-    failing.sort(key=lambda row: (not row.required, row.test.name))
     return MilestoneDashboard(
         reading=reading,
-        failing=failing,
+        failing=failing_rows(facts.tests),
         history=await milestone_history(milestone.id, now.date()),
         launches=await latest_launches(milestone),
         approvers=approvers,
         trail=trail,
         standing=standing,
     )
+
+
+def failing_rows(tests: Iterable[TestFact]) -> list[FailingRow]:
+    """Every failing test, the required ones first, each with the run where it began failing."""
+    rows = [
+        FailingRow(
+            test.required,
+            FailingTest(test.display_name, test.suite or "", test.latest, test.failing_since, test.message),
+        )
+        for test in tests
+        if test.latest in (TestStatus.FAILED, TestStatus.ERROR)
+    ]
+    return sorted(rows, key=lambda row: (not row.required, row.test.name))

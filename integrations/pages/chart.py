@@ -144,12 +144,28 @@ def trend_chart(history: History, today: date, days: int = HISTORY_DAYS) -> Tren
         if change.at.date() >= first
     ]
     step = max(days // 6, 1)
-    x_ticks = [Tick(x_of(first + timedelta(days=n)), (first + timedelta(days=n)).strftime("%b %d")) for n in range(0, days, step)]
+    x_ticks = [
+        Tick(x_of(first + timedelta(days=n)), (first + timedelta(days=n)).strftime("%b %d"))
+        for n in range(0, days, step)
+    ]
     rate_ticks = [Tick(rate_y(n / 4), percent(n / 4)) for n in range(5)]
     count_step = max(count_max // 4, 1)
     count_ticks = [Tick(count_y(n), str(n)) for n in range(0, count_max + 1, count_step)]
     return TrendChart(
-        WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM, chart_days, changes, count_max, x_ticks, rate_ticks, count_ticks, first, today
+        WIDTH,
+        HEIGHT,
+        LEFT,
+        RIGHT,
+        TOP,
+        BOTTOM,
+        chart_days,
+        changes,
+        count_max,
+        x_ticks,
+        rate_ticks,
+        count_ticks,
+        first,
+        today,
     )
 
 
@@ -173,7 +189,9 @@ def sparkline(rates: Sequence[float | None], days: int = HISTORY_DAYS) -> Sparkl
         return 2 + (line.width - 4) * (index + offset) / max(days - 1, 1)
 
     points = " ".join(
-        f"{x(index):.1f},{2 + (line.height - 4) * (1 - rate):.1f}" for index, rate in enumerate(rates) if rate is not None
+        f"{x(index):.1f},{2 + (line.height - 4) * (1 - rate):.1f}"
+        for index, rate in enumerate(rates)
+        if rate is not None
     )
     label = f"Pass rate over {plural(len(rates), 'day')}: from {percent(known[0])} to {percent(known[-1])}"
     return Sparkline(points, label)

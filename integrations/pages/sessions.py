@@ -73,9 +73,7 @@ class Sessions:
 
     def _set(self, response: Response, name: str, data: dict[str, object], seconds: int) -> None:
         value = self.fernet.encrypt(json.dumps(data).encode()).decode()
-        response.set_cookie(
-            name, value, max_age=seconds, path="/", secure=self.secure, httponly=True, samesite="lax"
-        )
+        response.set_cookie(name, value, max_age=seconds, path="/", secure=self.secure, httponly=True, samesite="lax")
 
     def _open(self, value: str | None, seconds: int) -> dict[str, str] | None:
         if not value:

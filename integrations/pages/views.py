@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from math import ceil
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -24,9 +25,10 @@ from starlette.staticfiles import StaticFiles
 
 from core import services
 from core.catalog import NotFound
+from core.clock import utcnow
 from core.db import within_deadline
 from core.enums import CriterionResult, Decision, GateStatus
-from core.clock import utcnow
+from core.readings import MilestoneDashboard
 from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.wording import days, days_left, first_line, percent, plural, short_sha
 from integrations.pages.chart import sparkline, trend_chart
@@ -88,10 +90,10 @@ class Paged(Generic[T]):
         return min(self.number * PAGE_SIZE, self.total)
 
 
-def paged(items: list[T], request: Request, param: str) -> Paged[T]:
+def paged(items: list[T], query: Mapping[str, str], param: str) -> Paged[T]:
     pages = max(ceil(len(items) / PAGE_SIZE), 1)
     try:
-        number = min(max(int(request.query_params.get(param, "1")), 1), pages)
+        number = min(max(int(query.get(param, "1")), 1), pages)
     except ValueError:
         number = 1
     start = (number - 1) * PAGE_SIZE
@@ -134,6 +136,58 @@ def safe_url(url: str | None) -> str | None:
     return url.strip()
 
 
+ENVIRONMENT = _environment()
+
+
+def render_milestone_page(
+    board: MilestoneDashboard,
+    *,
+    query: Mapping[str, str] | None = None,
+    path: str | None = None,
+    names: Mapping[str, str] | None = None,
+    session: Session | None = None,
+    signin_here: bool = False,
+    error: str | None = None,
+    today: date | None = None,
+) -> str:
+    """The milestone page as HTML: a pure function of what it shows and who looks."""
+    query = query or {}
+    reading = board.reading
+    verdict = reading.verdict
+    path = path or milestone_path(reading.repository, reading.name)
+    known = dict(names or {})
+    everyone = [*board.approvers.users, *(entry.user_id for entry in board.trail)]
+    names = {user: known.get(user) or user.removeprefix("github:") for user in everyone}
+    untested = [(area.suite, test) for area in verdict.blocking.untested for test in area.tests]
+    key = query.get("key")
+    me = session.user_id if session else None
+    return ENVIRONMENT.get_template("milestone.html").render(
+        repository=reading.repository,
+        reading=reading,
+        verdict=verdict,
+        board=board,
+        chart=trend_chart(board.history, today or utcnow().date()),
+        failing=paged(board.failing, query, "failing_page"),
+        untested=paged(untested, query, "untested_page"),
+        flaky=paged(sorted(verdict.metrics.flaky), query, "flaky_page"),
+        defects=paged(list(reading.facts.defects), query, "defects_page"),
+        trail=paged(list(reversed(board.trail)), query, "trail_page"),
+        names=names,
+        page_url=lambda param, number: _page_url(path, query, param, number),
+        key=key,
+        session=session,
+        me=me,
+        my_decision=board.standing.get(me) if me else None,
+        may_decide=me is not None and me in board.approvers,
+        github_approvers=any(entry.startswith("github:") for entry in board.approvers.entries),
+        signin_here=signin_here,
+        here=path + (f"?{urlencode(query)}" if query else ""),
+        signoff_action="/signoff" + milestone_path(reading.repository, reading.name).removeprefix("/milestones"),
+        done=DONE.get(query.get("done", "")),
+        error=error,
+    )
+
+
 class Pages:
     def __init__(
         self,
@@ -148,7 +202,7 @@ class Pages:
         self.sessions = sessions
         self.signin = signin
         self.names = names
-        self.env = _environment()
+        self.env = ENVIRONMENT
         # Called after a decision on the page: Slack's messages and GitHub's checks are owed an update.
         self.after_decision = after_decision
 
@@ -264,38 +318,16 @@ class Pages:
             board = await services.milestone_dashboard(repository, name)
             reading, verdict = board.reading, board.reading.verdict
         people = [*board.approvers.users, *(entry.user_id for entry in board.trail)]
-        people += [decision.user_id for decision in verdict.blocking.rejections]
-        names = await self.names.of(people)
-        untested = [(area.suite, test) for area in verdict.blocking.untested for test in area.tests]
-        key = request.query_params.get("key")
-        me = session.user_id if session else None
-        return self.render(
-            "milestone.html",
-            status_code,
-            repository=reading.repository,
-            reading=reading,
-            verdict=verdict,
-            board=board,
-            chart=trend_chart(board.history, utcnow().date()),
-            failing=paged(board.failing, request, "failing_page"),
-            untested=paged(untested, request, "untested_page"),
-            flaky=paged(sorted(verdict.metrics.flaky), request, "flaky_page"),
-            defects=paged(list(reading.facts.defects), request, "defects_page"),
-            trail=paged(list(reversed(board.trail)), request, "trail_page"),
-            names=names,
-            page_url=lambda param, number: _page_url(request, param, number),
-            key=key,
+        html = render_milestone_page(
+            board,
+            query=dict(request.query_params),
+            path=request.url.path,
+            names=await self.names.of(people),
             session=session,
-            me=me,
-            my_decision=board.standing.get(me) if me else None,
-            may_decide=me is not None and me in board.approvers,
-            github_approvers=any(entry.startswith("github:") for entry in board.approvers.entries),
             signin_here=self.signin is not None,
-            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-            signoff_action="/signoff" + milestone_path(repository, reading.name).removeprefix("/milestones"),
-            done=DONE.get(request.query_params.get("done", "")),
             error=error,
         )
+        return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
     # Sign-off --------------------------------------------------------------------------
 
@@ -388,9 +420,7 @@ class Pages:
         session = self.session(request)
         if session is not None and (not _same_origin(request) or not _csrf_ok(session, form.get("csrf"))):
             return PlainTextResponse("reload the page and try again", status_code=403, headers=SECURITY_HEADERS)
-        response = self.render(
-            "message.html", title="Signed out", message="You are signed out.", session=None
-        )
+        response = self.render("message.html", title="Signed out", message="You are signed out.", session=None)
         if self.sessions is not None:
             self.sessions.end(response)
         return response
@@ -403,11 +433,10 @@ def _status(value: str | None) -> GateStatus | None:
         return None
 
 
-def _page_url(request: Request, param: str, number: int) -> str:
-    query = dict(request.query_params)
-    query.pop("done", None)
-    query[param] = str(number)
-    return f"{request.url.path}?{urlencode(query)}"
+def _page_url(path: str, query: Mapping[str, str], param: str, number: int) -> str:
+    kept = {name: value for name, value in query.items() if name != "done"}
+    kept[param] = str(number)
+    return f"{path}?{urlencode(kept)}"
 
 
 def _local_path(path: str | None) -> str:
