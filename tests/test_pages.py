@@ -72,11 +72,13 @@ def test_a_complete_milestone_is_a_small_self_contained_document():
 
 
 def test_headings_are_in_order_and_tables_have_headers():
-    html = page(tests=[fact("a", F, required=True)], defects=[defect(1, Severity.HIGH)], policy=policy(required=["suite.*"]))
+    html = page(
+        tests=[fact("a", F, required=True)], defects=[defect(1, Severity.HIGH)], policy=policy(required=["suite.*"])
+    )
     levels = [int(level) for level in re.findall(r"<h([1-6])", html)]
     assert levels[0] == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False))
     assert html.count("<table") == html.count("<thead>")
-    assert 'role="img"' in html and "<desc id=\"trend-desc\">" in html
+    assert 'role="img"' in html and '<desc id="trend-desc">' in html
 
 
 def test_user_controlled_text_is_escaped():
@@ -179,7 +181,10 @@ def test_warnings_and_the_trail_are_listed():
     )
     assert "Warnings (1)" in html and "required selector &#39;nothing.*&#39; matches no test" in html
     assert "Trail (1)" in html
-    assert re.search(r"<th scope=\"row\">U0CAROL</th><td>reject <span class=\"muted\">\(standing\)</span></td><td>reason</td><td class=\"via\">slack</td>", html)
+    assert re.search(
+        r"<th scope=\"row\">U0CAROL</th><td>reject <span class=\"muted\">\(standing\)</span></td><td>reason</td><td class=\"via\">slack</td>",
+        html,
+    )
     assert "rejected" in html
 
 
