@@ -18,7 +18,6 @@ from core.models import Signoff, SignoffRequest
 from core.policy import MilestonePolicy
 from core.services.changes import MilestoneChange, after_change, end_decision, milestone_named
 
-
 # Where a person made a decision: Slack's buttons and commands, or the milestone page.
 Via = Literal["slack", "web"]
 
