@@ -236,6 +236,7 @@ async def test_sign_off_posts_need_the_form_token_the_origin_and_an_approver(sit
         ({"action": "approve"}, {}),
         ({"csrf": "forged", "action": "approve"}, {}),
         ({"csrf": csrf, "action": "approve"}, {"Origin": "https://evil.example"}),
+        ({"csrf": csrf, "action": "approve"}, {"Sec-Fetch-Site": "cross-site", "Origin": "null"}),
     ):
         response = await site.client.post("/signoff/acme/web/v1.0", data=data, headers=headers)
         assert response.status_code == 403
