@@ -19,10 +19,12 @@ from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import resolve_milestone
+from core.report import page_section
 
 log = logging.getLogger("milestones.slack")
 
-PageUrl = Callable[[str, str], "str | None"]
+# (repository, milestone, section of the page or None) -> the page's signed URL, if pages are on.
+PageUrl = Callable[[str, str, "str | None"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Answers:
             return milestone_list(summaries, scope=query.repository, command=self.command, today=utcnow().date())
         assert query.repository and query.milestone
         reading = await services.read_milestone(query.repository, query.milestone)
-        links = Links(self.page_url(reading.repository, reading.name))
+        links = Links(self.page_url(reading.repository, reading.name, page_section(reading.verdict)))
         now = utcnow()
         if query.subcommand == "status":
             return status_card(reading, command=self.command, links=links, now=now)

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 
+from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -47,7 +48,7 @@ class DisplayNames:
         assert self.client is not None
         try:
             user = (await self.client.users_info(user=user_id))["user"]
-        except (SlackApiError, KeyError, TypeError):
+        except (SlackApiError, ClientError, KeyError, TypeError):
             # Not known to Slack (or Slack refused): the id serves, and is not asked again for a while.
             self._names[user_id] = (time.monotonic(), None)
             return
