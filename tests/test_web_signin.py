@@ -263,3 +263,27 @@ async def test_with_a_key_a_signed_in_approver_decides_and_slack_decisions_say_s
         ("U0SLACK1", "slack"),
         ("github:octocat", "web"),
     ]
+
+
+# Names -------------------------------------------------------------------------------
+
+
+async def test_approvers_are_named_by_slack_once_an_hour_and_by_id_when_slack_cannot():
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from integrations.pages.names import DisplayNames
+    from tests.fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_user("U0DANA", "dana", real_name="Dana Scully")
+        names = DisplayNames(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+        wanted = ["U0DANA", "U0GONE", "github:octocat", "@qa-leads"]
+        assert await names.of(wanted) == {
+            "U0DANA": "dana",  # the display name, before the real name
+            "U0GONE": "U0GONE",
+            "github:octocat": "octocat",
+            "@qa-leads": "@qa-leads",
+        }
+        await names.of(wanted)
+        assert sorted(call.body["user"] for call in fake.calls("users.info")) == ["U0DANA", "U0GONE"]
+    assert await DisplayNames(None).of(["U0DANA"]) == {"U0DANA": "U0DANA"}
