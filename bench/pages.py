@@ -9,6 +9,8 @@
    the milestone page with its key (HTML, 60 KB or so), page 2 of its failing tests,
    `?format=json`; and the overview (the dashboard service and its template) for a
    person who may read the repository, as it runs once GitHub's answer is cached.
+3. In this process, the parts of the milestone page: the verdict alone, all the page's
+   reads (`services.milestone_dashboard`), and the template.
 
 Prints the median, p95 and max of each and asserts nothing (a p95 over 100 ms is reported).
 """
@@ -31,7 +33,7 @@ from bench.slack import CASES, LAUNCHES, REPOSITORY, build
 from core import services
 from core.db import close_database, open_database
 from core.settings import Settings
-from integrations.pages.views import ENVIRONMENT
+from integrations.pages.views import ENVIRONMENT, render_milestone_page
 from integrations.web import create_app
 
 TARGET_MS = 100.0
@@ -103,6 +105,24 @@ async def run(server_url: str | None, count: int) -> None:
                             return len(html)
 
                         await timed("overview (service and template)", count, overview)
+
+                        # Where the milestone page's time goes.
+                        async def dashboard() -> int:
+                            await services.milestone_dashboard(REPOSITORY, "v2.0")
+                            return 0
+
+                        board = await services.milestone_dashboard(REPOSITORY, "v2.0")
+
+                        async def render() -> int:
+                            return len(render_milestone_page(board))
+
+                        async def verdict() -> int:
+                            await services.get_verdict(REPOSITORY, "v2.0")
+                            return 0
+
+                        await timed("  of which the verdict alone (services.get_verdict)", count, verdict)
+                        await timed("  of which the page's reads (services.milestone_dashboard)", count, dashboard)
+                        await timed("  of which the template", count, render)
             finally:
                 await close_database()
     load = os.getloadavg()

@@ -305,18 +305,16 @@ class Pages:
     ) -> Response:
         try:
             # While the database is away: 503 at once (the app's handler), not a page that hangs.
+            if request.query_params.get("format") == "json":
+                verdict = await within_deadline(lambda: services.get_verdict(repository, name), PAGE_DEADLINE)
+                return JSONResponse(verdict_json(verdict), headers=SECURITY_HEADERS)
             board = await within_deadline(lambda: services.milestone_dashboard(repository, name), PAGE_DEADLINE)
         except NotFound:
             return self.not_found()
-        reading = board.reading
-        verdict = reading.verdict
-        if request.query_params.get("format") == "json":
-            return JSONResponse(verdict_json(verdict), headers=SECURITY_HEADERS)
         session = self.session(request)
         if session is not None and board.approvers.teams and self.signin is not None:
             await self.signin.refresh_teams(board.approvers.teams, session.token)
             board = await services.milestone_dashboard(repository, name)
-            reading, verdict = board.reading, board.reading.verdict
         people = [*board.approvers.users, *(entry.user_id for entry in board.trail)]
         html = render_milestone_page(
             board,
