@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from core.approvers import Approvers
-from core.enums import GateStatus, MilestoneState
+from core.enums import GateStatus, Lifecycle, MilestoneState
 from core.gate import FailingTest, MilestoneFacts, Verdict
 from core.history import History
 from core.models import Signoff
@@ -24,6 +24,10 @@ class MilestoneSummary:
     pass_rate: float | None
     open_blocking: int
     approvers: list[str] = field(default_factory=list)
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
+    start_date: date | None = None
+    completion: int | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class MilestoneReading:
     facts: MilestoneFacts
     verdict: Verdict
     milestone_id: int
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,11 +81,6 @@ class OverviewRow:
     pass_rates: list[float | None]  # one a day, oldest first
     approvals: int
     required_approvals: int
-    # Lifecycle state, completion % and tags arrive with the milestones' lifecycle: until
-    # then a milestone has none and the overview shows no such column or filter.
-    lifecycle: str | None = None
-    completion: float | None = None
-    tags: tuple[str, ...] = ()
 
     @property
     def awaiting_signoff(self) -> bool:

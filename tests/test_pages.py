@@ -327,3 +327,18 @@ async def test_a_section_link_and_a_page_of_a_list(client):
     assert response.status_code == 200 and '<section id="failing"' in response.text
     with pytest.raises(ValueError):
         LINKS.milestone_url("acme/shop", "v2.0", "nowhere")
+
+
+def test_the_page_shows_the_lifecycle_completion_and_included_milestones():
+    from core.enums import Lifecycle
+    from core.gate import IncludedFact
+
+    children = [IncludedFact("Sprint <24>", GateStatus.COMPLETE, Lifecycle.COMPLETED, 100)]
+    html = page(tests=[fact("a", P), fact("b", F)], policy=policy(includes=["Sprint *"]), included=children)
+    assert '<span class="lifecycle lifecycle-active">active</span>' in html
+    assert re.search(r'<progress max="100" value="\d+" aria-label="completion">\d+%</progress> \d+%', html)
+    assert '<h3 id="included-h">Included milestones (1)</h3>' in html
+    assert '<th scope="row">Sprint &lt;24&gt;</th><td>completed</td>' in html
+    planned = page(tests=[fact("a", F)], start_date=TODAY + timedelta(days=3))
+    assert '<span class="lifecycle lifecycle-planned">planned</span>' in planned
+    assert f"starts {(TODAY + timedelta(days=3)).isoformat()}" in planned

@@ -26,7 +26,7 @@ from core.readings import (
     TrailEntry,
 )
 from core.services.changes import milestone_named
-from core.services.queries import latest_launches, list_milestones
+from core.services.queries import latest_launches, list_milestones, milestone_tags
 
 
 async def repository_names() -> list[str]:
@@ -47,9 +47,14 @@ async def overview(
     today = (now or utcnow()).date()
     visible = sorted(repositories)
     shown = [name for name in visible if repository is None or name.lower() == repository.lower()]
-    summaries = await list_milestones(shown) if shown else []
-    if status is not None:
-        summaries = [summary for summary in summaries if summary.status is status]
+    everything = await list_milestones(shown) if shown else []
+    tags = sorted({own for summary in everything for own in summary.tags}, key=str.casefold)
+    summaries = [
+        summary
+        for summary in everything
+        if (status is None or summary.status is status)
+        and (tag is None or tag.casefold() in {own.casefold() for own in summary.tags})
+    ]
     milestones = {
         (milestone.repository.full_name, milestone.name): milestone
         for milestone in await Milestone.filter(repository__full_name__in=shown).prefetch_related("repository")
@@ -65,12 +70,9 @@ async def overview(
             approvals=int(metrics.get("approvals", 0)),
             required_approvals=milestone_policy(milestone).signoff.required_approvals or len(summary.approvers),
         )
-        if tag is not None and tag not in row.tags:
-            continue
         rows.setdefault(summary.repository, []).append(row)
     # Summaries come worst first, so a repository's first row is its worst milestone.
     groups = [RepositoryGroup(name, milestones) for name, milestones in rows.items()]
-    tags = sorted({tag for group in groups for row in group.milestones for tag in row.tags})
     return Overview(groups, visible, tags)
 
 
@@ -89,7 +91,13 @@ async def milestone_dashboard(repository: str, name: str, now: datetime | None =
         approvers = await approvers_of(client, milestone.id, facts.policy)
         rows = await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
     reading = MilestoneReading(
-        milestone.repository.full_name, milestone.name, milestone.description, facts, evaluate(facts, now), milestone.id
+        milestone.repository.full_name,
+        milestone.name,
+        milestone.description,
+        facts,
+        evaluate(facts, now),
+        milestone.id,
+        milestone_tags(milestone),
     )
     trail = [
         TrailEntry(

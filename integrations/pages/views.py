@@ -28,6 +28,7 @@ from core.catalog import NotFound
 from core.clock import utcnow
 from core.db import within_deadline
 from core.enums import CriterionResult, Decision, GateStatus
+from core.lifecycle import LIFECYCLE_TITLE
 from core.readings import MilestoneDashboard
 from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.wording import days, days_left, first_line, percent, plural, short_sha
@@ -117,7 +118,12 @@ def _environment() -> Environment:
         plural=plural,
         safe_url=safe_url,
     )
-    env.globals.update(STATUS_TITLE=STATUS_TITLE, RESULT_TITLE=RESULT_TITLE, criterion_text=criterion_text)
+    env.globals.update(
+        LIFECYCLE_TITLE=LIFECYCLE_TITLE,
+        STATUS_TITLE=STATUS_TITLE,
+        RESULT_TITLE=RESULT_TITLE,
+        criterion_text=criterion_text,
+    )
     return env
 
 
