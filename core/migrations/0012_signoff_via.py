@@ -1,5 +1,5 @@
 from tortoise import migrations
-from tortoise.migrations import operations as ops
+from core.migrations._operations import AddFieldKeepingRows
 from tortoise import fields
 
 
@@ -9,9 +9,11 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
-        ops.AddField(
+        # Decisions recorded before the milestone page could take them were made in Slack.
+        AddFieldKeepingRows(
             model_name='Signoff',
             name='via',
             field=fields.CharField(max_length=8, default='slack'),
+            db_default='slack',
         ),
     ]
