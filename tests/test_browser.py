@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from integrations.pages import PageLinks
+from core.page_links import PageLinks
 from tests.cli import MILESTONES, json_of, succeeds
 from tests.fake_github import FakeGitHub
 from tests.github import SECRET

@@ -16,10 +16,11 @@ from core.approvers import Approvers
 from core.enums import Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import DefectFact, LaunchRef, evaluate
 from core.history import DayPoint, History, StatusChange
+from core.page_links import PageLinks
 from core.readings import MilestoneDashboard, MilestoneReading, TrailEntry
 from core.services import save_milestone
 from core.services.dashboard import failing_rows
-from integrations.pages import SECURITY_HEADERS, PageLinks
+from integrations.pages import SECURITY_HEADERS
 from integrations.pages.views import render_milestone_page
 from tests.github import SECRET, running_app, settings_for
 from tests.test_gate import NOW, TODAY, decision, defect, fact, facts, policy

@@ -14,7 +14,7 @@ import pytest
 from core import services
 from core.enums import Decision
 from core.models import Signoff
-from integrations.pages import PageLinks
+from core.page_links import PageLinks
 from integrations.pages.sessions import SESSION_COOKIE, Sessions
 from tests.fake_github import FakeGitHub
 from tests.github import SECRET, Hooks, running_app, settings_for

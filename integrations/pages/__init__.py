@@ -2,7 +2,6 @@
 and sign-off on the page. Templates (Jinja2, autoescaped) in `templates/`, the style sheet in
 `static/`; no script runs on any page."""
 
-from integrations.pages.links import SECTIONS, PageLinks, milestone_path
 from integrations.pages.views import SECURITY_HEADERS, Pages
 
-__all__ = ["SECTIONS", "SECURITY_HEADERS", "PageLinks", "Pages", "milestone_path"]
+__all__ = ["SECURITY_HEADERS", "Pages"]

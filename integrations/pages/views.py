@@ -29,12 +29,12 @@ from core.clock import utcnow
 from core.db import within_deadline
 from core.enums import CriterionResult, Decision, GateStatus
 from core.lifecycle import LIFECYCLE_TITLE
+from core.page_links import PageLinks, milestone_path
 from core.readings import MilestoneDashboard
 from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.wording import days, days_left, first_line, percent, plural, short_sha
 from integrations.pages.chart import sparkline, trend_chart
 from integrations.pages.github import GitHubSignIn, SignInFailed
-from integrations.pages.links import PageLinks, milestone_path
 from integrations.pages.names import DisplayNames
 from integrations.pages.sessions import Session, Sessions
 

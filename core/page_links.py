@@ -1,9 +1,8 @@
-"""Signed links to milestone pages: where a check run's `details_url` and Slack's buttons point.
+"""Signed links to milestone pages, made wherever a milestone is shown (the web process's
+checks and Slack answers, `milestones status` in a terminal) and checked by the page.
 
-A link carries a key: an HMAC of the repository and the milestone name under a server
-secret. Whoever was shown the link (the check, the Slack message) can open the page without
-signing in; a wrong key and an unknown milestone get the same 404, so the page never tells
-whether a milestone exists.
+The page needs no login, so every link carries a key: an HMAC of the repository and the
+milestone name under a secret this service already holds.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from urllib.parse import quote
+
+from core.settings import Settings
 
 KEY_LENGTH = 32  # hex characters: 128 bits of the HMAC
 
@@ -29,6 +30,10 @@ class PageLinks:
     def __init__(self, public_url: str | None, secret: str | None):
         self.public_url = public_url or None
         self.secret = secret or None
+
+    @classmethod
+    def of(cls, settings: Settings) -> PageLinks:
+        return cls(settings.public_url, page_key_secret(settings))
 
     def key(self, repository: str, name: str) -> str | None:
         if not self.secret:
@@ -52,3 +57,11 @@ class PageLinks:
             return False
         # compare_digest refuses non-ASCII str: compare the bytes.
         return hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
+
+
+def page_key_secret(settings: Settings) -> str | None:
+    """Milestone page links are keyed with a secret this service already holds."""
+    for secret in (settings.github_webhook_secret, settings.slack_signing_secret):
+        if secret is not None:
+            return secret.get_secret_value()
+    return None
