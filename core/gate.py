@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Generic, NamedTuple, TypeVar
 
+from core.causes import normalise
 from core.enums import (
     SEVERITY_ORDER,
     CriterionResult,
@@ -47,7 +48,7 @@ from core.enums import (
 from core.lifecycle import lifecycle_state, today_in
 from core.metrics import Direction, Forecast, TrendPoint, direction, forecast, is_flaky
 from core.policy import MilestonePolicy
-from core.wording import percent, plural
+from core.wording import first_line, percent, plural
 
 NEVER_REPORTED = "(never reported)"
 
@@ -704,10 +705,10 @@ def _triage(
 
 def clusters(failing: Sequence[TestFact]) -> list[Cluster]:
     """Failing tests grouped by cause, biggest first; a test without a recorded cause is
-    grouped by its message's first line."""
+    grouped by its message's first line, normalised."""
     groups: dict[str, list[TestFact]] = defaultdict(list)
     for test in failing:
-        signature = test.cause or (test.message or "").strip().split("\n", 1)[0][:300] or "no failure message"
+        signature = test.cause or normalise(first_line(test.message))[:300] or "no failure message"
         groups[signature].append(test)
     found = []
     for signature, tests in groups.items():
