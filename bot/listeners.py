@@ -195,11 +195,18 @@ def failure_message(error: Exception) -> Message:
     return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
 
 
-async def same_workspace(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> BoltResponse | None:
-    """Requests from another workspace (a shared channel, a token reused elsewhere) get nothing."""
+async def same_workspace(
+    context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[Any]]
+) -> BoltResponse | None:
+    """Requests from another workspace (a shared channel, a token reused elsewhere) get nothing:
+    both the workspace the request came through and, where the payload says, the one of the
+    person who made it must be the installing workspace."""
     expected = context.authorize_result.team_id if context.authorize_result else None
-    if expected and context.team_id and context.team_id != expected:
-        log.warning("ignored a request from workspace %s; this app belongs to %s", context.team_id, expected)
+    user = body.get("user")
+    user_team = user.get("team_id") if isinstance(user, dict) else None
+    foreign = [team for team in (context.team_id, user_team) if team and team != expected]
+    if expected and foreign:
+        log.warning("ignored a request from workspace %s; this app belongs to %s", foreign[0], expected)
         # 200, or Slack would retry the event and count this app's endpoint as failing.
         return BoltResponse(status=200, body="")
     return await next()

@@ -316,6 +316,22 @@ async def test_a_tampered_value_or_a_foreign_team_records_nothing(slack: Slack) 
     )
     response = await post(slack.client, body)
     assert response.status_code == 200 and response.text == ""
+    # The workspace's own team, but a person of another workspace (a shared channel).
+    value = message["blocks"][-2]["elements"][0]["value"]
+    body = block_actions_form("signoff_approve", value, user_id=ANN, user_team_id="T0OTHER", message=message)
+    response = await post(slack.client, body)
+    assert response.status_code == 200 and response.text == ""
+    submission = view_submission_form(
+        "signoff_reject_reason",
+        {"reason": {"reason_input": "from elsewhere"}},
+        private_metadata=json.dumps(
+            {"milestone": json.loads(value)["milestone"], "channel": CHANNEL_ID, "ts": message["ts"]}
+        ),
+        user_id=ANN,
+        user_team_id="T0OTHER",
+    )
+    response = await post(slack.client, submission)
+    assert response.status_code == 200 and response.text == ""
     await asyncio.sleep(0.1)
     assert await trail() == []
 
