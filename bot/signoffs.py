@@ -35,7 +35,7 @@ from bot.views.signoff import (
     trail_message,
 )
 from core import outbox, services
-from core.approvers import Approvers, as_handle, is_user
+from core.approvers import Approvers, as_handle, check_entry, is_user
 from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
@@ -157,6 +157,19 @@ class Signoffs:
     async def edit_approvers(
         self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]
     ) -> Message:
+        # Checked before anything else: a refused edit reads nothing from Slack and writes nothing.
+        try:
+            members = [check_entry(member) for member in members]
+        except ValueError as error:
+            return replies.failure(str(error))
+        _, current = await services.milestone_approvers(repository, name)
+        # An approver needs no look-up; anyone else may be a workspace admin, which only Slack knows.
+        needs_admin = current.source != "policy" and asker.user_id not in current
+        by_admin = needs_admin and await self._is_admin(asker.user_id)
+        try:
+            services.check_approver_edit(repository, name, current, by=asker.user_id, by_admin=by_admin)
+        except services.SignoffRefused as refusal:
+            return refused(str(refusal))
         groups = [member for member in members if not is_user(member)]
         if edit == "add" and groups:
             try:
@@ -170,9 +183,7 @@ class Signoffs:
                 return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
         change = {"add": members} if edit == "add" else {"remove": members}
         try:
-            await services.edit_approvers(
-                repository, name, by=asker.user_id, by_admin=await self._is_admin(asker.user_id), **change
-            )
+            await services.edit_approvers(repository, name, by=asker.user_id, by_admin=by_admin, **change)
         except services.SignoffRefused as refusal:
             return refused(str(refusal))
         self.notices_due()

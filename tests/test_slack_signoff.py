@@ -462,6 +462,40 @@ async def test_approvers_kept_in_slack_are_changed_by_admins_and_approvers(slack
     assert "Set in acme/shop's `.github/milestones.yml`; change them there." in section_texts(listed)
 
 
+async def test_someone_who_may_not_edit_approvers_is_refused_before_any_group_is_read(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    await slack.answer("approvers v2.0 add <@U0ANN|ann>", user_id=ADMIN)
+    slack.fake.add_usergroup("S0QA", "qa-leads", [EVE])
+    slack.fake.clear_calls()
+    refused = await slack.answer("approvers v2.0 add @qa-leads @nobody", user_id=EVE)
+    assert refused["text"] == ":no_entry_sign: Only v2.0's approvers and workspace admins can change its approvers."
+    # Only whether Eve is an admin was asked of Slack; no group was read, nothing was stored.
+    assert [call.method for call in slack.fake.calls()] == ["users.info"]
+    assert await UserGroup.all().count() == 0
+    # An approver is not looked up at all.
+    slack.fake.clear_calls()
+    await slack.answer("approvers v2.0 remove <@U0EVE|eve>", user_id=ANN)
+    assert [call.method for call in slack.fake.calls()] == []
+    # The policy file's approvers are refused without a word to Slack.
+    await services.apply_policy_file(REPO, POLICY)
+    slack.fake.clear_calls()
+    policy = await slack.answer("approvers v2.0 add @qa-leads", user_id=EVE)
+    assert "change them there" in policy["text"] and slack.fake.calls() == []
+
+
+async def test_a_group_handle_over_the_limit_is_refused_with_a_message(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    slack.fake.clear_calls()
+    answer = await slack.answer("approvers v2.0 add @" + "q" * 150, user_id=ADMIN)
+    assert (
+        answer["text"]
+        == "@qqqqqqqqqqqqqqqqqqqqqqqqqqqqq… is too long for a user-group handle (150 characters; at most 80)"
+    )
+    # Bolt's own auth.test aside, Slack was not asked.
+    assert [call.method for call in slack.fake.calls() if call.method != "auth.test"] == []
+    assert await UserGroup.all().count() == 0
+
+
 async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
     await green_release()
     message = await request(slack)

@@ -14,7 +14,13 @@ Callers use this package: `from core import services`, then `services.record_lau
 
 from core.catalog import NotFound
 from core.readings import MilestoneReading, MilestoneSummary, SignoffState
-from core.services.approvers import edit_approvers, milestone_approvers, stale_user_groups, store_user_groups
+from core.services.approvers import (
+    check_approver_edit,
+    edit_approvers,
+    milestone_approvers,
+    stale_user_groups,
+    store_user_groups,
+)
 from core.services.changes import MilestoneChange, snapshot_metrics
 from core.services.defects import DefectOutcome, IssueFacts, delete_label, rename_label, upsert_defect
 from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
@@ -98,6 +104,7 @@ __all__ = [
     "create_token",
     "delete_label",
     "dismiss_decision",
+    "check_approver_edit",
     "edit_approvers",
     "find_milestone",
     "get_verdict",
