@@ -3,6 +3,7 @@ digest for one scheduled fire."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ class Digests:
             for reading in readings
         ]
         now = utcnow()
-        message = digest_message(items, scope=subscription.scope, now=now)
+        # A digest of many milestones takes a while to lay out: off the event loop too.
+        message = await asyncio.to_thread(digest_message, items, scope=subscription.scope, now=now)
         await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
@@ -119,7 +121,9 @@ class Digests:
         for reading in posted.charted:
             try:
                 history = await milestone_history(reading.milestone_id, posted.at.date(), days=CHART_DAYS)
-                png = trend_png(reading.name, history.days)
+                # Rendering takes a CPU for a while: off the event loop, so that Slack's
+                # acknowledgements and webhook intake in the same process keep their latency.
+                png = await asyncio.to_thread(trend_png, reading.name, history.days)
                 if png is None:
                     continue
                 await self.client.files_upload_v2(

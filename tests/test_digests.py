@@ -4,6 +4,7 @@ posted once to a fake Slack, and what changed since the previous digest."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -362,3 +363,28 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_charts_and_the_digest_are_laid_out_off_the_event_loop(
+    db: str, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.digests
+
+    threads: dict[str, str] = {}
+
+    def recorded(name: str, work):
+        def run(*args, **kwargs):
+            threads[name] = threading.current_thread().name
+            return work(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(bot.digests, "trend_png", recorded("chart", bot.digests.trend_png))
+    monkeypatch.setattr(bot.digests, "digest_message", recorded("digest", bot.digests.digest_message))
+    await release_with_history()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    loop_thread = threading.current_thread().name
+    assert set(threads) == {"chart", "digest"} and loop_thread not in threads.values()
+    assert len(fake.files) == 1
