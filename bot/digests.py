@@ -111,7 +111,9 @@ class Digests:
         now = utcnow()
         # A digest of many milestones takes a while to lay out: off the event loop too.
         message = await asyncio.to_thread(digest_message, items, scope=subscription.scope, now=now)
-        await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
+        await self.client.chat_postMessage(
+            channel=subscription.channel_id, **message.posted(rest=f"`{self.command} list` shows every milestone")
+        )
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
 

@@ -96,7 +96,8 @@ class Listeners:
         if not await claim_share(key):
             return
         try:
-            message = (await self.answers.run(Query.decode(action["value"]))).in_channel()
+            query = Query.decode(action["value"])
+            message = (await self.answers.run(query)).in_channel()
         except Exception as error:
             await release_share(key)
             await respond(url, {**failure_message(error).payload(), "replace_original": False})
@@ -104,7 +105,7 @@ class Listeners:
         message = message.with_blocks(context(f"Shared by {mention(body['user']['id'])}"))
         await respond(url, {"delete_original": True})
         try:
-            await client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            await client.chat_postMessage(channel=channel, **message.posted(rest=self.answers.rest_of(query)))
         except SlackApiError as error:
             if error.response.get("error") in CHANNEL_UNREACHABLE:
                 await respond(url, {**message.payload(), "replace_original": False})

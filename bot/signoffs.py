@@ -121,9 +121,7 @@ class Signoffs:
         requested_at = utcnow().replace(microsecond=0)
         message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
         try:
-            posted = await self.client.chat_postMessage(
-                channel=asker.channel_id, text=message.text, blocks=message.blocks
-            )
+            posted = await self.client.chat_postMessage(channel=asker.channel_id, **message.posted())
         except SlackApiError as error:
             if error.response.get("error") in UNREACHABLE:
                 return replies.failure(
@@ -383,9 +381,7 @@ class Signoffs:
         if shown == request.shown_digest:
             return None
         try:
-            await self.client.chat_update(
-                channel=request.channel_id, ts=request.message_ts, text=message.text, blocks=message.blocks
-            )
+            await self.client.chat_update(channel=request.channel_id, ts=request.message_ts, **message.posted())
         except SlackApiError as error:
             if error.response.get("error") not in UNREACHABLE:
                 raise
@@ -404,7 +400,7 @@ class Signoffs:
         link = await self._permalink(live) if live else None
         message = dismissal_notice(state, entry, request_link=link)
         # To the user id: the app's direct messages with them.
-        await self.client.chat_postMessage(channel=entry.user_id, text=message.text, blocks=message.blocks)
+        await self.client.chat_postMessage(channel=entry.user_id, **message.posted())
         return f"told {entry.user_id} their approval was dismissed"
 
     async def announce_completion(self, milestone_id: int) -> str | None:
@@ -424,6 +420,6 @@ class Signoffs:
         if live is not None and live.channel_id not in channels:
             channels.append(live.channel_id)
         message = completion_notice(await services.signoff_state(repository, milestone.name), complete=complete)
-        await post_in_channels(self.client, channels, message.text, message.blocks)
+        await post_in_channels(self.client, channels, message)
         await services.completion_announced(milestone_id, complete)
         return f"{'completion' if complete else 'reopening'} announced in {len(channels)} channels"

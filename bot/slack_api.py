@@ -16,6 +16,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.views.blocks import Message
+
 log = logging.getLogger("milestones.slack")
 
 RATE_LIMIT_RETRIES = 3
@@ -40,14 +42,14 @@ async def respond(response_url: str, payload: dict[str, Any]) -> None:
         raise ResponseFailed(f"response_url answered {response.status_code}: {response.body}")
 
 
-async def post_in_channels(client: AsyncWebClient, channels: Sequence[str], text: str, blocks: list) -> int:
+async def post_in_channels(client: AsyncWebClient, channels: Sequence[str], message: Message) -> int:
     """The same news in each channel; one that refuses is logged and not tried again, so that
     the others are not told twice. Returns how many took it."""
     told = 0
     for channel in channels:
         try:
-            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            await client.chat_postMessage(channel=channel, **message.posted())
             told += 1
         except SlackApiError as error:
-            log.warning("%s: not posted: %s (%s)", channel, error.response.get("error"), text[:80])
+            log.warning("%s: not posted: %s (%s)", channel, error.response.get("error"), message.text[:80])
     return told

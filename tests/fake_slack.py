@@ -18,6 +18,10 @@ or "not_authed" without one). Served: auth.test, chat.postMessage, chat.update,
 chat.postEphemeral, chat.delete, views.publish, views.open, views.update,
 usergroups.users.list, users.info; any other method answers "unknown_method".
 
+chat.postMessage and chat.update also refuse, as Slack does, more than 12,000 characters of
+text in all the blocks ("msg_blocks_too_long") and a top-level text over 40,000 characters
+("msg_too_long"); response URL posts are not held to either.
+
 Everything posted for people to see (messages, ephemeral messages, response URL posts and
 views) is checked against Block Kit's limits (tests/block_kit.py) and refused with
 "invalid_blocks" and the problems in "errors" and in response_metadata.messages (real
@@ -61,7 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.block_kit import block_problems
+from tests.block_kit import MAX_POSTED_BLOCK_TEXT, block_problems, block_text
 from tests.loopback import read_body
 
 __all__ = ["FakeSlack", "RecordedCall", "RESPONSE_URL_USES", "RESPONSE_URL_LIFETIME"]
@@ -74,6 +78,8 @@ RESPONSE_URL_LIFETIME = 30 * 60
 # Message timestamps: "1700000000.000100", "1700000000.000200", ...
 _TS_BASE = 1_700_000_000_000_000
 _TS_STEP = 100
+# chat.postMessage and chat.update: "msg_too_long" beyond this many characters of text.
+MAX_MESSAGE_TEXT = 40_000
 # Form fields Slack takes as JSON strings.
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 
@@ -566,6 +572,15 @@ class FakeSlack:
                 return _invalid_blocks(problems)
         return None
 
+    @staticmethod
+    def _too_long(args: Json) -> Json | None:
+        """Slack's size refusals of chat.postMessage and chat.update (response URLs take more)."""
+        if len(args.get("text") or "") > MAX_MESSAGE_TEXT:
+            return _error("msg_too_long")
+        if block_text(args.get("blocks")) > MAX_POSTED_BLOCK_TEXT:
+            return _error("msg_blocks_too_long")
+        return None
+
     def _find(self, channel: str, ts: str) -> Json | None:
         for message in self._channels.get(channel, []):
             if message["ts"] == ts:
@@ -578,7 +593,7 @@ class FakeSlack:
 
     def _post_message(self, args: Json) -> Json:
         channel = args.get("channel")
-        error = self._channel_error(channel) or self._content(args)
+        error = self._channel_error(channel) or self._content(args) or self._too_long(args)
         if error:
             return error
         message: Json = {
@@ -607,7 +622,7 @@ class FakeSlack:
         message = self._find(channel, ts)
         if message is None:
             return _error("message_not_found")
-        error = self._content(args)
+        error = self._content(args) or self._too_long(args)
         if error:
             return error
         # Slack keeps the blocks and attachments an update leaves out; text is replaced.

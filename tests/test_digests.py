@@ -4,6 +4,7 @@ posted once to a fake Slack, and what changed since the previous digest."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import UTC, datetime, time, timedelta
 
@@ -20,6 +21,7 @@ from core.digests import Changes, changes
 from core.ingest import LaunchSource
 from core.models import DigestRun, Snapshot
 from core.schedule import Schedule
+from tests.block_kit import block_text
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
@@ -388,3 +390,33 @@ async def test_charts_and_the_digest_are_laid_out_off_the_event_loop(
     loop_thread = threading.current_thread().name
     assert set(threads) == {"chart", "digest"} and loop_thread not in threads.values()
     assert len(fake.files) == 1
+
+
+async def test_a_digest_too_long_for_one_message_is_cut_with_how_many_more(db: str, fake: FakeSlack) -> None:
+    names = [f"v2.{n}" for n in range(6)]
+    entries = "".join(f'  "{name}": {{plans: [smoke], required: ["plan:smoke"]}}\n' for name in names)
+    await services.apply_policy_file(REPO, "plans:\n  smoke: {workflow: ci.yml}\nmilestones:\n" + entries)
+    for name in names:
+        await services.save_milestone(REPO, name, target_date=datetime.now(UTC).date() + timedelta(days=20))
+    long_names = [f"test_{n}_" + "x" * 1200 for n in range(6)]
+
+    async def launch_long(failing: int) -> None:
+        cases = {name: "failed" if n < failing else "passed" for n, name in enumerate(long_names)}
+        source = LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main")
+        await services.record_launch(report(cases), source)
+
+    await launch_long(0)
+    view, _ = await digests.subscribe(
+        TEAM_ID, CHANNEL_ID, Schedule("daily", time(9, 0), "UTC", None), by=USER_ID, repository=REPO
+    )
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 9, 0, tzinfo=UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    await launch_long(6)
+    assert await clock.fire(view.id, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    posted = fake.messages(CHANNEL_ID)[-1]
+    assert block_text(posted["blocks"]) <= 11_000 and len(posted["text"]) <= 1_000
+    shown = section_texts(posted) + " ".join(
+        element["text"] for block in posted["blocks"] if block["type"] == "context" for element in block["elements"]
+    )
+    assert re.search(r"…and \d+ more lines: `/milestone list` shows every milestone", shown)
+    assert [run.status for run in await DigestRun.all().order_by("id")] == ["sent", "sent"]

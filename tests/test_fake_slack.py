@@ -338,6 +338,29 @@ async def test_51_blocks_are_invalid_blocks(fake: FakeSlack, web: AsyncWebClient
     assert (await web.views_publish(user_id="U0USER", view={"type": "home", "blocks": blocks}))["ok"]
 
 
+async def test_messages_over_12000_characters_of_block_text_are_refused_but_not_on_response_urls(
+    fake: FakeSlack, web: AsyncWebClient
+):
+    blocks = [section("x" * 3000) for _ in range(4)] + [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "y"}]}
+    ]
+    for call in (
+        lambda: web.chat_postMessage(channel=CHANNEL, text="long", blocks=blocks),
+        lambda: web.chat_postMessage(channel=CHANNEL, text="z" * 40_001),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await call()
+        assert refused.value.response["error"] in ("msg_blocks_too_long", "msg_too_long")
+    assert fake.messages(CHANNEL) == []
+    posted = await web.chat_postMessage(channel=CHANNEL, text="long", blocks=blocks[:4])  # 12,000 exactly
+    with pytest.raises(SlackApiError) as refused:
+        await web.chat_update(channel=CHANNEL, ts=posted["ts"], text="long", blocks=blocks)
+    assert refused.value.response["error"] == "msg_blocks_too_long"
+    url = fake.response_url(channel=CHANNEL)
+    sent = await AsyncWebhookClient(url).send(text="long", blocks=blocks, response_type="in_channel")
+    assert sent.status_code == 200
+
+
 async def test_concurrent_calls_are_all_served(fake: FakeSlack, web: AsyncWebClient):
     answers = await asyncio.gather(*(web.chat_postMessage(channel=CHANNEL, text=str(n)) for n in range(20)))
     assert len({a["ts"] for a in answers}) == 20
