@@ -7,12 +7,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker
+from bot.slack_api import find_marked
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.chart import trend_png
@@ -27,6 +29,10 @@ from core.schedule import ScheduleError, check_zone, parse_schedule
 
 log = logging.getLogger("milestones.slack")
 
+# The metadata event of a digest message (Slack: event_type, alphanumerics and underscores).
+DIGEST_EVENT = "milestone_digest"
+# A fire's digest is looked for among the messages posted since a little before its time.
+MARKER_SLACK = timedelta(minutes=1)
 # Trend charts under a digest: of its worst milestones, over the last weeks.
 CHARTS = 3
 CHART_DAYS = 28
@@ -97,9 +103,13 @@ class Digests:
         except (SlackApiError, ScheduleError, KeyError):
             return self.default_zone
 
-    async def post(self, subscription: digests.SubscriptionView) -> Posted:
+    async def post(
+        self, subscription: digests.SubscriptionView, scheduled_for: datetime, *, look_first: bool = False
+    ) -> Posted:
         """Post the digest of one fire; returns what it reported, for the next one to compare with.
 
+        The message carries the fire in its metadata; with `look_first` the channel's recent
+        messages are searched for it first, and a digest found there is not posted again.
         Raises NotFound when the scope is gone, SlackApiError when Slack refuses."""
         readings = await digests.digest_readings(subscription)
         before = await digests.last_reported(subscription.team_id, subscription.channel_id)
@@ -109,10 +119,17 @@ class Digests:
             for reading in readings
         ]
         now = utcnow()
+        marker = fire_marker(subscription.id, scheduled_for)
+        if look_first and await find_marked(
+            self.client, subscription.channel_id, marker, since=scheduled_for - MARKER_SLACK
+        ):
+            return Posted(reported, [], now, found=True)
         # A digest of many milestones takes a while to lay out: off the event loop too.
         message = await asyncio.to_thread(digest_message, items, scope=subscription.scope, now=now)
         await self.client.chat_postMessage(
-            channel=subscription.channel_id, **message.posted(rest=f"`{self.command} list` shows every milestone")
+            channel=subscription.channel_id,
+            metadata=marker,
+            **message.posted(rest=f"`{self.command} list` shows every milestone"),
         )
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
@@ -147,3 +164,13 @@ class Posted:
     reported: dict
     charted: list[MilestoneReading]
     at: datetime
+    # In the channel already (posted before a crash or a lost answer): not posted again.
+    found: bool = False
+
+
+def fire_marker(subscription_id: int, scheduled_for: datetime) -> dict[str, Any]:
+    """The message metadata that names one fire of a subscription, whichever clock posts it."""
+    return {
+        "event_type": DIGEST_EVENT,
+        "event_payload": {"fire": f"{subscription_id}@{scheduled_for.astimezone(UTC).isoformat()}"},
+    }

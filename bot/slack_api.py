@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -53,3 +54,36 @@ async def post_in_channels(client: AsyncWebClient, channels: Sequence[str], mess
         except SlackApiError as error:
             log.warning("%s: not posted: %s (%s)", channel, error.response.get("error"), message.text[:80])
     return told
+
+
+# Pages of conversations.history read when looking for a marked message (200 messages each).
+HISTORY_PAGES = 5
+
+
+async def find_marked(client: AsyncWebClient, channel: str, marker: dict[str, Any], *, since: datetime) -> str | None:
+    """The ts of a message in `channel` since `since` whose metadata is `marker`, else None.
+
+    For posting once where Slack may have stored a message whose answer never came back. A
+    channel whose history cannot be read (no channels:history, not a member) counts as
+    holding none: a rare duplicate rather than a lost message."""
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        try:
+            page = await client.conversations_history(
+                channel=channel, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200, cursor=cursor
+            )
+        except SlackApiError as error:
+            log.warning("could not read the history of %s: %s", channel, error.response.get("error"))
+            return None
+        messages: list[dict[str, Any]] = page.get("messages", [])
+        for message in messages:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type"), metadata.get("event_payload")) == (
+                marker["event_type"],
+                marker["event_payload"],
+            ):
+                return str(message["ts"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not page.get("has_more") or not cursor:
+            return None
+    return None
