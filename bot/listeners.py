@@ -17,13 +17,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.answers import Answers
 from bot.command_line import Asker, Query, UsageError
 from bot.signoffs import Click, Signoffs
-from bot.slack_api import respond
+from bot.slack_api import respond, slack_trouble, trouble_reason
 from bot.views import replies
 from bot.views.blocks import SHARE_ACTION, Message, context, mention
 from bot.views.signoff import (
     APPROVE_ACTION,
     REASON_BLOCK,
     REASON_INPUT,
+    REASON_MAX,
     REJECT_ACTION,
     REJECT_CALLBACK,
     WITHDRAW_ACTION,
@@ -139,6 +140,10 @@ class Listeners:
         if not entered.strip():
             await ack(**reason_error(Message("Please say why: the reason is shown with the rejection.")))
             return
+        if len(entered) > REASON_MAX:
+            limit = f"The reason takes at most {REASON_MAX:,} characters; this one has {len(entered):,}."
+            await ack(**reason_error(Message(limit)))
+            return
         # Answered at once: a modal's submission waits for no Slack call.
         reply = await _guarded(
             lambda: self.signoffs.decide(Click.in_modal(body), Decision.REJECT, entered, ask_slack=False)
@@ -192,6 +197,11 @@ def failure_message(error: Exception) -> Message:
         return replies.failure(str(error)[:1].upper() + str(error)[1:] + ".")
     if note_failure(error):  # logged once per outage
         return replies.failure("The service cannot reach its database right now. Please try again in a minute.")
+    if isinstance(error, SlackApiError) and slack_trouble(error):
+        log.warning("Slack failed while answering a request: %s", trouble_reason(error))
+        return replies.failure(
+            f"Slack is having trouble right now ({trouble_reason(error)}); nothing was changed. Please try again in a minute."
+        )
     log.error("answering a Slack request failed", exc_info=error)
     return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
 

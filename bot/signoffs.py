@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker, typed
-from bot.slack_api import post_in_channels
+from bot.slack_api import post_in_channels, post_once
 from bot.views import replies
 from bot.views.blocks import Message, escape
 from bot.views.signoff import (
@@ -36,6 +37,7 @@ from bot.views.signoff import (
 )
 from core import outbox, services
 from core.approvers import Approvers, as_handle, check_entry, is_user
+from core.backoff import Backoff
 from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
@@ -46,6 +48,8 @@ log = logging.getLogger("milestones.slack")
 # Slack's answers for a channel or message the app cannot reach (any more).
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "message_not_found", "cant_update_message"}
 OUT_OF_DATE = Message("This button is out of date: it does not belong to a sign-off request.")
+# The metadata event of a sign-off request's message.
+REQUEST_EVENT = "milestone_signoff_request"
 # User groups read from Slack this lately are not read again for a request or a click.
 GROUPS_FRESH = timedelta(minutes=1)
 
@@ -107,6 +111,8 @@ class Signoffs:
         self.command = command
         # Called when a decision owes Slack an update, so that it goes out now (web.py sets it).
         self.notices_due: Callable[[], None] = lambda: None
+        # Someone waits for the answer: a request is tried again at once, not after seconds.
+        self.interactive_backoff = Backoff(first_delay=timedelta(seconds=0.2), factor=2, max_attempts=3)
 
     # Commands ------------------------------------------------------------------------
 
@@ -120,8 +126,10 @@ class Signoffs:
             )
         requested_at = utcnow().replace(microsecond=0)
         message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
+        # Names this request's message: a post whose answer was lost is found, not posted again.
+        marker = {"event_type": REQUEST_EVENT, "event_payload": {"request": uuid.uuid4().hex}}
         try:
-            posted = await self.client.chat_postMessage(channel=asker.channel_id, **message.posted())
+            ts = await post_once(self.client, asker.channel_id, message, marker, backoff=self.interactive_backoff)
         except SlackApiError as error:
             if error.response.get("error") in UNREACHABLE:
                 return replies.failure(
@@ -134,14 +142,14 @@ class Signoffs:
                 name,
                 team_id=asker.team_id,
                 channel_id=asker.channel_id,
-                message_ts=posted["ts"],
+                message_ts=ts,
                 requested_by=asker.user_id,
                 requested_at=requested_at,
                 shown_digest=digest(message),
             )
         except Exception:
             # Not recorded: buttons on it would answer "out of date", so take it down.
-            await self.client.chat_delete(channel=asker.channel_id, ts=posted["ts"])
+            await self.client.chat_delete(channel=asker.channel_id, ts=ts)
             raise
         self.notices_due()
         return request_posted(state.reading.name, replaced is not None)

@@ -593,3 +593,76 @@ async def test_an_admin_dismisses_the_rejection_of_someone_who_left(slack: Slack
     assert "Dismissed by <@U0ADMIN>: <@U0BOB>." in text
     assert "the rejection by <@U0BOB> was dismissed: “dismissed by U0ADMIN”" in text
     assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.COMPLETE
+
+
+# Slack failing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["connection dropped after Slack stored it", "503 after Slack stored it", "internal_error, not stored"],
+)
+async def test_a_request_whose_post_failed_leaves_one_live_request_message(slack: Slack, failure: str) -> None:
+    await green_release()
+    if failure == "connection dropped after Slack stored it":
+        slack.fake.drop_connection("chat.postMessage", processed=True)
+    elif failure == "503 after Slack stored it":
+        slack.fake.fail("chat.postMessage", status=503, processed=True)
+    else:
+        slack.fake.fail("chat.postMessage", error="internal_error")
+    answer = await slack.answer("signoff v2.0", user_id=EVE)
+    assert answer["text"] == "Sign-off request for v2.0 posted."
+    [message] = slack.fake.messages(CHANNEL_ID)
+    assert message["metadata"]["event_type"] == "milestone_signoff_request"
+    [stored] = await SignoffRequest.all()
+    assert stored.message_ts == message["ts"] and stored.channel_id == CHANNEL_ID
+    # Its buttons work: it is the live request.
+    url = await press(slack, message, "signoff_approve", ANN)
+    await eventually_trail([(ANN, Decision.APPROVE, True)])
+    assert slack.fake.responses(url) == []
+
+
+async def test_slack_failing_on_its_side_is_answered_with_a_clear_message(slack: Slack) -> None:
+    await green_release()
+    slack.fake.fail("chat.postMessage", times=10, status=500)
+    answer = await slack.answer("signoff v2.0", user_id=EVE)
+    assert answer["text"].endswith(
+        "Slack is having trouble right now (internal_error); nothing was changed. Please try again in a minute."
+    )
+    assert slack.fake.messages(CHANNEL_ID) == [] and await SignoffRequest.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(500, ""), (503, ""), (200, "fatal_error"), (200, "service_unavailable")]
+)
+async def test_announcements_ride_out_slacks_failures(slack: Slack, status: int, error: str) -> None:
+    from bot.slack_api import post_in_channels
+    from bot.views.blocks import Message as Text
+    from core.backoff import Backoff
+
+    slack.fake.fail("chat.postMessage", times=2, status=status, error=error)
+    told = await post_in_channels(
+        slack.app.state.slack.bolt.client,
+        ["C0ONE", "C0TWO"],
+        Text("v2.0 is complete"),
+        backoff=Backoff(first_delay=timedelta(0)),
+    )
+    assert told == 2
+    assert [m["text"] for m in slack.fake.messages("C0ONE") + slack.fake.messages("C0TWO")] == ["v2.0 is complete"] * 2
+
+
+async def test_a_reason_over_2000_characters_is_refused_by_the_server(slack: Slack) -> None:
+    await green_release()
+    message = await request(slack)
+    await press(slack, message, "signoff_reject", BOB)
+    [modal] = await eventually(lambda: list(slack.fake.views.values()))
+    refused = await submit_reason(slack, modal, BOB, "r" * 2001)
+    assert refused.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "The reason takes at most 2,000 characters; this one has 2,001."},
+    }
+    assert await trail() == []
+    with pytest.raises(services.SignoffRefused, match="at most 2,000 characters"):
+        await services.record_decision(REPO, "v2.0", BOB, Decision.REJECT, comment="r" * 2001)
+    assert (await submit_reason(slack, modal, BOB, "r" * 2000)).text == ""
+    assert await trail() == [(BOB, Decision.REJECT, True)]
