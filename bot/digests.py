@@ -13,8 +13,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.command_line import Asker
-from bot.slack_api import find_marked
+from bot.command_line import TAG_PREFIX, Asker
+from bot.slack_api import find_marked, post_once
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.chart import trend_png
@@ -49,12 +49,19 @@ class Digests:
             schedule, rest = parse_schedule(list(words), await self._zone_of(asker.user_id))
         except ScheduleError as error:
             return replies.failure(str(error))
-        scope = await self._scope(asker, rest)
+        tag, rest = _tag_of(rest)
+        scope = await self._scope(asker, rest, tagged=tag is not None)
         if isinstance(scope, Message):
             return scope
         repository, milestone = scope
         view, created = await digests.subscribe(
-            asker.team_id, asker.channel_id, schedule, by=asker.user_id, repository=repository, milestone=milestone
+            asker.team_id,
+            asker.channel_id,
+            schedule,
+            by=asker.user_id,
+            repository=repository,
+            milestone=milestone,
+            tag=tag,
         )
         return subscribed(view, created, now=utcnow())
 
@@ -63,11 +70,12 @@ class Digests:
         if not words:
             await digests.unsubscribe(asker.team_id, asker.channel_id)
             return unsubscribed(current)
-        scope = await self._scope(asker, list(words))
+        tag, rest = _tag_of(list(words))
+        scope = await self._scope(asker, rest, tagged=tag is not None)
         if isinstance(scope, Message):
             return scope
         repository, milestone = scope
-        await digests.unsubscribe(asker.team_id, asker.channel_id, repository=repository, milestone=milestone)
+        await digests.unsubscribe(asker.team_id, asker.channel_id, repository=repository, milestone=milestone, tag=tag)
         remaining = {view.id for view in await digests.channel_subscriptions(asker.team_id, asker.channel_id)}
         return unsubscribed([view for view in current if view.id not in remaining])
 
@@ -75,9 +83,20 @@ class Digests:
         views = await digests.channel_subscriptions(asker.team_id, asker.channel_id)
         return subscriptions_message(views, command=self.command, now=utcnow())
 
-    async def _scope(self, asker: Asker, words: list[str]) -> tuple[str | None, str | None] | Message:
-        """(repository, milestone) the words name: nothing (what the channel links), a repository, or a milestone."""
+    async def _scope(
+        self, asker: Asker, words: list[str], *, tagged: bool = False
+    ) -> tuple[str | None, str | None] | Message:
+        """(repository, milestone) the words name: nothing (what the channel links), a repository, or a milestone.
+        A tag's scope is a repository or the channel's."""
         linked = await channel_repository(asker.team_id, asker.channel_id)
+        if tagged and words:
+            known = {name.lower(): name for name in await repository_names()}
+            text = " ".join(words)
+            if text.lower() not in known:
+                return replies.failure(
+                    f"“{text}” is not a repository; a tag's digest is of a repository, as owner/repo"
+                )
+            return known[text.lower()], None
         if not words:
             if linked is None:
                 return replies.failure(
@@ -126,11 +145,9 @@ class Digests:
             return Posted(reported, [], now, found=True)
         # A digest of many milestones takes a while to lay out: off the event loop too.
         message = await asyncio.to_thread(digest_message, items, scope=subscription.scope, now=now)
-        await self.client.chat_postMessage(
-            channel=subscription.channel_id,
-            metadata=marker,
-            **message.posted(rest=f"`{self.command} list` shows every milestone"),
-        )
+        # Not retried blindly on a dropped connection: Slack may have stored it.
+        rest = f"`{self.command} list` shows every milestone"
+        await post_once(self.client, subscription.channel_id, message, marker, rest=rest)
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
 
@@ -155,6 +172,13 @@ class Digests:
             except Exception as error:
                 detail = error.response.get("error") if isinstance(error, SlackApiError) else repr(error)
                 log.warning("trend chart of %s not posted in %s: %s", reading.name, channel, detail)
+
+
+def _tag_of(words: list[str]) -> tuple[str | None, list[str]]:
+    """`tag:release` among the words: the tag, and the other words."""
+    tags = [word for word in words if word.lower().startswith(TAG_PREFIX)]
+    tag = tags[0][len(TAG_PREFIX) :] if tags else None
+    return tag or None, [word for word in words if word not in tags]
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,13 @@ POST_ONCE_ATTEMPTS = 3
 
 
 async def post_once(
-    client: AsyncWebClient, channel: str, message: Message, marker: dict[str, Any], *, backoff: Backoff = SLACK_BACKOFF
+    client: AsyncWebClient,
+    channel: str,
+    message: Message,
+    marker: dict[str, Any],
+    *,
+    rest: str = "",
+    backoff: Backoff = SLACK_BACKOFF,
 ) -> str:
     """Post `message` with `marker` as its metadata, once: when the connection drops or Slack
     fails after it may have stored the message, the channel is searched for the marker before
@@ -148,7 +154,7 @@ async def post_once(
     )
     for attempt in range(1, POST_ONCE_ATTEMPTS + 1):
         try:
-            posted = await once.chat_postMessage(channel=channel, metadata=marker, **message.posted())
+            posted = await once.chat_postMessage(channel=channel, metadata=marker, **message.posted(rest=rest))
             return str(posted["ts"])
         except (TimeoutError, aiohttp.ClientError, SlackApiError) as error:
             if isinstance(error, SlackApiError) and not slack_trouble(error):

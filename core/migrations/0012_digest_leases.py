@@ -4,7 +4,7 @@ from tortoise import fields
 
 
 class Migration(migrations.Migration):
-    dependencies = [('milestones', '0010_github_ids')]
+    dependencies = [('milestones', '0011_lifecycle')]
 
     initial = False
 
