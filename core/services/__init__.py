@@ -27,12 +27,17 @@ from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
     Clone,
+    HasHistory,
     Keep,
+    MilestoneRecord,
     clone_milestone,
     completion_announced,
+    delete_milestone,
+    edit_milestone,
     github_milestone_closed,
     mark_calendar_alerts,
     milestone_by_id,
+    milestone_record,
     record_alerted,
     record_github_twin,
     save_milestone,
@@ -41,6 +46,7 @@ from core.services.milestones import (
 from core.services.policies import PolicyInvalid, apply_policy_file, classify, policy_is_current, repository_policy
 from core.services.pull_requests import PullRequestFacts, record_pull_request
 from core.services.queries import (
+    TestState,
     awaiting_signoff,
     find_milestone,
     get_verdict,
@@ -49,6 +55,7 @@ from core.services.queries import (
     milestone_verdict,
     read_milestone,
     signoff_state,
+    test_states,
 )
 from core.services.requests import (
     RequestAt,
@@ -80,6 +87,11 @@ from core.services.tokens import (
 
 __all__ = [
     "KEEP",
+    "HasHistory",
+    "MilestoneRecord",
+    "delete_milestone",
+    "edit_milestone",
+    "milestone_record",
     "DecisionOutcome",
     "DefectOutcome",
     "IssueFacts",
@@ -96,6 +108,7 @@ __all__ = [
     "RequestAt",
     "SignoffRefused",
     "SignoffState",
+    "TestState",
     "TokenGrant",
     "TokenInfo",
     "TokenRefused",
@@ -143,6 +156,7 @@ __all__ = [
     "stale_user_groups",
     "store_user_groups",
     "take_upload_slot",
+    "test_states",
     "unlink_github_milestone",
     "upsert_defect",
     "withdraw_decision",
