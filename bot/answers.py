@@ -20,11 +20,12 @@ from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import option_read_as_milestone_word, resolve_milestone
-from core.report import clone_text
+from core.report import clone_text, page_section
 
 log = logging.getLogger("milestones.slack")
 
-PageUrl = Callable[[str, str], "str | None"]
+# (repository, milestone, section of the page or None) -> the page's signed URL, if pages are on.
+PageUrl = Callable[[str, str, "str | None"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Answers:
             )
         assert query.repository and query.milestone
         reading = await services.read_milestone(query.repository, query.milestone)
-        links = Links(self.page_url(reading.repository, reading.name))
+        links = Links(self.page_url(reading.repository, reading.name, page_section(reading.verdict)))
         now = utcnow()
         if query.subcommand == "status":
             return status_card(reading, command=self.command, links=links, now=now)

@@ -317,6 +317,9 @@ class Signoff(Model):
     # Whether criteria 1-3 held when it was given: only such approvals go stale.
     given_while_green = fields.BooleanField(default=False)
     requested_by = fields.CharField(max_length=64, null=True)
+    # Where the decision was made: "slack" (buttons, commands), "web" (the milestone page) or
+    # "system" (a stale approval dismissed by the rules).
+    via = fields.CharField(max_length=8, default="slack")
     created_at = fields.DatetimeField(auto_now_add=True)
     # Equals user_id while an approval or rejection stands, NULL otherwise: the unique
     # constraint lets each person hold one standing decision, even under concurrent clicks.

@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
 
+    # Sign-in with GitHub on the web pages: the GitHub App's (or a classic OAuth app's) client id
+    # and secret. Without them the overview is off and pages open only with a link's key.
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_web_url: str = "https://github.com"
+    # Signs and encrypts the web pages' session cookies (default: derived from the webhook secret).
+    session_secret: SecretStr | None = None
+    session_hours: float = 8.0
+    # How long what GitHub said a person may read is trusted before it is asked again.
+    access_cache_seconds: float = 300.0
+
     # Where this service is reached from outside (https://milestones.example.com):
     # check runs link to its milestone pages.
     public_url: str | None = None
@@ -76,7 +87,7 @@ class Settings(BaseSettings):
         # Heroku-style hosts hand out postgresql://, which Tortoise spells postgres://.
         return "postgres://" + rest if scheme == "postgresql" else value
 
-    @field_validator("github_api_url", "public_url")
+    @field_validator("github_api_url", "github_web_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
@@ -149,6 +160,14 @@ class Settings(BaseSettings):
             )
         if self.slack_app_token is not None and not self.slack_app_token.get_secret_value().startswith("xapp-"):
             raise ValueError("SLACK_APP_TOKEN: an app-level token starts with xapp-")
+        return self
+
+    @model_validator(mode="after")
+    def _signin_complete(self) -> Settings:
+        if (self.github_client_id is None) != (self.github_client_secret is None):
+            raise ValueError("GitHub sign-in needs both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET")
+        if self.github_client_id is not None and not self.public_url:
+            raise ValueError("GitHub sign-in (GITHUB_CLIENT_ID) needs PUBLIC_URL, where GitHub sends people back")
         return self
 
     def github_private_key_pem(self) -> str | None:

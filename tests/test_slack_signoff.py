@@ -510,6 +510,15 @@ async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
     assert answer["text"] == "Sign-off trail of v2.0 (acme/shop): 2 entries"
 
 
+async def test_the_trail_says_which_decisions_were_made_on_the_milestone_page(slack: Slack) -> None:
+    await green_release()
+    await services.record_decision(REPO, "v2.0", ANN, Decision.APPROVE, via="web")
+    await services.record_decision(REPO, "v2.0", BOB, Decision.APPROVE)
+    text = section_texts(await slack.answer("signoffs v2.0"))
+    assert "<@U0ANN> approved _(standing)_ _(on the milestone page)_" in text
+    assert "<@U0BOB> approved _(standing)_\n" in text + "\n" and text.count("on the milestone page") == 1
+
+
 async def test_a_milestone_without_approvers_gets_no_request(slack: Slack) -> None:
     await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
     answer = await slack.answer("signoff v2.0")

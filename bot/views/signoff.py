@@ -244,7 +244,8 @@ def trail_line(entry: Signoff, ended: dict[int | None, str]) -> str:
         line = f"{emoji} {when} {mention(entry.user_id)} {verb}"
     comment = f": “{escape(clip(entry.comment, 300))}”" if entry.comment else ""
     standing = " _(standing)_" if entry.valid else ""
-    return f"{line}{comment}{standing}"
+    where = " _(on the milestone page)_" if entry.via == "web" else ""
+    return f"{line}{comment}{standing}{where}"
 
 
 def approvers_message(state: SignoffState, *, command: str, note: str = "") -> Message:

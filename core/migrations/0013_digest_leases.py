@@ -4,7 +4,7 @@ from tortoise import fields
 
 
 class Migration(migrations.Migration):
-    dependencies = [('milestones', '0011_lifecycle')]
+    dependencies = [('milestones', '0012_signoff_via')]
 
     initial = False
 
