@@ -40,7 +40,7 @@ class Answers:
         """Where a posted answer too long for one message reads in full: the milestone's page,
         else the command that lists it."""
         if query.repository and query.milestone:
-            url = self.page_url(query.repository, query.milestone)
+            url = self.page_url(query.repository, query.milestone, None)
             if url:
                 return link(url, "the milestone page")
         words = " ".join(word for word in (query.subcommand, query.milestone, query.option) if word)
