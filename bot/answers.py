@@ -13,7 +13,7 @@ from bot.command_line import TAG_PREFIX, WITH_VALUE, Asker, Query, UsageError, p
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
-from bot.views.blocks import Message
+from bot.views.blocks import Message, link
 from bot.views.home import home_view
 from bot.views.milestones import (
     Links,
@@ -43,6 +43,16 @@ class Answers:
     signoffs: Signoffs
     digests: Digests
     alerts: Alerts
+
+    def rest_of(self, query: Query) -> str:
+        """Where a posted answer too long for one message reads in full: the milestone's page,
+        else the command that lists it."""
+        if query.repository and query.milestone:
+            url = self.page_url(query.repository, query.milestone, None)
+            if url:
+                return link(url, "the milestone page")
+        words = " ".join(word for word in (query.subcommand, query.milestone, query.option) if word)
+        return f"`{self.command} {words}`"
 
     async def command_text(self, text: str, asker: Asker) -> Message:
         known = await channels.repository_names()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from core.policy import MilestonePolicy
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-HANDLE = re.compile(r"^@?[a-z0-9][a-z0-9._-]{0,79}$")
+HANDLE = re.compile(r"^@?[a-z0-9][a-z0-9._-]{0,79}$")  # HANDLE_LENGTH
 # GitHub's logins and organisation names: letters, digits and inner hyphens, at most 39 characters.
 GITHUB_LOGIN = r"[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?"
 GITHUB_USER = re.compile(rf"^github:{GITHUB_LOGIN}$")
@@ -53,6 +53,10 @@ def normalise(entry: str) -> str:
     return entry if is_user(entry) else as_handle(entry)
 
 
+# Slack's own handles are shorter; a longer one is not a handle and would not fit the column.
+HANDLE_LENGTH = 80
+
+
 def check_entry(entry: str) -> str:
     entry = entry.strip()
     if entry.lower().startswith(GITHUB):
@@ -62,6 +66,11 @@ def check_entry(entry: str) -> str:
         raise ValueError(f"{entry!r} is neither a GitHub login (github:octocat) nor a team (github:@org/team)")
     if is_user(entry) or HANDLE.match(entry.lower()):
         return normalise(entry)
+    if len(entry.lstrip("@")) > HANDLE_LENGTH:
+        raise ValueError(
+            f"{entry[:30]}… is too long for a user-group handle ({len(entry.lstrip('@')):,} characters;"
+            f" at most {HANDLE_LENGTH})"
+        )
     raise ValueError(
         f"{entry!r} is neither a Slack user id (U…), a user-group handle (@name), "
         "a GitHub login (github:octocat) nor a GitHub team (github:@org/team)"

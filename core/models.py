@@ -634,9 +634,12 @@ class DigestRun(Model):
     )
     subscription_id: int
     scheduled_for = fields.DatetimeField()
-    status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, skipped
+    status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, missed
     attempts = fields.IntField(default=0)
     claimed_at = fields.DatetimeField()
+    # The claim holds until then, renewed while the digest is being posted: a clock that died
+    # while posting stops renewing, and another takes the fire over.
+    lease_until = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     error: str | None = fields.TextField(null=True)
     # What the digest reported, per milestone id: the next digest says what changed since.

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql"}
@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # still be sent; older ones are skipped.
     tz: str = "UTC"
     digest_grace_minutes: float = 60.0
+    # How long a clock's claim on a fire holds without renewal (renewed every third of it
+    # while posting): a clock that died while posting is taken over after this.
+    digest_lease_seconds: float = Field(default=60.0, gt=0)
 
     # Uploads of test reports (POST /api/v1/launches): the most one may carry, as sent and
     # inflated (MB), its files, and the uploads each token may make in a minute.

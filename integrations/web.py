@@ -23,6 +23,7 @@ from core.db import (
     close_database,
     connection,
     describe,
+    dialect,
     note_failure,
     open_database,
     within_deadline,
@@ -189,6 +190,12 @@ def create_app(
                 tasks.append(asyncio.create_task(publisher.run()))
             if count and notices.handlers:
                 tasks.append(asyncio.create_task(notices.run()))
+            if count and dialect() == "postgres":
+                # Work marked by any process (a CLI ingest, another web process) is done at once.
+                tasks.append(asyncio.create_task(outbox.listen_for_marks(owed_work_marked)))
+            elif count:
+                # SQLite cannot tell: its runners look often instead.
+                notices.poll_seconds = publisher.poll_seconds = outbox.SQLITE_POLL_SECONDS
             log.info(github_status_line(settings, github))
             log.info(slack_status_line(settings, slack))
             if slack:

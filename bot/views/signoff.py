@@ -36,6 +36,7 @@ from core.approvers import Approvers, is_user
 from core.enums import Decision
 from core.models import Signoff
 from core.readings import SignoffState
+from core.services.signoffs import REASON_LIMIT
 from core.wording import clip, listed, plural
 
 APPROVE_ACTION = "signoff_approve"
@@ -44,7 +45,7 @@ WITHDRAW_ACTION = "signoff_withdraw"
 REJECT_CALLBACK = "signoff_reject_reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
-REASON_MAX = 2000
+REASON_MAX = REASON_LIMIT
 REASON_ERROR = 150
 APPROVER_LINES = 40
 TRAIL_LINES = 80

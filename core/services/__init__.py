@@ -14,7 +14,13 @@ Callers use this package: `from core import services`, then `services.record_lau
 
 from core.catalog import NotFound
 from core.readings import MilestoneReading, MilestoneSummary, SignoffState
-from core.services.approvers import edit_approvers, milestone_approvers, stale_user_groups, store_user_groups
+from core.services.approvers import (
+    check_approver_edit,
+    edit_approvers,
+    milestone_approvers,
+    stale_user_groups,
+    store_user_groups,
+)
 from core.services.changes import MilestoneChange, snapshot_metrics
 from core.services.dashboard import milestone_dashboard, overview, repository_names
 from core.services.defects import DefectOutcome, IssueFacts, delete_label, rename_label, upsert_defect
@@ -118,6 +124,7 @@ __all__ = [
     "create_token",
     "delete_label",
     "dismiss_decision",
+    "check_approver_edit",
     "edit_approvers",
     "edit_quarantine",
     "find_milestone",

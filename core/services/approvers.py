@@ -25,6 +25,17 @@ async def milestone_approvers(repository: str, milestone_name: str) -> tuple[Mil
         return milestone, await approvers_of(client, milestone.id, milestone_policy(milestone))
 
 
+def check_approver_edit(repository: str, milestone_name: str, current: Approvers, *, by: str, by_admin: bool) -> None:
+    """Raises SignoffRefused unless `by` may change these approvers: kept in Slack (not in the
+    policy file), and `by` one of them or a workspace admin."""
+    if current.source == "policy":
+        raise SignoffRefused(
+            f"{milestone_name}'s approvers are set in {repository}'s .github/milestones.yml; change them there"
+        )
+    if not by_admin and by not in current:
+        raise SignoffRefused(f"only {milestone_name}'s approvers and workspace admins can change its approvers")
+
+
 async def edit_approvers(
     repository: str,
     milestone_name: str,
@@ -44,12 +55,7 @@ async def edit_approvers(
         await lock_milestones(client, [milestone.id])
         policy = milestone_policy(milestone)
         current = await approvers_of(client, milestone.id, policy)
-        if current.source == "policy":
-            raise SignoffRefused(
-                f"{milestone.name}'s approvers are set in {repository}'s .github/milestones.yml; change them there"
-            )
-        if not by_admin and by not in current:
-            raise SignoffRefused(f"only {milestone.name}'s approvers and workspace admins can change its approvers")
+        check_approver_edit(repository, milestone.name, current, by=by, by_admin=by_admin)
         now = utcnow()
         for member in remove:
             await (

@@ -18,6 +18,10 @@ from core.models import Signoff, SignoffRequest
 from core.policy import MilestonePolicy
 from core.services.changes import MilestoneChange, after_change, end_decision, milestone_named
 
+# What the reason dialog takes (Slack's plain_text_input max_length); longer ones, sent by
+# anything but that dialog, are refused.
+REASON_LIMIT = 2000
+
 # Where a person made a decision: Slack's buttons and commands, or the milestone page.
 Via = Literal["slack", "web"]
 
@@ -58,6 +62,8 @@ async def record_decision(
         raise ValueError("a decision is approve or reject")
     if decision is Decision.REJECT and not comment.strip():
         raise ValueError("a rejection needs a reason")
+    if len(comment) > REASON_LIMIT:
+        raise SignoffRefused(f"a reason takes at most {REASON_LIMIT:,} characters; this one has {len(comment):,}")
     try:
         async with in_transaction() as client:
             milestone = await milestone_named(client, repository, milestone_name)

@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('milestones', '0012_signoff_via')]
+    dependencies = [('milestones', '0013_digest_leases')]
 
     initial = False
 
