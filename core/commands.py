@@ -56,9 +56,12 @@ async def ingest(args: argparse.Namespace) -> int:
     files = report_files(args.reports)
     report = parse_reports(files)
     counts = report.counts()
+    if not args.json:
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         if args.json:
-            print_json(counts)
+            print_json({**counts, "warnings": report.warnings})
         else:
             print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
@@ -79,6 +82,7 @@ async def ingest(args: argparse.Namespace) -> int:
         print_json(
             {
                 **counts,
+                "warnings": report.warnings,
                 "launch_id": outcome.launch_id,
                 "created": outcome.created,
                 "superseded": outcome.superseded,

@@ -120,7 +120,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         skipped=counts["skipped"],
         flaky=counts["flaky"],
         declared=vars(report.declared),
-        warnings=list(source.warnings),
+        warnings=[*source.warnings, *report.warnings],
         content_digest=source.content_digest,
     )
     if replaced:

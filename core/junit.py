@@ -20,6 +20,10 @@ from lxml import etree
 from core.enums import STATUS_RANK, TestStatus
 
 MESSAGE_LIMIT = 1000
+# Results a launch may hold that its reports declare without listing (`tests="N"` on a suite
+# with no <testcase>): each becomes a row, so a hostile count must not become a billion rows.
+UNLISTED_LIMIT = 100_000
+UNLISTED_FAILURE = "the report declares this failure but lists no test cases"
 
 _FAILING_CHILD = {"failure": TestStatus.FAILED, "error": TestStatus.ERROR}
 _SKIPPED_CHILD = {"skipped", "disabled"}
@@ -94,6 +98,11 @@ class ParsedReport:
     cases: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     declared: DeclaredTotals = field(default_factory=DeclaredTotals)
     suites: int = 0
+    # What a reader of the launch should know about its reports (suites declaring results they do not list).
+    warnings: list[str] = field(default_factory=list)
+    # Per class name, how many tests without a name were seen: the next one's position.
+    unnamed: dict[str, int] = field(default_factory=dict)
+    unlisted: int = 0
 
     def counts(self) -> dict[str, int]:
         tally = {status: 0 for status in TestStatus}
@@ -111,6 +120,12 @@ class ParsedReport:
             "skipped": tally[TestStatus.SKIPPED],
             "flaky": flaky,
         }
+
+    def unnamed_test(self, classname: str) -> str:
+        """The name of the next test of `classname` that has none: its position, so that each stays distinct."""
+        position = self.unnamed.get(classname, 0) + 1
+        self.unnamed[classname] = position
+        return f"(unnamed {position})"
 
     def record(self, case: CaseResult) -> None:
         """Merge one <testcase> into the launch: the worst state wins, pass+fail is flaky."""
@@ -162,6 +177,21 @@ def parse_stream(stream: ReportStream, name: str, report: ParsedReport | None = 
     return report
 
 
+_SUITE_TAGS = ("testsuite", "testsuites")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unlisted:
+    """A suite's declared results, for a suite (and everything in it) that lists no test case."""
+
+    suite: str
+    line: int | None
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+
+
 class _ReportParser:
     def __init__(self, name: str, report: ParsedReport):
         self.name = name
@@ -171,6 +201,13 @@ class _ReportParser:
         self.suite_name = self.fallback_suite
         # Many cases share a class name: one string object each saves memory.
         self.shared_strings: dict[str, str] = {}
+        # Suites still open that hold a test case somewhere inside (lxml gives the same proxy
+        # object for an element while a reference to it lives, so the set can hold them).
+        self.with_cases: set[etree._Element] = set()
+        # Declarations of case-less suites, waiting for their parent to end: a parent that lists
+        # no case either and declares its own totals speaks for them (its numbers include theirs).
+        self.pending: dict[etree._Element, list[_Unlisted]] = {}
+        self.unlisted: list[_Unlisted] = []
 
     def run(self, stream: ReportStream) -> None:
         self._check_prolog(stream)
@@ -202,18 +239,108 @@ class _ReportParser:
                 self.report.suites += 1
                 if element.getparent() is root:
                     top_level.add(element)
+                self._suite_ended(element)
             # Drop what was read so that memory stays flat on large reports.
             element.clear()
             parent = element.getparent()
             if parent is not None:
                 while element.getprevious() is not None:
                     del parent[0]
-        if root is None and events.root is not None:
-            on_root.add(events.root)
-            root_declares = True
+        if events.root is not None:
+            if root is None:
+                on_root.add(events.root)
+                root_declares = True
+            if events.root.tag == "testsuites":  # <testsuite> roots end as a suite above
+                self._suite_ended(events.root)
+        # Suites inside elements other than suites (never ended above) speak for themselves.
+        for declarations in self.pending.values():
+            self.unlisted.extend(declarations)
+        self._record_unlisted()
         # Totals are declared on the outermost element, or else on each top-level suite;
         # nested suites repeat their parents' numbers.
         self.report.declared.add_totals(on_root if root_declares else top_level)
+
+    def _suite_ended(self, suite: etree._Element) -> None:
+        parent = _enclosing_suite(suite)
+        inner = self.pending.pop(suite, [])
+        if suite in self.with_cases:
+            self.with_cases.discard(suite)
+            if parent is not None:
+                self.with_cases.add(parent)
+            self.unlisted.extend(inner)
+            return
+        declared = suite.get("tests") is not None
+        own = _Unlisted(
+            self._name_of(suite),
+            suite.sourceline,
+            _int_attr(suite, "tests"),
+            _int_attr(suite, "failures"),
+            _int_attr(suite, "errors"),
+            _int_attr(suite, "skipped") + _int_attr(suite, "disabled"),
+        )
+        speaks = [own] if declared and (own.tests or own.failures or own.errors or not inner) else inner
+        if parent is None:
+            self.unlisted.extend(speaks)
+        else:
+            self.pending.setdefault(parent, []).extend(speaks)
+
+    def _record_unlisted(self) -> None:
+        """Results a suite declares but does not list, recorded as unnamed tests of that suite."""
+        suites = tests = failed = errors = skipped = 0
+        for unlisted in self.unlisted:
+            outcomes = (
+                [TestStatus.FAILED] * unlisted.failures
+                + [TestStatus.ERROR] * unlisted.errors
+                + [TestStatus.SKIPPED] * unlisted.skipped
+            )
+            count = max(unlisted.tests, len(outcomes))
+            if not count:
+                continue
+            self.report.unlisted += count
+            if self.report.unlisted > UNLISTED_LIMIT:
+                raise ReportError(
+                    self.name,
+                    unlisted.line,
+                    f"suite {unlisted.suite} declares {count} tests without listing them; "
+                    f"at most {UNLISTED_LIMIT} unlisted results are accepted in a launch",
+                )
+            outcomes += [TestStatus.PASSED] * (count - len(outcomes))
+            suite = self._shared(unlisted.suite)
+            for status in outcomes:
+                failing = status in (TestStatus.FAILED, TestStatus.ERROR)
+                self.report.record(
+                    CaseResult(
+                        suite,
+                        self.report.unnamed_test(suite),
+                        None,
+                        suite,
+                        status,
+                        0.0,
+                        UNLISTED_FAILURE if failing else None,
+                        saw_pass=status is TestStatus.PASSED,
+                        saw_failure=failing,
+                    )
+                )
+            suites += 1
+            tests += count
+            failed += unlisted.failures
+            errors += unlisted.errors
+            skipped += unlisted.skipped
+        if suites:
+            self.report.warnings.append(
+                f"{self.name}: report lists no cases for {suites} suite{'s' if suites != 1 else ''} declaring "
+                f"{tests} tests ({failed} failed, {errors} errors, {skipped} skipped); "
+                "recorded as unnamed tests of each suite"
+            )
+
+    def _name_of(self, element: etree._Element | None) -> str:
+        """The name of the suite `element` is or belongs to: its own, its nearest named parent's, or the file's."""
+        while element is not None:
+            name = (element.get("name") or "").strip()
+            if name:
+                return name
+            element = element.getparent()
+        return self.fallback_suite
 
     def _check_prolog(self, stream: ReportStream) -> None:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
@@ -248,13 +375,10 @@ class _ReportParser:
         parent = case.getparent()
         if parent is not self.suite_element:
             self.suite_element = parent
-            self.suite_name = self.fallback_suite
-            while parent is not None:
-                name = (parent.get("name") or "").strip()
-                if name:
-                    self.suite_name = name
-                    break
-                parent = parent.getparent()
+            self.suite_name = self._shared(self._name_of(parent))
+            holder = parent if parent is not None and parent.tag in _SUITE_TAGS else _enclosing_suite(case)
+            if holder is not None:
+                self.with_cases.add(holder)
         return self.suite_name
 
     def _shared(self, text: str) -> str:
@@ -300,11 +424,18 @@ class _ReportParser:
             duration = max(float(time), 0.0) if time else 0.0
         except ValueError:
             duration = _float_attr(time)
+        suite = self._suite_of(element)
+        classname = self._shared(_normalise(get("classname") or ""))
+        name = _normalise(get("name") or "")
+        if not name:
+            # Nameless cases are distinct tests, told apart by their position.
+            classname = classname or suite
+            name = self.report.unnamed_test(classname)
         return CaseResult(
-            self._shared(_normalise(get("classname") or "")),
-            _normalise(get("name") or ""),
+            classname,
+            name,
             self._shared(file.strip().replace("\\", "/")) if file else None,
-            self._suite_of(element),
+            suite,
             status,
             duration,
             message,
@@ -313,6 +444,13 @@ class _ReportParser:
             status is TestStatus.PASSED,
             saw_failure,
         )
+
+
+def _enclosing_suite(element: etree._Element) -> etree._Element | None:
+    parent = element.getparent()
+    while parent is not None and parent.tag not in _SUITE_TAGS:
+        parent = parent.getparent()
+    return parent
 
 
 def _normalise(text: str) -> str:

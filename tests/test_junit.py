@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.enums import TestStatus
-from core.junit import MESSAGE_LIMIT, ReportError, parse_reports, parse_stream
+from core.junit import MESSAGE_LIMIT, UNLISTED_FAILURE, UNLISTED_LIMIT, ReportError, parse_reports, parse_stream
 from tests.conftest import JUNIT
 
 # file: (tests, passed, failed, errors, skipped, flaky, suites, declared tests)
@@ -70,8 +70,58 @@ def test_declared_totals_of_suites_without_cases() -> None:
         '<testsuite name="a.inner" tests="5" failures="1"/></testsuite>'
         '<testsuite name="b" tests="3" disabled="1"/></testsuites>'
     )
-    assert report.counts()["tests"] == 0
     assert vars(report.declared) == {"tests": 8, "failures": 1, "errors": 2, "skipped": 2}
+    # The outer suite's numbers include its inner suite's: each result is counted once.
+    assert report.counts() == {
+        "files": 1,
+        "suites": 3,
+        "tests": 8,
+        "passed": 3,
+        "failed": 1,
+        "errors": 2,
+        "skipped": 2,
+        "flaky": 0,
+    }
+    assert {case.suite for case in report.cases.values()} == {"a", "b"}
+
+
+def test_a_suite_that_declares_results_but_lists_no_cases_counts_them() -> None:
+    report = parse('<testsuite name="checkout" tests="6" failures="1" skipped="2"></testsuite>', "unit.xml")
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["skipped"]) == (6, 3, 1, 2)
+    assert sorted(report.cases) == [("checkout", f"(unnamed {n})") for n in range(1, 7)]
+    [failed] = [case for case in report.cases.values() if case.status is TestStatus.FAILED]
+    assert failed.message == UNLISTED_FAILURE
+    assert report.warnings == [
+        "unit.xml: report lists no cases for 1 suite declaring 6 tests (1 failed, 0 errors, 2 skipped); "
+        "recorded as unnamed tests of each suite"
+    ]
+
+
+def test_only_the_suites_without_cases_are_counted_from_their_declaration() -> None:
+    report = parse(
+        '<testsuites tests="9" failures="2">'
+        '<testsuite name="listed" tests="2" failures="1"><testcase classname="C" name="a"/>'
+        '<testcase classname="C" name="b"><failure/></testcase></testsuite>'
+        '<testsuite name="unlisted" tests="7" failures="1" errors="1"/></testsuites>'
+    )
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["errors"]) == (9, 6, 2, 1)
+    assert len(report.warnings) == 1 and "1 suite declaring 7 tests" in report.warnings[0]
+
+
+def test_reports_that_declare_nothing_have_no_unlisted_results() -> None:
+    for xml in ('<testsuites tests="0"><testsuite name="s" tests="0"/></testsuites>', "<testsuites/>"):
+        report = parse(xml)
+        assert report.counts()["tests"] == 0
+        assert report.warnings == []
+
+
+def test_a_declaration_too_large_to_be_true_is_refused_with_its_line() -> None:
+    xml = f'<testsuites>\n<testsuite name="s" tests="{UNLISTED_LIMIT + 1}"/>\n</testsuites>'
+    with pytest.raises(ReportError) as error:
+        parse(xml, "big.xml")
+    assert str(error.value).startswith(f"big.xml:2: suite s declares {UNLISTED_LIMIT + 1} tests without listing them")
 
 
 def test_a_text_node_over_ten_megabytes_is_read() -> None:
@@ -181,8 +231,20 @@ def test_missing_attributes_and_bare_testsuite_root() -> None:
     report = parse(
         '<testsuite><testcase name="only-name"/><testcase classname="only-class"/><testcase/></testsuite>', "bare.xml"
     )
-    assert set(report.cases) == {("", "only-name"), ("only-class", ""), ("", "")}
+    assert set(report.cases) == {("", "only-name"), ("only-class", "(unnamed 1)"), ("bare", "(unnamed 1)")}
     assert {case.suite for case in report.cases.values()} == {"bare"}
+
+
+def test_nameless_cases_are_distinct_tests_by_position() -> None:
+    report = parse(
+        '<testsuites><testsuite name="s"><testcase/><testcase><failure/></testcase><testcase/></testsuite>'
+        '<testsuite name="t"><testcase classname="C"/><testcase classname="C"><skipped/></testcase></testsuite>'
+        "</testsuites>"
+    )
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["skipped"]) == (5, 3, 1, 1)
+    assert report.cases[("s", "(unnamed 2)")].status is TestStatus.FAILED
+    assert report.cases[("C", "(unnamed 2)")].status is TestStatus.SKIPPED
 
 
 def test_whitespace_in_identity_is_normalised() -> None:

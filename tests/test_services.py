@@ -174,6 +174,23 @@ async def test_a_higher_attempt_replaces_the_earlier_one(db: str) -> None:
     assert (await verdict()).criteria.tests.result is CriterionResult.MET
 
 
+async def test_a_failure_a_report_declares_without_listing_cases_fails_the_launch_and_the_gate(db: str) -> None:
+    await setup_policy()
+    xml = '<testsuite name="com.acme.checkout.Pay" tests="6" failures="1" skipped="2"></testsuite>'
+    outcome = await services.record_launch(
+        parse_stream(io.BytesIO(xml.encode()), "unit.xml"),
+        LaunchSource(REPO, "smoke", "run-1", branch="release/2.0", commit_sha="abc", finished_at=T0),
+    )
+    assert outcome.counts == {"files": 1, "tests": 6, "passed": 3, "failed": 1, "errors": 0, "skipped": 2, "flaky": 0}
+    stored = await Launch.get(id=outcome.launch_id)
+    assert [warning.split(";")[0] for warning in stored.warnings] == [
+        "unit.xml: report lists no cases for 1 suite declaring 6 tests (1 failed, 0 errors, 2 skipped)"
+    ]
+    result = await verdict()
+    assert result.status is GateStatus.BLOCKED
+    assert result.criteria.tests.result is CriterionResult.NOT_MET
+
+
 async def test_a_late_lower_attempt_never_counts(db: str) -> None:
     await setup_policy()
     await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), attempt=2)
