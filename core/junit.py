@@ -272,7 +272,7 @@ class _ReportParser:
         declared = suite.get("tests") is not None
         own = _Unlisted(
             self._name_of(suite),
-            suite.sourceline,
+            _line_of(suite),
             _int_attr(suite, "tests"),
             _int_attr(suite, "failures"),
             _int_attr(suite, "errors"),
@@ -444,6 +444,11 @@ class _ReportParser:
             status is TestStatus.PASSED,
             saw_failure,
         )
+
+
+def _line_of(element: etree._Element) -> int | None:
+    line = element.sourceline
+    return line if isinstance(line, int) else None
 
 
 def _enclosing_suite(element: etree._Element) -> etree._Element | None:
