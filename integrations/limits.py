@@ -64,18 +64,27 @@ def check_ratio(what: str, uncompressed: int, compressed: int, limits: IntakeLim
 
 
 class Budget:
-    """Uncompressed bytes actually read from one batch, against its limit."""
+    """Uncompressed bytes actually read from one batch, against its limit.
 
-    def __init__(self, what: str, limit: int):
+    With `received` (the bytes the batch came in) and `limits`, the ratio of everything inflated
+    so far to it is checked too: files that each stay under the ratio floor, or that share one
+    stretch of compressed data, cannot add up to more than the batch's own bytes allow.
+    """
+
+    def __init__(self, what: str, limit: int, received: int | None = None, limits: IntakeLimits | None = None):
         self.what = what
         self.limit = limit
         self.used = 0
+        self._received = received
+        self._limits = limits
 
     def charge(self, entry: str, count: int) -> None:
         """`entry` names the file in the message, as the caller words it."""
         self.used += count
         if self.used > self.limit:
             raise OverLimit(f"{self.what}: {entry} inflates past the limit of {size_text(self.limit)} uncompressed")
+        if self._received is not None and self._limits is not None:
+            check_ratio(self.what, self.used, self._received, self._limits)
 
 
 class CountingReader:
