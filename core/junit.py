@@ -10,6 +10,7 @@ not the size of the file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,12 @@ MESSAGE_LIMIT = 1000
 # with no <testcase>): each becomes a row, so a hostile count must not become a billion rows.
 UNLISTED_LIMIT = 100_000
 UNLISTED_FAILURE = "the report declares this failure but lists no test cases"
+# The longest start tag (its attributes together) and test identity a report may carry: the
+# parser holds a whole tag in memory before anything can look at it, and names are stored.
+TAG_LIMIT = 4 * 1024 * 1024
+NAME_LIMIT = 10_000
+# The XML declaration, comments and the root's start tag.
+PROLOG_LIMIT = TAG_LIMIT + 64 * 1024
 
 _FAILING_CHILD = {"failure": TestStatus.FAILED, "error": TestStatus.ERROR}
 _SKIPPED_CHILD = {"skipped", "disabled"}
@@ -212,7 +219,7 @@ class _ReportParser:
     def run(self, stream: ReportStream) -> None:
         self._check_prolog(stream)
         events = etree.iterparse(
-            stream,
+            _TagBound(stream, self.name),
             events=("end",),
             tag=("testsuite", "testcase"),
             resolve_entities=False,
@@ -345,10 +352,19 @@ class _ReportParser:
     def _check_prolog(self, stream: ReportStream) -> None:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
         start = stream.tell()
-        probe = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
-        prolog = b""
+        probe = etree.XMLPullParser(
+            events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
+        )
+        prolog = bytearray()
         root: etree._Element | None = None
         while root is None:
+            if len(prolog) >= PROLOG_LIMIT:
+                raise ReportError(
+                    self.name,
+                    prolog.count(b"\n") + 1,
+                    f"the root element does not start within the first {PROLOG_LIMIT // 1024} KB "
+                    "(a start tag or attribute too long?)",
+                )
             chunk = stream.read(16384)
             if not chunk:
                 probe.close()  # raises the syntax error that explains the truncation
@@ -427,6 +443,13 @@ class _ReportParser:
         suite = self._suite_of(element)
         classname = self._shared(_normalise(get("classname") or ""))
         name = _normalise(get("name") or "")
+        if len(name) > NAME_LIMIT or len(classname) > NAME_LIMIT or (file is not None and len(file) > NAME_LIMIT):
+            longest = max(("name", name), ("classname", classname), ("file", file or ""), key=lambda item: len(item[1]))
+            raise ReportError(
+                self.name,
+                _line_of(element),
+                f"test case {longest[0]} of {len(longest[1])} characters, more than the limit of {NAME_LIMIT}",
+            )
         if not name:
             # Nameless cases are distinct tests, told apart by their position.
             classname = classname or suite
@@ -444,6 +467,68 @@ class _ReportParser:
             status is TestStatus.PASSED,
             saw_failure,
         )
+
+
+# A '<' and everything up to the next one, when that is longer than a start tag may be: a
+# long text (fine) or a long tag (refused). The engine scans each byte once, in C.
+_LONG_SPAN = re.compile(rb"<[^<]{%d,}" % TAG_LIMIT)
+# A start or end tag, quotes respected: '>' may appear inside an attribute value, '<' may not.
+_TAG = re.compile(rb"""<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
+
+
+class _TagBound:
+    """The report's bytes as the parser reads them, refusing a tag longer than TAG_LIMIT before
+    the parser has had to hold it (a 200 MB attribute, a 200 MB name)."""
+
+    def __init__(self, stream: ReportStream, name: str):
+        self._stream = stream
+        self._name = name
+        self._lines = 0
+        # The span since the last '<' read: its start (up to just past a tag's limit), whether it
+        # is already known to be a tag followed by text, its length and the line it starts on.
+        self._head = bytearray()
+        self._settled = True
+        self._length = 0
+        self._line = 1
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        first = data.find(b"<")
+        if first == -1:
+            self._continue(data)
+        else:
+            self._continue(data[:first])
+            last = data.rfind(b"<")
+            for match in _LONG_SPAN.finditer(data, first, last):
+                self._judge(bytes(match.group()[: TAG_LIMIT + 1]), self._lines + data.count(b"\n", 0, match.start()))
+            self._line = self._lines + data.count(b"\n", 0, last) + 1
+            self._head = bytearray(data[last : last + TAG_LIMIT + 1])
+            self._length = len(data) - last
+            self._settled = False
+            self._continue(b"")
+        self._lines += data.count(b"\n")
+        return data
+
+    def _continue(self, data: bytes) -> None:
+        self._length += len(data)
+        if self._settled or self._length <= TAG_LIMIT:
+            if not self._settled:
+                self._head += data[: TAG_LIMIT + 1 - len(self._head)]
+            return
+        self._head += data[: TAG_LIMIT + 1 - len(self._head)]
+        self._judge(bytes(self._head), self._line - 1)
+        self._settled = True
+
+    def _judge(self, span: bytes, lines_before: int) -> None:
+        if span.startswith((b"<!", b"<?")):  # comments, CDATA and instructions carry text
+            return
+        tag = _TAG.match(span)
+        if tag is None or tag.end() > TAG_LIMIT:
+            raise ReportError(
+                self._name,
+                lines_before + 1,
+                f"a start tag longer than {TAG_LIMIT // (1024 * 1024)} MB (an attribute or name too long)",
+            )
 
 
 def _line_of(element: etree._Element) -> int | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import stat
 import struct
 import zipfile
@@ -331,6 +333,31 @@ def test_what_the_entries_inflate_to_together_is_checked_against_the_archives_si
 
     assert message.startswith("artifact junit-linux expands ") and message.endswith(" times (zip bomb?)")
     assert report.files < 4  # refused by the bytes read so far, before the last entry was done
+
+
+def test_a_report_with_a_huge_attribute_that_compresses_poorly_is_refused_with_its_line() -> None:
+    # Random text stays under the ratio limit, as the 200 MB attribute of the real attack did.
+    attribute = base64.b64encode(random.Random(7).randbytes(5 * 1024 * 1024))
+    report_xml = b'<?xml version="1.0"?>\n<testsuites name="' + attribute + b'"><testsuite/></testsuites>'
+    archive = make_zip({"reports/big.xml": report_xml})
+
+    report = ParsedReport()
+    with pytest.raises(ReportError) as error:
+        read_reports(io.BytesIO(archive), ARTIFACT, report)
+
+    assert str(error.value).startswith(
+        "junit-linux/reports/big.xml:2: the root element does not start within the first"
+    )
+    assert report.files == 0
+
+
+def test_reading_an_artifact_is_bounded_in_time() -> None:
+    archive = make_zip({"a.xml": fixture("swift-xunit.xml")})
+
+    message, report = refusal(archive, replace(ARTIFACT_LIMITS, max_seconds=0))
+
+    assert message == "artifact junit-linux: entry 'a.xml' still being read after 0 s, the limit for reading"
+    assert report.files == 0
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from core.enums import TestStatus
-from core.junit import MESSAGE_LIMIT, UNLISTED_FAILURE, UNLISTED_LIMIT, ReportError, parse_reports, parse_stream
+from core.junit import (
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    PROLOG_LIMIT,
+    TAG_LIMIT,
+    UNLISTED_FAILURE,
+    UNLISTED_LIMIT,
+    ReportError,
+    parse_reports,
+    parse_stream,
+)
 from tests.conftest import JUNIT
 
 # file: (tests, passed, failed, errors, skipped, flaky, suites, declared tests)
@@ -328,3 +338,86 @@ def test_upload_ids_tell_commits_apart(tmp_path: Path) -> None:
     assert same == upload_source_id(digests, "o/r", "smoke", "aaa", "main")
     assert same != upload_source_id(digests, "o/r", "smoke", "bbb", "main")
     assert same != upload_source_id(digests, "o/r", "nightly", "aaa", "main")
+
+
+class HostileStream:
+    """`head`, then `size` bytes of filler made as they are read (never held whole), then `tail`;
+    counts the bytes handed out."""
+
+    def __init__(self, head: bytes, size: int, tail: bytes):
+        self.head, self.size, self.tail = head, size, tail
+        self.total = len(head) + size + len(tail)
+        self.position = 0
+        self.handed_out = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = 1 << 20 if size < 0 else size
+        out = bytearray()
+        while len(out) < size and self.position < self.total:
+            at, want = self.position, size - len(out)
+            if at < len(self.head):
+                piece = self.head[at : at + want]
+            elif at < len(self.head) + self.size:
+                piece = b"x" * min(want, len(self.head) + self.size - at)
+            else:
+                start = at - len(self.head) - self.size
+                piece = self.tail[start : start + want]
+            out += piece
+            self.position += len(piece)
+        self.handed_out += len(out)
+        return bytes(out)
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset
+        return offset
+
+
+GIANT = 200 * 1024 * 1024
+
+
+def test_a_200_mb_attribute_on_the_root_element_is_refused_from_a_bounded_prefix() -> None:
+    stream = HostileStream(b'<?xml version="1.0"?>\n<testsuites name="', GIANT, b'"><testsuite/></testsuites>')
+    with pytest.raises(ReportError) as error:
+        parse_stream(stream, "huge.xml")
+    assert str(error.value) == (
+        f"huge.xml:2: the root element does not start within the first {PROLOG_LIMIT // 1024} KB "
+        "(a start tag or attribute too long?)"
+    )
+    assert stream.handed_out <= PROLOG_LIMIT + 16384
+
+
+def test_a_200_mb_test_name_is_refused_before_the_parser_holds_it() -> None:
+    head = b'<testsuites>\n<testsuite name="s">\n<testcase classname="c" name="ok"/>\n<testcase classname="c" name="'
+    stream = HostileStream(head, GIANT, b'"/></testsuite></testsuites>')
+    with pytest.raises(ReportError) as error:
+        parse_stream(stream, "huge.xml")
+    assert str(error.value) == "huge.xml:4: a start tag longer than 4 MB (an attribute or name too long)"
+    assert stream.handed_out <= TAG_LIMIT + 2 * 1024 * 1024
+
+
+def test_long_texts_and_quoted_angle_brackets_are_not_long_tags() -> None:
+    message = "expected <a> but was <b> " * 20_000  # 500 KB, '>' inside the quotes
+    cdata = "x" * (TAG_LIMIT + 10)
+    report = parse(
+        wrap(
+            f'<testcase classname="C" name="t"><failure message="{message.replace("<", "&lt;")}"/></testcase>'
+            f'<testcase classname="C" name="u"><system-out><![CDATA[{cdata}]]></system-out></testcase>'
+        )
+    )
+    assert report.counts()["tests"] == 2 and report.counts()["failed"] == 1
+
+
+@pytest.mark.parametrize("attribute", ["name", "classname", "file"])
+def test_test_identities_over_the_limit_are_refused_with_their_line(attribute: str) -> None:
+    long = "n" * (NAME_LIMIT + 1)
+    case = {"classname": "C", "name": "t", attribute: long}
+    attributes = " ".join(f'{key}="{value}"' for key, value in case.items())
+    with pytest.raises(ReportError) as error:
+        parse(f"<testsuite>\n<testcase {attributes}/>\n</testsuite>", "long.xml")
+    assert str(error.value) == (
+        f"long.xml:2: test case {attribute} of {NAME_LIMIT + 1} characters, more than the limit of {NAME_LIMIT}"
+    )
+    assert parse(f'<testsuite><testcase classname="C" name="{"n" * NAME_LIMIT}"/></testsuite>').counts()["tests"] == 1

@@ -63,7 +63,7 @@ def read_reports(
             entries = zf.infolist()
             _check_entries(entries, artifact_name, limits)
             # Everything before the central directory: the most the entries' data can take up.
-            budget = Budget(f"artifact {artifact_name}", limits.max_uncompressed_bytes, zf.start_dir, limits)
+            budget = Budget(f"artifact {artifact_name}", limits, zf.start_dir)
             return _parse_entries(zf, entries, artifact_name, report, limits, budget)
     except zipfile.BadZipFile:
         # Raised only while reading the central directory: members' errors are rewrapped.
