@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -160,9 +161,9 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
 async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport) -> None:
     if not report.cases:
         return
-    keyed = {identity_key(*key): case for key, case in report.cases.items()}
+    keyed = [(identity_key(*key), case) for key, case in report.cases.items()]
     case_ids = await _case_ids(client, repository_id)
-    missing = [(key, case) for key, case in keyed.items() if key not in case_ids]
+    missing = [(key, case) for key, case in keyed if key not in case_ids]
     if missing:
         now = db_datetime(datetime.now(UTC))
         await execute_many(
@@ -172,14 +173,16 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
         )
         case_ids = await _case_ids(client, repository_id)
+    # In the order of the (test case, launch) index, whose pages are then each written once; the
+    # status is a str enum, stored as its text by both drivers.
+    rows = [
+        (launch_id, case_ids[key], case.status, case.duration, case.message, case.flaky, case.retried)
+        for key, case in keyed
+    ]
+    del keyed, case_ids
+    rows.sort(key=itemgetter(1))
     await insert_rows(
-        client,
-        "test_result",
-        ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried"),
-        [
-            (launch_id, case_ids[key], case.status.value, case.duration, case.message, case.flaky, case.retried)
-            for key, case in keyed.items()
-        ],
+        client, "test_result", ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried"), rows
     )
 
 

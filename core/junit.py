@@ -208,6 +208,8 @@ class _ReportParser:
         self.suite_name = self.fallback_suite
         # Many cases share a class name: one string object each saves memory.
         self.shared_strings: dict[str, str] = {}
+        # The last class name as read, and as kept.
+        self.last_classname = ("", "")
         # Suites still open that hold a test case somewhere inside (lxml gives the same proxy
         # object for an element while a reference to it lives, so the set can hold them).
         self.with_cases: set[etree._Element] = set()
@@ -234,6 +236,7 @@ class _ReportParser:
         root_declares = False
         on_root = DeclaredTotals()
         top_level = DeclaredTotals()
+        read = 0
         for _, element in events:
             if root is None:
                 # Read now: the root is cleared when its own end event comes.
@@ -247,12 +250,14 @@ class _ReportParser:
                 if element.getparent() is root:
                     top_level.add(element)
                 self._suite_ended(element)
-            # Drop what was read so that memory stays flat on large reports.
+            # Drop what was read so that memory stays flat on large reports; the emptied
+            # elements themselves are removed now and then (a suite's go when it ends).
             element.clear()
-            parent = element.getparent()
-            if parent is not None:
-                while element.getprevious() is not None:
-                    del parent[0]
+            read += 1
+            if not read % 256:
+                parent = element.getparent()
+                if parent is not None:
+                    del parent[: parent.index(element)]
         if events.root is not None:
             if root is None:
                 on_root.add(events.root)
@@ -401,8 +406,10 @@ class _ReportParser:
         return self.shared_strings.setdefault(text, text)
 
     def _case(self, element: etree._Element) -> CaseResult:
-        # The hot loop of ingestion: one call per test case, so kept lean.
-        get = element.get
+        # The hot loop of ingestion: one call per test case, so kept lean. One call copies the
+        # attributes: cheaper than asking lxml for each of them.
+        attributes = dict(element.items())
+        get = attributes.get
         status = TestStatus.PASSED
         message = None
         flaky = retried = saw_failure = False
@@ -424,25 +431,27 @@ class _ReportParser:
                     message = message or _message(child)
                 elif tag in _RERUN_CHILD:
                     retried = True
-            if status is TestStatus.PASSED and (
-                (get("status") or "").lower() in _SKIPPED_STATUS_ATTR
-                or (get("result") or "").lower() in _SKIPPED_RESULT_ATTR
-            ):
-                status = TestStatus.SKIPPED
-        elif get("status") is not None or get("result") is not None:
+        if status is TestStatus.PASSED and ("status" in attributes or "result" in attributes):
             if (get("status") or "").lower() in _SKIPPED_STATUS_ATTR or (
                 get("result") or ""
             ).lower() in _SKIPPED_RESULT_ATTR:
                 status = TestStatus.SKIPPED
-        file = get("file")
         time = get("time")
         try:
             duration = max(float(time), 0.0) if time else 0.0
         except ValueError:
             duration = _float_attr(time)
-        suite = self._suite_of(element)
-        classname = self._shared(_normalise(get("classname") or ""))
-        name = _normalise(get("name") or "")
+        parent = element.getparent()
+        suite = self.suite_name if parent is self.suite_element else self._suite_of(element)
+        raw_classname = get("classname") or ""
+        if raw_classname != self.last_classname[0]:
+            # Cases of one class come together: its normalised, shared text is reused.
+            self.last_classname = (raw_classname, self._shared(_normalise(raw_classname)))
+        classname = self.last_classname[1]
+        name = get("name") or ""
+        if " " in name or "\n" in name or "\t" in name or "\r" in name:
+            name = " ".join(name.split())
+        file = get("file")
         if len(name) > NAME_LIMIT or len(classname) > NAME_LIMIT or (file is not None and len(file) > NAME_LIMIT):
             longest = max(("name", name), ("classname", classname), ("file", file or ""), key=lambda item: len(item[1]))
             raise ReportError(
