@@ -137,18 +137,21 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     await lock_milestones(client, [milestone.id for milestone in milestones])
     for milestone in milestones:
         policy = milestone_policy(milestone)
-        if replaced or await _arrived_late(client, milestone, launch):
+        if replaced:
             await state.rebuild(client, milestone, policy)
             continue
         bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
         row = state.LaunchRow(launch.id, plan.id, launch.branch)
-        await state.apply_launch(client, milestone, policy, row, bits)
+        if await _arrived_late(client, milestone, launch):
+            await state.apply_late_launch(client, milestone, policy, row, db_datetime(launch.finished_at), bits)
+        else:
+            await state.apply_launch(client, milestone, policy, row, bits)
         await state.refresh_required(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
 
 
 async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch: Launch) -> bool:
-    """Whether a launch that finished later is already in: then history must be replayed."""
+    """Whether a launch that finished later is already in: then the launch's place in history matters."""
     rows = await fetch(
         client,
         "SELECT 1 FROM launch l JOIN milestone_plan mp ON mp.testplan_id = l.plan_id "

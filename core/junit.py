@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from lxml import etree
 
@@ -408,7 +408,7 @@ class _ReportParser:
     def _case(self, element: etree._Element) -> CaseResult:
         # The hot loop of ingestion: one call per test case, so kept lean. One call copies the
         # attributes: cheaper than asking lxml for each of them.
-        attributes = dict(element.items())
+        attributes = cast(dict[str, str], dict(element.items()))  # lxml gives str values
         get = attributes.get
         status = TestStatus.PASSED
         message = None
