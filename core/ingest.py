@@ -19,7 +19,7 @@ from tortoise.expressions import Q
 
 from core import state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
-from core.db import db_datetime, execute_many, fetch, insert_rows
+from core.db import db_datetime, execute_many, fetch, fetch_mapping, insert_rows
 from core.enums import MilestoneState
 from core.junit import ParsedReport
 from core.models import Launch, Milestone
@@ -164,9 +164,9 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
 async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport) -> None:
     if not report.cases:
         return
-    keyed = [(identity_key(*key), case) for key, case in report.cases.items()]
+    keys = [identity_key(*key) for key in report.cases]
     case_ids = await _case_ids(client, repository_id)
-    missing = [(key, case) for key, case in keyed if key not in case_ids]
+    missing = [(key, case) for key, case in zip(keys, report.cases.values(), strict=True) if key not in case_ids]
     if missing:
         now = db_datetime(datetime.now(UTC))
         await execute_many(
@@ -175,14 +175,15 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, identity_key) DO NOTHING",
             [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
         )
+        del missing
         case_ids = await _case_ids(client, repository_id)
     # In the order of the (test case, launch) index, whose pages are then each written once; the
     # status is a str enum, stored as its text by both drivers.
     rows = [
         (launch_id, case_ids[key], case.status, case.duration, case.message, case.flaky, case.retried)
-        for key, case in keyed
+        for key, case in zip(keys, report.cases.values(), strict=True)
     ]
-    del keyed, case_ids
+    del keys, case_ids
     rows.sort(key=itemgetter(1))
     await insert_rows(
         client, "test_result", ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried"), rows
@@ -190,5 +191,6 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
 
 
 async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:
-    rows = await fetch(client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id])
-    return {row[0]: row[1] for row in rows}
+    return await fetch_mapping(
+        client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id]
+    )
