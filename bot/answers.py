@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from bot.alerts import Alerts
-from bot.command_line import Asker, Query, UsageError, parse
+from bot.command_line import TAG_PREFIX, WITH_VALUE, Asker, Query, UsageError, parse
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
@@ -19,6 +20,7 @@ from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import resolve_milestone
+from core.report import clone_text
 
 log = logging.getLogger("milestones.slack")
 
@@ -61,7 +63,7 @@ class Answers:
         scope = invocation.repository or await channels.channel_repository(asker.team_id, asker.channel_id)
         repositories = [scope] if scope else None
         if name == "list":
-            return await self.run(Query("list", scope))
+            return await self.run(Query("list", scope, option=invocation.option))
         if not invocation.milestone:
             names = [summary.name for summary in await services.list_milestones(repositories)]
             return replies.which_milestone(self.command, invocation.subcommand, names)
@@ -77,22 +79,46 @@ class Answers:
                 )
             if name == "signoffs" and invocation.edit:
                 return await self.signoffs.dismiss(asker, found.repository, found.name, invocation.members)
+            if name in WITH_VALUE:
+                assert invocation.option is not None
+                return await self.change(name, found.repository, found.name, invocation.option, invocation.words)
             return await self.run(Query(name, found.repository, found.name, invocation.option))
         if resolution.ambiguous:
-            if name == "signoff" or invocation.edit:
+            if name == "signoff" or invocation.edit or name in WITH_VALUE:
                 # Buttons only run reads again: a write names its repository.
                 after = f" {invocation.edit} …" if invocation.edit else ""
                 return replies.name_the_repository(resolution, self.command, name, after)
             return replies.choose_repository(resolution, query, self.command)
         return replies.not_found(resolution, scope)
 
+    async def change(self, name: str, repository: str, milestone: str, value: str, words: tuple[str, ...]) -> Message:
+        """clone, tag and start: a change to one milestone, answered with what it did."""
+        if name == "clone":
+            due = date.fromisoformat(words[0]) if words else None
+            try:
+                clone = await services.clone_milestone(repository, milestone, value, target_date=due)
+            except ValueError as refused:
+                return replies.failure(str(refused))
+            return replies.done(clone_text(clone.milestone.name, clone.source, clone.policy_entry, clone.github))
+        if name == "tag":
+            await services.save_milestone(repository, milestone, tags=[value])
+            return replies.done(f"{milestone} is tagged {value}: `{self.command} list tag:{value}` lists its tag")
+        start = date.fromisoformat(value)
+        _, change = await services.save_milestone(repository, milestone, start_date=start)
+        return replies.done(
+            f"{milestone} starts on {start:%a} {start.day} {start:%b %Y}: {change.verdict.lifecycle.value}"
+        )
+
     async def run(self, query: Query) -> Message:
         """A read with everything named: what Refresh and Share run again.
 
         Raises NotFound when the milestone went away since the button was made."""
         if query.subcommand == "list":
-            summaries = await services.list_milestones([query.repository] if query.repository else None)
-            return milestone_list(summaries, scope=query.repository, command=self.command, today=utcnow().date())
+            tag = query.option.removeprefix(TAG_PREFIX) if query.option else None
+            summaries = await services.list_milestones([query.repository] if query.repository else None, tag=tag)
+            return milestone_list(
+                summaries, scope=query.repository, command=self.command, today=utcnow().date(), tag=tag
+            )
         assert query.repository and query.milestone
         reading = await services.read_milestone(query.repository, query.milestone)
         links = Links(self.page_url(reading.repository, reading.name))

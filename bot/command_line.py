@@ -6,10 +6,15 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
+from datetime import date
 
 from core.enums import Severity
+from core.names import TAG_RULE, is_tag
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+TAG_PREFIX = "tag:"
+# Subcommands that take a milestone and a value: a new name, a tag, a date.
+WITH_VALUE = ("clone", "tag", "start")
 TEST_KINDS = ("failing", "untested", "flaky")
 _WORD = re.compile(r'"([^"]*)"?|(\S+)')
 
@@ -28,7 +33,13 @@ class Subcommand:
 SUBCOMMANDS = {
     subcommand.name: subcommand
     for subcommand in (
-        Subcommand("list", "[owner/repo]", "list", "open milestones, most urgent first", needs_milestone=False),
+        Subcommand(
+            "list",
+            "[owner/repo] [tag:<tag>]",
+            "list tag:release",
+            "current milestones (overdue and active, then planned), most urgent first; or those with a tag",
+            needs_milestone=False,
+        ),
         Subcommand(
             "status", "<milestone>", "status v2.0", "the gate of a milestone: criteria, blockers, sign-off, forecast"
         ),
@@ -47,6 +58,19 @@ SUBCOMMANDS = {
             options=TEST_KINDS,
         ),
         Subcommand("trend", "<milestone>", "trend v2.0", "pass rate and blocking defects over 30 days, regressions"),
+        Subcommand(
+            "clone",
+            "<milestone> <new name> [YYYY-MM-DD]",
+            "clone v2.0 v2.1 2027-03-01",
+            "a new milestone with the same gate (plans, thresholds, approvers, tags), due that day; no history",
+        ),
+        Subcommand("tag", "<milestone> <tag>", "tag v2.0 release", "tag a milestone (lists and digests filter by tag)"),
+        Subcommand(
+            "start",
+            "<milestone> <YYYY-MM-DD>",
+            'start "Sprint 25" 2026-12-07',
+            "set the start date: planned until then, no alerts before it",
+        ),
         Subcommand(
             "signoff",
             "<milestone>",
@@ -67,14 +91,14 @@ SUBCOMMANDS = {
         ),
         Subcommand(
             "subscribe",
-            "[milestone|owner/repo] [daily|weekdays|weekly mon] [HH:MM] [Europe/Berlin]",
+            "[milestone|owner/repo] [tag:<tag>] [daily|weekdays|weekly mon] [HH:MM] [Europe/Berlin]",
             "subscribe v2.0 weekdays 09:00 Europe/Berlin",
             "a digest in this channel on a schedule (default: daily at 09:00, your time zone)",
             needs_milestone=False,
         ),
         Subcommand(
             "unsubscribe",
-            "[milestone|owner/repo]",
+            "[milestone|owner/repo] [tag:<tag>]",
             "unsubscribe v2.0",
             "stop a digest (all of this channel's without a name)",
             needs_milestone=False,
@@ -128,6 +152,7 @@ class Invocation:
     subcommand: Subcommand
     milestone: str | None = None
     repository: str | None = None
+    # list: `tag:<tag>`; clone: the new name, tag: the tag, start: the date (as typed).
     option: str | None = None
     # approvers: "add" or "remove", and whom (user ids and @handles).
     edit: str | None = None
@@ -151,8 +176,16 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
         return Invocation(subcommand)
     # GitHub's repository names ignore case: `Acme/Shop` is acme/shop.
     repositories = {name.lower(): name for name in known_repositories}
-    if subcommand.name in ("list", "link"):
+    if subcommand.name == "list":
+        tags = [word for word in rest if word.lower().startswith(TAG_PREFIX)]
+        if len(tags) > 1 or (tags and not is_tag(tags[0][len(TAG_PREFIX) :])):
+            raise UsageError(f"list takes one tag, as `{TAG_PREFIX}release`", subcommand)
+        found = _with_repository(subcommand, [word for word in rest if word not in tags], repositories)
+        return Invocation(subcommand, repository=found.repository, option=tags[0].lower() if tags else None)
+    if subcommand.name == "link":
         return _with_repository(subcommand, rest, repositories)
+    if subcommand.name in WITH_VALUE:
+        return _with_value(subcommand, rest, repositories)
     if subcommand.name in ("subscribe", "unsubscribe", "subscriptions", "alerts"):
         if rest and subcommand.name == "subscriptions":
             raise UsageError("subscriptions takes no arguments", subcommand)
@@ -173,6 +206,31 @@ def parse(text: str, known_repositories: Collection[str] = ()) -> Invocation:
             break
         rest.pop()
     return Invocation(subcommand, " ".join(rest) or None, repository, option, edit, members)
+
+
+def _with_value(subcommand: Subcommand, words: list[str], repositories: dict[str, str]) -> Invocation:
+    """`clone v2.0 v2.1 [date]`, `tag v2.0 release`, `start v2.0 2026-12-07`: the milestone, then
+    the value (names with spaces in double quotes); a repository may follow."""
+    words = list(words)
+    repository = None
+    if len(words) > 2 and words[-1].lower() in repositories:
+        repository = repositories[words.pop().lower()]
+    due: str | None = None
+    if subcommand.name == "clone" and len(words) == 3:
+        due = words.pop()
+    if len(words) != 2:
+        raise UsageError(f"write `{subcommand.name} {subcommand.arguments}`", subcommand)
+    milestone, value = words
+    if subcommand.name == "tag" and not is_tag(value):
+        raise UsageError(f"“{value}”: {TAG_RULE}", subcommand)
+    for day in (value if subcommand.name == "start" else None, due):
+        if day is not None:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise UsageError(f"“{day}” is not a date; write it as YYYY-MM-DD", subcommand) from None
+    words_after = (due,) if due else ()
+    return Invocation(subcommand, milestone, repository, value, words=words_after)
 
 
 def _edit(
@@ -258,8 +316,9 @@ class Query:
         ):
             raise UsageError("this button is out of date")
         named = query.repository is not None and query.milestone is not None
+        tagged = subcommand.name == "list" and (query.option or "").startswith(TAG_PREFIX)
         if (subcommand.needs_milestone and not named) or (
-            query.option is not None and query.option not in subcommand.options
+            query.option is not None and query.option not in subcommand.options and not tagged
         ):
             raise UsageError("this button is out of date")
         if subcommand.name == "list" and query.milestone is not None:

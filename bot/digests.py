@@ -11,7 +11,7 @@ from datetime import datetime
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.command_line import Asker
+from bot.command_line import TAG_PREFIX, Asker
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.chart import trend_png
@@ -42,12 +42,19 @@ class Digests:
             schedule, rest = parse_schedule(list(words), await self._zone_of(asker.user_id))
         except ScheduleError as error:
             return replies.failure(str(error))
-        scope = await self._scope(asker, rest)
+        tag, rest = _tag_of(rest)
+        scope = await self._scope(asker, rest, tagged=tag is not None)
         if isinstance(scope, Message):
             return scope
         repository, milestone = scope
         view, created = await digests.subscribe(
-            asker.team_id, asker.channel_id, schedule, by=asker.user_id, repository=repository, milestone=milestone
+            asker.team_id,
+            asker.channel_id,
+            schedule,
+            by=asker.user_id,
+            repository=repository,
+            milestone=milestone,
+            tag=tag,
         )
         return subscribed(view, created, now=utcnow())
 
@@ -56,11 +63,12 @@ class Digests:
         if not words:
             await digests.unsubscribe(asker.team_id, asker.channel_id)
             return unsubscribed(current)
-        scope = await self._scope(asker, list(words))
+        tag, rest = _tag_of(list(words))
+        scope = await self._scope(asker, rest, tagged=tag is not None)
         if isinstance(scope, Message):
             return scope
         repository, milestone = scope
-        await digests.unsubscribe(asker.team_id, asker.channel_id, repository=repository, milestone=milestone)
+        await digests.unsubscribe(asker.team_id, asker.channel_id, repository=repository, milestone=milestone, tag=tag)
         remaining = {view.id for view in await digests.channel_subscriptions(asker.team_id, asker.channel_id)}
         return unsubscribed([view for view in current if view.id not in remaining])
 
@@ -68,9 +76,20 @@ class Digests:
         views = await digests.channel_subscriptions(asker.team_id, asker.channel_id)
         return subscriptions_message(views, command=self.command, now=utcnow())
 
-    async def _scope(self, asker: Asker, words: list[str]) -> tuple[str | None, str | None] | Message:
-        """(repository, milestone) the words name: nothing (what the channel links), a repository, or a milestone."""
+    async def _scope(
+        self, asker: Asker, words: list[str], *, tagged: bool = False
+    ) -> tuple[str | None, str | None] | Message:
+        """(repository, milestone) the words name: nothing (what the channel links), a repository, or a milestone.
+        A tag's scope is a repository or the channel's."""
         linked = await channel_repository(asker.team_id, asker.channel_id)
+        if tagged and words:
+            known = {name.lower(): name for name in await repository_names()}
+            text = " ".join(words)
+            if text.lower() not in known:
+                return replies.failure(
+                    f"“{text}” is not a repository; a tag's digest is of a repository, as owner/repo"
+                )
+            return known[text.lower()], None
         if not words:
             if linked is None:
                 return replies.failure(
@@ -132,6 +151,13 @@ class Digests:
             except Exception as error:
                 detail = error.response.get("error") if isinstance(error, SlackApiError) else repr(error)
                 log.warning("trend chart of %s not posted in %s: %s", reading.name, channel, detail)
+
+
+def _tag_of(words: list[str]) -> tuple[str | None, list[str]]:
+    """`tag:release` among the words: the tag, and the other words."""
+    tags = [word for word in words if word.lower().startswith(TAG_PREFIX)]
+    tag = tags[0][len(TAG_PREFIX) :] if tags else None
+    return tag or None, [word for word in words if word not in tags]
 
 
 @dataclass(frozen=True)

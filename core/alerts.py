@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.enums import DefectState, GateStatus, Severity
+from core.enums import DefectState, GateStatus, Lifecycle, Severity
 from core.readings import MilestoneReading
 
 ALERT_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
@@ -37,6 +37,7 @@ def alert_state(reading: MilestoneReading) -> dict[str, Any]:
             and 0 <= verdict.days_left <= DUE_SOON_DAYS
         ),
         "overdue": verdict.overdue,
+        "planned": verdict.lifecycle is Lifecycle.PLANNED,
     }
 
 
@@ -56,8 +57,9 @@ class Alert:
 
 
 def what_is_new(before: dict[str, Any] | None, now: dict[str, Any]) -> Alert:
-    """The first look records the state and says nothing: a channel is not told the past."""
-    if before is None:
+    """The first look records the state and says nothing: a channel is not told the past; nor
+    is it told about a milestone before its start (planned), whose gate is evaluated all the same."""
+    if before is None or now.get("planned"):
         return Alert()
     return Alert(
         turned_red=before["green"] and not now["green"],

@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from core.names import check_repository_name
+from core.names import TAG_RULE, check_repository_name, is_tag
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -161,9 +161,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.add_argument("name", type=_text)
     command_parser.add_argument("--repo", required=True, type=repository_name, help="OWNER/NAME")
     command_parser.add_argument("--due", type=_date, help="target date, YYYY-MM-DD")
+    command_parser.add_argument("--start", type=_date, help="start date, YYYY-MM-DD (planned until then)")
+    command_parser.add_argument(
+        "--tag", action="append", type=tag, metavar="TAG", help="tag the milestone (repeat for several)"
+    )
     command_parser.add_argument("--description")
     command_parser.add_argument("--policy", type=Path, help="a .github/milestones.yml file to apply to the repository")
     command_parser.set_defaults(handler="core.commands:milestone_add")
+
+    command_parser = milestone.add_parser(
+        "clone", help="a new milestone with the same gate (plans, thresholds, approvers, tags), no history"
+    )
+    command_parser.add_argument("source", type=_text, metavar="FROM")
+    command_parser.add_argument("name", type=_text, metavar="NEW")
+    command_parser.add_argument(
+        "--repo", type=repository_name, help="OWNER/NAME (needed when several repositories have FROM)"
+    )
+    command_parser.add_argument("--due", type=_date, help="target date, YYYY-MM-DD")
+    command_parser.add_argument("--start", type=_date, help="start date, YYYY-MM-DD")
+    command_parser.set_defaults(handler="core.commands:milestone_clone")
 
     policy = commands.add_parser("policy", help="policy files").add_subparsers(
         dest="policy_command", required=True, metavar="ACTION"
@@ -180,9 +196,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.add_argument("--json", action="store_true")
     command_parser.set_defaults(handler="core.commands:status")
 
-    command_parser = commands.add_parser("list", help="milestones and their status, worst first")
+    command_parser = commands.add_parser(
+        "list", help="milestones and their status: overdue and active first, then planned, worst first"
+    )
     command_parser.add_argument("--repo", type=repository_name, help="OWNER/NAME")
-    command_parser.add_argument("--all", action="store_true", help="include closed milestones")
+    command_parser.add_argument("--tag", type=tag, help="only milestones with this tag")
+    command_parser.add_argument("--all", action="store_true", help="include completed and closed milestones")
     command_parser.add_argument("--json", action="store_true")
     command_parser.set_defaults(handler="core.commands:list_milestones")
 
@@ -249,6 +268,13 @@ def _whole_number(text: str, low: int, high: int | None, expected: str) -> int:
     if value is None or value < low or (high is not None and value > high):
         raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
     return value
+
+
+def tag(text: str) -> str:
+    """A tag as the policy file allows them: one word."""
+    if not is_tag(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: {TAG_RULE}")
+    return text
 
 
 def _text(text: str) -> str:

@@ -14,10 +14,12 @@ from core import services
 from core.cli import UsageError, with_database
 from core.db import database
 from core.db import migrate as migrate_database
+from core.enums import Lifecycle
 from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
 from core.junit import parse_reports
+from core.lifecycle import LIFECYCLE_TITLE
 from core.policy import load_policy
-from core.report import STATUS_TITLE, jsonable, render_verdict, verdict_json
+from core.report import STATUS_TITLE, clone_text, completion_text, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
 from core.wording import launch_counts, plural, short_sha
 
@@ -106,6 +108,8 @@ async def milestone_add(args: argparse.Namespace) -> int:
             args.repo,
             args.name,
             target_date=args.due or services.KEEP,
+            start_date=args.start or services.KEEP,
+            tags=args.tag or None,
             description=args.description,
             policy_text=policy,
             policy_source=str(args.policy),
@@ -115,7 +119,20 @@ async def milestone_add(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
         return 1
     await milestone.fetch_related("repository")
-    print(f"milestone {milestone.name} in {milestone.repository.full_name}: {STATUS_TITLE[change.verdict.status]}")
+    verdict = change.verdict
+    print(
+        f"milestone {milestone.name} in {milestone.repository.full_name}: {LIFECYCLE_TITLE[verdict.lifecycle]}, "
+        f"{STATUS_TITLE[verdict.status]}"
+    )
+    return 0
+
+
+@with_database
+async def milestone_clone(args: argparse.Namespace) -> int:
+    clone = await services.clone_milestone(
+        args.repo, args.source, args.name, target_date=args.due, start_date=args.start
+    )
+    print(clone_text(clone.milestone.name, clone.source, clone.policy_entry, clone.github))
     return 0
 
 
@@ -142,9 +159,12 @@ async def status(args: argparse.Namespace) -> int:
     if args.json:
         completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
         signoffs = [_trail_entry(entry) for entry in trail]
-        print_json({**verdict_json(verdict), **completion, "signoffs": signoffs, "launches": launches})
+        extra = {"tags": state.reading.tags, "signoffs": signoffs, "launches": launches}
+        print_json({**verdict_json(verdict), **completion, **extra})
         return 0
     print(render_verdict(verdict))
+    if state.reading.tags:
+        print(f"Tags: {', '.join(state.reading.tags)}")
     if launches:
         print("\nLatest launches:")
         for launch in launches:
@@ -193,20 +213,29 @@ def _trail_line(entry: Any) -> str:
 
 @with_database
 async def list_milestones(args: argparse.Namespace) -> int:
-    summaries = await services.list_milestones([args.repo] if args.repo else None, include_closed=args.all)
+    summaries = await services.list_milestones([args.repo] if args.repo else None, include_all=args.all, tag=args.tag)
     if args.json:
         print_json([{**jsonable(summary), "repo": summary.repository} for summary in summaries])
         return 0
     if not summaries:
-        print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
+        if args.tag:
+            print(f"no milestones tagged {args.tag}" + ("" if args.all else " (--all shows completed and closed ones)"))
+        else:
+            print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
         return 0
     for summary in summaries:
         due = summary.target_date.isoformat() if summary.target_date else "no date"
         rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
-        flag = " OVERDUE" if summary.overdue else ""
+        starts = (
+            f" · starts {summary.start_date.isoformat()}"
+            if summary.start_date and summary.lifecycle is Lifecycle.PLANNED
+            else ""
+        )
+        tags = f" · tags {', '.join(summary.tags)}" if summary.tags else ""
         print(
-            f"{summary.repository} {summary.name}: {STATUS_TITLE[summary.status]}{flag} · due {due} · "
-            f"pass rate {rate} · {summary.open_blocking} blocking defects"
+            f"{summary.repository} {summary.name}: {LIFECYCLE_TITLE[summary.lifecycle].upper()} · "
+            f"{STATUS_TITLE[summary.status]} · {completion_text(summary.completion)}{starts} · due {due} · "
+            f"pass rate {rate} · {summary.open_blocking} blocking defects{tags}"
         )
     return 0
 

@@ -3,6 +3,7 @@ digest reports, with what changed since the previous one to the same channel."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -35,12 +36,14 @@ class SubscriptionView:
     milestone: str | None
     schedule: Schedule
     updated_at: datetime
+    tag: str | None = None
 
     @property
     def scope(self) -> str:
         if self.milestone:
             return f"{self.milestone} ({self.repository})"
-        return self.repository or "every repository linked to the channel"
+        where = self.repository or "every repository linked to the channel"
+        return f"milestones tagged {self.tag} in {where}" if self.tag else where
 
 
 def schedule_of(subscription: Subscription) -> Schedule:
@@ -59,6 +62,7 @@ def _view(subscription: Subscription) -> SubscriptionView:
         milestone,
         schedule_of(subscription),
         subscription.updated_at,
+        subscription.tag,
     )
 
 
@@ -70,6 +74,7 @@ async def subscribe(
     by: str,
     repository: str | None = None,
     milestone: str | None = None,
+    tag: str | None = None,
 ) -> tuple[SubscriptionView, bool]:
     """Subscribe the channel (to a milestone, a repository, or what is linked to it); subscribing
     the same scope again changes its schedule. Returns the subscription and whether it is new."""
@@ -81,9 +86,13 @@ async def subscribe(
         if milestone and found is None:
             raise NotFound(f"no milestone {milestone} in {repository}")
         key = f"milestone:{found.id}" if found else f"repository:{repo.id}" if repo else "channel"
+        if tag and not found:
+            # Hashed: a tag of 40 characters would not fit the key beside the repository's id.
+            key = f"tag:{repo.id if repo else 'channel'}:{hashlib.sha256(tag.lower().encode()).hexdigest()[:16]}"
         values = {
             "repository": repo,
             "milestone": found,
+            "tag": tag if not found else None,
             "kind": schedule.kind,
             "weekday": schedule.weekday,
             "at": f"{schedule.at:%H:%M}",
@@ -98,15 +107,25 @@ async def subscribe(
 
 
 async def unsubscribe(
-    team_id: str, channel_id: str, *, repository: str | None = None, milestone: str | None = None
+    team_id: str,
+    channel_id: str,
+    *,
+    repository: str | None = None,
+    milestone: str | None = None,
+    tag: str | None = None,
 ) -> int:
     """Remove the channel's subscription to this scope (all of the channel's when none is named);
     returns how many were removed. A removed subscription never fires again."""
     query = Subscription.filter(team_id=team_id, channel_id=channel_id)
     if milestone:
         query = query.filter(milestone__name=milestone, milestone__repository__full_name__iexact=repository)
+    elif tag:
+        query = query.filter(tag__iexact=tag, milestone_id=None)
+        query = (
+            query.filter(repository__full_name__iexact=repository) if repository else query.filter(repository_id=None)
+        )
     elif repository:
-        query = query.filter(repository__full_name__iexact=repository, milestone_id=None)
+        query = query.filter(repository__full_name__iexact=repository, milestone_id=None, tag=None)
     return await query.delete()
 
 
@@ -183,6 +202,9 @@ async def digest_readings(subscription: SubscriptionView) -> list[MilestoneReadi
         )
         names = [(row.repository.full_name, row.name) for row in rows]
     readings = [await read_milestone(repository, name) for repository, name in names]
+    if subscription.tag:
+        wanted = subscription.tag.casefold()
+        readings = [reading for reading in readings if wanted in {tag.casefold() for tag in reading.tags}]
     readings.sort(key=lambda reading: (not reading.verdict.overdue, ORDER.index(reading.verdict.status), reading.name))
     return readings
 
@@ -199,6 +221,7 @@ def baseline(reading: MilestoneReading) -> dict[str, Any]:
     verdict = reading.verdict
     return {
         "status": verdict.status.value,
+        "completion": verdict.completion,
         "pass_rate": verdict.metrics.pass_rate,
         "defects": {
             str(defect.number): defect.severity.value
@@ -218,6 +241,7 @@ class Changes:
 
     first: bool
     pass_rate_delta: float | None = None
+    completion_delta: int | None = None
     status_before: str | None = None
     new_defects: dict[str, int] = field(default_factory=dict)
     closed_defects: dict[str, int] = field(default_factory=dict)
@@ -229,6 +253,7 @@ class Changes:
     def nothing(self) -> bool:
         return not self.first and not (
             self.pass_rate_delta
+            or self.completion_delta
             or self.status_before
             or self.new_defects
             or self.closed_defects
@@ -244,10 +269,14 @@ def changes(before: dict[str, Any] | None, now: dict[str, Any]) -> Changes:
     delta = None
     if before.get("pass_rate") is not None and now.get("pass_rate") is not None:
         delta = round(now["pass_rate"] - before["pass_rate"], 4) or None
+    completion_delta = None
+    if before.get("completion") is not None and now.get("completion") is not None:
+        completion_delta = (now["completion"] - before["completion"]) or None
     old_defects, new_defects = before.get("defects", {}), now.get("defects", {})
     return Changes(
         first=False,
         pass_rate_delta=delta,
+        completion_delta=completion_delta,
         status_before=before.get("status") if before.get("status") != now.get("status") else None,
         new_defects=_by_severity(new_defects[number] for number in new_defects if number not in old_defects),
         closed_defects=_by_severity(old_defects[number] for number in old_defects if number not in new_defects),

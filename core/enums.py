@@ -47,6 +47,16 @@ class MilestoneState(StrEnum):
     CLOSED = "closed"
 
 
+class Lifecycle(StrEnum):
+    """Where a milestone is in its life, beside its gate status (core/lifecycle.py)."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    OVERDUE = "overdue"
+    CLOSED = "closed"
+
+
 class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.approvers import approvers_of
 from core.catalog import milestone_policy
 from core.db import as_datetime, as_moment, fetch, placeholders
-from core.enums import Decision, DefectState, Severity, TestStatus
+from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.gate import (
     DecisionFact,
     DefectFact,
+    IncludedFact,
     LaunchRef,
     LaunchSummary,
     MilestoneFacts,
@@ -20,7 +22,7 @@ from core.gate import (
     TestFact,
 )
 from core.metrics import TrendPoint
-from core.models import Milestone
+from core.models import Milestone, Snapshot
 from core.policy import MilestonePolicy
 from core.selectors import RequiredSelectors
 from core.state import milestone_plan_ids, plan_bits
@@ -96,6 +98,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
             )
         )
     matched = set(milestone.matched_selectors or [])
+    start = policy.start or milestone.start_date
     return MilestoneFacts(
         name=milestone.name,
         policy=policy,
@@ -111,7 +114,38 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         decisions=await _decisions(client, milestone.id),
         recent_launches=await _recent_launches(client, policy, plan_ids),
         trend=await _trend(client, milestone.id),
+        start_date=start,
+        zone=team_zone(policy),
+        closed=milestone.state is MilestoneState.CLOSED,
+        included=await _included(client, milestone, policy),
+        resolved_before_start=await _resolved_before(client, milestone.id, start),
     )
+
+
+def team_zone(policy: MilestonePolicy) -> str:
+    """Where the team's "today" is: the policy's zone, else the TZ setting."""
+    if policy.timezone:
+        return policy.timezone
+    from core.settings import get_settings
+
+    return get_settings().tz
+
+
+async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: MilestonePolicy) -> list[IncludedFact]:
+    """The milestones this one rolls up, as their latest snapshots left them: a child's own
+    evaluation is what changed them, and it re-evaluates this one (services.changes)."""
+    if not policy.includes:
+        return []
+    siblings = await Milestone.filter(repository_id=milestone.repository_id).exclude(id=milestone.id).using_db(client)
+    included = []
+    for child in siblings:
+        if not policy.includes_name(milestone.name, child.name):
+            continue
+        snapshot = await Snapshot.filter(milestone_id=child.id).order_by("-id").using_db(client).first()
+        status = snapshot.status if snapshot else GateStatus.NO_DATA
+        completion = snapshot.metrics.get("completion") if snapshot else None
+        included.append(IncludedFact(child.name, status, child.lifecycle, completion))
+    return included
 
 
 async def _plan_bits_by_name(client: BaseDBAsyncClient, plan_ids: list[int], names: tuple[str, ...]) -> dict[str, int]:
@@ -130,6 +164,19 @@ async def _defects(client: BaseDBAsyncClient, milestone_id: int) -> list[DefectF
         [milestone_id],
     )
     return [DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in rows]
+
+
+async def _resolved_before(client: BaseDBAsyncClient, milestone_id: int, start: date | None) -> frozenset[int]:
+    if start is None:
+        return frozenset()
+    rows = await fetch(
+        client,
+        "SELECT number, resolved_at FROM defect WHERE milestone_id = ? AND counts = TRUE AND resolved_at IS NOT NULL",
+        [milestone_id],
+    )
+    return frozenset(
+        row[0] for row in rows if (resolved := as_datetime(row[1])) is not None and resolved.date() < start
+    )
 
 
 async def _decisions(client: BaseDBAsyncClient, milestone_id: int) -> list[DecisionFact]:

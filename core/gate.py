@@ -4,16 +4,23 @@ PRODUCT.md section 3. Four criteria, each met, not met, or without data:
 1. required tests pass (and the overall pass rate reaches its threshold),
 2. open defects within the policy's limits per severity,
 3. coverage: the share of required tests that ran (not skipped) on the milestone,
-4. sign-off: approvals reach the quorum and no rejection stands.
+4. sign-off: approvals reach the quorum and no rejection stands;
+and a fifth for a milestone that rolls others up (policy `includes`):
+5. every included milestone complete (a closed one only with `allow_closed`).
 
-Status: `complete` when all four hold; `ready_for_signoff` when 1-3 hold; `blocked`
-when a test or defect criterion fails or a rejection stands; `no_data` before any
+Status: `complete` when all hold; `ready_for_signoff` when all but sign-off hold; `blocked`
+when a test, defect or roll-up criterion fails or a rejection stands; `no_data` before any
 test result or defect; `at_risk` otherwise (tests not run yet, data missing).
-`overdue` is a flag beside the status, set past the target date until complete.
+`overdue` is a flag beside the status, set past the target date until complete; the
+lifecycle (core/lifecycle.py) sits beside the status too. Dates are the team's (its zone).
+
+Completion is one figure, 0-100: the weighted mean (policy `progress`) of how far along each
+criterion that applies is.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +33,14 @@ from core.enums import (
     Decision,
     DefectState,
     GateStatus,
+    Lifecycle,
     Severity,
     TestStatus,
 )
+from core.lifecycle import lifecycle_state, today_in
 from core.metrics import Direction, Forecast, TrendPoint, direction, forecast, is_flaky
 from core.policy import MilestonePolicy
-from core.wording import percent
+from core.wording import percent, plural
 
 NEVER_REPORTED = "(never reported)"
 
@@ -79,6 +88,16 @@ class DefectFact:
     severity: Severity
     state: DefectState
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class IncludedFact:
+    """A milestone this one rolls up, as its own latest verdict left it."""
+
+    name: str
+    status: GateStatus
+    lifecycle: Lifecycle
+    completion: int | None
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,13 @@ class MilestoneFacts:
     decisions: Sequence[DecisionFact] = ()
     recent_launches: Sequence[LaunchSummary] = ()  # oldest first
     trend: Sequence[TrendPoint] = ()  # snapshots, oldest first
+    # The start (the policy's, else the one set in the CLI or Slack) and the team's zone.
+    start_date: date | None = None
+    zone: str = "UTC"
+    closed: bool = False
+    included: Sequence[IncludedFact] = ()
+    # Defects resolved before the start: the completion figure counts what was fixed since.
+    resolved_before_start: frozenset[int] = frozenset()
 
 
 # The numbers behind each criterion. Their field names are the keys of a verdict's JSON.
@@ -151,6 +177,14 @@ class TestsNumbers:
     required_pass_rate: float | None
     required_pass_rate_threshold: float
     required_failing: int
+    known: int  # every test of the milestone, run or not
+
+    @property
+    def progress(self) -> float | None:
+        """Required tests passing of those required (all tests when none are named required)."""
+        if self.required:
+            return self.required_passed / self.required
+        return self.passed / self.known if self.known else None
 
 
 @dataclass(frozen=True)
@@ -161,6 +195,14 @@ class DefectsNumbers:
     blocking: int
     # How many must close for the criterion to hold: the forecast's distance to green.
     to_close: int
+    # Of the severities with a limit: resolved since the milestone's start, and still open.
+    resolved: int
+    unresolved: int
+
+    @property
+    def progress(self) -> float | None:
+        handled = self.resolved + self.unresolved
+        return self.resolved / handled if handled else None
 
 
 @dataclass(frozen=True)
@@ -169,6 +211,10 @@ class CoverageNumbers:
     total: int
     coverage: float | None
     threshold: float
+
+    @property
+    def progress(self) -> float | None:
+        return self.coverage
 
 
 @dataclass(frozen=True)
@@ -179,8 +225,32 @@ class SignoffNumbers:
     approvers: list[str]
     unresolved: list[str]  # user groups whose members are not known
 
+    @property
+    def progress(self) -> float | None:
+        return min(1.0, self.approvals / self.quorum) if self.quorum else None
 
-Numbers = TypeVar("Numbers", TestsNumbers, DefectsNumbers, CoverageNumbers, SignoffNumbers)
+
+@dataclass(frozen=True)
+class IncludedMilestone:
+    name: str
+    status: GateStatus
+    lifecycle: Lifecycle
+    completion: int | None
+    counts: bool  # complete, or closed with allow_closed
+
+
+@dataclass(frozen=True)
+class IncludesNumbers:
+    milestones: list[IncludedMilestone]
+    complete: int
+    allow_closed: bool
+
+    @property
+    def progress(self) -> float | None:
+        return self.complete / len(self.milestones) if self.milestones else None
+
+
+Numbers = TypeVar("Numbers", TestsNumbers, DefectsNumbers, CoverageNumbers, SignoffNumbers, IncludesNumbers)
 
 
 @dataclass(frozen=True)
@@ -196,7 +266,11 @@ class Criterion(Generic[Numbers]):
 
 
 AnyCriterion = (
-    Criterion[TestsNumbers] | Criterion[DefectsNumbers] | Criterion[CoverageNumbers] | Criterion[SignoffNumbers]
+    Criterion[TestsNumbers]
+    | Criterion[DefectsNumbers]
+    | Criterion[CoverageNumbers]
+    | Criterion[SignoffNumbers]
+    | Criterion[IncludesNumbers]
 )
 
 
@@ -208,13 +282,16 @@ class Criteria:
     defects: Criterion[DefectsNumbers]
     coverage: Criterion[CoverageNumbers]
     signoff: Criterion[SignoffNumbers]
+    # Only for a milestone that rolls others up (policy `includes`).
+    includes: Criterion[IncludesNumbers] | None = None
 
     def __iter__(self) -> Iterator[AnyCriterion]:
         return iter(self.all)
 
     @property
     def all(self) -> tuple[AnyCriterion, ...]:
-        return (self.tests, self.defects, self.coverage, self.signoff)
+        rolled_up = (self.includes,) if self.includes is not None else ()
+        return (self.tests, self.defects, self.coverage, *rolled_up, self.signoff)
 
     @property
     def before_signoff(self) -> tuple[AnyCriterion, ...]:
@@ -272,6 +349,9 @@ class Verdict:
     blocking: Blocking
     metrics: Metrics
     warnings: list[str]
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
+    start_date: date | None = None
+    completion: int | None = None
 
     @property
     def gate_green(self) -> bool:
@@ -338,24 +418,32 @@ def _scan(tests: Sequence[TestFact], passing: PassingCounts, coverage_over_requi
 
 
 def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
-    """`now` must be timezone-aware; its date decides overdue and days left."""
-    today = now.date()
+    """`now` must be timezone-aware; its date in the team's zone decides overdue and days left."""
+    today = today_in(facts.zone, now)
     policy = facts.policy
     # Without required selectors, coverage is over every test of the milestone's plans.
     scan = _scan(facts.tests, facts.passing, coverage_over_required=bool(policy.required))
     warnings = [f"required selector {selector!r} matches no test" for selector in facts.unmatched_selectors]
 
     tests_criterion = _required_tests(facts, scan)
-    defects_criterion, blocking_defects = _defects(policy, facts.defects)
+    defects_criterion, blocking_defects = _defects(policy, facts.defects, facts.resolved_before_start)
     coverage_criterion, untested = _coverage(policy, scan, facts.missing_exact_ids)
     signoff_criterion, missing, rejections = _signoff(facts)
-    criteria = Criteria(tests_criterion, defects_criterion, coverage_criterion, signoff_criterion)
+    includes_criterion = _includes(facts) if policy.includes else None
+    criteria = Criteria(tests_criterion, defects_criterion, coverage_criterion, signoff_criterion, includes_criterion)
 
     gate_green = all(criterion.met for criterion in criteria.before_signoff)
     status = _status(criteria, rejections)
-    overdue = facts.target_date is not None and today > facts.target_date and status is not GateStatus.COMPLETE
+    lifecycle = lifecycle_state(
+        today=today,
+        start=facts.start_date,
+        target=facts.target_date,
+        completed=status is GateStatus.COMPLETE,
+        closed=facts.closed,
+    )
+    overdue = lifecycle is Lifecycle.OVERDUE
     days_left = (facts.target_date - today).days if facts.target_date else None
-    metrics = _metrics(facts, now, gate_green, scan, coverage_criterion, defects_criterion)
+    metrics = _metrics(facts, now, today, gate_green, scan, coverage_criterion, defects_criterion)
     if metrics.forecast.at_risk and not gate_green:
         warnings.append(f"forecast: {metrics.forecast.reason}")
     failing = scan.failing_required if not tests_criterion.met else []
@@ -369,7 +457,54 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
         blocking=Blocking(failing, blocking_defects, untested, missing, rejections),
         metrics=metrics,
         warnings=warnings,
+        lifecycle=lifecycle,
+        start_date=facts.start_date,
+        completion=completion(criteria, policy),
     )
+
+
+def completion(criteria: Criteria, policy: MilestonePolicy) -> int | None:
+    """0-100, the weighted mean of the criteria's progress where it is known; floored, so that
+    100 means every criterion that applies is all the way there."""
+    weights = policy.progress
+    weighted = [
+        (weight, progress)
+        for criterion, weight in (
+            (criteria.tests, weights.tests),
+            (criteria.coverage, weights.coverage),
+            (criteria.defects, weights.defects),
+            (criteria.signoff, weights.signoff),
+            (criteria.includes, weights.includes),
+        )
+        if criterion is not None and weight > 0 and (progress := criterion.numbers.progress) is not None
+    ]
+    total = sum(weight for weight, _ in weighted)
+    if not total:
+        return None
+    return math.floor(100 * sum(weight * progress for weight, progress in weighted) / total + 1e-9)
+
+
+def _includes(facts: MilestoneFacts) -> Criterion[IncludesNumbers]:
+    allow_closed = facts.policy.allow_closed
+    included = [
+        IncludedMilestone(
+            name=child.name,
+            status=child.status,
+            lifecycle=child.lifecycle,
+            completion=child.completion,
+            counts=child.lifecycle is Lifecycle.COMPLETED or (allow_closed and child.lifecycle is Lifecycle.CLOSED),
+        )
+        for child in sorted(facts.included, key=lambda child: child.name)
+    ]
+    complete = sum(child.counts for child in included)
+    numbers = IncludesNumbers(included, complete, allow_closed)
+    name = "includes"
+    if not included:
+        return Criterion(name, CriterionResult.NO_DATA, "no included milestone exists yet", numbers)
+    summary = f"{complete} of {plural(len(included), 'included milestone')} complete"
+    if complete == len(included):
+        return Criterion(name, CriterionResult.MET, summary, numbers)
+    return Criterion(name, CriterionResult.NOT_MET, summary, numbers)
 
 
 def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumbers]:
@@ -390,6 +525,7 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumber
         required_pass_rate=required_rate,
         required_pass_rate_threshold=policy.required_pass_rate,
         required_failing=failing,
+        known=len(facts.tests) + facts.passing.total,
     )
     name = "required_tests"
     if not executed or overall is None:
@@ -415,7 +551,7 @@ def _required_tests(facts: MilestoneFacts, scan: _Scan) -> Criterion[TestsNumber
 
 
 def _defects(
-    policy: MilestonePolicy, defects: Sequence[DefectFact]
+    policy: MilestonePolicy, defects: Sequence[DefectFact], resolved_before_start: frozenset[int]
 ) -> tuple[Criterion[DefectsNumbers], list[DefectFact]]:
     def blocks(defect: DefectFact) -> bool:
         if defect.state is DefectState.OPEN:
@@ -436,12 +572,17 @@ def _defects(
             blocking.extend(sorted(found, key=lambda defect: defect.number))
             over.append(f"{len(found)} {severity.value} (max {limit})")
             to_close += len(found) - limit
+    limited = [defect for defect in defects if defect.severity in policy.max_open_defects]
+    unresolved = sum(1 for defect in limited if blocks(defect))
+    resolved = sum(1 for defect in limited if not blocks(defect) and defect.number not in resolved_before_start)
     numbers = DefectsNumbers(
         open={severity.value: len(counted.get(severity, [])) for severity in SEVERITY_ORDER},
         limits={severity.value: limit for severity, limit in policy.max_open_defects.items()},
         require_verified=policy.require_verified,
         blocking=len(blocking),
         to_close=to_close,
+        resolved=resolved,
+        unresolved=unresolved,
     )
     if over:
         return Criterion(
@@ -527,8 +668,15 @@ def _signoff(facts: MilestoneFacts) -> tuple[Criterion[SignoffNumbers], list[str
 
 
 def _status(criteria: Criteria, rejections: list[DecisionFact]) -> GateStatus:
-    tests, defects, coverage = criteria.tests, criteria.defects, criteria.coverage
+    tests, defects, coverage, includes = criteria.tests, criteria.defects, criteria.coverage, criteria.includes
     if tests.result is CriterionResult.NOT_MET or defects.result is CriterionResult.NOT_MET or rejections:
+        return GateStatus.BLOCKED
+    if (
+        includes is not None
+        and includes.result is CriterionResult.NOT_MET
+        and any(child.status is GateStatus.BLOCKED for child in includes.numbers.milestones)
+    ):
+        # A child turning red turns the parent red.
         return GateStatus.BLOCKED
     if not tests.numbers.executed and coverage.result is CriterionResult.NO_DATA:
         return GateStatus.NO_DATA
@@ -540,6 +688,7 @@ def _status(criteria: Criteria, rejections: list[DecisionFact]) -> GateStatus:
 def _metrics(
     facts: MilestoneFacts,
     now: datetime,
+    today: date,
     gate_green: bool,
     scan: _Scan,
     coverage: Criterion[CoverageNumbers],
@@ -577,7 +726,7 @@ def _metrics(
             points,
             pass_rate_threshold=facts.policy.pass_rate,
             gate_met=gate_green,
-            today=now.date(),
+            today=today,
             target_date=facts.target_date,
         ),
     )

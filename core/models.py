@@ -19,6 +19,7 @@ from core.enums import (
     DeliveryStatus,
     GateStatus,
     InstallationStatus,
+    Lifecycle,
     MilestoneState,
     Severity,
     TestStatus,
@@ -114,6 +115,15 @@ class Milestone(Model):
     closed_on_complete = fields.BooleanField(default=False)
     # What the live alerts last said of it (core.alerts): the next alert says only what is new.
     alerted: dict[str, Any] | None = fields.JSONField(null=True)
+    # Set in the CLI or Slack; the policy's `start` wins over it.
+    start_date = fields.DateField(null=True)
+    # Set in the CLI or Slack, beside the policy's `tags`.
+    tags: list[str] = fields.JSONField(default=list)
+    # A clone's gate, copied from the milestone it was cloned from: its policy unless the file
+    # has an entry of its own (or a glob) for it.
+    copied_policy: dict[str, Any] | None = fields.JSONField(null=True)
+    # As the last evaluation found it (core/lifecycle.py), for queries; reads compute it afresh.
+    lifecycle = fields.CharEnumField(Lifecycle, max_length=10, default=Lifecycle.ACTIVE)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -537,7 +547,10 @@ class Subscription(Model):
         "milestones.Milestone", related_name="subscriptions", null=True, on_delete=fields.CASCADE
     )
     milestone_id: int | None
-    # "milestone:<id>", "repository:<id>" or "channel": one subscription per channel and scope.
+    # Only the milestones with this tag, of the repository (or of the channel's).
+    tag = fields.CharField(max_length=40, null=True)
+    # "milestone:<id>", "repository:<id>", "channel" or "tag:<repository id or channel>:<hash of
+    # the tag>": one subscription per channel and scope.
     scope_key = fields.CharField(max_length=40)
     kind = fields.CharField(max_length=10)
     weekday = fields.IntField(null=True)

@@ -1,5 +1,5 @@
-"""Repository names as GitHub spells them, checked without loading anything else (the CLI
-checks its arguments with this before it opens the database)."""
+"""Repository names as GitHub spells them, and milestone tags, checked without loading
+anything else (the CLI checks its arguments with this before it opens the database)."""
 
 from __future__ import annotations
 
@@ -12,3 +12,11 @@ def check_repository_name(full_name: str) -> str:
     if not _REPOSITORY_NAME.match(full_name):
         raise ValueError(f"repository must be OWNER/NAME, not {full_name!r}")
     return full_name
+
+
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+TAG_RULE = "a tag is one word of letters, digits, '.', '_' or '-' (at most 40)"
+
+
+def is_tag(text: str) -> bool:
+    return bool(_TAG.fullmatch(text))

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from difflib import get_close_matches
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
@@ -43,6 +44,8 @@ from yaml.reader import ReaderError
 
 from core.approvers import check_entry, is_user
 from core.enums import SEVERITY_ORDER, Severity
+from core.names import TAG_RULE, is_tag
+from core.schedule import ScheduleError, check_zone
 from core.selectors import GLOB_CHARS, PLAN_PREFIX
 from core.wording import plural
 
@@ -160,6 +163,29 @@ class SignoffConfig(_PolicyModel):
         return len(self.approvers) if self.quorum == "all" else self.quorum
 
 
+def _time_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_zone(value)
+    except ScheduleError as error:
+        raise ValueError(str(error)) from None
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+Weight = Annotated[StrictFloat | StrictInt, Field(ge=0)]
+
+
+class ProgressWeights(_PolicyModel):
+    """How much each criterion counts towards the completion figure (a weighted mean)."""
+
+    tests: Weight = 1.0
+    coverage: Weight = 1.0
+    defects: Weight = 1.0
+    signoff: Weight = 1.0
+    includes: Weight = 1.0
+
+
 class MilestonePolicy(_PolicyModel):
     plans: list[str] = Field(default_factory=list)
     branches: list[str] = Field(default_factory=list)
@@ -176,6 +202,30 @@ class MilestonePolicy(_PolicyModel):
     close_on_complete: StrictBool = False
     # Live alerts in the linked channels (false: digests only).
     alerts: StrictBool = True
+    # Before its start a milestone is planned: evaluated, but it raises no alerts.
+    start: date | None = None
+    tags: list[str] = Field(default_factory=list)
+    progress: ProgressWeights = Field(default_factory=ProgressWeights)
+    # Milestones this one rolls up: names or globs ("Sprint *"), all complete for its gate.
+    includes: list[str] = Field(default_factory=list)
+    allow_closed: StrictBool = False
+    # Where "today" is for overdue and days left; the file's `timezone`, else TZ, when unset.
+    timezone: TimeZone | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_words(cls, tags: list[str]) -> list[str]:
+        problems: list[tuple[Loc, str]] = [((index,), TAG_RULE) for index, tag in enumerate(tags) if not is_tag(tag)]
+        if problems:
+            raise LocatedProblems(problems)
+        return list(dict.fromkeys(tags))
+
+    def includes_name(self, own_name: str, name: str) -> bool:
+        """Whether `name` is one of the milestones this one rolls up (never itself)."""
+        return name != own_name and any(
+            name == pattern or (GLOB_CHARS & set(pattern) and fnmatch.fnmatchcase(name, pattern))
+            for pattern in self.includes
+        )
 
     @field_validator("required")
     @classmethod
@@ -206,6 +256,28 @@ class PolicyFile(_PolicyModel):
     defects: DefectsConfig = Field(default_factory=DefectsConfig)
     plans: dict[str, PlanConfig] = Field(default_factory=dict)
     milestones: dict[str, MilestonePolicy] = Field(default_factory=dict)
+    # The team's time zone for every milestone that names none.
+    timezone: TimeZone | None = None
+
+    @model_validator(mode="after")
+    def _no_roll_up_cycles(self) -> PolicyFile:
+        named = [name for name in self.milestones if name != DEFAULT_ENTRY and not GLOB_CHARS & set(name)]
+        edges = {name: [child for child in named if self.milestones[name].includes_name(name, child)] for name in named}
+        problems: list[tuple[Loc, str]] = []
+        for name in named:
+            cycle = _cycle_from(name, edges)
+            if cycle is None:
+                continue
+            child = cycle[1]
+            index = next(
+                index
+                for index, pattern in enumerate(self.milestones[name].includes)
+                if child == pattern or fnmatch.fnmatchcase(child, pattern)
+            )
+            problems.append((("milestones", name, "includes", index), "includes form a cycle: " + " -> ".join(cycle)))
+        if problems:
+            raise LocatedProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _milestone_plans_are_declared(self) -> PolicyFile:
@@ -222,19 +294,44 @@ class PolicyFile(_PolicyModel):
             raise LocatedProblems(problems)
         return self
 
-    def policy_for(self, milestone_name: str) -> MilestonePolicy:
-        """The exact entry, else the first glob entry that matches, else `default`; never merged."""
+    def entry_for(self, milestone_name: str) -> str | None:
+        """The key of the entry a milestone takes: its own, else the first glob that matches,
+        else `default`; None when the file has none of them."""
         if milestone_name in self.milestones:
-            return self.milestones[milestone_name]
-        for pattern, policy in self.milestones.items():
+            return milestone_name
+        for pattern in self.milestones:
             if pattern != DEFAULT_ENTRY and GLOB_CHARS & set(pattern) and fnmatch.fnmatchcase(milestone_name, pattern):
-                return policy
-        return self.milestones.get(DEFAULT_ENTRY, MilestonePolicy())
+                return pattern
+        return DEFAULT_ENTRY if DEFAULT_ENTRY in self.milestones else None
+
+    def policy_for(self, milestone_name: str) -> MilestonePolicy:
+        """The exact entry, else the first glob entry that matches, else `default`; never merged
+        (but for the file's time zone, which an entry without one takes)."""
+        entry = self.entry_for(milestone_name)
+        policy = self.milestones[entry] if entry is not None else MilestonePolicy()
+        if policy.timezone is None and self.timezone is not None:
+            policy = policy.model_copy(update={"timezone": self.timezone})
+        return policy
 
     def plan_for_workflow(self, workflow_file: str, workflow_name: str) -> list[str]:
         """The plans fed by a workflow run, named by its file (`.github/workflows/ci.yml`) or its name."""
         names = {PurePosixPath(workflow_file).name, workflow_name}
         return [plan for plan, config in self.plans.items() if config.workflow is not None and config.workflow in names]
+
+
+def _cycle_from(start: str, edges: dict[str, list[str]]) -> list[str] | None:
+    """A path of includes from `start` back to itself, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for child in edges.get(name, ()):
+            if child == start:
+                return [*path, child]
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, [*path, child]))
+    return None
 
 
 @dataclass(frozen=True)
@@ -353,6 +450,10 @@ _MESSAGES = {
     "float_type": "must be a number",
     "bool_type": "must be true or false",
     "greater_than_equal": "must be at least {ge}",
+    "date_type": "must be a date, YYYY-MM-DD",
+    "date_parsing": "must be a date, YYYY-MM-DD",
+    "date_from_datetime_parsing": "must be a date, YYYY-MM-DD",
+    "date_from_datetime_inexact": "must be a date, YYYY-MM-DD",
 }
 
 
@@ -368,6 +469,8 @@ def _keys_expected_at(loc: Loc) -> Iterable[str]:
             return MilestonePolicy.model_fields
         case ("milestones", _, "signoff"):
             return SignoffConfig.model_fields
+        case ("milestones", _, "progress"):
+            return ProgressWeights.model_fields
     return ()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from core.approvers import Approvers
-from core.enums import GateStatus, MilestoneState
+from core.enums import GateStatus, Lifecycle, MilestoneState
 from core.gate import MilestoneFacts, Verdict
 from core.models import Signoff
 
@@ -23,6 +23,10 @@ class MilestoneSummary:
     pass_rate: float | None
     open_blocking: int
     approvers: list[str] = field(default_factory=list)
+    lifecycle: Lifecycle = Lifecycle.ACTIVE
+    start_date: date | None = None
+    completion: int | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class MilestoneReading:
     facts: MilestoneFacts
     verdict: Verdict
     milestone_id: int
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,17 @@ from enum import Enum
 from typing import Any, assert_never
 
 from core.enums import CriterionResult, GateStatus
-from core.gate import AnyCriterion, CoverageNumbers, DefectsNumbers, SignoffNumbers, TestsNumbers, Verdict
-from core.wording import days_left, percent, plural, short_sha
+from core.gate import (
+    AnyCriterion,
+    CoverageNumbers,
+    DefectsNumbers,
+    IncludesNumbers,
+    SignoffNumbers,
+    TestsNumbers,
+    Verdict,
+)
+from core.lifecycle import LIFECYCLE_TITLE
+from core.wording import days_left, percent, plural, progress_bar, short_sha
 
 MARK = {CriterionResult.MET: "✔", CriterionResult.NOT_MET: "✘", CriterionResult.NO_DATA: "?"}
 STATUS_TITLE = {
@@ -76,7 +85,25 @@ def criterion_text(criterion: AnyCriterion) -> CriterionText:
                 threshold = f"{threshold} ({unknown})" if numbers.approvers else unknown
             progress = numbers.approvals / numbers.quorum if numbers.quorum else None
             return CriterionText("Sign-off obtained", threshold, progress, True, problems)
+        case IncludesNumbers():
+            threshold = "every one complete" + (" or closed" if numbers.allow_closed else "")
+            if failing:
+                waiting = [child.name for child in numbers.milestones if not child.counts]
+                problems = [f"{plural(len(waiting), 'included milestone')} not complete: {', '.join(waiting[:5])}"]
+            return CriterionText("Included milestones complete", threshold, numbers.progress, True, problems)
     assert_never(numbers)
+
+
+def clone_text(name: str, source: str, policy_entry: str | None, github: bool) -> str:
+    """What a clone did, in the words the CLI and Slack share."""
+    parts = [f"milestone {name} cloned from {source}"]
+    if policy_entry is not None:
+        parts.append(f"the policy entry {policy_entry!r} already matches {name} and wins over the copy")
+    else:
+        parts.append("same plans, branches, required tests, thresholds, defect limits, approvers and tags")
+    if github:
+        parts.append("its GitHub milestone is being created")
+    return "; ".join(parts)
 
 
 def jsonable(value: Any) -> Any:
@@ -105,7 +132,10 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 def render_verdict(verdict: Verdict) -> str:
     lines = [_headline(verdict), ""]
-    lines += [_criterion_line(criterion) for criterion in verdict.criteria]
+    width = max(20, *(len(criterion_text(criterion).title) for criterion in verdict.criteria))
+    lines += [_criterion_line(criterion, width) for criterion in verdict.criteria]
+    if rolled_up := rolled_up_lines(verdict):
+        lines += ["", "Included milestones", *rolled_up]
     metrics = verdict.metrics
     lines += ["", "Progress"]
     rate = percent(metrics.pass_rate)
@@ -133,16 +163,35 @@ def render_verdict(verdict: Verdict) -> str:
 
 
 def _headline(verdict: Verdict) -> str:
-    parts = [f"{verdict.milestone}: {STATUS_TITLE[verdict.status]}"]
-    if verdict.overdue:
-        parts.append("OVERDUE")
+    parts = [f"{verdict.milestone}: {STATUS_TITLE[verdict.status]}", LIFECYCLE_TITLE[verdict.lifecycle]]
+    parts.append(completion_text(verdict.completion))
+    if verdict.start_date:
+        parts.append(f"starts {verdict.start_date.isoformat()}")
     if verdict.target_date:
         parts.append(f"target {verdict.target_date.isoformat()}, {days_left(verdict.days_left or 0)}")
     return " · ".join(parts)
 
 
-def _criterion_line(criterion: AnyCriterion) -> str:
-    return f"  {MARK[criterion.result]} {criterion_text(criterion).title:<20} {criterion.summary}"
+def completion_text(completion: int | None) -> str:
+    """The completion figure with its bar, as the terminal and Slack show it."""
+    if completion is None:
+        return "completion n/a"
+    return f"{progress_bar(completion / 100)} {completion}%"
+
+
+def rolled_up_lines(verdict: Verdict) -> list[str]:
+    includes = verdict.criteria.includes
+    if includes is None:
+        return []
+    return [
+        f"  {'✔' if child.counts else '✘'} {child.name}: {LIFECYCLE_TITLE[child.lifecycle]}, "
+        f"{STATUS_TITLE[child.status]}, {completion_text(child.completion)}"
+        for child in includes.numbers.milestones
+    ]
+
+
+def _criterion_line(criterion: AnyCriterion, width: int) -> str:
+    return f"  {MARK[criterion.result]} {criterion_text(criterion).title:<{width}} {criterion.summary}"
 
 
 def _blocking_lines(verdict: Verdict) -> list[str]:

@@ -35,6 +35,13 @@ def percent(ratio: float | None) -> str:
     return f"{ratio * 100:.1f}%".replace(".0%", "%")
 
 
+def progress_bar(ratio: float | None, width: int = 10) -> str:
+    if ratio is None:
+        return "░" * width
+    filled = round(max(0.0, min(1.0, ratio)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, the last an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS

@@ -22,8 +22,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from core.catalog import NotFound
 from core.db import within_deadline
-from core.enums import CriterionResult
+from core.enums import CriterionResult, Lifecycle
 from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
+from core.lifecycle import LIFECYCLE_TITLE
 from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.services import get_verdict
 from core.wording import days, days_left, first_line, percent, short_sha
@@ -173,7 +174,13 @@ def _defect_row(defect: DefectFact) -> str:
 
 def _headline(verdict: Verdict) -> str:
     status = verdict.status
-    parts = [f'<span class="status status-{_e(status.value)}">{_e(STATUS_TITLE[status])}</span>']
+    parts = [
+        f'<span class="status status-{_e(status.value)}">{_e(STATUS_TITLE[status])}</span>',
+        f'<span class="lifecycle lifecycle-{_e(verdict.lifecycle.value)}">{_e(LIFECYCLE_TITLE[verdict.lifecycle])}</span>',
+        _completion(verdict.completion),
+    ]
+    if verdict.lifecycle is Lifecycle.PLANNED and verdict.start_date is not None:
+        parts.append(f"starts {_e(verdict.start_date.isoformat())}")
     left = verdict.days_left
     if verdict.overdue and left is not None:
         parts.append(f'<span class="overdue">overdue by {days(-left)}</span>')
@@ -184,6 +191,24 @@ def _headline(verdict: Verdict) -> str:
     else:
         parts.append(f"target {_e(verdict.target_date.isoformat())}, {days_left(left)}")
     return "<p>" + " · ".join(parts) + "</p>"
+
+
+def _completion(completion: int | None) -> str:
+    if completion is None:
+        return '<span class="muted">completion n/a</span>'
+    return f'<progress max="100" value="{completion}">{completion}%</progress> {completion}%'
+
+
+def _included_rows(verdict: Verdict) -> list[str]:
+    includes = verdict.criteria.includes
+    if includes is None:
+        return []
+    return [
+        f"<tr><td>{_e(child.name)}</td><td>{_e(LIFECYCLE_TITLE[child.lifecycle])}</td>"
+        f'<td class="status-{_e(child.status.value)}">{_e(STATUS_TITLE[child.status])}</td>'
+        f"<td>{_completion(child.completion)}</td></tr>"
+        for child in includes.numbers.milestones
+    ]
 
 
 def render_milestone_page(verdict: Verdict, repository: str) -> str:
@@ -212,6 +237,14 @@ def render_milestone_page(verdict: Verdict, repository: str) -> str:
         for c in verdict.criteria
     )
     out.append(_section("Criteria", None, _table(["Criterion", "Result", "Details"], criteria_rows)))
+    if included := _included_rows(verdict):
+        out.append(
+            _section(
+                "Included milestones",
+                len(included),
+                _table(["Milestone", "Lifecycle", "Status", "Completion"], included),
+            )
+        )
 
     metrics = verdict.metrics
     forecast = metrics.forecast

@@ -39,6 +39,7 @@ from integrations.github.intake import (
     hand_back_large_blocks,
     receive_webhook,
 )
+from integrations.github.milestone_create import MilestoneCreator
 from integrations.github.milestone_state import MilestoneCloser
 from integrations.github.worker import worker_for
 from integrations.pages import PageLinks, milestone_page
@@ -135,6 +136,8 @@ def create_app(
     # never holds up a sign-off message.
     closer = MilestoneCloser(github)
     publisher.handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
+    creator = MilestoneCreator(github)
+    publisher.handlers[outbox.GITHUB_MILESTONE_CREATE] = lambda item: creator.create(item.subject)
     notices = outbox.Runner(
         {**slack.signoffs.handlers(), **slack.alerts.handlers()} if slack else {},
         settling=outbox.Settling(quiet=NOTICE_QUIET, longest=NOTICE_LONGEST),

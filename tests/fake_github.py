@@ -824,6 +824,7 @@ class FakeGitHub:
             ("GET", re.compile(_REPO), self._repository),
             ("GET", re.compile(_REPO + r"/installation"), self._repo_installation),
             ("GET", re.compile(_REPO + r"/milestones"), self._milestones),
+            ("POST", re.compile(_REPO + r"/milestones"), self._create_milestone),
             ("GET", re.compile(_REPO + r"/milestones/(?P<number>\d+)"), self._milestone),
             ("PATCH", re.compile(_REPO + r"/milestones/(?P<number>\d+)"), self._update_milestone),
             ("GET", re.compile(_REPO + r"/issues"), self._issues),
@@ -1178,6 +1179,45 @@ class FakeGitHub:
 
     def _milestone(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
         return self._one(request, owner, repo, lambda found: self._milestone_body(found, found.milestone(int(number))))
+
+    def _create_milestone(self, request: RecordedRequest, owner: str, repo: str) -> _Response:
+        """POST /repos/{owner}/{repo}/milestones: `title` required; `state`, `description` and
+        `due_on` (an ISO 8601 timestamp) optional; a title in use is 422 already_exists."""
+        found = self._repo_or_error(request, owner, repo)
+        if isinstance(found, _Response):
+            return found
+        body = self._json_body(request)
+        if isinstance(body, _Response):
+            return body
+        problems = []
+        if not isinstance(body.get("title"), str):
+            problems.append('"title" wasn\'t supplied.' if "title" not in body else '"title" is not a string.')
+        problems += _not_one_of(body, "state", ("open", "closed"))
+        for key in ("description", "due_on"):
+            if key in body and body[key] is not None and not isinstance(body[key], str):
+                problems.append(f'"{key}" is not a string.')
+        due_on = body.get("due_on")
+        if isinstance(due_on, str):
+            try:
+                datetime.fromisoformat(due_on.replace("Z", "+00:00"))
+            except ValueError:
+                problems.append(f'"{due_on}" is not a timestamp.')
+        if problems:
+            return _invalid_request(problems)
+        if any(milestone["title"] == body["title"] for milestone in found.milestones):
+            error = {"resource": "Milestone", "code": "already_exists", "field": "title"}
+            return _error(422, "Validation Failed", [error])
+        number = max((milestone["number"] for milestone in found.milestones), default=0) + 1
+        milestone = found.add_milestone(
+            number,
+            body["title"],
+            state=body.get("state") or "open",
+            description=body.get("description") or "",
+            created_at=datetime.now(UTC),
+        )
+        if isinstance(due_on, str):
+            milestone["due_on"] = due_on
+        return _json_response(201, self._milestone_body(found, milestone))
 
     def _update_milestone(self, request: RecordedRequest, owner: str, repo: str, number: str) -> _Response:
         found = self._repo_or_error(request, owner, repo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -109,7 +110,7 @@ def test_overdue_is_said_in_the_title() -> None:
 def test_the_summary_is_a_criteria_table_with_the_target_date() -> None:
     summary = gate_check(blocked(), details_url=PAGE).summary
     lines = summary.splitlines()
-    assert lines[0] == "**Blocked**"
+    assert re.fullmatch(r"\*\*Blocked\*\* · active · `[█░]{10} \d+%`", lines[0]), lines[0]
     table = [line for line in lines if line.startswith("| ")]
     assert table[0] == "| | Criterion | Now | Threshold |"
     assert table[1].startswith("| ❌ | Required tests pass | 2 of 3 required tests failing") and table[1].endswith(
@@ -270,4 +271,30 @@ def test_a_user_group_whose_members_are_not_known_keeps_the_check_waiting() -> N
     assert (
         row
         == "| ❌ | Sign-off obtained | 0 approvals; members of @qa-leads not known yet | members of @qa-leads not known |"
+    )
+
+
+def test_a_planned_or_closed_milestone_says_so_in_the_title() -> None:
+    start = TODAY + timedelta(days=2)
+    planned = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), start_date=start)
+    assert gate_title(planned) == f"Planned (starts {start.isoformat()}) · Ready for sign-off: 0 of 1 approvals"
+    closed = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}), closed=True)
+    assert gate_title(closed) == "Closed · Ready for sign-off: 0 of 1 approvals"
+    active = verdict(tests=GREEN, policy=policy(signoff={"approvers": ["U1"]}))
+    assert gate_title(active) == "Ready for sign-off: 0 of 1 approvals"
+
+
+def test_a_roll_up_lists_its_included_milestones_as_a_criterion() -> None:
+    from core.enums import GateStatus, Lifecycle
+    from core.gate import IncludedFact
+
+    children = [
+        IncludedFact("Sprint 24", GateStatus.COMPLETE, Lifecycle.COMPLETED, 100),
+        IncludedFact("Sprint 25", GateStatus.BLOCKED, Lifecycle.ACTIVE, 40),
+    ]
+    red = verdict(tests=GREEN, policy=policy(includes=["Sprint *"]), included=children)
+    assert red.status is GateStatus.BLOCKED
+    assert gate_title(red) == "Blocked: 1 included milestone not complete: Sprint 25"
+    assert "| ❌ | Included milestones complete | 1 of 2 included milestones complete | every one complete |" in (
+        gate_check(red).summary
     )

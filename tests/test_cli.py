@@ -168,7 +168,7 @@ def test_demo_status_as_text(demo_database: tuple[str, Path]) -> None:
     release = succeeds("status", "v2.0", database_url=database_url, cwd=cwd).splitlines()
     sprint = succeeds("status", "Sprint 24", database_url=database_url, cwd=cwd).splitlines()
 
-    assert release[0].startswith("v2.0: blocked · target ")
+    assert re.match(r"v2\.0: blocked · active · [█░]{10} \d+% · target ", release[0]), release[0]
     assert release[2:6] == [
         "  ✘ Required tests pass  1 of 16 required tests failing; pass rate 92.3% below 95%",
         "  ✘ Defects resolved     open defects over the limit: 1 critical (max 0), 1 high (max 0)",
@@ -184,7 +184,7 @@ def test_demo_status_as_text(demo_database: tuple[str, Path]) -> None:
         " UTC  U045EF6GH approve: QA sign-off for the release branch (standing)"
     )
 
-    assert sprint[0].startswith("Sprint 24: at risk · target ")
+    assert re.match(r"Sprint 24: at risk · active · [█░]{10} \d+% · target ", sprint[0]), sprint[0]
     assert sprint[2:6] == [
         "  ✔ Required tests pass  pass rate 92.9% (threshold 90%)",
         "  ✔ Defects resolved     1 open, none over the limits",
@@ -397,8 +397,8 @@ def test_milestone_add_with_a_due_date_and_with_a_policy(migrated_database_url: 
     plain_verdict = json_of("status", "Q1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
     governed_verdict = json_of("status", "v3.0", "--repo", "acme/api", database_url=url, cwd=tmp_path)
 
-    assert plain == "milestone Q1 in acme/api: no data\n"
-    assert governed == "milestone v3.0 in acme/api: no data\n"
+    assert plain == "milestone Q1 in acme/api: active, no data\n"
+    assert governed == "milestone v3.0 in acme/api: active, no data\n"
     assert (plain_verdict["target_date"], plain_verdict["status"]) == ("2030-01-31", "no_data")
     assert plain_verdict["criteria"][0]["pass_rate_threshold"] == 0.95
     assert plain_verdict["metrics"]["tests"] == NO_TESTS
@@ -575,7 +575,7 @@ def test_repository_names_ignore_case_as_on_github(migrated_database_url: str, t
     listed = json_of("list", "--repo", "Acme/Shop", database_url=url, cwd=tmp_path)
 
     assert recorded["milestones"] == {"v1": "blocked"}
-    assert updated == "milestone v1 in acme/shop: blocked\n"
+    assert updated == "milestone v1 in acme/shop: active, blocked\n"
     assert (status["target_date"], status["metrics"]["tests"]["total"]) == ("2030-01-31", 3)
     assert [(item["repo"], item["name"]) for item in listed] == [("acme/shop", "v1")]
     assert [item["repo"] for item in json_of("list", database_url=url, cwd=tmp_path)] == ["acme/shop"]
@@ -623,7 +623,7 @@ def test_as_a_process_help_and_status_import_only_what_they_use(demo_database: t
     # The commands of other packages are listed; none of their implementation, nor the ORM, is loaded.
     assert {"serve", "sync", "deliveries", "clock"} <= set(re.findall(r"^    (\w+)", help_text, re.MULTILINE))
     assert loaded(help_modules, [*HEAVY, "tortoise", "core.models", "pydantic_settings"]) == []
-    assert status_text.startswith("v2.0: blocked · target ")
+    assert re.match(r"v2\.0: blocked · active · [█░]{10} \d+% · target ", status_text), status_text
     assert "core.models" in status_modules
     assert loaded(status_modules, HEAVY) == []
 

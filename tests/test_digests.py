@@ -227,9 +227,10 @@ async def test_a_digest_says_what_changed_since_the_previous_one(db: str, fake: 
     )
     await clock.fire(view.id, datetime(2026, 12, 2, 8, 0, tzinfo=UTC))
     third = section_texts(fake.messages(CHANNEL_ID)[-1])
+    # The open critical defect weighs more on completion (0 of 1 resolved) than the fixed test.
     assert (
-        "*Since the last digest* pass rate +20.0 pts · new defects: 1 critical · 1 test fixed: com.acme.Checkout.test_1"
-        in third
+        "*Since the last digest* completion -20 pts · pass rate +20.0 pts · new defects: 1 critical"
+        " · 1 test fixed: com.acme.Checkout.test_1" in third
     )
 
 
@@ -362,3 +363,25 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_a_digest_scoped_to_a_tag_reports_only_the_tagged_milestones(slack: Slack) -> None:
+    await release()
+    await services.save_milestone(REPO, "v2.1", target_date=datetime.now(UTC).date() + timedelta(days=30))
+    await services.save_milestone(REPO, "v2.0", tags=["release"])
+    answer = await slack.answer("subscribe tag:release acme/shop daily 08:00")
+    assert answer["text"] == (
+        "Subscribed: a digest of milestones tagged release in acme/shop here, daily at 08:00 America/New_York."
+    )
+    [view] = await digests.channel_subscriptions(TEAM_ID, CHANNEL_ID)
+    assert view.tag == "release"
+    assert [reading.name for reading in await digests.digest_readings(view)] == ["v2.0"]
+    # A repository's own digest stays beside the tag's.
+    await slack.answer("subscribe acme/shop daily 09:00")
+    untagged = [view for view in await digests.channel_subscriptions(TEAM_ID, CHANNEL_ID) if view.tag is None]
+    assert sorted(reading.name for reading in await digests.digest_readings(untagged[0])) == ["v2.0", "v2.1"]
+    gone = await slack.answer("unsubscribe tag:release acme/shop")
+    assert gone["text"] == "No more digests here of milestones tagged release in acme/shop."
+    assert [view.tag for view in await digests.channel_subscriptions(TEAM_ID, CHANNEL_ID)] == [None]
+    card = await slack.answer("subscribe tag:release v2.0")
+    assert card["text"] == "“v2.0” is not a repository; a tag's digest is of a repository, as owner/repo"

@@ -690,3 +690,26 @@ def test_contents_at_a_commit_sha(fake: FakeGitHub, shop: FakeRepo) -> None:
     assert at_sha.html_url == f"https://github.com/acme/shop/blob/{sha}/.github/milestones.yml"
     assert fake.calls("GET", "/repos/acme/shop/contents/.github/milestones.yml")[0].query == {"ref": [sha]}
     assert httpx.get(at_sha.download_url).content == b"plans: []\n"
+
+
+def test_creating_a_milestone_checks_the_body_and_refuses_a_title_in_use(fake: FakeGitHub, shop: FakeRepo) -> None:
+    repo = client(fake).get_repo("acme/shop")
+    before = len(shop.milestones)
+    created = repo.create_milestone("v9.0", description="next", due_on=datetime(2027, 1, 5, tzinfo=UTC).date())
+    assert (created.title, created.state, created.description) == ("v9.0", "open", "next")
+    assert created.due_on == datetime(2027, 1, 5, tzinfo=UTC)
+    assert len(shop.milestones) == before + 1
+    with pytest.raises(GithubException) as taken:
+        repo.create_milestone("v9.0")
+    assert taken.value.status == 422
+    assert taken.value.data["errors"] == [{"resource": "Milestone", "code": "already_exists", "field": "title"}]
+    answer = httpx.post(
+        f"{fake.url}/repos/acme/shop/milestones",
+        json={"description": "no title", "state": "done"},
+        headers={"Authorization": "token test"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        '"title" wasn\'t supplied.',
+        """For 'properties/state', "done" is not one of ["open", "closed"].""",
+    ]

@@ -366,6 +366,9 @@ def test_numbers_behind_the_criteria() -> None:
         "flaky": 0,
         "approvals": 0,
         "rejections": 0,
+        "lifecycle": "active",
+        # Required tests 1 of 3 passing, coverage 2 of 3 run, 0 of 2 limited defects resolved.
+        "completion": 33,
     }
 
 

@@ -15,7 +15,7 @@ from core.clock import utcnow
 from core.enums import Decision, DeliveryStatus, InstallationStatus
 from core.ingest import LaunchSource
 from core.installations import record_installation
-from core.models import GateCheck, Outbox
+from core.models import GateCheck, Milestone, Outbox
 from core.pull_requests import refresh_open_checks
 from tests.fake_github import FakeGitHub, FakeRepo, RecordedRequest
 from tests.github import Hooks, fixture, private_key_pem, running_app, settings_for
@@ -548,3 +548,23 @@ async def test_close_on_complete_closes_the_github_milestone_and_reopens_it_afte
     await publisher.drain(now=utcnow() + timedelta(seconds=11))
     assert the_repo(fake).milestone(1)["state"] == "open"
     assert await Outbox.filter(topic=outbox.GITHUB_MILESTONE_STATE).count() == 0
+
+
+async def test_a_clone_gets_its_github_milestone_recorded_as_its_twin(hooks, fake):
+    the_repo(fake).add_milestone(1, "v1.0")
+    due = utcnow().date() + timedelta(days=30)
+    clone = await services.clone_milestone(REPO, "v1.0", "v1.1", target_date=due)
+    assert clone.github
+    publisher = hooks.app.state.publisher
+    assert await publisher.drain(now=utcnow() + timedelta(seconds=11)) >= 1
+    created = [r for r in writes(fake) if r.method == "POST" and r.path == f"/repos/{REPO}/milestones"]
+    assert [r.json() for r in created] == [{"title": "v1.1", "due_on": f"{due.isoformat()}T00:00:00Z"}]
+    [twin] = [milestone for milestone in the_repo(fake).milestones if milestone["title"] == "v1.1"]
+    assert (await Milestone.get(name="v1.1")).github_number == twin["number"]
+    # Owed once: nothing more to create.
+    assert await Outbox.filter(topic=outbox.GITHUB_MILESTONE_CREATE).count() == 0
+    # A clone whose title GitHub already has takes that milestone as its twin.
+    the_repo(fake).add_milestone(7, "v1.2")
+    await services.clone_milestone(REPO, "v1.0", "v1.2")
+    await publisher.drain(now=utcnow() + timedelta(seconds=11))
+    assert (await Milestone.get(name="v1.2")).github_number == 7

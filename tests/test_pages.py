@@ -236,3 +236,18 @@ async def test_without_links_configured_every_page_is_not_found(site):
     del site.app.state.page_links
     response = await site.client.get(LINKS.milestone_url("acme/shop", "v2.0"))
     assert response.status_code == 404 and response.text == "not found"
+
+
+def test_the_page_shows_the_lifecycle_completion_and_included_milestones():
+    from core.enums import Lifecycle
+    from core.gate import IncludedFact
+
+    children = [IncludedFact("Sprint <24>", GateStatus.COMPLETE, Lifecycle.COMPLETED, 100)]
+    html = page(tests=[fact("a", P), fact("b", F)], policy=policy(includes=["Sprint *"]), included=children)
+    assert '<span class="lifecycle lifecycle-active">active</span>' in html
+    assert '<progress max="100" value="' in html
+    assert "<h2>Included milestones (1)</h2>" in html
+    assert "<td>Sprint &lt;24&gt;</td><td>completed</td>" in html
+    planned = page(tests=[fact("a", F)], start_date=TODAY + timedelta(days=3))
+    assert '<span class="lifecycle lifecycle-planned">planned</span>' in planned
+    assert f"starts {(TODAY + timedelta(days=3)).isoformat()}" in planned

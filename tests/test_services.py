@@ -12,7 +12,16 @@ from tortoise.transactions import in_transaction
 
 from core import outbox, services, state
 from core.catalog import find_repository, milestone_policy
-from core.enums import CriterionResult, Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
+from core.enums import (
+    CriterionResult,
+    Decision,
+    DefectState,
+    GateStatus,
+    Lifecycle,
+    MilestoneState,
+    Severity,
+    TestStatus,
+)
 from core.gate import CoverageNumbers
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
@@ -584,8 +593,11 @@ async def test_concurrent_approvals_that_reach_the_quorum_complete_the_milestone
         services.record_decision(REPO, "v2.0", "U1", Decision.APPROVE),
         services.record_decision(REPO, "v2.0", "U2", Decision.APPROVE),
     )
-    [summary] = [s for s in await services.list_milestones([REPO]) if s.name == "v2.0"]
+    assert [s.name for s in await services.list_milestones([REPO])] == []
+    [summary] = [s for s in await services.list_milestones([REPO], include_all=True) if s.name == "v2.0"]
     assert summary.status is GateStatus.COMPLETE
+    assert summary.lifecycle is Lifecycle.COMPLETED
+    assert summary.completion == 100
     assert (await verdict()).status is GateStatus.COMPLETE
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -247,14 +248,45 @@ async def test_list_puts_the_most_urgent_first_with_its_numbers(slack: Slack) ->
     answer = await slack.answer("list")
     lines = section_texts(answer).splitlines()
     assert lines[0] == "Milestones"
-    assert lines[1].startswith(":red_circle: *v2.0* Blocked · due ")
+    assert re.match(r":red_circle: \*v2\.0\* Blocked · _Active_ · `[█░]{10} \d+%` · due ", lines[1]), lines[1]
     assert lines[1].endswith("(in 10 days) · pass rate 80% · 1 blocking defect")
-    assert lines[2].startswith(":red_circle: *v2.1* Blocked · due ") and lines[2].endswith(
+    assert lines[2].startswith(":red_circle: *v2.1* Blocked · _Active_ · ") and lines[2].endswith(
         "(in 40 days) · pass rate 80%"
     )
     assert answer["text"] == "2 open milestones; most urgent: v2.0 (Blocked)"
     [share] = [element for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]]
     assert share["action_id"] == "share" and json.loads(share["value"]) == {"subcommand": "list"}
+
+
+async def test_tags_starts_and_clones_from_slack(slack: Slack) -> None:
+    await release()
+    tagged = await slack.answer("tag v2.0 release")
+    assert tagged["text"] == "v2.0 is tagged release: `/milestone list tag:release` lists its tag"
+    listed = await slack.answer("list tag:release")
+    lines = section_texts(listed).splitlines()
+    assert lines[0] == "Milestones tagged release"
+    assert [line.split("*")[1] for line in lines[1:-1]] == ["v2.0"]
+    assert lines[1].endswith("· `release`")
+    [share] = [element for block in listed["blocks"] if block["type"] == "actions" for element in block["elements"]]
+    assert json.loads(share["value"]) == {"subcommand": "list", "option": "tag:release"}
+    assert (await slack.answer("list tag:nothing"))["text"] == "No open milestones tagged nothing."
+
+    later = datetime.now(UTC).date() + timedelta(days=3)
+    started = await slack.answer(f"start v2.1 {later.isoformat()}")
+    assert started["text"] == f"v2.1 starts on {later:%a} {later.day} {later:%b %Y}: planned"
+    due = datetime.now(UTC).date() + timedelta(days=60)
+    cloned = await slack.answer(f'clone v2.0 "v2.2 beta" {due.isoformat()}')
+    assert cloned["text"] == (
+        "milestone v2.2 beta cloned from v2.0; same plans, branches, required tests, thresholds, defect limits, "
+        "approvers and tags; its GitHub milestone is being created"
+    )
+    card = section_texts(await slack.answer('status "v2.2 beta"'))
+    assert "`release`" in card and "_Active_" in card
+    refused = await slack.answer('clone v2.0 "v2.2 beta"')
+    assert refused["text"] == "milestone v2.2 beta already exists in acme/shop; choose another name"
+    assert "“bad!tag”: a tag is one word" in (await slack.answer("tag v2.0 bad!tag"))["text"]
+    usage = await slack.answer("start v2.0 someday")
+    assert "“someday” is not a date; write it as YYYY-MM-DD" in usage["text"]
 
 
 async def test_status_card_in_the_acknowledgement(slack: Slack) -> None:

@@ -9,16 +9,17 @@ from functools import cache
 import pytest
 
 from bot.command_line import Query
-from bot.views.blocks import Message, line_sections, progress_bar, sparkline
+from bot.views.blocks import Message, line_sections, sparkline
 from bot.views.home import home_view
 from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from bot.views.replies import help_message
-from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
+from core.enums import Decision, DefectState, GateStatus, Lifecycle, MilestoneState, Severity, TestStatus
 from core.gate import DecisionFact, DefectFact, LaunchRef, MilestoneFacts, PassingCounts, TestFact, evaluate
 from core.history import History, SnapshotRow, StatusChange, daily
 from core.metrics import TrendPoint
 from core.policy import MilestonePolicy
 from core.readings import MilestoneReading, MilestoneSummary
+from core.wording import progress_bar
 from tests.block_kit import assert_within_limits
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -213,7 +214,7 @@ def test_status_card_of_a_green_milestone_without_public_url() -> None:
     message = status_card(facts_reading, command=COMMAND, links=Links(None), now=NOW)
     text = texts(message)
     assert message.text == "v2.0 (acme/shop): Complete"
-    assert ":white_check_mark: *Complete* · due Wed 25 Nov 2026 (tomorrow)" in text
+    assert ":white_check_mark: *Complete* · _Completed_ · `██████████ 100%` · due Wed 25 Nov 2026 (tomorrow)" in text
     assert "*What blocks*" not in text and "*Sign-off* not required for this milestone" in text
     assert "open_page" not in str(message.blocks)
 
@@ -226,28 +227,50 @@ def summary(
     days_left: int | None = 5,
     pass_rate: float | None = 0.9,
     blocking: int = 0,
+    completion: int | None = None,
+    tags: tuple[str, ...] = (),
+    start_date: date | None = None,
 ) -> MilestoneSummary:
     target = NOW.date() + timedelta(days=days_left) if days_left is not None else None
     overdue = days_left is not None and days_left < 0 and status is not GateStatus.COMPLETE
+    lifecycle = Lifecycle.PLANNED if start_date else Lifecycle.OVERDUE if overdue else Lifecycle.ACTIVE
     return MilestoneSummary(
-        repository, name, status, overdue, target, days_left, MilestoneState.OPEN, pass_rate, blocking
+        repository,
+        name,
+        status,
+        overdue,
+        target,
+        days_left,
+        MilestoneState.OPEN,
+        pass_rate,
+        blocking,
+        lifecycle=lifecycle,
+        start_date=start_date,
+        completion=completion,
+        tags=list(tags),
     )
 
 
 def test_list_lines_carry_emoji_due_date_pass_rate_and_blocking_defects() -> None:
     summaries = [
-        summary("v1.9", GateStatus.AT_RISK, days_left=-3, blocking=2, repository="acme/api"),
-        summary("v2.0", GateStatus.BLOCKED, days_left=10, pass_rate=0.875),
-        summary("Sprint 24", GateStatus.NO_DATA, days_left=None, pass_rate=None),
+        summary("v1.9", GateStatus.AT_RISK, days_left=-3, blocking=2, repository="acme/api", completion=62),
+        summary("v2.0", GateStatus.BLOCKED, days_left=10, pass_rate=0.875, completion=40, tags=("release", "q1")),
+        summary("Sprint 24", GateStatus.NO_DATA, days_left=None, pass_rate=None, start_date=NOW.date() + timedelta(2)),
     ]
     message = milestone_list(summaries, scope=None, command=COMMAND, today=NOW.date())
     lines = texts(message).splitlines()
     assert (
         lines[1]
-        == ":large_yellow_circle: *v1.9* `acme/api` At risk · :alarm_clock: *overdue by 3 days* (due Sat 21 Nov 2026) · pass rate 90% · 2 blocking defects"
+        == ":large_yellow_circle: *v1.9* `acme/api` At risk · _Overdue_ · `██████░░░░ 62%` · :alarm_clock: *overdue by 3 days* (due Sat 21 Nov 2026) · pass rate 90% · 2 blocking defects"
     )
-    assert lines[2] == ":red_circle: *v2.0* `acme/shop` Blocked · due Fri 4 Dec 2026 (in 10 days) · pass rate 87.5%"
-    assert lines[3] == ":white_circle: *Sprint 24* `acme/shop` No data · no target date"
+    assert lines[2] == (
+        ":red_circle: *v2.0* `acme/shop` Blocked · _Active_ · `████░░░░░░ 40%` · due Fri 4 Dec 2026 (in 10 days)"
+        " · pass rate 87.5% · `release` `q1`"
+    )
+    assert lines[3] == (
+        ":white_circle: *Sprint 24* `acme/shop` No data · _Planned_ · `completion n/a` · starts Thu 26 Nov 2026"
+        " · no target date"
+    )
     assert message.text == "3 open milestones; most urgent: v1.9 (At risk)"
     one_repository = milestone_list(summaries[1:], scope="acme/shop", command=COMMAND, today=NOW.date())
     assert "`acme/shop`" not in texts(one_repository).splitlines()[1]

@@ -149,13 +149,6 @@ def line_sections(lines: Sequence[str], *, max_sections: int, more: str, max_lin
     return blocks
 
 
-def progress_bar(ratio: float | None, width: int = 10) -> str:
-    if ratio is None:
-        return "░" * width
-    filled = round(max(0.0, min(1.0, ratio)) * width)
-    return "█" * filled + "░" * (width - filled)
-
-
 def sparkline(values: Iterable[float | None]) -> str:
     """One character per value, scaled between the smallest and largest (a flat line sits
     in the middle); gaps as spaces."""

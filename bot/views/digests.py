@@ -20,8 +20,10 @@ from bot.views.blocks import (
     section,
 )
 from bot.views.milestones import (
+    LIFECYCLE_LABEL,
     STATUS_EMOJI,
     STATUS_LABEL,
+    completion_line,
     criterion_line,
     due_text,
     forecast_line,
@@ -68,7 +70,8 @@ def milestone_card(reading: MilestoneReading, changes: Changes) -> list[Block]:
     verdict = reading.verdict
     title = (
         f"{STATUS_EMOJI[verdict.status]} *{escape(reading.name)}* ({escape(reading.repository)}) · "
-        f"*{STATUS_LABEL[verdict.status]}* · {due_text(verdict.target_date, verdict.days_left, verdict.overdue)}"
+        f"*{STATUS_LABEL[verdict.status]}* · _{LIFECYCLE_LABEL[verdict.lifecycle]}_ · "
+        f"{completion_line(verdict.completion)} · {due_text(verdict.target_date, verdict.days_left, verdict.overdue)}"
     )
     criteria = "\n".join(criterion_line(item) for item in verdict.criteria)
     return [
@@ -87,6 +90,8 @@ def change_text(changes: Changes) -> str:
     parts = []
     if changes.status_before:
         parts.append(f"was {changes.status_before.replace('_', ' ')}")
+    if changes.completion_delta:
+        parts.append(f"completion {changes.completion_delta:+d} pts")
     if changes.pass_rate_delta:
         parts.append(f"pass rate {changes.pass_rate_delta * 100:+.1f} pts")
     if changes.new_defects:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.views.blocks import SURFACE_BLOCKS, Block, context, divider, escape, header, line_sections, section
-from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, due_text, slack_time, summary_line
+from bot.views.milestones import STATUS_EMOJI, STATUS_LABEL, completion_line, due_text, slack_time, summary_line
 from core.readings import MilestoneSummary
 
 REPOSITORY_SECTIONS = 3
@@ -28,7 +28,8 @@ def home_view(
     if awaiting:
         lines = [
             f"{STATUS_EMOJI[summary.status]} *{escape(summary.name)}* `{summary.repository}` "
-            f"{STATUS_LABEL[summary.status]} · {due_text(summary.target_date, summary.days_left, summary.overdue)}"
+            f"{STATUS_LABEL[summary.status]} · {completion_line(summary.completion)} · "
+            f"{due_text(summary.target_date, summary.days_left, summary.overdue)}"
             for summary in awaiting
         ]
         blocks.append(section("*Awaiting your sign-off*"))

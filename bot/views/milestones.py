@@ -21,17 +21,26 @@ from bot.views.blocks import (
     line_sections,
     link,
     mention,
-    progress_bar,
     section,
     sparkline,
 )
-from core.enums import SEVERITY_ORDER, CriterionResult, Decision, DefectState, GateStatus, Severity, TestStatus
+from core.enums import (
+    SEVERITY_ORDER,
+    CriterionResult,
+    Decision,
+    DefectState,
+    GateStatus,
+    Lifecycle,
+    Severity,
+    TestStatus,
+)
 from core.gate import NEVER_REPORTED, AnyCriterion, DefectFact, FailingTest, LaunchRef, TestFact
 from core.history import History
+from core.lifecycle import LIFECYCLE_TITLE
 from core.metrics import Direction, is_flaky
 from core.readings import MilestoneReading, MilestoneSummary
-from core.report import STATUS_TITLE, criterion_text
-from core.wording import clip, first_line, listed, percent, plural, short_sha
+from core.report import STATUS_TITLE, completion_text, criterion_text
+from core.wording import clip, first_line, listed, percent, plural, progress_bar, short_sha
 
 STATUS_EMOJI = {
     GateStatus.COMPLETE: ":white_check_mark:",
@@ -41,6 +50,7 @@ STATUS_EMOJI = {
     GateStatus.NO_DATA: ":white_circle:",
 }
 STATUS_LABEL = {status: title.capitalize() for status, title in STATUS_TITLE.items()}
+LIFECYCLE_LABEL = {lifecycle: title.capitalize() for lifecycle, title in LIFECYCLE_TITLE.items()}
 CRITERION_EMOJI = {
     CriterionResult.MET: ":white_check_mark:",
     CriterionResult.NOT_MET: ":x:",
@@ -76,8 +86,10 @@ class Links:
 # The list --------------------------------------------------------------------
 
 
-def milestone_list(summaries: Sequence[MilestoneSummary], *, scope: str | None, command: str, today: date) -> Message:
-    where = f" in {scope}" if scope else ""
+def milestone_list(
+    summaries: Sequence[MilestoneSummary], *, scope: str | None, command: str, today: date, tag: str | None = None
+) -> Message:
+    where = (f" in {scope}" if scope else "") + (f" tagged {tag}" if tag else "")
     if not summaries:
         return Message(
             f"No open milestones{where}.",
@@ -97,21 +109,37 @@ def milestone_list(summaries: Sequence[MilestoneSummary], *, scope: str | None, 
             max_lines=LIST_LINES,
             more=f"…and {{count}} more; `{command} list owner/repo` narrows it down",
         ),
-        context(f"Worst first: overdue, blocked, at risk. `{command} status <milestone>` for one in full."),
-        share_actions(Query("list", scope)),
+        context(
+            "Overdue and active first, then planned; worst first within each. "
+            f"`{command} status <milestone>` for one in full, `{command} list tag:<tag>` for a tag."
+        ),
+        share_actions(Query("list", scope, option=f"tag:{tag}" if tag else None)),
     ]
     return Message(text, blocks)
 
 
 def summary_line(summary: MilestoneSummary, today: date, *, show_repository: bool) -> str:
     repository = f" `{summary.repository}`" if show_repository else ""
-    parts = [f"{STATUS_EMOJI[summary.status]} *{escape(summary.name)}*{repository} {STATUS_LABEL[summary.status]}"]
+    parts = [
+        f"{STATUS_EMOJI[summary.status]} *{escape(summary.name)}*{repository} {STATUS_LABEL[summary.status]}"
+        f" · _{LIFECYCLE_LABEL[summary.lifecycle]}_",
+        completion_line(summary.completion),
+    ]
+    if summary.lifecycle is Lifecycle.PLANNED and summary.start_date:
+        parts.append(f"starts {summary.start_date:%a} {summary.start_date.day} {summary.start_date:%b %Y}")
     parts.append(due_text(summary.target_date, summary.days_left, summary.overdue))
     if summary.pass_rate is not None:
         parts.append(f"pass rate {percent(summary.pass_rate)}")
     if summary.open_blocking:
         parts.append(plural(summary.open_blocking, "blocking defect"))
+    if summary.tags:
+        parts.append(" ".join(f"`{escape(tag)}`" for tag in summary.tags))
     return " · ".join(parts)
+
+
+def completion_line(completion: int | None) -> str:
+    """The completion figure with its bar; the terminal's words in code, so the bar lines up."""
+    return f"`{completion_text(completion)}`"
 
 
 def due_text(target: date | None, days_left: int | None, overdue: bool) -> str:
@@ -132,13 +160,23 @@ def due_text(target: date | None, days_left: int | None, overdue: bool) -> str:
 
 def status_card(reading: MilestoneReading, *, command: str, links: Links, now: datetime) -> Message:
     verdict = reading.verdict
-    status_line = f"{STATUS_EMOJI[verdict.status]} *{STATUS_LABEL[verdict.status]}* · " + due_text(
-        verdict.target_date, verdict.days_left, verdict.overdue
+    status_line = (
+        f"{STATUS_EMOJI[verdict.status]} *{STATUS_LABEL[verdict.status]}* · _{LIFECYCLE_LABEL[verdict.lifecycle]}_ · "
+        f"{completion_line(verdict.completion)} · "
     )
+    if verdict.lifecycle is Lifecycle.PLANNED and verdict.start_date:
+        status_line += f"starts {verdict.start_date:%a} {verdict.start_date.day} {verdict.start_date:%b %Y} · "
+    status_line += due_text(verdict.target_date, verdict.days_left, verdict.overdue)
+    if reading.tags:
+        status_line += " · " + " ".join(f"`{escape(tag)}`" for tag in reading.tags)
     if reading.description:
         status_line += "\n" + escape(clip(reading.description, 300))
     blocks: list[Block] = [header(f"{reading.name} · {reading.repository}"), section(status_line)]
     blocks.append(section("\n".join(criterion_line(item) for item in verdict.criteria)))
+    if included := included_lines(reading):
+        blocks += line_sections(
+            ["*Included milestones*", *included], max_sections=2, max_lines=20, more="…and {count} more"
+        )
     blocks.append(section(trend_line(reading) + "\n" + forecast_line(reading)))
     blockers = _blocker_lines(reading, command)
     if blockers:
@@ -156,6 +194,17 @@ def status_card(reading: MilestoneReading, *, command: str, links: Links, now: d
     blocks.append(actions(*buttons, block_id="milestone_actions"))
     blocks.append(context(f"Gate as of {slack_time(now)}"))
     return Message(escape(f"{reading.name} ({reading.repository}): {headline(reading)}"), blocks)
+
+
+def included_lines(reading: MilestoneReading) -> list[str]:
+    includes = reading.verdict.criteria.includes
+    if includes is None:
+        return []
+    return [
+        f"{STATUS_EMOJI[child.status]} *{escape(child.name)}* {STATUS_LABEL[child.status]} · "
+        f"_{LIFECYCLE_LABEL[child.lifecycle]}_ · {completion_line(child.completion)}"
+        for child in includes.numbers.milestones
+    ]
 
 
 def headline(reading: MilestoneReading) -> str:

@@ -134,6 +134,10 @@ def unlinked(repository: str | None) -> Message:
     return Message(text, [section(f":broken_chain: {text}")])
 
 
+def done(what: str) -> Message:
+    return Message(escape(what), [section(f":white_check_mark: {escape(what)}")])
+
+
 def failure(reason: str) -> Message:
     return Message(escape(reason), [section(f":warning: {escape(reason)}")])
 

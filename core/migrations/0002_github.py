@@ -1,5 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from core.migrations._operations import AddFieldKeepingRows
 import functools
 from core.enums import DeliveryStatus, InstallationStatus
 from json import dumps, loads
@@ -65,14 +66,16 @@ class Migration(migrations.Migration):
             options={'table': 'pull_request', 'app': 'milestones', 'unique_together': (('repository', 'number'),), 'pk_attr': 'id'},
             bases=['Model'],
         ),
-        ops.AddField(
+        AddFieldKeepingRows(
             model_name='Launch',
             name='warnings',
             field=fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+            db_default=[],
         ),
-        ops.AddField(
+        AddFieldKeepingRows(
             model_name='Repository',
             name='label_aliases',
             field=fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+            db_default={},
         ),
     ]

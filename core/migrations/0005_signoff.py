@@ -1,5 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from core.migrations._operations import AddFieldKeepingRows
 import functools
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
@@ -60,14 +61,16 @@ class Migration(migrations.Migration):
             name='announced_complete',
             field=fields.BooleanField(null=True),
         ),
-        ops.AddField(
+        AddFieldKeepingRows(
             model_name='Milestone',
             name='closed_on_complete',
             field=fields.BooleanField(default=False),
+            db_default=False,
         ),
-        ops.AddField(
+        AddFieldKeepingRows(
             model_name='Milestone',
             name='completed_with',
             field=fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+            db_default=[],
         ),
     ]

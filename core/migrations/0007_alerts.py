@@ -1,5 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from core.migrations._operations import AddFieldKeepingRows
 import functools
 from json import dumps, loads
 from tortoise import fields
@@ -10,10 +11,11 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
-        ops.AddField(
+        AddFieldKeepingRows(
             model_name='ChannelLink',
             name='alerts',
             field=fields.BooleanField(default=True),
+            db_default=True,
         ),
         ops.AddField(
             model_name='Milestone',

@@ -20,12 +20,15 @@ from core.services.defects import DefectOutcome, IssueFacts, delete_label, renam
 from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
+    Clone,
     Keep,
+    clone_milestone,
     completion_announced,
     github_milestone_closed,
     mark_calendar_alerts,
     milestone_by_id,
     record_alerted,
+    record_github_twin,
     save_milestone,
     unlink_github_milestone,
 )
@@ -114,6 +117,7 @@ __all__ = [
     "policy_is_current",
     "read_milestone",
     "record_alerted",
+    "record_github_twin",
     "record_decision",
     "record_launch",
     "record_pull_request",
@@ -121,6 +125,8 @@ __all__ = [
     "revoke_token",
     "repository_policy",
     "request_shown",
+    "Clone",
+    "clone_milestone",
     "save_milestone",
     "signoff_entry",
     "signoff_request",

@@ -10,7 +10,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core import outbox
-from core.catalog import NotFound, milestone_policy
+from core.catalog import NotFound, lock_milestones, milestone_policy
 from core.clock import utcnow
 from core.db import column
 from core.enums import Decision, GateStatus
@@ -85,15 +85,20 @@ def snapshot_metrics(verdict: Verdict) -> dict[str, Any]:
         "flaky": len(metrics.flaky),
         "approvals": verdict.criteria.signoff.numbers.approvals,
         "rejections": verdict.criteria.signoff.numbers.rejections,
+        "lifecycle": verdict.lifecycle.value,
+        "completion": verdict.completion,
     }
 
 
-async def after_change(client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None) -> MilestoneChange:
-    """`at`: when the change happened (a launch's end, an issue's update), for the trend."""
+async def after_change(
+    client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None, *, parents: bool = True
+) -> MilestoneChange:
+    """`at`: when the change happened (a launch's end, an issue's update), for the trend.
+    The milestones that roll this one up are evaluated again after it (`parents`)."""
     now = utcnow()
     # Read under the caller's lock: a writer that read the milestone before it must not
     # mark a completion another writer has marked since.
-    await milestone.refresh_from_db(fields=["completed_at", "completed_with"], using_db=client)
+    await milestone.refresh_from_db(fields=["completed_at", "completed_with", "lifecycle"], using_db=client)
     # Stamped with the event's time for the trend; "the current state" is the snapshot
     # recorded last, whatever its time (a backfill records the past in order).
     taken_at = min(at or now, now)
@@ -120,14 +125,21 @@ async def after_change(client: BaseDBAsyncClient, milestone: Milestone, at: date
         milestone.completed_at = None
         milestone.completed_with = []
         reopened = True
-    if completed or reopened:
-        await milestone.save(using_db=client, update_fields=["completed_at", "completed_with", "updated_at"])
+    lifecycle_moved = milestone.lifecycle is not verdict.lifecycle
+    if lifecycle_moved:
+        milestone.lifecycle = verdict.lifecycle
+    if completed or reopened or lifecycle_moved:
+        await milestone.save(
+            using_db=client, update_fields=["completed_at", "completed_with", "lifecycle", "updated_at"]
+        )
     metrics = snapshot_metrics(verdict)
     await _mark_owed(client, milestone, dismissed, completed or reopened)
     if last is None or last.metrics != metrics:
         await Snapshot.create(
             using_db=client, milestone=milestone, taken_at=taken_at, status=verdict.status, metrics=metrics
         )
+        if parents:
+            await _reevaluate_parents(client, milestone, at)
     return MilestoneChange(
         milestone=milestone,
         verdict=verdict,
@@ -136,6 +148,29 @@ async def after_change(client: BaseDBAsyncClient, milestone: Milestone, at: date
         completed=completed,
         reopened=reopened,
     )
+
+
+async def _reevaluate_parents(client: BaseDBAsyncClient, child: Milestone, at: datetime | None) -> None:
+    """A child's new state is news for every milestone that rolls it up: their gates, checks,
+    alerts and digests follow. Policy files refuse cycles, so this ends; `seen` guards the
+    policies stored before that check."""
+    seen = {child.id}
+    pending = [child]
+    while pending:
+        current = pending.pop()
+        candidates = await Milestone.filter(repository_id=current.repository_id).exclude(id=current.id).using_db(client)
+        parents = [
+            parent
+            for parent in candidates
+            if parent.id not in seen and milestone_policy(parent).includes_name(parent.name, current.name)
+        ]
+        if not parents:
+            continue
+        await lock_milestones(client, [parent.id for parent in parents])
+        for parent in parents:
+            seen.add(parent.id)
+            await after_change(client, parent, at, parents=False)
+            pending.append(parent)
 
 
 async def _mark_owed(

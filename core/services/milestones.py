@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
 from typing import Any
@@ -13,9 +14,9 @@ from core.catalog import ensure_repository, lock_milestones
 from core.clock import utcnow
 from core.db import column
 from core.enums import MilestoneState
-from core.models import Milestone
-from core.policy import DEFAULT_SOURCE, load_policy
-from core.services.changes import MilestoneChange, after_change
+from core.models import Approver, Milestone
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, load_policy
+from core.services.changes import MilestoneChange, after_change, milestone_named
 from core.services.policies import PolicyInvalid, adopt_policy, apply_milestone_policy, repository_policy
 
 
@@ -33,6 +34,8 @@ async def save_milestone(
     name: str,
     *,
     target_date: date | None | Keep = KEEP,
+    start_date: date | None | Keep = KEEP,
+    tags: list[str] | None = None,
     description: str | None = None,
     state: MilestoneState | None = None,
     github_number: int | None = None,
@@ -61,6 +64,10 @@ async def save_milestone(
         milestone.name = name
         if target_date is not KEEP:
             milestone.target_date = target_date
+        if start_date is not KEEP:
+            milestone.start_date = start_date
+        if tags:
+            milestone.tags = list(dict.fromkeys([*(milestone.tags or []), *tags]))
         if description is not None:
             milestone.description = description
         if state is not None:
@@ -77,6 +84,65 @@ async def save_milestone(
             await apply_milestone_policy(client, repository_policy(repo), milestone, rebuild=reopening)
             change = await after_change(client, milestone)
     return milestone, change
+
+
+@dataclass(frozen=True)
+class Clone:
+    milestone: Milestone
+    source: str
+    # The policy entry (a glob, or the new name's own) that gives the clone its gate instead of
+    # the copy; None when the copy is its gate.
+    policy_entry: str | None
+    # Whether its GitHub milestone is owed (the repository is connected to GitHub).
+    github: bool
+
+
+async def clone_milestone(
+    repository: str | None,
+    source_name: str,
+    name: str,
+    *,
+    target_date: date | None = None,
+    start_date: date | None = None,
+) -> Clone:
+    """A new milestone with the source's gate (its policy: plans, branches, required selectors,
+    thresholds, defect limits, approvers, tags; and its approvers kept in Slack and its tags),
+    none of its results, defects or sign-offs. With GitHub connected, its GitHub milestone is
+    owed through the outbox. Refused (ValueError) when the name is taken."""
+    async with in_transaction() as client:
+        source = await milestone_named(client, repository, source_name)
+        await source.fetch_related("repository", using_db=client)
+        repo = source.repository
+        if await Milestone.exists(repository=repo, name=name, using_db=client):
+            raise ValueError(f"milestone {name} already exists in {repo.full_name}; choose another name")
+        milestone = await Milestone.create(
+            repository=repo,
+            name=name,
+            description=source.description,
+            target_date=target_date,
+            start_date=start_date,
+            tags=list(source.tags or []),
+            copied_policy=dict(source.policy or {}),
+            using_db=client,
+        )
+        for approver in await Approver.filter(milestone=source, removed_at=None).using_db(client):
+            await Approver.create(
+                milestone=milestone,
+                member=approver.member,
+                added_by=approver.added_by,
+                active_member=approver.member,
+                using_db=client,
+            )
+        file = repository_policy(repo)
+        entry = file.entry_for(name)
+        await lock_milestones(client, [milestone.id])
+        await apply_milestone_policy(client, file, milestone)
+        await after_change(client, milestone)
+        # Connected: the repository's app installation, or a source that has a GitHub twin.
+        github = repo.installation_id is not None or source.github_number is not None
+        if github:
+            await outbox.mark(client, outbox.GITHUB_MILESTONE_CREATE, [milestone.id])
+    return Clone(milestone, source.name, entry if entry not in (None, DEFAULT_ENTRY) else None, github)
 
 
 async def unlink_github_milestone(repository: str, number: int) -> Milestone | None:
@@ -98,6 +164,11 @@ async def unlink_github_milestone(repository: str, number: int) -> Milestone | N
     return milestone
 
 
+async def record_github_twin(milestone_id: int, number: int) -> None:
+    """The GitHub milestone made for ours (a clone's) is its twin from now on."""
+    await Milestone.filter(id=milestone_id, github_number=None).update(github_number=number)
+
+
 async def milestone_by_id(milestone_id: int) -> Milestone | None:
     return await Milestone.get_or_none(id=milestone_id).prefetch_related("repository")
 
@@ -113,9 +184,10 @@ async def record_alerted(milestone_id: int, state: dict[str, Any]) -> None:
 async def mark_calendar_alerts(today: date | None = None) -> None:
     """Due in a few days, or overdue, is news without any event: open milestones near or past
     their date are looked at again (the alerts say each once)."""
+    # A day more than the alerts' three: in a zone ahead of UTC, "today" is already tomorrow.
     today = today or utcnow().date()
     ids = await column(
-        Milestone.filter(state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=3)), "id"
+        Milestone.filter(state=MilestoneState.OPEN, completed_at=None, target_date__lte=today + timedelta(days=4)), "id"
     )
     async with in_transaction() as client:
         await outbox.mark(client, outbox.MILESTONE_ALERTS, ids)

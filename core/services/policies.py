@@ -19,7 +19,15 @@ from core.catalog import (
 from core.clock import utcnow
 from core.enums import DefectState
 from core.models import Defect, Milestone, Repository
-from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, PolicyFile, PolicyLoad, load_policy
+from core.policy import (
+    DEFAULT_ENTRY,
+    DEFAULT_SOURCE,
+    DefectsConfig,
+    MilestonePolicy,
+    PolicyFile,
+    PolicyLoad,
+    load_policy,
+)
 from core.selectors import GLOB_CHARS
 from core.services.changes import MilestoneChange, after_change
 
@@ -90,11 +98,23 @@ def repository_policy(repo: Repository) -> PolicyFile:
     return load.policy
 
 
+def policy_of(repository_file: PolicyFile, milestone: Milestone) -> MilestonePolicy:
+    """The milestone's entry of the file; a clone keeps the gate it was copied with unless
+    the file has an entry of its own (its name, or a glob) for it."""
+    entry = repository_file.entry_for(milestone.name)
+    if milestone.copied_policy is not None and entry in (None, DEFAULT_ENTRY):
+        copied = MilestonePolicy.model_validate(milestone.copied_policy)
+        if copied.timezone is None and repository_file.timezone is not None:
+            copied = copied.model_copy(update={"timezone": repository_file.timezone})
+        return copied
+    return repository_file.policy_for(milestone.name)
+
+
 async def apply_milestone_policy(
     client: BaseDBAsyncClient, repository_file: PolicyFile, milestone: Milestone, *, rebuild: bool = False
 ) -> None:
     """Give the milestone its entry of the repository policy; rebuild state if scope moved."""
-    policy = repository_file.policy_for(milestone.name)
+    policy = policy_of(repository_file, milestone)
     before = milestone_policy(milestone) if milestone.policy else None
     milestone.policy = policy.model_dump(mode="json")
     await milestone.save(using_db=client, update_fields=["policy", "updated_at"])

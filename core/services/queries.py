@@ -10,9 +10,10 @@ from tortoise.transactions import in_transaction
 from core.approvers import approvers_of
 from core.catalog import milestone_policy, repository_named
 from core.clock import utcnow
-from core.enums import GateStatus, MilestoneState
-from core.facts import load_facts
+from core.enums import GateStatus, Lifecycle, MilestoneState
+from core.facts import load_facts, team_zone
 from core.gate import Verdict, evaluate
+from core.lifecycle import CURRENT, days_left, lifecycle_state, today_in
 from core.models import Launch, Milestone, Signoff, Snapshot
 from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
 from core.services.changes import milestone_named
@@ -37,35 +38,63 @@ async def milestone_verdict(milestone: Milestone, now: datetime | None = None) -
         return evaluate(await load_facts(client, milestone), now or utcnow())
 
 
+def milestone_tags(milestone: Milestone) -> list[str]:
+    """The policy's tags, then those set in the CLI or Slack."""
+    return list(dict.fromkeys([*milestone_policy(milestone).tags, *(milestone.tags or [])]))
+
+
 async def list_milestones(
-    repositories: Sequence[str] | None = None, *, include_closed: bool = False
+    repositories: Sequence[str] | None = None,
+    *,
+    include_all: bool = False,
+    tag: str | None = None,
+    now: datetime | None = None,
 ) -> list[MilestoneSummary]:
-    """Every milestone of the repositories (all when None) with its latest recorded status,
-    worst first: a read of snapshots."""
+    """The milestones of the repositories (all when None) with their latest recorded status:
+    overdue and active first, then planned, worst first within each; completed and closed ones
+    only with `include_all`. A read of snapshots; the lifecycle is computed for today in each
+    team's zone."""
     query = Milestone.all().prefetch_related("repository")
     if repositories is not None:
         query = query.filter(repository_named(repositories))
-    if not include_closed:
-        query = query.filter(state=MilestoneState.OPEN)
-    today = utcnow().date()
+    now = now or utcnow()
     summaries = []
     for milestone in await query:
+        tags = milestone_tags(milestone)
+        if tag is not None and tag.casefold() not in {own.casefold() for own in tags}:
+            continue
+        policy = milestone_policy(milestone)
         snapshot = await Snapshot.filter(milestone=milestone).order_by("-id").first()
         metrics = snapshot.metrics if snapshot else {}
         status = snapshot.status if snapshot else GateStatus.NO_DATA
         target = milestone.target_date
+        start = policy.start or milestone.start_date
+        today = today_in(team_zone(policy), now)
+        lifecycle = lifecycle_state(
+            today=today,
+            start=start,
+            target=target,
+            completed=status is GateStatus.COMPLETE,
+            closed=milestone.state is MilestoneState.CLOSED,
+        )
+        if not include_all and lifecycle not in CURRENT:
+            continue
         summaries.append(
             MilestoneSummary(
                 repository=milestone.repository.full_name,
                 name=milestone.name,
                 status=status,
-                overdue=bool(target and today > target and status is not GateStatus.COMPLETE),
+                overdue=lifecycle is Lifecycle.OVERDUE,
                 target_date=target,
-                days_left=(target - today).days if target else None,
+                days_left=days_left(today, target),
                 state=milestone.state,
                 pass_rate=metrics.get("pass_rate"),
                 open_blocking=metrics.get("open_blocking", 0),
-                approvers=list((await approvers_of(None, milestone.id, milestone_policy(milestone))).users),
+                approvers=list((await approvers_of(None, milestone.id, policy)).users),
+                lifecycle=lifecycle,
+                start_date=start,
+                completion=metrics.get("completion"),
+                tags=tags,
             )
         )
     order = [
@@ -75,8 +104,24 @@ async def list_milestones(
         GateStatus.READY_FOR_SIGNOFF,
         GateStatus.COMPLETE,
     ]
+    # Overdue and active together (overdue first within a status), then planned, then the rest.
+    group = {
+        Lifecycle.OVERDUE: 0,
+        Lifecycle.ACTIVE: 0,
+        Lifecycle.PLANNED: 1,
+        Lifecycle.COMPLETED: 2,
+        Lifecycle.CLOSED: 3,
+    }
     summaries.sort(
-        key=lambda s: (not s.overdue, order.index(s.status), s.target_date or date.max, s.name, s.repository)
+        key=lambda s: (
+            group[s.lifecycle],
+            not s.overdue,
+            order.index(s.status),
+            s.start_date or date.min if s.lifecycle is Lifecycle.PLANNED else date.min,
+            s.target_date or date.max,
+            s.name,
+            s.repository,
+        )
     )
     return summaries
 
@@ -105,7 +150,9 @@ async def read_milestone(repository: str, name: str, now: datetime | None = None
         milestone = await milestone_named(client, repository, name)
         facts = await load_facts(client, milestone)
     verdict = evaluate(facts, now or utcnow())
-    return MilestoneReading(repository, milestone.name, milestone.description, facts, verdict, milestone.id)
+    return MilestoneReading(
+        repository, milestone.name, milestone.description, facts, verdict, milestone.id, milestone_tags(milestone)
+    )
 
 
 async def signoff_state(repository: str, milestone_name: str, now: datetime | None = None) -> SignoffState:
@@ -115,7 +162,13 @@ async def signoff_state(repository: str, milestone_name: str, now: datetime | No
         approvers = await approvers_of(client, milestone.id, facts.policy)
         trail = await Signoff.filter(milestone=milestone).order_by("created_at", "id").using_db(client)
     reading = MilestoneReading(
-        repository, milestone.name, milestone.description, facts, evaluate(facts, now or utcnow()), milestone.id
+        repository,
+        milestone.name,
+        milestone.description,
+        facts,
+        evaluate(facts, now or utcnow()),
+        milestone.id,
+        milestone_tags(milestone),
     )
     return SignoffState(reading, approvers, trail, milestone.completed_at, milestone.completed_with)
 

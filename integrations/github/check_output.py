@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.enums import CriterionResult, GateStatus
+from core.enums import CriterionResult, GateStatus, Lifecycle
 from core.gate import AnyCriterion, FailingTest, Verdict
+from core.lifecycle import LIFECYCLE_TITLE
 from core.policy import PolicyLoad
-from core.report import STATUS_TITLE, criterion_text
+from core.report import STATUS_TITLE, completion_text, criterion_text
 from core.wording import clip, days, days_left, listed, one_line, plural, short_sha
 
 # GitHub's limits: characters per output field, annotations per request, status description.
@@ -173,6 +174,11 @@ def gate_title(verdict: Verdict) -> str:
     title = f"{status[:1].upper()}{status[1:]}: {', '.join(problems) if problems else 'all criteria met'}"
     if verdict.overdue and verdict.days_left is not None:
         title = f"Overdue by {days(-verdict.days_left)} · {title}"
+    elif verdict.lifecycle is Lifecycle.PLANNED:
+        starts = f" (starts {verdict.start_date.isoformat()})" if verdict.start_date else ""
+        title = f"Planned{starts} · {title}"
+    elif verdict.lifecycle is Lifecycle.CLOSED:
+        title = f"Closed · {title}"
     return clip(one_line(title), TITLE_LIMIT)
 
 
@@ -189,9 +195,10 @@ def _problems(verdict: Verdict) -> list[str]:
 
 
 def _summary(verdict: Verdict, details_url: str | None) -> str:
-    status = f"**{STATUS_TITLE[verdict.status].capitalize()}**"
+    status = f"**{STATUS_TITLE[verdict.status].capitalize()}** · {LIFECYCLE_TITLE[verdict.lifecycle]}"
     if verdict.overdue and verdict.days_left is not None:
-        status += f" · overdue by {days(-verdict.days_left)}"
+        status += f" by {days(-verdict.days_left)}"
+    status += f" · `{completion_text(verdict.completion)}`"
     lines = [status, "", "| | Criterion | Now | Threshold |", "|:-:|---|---|---|"]
     lines += [_criterion_row(criterion) for criterion in verdict.criteria]
     lines.append("")

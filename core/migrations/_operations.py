@@ -1,0 +1,29 @@
+"""Operations the migrations share. Not a migration itself (the leading underscore keeps
+Tortoise's loader from reading it as one)."""
+
+from typing import Any
+
+from tortoise.migrations import operations as ops
+
+
+class AddFieldKeepingRows(ops.AddField):
+    """Adds a NOT NULL column to a table that may already hold rows. The column gets `db_default`
+    at the database level, so that existing rows take that value instead of the upgrade failing;
+    the recorded state keeps the field as the model declares it (a Python default only), so
+    that later migrations compare against the model."""
+
+    def __init__(self, model_name: str, name: str, field: Any, db_default: Any) -> None:
+        super().__init__(model_name, name, field)
+        self.db_default = db_default
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None):  # type: ignore[no-untyped-def]
+        if state_editor is None:
+            return
+        model = new_state.apps.get_model(f"{app_label}.{self.model_name}")
+        field = model._meta.fields_map[self.name]
+        declared = field.db_default
+        field.db_default = self.db_default
+        try:
+            await state_editor.add_field(model, self.name)
+        finally:
+            field.db_default = declared
