@@ -54,7 +54,7 @@ from core import services
 from core.db import close_database, open_database
 from core.ingest import LaunchSource
 from core.junit import parse_reports
-from integrations.pages import PageLinks
+from core.page_links import PageLinks
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, FORM, SIGNING_SECRET, TEAM_ID, USER_AGENT, USER_ID, command_form, sign
 

@@ -36,6 +36,8 @@ COMMANDS = {
     "milestones --help": ([MILESTONES, "--help"], 0),
     "milestones status v2.0": ([MILESTONES, "status", "v2.0"], 0),
     "milestones list": ([MILESTONES, "list"], 0),
+    # What each Tab runs: milestone names from the database.
+    "milestones __complete status v (Tab)": ([MILESTONES, "__complete", "status", "v"], 0),
     "milestones deliveries --limit 0 (refused)": ([MILESTONES, "deliveries", "--limit", "0"], 2),
 }
 

@@ -19,7 +19,7 @@ from bot.views.milestones import Links, milestone_defects, milestone_list, miles
 from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
-from core.lookup import resolve_milestone
+from core.lookup import option_read_as_milestone_word, resolve_milestone
 from core.report import clone_text
 
 log = logging.getLogger("milestones.slack")
@@ -67,6 +67,18 @@ class Answers:
         if not invocation.milestone:
             names = [summary.name for summary in await services.list_milestones(repositories)]
             return replies.which_milestone(self.command, invocation.subcommand, names)
+        if invocation.option is None:
+            as_option = await option_read_as_milestone_word(
+                invocation.milestone, invocation.subcommand.options, repositories
+            )
+            if as_option is not None:
+                sole, open_refs = as_option
+                option = invocation.milestone.lower()
+                if sole is not None:
+                    return await self.run(Query(name, sole.repository, sole.name, option))
+                return replies.which_milestone(
+                    self.command, invocation.subcommand, [ref.name for ref in open_refs], option=option
+                )
         resolution = await resolve_milestone(invocation.milestone, repositories)
         query = Query(name, None, invocation.milestone, invocation.option)
         if resolution.found:

@@ -8,14 +8,13 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from core.enums import Severity
+from core.enums import TEST_KINDS, Severity
 from core.names import TAG_RULE, is_tag
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 TAG_PREFIX = "tag:"
 # Subcommands that take a milestone and a value: a new name, a tag, a date.
 WITH_VALUE = ("clone", "tag", "start")
-TEST_KINDS = ("failing", "untested", "flaky")
 _WORD = re.compile(r'"([^"]*)"?|(\S+)')
 
 

@@ -28,13 +28,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from core.names import TAG_RULE, check_repository_name, is_tag
+from core.enums import TEST_KINDS, Severity
+from core.names import TAG_RULE, is_tag, repository_from
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINTS = "milestones.commands"
+COMPLETE_COMMAND = "__complete"
+SHELLS = ("bash", "zsh", "fish")
+EXPORT_FORMATS = ("csv", "json", "junit")
 
 
 class UsageError(Exception):
@@ -54,11 +58,12 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else list(argv)
+    arguments, no_color = _without_no_color(sys.argv[1:] if argv is None else list(argv))
     args = build_parser(_wanted_command(arguments)).parse_args(arguments)
+    args.no_color = no_color
     if getattr(args, "standalone", False):
         # Needs neither settings nor the database, and says its own errors.
-        standalone: Callable[[argparse.Namespace], int] = args.handler
+        standalone = cast(Callable[[argparse.Namespace], int], handler_of(args))
         return standalone(args)
     from core.settings import get_settings
 
@@ -128,9 +133,39 @@ def _database_hint(message: str) -> str:
     return message
 
 
+def _without_no_color(arguments: list[str]) -> tuple[list[str], bool]:
+    """`--no-color` goes anywhere on the line (`milestones list --no-color`), as people put it."""
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    kept = [word for word in arguments[:end] if word != "--no-color"] + arguments[end:]
+    return kept, len(kept) != len(arguments)
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed version, read only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("milestone-gate")
+        except PackageNotFoundError:
+            number = "unknown (not installed: pip install -e .)"
+        print(f"milestones {number}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; commands added by other packages are loaded unless `command` is one of core's."""
     parser = argparse.ArgumentParser(prog="milestones", description="Milestone gates: is the release ready to ship?")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colour even on a terminal, as with NO_COLOR set (allowed anywhere on the line)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     command_parser = commands.add_parser("migrate", help="apply database migrations (safe to run at every deploy)")
@@ -168,6 +203,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.add_argument("--description")
     command_parser.add_argument("--policy", type=Path, help="a .github/milestones.yml file to apply to the repository")
     command_parser.set_defaults(handler="core.commands:milestone_add")
+    command_parser = milestone.add_parser("list", help="milestones and their status, worst first (as `list`)")
+    _list_arguments(command_parser)
+    command_parser = milestone.add_parser("show", help="a milestone's details: state, date, plans, history kept")
+    _named(command_parser, json=True)
+    command_parser.set_defaults(handler="core.milestone_commands:show")
+    command_parser = milestone.add_parser("close", help="close a milestone (and its GitHub milestone)")
+    _named(command_parser)
+    command_parser.set_defaults(handler="core.milestone_commands:close")
+    command_parser = milestone.add_parser("reopen", help="open a closed milestone again (and its GitHub milestone)")
+    _named(command_parser)
+    command_parser.set_defaults(handler="core.milestone_commands:reopen")
+    command_parser = milestone.add_parser("rename", help="rename a milestone, keeping its history")
+    _named(command_parser)
+    command_parser.add_argument("new_name", metavar="NEW_NAME", type=_text)
+    command_parser.set_defaults(handler="core.milestone_commands:rename")
+    command_parser = milestone.add_parser("delete", help="delete a milestone; one with history only with --force")
+    _named(command_parser)
+    command_parser.add_argument("--force", action="store_true", help="delete it with its history")
+    command_parser.set_defaults(handler="core.milestone_commands:delete")
 
     command_parser = milestone.add_parser(
         "clone", help="a new milestone with the same gate (plans, thresholds, approvers, tags), no history"
@@ -189,21 +243,47 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.set_defaults(handler="core.commands:policy_check")
 
     command_parser = commands.add_parser("status", help="the gate verdict of a milestone")
-    command_parser.add_argument("name")
-    command_parser.add_argument(
-        "--repo", type=repository_name, help="OWNER/NAME (needed when several repositories have the name)"
-    )
-    command_parser.add_argument("--json", action="store_true")
+    _named(command_parser, json=True)
     command_parser.set_defaults(handler="core.commands:status")
 
     command_parser = commands.add_parser(
         "list", help="milestones and their status: overdue and active first, then planned, worst first"
     )
-    command_parser.add_argument("--repo", type=repository_name, help="OWNER/NAME")
-    command_parser.add_argument("--tag", type=tag, help="only milestones with this tag")
-    command_parser.add_argument("--all", action="store_true", help="include completed and closed milestones")
-    command_parser.add_argument("--json", action="store_true")
-    command_parser.set_defaults(handler="core.commands:list_milestones")
+    _list_arguments(command_parser)
+
+    command_parser = commands.add_parser("tests", help="a milestone's failing, untested or flaky tests")
+    _named(command_parser, json=True)
+    command_parser.add_argument("kind", nargs="?", type=str.lower, choices=TEST_KINDS, help="default failing")
+    command_parser.set_defaults(handler="core.milestone_commands:tests")
+
+    command_parser = commands.add_parser("defects", help="a milestone's open defects, blocking ones first")
+    _named(command_parser, json=True)
+    command_parser.add_argument(
+        "severity",
+        nargs="?",
+        type=str.lower,
+        choices=[severity.value for severity in Severity],
+        help="only this severity",
+    )
+    command_parser.set_defaults(handler="core.milestone_commands:defects")
+
+    command_parser = commands.add_parser("trend", help="a milestone's pass rate and blocking defects over 30 days")
+    _named(command_parser, json=True)
+    command_parser.set_defaults(handler="core.milestone_commands:trend")
+
+    command_parser = commands.add_parser("export", help="a milestone's latest state per test as CSV, JSON or JUnit")
+    _named(command_parser)
+    command_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, type=str.lower)
+    command_parser.add_argument("--output", "-o", type=Path, help="write to this file (default: standard output)")
+    command_parser.set_defaults(handler="core.milestone_commands:export")
+
+    command_parser = commands.add_parser("completion", help='shell completion: eval "$(milestones completion bash)"')
+    command_parser.add_argument("shell", choices=SHELLS)
+    command_parser.set_defaults(handler="core.completion:script", standalone=True)
+    # Hidden: what the completion scripts call on each Tab.
+    command_parser = commands.add_parser(COMPLETE_COMMAND)
+    command_parser.add_argument("words", nargs=argparse.REMAINDER)
+    command_parser.set_defaults(handler="core.completion:complete", standalone=True)
 
     command_parser = commands.add_parser("demo", help="load a sample repository with two milestones")
     command_parser.set_defaults(handler="core.commands:demo")
@@ -213,10 +293,34 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     add_token(commands)
     add_upload(commands)
+    _hide(commands, COMPLETE_COMMAND)
 
     if command not in commands.choices:
         _add_plugin_commands(commands)
     return parser
+
+
+def _named(command_parser: argparse.ArgumentParser, *, json: bool = False) -> None:
+    """A milestone named as people type it (`v2`, `V2.0` and `2.0` find v2.0), and where."""
+    command_parser.add_argument("name", metavar="NAME", type=_text, help="the milestone (forgiving: v2 finds v2.0)")
+    command_parser.add_argument(
+        "--repo", type=repository_name, help="OWNER/NAME or its GitHub URL (needed when several repositories have it)"
+    )
+    if json:
+        command_parser.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
+
+
+def _list_arguments(command_parser: argparse.ArgumentParser) -> None:
+    command_parser.add_argument("--repo", type=repository_name, help="OWNER/NAME or its GitHub URL")
+    command_parser.add_argument("--tag", type=tag, help="only milestones with this tag")
+    command_parser.add_argument("--all", action="store_true", help="include completed and closed milestones")
+    command_parser.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
+    command_parser.set_defaults(handler="core.commands:list_milestones")
+
+
+def _hide(commands: Any, name: str) -> None:
+    """Leave a subcommand out of the help (argparse lists every parser added with a help)."""
+    commands._choices_actions[:] = [action for action in commands._choices_actions if action.dest != name]
 
 
 def _wanted_command(arguments: Sequence[str]) -> str | None:
@@ -247,7 +351,7 @@ def _add_plugin_commands(commands: Any) -> None:
 
 def repository_name(text: str) -> str:
     try:
-        return check_repository_name(text)
+        return repository_from(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

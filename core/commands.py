@@ -7,8 +7,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import services
 from core.cli import UsageError, with_database
@@ -16,12 +17,23 @@ from core.db import database
 from core.db import migrate as migrate_database
 from core.enums import Lifecycle
 from core.ingest import LaunchSource, content_digest, file_digest, upload_source_id
-from core.junit import parse_reports
+from core.junit import ParsedReport, parse_reports
 from core.lifecycle import LIFECYCLE_TITLE
+from core.lookup import find_milestone_ref
+from core.page_links import PageLinks
 from core.policy import load_policy
 from core.report import STATUS_TITLE, clone_text, completion_text, jsonable, render_verdict, verdict_json
 from core.settings import get_settings
 from core.wording import launch_counts, plural, short_sha
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from core.output import Stages
+
+
+# Reports this large (about 5,000 test cases) get a progress bar on a terminal.
+PROGRESS_FROM_BYTES = 1024 * 1024
 
 
 def print_json(data: Any) -> None:
@@ -32,6 +44,22 @@ async def migrate(args: argparse.Namespace) -> int:
     await migrate_database(get_settings().database_url)
     print("database is up to date")
     return 0
+
+
+async def _record(args: argparse.Namespace, files: list[Path], report: ParsedReport) -> services.LaunchOutcome:
+    digests = [file_digest(path) for path in files]
+    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
+    source = LaunchSource(
+        repository=args.repo,
+        plan=args.plan,
+        source_id=source_id,
+        attempt=args.attempt,
+        commit_sha=args.commit,
+        branch=args.branch,
+        content_digest=content_digest(digests),
+    )
+    async with database(get_settings().database_url):
+        return await services.record_launch(report, source)
 
 
 def report_files(paths: Sequence[Path]) -> list[Path]:
@@ -56,30 +84,31 @@ def report_files(paths: Sequence[Path]) -> list[Path]:
 
 async def ingest(args: argparse.Namespace) -> int:
     files = report_files(args.reports)
-    report = parse_reports(files)
-    counts = report.counts()
-    if not args.json:
-        for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-    if args.dry_run:
+    size = sum(path.stat().st_size for path in files)
+    bar: AbstractContextManager[Stages | None] = nullcontext()
+    # Small reports take a moment: no bar to flash by; and none in a CI log.
+    if size >= PROGRESS_FROM_BYTES and sys.stderr.isatty():
+        from core.output import progress
+
+        bar = progress(args, "reading reports", size)
+    with bar as stages:
+        report = parse_reports(files, progress=stages.advance if stages else None)
+        counts = report.counts()
+        if not args.json:
+            for warning in report.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+        if args.dry_run:
+            outcome = None
+        else:
+            if stages:
+                stages.stage(f"recording {plural(counts['tests'], 'test')}")
+            outcome = await _record(args, files, report)
+    if outcome is None:
         if args.json:
             print_json({**counts, "warnings": report.warnings})
         else:
             print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
-    digests = [file_digest(path) for path in files]
-    source_id = args.source or upload_source_id(digests, args.repo, args.plan, args.commit, args.branch)
-    source = LaunchSource(
-        repository=args.repo,
-        plan=args.plan,
-        source_id=source_id,
-        attempt=args.attempt,
-        commit_sha=args.commit,
-        branch=args.branch,
-        content_digest=content_digest(digests),
-    )
-    async with database(get_settings().database_url):
-        outcome = await services.record_launch(report, source)
     if args.json:
         print_json(
             {
@@ -152,19 +181,25 @@ async def policy_check(args: argparse.Namespace) -> int:
 
 @with_database
 async def status(args: argparse.Namespace) -> int:
-    milestone = await services.find_milestone(args.repo, args.name)
+    ref = await find_milestone_ref(args.name, args.repo)
+    milestone = await services.find_milestone(ref.repository, ref.name)
     state = await services.signoff_state(milestone.repository.full_name, milestone.name)
     launches = await services.latest_launches(milestone)
     verdict, trail = state.reading.verdict, state.trail
+    page = PageLinks.of(get_settings()).milestone_url(ref.repository, ref.name)
     if args.json:
         completion = {"completed_at": state.completed_at, "completed_with": state.completed_with}
         signoffs = [_trail_entry(entry) for entry in trail]
         extra = {"tags": state.reading.tags, "signoffs": signoffs, "launches": launches}
-        print_json({**verdict_json(verdict), **completion, **extra})
+        print_json({**verdict_json(verdict), "repo": ref.repository, "page_url": page, **completion, **extra})
         return 0
-    print(render_verdict(verdict))
+    from core.output import Printer
+
+    Printer(args).verdict(render_verdict(verdict))
     if state.reading.tags:
         print(f"Tags: {', '.join(state.reading.tags)}")
+    if page:
+        print(f"\nMilestone page: {page}")
     if launches:
         print("\nLatest launches:")
         for launch in launches:
@@ -223,20 +258,29 @@ async def list_milestones(args: argparse.Namespace) -> int:
         else:
             print("no milestones yet: `milestones milestone add NAME --repo OWNER/NAME`, or `milestones demo`")
         return 0
+    from core.output import Printer, status_text
+
+    tagged = any(summary.tags for summary in summaries)
+    headers = ["REPOSITORY", "MILESTONE", "LIFECYCLE", "STATUS", "COMPLETION", "DUE", "PASS RATE", "BLOCKING"]
+    rows = []
     for summary in summaries:
-        due = summary.target_date.isoformat() if summary.target_date else "no date"
-        rate = "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}"
-        starts = (
-            f" · starts {summary.start_date.isoformat()}"
-            if summary.start_date and summary.lifecycle is Lifecycle.PLANNED
-            else ""
-        )
-        tags = f" · tags {', '.join(summary.tags)}" if summary.tags else ""
-        print(
-            f"{summary.repository} {summary.name}: {LIFECYCLE_TITLE[summary.lifecycle].upper()} · "
-            f"{STATUS_TITLE[summary.status]} · {completion_text(summary.completion)}{starts} · due {due} · "
-            f"pass rate {rate} · {summary.open_blocking} blocking defects{tags}"
-        )
+        lifecycle = LIFECYCLE_TITLE[summary.lifecycle]
+        if summary.start_date and summary.lifecycle is Lifecycle.PLANNED:
+            lifecycle += f", starts {summary.start_date.isoformat()}"
+        row: list[str | Text] = [
+            summary.repository,
+            summary.name,
+            lifecycle,
+            status_text(summary.status, summary.overdue),
+            completion_text(summary.completion),
+            summary.target_date.isoformat() if summary.target_date else "no date",
+            "n/a" if summary.pass_rate is None else f"{summary.pass_rate:.1%}",
+            str(summary.open_blocking),
+        ]
+        if tagged:
+            row.append(", ".join(summary.tags))
+        rows.append(row)
+    Printer(args).table([*headers, "TAGS"] if tagged else headers, rows, right=["PASS RATE", "BLOCKING"])
     return 0
 
 

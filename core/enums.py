@@ -106,3 +106,7 @@ class CheckKind(StrEnum):
 
     CHECK_RUN = "check_run"
     STATUS = "status"
+
+
+# What `tests` lists, in Slack and on the command line.
+TEST_KINDS = ("failing", "untested", "flaky")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import BinaryIO, Protocol, cast
 
 from lxml import etree
 
@@ -153,13 +153,40 @@ class ParsedReport:
         seen.file = seen.file or case.file
 
 
-def parse_reports(paths: Iterable[str | os.PathLike[str]]) -> ParsedReport:
-    """Parse several report files as one launch; any bad file refuses them all."""
+def parse_reports(
+    paths: Iterable[str | os.PathLike[str]], progress: Callable[[int], None] | None = None
+) -> ParsedReport:
+    """Parse several report files as one launch; any bad file refuses them all.
+
+    `progress` is told the number of bytes read, as they are read (for a progress bar)."""
     report = ParsedReport()
     for path in paths:
         with open(path, "rb") as stream:
-            parse_stream(stream, str(path), report)
+            parse_stream(_Counted(stream, progress) if progress else stream, str(path), report)
     return report
+
+
+class _Counted:
+    """A report file that tells how far into it the reader got (a look back is not counted twice)."""
+
+    def __init__(self, stream: BinaryIO, progress: Callable[[int], None]):
+        self._stream = stream
+        self._progress = progress
+        self._furthest = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        position = self._stream.tell()
+        if position > self._furthest:
+            self._progress(position - self._furthest)
+            self._furthest = position
+        return data
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self._stream.seek(offset, whence)
 
 
 class ReportStream(Protocol):

@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from core.catalog import repository_named
+from core.catalog import NotFound, repository_named
 from core.enums import MilestoneState
 from core.models import Milestone
 
@@ -103,3 +103,62 @@ async def milestone_refs(repositories: Sequence[str] | None = None) -> list[Mile
 
 async def resolve_milestone(query: str, repositories: Sequence[str] | None = None) -> Resolution:
     return match(query, await milestone_refs(repositories))
+
+
+class MilestoneNotFound(NotFound):
+    """No milestone goes by what was typed (perhaps with suggestions), or several
+    repositories have it: the message says which, in the words Slack uses too."""
+
+    def __init__(self, resolution: Resolution, where: str | None):
+        self.resolution = resolution
+        if resolution.ambiguous:
+            message = ambiguous_text(resolution) + "; name one with --repo"
+        else:
+            message = not_found_text(resolution, where)
+        super().__init__(message)
+
+
+async def find_milestone_ref(query: str, repository: str | None = None) -> MilestoneRef:
+    """The one milestone `query` means (in `repository` when given); MilestoneNotFound otherwise."""
+    resolution = await resolve_milestone(query, [repository] if repository else None)
+    if resolution.found is None:
+        raise MilestoneNotFound(resolution, repository)
+    return resolution.found
+
+
+# Wording shared by every place that answers a name: the CLI and Slack say the same.
+
+
+def not_found_text(resolution: Resolution, where: str | None) -> str:
+    """`No milestone 2.1 in acme/shop; did you mean v2.0 or v2.1?`"""
+    place = f" in {where}" if where else ""
+    text = f"No milestone {resolution.query}{place}"
+    if resolution.suggestions:
+        text += "; did you mean " + " or ".join(ref_text(ref) for ref in resolution.suggestions[:3]) + "?"
+    return text
+
+
+def ambiguous_text(resolution: Resolution) -> str:
+    """`v2.0 is a milestone in several repositories: acme/shop, acme/web`"""
+    repositories = ", ".join(ref.repository for ref in resolution.ambiguous)
+    return f"{resolution.query} is a milestone in several repositories: {repositories}"
+
+
+def ref_text(ref: MilestoneRef) -> str:
+    closed = " (closed)" if not ref.open else ""
+    return f"{ref.name}{closed}"
+
+
+async def option_read_as_milestone_word(
+    word: str, options: Sequence[str], repositories: Sequence[str] | None
+) -> tuple[MilestoneRef | None, list[MilestoneRef]] | None:
+    """`defects high`: a lone word that is one of the command's options (and no milestone's
+    name) is that option. Returns None when it is not read so; else the one open milestone it
+    is about (None when there is not exactly one) and the open milestones to choose from."""
+    if word.lower() not in options:
+        return None
+    refs = await milestone_refs(repositories)
+    if match(word, refs).found is not None:
+        return None
+    open_refs = _ordered(ref for ref in refs if ref.open)
+    return (open_refs[0] if len(open_refs) == 1 else None), open_refs

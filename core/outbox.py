@@ -42,6 +42,8 @@ MILESTONE_COMPLETION = "milestone_completion"
 MILESTONE_ALERTS = "milestone_alerts"
 # A milestone with close_on_complete whose GitHub milestone may need closing or reopening.
 GITHUB_MILESTONE_STATE = "github_milestone_state"
+# A milestone closed, reopened or renamed here whose GitHub milestone may not say so yet.
+GITHUB_MILESTONE_EDIT = "github_milestone_edit"
 # A clone whose GitHub milestone is still to be created (then recorded as its twin).
 GITHUB_MILESTONE_CREATE = "github_milestone_create"
 

@@ -8,6 +8,7 @@ at its first occurrence.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("daily", "weekdays", "weekly")
 DEFAULT_AT = time(9, 0)
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# 09:00, 9:30pm, 9am, 9 a.m., 21h, 21h30: the ways people write a time of day.
+_CLOCK = re.compile(r"^(?P<hour>\d{1,2})(?:(?::|h)(?P<minute>\d{1,2})?)?\s*(?P<half>[ap])?\.?(?:m\.?)?$", re.IGNORECASE)
+CLOCK_FORMS = "09:00, 9am, 9:30pm or 21h"
+ZONE_SUGGESTIONS = 3
 
 Kind = Literal["daily", "weekdays", "weekly"]
 
@@ -96,20 +100,37 @@ def check_zone(name: str) -> str:
     same = [zone for zone in available_timezones() if zone.lower() == name.lower()]
     if same:
         return same[0]
-    raise ScheduleError(f"“{name}” is not a time zone; write an IANA name such as Europe/Berlin or America/New_York")
+    raise ScheduleError(f"“{name}” is not a time zone; the nearest are {', '.join(nearest_zones(name))}")
+
+
+def nearest_zones(name: str) -> list[str]:
+    """The zone names closest to a misspelt one: the whole name, and the city alone."""
+    zones = sorted(available_timezones())
+    by_city = {zone.rpartition("/")[2].lower(): zone for zone in zones}
+    city = name.rpartition("/")[2].lower()
+    close = [by_city[found] for found in difflib.get_close_matches(city, list(by_city), n=ZONE_SUGGESTIONS, cutoff=0.8)]
+    close += difflib.get_close_matches(name, zones, n=ZONE_SUGGESTIONS, cutoff=0.0)
+    return list(dict.fromkeys(close))[:ZONE_SUGGESTIONS]
 
 
 def parse_clock(text: str) -> time:
-    found = _CLOCK.match(text)
-    if not found:
-        raise ScheduleError(f"“{text}” is not a time of day; write it as HH:MM, e.g. 09:00")
-    return time(int(found.group(1)), int(found.group(2)))
+    found = _CLOCK.match(text.strip())
+    hour = minute = -1
+    if found:
+        hour, minute = int(found["hour"]), int(found["minute"] or 0)
+        if found["half"]:
+            # 12am is midnight, 12pm noon; 13pm is no time.
+            hour = -1 if not 1 <= hour <= 12 else hour % 12 + (12 if found["half"].lower() == "p" else 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ScheduleError(f"“{text}” is not a time; write it as {CLOCK_FORMS}")
+    return time(hour, minute)
 
 
 def looks_like_clock(word: str) -> bool:
-    """A time of day, or an attempt at one (`9am`, `9:5`): refused with how to write it. A bare
-    number or `2.0` is a name."""
-    return bool(re.match(r"^\d{1,2}(:\d{1,2}\s*([ap]\.?m\.?)?|\s*[ap]\.?m\.?)$", word, re.IGNORECASE))
+    """A time of day, or an attempt at one (`25:99`, `9am`, `21h`): read, or refused with how to
+    write it. A bare number or `2.0` is a name."""
+    found = _CLOCK.match(word)
+    return bool(found) and not word.isdigit()
 
 
 # The areas of IANA names: a word that starts with one is meant as a zone, even misspelt.
@@ -139,25 +160,58 @@ def _zone_names() -> frozenset[str]:
 
 
 def parse_schedule(words: list[str], default_zone: str) -> tuple[Schedule, list[str]]:
-    """The schedule words at the end of `words` (`weekly mon 08:30 Europe/Berlin`), in that
-    order, each optional; returns the schedule and the words before them."""
+    """The schedule words after the name (`weekly mon 08:30 Europe/Berlin`), in that order,
+    each optional; returns the schedule and the words before them.
+
+    The schedule starts at its first word that is a kind (daily, weekdays, weekly) or a time,
+    or is the zone alone at the end. Every word of it must then read as what it stands for:
+    the answer says which do not (`25:99 is not a time`), rather than taking them for a name."""
     rest = list(words)
-    zone = default_zone
-    if rest and looks_like_zone(rest[-1]):
-        zone = check_zone(rest.pop())
-    at = DEFAULT_AT
-    if rest and looks_like_clock(rest[-1]):
-        at = parse_clock(rest.pop())
+    start = next(
+        (index for index, word in enumerate(rest) if word.lower() in KINDS or looks_like_clock(word)),
+        len(rest) - 1 if rest and looks_like_zone(rest[-1]) else len(rest),
+    )
+    schedule_words, rest = rest[start:], rest[:start]
+    errors: list[str] = []
     kind: Kind = "daily"
     weekday = None
-    if len(rest) >= 2 and rest[-2].lower() == "weekly":
-        day = rest.pop().lower()[:3]
-        rest.pop()
-        if day not in DAYS:
-            raise ScheduleError(f"“{day}” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun")
-        kind, weekday = "weekly", DAYS.index(day)
-    elif rest and rest[-1].lower() == "weekly":
+    at = DEFAULT_AT
+    zone = default_zone
+    index = 0
+    if index < len(schedule_words) and schedule_words[index].lower() in KINDS:
+        kind = schedule_words[index].lower()  # type: ignore[assignment]
+        index += 1
+        if kind == "weekly":
+            day = schedule_words[index].lower()[:3] if index < len(schedule_words) else None
+            if day is None or looks_like_clock(schedule_words[index]) or looks_like_zone(schedule_words[index]):
+                errors.append("weekly needs its day, e.g. `weekly mon`")
+            elif day not in DAYS:
+                errors.append(
+                    f"“{schedule_words[index]}” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun"
+                )
+                index += 1
+            else:
+                weekday = DAYS.index(day)
+                index += 1
+    if index < len(schedule_words) and looks_like_clock(schedule_words[index]):
+        try:
+            at = parse_clock(schedule_words[index])
+        except ScheduleError as error:
+            errors.append(str(error))
+        index += 1
+    if index < len(schedule_words):
+        try:
+            zone = check_zone(schedule_words[index])
+        except ScheduleError as error:
+            errors.append(str(error))
+        index += 1
+    if index < len(schedule_words):
+        errors.append(
+            f"“{' '.join(schedule_words[index:])}” is not part of a schedule; "
+            "write it as [daily|weekdays|weekly mon] [time] [zone]"
+        )
+    if errors:
+        raise ScheduleError("; ".join(errors))
+    if kind == "weekly" and weekday is None:
         raise ScheduleError("weekly needs its day, e.g. `weekly mon`")
-    elif rest and rest[-1].lower() in ("daily", "weekdays"):
-        kind = rest.pop().lower()  # type: ignore[assignment]
     return Schedule(kind, at, zone, weekday), rest

@@ -6,7 +6,7 @@ import argparse
 import gc
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import requests
@@ -18,6 +18,10 @@ from core.enums import DeliveryStatus
 from core.models import Delivery
 from core.report import jsonable
 from core.settings import get_settings
+from core.wording import first_line
+
+if TYPE_CHECKING:
+    from rich.text import Text
 from integrations.github.api import GitHubUnavailable
 from integrations.github.backfill import backfill
 from integrations.github.events import handler_context
@@ -55,9 +59,42 @@ async def deliveries(args: argparse.Namespace) -> int:
     if not deliveries:
         print("no failed deliveries" if args.failed else "no deliveries received yet")
         return 0
+    from core.output import Printer, styled
+
+    rows: list[list[str | Text]] = []
     for delivery in deliveries:
-        print(_delivery_line(delivery))
+        event = delivery.event + (f".{delivery.action}" if delivery.action else "")
+        style = DELIVERY_STYLE.get(delivery.status.value, "")
+        rows.append(
+            [
+                f"{delivery.received_at:%Y-%m-%d %H:%M:%S}",
+                delivery.guid,
+                event,
+                delivery.repository or "-",
+                styled(delivery.status.value, style),
+                str(delivery.attempts),
+                first_line(delivery.error or delivery.note or ""),
+            ]
+        )
+    Printer(args).table(
+        ["RECEIVED (UTC)", "GUID", "EVENT", "REPOSITORY", "STATUS", "ATTEMPTS", "ERROR OR NOTE"],
+        rows,
+        right=["ATTEMPTS"],
+    )
     return 0
+
+
+def _delivery_line(delivery: Delivery) -> str:
+    event = delivery.event + (f".{delivery.action}" if delivery.action else "")
+    line = (
+        f"{delivery.received_at:%Y-%m-%d %H:%M:%S} {delivery.guid} {event} {delivery.repository or '-'}: "
+        f"{delivery.status.value} ({delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''})"
+    )
+    detail = delivery.error or delivery.note
+    return f"{line}\n    {detail}" if detail else line
+
+
+DELIVERY_STYLE = {"failed": "bold red", "done": "green", "ignored": "dim", "pending": "yellow", "processing": "yellow"}
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
@@ -75,16 +112,6 @@ def _delivery_json(delivery: Delivery) -> dict[str, Any]:
             "note": delivery.note,
         }
     )
-
-
-def _delivery_line(delivery: Delivery) -> str:
-    event = delivery.event + (f".{delivery.action}" if delivery.action else "")
-    line = (
-        f"{delivery.received_at:%Y-%m-%d %H:%M:%S} {delivery.guid} {event} {delivery.repository or '-'}: "
-        f"{delivery.status.value} ({delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''})"
-    )
-    detail = delivery.error or delivery.note
-    return f"{line}\n    {detail}" if detail else line
 
 
 @with_database
@@ -106,7 +133,13 @@ async def sync(args: argparse.Namespace) -> int:
     repository = args.repo
     async with handler_context(get_settings()) as context:
         try:
-            report = await backfill(context, repository)
+            if sys.stderr.isatty():
+                from core.output import progress
+
+                with progress(args, f"pulling {repository} from GitHub", None):
+                    report = await backfill(context, repository)
+            else:
+                report = await backfill(context, repository)
         except GitHubUnavailable as error:
             raise UsageError(str(error)) from None
         except GithubException as error:

@@ -1,7 +1,6 @@
 """The milestone page: where a check run's `details_url` (and, later, Slack) points.
 
-It needs no login, so every link carries a key: an HMAC of the repository and the
-milestone name under a server secret. Only those shown the link (the check, the
+It needs no login, so every link carries a key (core/page_links.py). Only those shown the link (the check, the
 Slack message) can open the page; a wrong key and an unknown milestone get the same
 404, so the page never tells whether a milestone exists.
 
@@ -11,11 +10,9 @@ test, blocking defect, untested test and missing approver.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable
 from html import escape
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -25,11 +22,10 @@ from core.db import within_deadline
 from core.enums import CriterionResult, Lifecycle
 from core.gate import DefectFact, FailingTest, LaunchRef, Verdict
 from core.lifecycle import LIFECYCLE_TITLE
+from core.page_links import PageLinks
 from core.report import STATUS_TITLE, criterion_text, verdict_json
 from core.services import get_verdict
 from core.wording import days, days_left, first_line, percent, short_sha
-
-KEY_LENGTH = 32  # hex characters: 128 bits of the HMAC
 
 # On every answer, 404 included. The key is in the URL: no caching, no indexing, and no
 # Referer carrying it to GitHub when someone follows a link.
@@ -42,37 +38,6 @@ SECURITY_HEADERS = {
 }
 
 RESULT_TITLE = {CriterionResult.MET: "met", CriterionResult.NOT_MET: "not met", CriterionResult.NO_DATA: "no data"}
-
-
-class PageLinks:
-    """Signed links to milestone pages; without a public URL and a secret there are none."""
-
-    def __init__(self, public_url: str | None, secret: str | None):
-        self.public_url = public_url or None
-        self.secret = secret or None
-
-    def key(self, repository: str, name: str) -> str | None:
-        if not self.secret:
-            return None
-        message = f"milestone-page\n{repository}\n{name}".encode()
-        return hmac.new(self.secret.encode(), message, hashlib.sha256).hexdigest()[:KEY_LENGTH]
-
-    def milestone_url(self, repository: str, name: str) -> str | None:
-        key = self.key(repository, name)
-        if not self.public_url or key is None:
-            return None
-        owner, _, repo = repository.partition("/")
-        return (
-            f"{self.public_url.rstrip('/')}/milestones/{quote(owner, safe='')}/{quote(repo, safe='')}"
-            f"/{quote(name, safe='')}?key={key}"
-        )
-
-    def valid(self, repository: str, name: str, key: str | None) -> bool:
-        expected = self.key(repository, name)
-        if expected is None or not key:
-            return False
-        # compare_digest refuses non-ASCII str: compare the bytes.
-        return hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
 
 
 def _not_found() -> Response:

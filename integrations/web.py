@@ -26,6 +26,7 @@ from core.db import (
     open_database,
     within_deadline,
 )
+from core.page_links import PageLinks
 from core.settings import Settings
 from integrations.api.launches import LaunchUploads, upload_limits
 from integrations.api.openapi import openapi_document, openapi_endpoint
@@ -42,7 +43,7 @@ from integrations.github.intake import (
 from integrations.github.milestone_create import MilestoneCreator
 from integrations.github.milestone_state import MilestoneCloser
 from integrations.github.worker import worker_for
-from integrations.pages import PageLinks, milestone_page
+from integrations.pages import milestone_page
 
 log = logging.getLogger("milestones.web")
 
@@ -95,14 +96,6 @@ def github_status_line(settings: Settings, github: GitHubAccess) -> str:
     return f"GitHub: {webhooks}; {github.describe()}{checks}{pages}"
 
 
-def page_key_secret(settings: Settings) -> str | None:
-    """Milestone page links are keyed with a secret this service already holds."""
-    for secret in (settings.github_webhook_secret, settings.slack_signing_secret):
-        if secret is not None:
-            return secret.get_secret_value()
-    return None
-
-
 # Sign-off messages and announcements go out a moment after the change that owes them, so
 # that a burst (a launch touching several criteria) is one update.
 NOTICE_QUIET = timedelta(seconds=1)
@@ -125,7 +118,7 @@ def create_app(
     """
     github = github or GitHubAccess(settings)
     secret = settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else None
-    links = PageLinks(settings.public_url, page_key_secret(settings))
+    links = PageLinks.of(settings)
     publisher = CheckPublisher(
         github,
         page_url=links.milestone_url,
@@ -136,6 +129,7 @@ def create_app(
     # never holds up a sign-off message.
     closer = MilestoneCloser(github)
     publisher.handlers[outbox.GITHUB_MILESTONE_STATE] = lambda item: closer.sync(item.subject)
+    publisher.handlers[outbox.GITHUB_MILESTONE_EDIT] = lambda item: closer.mirror(item.subject)
     creator = MilestoneCreator(github)
     publisher.handlers[outbox.GITHUB_MILESTONE_CREATE] = lambda item: creator.create(item.subject)
     notices = outbox.Runner(

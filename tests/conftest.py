@@ -19,6 +19,7 @@ import pytest
 
 from core import db as database
 from core.db import Reachability, close_database, connection, migrate, open_database
+from tests.cli import succeeds
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 JUNIT = FIXTURES / "junit"
@@ -135,3 +136,16 @@ async def db(migrated: str) -> AsyncIterator[str]:
 @pytest.fixture
 def is_postgres(migrated: str) -> bool:
     return migrated.startswith("postgres://")
+
+
+@pytest.fixture(scope="module")
+async def demo_database(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+) -> AsyncIterator[tuple[str, Path]]:
+    """A migrated database with the demo loaded once, shared by the read-only demo tests."""
+    async with throwaway_database(tmp_path_factory.mktemp("demo-db"), template=migrated_template) as database_url:
+        cwd = tmp_path_factory.mktemp("demo-cwd")
+        assert succeeds("demo", database_url=database_url, cwd=cwd) == (
+            "demo loaded: v2.0, Sprint 24. Try `milestones status v2.0` and `milestones list`.\n"
+        )
+        yield database_url, cwd

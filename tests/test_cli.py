@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 
 from core import services
 from tests.cli import assert_refused_quietly, json_of, run, run_process, succeeds
-from tests.conftest import JUNIT, throwaway_database
+from tests.conftest import JUNIT
 
 UNITTEST_REPORT = JUNIT / "python-xunit-unittest.xml"  # 8 tests: 4 passed, 1 failed, 1 error, 2 skipped
 PYTEST_REPORT = JUNIT / "python-xunit-pytest.xml"  # 10 tests: 6 passed, 2 failed, 2 skipped
@@ -85,19 +84,6 @@ FLAKY_REPORT = """\
 
 def known_tests(name: str, repo: str, database_url: str, cwd: Path) -> dict[str, int]:
     return json_of("status", name, "--repo", repo, database_url=database_url, cwd=cwd)["metrics"]["tests"]
-
-
-@pytest.fixture(scope="module")
-async def demo_database(
-    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
-) -> AsyncIterator[tuple[str, Path]]:
-    """A migrated database with the demo loaded once, shared by the read-only demo tests."""
-    async with throwaway_database(tmp_path_factory.mktemp("demo-db"), template=migrated_template) as database_url:
-        cwd = tmp_path_factory.mktemp("demo-cwd")
-        assert succeeds("demo", database_url=database_url, cwd=cwd) == (
-            "demo loaded: v2.0, Sprint 24. Try `milestones status v2.0` and `milestones list`.\n"
-        )
-        yield database_url, cwd
 
 
 # migrate ----------------------------------------------------------------------
@@ -448,7 +434,7 @@ def test_status_of_an_unknown_milestone_is_one_line(migrated_database_url: str, 
 
     result = run("status", "nosuch", database_url=url, cwd=tmp_path)
 
-    assert assert_refused_quietly(result, 1) == ["error: no milestone nosuch"]
+    assert assert_refused_quietly(result, 1) == ["error: No milestone nosuch"]
 
 
 def test_as_a_process_an_unknown_database_scheme_stops_with_one_line(tmp_path: Path) -> None:
@@ -514,7 +500,8 @@ def test_bad_arguments_are_usage_errors_before_anything_is_read_or_stored(
     zero_attempt = run(*dry_run, "--repo", "acme/api", "--attempt", "0", database_url=url, cwd=tmp_path)
 
     assert assert_refused_quietly(bad_repo, 2)[-1] == (
-        "milestones ingest: error: argument --repo: repository must be OWNER/NAME, not 'acme'"
+        "milestones ingest: error: argument --repo: 'acme' is not a repository: "
+        "write OWNER/NAME or its GitHub URL (https://github.com/OWNER/NAME)"
     )
     assert (
         assert_refused_quietly(empty_name, 2)[-1] == "milestones milestone add: error: argument name: must not be empty"

@@ -18,8 +18,8 @@ from core import services
 from core.db import DatabaseUnavailable, within_deadline
 from core.enums import DeliveryStatus
 from core.models import Delivery, Launch
+from core.page_links import PageLinks
 from integrations import pages
-from integrations.pages import PageLinks
 from tests.cli import migrated
 from tests.conftest import JUNIT
 from tests.github import SECRET, fixture, running_app, settings_for, signature

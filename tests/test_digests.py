@@ -283,7 +283,15 @@ async def test_subscribe_in_slack_with_a_schedule_zone_and_clear_errors(slack: S
     assert "*v2.0 (acme/shop)* every Mon at 09:00 Europe/Berlin · next <!date^" in listed
     assert "*acme/shop* daily at 07:00 Asia/Tokyo" in listed
     bad_time = await slack.answer("subscribe v2.0 daily 25:61")
-    assert bad_time["text"] == "“25:61” is not a time of day; write it as HH:MM, e.g. 09:00"
+    assert bad_time["text"] == "“25:61” is not a time; write it as 09:00, 9am, 9:30pm or 21h"
+    # About the schedule, not about a milestone named "v2.0 weekdays 25:99 Mars/Olympus".
+    both = await slack.answer("subscribe v2.0 weekdays 25:99 Mars/Olympus")
+    assert both["text"] == (
+        "“25:99” is not a time; write it as 09:00, 9am, 9:30pm or 21h; “Mars/Olympus” is not a time zone; "
+        "the nearest are Asia/Omsk, Asia/Thimphu, Asia/Kuala_Lumpur"
+    )
+    evening = await slack.answer("subscribe v2.0 weekdays 9:30pm Europe/Berlin")
+    assert evening["text"] == "Changed: a digest of v2.0 (acme/shop) here, on weekdays at 21:30 Europe/Berlin."
     bad_zone = await slack.answer("subscribe v2.0 daily 09:00 Europe/Atlantis")
     assert bad_zone["text"].startswith("“Europe/Atlantis” is not a time zone")
     no_link = await slack.answer("subscribe")

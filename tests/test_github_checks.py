@@ -12,7 +12,7 @@ import pytest
 
 from core import outbox, services
 from core.clock import utcnow
-from core.enums import Decision, DeliveryStatus, InstallationStatus
+from core.enums import Decision, DeliveryStatus, InstallationStatus, MilestoneState
 from core.ingest import LaunchSource
 from core.installations import record_installation
 from core.models import GateCheck, Milestone, Outbox
@@ -548,6 +548,31 @@ async def test_close_on_complete_closes_the_github_milestone_and_reopens_it_afte
     await publisher.drain(now=utcnow() + timedelta(seconds=11))
     assert the_repo(fake).milestone(1)["state"] == "open"
     assert await Outbox.filter(topic=outbox.GITHUB_MILESTONE_STATE).count() == 0
+
+
+async def test_a_milestone_closed_reopened_or_renamed_here_is_mirrored_on_github(hooks, fake):
+    the_repo(fake).add_milestone(1, "v1.0")
+    publisher = hooks.app.state.publisher
+    await services.edit_milestone(REPO, "v1.0", new_name="v1.0.0")
+    await services.edit_milestone(REPO, "v1.0.0", state=MilestoneState.CLOSED)
+    # One piece of work for both changes, once they settled.
+    await publisher.drain(now=utcnow() + timedelta(seconds=61))
+    milestone_writes = [r for r in writes(fake) if "/milestones/" in r.path]
+    assert [(r.method, r.path, r.json()) for r in milestone_writes] == [
+        ("PATCH", f"/repos/{REPO}/milestones/1", {"title": "v1.0.0", "state": "closed"})
+    ]
+    assert (the_repo(fake).milestone(1)["title"], the_repo(fake).milestone(1)["state"]) == ("v1.0.0", "closed")
+    await services.edit_milestone(REPO, "v1.0.0", state=MilestoneState.OPEN)
+    await publisher.drain(now=utcnow() + timedelta(seconds=61))
+    assert the_repo(fake).milestone(1)["state"] == "open"
+    assert await Outbox.filter(topic=outbox.GITHUB_MILESTONE_EDIT).count() == 0
+    # GitHub's own event for the rename finds the milestone by number and keeps it.
+    edited = fixture("milestone", "created", action="edited", changes={"title": {"from": "v1.0"}})
+    edited["milestone"].update(number=1, title="v1.0.0", state="open", due_on=None)
+    await hooks.deliver("milestone", edited)
+    await hooks.worker.drain()
+    names = [summary.name for summary in await services.list_milestones([REPO])]
+    assert "v1.0.0" in names and "v1.0" not in names
 
 
 async def test_a_clone_gets_its_github_milestone_recorded_as_its_twin(hooks, fake):

@@ -185,8 +185,27 @@ def test_failed_deliveries_are_listed_and_can_be_replayed(migrated_database_url:
         wait_until_finished(database_url, tmp_path, 2)
     failed = succeeds("deliveries", "--failed", database_url=database_url, cwd=tmp_path).splitlines()
     assert len(failed) == 2
-    assert failed[0].endswith("guid-broken milestone.created Codertocat/Hello-World: failed (1 attempt)")
-    assert failed[1] == "    milestone payload is invalid: milestone.title: Field required"
+    assert failed[0].split() == [
+        "RECEIVED",
+        "(UTC)",
+        "GUID",
+        "EVENT",
+        "REPOSITORY",
+        "STATUS",
+        "ATTEMPTS",
+        "ERROR",
+        "OR",
+        "NOTE",
+    ]
+    assert failed[1].split()[2:] == [
+        "guid-broken",
+        "milestone.created",
+        "Codertocat/Hello-World",
+        "failed",
+        "1",
+        *"milestone payload is invalid: milestone.title: Field required".split(),
+    ]
+    assert failed[1].index("guid-broken") == failed[0].index("GUID")
 
     replayed = run("deliveries", "replay", "guid-good", database_url=database_url, cwd=tmp_path)
     assert replayed.returncode == 0

@@ -4,6 +4,7 @@ the gate status, the completion figure, tags, clones and roll-ups."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -315,19 +316,24 @@ def test_the_cli_lists_plans_tags_and_clones_milestones(migrated_database_url: s
     assert added == f"milestone Sprint 26 in {REPO}: planned, no data\n"
 
     lines = succeeds("list", "--repo", REPO, database_url=url, cwd=tmp_path).splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        f"{REPO} Sprint 24",
-        f"{REPO} v2.0",
-        f"{REPO} Sprint 26",
-        f"{REPO} Sprint 25",
+    # An aligned table: columns apart by two spaces or more.
+    rows = [re.split(r"\s{2,}", line) for line in lines]
+    assert rows[0] == [
+        "REPOSITORY",
+        "MILESTONE",
+        "LIFECYCLE",
+        "STATUS",
+        "COMPLETION",
+        "DUE",
+        "PASS RATE",
+        "BLOCKING",
+        "TAGS",
     ]
+    assert [row[1] for row in rows[1:]] == ["Sprint 24", "v2.0", "Sprint 26", "Sprint 25"]
     # No results yet; its one approver has not approved.
-    assert lines[0] == (
-        f"{REPO} Sprint 24: ACTIVE · no data · ░░░░░░░░░░ 0% · due no date · pass rate n/a · 0 blocking defects"
-        " · tags sprint"
-    )
-    assert lines[2].startswith(f"{REPO} Sprint 26: PLANNED · no data · completion n/a · starts {later} · ")
-    assert lines[2].endswith(" · tags team-a, sprint")
+    assert rows[1] == [REPO, "Sprint 24", "active", "no data", "░░░░░░░░░░ 0%", "no date", "n/a", "0", "sprint"]
+    assert rows[3][:5] == [REPO, "Sprint 26", f"planned, starts {later}", "no data", "completion n/a"]
+    assert rows[3][-1] == "team-a, sprint"
 
     tagged = json_of("list", "--tag", "team-a", database_url=url, cwd=tmp_path)
     assert [(m["name"], m["lifecycle"], m["tags"], m["start_date"]) for m in tagged] == [

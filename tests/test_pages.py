@@ -13,8 +13,9 @@ import pytest
 
 from core.enums import Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import DefectFact, LaunchRef, evaluate
+from core.page_links import PageLinks
 from core.services import save_milestone
-from integrations.pages import SECURITY_HEADERS, PageLinks, render_milestone_page
+from integrations.pages import SECURITY_HEADERS, render_milestone_page
 from tests.github import SECRET, running_app, settings_for
 from tests.test_gate import NOW, TODAY, decision, defect, fact, facts, policy
 

@@ -72,6 +72,12 @@ def early_zone():
         (["Sprint", "24", "daily", "utc"], ("daily", time(9, 0), "UTC", None), ["Sprint", "24"]),
         (["acme/shop"], ("daily", time(9, 0), "UTC", None), ["acme/shop"]),
         (["2.0", "US/Eastern"], ("daily", time(9, 0), "US/Eastern", None), ["2.0"]),
+        (["v2.0", "9am"], ("daily", time(9, 0), "UTC", None), ["v2.0"]),
+        (["v2.0", "9:30pm", "Europe/Berlin"], ("daily", time(21, 30), "Europe/Berlin", None), ["v2.0"]),
+        (["v2.0", "weekdays", "21h"], ("weekdays", time(21, 0), "UTC", None), ["v2.0"]),
+        (["v2.0", "12am"], ("daily", time(0, 0), "UTC", None), ["v2.0"]),
+        (["v2.0", "12PM"], ("daily", time(12, 0), "UTC", None), ["v2.0"]),
+        (["Sprint", "24", "7:5"], ("daily", time(7, 5), "UTC", None), ["Sprint", "24"]),
     ],
 )
 def test_schedule_words(words: list[str], expected: tuple, rest: list[str]) -> None:
@@ -82,14 +88,24 @@ def test_schedule_words(words: list[str], expected: tuple, rest: list[str]) -> N
 @pytest.mark.parametrize(
     ("words", "message"),
     [
-        (["daily", "25:00"], "“25:00” is not a time of day; write it as HH:MM, e.g. 09:00"),
+        (["daily", "25:00"], "“25:00” is not a time; write it as 09:00, 9am, 9:30pm or 21h"),
         (
             ["daily", "9:00", "Europe/Berln"],
-            "“Europe/Berln” is not a time zone; write an IANA name such as Europe/Berlin or America/New_York",
+            "“Europe/Berln” is not a time zone; the nearest are Europe/Berlin, Europe/Belfast, Europe/Helsinki",
         ),
-        (["weekly", "funday"], "“fun” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun"),
+        (["weekly", "funday"], "“funday” is not a day; weekly takes mon, tue, wed, thu, fri, sat or sun"),
         (["weekly"], "weekly needs its day, e.g. `weekly mon`"),
-        (["v2.0", "9am"], "“9am” is not a time of day; write it as HH:MM, e.g. 09:00"),
+        (["v2.0", "weekly", "09:00"], "weekly needs its day, e.g. `weekly mon`"),
+        (["v2.0", "13pm"], "“13pm” is not a time; write it as 09:00, 9am, 9:30pm or 21h"),
+        (
+            ["v2.0", "weekdays", "25:99", "Mars/Olympus"],
+            "“25:99” is not a time; write it as 09:00, 9am, 9:30pm or 21h; "
+            "“Mars/Olympus” is not a time zone; the nearest are Asia/Omsk, Asia/Thimphu, Asia/Kuala_Lumpur",
+        ),
+        (
+            ["v2.0", "daily", "08:00", "Europe/Paris", "please"],
+            "“please” is not part of a schedule; write it as [daily|weekdays|weekly mon] [time] [zone]",
+        ),
     ],
 )
 def test_bad_schedules_say_what_is_wrong(words: list[str], message: str) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,12 +21,14 @@ from aiohttp import WSMsgType, web
 
 from bot import listeners
 from core import services
+from core.enums import MilestoneState
 from core.ingest import LaunchSource
 from core.junit import parse_stream
 from core.models import ChannelLink, Milestone, Repository
 from core.settings import Settings
 from integrations.web import create_app
 from tests.block_kit import assert_within_limits
+from tests.cli import Result, run
 from tests.fake_slack import FakeSlack
 from tests.github import settings_for
 from tests.slack import CHANNEL_ID, SIGNING_SECRET, TEAM_ID, USER_ID, block_actions_form, command_form, event_json, post
@@ -351,6 +354,43 @@ async def test_defects_tests_and_trend(slack: Slack) -> None:
     trend = await slack.answer("trend v2.0")
     assert trend["text"].startswith("v2.0 (acme/shop) trend: pass rate from 80% to 80%, 0 regressions")
     assert "first reading → *No data*" in section_texts(trend)
+
+
+async def test_a_lone_severity_is_read_as_one_with_one_open_milestone_else_asks_which(slack: Slack) -> None:
+    await release()
+    ask = await slack.answer("defects high")
+    assert ask["text"] == "Which milestone? `/milestone defects <milestone> high`"
+    assert "Open milestones: `v2.0`, `v2.1`" in section_texts(ask)
+    await services.save_milestone(REPO, "v2.1", state=MilestoneState.CLOSED)
+    one = await slack.answer("defects CRITICAL")
+    assert one["text"] == "v2.0 · 1 critical defect not yet verified, 1 blocking (acme/shop)"
+    flaky = await slack.answer("tests flaky")
+    assert flaky["text"] == "v2.0 · 0 flaky tests (acme/shop)"
+
+
+async def test_the_command_line_answers_as_slack_does(slack: Slack, db: str, tmp_path: Path) -> None:
+    await release()
+    await release("acme/api")
+
+    def cli(*args: str) -> Result:
+        return run(*args, database_url=db, cwd=tmp_path)
+
+    ambiguous = await slack.answer("status 2.0")
+    unknown = await slack.answer("trend v2.3")
+    defects = await slack.answer("defects V2 acme/shop")
+    tests = await slack.answer("tests v2.0 acme/api failing")
+    assert cli("status", "2.0").stderr == f"error: {ambiguous['text']}; name one with --repo\n"
+    assert cli("trend", "v2.3").stderr == f"error: {unknown['text']}\n"
+    assert cli("defects", "V2", "--repo", "acme/shop").stdout.splitlines()[0] == defects["text"].removesuffix(
+        " (acme/shop)"
+    )
+    assert cli("tests", "v2.0", "failing", "--repo", "ACME/API").stdout.splitlines()[0] == tests["text"].removesuffix(
+        " (acme/api)"
+    )
+    ask = await slack.answer("defects high")
+    assert cli("defects", "high").stderr.startswith(
+        f"error: {ask['text'].replace('/milestone', 'milestones').replace('<milestone>', 'NAME')}; "
+    )
 
 
 async def test_link_sets_the_channel_default_and_an_ambiguous_name_asks_which(slack: Slack) -> None:

@@ -24,20 +24,12 @@ from bot.views.blocks import (
     section,
     sparkline,
 )
-from core.enums import (
-    SEVERITY_ORDER,
-    CriterionResult,
-    Decision,
-    DefectState,
-    GateStatus,
-    Lifecycle,
-    Severity,
-    TestStatus,
-)
+from core.enums import CriterionResult, Decision, DefectState, GateStatus, Lifecycle, Severity
 from core.gate import NEVER_REPORTED, AnyCriterion, DefectFact, FailingTest, LaunchRef, TestFact
 from core.history import History
 from core.lifecycle import LIFECYCLE_TITLE
-from core.metrics import Direction, is_flaky
+from core.lists import defects_list, pass_rate_change, tests_list, trend_title
+from core.metrics import Direction
 from core.readings import MilestoneReading, MilestoneSummary
 from core.report import STATUS_TITLE, completion_text, criterion_text
 from core.wording import clip, first_line, listed, percent, plural, progress_bar, short_sha
@@ -297,59 +289,32 @@ def mentions(users: Sequence[str], shown: int = 10) -> str:
 
 
 def milestone_defects(reading: MilestoneReading, severity: str | None, *, command: str, links: Links) -> Message:
-    blocking = {defect.number for defect in reading.verdict.blocking.defects}
-    wanted = Severity(severity) if severity else None
-    counted = [
-        defect
-        for defect in reading.facts.defects
-        if defect.state is not DefectState.VERIFIED and (wanted is None or defect.severity is wanted)
+    listed_defects = defects_list(reading, severity)
+    query = Query("defects", reading.repository, reading.name, severity)
+    if not listed_defects.defects:
+        return _list_message(reading, listed_defects.empty, [], more="", query=query)
+    lines = [
+        defect_line(defect, blocking=defect.number in listed_defects.blocking) for defect in listed_defects.defects
     ]
-    counted.sort(
-        key=lambda defect: (defect.number not in blocking, SEVERITY_ORDER.index(defect.severity), defect.number)
-    )
-    kind = f"{wanted.value} " if wanted else ""
-    title = f"{reading.name} · {plural(len(counted), kind + 'defect')} not yet verified, {len(blocking)} blocking"
-    if not counted:
-        return _list_message(
-            reading,
-            f"{reading.name}: no {kind}defects open.",
-            [],
-            more="",
-            query=Query("defects", reading.repository, reading.name, severity),
-        )
-    lines = [defect_line(defect, blocking=defect.number in blocking) for defect in counted]
     more = links.more("defects", f"{command} defects {quoted(reading.name)}")
-    return _list_message(
-        reading, title, lines, more=more, query=Query("defects", reading.repository, reading.name, severity)
-    )
+    return _list_message(reading, listed_defects.title, lines, more=more, query=query)
 
 
 def milestone_tests(reading: MilestoneReading, kind: str | None, *, command: str, links: Links) -> Message:
-    kind = kind or "failing"
+    listed_tests = tests_list(reading, kind)
+    kind = listed_tests.kind
     more = links.more(f"{kind} tests", f"{command} tests {quoted(reading.name)} {kind}")
     query = Query("tests", reading.repository, reading.name, kind)
     if kind == "untested":
-        areas = reading.verdict.blocking.untested
-        total = sum(len(area.tests) for area in areas)
-        lines = [_untested_line(area.suite, area.tests) for area in areas]
-        return _list_message(
-            reading, f"{reading.name} · {plural(total, 'test')} not run yet", lines, more=more, query=query
-        )
-    tests = reading.facts.tests
-    if kind == "flaky":
-        chosen = sorted((test for test in tests if is_flaky(test.flaky, test.recent)), key=_test_order)
+        lines = [_untested_line(area.suite, area.tests) for area in listed_tests.untested]
+    elif kind == "flaky":
         lines = [
             f"• :zap: `{escape(clip(test.display_name, 200))}`{_required(test)} recent runs `{test.recent or '-'}`"
-            for test in chosen
+            for test in listed_tests.tests
         ]
-        return _list_message(
-            reading, f"{reading.name} · {plural(len(chosen), 'flaky test')}", lines, more=more, query=query
-        )
-    failing = sorted((test for test in tests if test.latest is not None and test.latest.is_failing), key=_test_order)
-    required = sum(1 for test in failing if test.required)
-    lines = [_failing_fact_line(test) for test in failing]
-    title = f"{reading.name} · {plural(len(failing), 'failing test')}, {required:,} of them required"
-    return _list_message(reading, title, lines, more=more, query=query)
+    else:
+        lines = [_failing_fact_line(test) for test in listed_tests.tests]
+    return _list_message(reading, listed_tests.title, lines, more=more, query=query)
 
 
 def milestone_trend(reading: MilestoneReading, history: History, *, command: str, links: Links) -> Message:
@@ -358,11 +323,7 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
     if not days:
         return _list_message(reading, f"{reading.name} · no history yet", [], more="", query=query)
     rates = [day.pass_rate for day in days]
-    first_rate = next((rate for rate in rates if rate is not None), None)
-    last_rate = rates[-1]
-    change = ""
-    if first_rate is not None and last_rate is not None:
-        change = f" from {percent(first_rate)} to {percent(last_rate)}"
+    change = pass_rate_change(history)
     summary = [
         f"*Pass rate*{change} `{sparkline(rates)}`",
         f"*Blocking defects* from {days[0].open_blocking} to {days[-1].open_blocking} `{sparkline(day.open_blocking for day in days)}`",
@@ -388,8 +349,7 @@ def milestone_trend(reading: MilestoneReading, history: History, *, command: str
         more=links.more("regressions", f"{command} tests {quoted(reading.name)} failing"),
     )
     blocks.append(share_actions(query))
-    text = f"{reading.name} ({reading.repository}) trend: pass rate{change or ' unknown'}, {plural(len(regressions), 'regression')}"
-    return Message(escape(text), blocks)
+    return Message(escape(trend_title(reading, history)), blocks)
 
 
 def _list_message(reading: MilestoneReading, title: str, lines: list[str], *, more: str, query: Query) -> Message:
@@ -438,10 +398,6 @@ def _since(launch: LaunchRef | None) -> str:
 
 def _required(test: TestFact) -> str:
     return " *required*" if test.required else ""
-
-
-def _test_order(test: TestFact) -> tuple:
-    return (not test.required, test.latest is not TestStatus.ERROR, test.display_name)
 
 
 def _untested_line(suite: str, names: list[str]) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from bot.command_line import SUBCOMMANDS, Query, Subcommand, UsageError, typed
 from bot.views.blocks import Message, actions, button, context, escape, header, section
-from core.lookup import MilestoneRef, Resolution
+from core.lookup import Resolution, ambiguous_text, not_found_text, ref_text
 
 CHOICES = 5
 
@@ -49,24 +49,23 @@ def usage(command: str, subcommand: Subcommand) -> str:
     return f"`{command} {subcommand.name}{arguments}`"
 
 
-def which_milestone(command: str, subcommand: Subcommand, open_names: Sequence[str]) -> Message:
-    text = f"Which milestone? {usage(command, subcommand)}"
+def which_milestone(
+    command: str, subcommand: Subcommand, open_names: Sequence[str], option: str | None = None
+) -> Message:
+    """No milestone named; `option`: the word taken as the subcommand's option (`defects high`)."""
+    shown = f"`{command} {subcommand.name} <milestone> {option}`" if option else usage(command, subcommand)
+    text = f"Which milestone? {shown}"
     names = ", ".join(f"`{escape(name)}`" for name in open_names[:20]) or "none yet"
-    return Message(
-        text, [section(f":thinking_face: Which milestone? {usage(command, subcommand)}\nOpen milestones: {names}")]
-    )
+    return Message(text, [section(f":thinking_face: Which milestone? {shown}\nOpen milestones: {names}")])
 
 
 def not_found(resolution: Resolution, where: str | None) -> Message:
     place = f" in {where}" if where else ""
     suggestions = resolution.suggestions
-    text = f"No milestone {resolution.query}{place}"
-    if suggestions:
-        text += "; did you mean " + " or ".join(_ref(ref) for ref in suggestions[:3]) + "?"
-    text = escape(text)
+    text = escape(not_found_text(resolution, where))
     lines = [f":mag: No milestone *{escape(resolution.query)}*{place}."]
     if suggestions:
-        lines.append("Did you mean: " + ", ".join(f"*{escape(_ref(ref))}*" for ref in suggestions) + "?")
+        lines.append("Did you mean: " + ", ".join(f"*{escape(ref_text(ref))}*" for ref in suggestions) + "?")
     return Message(text, [section("\n".join(lines))])
 
 
@@ -81,10 +80,7 @@ def choose_repository(resolution: Resolution, query: Query, command: str) -> Mes
         )
         for index, ref in enumerate(refs)
     ]
-    text = escape(
-        f"{resolution.query} is a milestone in several repositories: "
-        + ", ".join(ref.repository for ref in resolution.ambiguous)
-    )
+    text = escape(ambiguous_text(resolution))
     more = len(resolution.ambiguous) - len(refs)
     others = f" It is in {more} more: add `owner/repo` after the name." if more else ""
     blocks = [
@@ -140,8 +136,3 @@ def done(what: str) -> Message:
 
 def failure(reason: str) -> Message:
     return Message(escape(reason), [section(f":warning: {escape(reason)}")])
-
-
-def _ref(ref: MilestoneRef) -> str:
-    closed = " (closed)" if not ref.open else ""
-    return f"{ref.name}{closed}"

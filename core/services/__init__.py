@@ -21,12 +21,17 @@ from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
     KEEP,
     Clone,
+    HasHistory,
     Keep,
+    MilestoneRecord,
     clone_milestone,
     completion_announced,
+    delete_milestone,
+    edit_milestone,
     github_milestone_closed,
     mark_calendar_alerts,
     milestone_by_id,
+    milestone_record,
     record_alerted,
     record_github_twin,
     save_milestone,
@@ -35,6 +40,7 @@ from core.services.milestones import (
 from core.services.policies import PolicyInvalid, apply_policy_file, classify, policy_is_current, repository_policy
 from core.services.pull_requests import PullRequestFacts, record_pull_request
 from core.services.queries import (
+    TestState,
     awaiting_signoff,
     find_milestone,
     get_verdict,
@@ -43,6 +49,7 @@ from core.services.queries import (
     milestone_verdict,
     read_milestone,
     signoff_state,
+    test_states,
 )
 from core.services.requests import (
     RequestAt,
@@ -74,6 +81,11 @@ from core.services.tokens import (
 
 __all__ = [
     "KEEP",
+    "HasHistory",
+    "MilestoneRecord",
+    "delete_milestone",
+    "edit_milestone",
+    "milestone_record",
     "DecisionOutcome",
     "DefectOutcome",
     "IssueFacts",
@@ -90,6 +102,7 @@ __all__ = [
     "RequestAt",
     "SignoffRefused",
     "SignoffState",
+    "TestState",
     "TokenGrant",
     "TokenInfo",
     "TokenRefused",
@@ -136,6 +149,7 @@ __all__ = [
     "stale_user_groups",
     "store_user_groups",
     "take_upload_slot",
+    "test_states",
     "unlink_github_milestone",
     "upsert_defect",
     "withdraw_decision",

@@ -14,10 +14,23 @@ from core.catalog import ensure_repository, lock_milestones
 from core.clock import utcnow
 from core.db import column
 from core.enums import MilestoneState
-from core.models import Approver, Milestone
+from core.models import (
+    Approver,
+    Defect,
+    GateCheck,
+    Milestone,
+    MilestoneTest,
+    Outbox,
+    PullRequest,
+    Signoff,
+    SignoffRequest,
+    Snapshot,
+    Subscription,
+)
 from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, load_policy
 from core.services.changes import MilestoneChange, after_change, milestone_named
 from core.services.policies import PolicyInvalid, adopt_policy, apply_milestone_policy, repository_policy
+from core.wording import plural
 
 
 class Keep(Enum):
@@ -196,3 +209,122 @@ async def mark_calendar_alerts(today: date | None = None) -> None:
 async def github_milestone_closed(milestone_id: int, closed: bool) -> None:
     """Whether its GitHub milestone is closed because it completed (close_on_complete)."""
     await Milestone.filter(id=milestone_id).update(closed_on_complete=closed)
+
+
+@dataclass(frozen=True)
+class MilestoneRecord:
+    """What is kept of a milestone: what `milestone delete` would take with it."""
+
+    test_states: int
+    signoffs: int
+    signoff_requests: int
+    snapshots: int
+    subscriptions: int
+    gate_checks: int
+    defects: int
+    pull_requests: int
+
+    @property
+    def history(self) -> bool:
+        """Anything a person would miss; snapshots alone come with every milestone."""
+        return any(
+            (
+                self.test_states,
+                self.signoffs,
+                self.signoff_requests,
+                self.subscriptions,
+                self.gate_checks,
+                self.defects,
+                self.pull_requests,
+            )
+        )
+
+    def described(self) -> str:
+        parts = [
+            plural(self.test_states, "test result") if self.test_states else "",
+            plural(self.signoffs, "sign-off decision") if self.signoffs else "",
+            plural(self.signoff_requests, "sign-off request") if self.signoff_requests else "",
+            plural(self.snapshots, "daily snapshot") if self.snapshots else "",
+            plural(self.subscriptions, "digest subscription") if self.subscriptions else "",
+            plural(self.gate_checks, "pull request check") if self.gate_checks else "",
+            f"the link to {plural(self.defects, 'defect')}" if self.defects else "",
+            f"the link to {plural(self.pull_requests, 'pull request')}" if self.pull_requests else "",
+        ]
+        return ", ".join(part for part in parts if part) or "nothing else"
+
+
+async def milestone_record(milestone: Milestone) -> MilestoneRecord:
+    return MilestoneRecord(
+        test_states=await MilestoneTest.filter(milestone=milestone, latest_launch_id__isnull=False).count(),
+        signoffs=await Signoff.filter(milestone=milestone).count(),
+        signoff_requests=await SignoffRequest.filter(milestone=milestone).count(),
+        snapshots=await Snapshot.filter(milestone=milestone).count(),
+        subscriptions=await Subscription.filter(milestone=milestone).count(),
+        gate_checks=await GateCheck.filter(milestone=milestone).count(),
+        defects=await Defect.filter(milestone=milestone).count(),
+        pull_requests=await PullRequest.filter(milestone=milestone).count(),
+    )
+
+
+async def edit_milestone(
+    repository: str, name: str, *, state: MilestoneState | None = None, new_name: str | None = None
+) -> tuple[Milestone, MilestoneChange]:
+    """Close, reopen or rename a milestone here; its GitHub milestone follows (through the outbox)."""
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, name)
+        await lock_milestones(client, [milestone.id])
+        await milestone.refresh_from_db(using_db=client)
+        if new_name is not None and new_name != milestone.name:
+            taken = (
+                await Milestone.filter(repository_id=milestone.repository_id, name=new_name).using_db(client).exists()
+            )
+            if taken:
+                raise ValueError(f"{repository} already has a milestone {new_name}")
+            milestone.name = new_name
+        reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
+        if state is not None:
+            milestone.state = state
+            if state is MilestoneState.CLOSED:
+                # Closed by a person: not one that a regression would reopen on GitHub.
+                milestone.closed_on_complete = False
+        await milestone.save(using_db=client)
+        await milestone.fetch_related("repository", using_db=client)
+        await apply_milestone_policy(client, repository_policy(milestone.repository), milestone, rebuild=reopening)
+        change = await after_change(client, milestone)
+        if milestone.github_number is not None:
+            await outbox.mark(client, outbox.GITHUB_MILESTONE_EDIT, [milestone.id])
+    return milestone, change
+
+
+async def delete_milestone(repository: str, name: str, *, force: bool) -> MilestoneRecord:
+    """Delete a milestone; one with history (MilestoneRecord.history) only when forced.
+
+    Raises HasHistory, saying what would go, when not forced. Its GitHub milestone,
+    defects and pull requests stay: only this service's record of the milestone goes."""
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, name)
+        await lock_milestones(client, [milestone.id])
+        record = await milestone_record(milestone)
+        if record.history and not force:
+            raise HasHistory(milestone.name, record)
+        await Outbox.filter(topic__in=MILESTONE_TOPICS, subject=milestone.id).using_db(client).delete()
+        await milestone.delete(using_db=client)
+    return record
+
+
+class HasHistory(ValueError):
+    def __init__(self, name: str, record: MilestoneRecord):
+        self.record = record
+        super().__init__(
+            f"{name} has history ({record.described()}); `--force` deletes it with all of that "
+            "(its GitHub milestone, defects and pull requests stay)"
+        )
+
+
+# Outbox work about a milestone, which goes with it.
+MILESTONE_TOPICS = (
+    outbox.MILESTONE_COMPLETION,
+    outbox.MILESTONE_ALERTS,
+    outbox.GITHUB_MILESTONE_STATE,
+    outbox.GITHUB_MILESTONE_EDIT,
+)

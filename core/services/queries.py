@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
@@ -10,11 +11,11 @@ from tortoise.transactions import in_transaction
 from core.approvers import approvers_of
 from core.catalog import milestone_policy, repository_named
 from core.clock import utcnow
-from core.enums import GateStatus, Lifecycle, MilestoneState
+from core.enums import GateStatus, Lifecycle, MilestoneState, TestStatus
 from core.facts import load_facts, team_zone
 from core.gate import Verdict, evaluate
 from core.lifecycle import CURRENT, days_left, lifecycle_state, today_in
-from core.models import Launch, Milestone, Signoff, Snapshot
+from core.models import Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestResult
 from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
 from core.services.changes import milestone_named
 
@@ -194,3 +195,60 @@ async def latest_launches(milestone: Milestone) -> list[LaunchSummary]:
                 )
             )
     return latest
+
+
+@dataclass(frozen=True)
+class TestState:
+    """One test's latest state in a milestone, as `milestones export` writes it."""
+
+    __test__ = False
+
+    id: str
+    plan: str | None
+    state: str
+    # Failing: when the failure began; otherwise when it last ran.
+    since: datetime | None
+    message: str | None
+    linked_defect: int | None = None
+
+
+async def test_states(repository: str, name: str) -> list[TestState]:
+    """Every test of the milestone with its latest state, by name."""
+    async with in_transaction() as client:
+        milestone = await milestone_named(client, repository, name)
+        rows = await (
+            MilestoneTest.filter(milestone_id=milestone.id)
+            .using_db(client)
+            .values_list(
+                "test_case_id",
+                "test_case__classname",
+                "test_case__name",
+                "latest_status",
+                "latest_launch_id",
+                "latest_launch__plan__name",
+                "failing_since__finished_at",
+                "last_run_at",
+            )
+        )
+        failing = [row for row in rows if row[3] is not None and TestStatus(row[3]).is_failing]
+        messages: dict[tuple[int, int], str | None] = {}
+        for launch_id in {row[4] for row in failing}:
+            found = await (
+                TestResult.filter(launch_id=launch_id, status__in=[TestStatus.FAILED, TestStatus.ERROR])
+                .using_db(client)
+                .values_list("test_case_id", "message")
+            )
+            messages.update({(launch_id, test_case_id): message for test_case_id, message in found})
+    states = []
+    for test_case_id, classname, test_name, status, launch_id, plan, failing_since, last_run in rows:
+        is_failing = status is not None and TestStatus(status).is_failing
+        states.append(
+            TestState(
+                id=f"{classname}.{test_name}" if classname else test_name,
+                plan=plan,
+                state=TestStatus(status).value if status is not None else "not run",
+                since=(failing_since or last_run) if is_failing else last_run,
+                message=messages.get((launch_id, test_case_id)) if is_failing else None,
+            )
+        )
+    return sorted(states, key=lambda state: (state.id, state.plan or ""))

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from core import services
 from core.ingest import LaunchSource, content_digest, upload_source_id
 from core.junit import ParsedReport, ReportError, parse_stream
+from core.page_links import PageLinks
 from core.report import STATUS_TITLE
 from integrations.limits import (
     Budget,
@@ -41,7 +42,6 @@ from integrations.limits import (
     check_file_count,
     check_transfer,
 )
-from integrations.pages import PageLinks
 
 log = logging.getLogger("milestones.uploads")
 
