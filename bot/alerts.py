@@ -36,7 +36,7 @@ class Alerts:
         channels = await channels_of(repository, alerts=True) if news and milestone_policy(milestone).alerts else []
         if channels:
             message = alert_message(reading, news)
-            await post_in_channels(self.client, channels, message.text, message.blocks)
+            await post_in_channels(self.client, channels, message)
         await services.record_alerted(milestone_id, now)
         return f"alerted {len(channels)} channels" if channels else None
 

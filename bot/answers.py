@@ -13,18 +13,19 @@ from bot.command_line import TAG_PREFIX, WITH_VALUE, Asker, Query, UsageError, p
 from bot.digests import Digests
 from bot.signoffs import Signoffs
 from bot.views import replies
-from bot.views.blocks import Message
+from bot.views.blocks import Message, link
 from bot.views.home import home_view
 from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import option_read_as_milestone_word, resolve_milestone
-from core.report import clone_text
+from core.report import clone_text, page_section
 
 log = logging.getLogger("milestones.slack")
 
-PageUrl = Callable[[str, str], "str | None"]
+# (repository, milestone, section of the page or None) -> the page's signed URL, if pages are on.
+PageUrl = Callable[[str, str, "str | None"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ class Answers:
     signoffs: Signoffs
     digests: Digests
     alerts: Alerts
+
+    def rest_of(self, query: Query) -> str:
+        """Where a posted answer too long for one message reads in full: the milestone's page,
+        else the command that lists it."""
+        if query.repository and query.milestone:
+            url = self.page_url(query.repository, query.milestone, None)
+            if url:
+                return link(url, "the milestone page")
+        words = " ".join(word for word in (query.subcommand, query.milestone, query.option) if word)
+        return f"`{self.command} {words}`"
 
     async def command_text(self, text: str, asker: Asker) -> Message:
         known = await channels.repository_names()
@@ -133,7 +144,7 @@ class Answers:
             )
         assert query.repository and query.milestone
         reading = await services.read_milestone(query.repository, query.milestone)
-        links = Links(self.page_url(reading.repository, reading.name))
+        links = Links(self.page_url(reading.repository, reading.name, page_section(reading.verdict)))
         now = utcnow()
         if query.subcommand == "status":
             return status_card(reading, command=self.command, links=links, now=now)

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import to_starlette_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,6 +19,7 @@ from bot.digests import Digests
 from bot.listeners import RECEIVED_AT, register
 from bot.signoffs import Signoffs
 from bot.slack_api import retry_handlers
+from bot.verification import Verified, verify
 from core.settings import Settings
 
 log = logging.getLogger("milestones.slack")
@@ -27,7 +28,8 @@ log = logging.getLogger("milestones.slack")
 @dataclass
 class SlackApp:
     bolt: AsyncApp
-    http: AsyncSlackRequestHandler | None
+    # Requests over HTTP are verified with it (bot.verification) before Bolt sees them.
+    signing_secret: str | None
     socket_mode: AsyncSocketModeHandler | None
     signoffs: Signoffs
     alerts: Alerts
@@ -54,9 +56,10 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
     bolt = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),
         signing_secret=secret,
-        # Over Socket Mode only, no HTTP request reaches Bolt (the route refuses them), so
-        # there is nothing to verify; with a secret every request is verified.
-        request_verification_enabled=secret is not None,
+        # Every HTTP request is verified before it reaches Bolt (bot.verification): Bolt's own
+        # check answers 500 to a malformed timestamp and logs unsigned bodies whole. Over
+        # Socket Mode nothing comes over HTTP.
+        request_verification_enabled=False,
         logger=log,
     )
     # Bolt builds its client from the token (handing it one of ours makes it warn about
@@ -70,19 +73,29 @@ def create_slack_app(settings: Settings, page_url: PageUrl) -> SlackApp | None:
     socket_mode = None
     if settings.slack_app_token is not None:
         socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    return SlackApp(bolt, AsyncSlackRequestHandler(bolt) if secret else None, socket_mode, signoffs, alerts)
+    return SlackApp(bolt, secret, socket_mode, signoffs, alerts)
 
 
 def slack_endpoint(slack: SlackApp | None):
     async def slack_events(request: Request) -> Response:
-        if slack is None or slack.http is None:
+        if slack is None or slack.signing_secret is None:
             reason = (
                 "Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)"
                 if slack is None
                 else "Slack events come over Socket Mode here (SLACK_SIGNING_SECRET is not set)"
             )
             return JSONResponse({"error": reason}, status_code=503)
-        return await slack.http.handle(request, {RECEIVED_AT: time.monotonic()})
+        received_at = time.monotonic()
+        verified = await verify(request, slack.signing_secret)
+        if not isinstance(verified, Verified):
+            return verified
+        bolt_request = AsyncBoltRequest(
+            body=verified.body,
+            query=request.query_params,  # type: ignore[arg-type]
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        bolt_request.context[RECEIVED_AT] = received_at
+        return to_starlette_response(await slack.bolt.async_dispatch(bolt_request))
 
     return slack_events
 
@@ -91,7 +104,7 @@ def slack_status_line(settings: Settings, slack: SlackApp | None) -> str:
     if slack is None:
         return "Slack: off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, or SLACK_APP_TOKEN for Socket Mode)"
     ways = []
-    if slack.http:
+    if slack.signing_secret:
         ways.append("events, commands and interactivity at POST /slack/events")
     if slack.socket_mode:
         ways.append("Socket Mode")

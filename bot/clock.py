@@ -3,7 +3,10 @@
 APScheduler runs one job per subscription, on a trigger computed from the subscription's
 own calendar (core.schedule), and the jobs follow the database: a subscription added in
 Slack is scheduled within `SYNC_EVERY`, a removed one unscheduled. Each fire is claimed in
-the database before it is posted, so two clocks, or a restart, never post it twice.
+the database before it is posted, so two clocks, or a restart, never post it twice. A claim
+is a lease, renewed while the digest is posted: when a clock dies holding one, another clock
+(or the same one restarted) takes the fire over within the grace, after checking that the
+digest is not in the channel already, and records it as missed beyond the grace.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from core import digests
 from core.backoff import BACKOFF, Backoff
 from core.cli import UsageError
 from core.clock import utcnow
-from core.db import close_database, open_database
+from core.db import close_database, note_failure, open_database
+from core.leases import renewed
+from core.models import DigestRun
 from core.schedule import Schedule
 from core.settings import get_settings
 
@@ -55,11 +60,13 @@ class Clock:
         poster: Digests,
         *,
         grace: timedelta,
+        lease: timedelta = timedelta(seconds=60),
         now: Callable[[], datetime] = utcnow,
         backoff: Backoff = BACKOFF,
     ):
         self.poster = poster
         self.grace = grace
+        self.lease = lease
         self.now = now
         self.backoff = backoff
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -71,8 +78,13 @@ class Clock:
         # which the claim makes one.
         await self.sync()
         self.scheduler.add_job(self.sync, "interval", seconds=SYNC_EVERY.total_seconds(), id="sync", coalesce=True)
+        # Claims left by a clock that died are looked for twice per lease.
+        self.scheduler.add_job(
+            self.recover, "interval", seconds=self.lease.total_seconds() / 2, id="recover", coalesce=True
+        )
         self.scheduler.start()
         await self.catch_up()
+        await self.recover()
 
     @property
     def scheduled(self) -> int:
@@ -116,6 +128,26 @@ class Clock:
                 sent += 1
         return sent
 
+    async def recover(self) -> int:
+        """Fires whose clock stopped renewing its claim (it died while posting): taken over and
+        posted once within the grace, recorded as missed beyond it. Returns how many were posted."""
+        posted = 0
+        try:
+            expired = await digests.expired_claims()
+        except Exception as error:
+            if not note_failure(error):
+                log.exception("could not look for digests left unposted")
+            return 0
+        for run in expired:
+            if self.now() - run.scheduled_for > self.grace:
+                minutes = round(self.grace.total_seconds() / 60)
+                reason = f"its clock stopped while posting it; found after the {minutes}-minute grace"
+                if await digests.mark_missed(run, reason):
+                    log.error("digest %s for %s missed: %s", run.subscription_id, run.scheduled_for, reason)
+            elif await self.fire(run.subscription_id, run.scheduled_for):
+                posted += 1
+        return posted
+
     async def fire(
         self, subscription_id: int, scheduled_for: datetime | None = None, schedule: Schedule | None = None
     ) -> bool:
@@ -128,17 +160,34 @@ class Clock:
             if view is None or (schedule is not None and schedule != view.schedule):
                 return False  # removed or rescheduled since this fire was planned
             scheduled_for = scheduled_for or view.schedule.last_fire(self.now())
-            run = await digests.claim_fire(subscription_id, scheduled_for)
-        except Exception:
-            log.exception("digest %s: could not be claimed", subscription_id)
+            claim = await digests.claim_fire(subscription_id, scheduled_for, lease=self.lease)
+        except Exception as failure:
+            if not note_failure(failure):
+                log.exception("digest %s: could not be claimed", subscription_id)
             return False
-        if run is None:
+        if claim is None:
             return False
+        if claim.taken_over:
+            log.warning(
+                "digest %s for %s: taken over from a clock that stopped while posting it",
+                subscription_id,
+                scheduled_for,
+            )
+        run = claim.run
+        async with renewed(self.lease, lambda: digests.renew_claim(run, self.lease), f"digest {subscription_id}"):
+            return await self._post(view, run, scheduled_for, look_first=claim.taken_over)
+
+    async def _post(
+        self, view: digests.SubscriptionView, run: DigestRun, scheduled_for: datetime, *, look_first: bool
+    ) -> bool:
+        """Post the claimed fire, trying again with back-off. `look_first`: the digest may be in
+        the channel already (a clock that died after posting it, an answer lost on the way)."""
+        subscription_id = view.id
         error = ""
         attempts = self.backoff.max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                posted = await self.poster.post(view)
+                posted = await self.poster.post(view, scheduled_for, look_first=look_first or attempt > 1)
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
@@ -152,6 +201,14 @@ class Clock:
                     await asyncio.sleep(self.backoff.delay(attempt).total_seconds())
                 continue
             await digests.finish_fire(run, digests.SENT, attempts=attempt, reported=posted.reported)
+            if posted.found:
+                log.info(
+                    "digest %s for %s was in %s already; not posted again",
+                    subscription_id,
+                    scheduled_for,
+                    view.channel_id,
+                )
+                return True
             log.info("digest %s for %s posted in %s", subscription_id, scheduled_for, view.channel_id)
             # After the claim is closed: a chart that fails never posts the digest again.
             await self.poster.charts(view.channel_id, posted)
@@ -171,7 +228,9 @@ async def cmd_clock(args: argparse.Namespace) -> int:
         retry_handlers=retry_handlers(),
     )
     clock = Clock(
-        Digests(client, settings.slack_command, settings.tz), grace=timedelta(minutes=settings.digest_grace_minutes)
+        Digests(client, settings.slack_command, settings.tz),
+        grace=timedelta(minutes=settings.digest_grace_minutes),
+        lease=timedelta(seconds=settings.digest_lease_seconds),
     )
     # APScheduler tells every job it adds and runs at INFO: ours are logged as they happen.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))

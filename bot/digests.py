@@ -3,15 +3,18 @@ digest for one scheduled fire."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import TAG_PREFIX, Asker
+from bot.slack_api import find_marked, post_once
 from bot.views import replies
 from bot.views.blocks import Message
 from bot.views.chart import trend_png
@@ -26,6 +29,10 @@ from core.schedule import ScheduleError, check_zone, parse_schedule
 
 log = logging.getLogger("milestones.slack")
 
+# The metadata event of a digest message (Slack: event_type, alphanumerics and underscores).
+DIGEST_EVENT = "milestone_digest"
+# A fire's digest is looked for among the messages posted since a little before its time.
+MARKER_SLACK = timedelta(minutes=1)
 # Trend charts under a digest: of its worst milestones, over the last weeks.
 CHARTS = 3
 CHART_DAYS = 28
@@ -115,9 +122,13 @@ class Digests:
         except (SlackApiError, ScheduleError, KeyError):
             return self.default_zone
 
-    async def post(self, subscription: digests.SubscriptionView) -> Posted:
+    async def post(
+        self, subscription: digests.SubscriptionView, scheduled_for: datetime, *, look_first: bool = False
+    ) -> Posted:
         """Post the digest of one fire; returns what it reported, for the next one to compare with.
 
+        The message carries the fire in its metadata; with `look_first` the channel's recent
+        messages are searched for it first, and a digest found there is not posted again.
         Raises NotFound when the scope is gone, SlackApiError when Slack refuses."""
         readings = await digests.digest_readings(subscription)
         before = await digests.last_reported(subscription.team_id, subscription.channel_id)
@@ -127,8 +138,16 @@ class Digests:
             for reading in readings
         ]
         now = utcnow()
-        message = digest_message(items, scope=subscription.scope, now=now)
-        await self.client.chat_postMessage(channel=subscription.channel_id, text=message.text, blocks=message.blocks)
+        marker = fire_marker(subscription.id, scheduled_for)
+        if look_first and await find_marked(
+            self.client, subscription.channel_id, marker, since=scheduled_for - MARKER_SLACK
+        ):
+            return Posted(reported, [], now, found=True)
+        # A digest of many milestones takes a while to lay out: off the event loop too.
+        message = await asyncio.to_thread(digest_message, items, scope=subscription.scope, now=now)
+        # Not retried blindly on a dropped connection: Slack may have stored it.
+        rest = f"`{self.command} list` shows every milestone"
+        await post_once(self.client, subscription.channel_id, message, marker, rest=rest)
         quiet = all(change.nothing for _, change in items)
         return Posted(reported, [] if quiet else [reading for reading, _ in items[:CHARTS]], now)
 
@@ -138,7 +157,9 @@ class Digests:
         for reading in posted.charted:
             try:
                 history = await milestone_history(reading.milestone_id, posted.at.date(), days=CHART_DAYS)
-                png = trend_png(reading.name, history.days)
+                # Rendering takes a CPU for a while: off the event loop, so that Slack's
+                # acknowledgements and webhook intake in the same process keep their latency.
+                png = await asyncio.to_thread(trend_png, reading.name, history.days)
                 if png is None:
                     continue
                 await self.client.files_upload_v2(
@@ -167,3 +188,13 @@ class Posted:
     reported: dict
     charted: list[MilestoneReading]
     at: datetime
+    # In the channel already (posted before a crash or a lost answer): not posted again.
+    found: bool = False
+
+
+def fire_marker(subscription_id: int, scheduled_for: datetime) -> dict[str, Any]:
+    """The message metadata that names one fire of a subscription, whichever clock posts it."""
+    return {
+        "event_type": DIGEST_EVENT,
+        "event_payload": {"fire": f"{subscription_id}@{scheduled_for.astimezone(UTC).isoformat()}"},
+    }

@@ -17,13 +17,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.answers import Answers
 from bot.command_line import Asker, Query, UsageError
 from bot.signoffs import Click, Signoffs
-from bot.slack_api import respond
+from bot.slack_api import respond, slack_trouble, trouble_reason
 from bot.views import replies
 from bot.views.blocks import SHARE_ACTION, Message, context, mention
 from bot.views.signoff import (
     APPROVE_ACTION,
     REASON_BLOCK,
     REASON_INPUT,
+    REASON_MAX,
     REJECT_ACTION,
     REJECT_CALLBACK,
     WITHDRAW_ACTION,
@@ -96,7 +97,8 @@ class Listeners:
         if not await claim_share(key):
             return
         try:
-            message = (await self.answers.run(Query.decode(action["value"]))).in_channel()
+            query = Query.decode(action["value"])
+            message = (await self.answers.run(query)).in_channel()
         except Exception as error:
             await release_share(key)
             await respond(url, {**failure_message(error).payload(), "replace_original": False})
@@ -104,7 +106,7 @@ class Listeners:
         message = message.with_blocks(context(f"Shared by {mention(body['user']['id'])}"))
         await respond(url, {"delete_original": True})
         try:
-            await client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            await client.chat_postMessage(channel=channel, **message.posted(rest=self.answers.rest_of(query)))
         except SlackApiError as error:
             if error.response.get("error") in CHANNEL_UNREACHABLE:
                 await respond(url, {**message.payload(), "replace_original": False})
@@ -137,6 +139,10 @@ class Listeners:
         entered = view["state"]["values"].get(REASON_BLOCK, {}).get(REASON_INPUT, {}).get("value") or ""
         if not entered.strip():
             await ack(**reason_error(Message("Please say why: the reason is shown with the rejection.")))
+            return
+        if len(entered) > REASON_MAX:
+            limit = f"The reason takes at most {REASON_MAX:,} characters; this one has {len(entered):,}."
+            await ack(**reason_error(Message(limit)))
             return
         # Answered at once: a modal's submission waits for no Slack call.
         reply = await _guarded(
@@ -191,15 +197,27 @@ def failure_message(error: Exception) -> Message:
         return replies.failure(str(error)[:1].upper() + str(error)[1:] + ".")
     if note_failure(error):  # logged once per outage
         return replies.failure("The service cannot reach its database right now. Please try again in a minute.")
+    if isinstance(error, SlackApiError) and slack_trouble(error):
+        log.warning("Slack failed while answering a request: %s", trouble_reason(error))
+        return replies.failure(
+            f"Slack is having trouble right now ({trouble_reason(error)}); nothing was changed. Please try again in a minute."
+        )
     log.error("answering a Slack request failed", exc_info=error)
     return replies.failure("Something went wrong on our side; the error is in the service's log. Please try again.")
 
 
-async def same_workspace(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> BoltResponse | None:
-    """Requests from another workspace (a shared channel, a token reused elsewhere) get nothing."""
+async def same_workspace(
+    context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[Any]]
+) -> BoltResponse | None:
+    """Requests from another workspace (a shared channel, a token reused elsewhere) get nothing:
+    both the workspace the request came through and, where the payload says, the one of the
+    person who made it must be the installing workspace."""
     expected = context.authorize_result.team_id if context.authorize_result else None
-    if expected and context.team_id and context.team_id != expected:
-        log.warning("ignored a request from workspace %s; this app belongs to %s", context.team_id, expected)
+    user = body.get("user")
+    user_team = user.get("team_id") if isinstance(user, dict) else None
+    foreign = [team for team in (context.team_id, user_team) if team and team != expected]
+    if expected and foreign:
+        log.warning("ignored a request from workspace %s; this app belongs to %s", foreign[0], expected)
         # 200, or Slack would retry the event and count this app's endpoint as failing.
         return BoltResponse(status=200, body="")
     return await next()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_line import Asker, typed
-from bot.slack_api import post_in_channels
+from bot.slack_api import post_in_channels, post_once
 from bot.views import replies
 from bot.views.blocks import Message, escape
 from bot.views.signoff import (
@@ -35,7 +36,8 @@ from bot.views.signoff import (
     trail_message,
 )
 from core import outbox, services
-from core.approvers import Approvers, as_handle, is_user
+from core.approvers import Approvers, as_handle, check_entry, is_user
+from core.backoff import Backoff
 from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
@@ -46,6 +48,8 @@ log = logging.getLogger("milestones.slack")
 # Slack's answers for a channel or message the app cannot reach (any more).
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "message_not_found", "cant_update_message"}
 OUT_OF_DATE = Message("This button is out of date: it does not belong to a sign-off request.")
+# The metadata event of a sign-off request's message.
+REQUEST_EVENT = "milestone_signoff_request"
 # User groups read from Slack this lately are not read again for a request or a click.
 GROUPS_FRESH = timedelta(minutes=1)
 
@@ -107,6 +111,8 @@ class Signoffs:
         self.command = command
         # Called when a decision owes Slack an update, so that it goes out now (web.py sets it).
         self.notices_due: Callable[[], None] = lambda: None
+        # Someone waits for the answer: a request is tried again at once, not after seconds.
+        self.interactive_backoff = Backoff(first_delay=timedelta(seconds=0.2), factor=2, max_attempts=3)
 
     # Commands ------------------------------------------------------------------------
 
@@ -120,10 +126,10 @@ class Signoffs:
             )
         requested_at = utcnow().replace(microsecond=0)
         message = request_message(state, requested_by=asker.user_id, requested_at=requested_at, command=self.command)
+        # Names this request's message: a post whose answer was lost is found, not posted again.
+        marker = {"event_type": REQUEST_EVENT, "event_payload": {"request": uuid.uuid4().hex}}
         try:
-            posted = await self.client.chat_postMessage(
-                channel=asker.channel_id, text=message.text, blocks=message.blocks
-            )
+            ts = await post_once(self.client, asker.channel_id, message, marker, backoff=self.interactive_backoff)
         except SlackApiError as error:
             if error.response.get("error") in UNREACHABLE:
                 return replies.failure(
@@ -136,14 +142,14 @@ class Signoffs:
                 name,
                 team_id=asker.team_id,
                 channel_id=asker.channel_id,
-                message_ts=posted["ts"],
+                message_ts=ts,
                 requested_by=asker.user_id,
                 requested_at=requested_at,
                 shown_digest=digest(message),
             )
         except Exception:
             # Not recorded: buttons on it would answer "out of date", so take it down.
-            await self.client.chat_delete(channel=asker.channel_id, ts=posted["ts"])
+            await self.client.chat_delete(channel=asker.channel_id, ts=ts)
             raise
         self.notices_due()
         return request_posted(state.reading.name, replaced is not None)
@@ -157,6 +163,19 @@ class Signoffs:
     async def edit_approvers(
         self, asker: Asker, repository: str, name: str, edit: str, members: Sequence[str]
     ) -> Message:
+        # Checked before anything else: a refused edit reads nothing from Slack and writes nothing.
+        try:
+            members = [check_entry(member) for member in members]
+        except ValueError as error:
+            return replies.failure(str(error))
+        _, current = await services.milestone_approvers(repository, name)
+        # An approver needs no look-up; anyone else may be a workspace admin, which only Slack knows.
+        needs_admin = current.source != "policy" and asker.user_id not in current
+        by_admin = needs_admin and await self._is_admin(asker.user_id)
+        try:
+            services.check_approver_edit(repository, name, current, by=asker.user_id, by_admin=by_admin)
+        except services.SignoffRefused as refusal:
+            return refused(str(refusal))
         groups = [member for member in members if not is_user(member)]
         if edit == "add" and groups:
             try:
@@ -170,9 +189,7 @@ class Signoffs:
                 return replies.failure(f"There is no user group {', '.join(unknown)} in this workspace")
         change = {"add": members} if edit == "add" else {"remove": members}
         try:
-            await services.edit_approvers(
-                repository, name, by=asker.user_id, by_admin=await self._is_admin(asker.user_id), **change
-            )
+            await services.edit_approvers(repository, name, by=asker.user_id, by_admin=by_admin, **change)
         except services.SignoffRefused as refusal:
             return refused(str(refusal))
         self.notices_due()
@@ -372,9 +389,7 @@ class Signoffs:
         if shown == request.shown_digest:
             return None
         try:
-            await self.client.chat_update(
-                channel=request.channel_id, ts=request.message_ts, text=message.text, blocks=message.blocks
-            )
+            await self.client.chat_update(channel=request.channel_id, ts=request.message_ts, **message.posted())
         except SlackApiError as error:
             if error.response.get("error") not in UNREACHABLE:
                 raise
@@ -393,7 +408,7 @@ class Signoffs:
         link = await self._permalink(live) if live else None
         message = dismissal_notice(state, entry, request_link=link)
         # To the user id: the app's direct messages with them.
-        await self.client.chat_postMessage(channel=entry.user_id, text=message.text, blocks=message.blocks)
+        await self.client.chat_postMessage(channel=entry.user_id, **message.posted())
         return f"told {entry.user_id} their approval was dismissed"
 
     async def announce_completion(self, milestone_id: int) -> str | None:
@@ -413,6 +428,6 @@ class Signoffs:
         if live is not None and live.channel_id not in channels:
             channels.append(live.channel_id)
         message = completion_notice(await services.signoff_state(repository, milestone.name), complete=complete)
-        await post_in_channels(self.client, channels, message.text, message.blocks)
+        await post_in_channels(self.client, channels, message)
         await services.completion_announced(milestone_id, complete)
         return f"{'completion' if complete else 'reopening'} announced in {len(channels)} channels"

@@ -17,13 +17,27 @@ if TYPE_CHECKING:
     from core.policy import MilestonePolicy
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-HANDLE = re.compile(r"^@?[a-z0-9][a-z0-9._-]{0,79}$")
+HANDLE = re.compile(r"^@?[a-z0-9][a-z0-9._-]{0,79}$")  # HANDLE_LENGTH
+# GitHub's logins and organisation names: letters, digits and inner hyphens, at most 39 characters.
+GITHUB_LOGIN = r"[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?"
+GITHUB_USER = re.compile(rf"^github:{GITHUB_LOGIN}$")
+GITHUB_TEAM = re.compile(rf"^github:@{GITHUB_LOGIN}/[a-z0-9][a-z0-9_.-]{{0,79}}$")
+GITHUB = "github:"
 
 Source = Literal["policy", "slack"]
 
 
 def is_user(entry: str) -> bool:
-    return bool(USER_ID.match(entry))
+    return bool(USER_ID.match(entry) or GITHUB_USER.match(entry))
+
+
+def is_github(entry: str) -> bool:
+    return entry.startswith(GITHUB)
+
+
+def github_user(login: str) -> str:
+    """How a GitHub person is named among approvers and in the trail (logins are case-insensitive)."""
+    return GITHUB + login.lower()
 
 
 def as_handle(entry: str) -> str:
@@ -32,16 +46,35 @@ def as_handle(entry: str) -> str:
 
 
 def normalise(entry: str) -> str:
-    """An approver entry: a user id as it is, anything else as a group handle."""
+    """An approver entry: a Slack user id as it is, a GitHub one in lower case, anything else as a group handle."""
     entry = entry.strip()
+    if entry.lower().startswith(GITHUB):
+        return GITHUB + entry[len(GITHUB) :].lower()
     return entry if is_user(entry) else as_handle(entry)
+
+
+# Slack's own handles are shorter; a longer one is not a handle and would not fit the column.
+HANDLE_LENGTH = 80
 
 
 def check_entry(entry: str) -> str:
     entry = entry.strip()
+    if entry.lower().startswith(GITHUB):
+        github = normalise(entry)
+        if GITHUB_USER.match(github) or GITHUB_TEAM.match(github):
+            return github
+        raise ValueError(f"{entry!r} is neither a GitHub login (github:octocat) nor a team (github:@org/team)")
     if is_user(entry) or HANDLE.match(entry.lower()):
         return normalise(entry)
-    raise ValueError(f"{entry!r} is neither a Slack user id (U…) nor a user-group handle (@name)")
+    if len(entry.lstrip("@")) > HANDLE_LENGTH:
+        raise ValueError(
+            f"{entry[:30]}… is too long for a user-group handle ({len(entry.lstrip('@')):,} characters;"
+            f" at most {HANDLE_LENGTH})"
+        )
+    raise ValueError(
+        f"{entry!r} is neither a Slack user id (U…), a user-group handle (@name), "
+        "a GitHub login (github:octocat) nor a GitHub team (github:@org/team)"
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +90,13 @@ class Approvers:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        return tuple(entry for entry in self.entries if not is_user(entry))
+        """Slack user groups, read from Slack."""
+        return tuple(entry for entry in self.entries if not is_user(entry) and not is_github(entry))
+
+    @property
+    def teams(self) -> tuple[str, ...]:
+        """GitHub teams (`github:@org/team`), read from GitHub."""
+        return tuple(entry for entry in self.entries if GITHUB_TEAM.match(entry))
 
     def __contains__(self, user_id: object) -> bool:
         return user_id in self.users

@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.catalog import NotFound, repository_named, stored_repository
@@ -22,7 +23,7 @@ from core.readings import MilestoneReading
 from core.schedule import Schedule
 from core.services import read_milestone
 
-CLAIMED, SENT, FAILED = "claimed", "sent", "failed"
+CLAIMED, SENT, FAILED, MISSED = "claimed", "sent", "failed", "missed"
 # Worst first, as a digest lists them: overdue, at risk, blocked, then the rest.
 ORDER = [GateStatus.AT_RISK, GateStatus.BLOCKED, GateStatus.NO_DATA, GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE]
 
@@ -152,13 +153,68 @@ async def every_subscription() -> list[SubscriptionView]:
 # Fires -----------------------------------------------------------------------
 
 
-async def claim_fire(subscription_id: int, scheduled_for: datetime) -> DigestRun | None:
-    """Claim one scheduled fire; None when it is claimed already (another clock, or before a restart)
-    or the subscription is gone."""
+@dataclass(frozen=True)
+class Claim:
+    """A fire this clock holds; `taken_over` when another clock claimed it first and stopped
+    renewing (it may have posted before it died)."""
+
+    run: DigestRun
+    taken_over: bool = False
+
+
+async def claim_fire(subscription_id: int, scheduled_for: datetime, *, lease: timedelta) -> Claim | None:
+    """Claim one scheduled fire for `lease`; None when another clock holds it, it is done, or the
+    subscription is gone. A claim whose lease ran out is taken over."""
+    now = utcnow()
     try:
-        return await DigestRun.create(subscription_id=subscription_id, scheduled_for=scheduled_for, claimed_at=utcnow())
+        run = await DigestRun.create(
+            subscription_id=subscription_id, scheduled_for=scheduled_for, claimed_at=now, lease_until=now + lease
+        )
+        return Claim(run)
     except IntegrityError:
+        pass
+    held = await DigestRun.get_or_none(subscription_id=subscription_id, scheduled_for=scheduled_for)
+    if held is None or not _expired(held, now):
         return None
+    return await _take_over(held, lease, now)
+
+
+def _expired(run: DigestRun, now: datetime) -> bool:
+    return run.status == CLAIMED and (run.lease_until is None or run.lease_until < now)
+
+
+async def _take_over(run: DigestRun, lease: timedelta, now: datetime) -> Claim | None:
+    # Only if nobody renewed or took it since it was read: of two clocks taking over, one does.
+    if not await DigestRun.filter(id=run.id, status=CLAIMED, lease_until=run.lease_until).update(
+        lease_until=now + lease, claimed_at=now
+    ):
+        return None
+    run.lease_until, run.claimed_at = now + lease, now
+    return Claim(run, taken_over=True)
+
+
+async def renew_claim(run: DigestRun, lease: timedelta) -> bool:
+    """Keep the claim while posting; False when it was lost (taken over after a stall, or finished)."""
+    until = utcnow() + lease
+    if await DigestRun.filter(id=run.id, status=CLAIMED, lease_until=run.lease_until).update(lease_until=until):
+        run.lease_until = until
+        return True
+    return False
+
+
+async def expired_claims() -> list[DigestRun]:
+    """Fires claimed by a clock that stopped renewing: it died, or stalled, while posting them."""
+    now = utcnow()
+    return await DigestRun.filter(Q(lease_until=None) | Q(lease_until__lt=now), status=CLAIMED).order_by("id")
+
+
+async def mark_missed(run: DigestRun, reason: str) -> bool:
+    """An expired claim past the grace: recorded as missed, once (False when another clock did)."""
+    return bool(
+        await DigestRun.filter(id=run.id, status=CLAIMED, lease_until=run.lease_until).update(
+            status=MISSED, error=reason, finished_at=utcnow()
+        )
+    )
 
 
 async def finish_fire(

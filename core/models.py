@@ -317,6 +317,9 @@ class Signoff(Model):
     # Whether criteria 1-3 held when it was given: only such approvals go stale.
     given_while_green = fields.BooleanField(default=False)
     requested_by = fields.CharField(max_length=64, null=True)
+    # Where the decision was made: "slack" (buttons, commands), "web" (the milestone page) or
+    # "system" (a stale approval dismissed by the rules).
+    via = fields.CharField(max_length=8, default="slack")
     created_at = fields.DatetimeField(auto_now_add=True)
     # Equals user_id while an approval or rejection stands, NULL otherwise: the unique
     # constraint lets each person hold one standing decision, even under concurrent clicks.
@@ -574,9 +577,12 @@ class DigestRun(Model):
     )
     subscription_id: int
     scheduled_for = fields.DatetimeField()
-    status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, skipped
+    status = fields.CharField(max_length=10, default="claimed")  # claimed, sent, failed, missed
     attempts = fields.IntField(default=0)
     claimed_at = fields.DatetimeField()
+    # The claim holds until then, renewed while the digest is being posted: a clock that died
+    # while posting stops renewing, and another takes the fire over.
+    lease_until = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     error: str | None = fields.TextField(null=True)
     # What the digest reported, per milestone id: the next digest says what changed since.

@@ -6,6 +6,10 @@ subject that already waits adds nothing but a generation, so a burst of changes
 becomes one piece of work, and work marked again while being done is done again
 afterwards. Claims are leases, as in the delivery inbox: SKIP LOCKED on PostgreSQL,
 SQLite's write lock elsewhere, so two processes never do the same work at once.
+
+Work marked by another process (a CLI ingest, another web process) wakes the runners at
+once on PostgreSQL: each mark sends a NOTIFY with its transaction, and `listen_for_marks`
+holds a connection that LISTENs. SQLite has no such thing: there the runners poll often.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
-from core.db import dialect, execute_many, note_failure
+from core.db import CONNECT_TIMEOUT, connection, describe, dialect, execute, execute_many, note_failure
 from core.leases import renewed
 from core.models import Outbox
 
@@ -48,11 +53,20 @@ GITHUB_MILESTONE_EDIT = "github_milestone_edit"
 GITHUB_MILESTONE_CREATE = "github_milestone_create"
 
 
+# The PostgreSQL channel a mark is announced on; the payload is its topic.
+MARKED_CHANNEL = "milestones_outbox"
+# Without notifications (SQLite), how often a runner looks for work marked elsewhere.
+SQLITE_POLL_SECONDS = 1.0
+
+
 async def mark(
     client: BaseDBAsyncClient, topic: str, subjects: Iterable[int], *, forced: bool = False, now: datetime | None = None
 ) -> None:
     now = now or utcnow()
     rows = [(topic, subject, now, now, 1, forced, 0) for subject in sorted(set(subjects))]
+    if rows and client.capabilities.dialect == "postgres":
+        # Delivered when the transaction commits, to every process listening; none if it rolls back.
+        await execute(client, "SELECT pg_notify(?, ?)", [MARKED_CHANNEL, topic])
     await execute_many(
         client,
         "INSERT INTO outbox (topic, subject, first_marked_at, last_marked_at, generation, forced, attempts)"
@@ -279,3 +293,50 @@ class Runner:
             await done(item)
             if note:
                 log.info("%s %s: %s", topic, item.subject, note)
+
+
+# A listener whose connection failed tries again after this; while the database is away,
+# the failure is logged once per outage (core.db), not at every try.
+LISTEN_RETRY_SECONDS = 5.0
+# A silent connection is checked this often: a black-holed network never closes it.
+LISTEN_CHECK_SECONDS = 30.0
+
+
+async def listen_for_marks(on_mark: Callable[[], None]) -> None:
+    """Call `on_mark` whenever any process marks work (PostgreSQL only), until cancelled; and
+    once each time listening (re)starts, for what was marked while it was not."""
+    while True:
+        try:
+            await _listen(on_mark)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not note_failure(error):
+                log.warning("listening for owed work failed (%s); polling meanwhile", describe(error))
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+async def _listen(on_mark: Callable[[], None]) -> None:
+    """One connection's listening, until it is lost."""
+    client: Any = connection()
+    listener = await asyncpg.connect(
+        host=client.host,
+        port=client.port,
+        user=client.user,
+        password=client.password,
+        database=client.database,
+        timeout=CONNECT_TIMEOUT,
+    )
+    try:
+        lost = asyncio.Event()
+        listener.add_termination_listener(lambda _: lost.set())
+        await listener.add_listener(MARKED_CHANNEL, lambda *_: on_mark())
+        on_mark()
+        while not lost.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)
+            if not lost.is_set():
+                await asyncio.wait_for(listener.execute("SELECT 1"), CONNECT_TIMEOUT)
+        log.info("the connection listening for owed work was closed; listening again")
+    finally:
+        listener.terminate()  # no goodbye to a server that may not answer

@@ -15,6 +15,14 @@ from core.settings import Settings
 
 KEY_LENGTH = 32  # hex characters: 128 bits of the HMAC
 
+# The milestone page's sections, by anchor: links from checks and Slack land on the one they speak of.
+SECTIONS = ("criteria", "trend", "failing", "untested", "flaky", "defects", "launches", "signoff")
+
+
+def milestone_path(repository: str, name: str) -> str:
+    owner, _, repo = repository.partition("/")
+    return f"/milestones/{quote(owner, safe='')}/{quote(repo, safe='')}/{quote(name, safe='')}"
+
 
 class PageLinks:
     """Signed links to milestone pages; without a public URL and a secret there are none."""
@@ -33,15 +41,15 @@ class PageLinks:
         message = f"milestone-page\n{repository}\n{name}".encode()
         return hmac.new(self.secret.encode(), message, hashlib.sha256).hexdigest()[:KEY_LENGTH]
 
-    def milestone_url(self, repository: str, name: str) -> str | None:
+    def milestone_url(self, repository: str, name: str, section: str | None = None) -> str | None:
+        """The page's signed URL; `section` (one of SECTIONS) adds its anchor."""
         key = self.key(repository, name)
         if not self.public_url or key is None:
             return None
-        owner, _, repo = repository.partition("/")
-        return (
-            f"{self.public_url.rstrip('/')}/milestones/{quote(owner, safe='')}/{quote(repo, safe='')}"
-            f"/{quote(name, safe='')}?key={key}"
-        )
+        if section is not None and section not in SECTIONS:
+            raise ValueError(f"no section {section!r} on the milestone page")
+        anchor = f"#{section}" if section else ""
+        return f"{self.public_url.rstrip('/')}{milestone_path(repository, name)}?key={key}{anchor}"
 
     def valid(self, repository: str, name: str, key: str | None) -> bool:
         expected = self.key(repository, name)

@@ -233,3 +233,18 @@ def _capped(lines: Iterable[str], total: int, what: str) -> list[str]:
             break
         shown.append(line)
     return shown
+
+
+def page_section(verdict: Verdict) -> str:
+    """The section of the milestone page (its anchor) that a check or a Slack card about this
+    verdict opens on: what blocks it first, or the sign-off when that is what it waits for."""
+    blocking = verdict.blocking
+    if blocking.failing_tests:
+        return "failing"
+    if blocking.defects:
+        return "defects"
+    if blocking.untested:
+        return "untested"
+    if verdict.status in (GateStatus.READY_FOR_SIGNOFF, GateStatus.COMPLETE) or blocking.rejections:
+        return "signoff"
+    return "criteria"

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql"}
@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     github_private_key_path: Path | None = None
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+
+    # Sign-in with GitHub on the web pages: the GitHub App's (or a classic OAuth app's) client id
+    # and secret. Without them the overview is off and pages open only with a link's key.
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+    github_web_url: str = "https://github.com"
+    # Signs and encrypts the web pages' session cookies (default: derived from the webhook secret).
+    session_secret: SecretStr | None = None
+    session_hours: float = 8.0
+    # How long what GitHub said a person may read is trusted before it is asked again.
+    access_cache_seconds: float = 300.0
 
     # Where this service is reached from outside (https://milestones.example.com):
     # check runs link to its milestone pages.
@@ -49,6 +60,9 @@ class Settings(BaseSettings):
     # still be sent; older ones are skipped.
     tz: str = "UTC"
     digest_grace_minutes: float = 60.0
+    # How long a clock's claim on a fire holds without renewal (renewed every third of it
+    # while posting): a clock that died while posting is taken over after this.
+    digest_lease_seconds: float = Field(default=60.0, gt=0)
 
     # Uploads of test reports (POST /api/v1/launches): the most one may carry, as sent and
     # inflated (MB), its files, and the uploads each token may make in a minute.
@@ -73,7 +87,7 @@ class Settings(BaseSettings):
         # Heroku-style hosts hand out postgresql://, which Tortoise spells postgres://.
         return "postgres://" + rest if scheme == "postgresql" else value
 
-    @field_validator("github_api_url", "public_url")
+    @field_validator("github_api_url", "github_web_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
@@ -146,6 +160,14 @@ class Settings(BaseSettings):
             )
         if self.slack_app_token is not None and not self.slack_app_token.get_secret_value().startswith("xapp-"):
             raise ValueError("SLACK_APP_TOKEN: an app-level token starts with xapp-")
+        return self
+
+    @model_validator(mode="after")
+    def _signin_complete(self) -> Settings:
+        if (self.github_client_id is None) != (self.github_client_secret is None):
+            raise ValueError("GitHub sign-in needs both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET")
+        if self.github_client_id is not None and not self.public_url:
+            raise ValueError("GitHub sign-in (GITHUB_CLIENT_ID) needs PUBLIC_URL, where GitHub sends people back")
         return self
 
     def github_private_key_pem(self) -> str | None:

@@ -47,6 +47,16 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
+def clip_bytes(text: str, limit: int) -> str:
+    """At most `limit` bytes of UTF-8, cut between characters, the last an ellipsis when cut:
+    for limits counted in bytes (GitHub's 64 KB annotation message)."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    room = limit - len(ELLIPSIS.encode())
+    return encoded[:room].decode("utf-8", "ignore") + ELLIPSIS
+
+
 def one_line(text: str) -> str:
     """Every run of white space, line breaks included, as one space."""
     return " ".join(text.split())

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from core.db import (
     close_database,
     connection,
     describe,
+    dialect,
     note_failure,
     open_database,
     within_deadline,
@@ -43,7 +45,10 @@ from integrations.github.intake import (
 from integrations.github.milestone_create import MilestoneCreator
 from integrations.github.milestone_state import MilestoneCloser
 from integrations.github.worker import worker_for
-from integrations.pages import milestone_page
+from integrations.pages import Pages
+from integrations.pages.github import GitHubSignIn
+from integrations.pages.names import DisplayNames
+from integrations.pages.sessions import Sessions
 
 log = logging.getLogger("milestones.web")
 
@@ -94,6 +99,25 @@ def github_status_line(settings: Settings, github: GitHubAccess) -> str:
     }[github.mode]
     pages = "" if settings.public_url else "; checks link no milestone page (PUBLIC_URL is not set)"
     return f"GitHub: {webhooks}; {github.describe()}{checks}{pages}"
+
+
+def web_pages(
+    settings: Settings, links: PageLinks, slack_client: AsyncWebClient | None, after_decision: Callable[[], None]
+) -> Pages:
+    """The pages, with sign-in through GitHub where its client id and secret are set."""
+    signin = sessions = None
+    secret = settings.session_secret.get_secret_value() if settings.session_secret else links.secret
+    if settings.github_client_id and settings.github_client_secret and settings.public_url and secret:
+        signin = GitHubSignIn(
+            settings.github_client_id,
+            settings.github_client_secret.get_secret_value(),
+            web_url=settings.github_web_url,
+            api_url=settings.github_api_url,
+            public_url=settings.public_url,
+            cache_seconds=settings.access_cache_seconds,
+        )
+        sessions = Sessions(secret, hours=settings.session_hours, secure=settings.public_url.startswith("https://"))
+    return Pages(links, sessions, signin, DisplayNames(slack_client), after_decision=after_decision)
 
 
 # Sign-off messages and announcements go out a moment after the change that owes them, so
@@ -148,6 +172,8 @@ def create_app(
     limits = upload_limits(settings.upload_max_mb, settings.upload_max_files)
     uploads = LaunchUploads(limits, settings.upload_rate_limit, links, after_recording=owed_work_marked)
 
+    pages = web_pages(settings, links, slack.bolt.client if slack else None, owed_work_marked)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
@@ -164,6 +190,12 @@ def create_app(
                 tasks.append(asyncio.create_task(publisher.run()))
             if count and notices.handlers:
                 tasks.append(asyncio.create_task(notices.run()))
+            if count and dialect() == "postgres":
+                # Work marked by any process (a CLI ingest, another web process) is done at once.
+                tasks.append(asyncio.create_task(outbox.listen_for_marks(owed_work_marked)))
+            elif count:
+                # SQLite cannot tell: its runners look often instead.
+                notices.poll_seconds = publisher.poll_seconds = outbox.SQLITE_POLL_SECONDS
             log.info(github_status_line(settings, github))
             log.info(slack_status_line(settings, slack))
             if slack:
@@ -185,9 +217,9 @@ def create_app(
             Route("/readyz", readyz),
             Route("/github/webhooks", receive_webhook, methods=["POST"]),
             Route("/slack/events", slack_endpoint(slack), methods=["POST"]),
-            Route("/milestones/{owner}/{repo}/{name:path}", milestone_page),
             Route("/api/v1/launches", uploads.post, methods=["POST"]),
             Route("/api/v1/openapi.json", openapi_endpoint(openapi_document(limits, settings.upload_rate_limit))),
+            *pages.routes(),
         ],
         lifespan=lifespan,
         exception_handlers={error: database_away for error in DATABASE_ERRORS},
@@ -199,5 +231,6 @@ def create_app(
     app.state.publisher = publisher
     app.state.notices = notices
     app.state.page_links = links
+    app.state.pages = pages
     app.state.slack = slack
     return app

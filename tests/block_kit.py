@@ -32,9 +32,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_BLOCKS", "assert_within_limits", "block_problems", "problems"]
+__all__ = ["MAX_BLOCKS", "MAX_POSTED_BLOCK_TEXT", "assert_within_limits", "block_problems", "block_text", "problems"]
 
 MAX_BLOCKS = {"message": 50, "home": 100, "modal": 100}
+# chat.postMessage and chat.update refuse blocks holding more text than this in all
+# ("msg_blocks_too_long"). Undocumented; reported in Slack's SDK issues
+# (slackapi/python-slack-sdk, slackapi/bolt-js) at about 12,000 characters, while response
+# URLs take more.
+MAX_POSTED_BLOCK_TEXT = 12_000
 MAX_BLOCK_ID = 255
 MAX_SECTION_TEXT = 3000
 MAX_FIELDS = 10
@@ -201,3 +206,18 @@ def _check_text(obj: Any, where: str, found: list[str], *, limit: int | None = N
         found.append(f"{where}/text: a text object needs non-empty text")
     elif limit is not None and len(text) > limit:
         found.append(f"{where}/text: {len(text)} characters, at most {limit}")
+
+
+def block_text(blocks: Any) -> int:
+    """Characters in all the text objects (mrkdwn and plain_text) of the blocks, at any depth."""
+    if isinstance(blocks, list):
+        return sum(block_text(item) for item in blocks)
+    if not isinstance(blocks, dict):
+        return 0
+    total = 0
+    if blocks.get("type") in ("mrkdwn", "plain_text") and isinstance(blocks.get("text"), str):
+        total += len(blocks["text"])
+    for value in blocks.values():
+        if isinstance(value, (dict, list)):
+            total += block_text(value)
+    return total

@@ -190,6 +190,8 @@ class FakeRepo:
         self.installation_id = installation_id
         self.id = repo_id
         self.private = False
+        # Who may read it when private: logins (signed-in people's user tokens are checked against these).
+        self.readers: set[str] = set()
         self.milestones: list[Json] = []
         self.issues: list[Json] = []
         self.files: dict[tuple[str, str | None], bytes] = {}
@@ -812,12 +814,25 @@ class FakeGitHub:
         self.accepted_tokens: set[str] = set()
         # Signed-URL storage (S3, Azure) answers 400 when a request also has Authorization.
         self.storage_rejects_authorization = True
+        # Sign-in (the GitHub App's user authorization, or an OAuth app): client id -> secret; the
+        # person the authorize page signs in, as a browser already signed in to GitHub would be;
+        # codes handed out and not yet exchanged; user tokens -> login; people's names; teams.
+        self.oauth_clients: dict[str, str] = {}
+        self.signed_in_as: str | None = None
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}
+        self.user_tokens: dict[str, str] = {}
+        self.user_names: dict[str, str] = {}
+        self.teams: dict[tuple[str, str], list[str]] = {}
         self._api = _Server(self, "api")
         self._storage = _Server(self, "storage")
         self.url = f"http://127.0.0.1:{self._api.server_address[1]}"
         self.storage_url = f"http://127.0.0.1:{self._storage.server_address[1]}"
         self._routes: list[_Route] = [
             ("GET", re.compile(r"/rate_limit"), self._rate_limit_route),
+            ("GET", re.compile(r"/login/oauth/authorize"), self._oauth_authorize),
+            ("POST", re.compile(r"/login/oauth/access_token"), self._oauth_access_token),
+            ("GET", re.compile(r"/user"), self._signed_in_user),
+            ("GET", re.compile(r"/orgs/(?P<org>[^/]+)/teams/(?P<slug>[^/]+)/members"), self._team_members),
             ("GET", re.compile(r"/app/installations/(?P<installation>\d+)"), self._installation_by_id),
             ("POST", re.compile(r"/app/installations/(?P<installation>\d+)/access_tokens"), self._access_token),
             ("GET", re.compile(r"/raw/(?P<owner>[^/]+)/(?P<repo>[^/]+)/(?P<ref>[^/]+)/(?P<path>.+)"), self._raw),
@@ -1028,10 +1043,79 @@ class FakeGitHub:
         return scheme.lower() in ("token", "bearer") and (token in self.issued_tokens or token in self.accepted_tokens)
 
     def _repo_or_error(self, request: RecordedRequest, owner: str, repo: str) -> FakeRepo | _Response:
-        if not self._authorized(request):
+        login = self._user_token_login(request)
+        if login is None and not self._authorized(request):
             return _error(401, "Bad credentials")
         found = self._find_repo(owner, repo)
-        return found if found is not None else _error(404)
+        if found is None:
+            return _error(404)
+        # A person's token sees a private repository only if they may read it; GitHub says 404, not 403.
+        if login is not None and found.private and login.lower() not in {reader.lower() for reader in found.readers}:
+            return _error(404)
+        return found
+
+    # -- sign-in -----------------------------------------------------------------------
+
+    def oauth_client(self, client_id: str, client_secret: str) -> None:
+        with self._lock:
+            self.oauth_clients[client_id] = client_secret
+
+    def team(self, org: str, slug: str, members: Iterable[str]) -> None:
+        with self._lock:
+            self.teams[(org.lower(), slug.lower())] = list(members)
+
+    def _user_token_login(self, request: RecordedRequest) -> str | None:
+        scheme, _, token = (request.authorization or "").partition(" ")
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        return self.user_tokens.get(token)
+
+    def _oauth_authorize(self, request: RecordedRequest) -> _Response:
+        """GitHub's authorize page, as a person already signed in who has authorized the app before:
+        straight back to the redirect URI with a code and the state."""
+        client_id = _param(request, "client_id", None)
+        redirect_uri = _param(request, "redirect_uri", None)
+        state = _param(request, "state", None) or ""
+        if client_id not in self.oauth_clients or not redirect_uri:
+            return _Response(404, b"Not Found", {"Content-Type": "text/plain"})
+        if self.signed_in_as is None:
+            return _Response(200, b"<h1>Sign in to GitHub</h1>", {"Content-Type": "text/html"})
+        code = secrets.token_hex(10)
+        self.oauth_codes[code] = (client_id, redirect_uri, self.signed_in_as)
+        separator = "&" if "?" in redirect_uri else "?"
+        location = f"{redirect_uri}{separator}{urlencode({'code': code, 'state': state})}"
+        return _Response(302, b"", {"Location": location})
+
+    def _oauth_access_token(self, request: RecordedRequest) -> _Response:
+        form = {key: values[0] for key, values in parse_qs(request.body.decode()).items()}
+        code = form.get("code", "")
+        found = self.oauth_codes.pop(code, None)
+        # GitHub answers these mistakes with 200 and an error, not with an HTTP error.
+        if self.oauth_clients.get(form.get("client_id", "")) != form.get("client_secret"):
+            return _json_response(200, {"error": "incorrect_client_credentials"})
+        if found is None or found[0] != form.get("client_id"):
+            return _json_response(200, {"error": "bad_verification_code"})
+        if form.get("redirect_uri") and form["redirect_uri"] != found[1]:
+            return _json_response(200, {"error": "redirect_uri_mismatch"})
+        token = "ghu_" + secrets.token_hex(18)
+        self.user_tokens[token] = found[2]
+        return _json_response(200, {"access_token": token, "token_type": "bearer", "scope": "repo,read:org"})
+
+    def _signed_in_user(self, request: RecordedRequest) -> _Response:
+        login = self._user_token_login(request)
+        if login is None:
+            return _error(401, "Requires authentication")
+        return _json_response(200, {**self._user(login), "name": self.user_names.get(login)})
+
+    def _team_members(self, request: RecordedRequest, org: str, slug: str) -> _Response:
+        login = self._user_token_login(request)
+        if login is None and not self._authorized(request):
+            return _error(401, "Requires authentication")
+        members = self.teams.get((org.lower(), slug.lower()))
+        if members is None:
+            return _error(404)
+        chunk, links = self._paginate(request, [self._user(member) for member in members])
+        return _json_response(200, chunk, links)
 
     def _one(self, request: RecordedRequest, owner: str, repo: str, render: Callable[[FakeRepo], Json]) -> _Response:
         """A GET of one thing of a repository: `render` finds it (KeyError: there is none, 404)."""

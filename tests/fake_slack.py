@@ -15,8 +15,12 @@ a JSON body or a form body, whichever slack_sdk used; form fields that carry JSO
 (blocks, attachments, view, metadata) are decoded, as Slack does. Answers are Slack's: HTTP
 200 with {"ok": false, "error": ...} for errors, including a wrong token ("invalid_auth",
 or "not_authed" without one). Served: auth.test, chat.postMessage, chat.update,
-chat.postEphemeral, chat.delete, views.publish, views.open, views.update,
-usergroups.users.list, users.info; any other method answers "unknown_method".
+chat.postEphemeral, chat.delete, conversations.history, views.publish, views.open,
+views.update, usergroups.users.list, users.info; any other method answers "unknown_method".
+
+chat.postMessage and chat.update also refuse, as Slack does, more than 12,000 characters of
+text in all the blocks ("msg_blocks_too_long") and a top-level text over 40,000 characters
+("msg_too_long"); response URL posts are not held to either.
 
 Everything posted for people to see (messages, ephemeral messages, response URL posts and
 views) is checked against Block Kit's limits (tests/block_kit.py) and refused with
@@ -32,7 +36,10 @@ incoming webhooks: 404 "used_url" (6th use), 404 "expired_url", 400 "no_text",
 replace_original / delete_original act on the message the interaction came from, keeping
 its visibility. `response_messages(url)` is what the user sees now.
 
-Failures to test retries with (both are what slack_sdk's retry handlers are for):
+conversations.history serves a channel's messages newest first, with their metadata when
+asked (include_all_metadata), for tests of posting once by a marker in a message's metadata.
+
+Failures to test retries with (the first two are what slack_sdk's retry handlers are for):
 - `rate_limit(method, times, retry_after)`: HTTP 429, Retry-After, {"ok": false, "error":
   "ratelimited"}, as Slack's rate limiter answers.
 - `drop_connection(method, times)`: the server reads the request and closes the socket
@@ -41,6 +48,11 @@ Failures to test retries with (both are what slack_sdk's retry handlers are for)
   reset by peer). AsyncConnectionErrorRetryHandler retries both. With `processed=True` the
   call takes effect first and only the answer is lost, which is what makes a retried
   chat.postMessage post twice.
+- `fail(method, times, status=500|503)` or `fail(method, times, error="internal_error")`:
+  Slack's own failures, an HTTP 5xx or HTTP 200 with {"ok": false}; `processed=True` as above.
+- `hold(method, processed=..., answer=...)`: the call waits until released (`Hold.arrived`
+  says it came), then is answered, or dropped after taking effect or not: for killing a
+  process while Slack holds its post.
 
 Configure and read data from the test thread through the helpers (they take the lock);
 the dicts they return are the ones served. Every request is recorded (`calls()`), with
@@ -61,7 +73,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.block_kit import block_problems
+from tests.block_kit import MAX_POSTED_BLOCK_TEXT, block_problems, block_text
 from tests.loopback import read_body
 
 __all__ = ["FakeSlack", "RecordedCall", "RESPONSE_URL_USES", "RESPONSE_URL_LIFETIME"]
@@ -71,9 +83,11 @@ Json = dict[str, Any]
 # Slack: a response_url "can be used up to 5 times within 30 minutes".
 RESPONSE_URL_USES = 5
 RESPONSE_URL_LIFETIME = 30 * 60
-# Message timestamps: "1700000000.000100", "1700000000.000200", ...
-_TS_BASE = 1_700_000_000_000_000
+# Message timestamps are the time of posting, as Slack's are (conversations.history's
+# oldest and latest compare them with real times), 100 µs apart at least: "1764680000.123400".
 _TS_STEP = 100
+# chat.postMessage and chat.update: "msg_too_long" beyond this many characters of text.
+MAX_MESSAGE_TEXT = 40_000
 # Form fields Slack takes as JSON strings.
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 
@@ -100,11 +114,31 @@ class RecordedCall:
 @dataclass
 class _Failure:
     method: str
-    kind: str  # "ratelimit" or "drop"
+    kind: str  # "ratelimit", "drop" or "error"
     remaining: int
     retry_after: int = 1
     reset: bool = False
     processed: bool = False
+    status: int = 200  # "error": the HTTP status answered
+    error: str = ""  # "error": Slack's error code
+
+
+class Hold:
+    """A call kept waiting by the fake (`FakeSlack.hold`): `arrived` is set once it came in;
+    `release()` lets it go on, to be answered (or dropped, as the hold says)."""
+
+    def __init__(self, method: str, processed: bool, answer: bool):
+        self.method = method
+        self.processed = processed
+        self.answer = answer
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def wait_arrival(self, timeout: float = 30.0) -> bool:
+        return self.arrived.wait(timeout)
 
 
 @dataclass
@@ -224,10 +258,11 @@ class FakeSlack:
         self.bot_id = bot_id
         self.app_id = app_id
         self.team_domain = team_domain
-        self._ts = itertools.count(1)
+        self._last_ts = 0
         self._ids = itertools.count(1)
         self._calls: list[RecordedCall] = []
         self._failures: list[_Failure] = []
+        self._holds: list[Hold] = []
         self._channels: dict[str, list[Json]] = {}
         self._not_in: set[str] = set()
         self._missing: set[str] = set()
@@ -256,6 +291,7 @@ class FakeSlack:
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroup_users,
             "chat.getPermalink": self._permalink,
+            "conversations.history": self._history,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "users.info": self._users_info,
@@ -371,6 +407,24 @@ class FakeSlack:
         with self._lock:
             self._failures.append(_Failure(method, "drop", times, reset=reset, processed=processed))
 
+    def fail(self, method: str, times: int = 1, *, status: int = 200, error: str = "", processed: bool = False) -> None:
+        """The next `times` calls of `method` fail as Slack fails: HTTP `status` (500, 503) with an
+        error body, or HTTP 200 with {"ok": false, "error": `error`} (internal_error, fatal_error,
+        service_unavailable). With `processed` the call takes effect first."""
+        with self._lock:
+            self._failures.append(
+                _Failure(method, "error", times, processed=processed, status=status, error=error or "internal_error")
+            )
+
+    def hold(self, method: str, *, processed: bool = False, answer: bool = False) -> Hold:
+        """The next call of `method` waits, unanswered, until released. Then, with `answer`, it
+        is served as usual; without, the connection is closed without an answer, after the call
+        took effect when `processed` (Slack stored it and the answer was lost) or not at all."""
+        hold = Hold(method, processed, answer)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def response_url(self, *, channel: str | None = None, original: Json | None = None) -> str:
         """A new response URL, as Slack puts in a slash command or an interaction payload.
 
@@ -437,13 +491,26 @@ class FakeSlack:
         return time.monotonic() + self._clock_offset
 
     def _next_ts(self) -> str:
-        micros = _TS_BASE + next(self._ts) * _TS_STEP
+        micros = max(int(time.time() * 1_000_000) // _TS_STEP * _TS_STEP, self._last_ts + _TS_STEP)
+        self._last_ts = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _dispatch(self, http_method: str, path: str, query: str, headers: dict[str, str], raw: bytes) -> _Answer:
         # One lock around the whole request keeps data and counters consistent; every call
         # is short, so concurrent clients are served one after the other at once.
         received = time.monotonic()
+        hold = self._take_hold(path)
+        if hold is not None:
+            hold.arrived.set()
+            hold._released.wait(60)  # outside the lock: other calls go on meanwhile
+            if not hold.answer:
+                with self._lock:
+                    if hold.processed:
+                        self._serve_api(hold.method, headers, self._arguments(query, headers, raw))
+                    self._calls.append(
+                        RecordedCall(hold.method, path, headers, {}, None, http_method, None, None, received)
+                    )
+                return _Answer(0, None, drop="close")
         with self._lock:
             method, url, args = "", None, {}
             if path.startswith("/api/"):
@@ -486,6 +553,14 @@ class FakeSlack:
             self._calls.append(RecordedCall(method, path, headers, args, url, http_method, status, payload, received))
             return answer
 
+    def _take_hold(self, path: str) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if path == f"/api/{hold.method}":
+                    self._holds.remove(hold)
+                    return hold
+        return None
+
     @staticmethod
     def _arguments(query: str, headers: dict[str, str], raw: bytes) -> Json:
         args: Json = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
@@ -516,6 +591,8 @@ class FakeSlack:
             return _Answer(429, _error("ratelimited"), {"Retry-After": str(failure.retry_after)})
         if failure.processed:
             run()
+        if failure.kind == "error":
+            return _Answer(failure.status, _error(failure.error))
         return _Answer(0, None, drop="reset" if failure.reset else "close")
 
     def _serve_api(self, method: str, headers: dict[str, str], args: Json) -> _Answer:
@@ -566,6 +643,15 @@ class FakeSlack:
                 return _invalid_blocks(problems)
         return None
 
+    @staticmethod
+    def _too_long(args: Json) -> Json | None:
+        """Slack's size refusals of chat.postMessage and chat.update (response URLs take more)."""
+        if len(args.get("text") or "") > MAX_MESSAGE_TEXT:
+            return _error("msg_too_long")
+        if block_text(args.get("blocks")) > MAX_POSTED_BLOCK_TEXT:
+            return _error("msg_blocks_too_long")
+        return None
+
     def _find(self, channel: str, ts: str) -> Json | None:
         for message in self._channels.get(channel, []):
             if message["ts"] == ts:
@@ -578,7 +664,7 @@ class FakeSlack:
 
     def _post_message(self, args: Json) -> Json:
         channel = args.get("channel")
-        error = self._channel_error(channel) or self._content(args)
+        error = self._channel_error(channel) or self._content(args) or self._too_long(args)
         if error:
             return error
         message: Json = {
@@ -607,7 +693,7 @@ class FakeSlack:
         message = self._find(channel, ts)
         if message is None:
             return _error("message_not_found")
-        error = self._content(args)
+        error = self._content(args) or self._too_long(args)
         if error:
             return error
         # Slack keeps the blocks and attachments an update leaves out; text is replaced.
@@ -746,6 +832,30 @@ class FakeSlack:
             if group.get("date_delete", 0) == 0 or _is_true(args.get("include_disabled"))
         ]
         return _ok(usergroups=groups)
+
+    def _history(self, args: Json) -> Json:
+        """conversations.history: newest first, between `oldest` and `latest` (exclusive unless
+        `inclusive`), at most `limit` (default 100, at most 999); metadata only with
+        include_all_metadata, as Slack answers."""
+        channel = args.get("channel")
+        error = self._channel_error(channel)
+        if error:
+            return error
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+        inclusive = _is_true(args.get("inclusive"))
+        limit = min(int(args.get("limit") or 100), 999)
+        with_metadata = _is_true(args.get("include_all_metadata"))
+        found = [
+            message
+            for message in reversed(self._channels.get(channel or "", []))
+            if (oldest <= float(message["ts"]) <= latest)
+            if inclusive or float(message["ts"]) not in (oldest, latest)
+        ]
+        messages = [
+            {k: v for k, v in self._public(message).items() if with_metadata or k != "metadata"}
+            for message in found[:limit]
+        ]
+        return _ok(messages=messages, has_more=len(found) > limit, pin_count=0)
 
     def _permalink(self, args: Json) -> Json:
         channel, ts = args.get("channel"), args.get("message_ts")

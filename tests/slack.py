@@ -197,8 +197,11 @@ def block_actions_form(
     channel_name: str = CHANNEL_NAME,
     team_domain: str = TEAM_DOMAIN,
     api_app_id: str = API_APP_ID,
+    user_team_id: str | None = None,
 ) -> bytes:
     """The form body (payload=<JSON>) Slack posts when a user clicks a button.
+
+    `user_team_id`: the clicking user's own workspace, when it is not `team_id` (a shared channel).
 
     With `view` (a Home tab or modal as FakeSlack stored it), the click came from that view:
     the container is the view and there is no channel, message or response_url. Otherwise it
@@ -244,7 +247,7 @@ def block_actions_form(
             }
     payload: Json = {
         "type": "block_actions",
-        "user": _user(user_id, team_id, user_name),
+        "user": _user(user_id, user_team_id or team_id, user_name),
         "api_app_id": api_app_id,
         "token": VERIFICATION_TOKEN,
         "container": container,
@@ -291,8 +294,9 @@ def view_submission_form(
     user_name: str = USER_NAME,
     team_domain: str = TEAM_DOMAIN,
     api_app_id: str = API_APP_ID,
+    user_team_id: str | None = None,
 ) -> bytes:
-    """The form body Slack posts when a user submits a modal.
+    """The form body Slack posts when a user submits a modal (`user_team_id` as for block_actions_form).
 
     `values` is view.state.values: {block_id: {action_id: {"type": ..., "value": ...}}}; a
     plain string in place of the inner object stands for a plain_text_input's value.
@@ -301,7 +305,7 @@ def view_submission_form(
     payload: Json = {
         "type": "view_submission",
         "team": {"id": team_id, "domain": team_domain},
-        "user": _user(user_id, team_id, user_name),
+        "user": _user(user_id, user_team_id or team_id, user_name),
         "api_app_id": api_app_id,
         "token": VERIFICATION_TOKEN,
         "trigger_id": trigger_id or _trigger_id(),

@@ -242,6 +242,18 @@ def test_the_config_check_has_an_annotation_per_error_at_its_line() -> None:
     assert config_status(load, DEFAULT_SOURCE).description == "3 errors; line 2: must be text; put it in quotes"
 
 
+def test_an_annotation_message_is_clipped_to_githubs_64_kb_in_bytes() -> None:
+    from core.policy import PolicyError, PolicyLoad
+
+    wide = "é" * 40_000  # 40,000 characters, 80,000 bytes
+    load = PolicyLoad(
+        None, [PolicyError(DEFAULT_SOURCE, "milestones", 3, wide), PolicyError(DEFAULT_SOURCE, "", 1, "short")]
+    )
+    check = config_check(load, DEFAULT_SOURCE, "abcdef0")
+    long, short = (annotation["message"] for annotation in check.annotations)
+    assert len(long.encode()) <= 64 * 1024 and long.endswith("é…") and short == "short"
+
+
 def test_annotations_go_in_batches_of_fifty() -> None:
     text = "milestones:\n" + "".join(f"  m{n}:\n    pass_rate: 7\n" for n in range(120))
     check = config_check(load_policy(text), DEFAULT_SOURCE, "abcdef0")

@@ -19,7 +19,6 @@ from core.db import DatabaseUnavailable, within_deadline
 from core.enums import DeliveryStatus
 from core.models import Delivery, Launch
 from core.page_links import PageLinks
-from integrations import pages
 from tests.cli import migrated
 from tests.conftest import JUNIT
 from tests.github import SECRET, fixture, running_app, settings_for, signature
@@ -90,7 +89,7 @@ async def test_any_page_the_database_absence_stops_is_answered_503(db, monkeypat
     async def away(repository: str, name: str) -> None:
         raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
 
-    monkeypatch.setattr(pages, "get_verdict", away)
+    monkeypatch.setattr(services, "milestone_dashboard", away)
     async with running_app(settings_for(db)) as hooks:
         for _ in range(3):
             page = await hooks.client.get(PAGE)

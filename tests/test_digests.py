@@ -4,6 +4,8 @@ posted once to a fake Slack, and what changed since the previous digest."""
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -11,7 +13,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
-from bot.digests import Digests
+from bot.digests import Digests, fire_marker
 from bot.slack_api import retry_handlers
 from core import digests, services
 from core.backoff import Backoff
@@ -19,6 +21,7 @@ from core.digests import Changes, changes
 from core.ingest import LaunchSource
 from core.models import DigestRun, Snapshot
 from core.schedule import Schedule
+from tests.block_kit import block_text
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
@@ -120,6 +123,85 @@ async def test_two_clocks_racing_post_each_fire_once(db: str, fake: FakeSlack) -
     posted = await asyncio.gather(*(clock.fire(view.id, fire) for clock in clocks))
     assert sum(posted) == 1
     assert len(fake.messages(CHANNEL_ID)) == 1 and await DigestRun.all().count() == 1
+
+
+async def dead_clock_claim(view, scheduled_for: datetime) -> DigestRun:
+    """A claim as a clock leaves it when it dies while posting: its lease ran out."""
+    claim = await digests.claim_fire(view.id, scheduled_for, lease=timedelta(seconds=60))
+    assert claim is not None
+    await DigestRun.filter(id=claim.run.id).update(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+    return claim.run
+
+
+async def test_a_fire_left_claimed_by_a_dead_clock_is_taken_over_and_posted_once(
+    db: str, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    await release()
+    view = await subscription()
+    fire = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    await dead_clock_claim(view, fire)
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    # Nothing else posts it: the catch-up of a restarted clock takes it over.
+    assert await clock.recover() == 1
+    assert await clock.recover() == 0 and await clock.fire(view.id, fire) is False
+    [message] = fake.messages(CHANNEL_ID)
+    assert message["metadata"] == fire_marker(view.id, fire)
+    assert [(run.status, run.scheduled_for) for run in await DigestRun.all()] == [("sent", fire)]
+    assert "taken over from a clock that stopped while posting it" in caplog.text
+
+
+async def test_a_fire_whose_clock_died_after_slack_took_the_post_is_not_posted_again(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    fire = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    run = await dead_clock_claim(view, fire)
+    # The dead clock's post reached the channel; its answer never came back.
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    await client.chat_postMessage(channel=CHANNEL_ID, text="digest", metadata=fire_marker(view.id, fire))
+    await client.chat_postMessage(channel=CHANNEL_ID, text="someone else", metadata=fire_marker(view.id + 1, fire))
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.recover() == 1
+    assert [m["text"] for m in fake.messages(CHANNEL_ID)] == ["digest", "someone else"]
+    assert (await DigestRun.get(id=run.id)).status == "sent"
+    assert [call.body.get("include_all_metadata") for call in fake.calls("conversations.history")] == ["1"]
+
+
+async def test_a_live_claim_is_left_alone_and_one_past_the_grace_is_missed_with_one_log_line(
+    db: str, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    await release()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime.now(UTC)), grace=timedelta(hours=1))
+    live = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    assert await digests.claim_fire(view.id, live, lease=timedelta(seconds=60)) is not None
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    await dead_clock_claim(view, old)
+    assert await clock.recover() == 0 and await clock.recover() == 0
+    assert fake.messages(CHANNEL_ID) == []
+    statuses = {run.scheduled_for: run.status for run in await DigestRun.all()}
+    assert statuses == {live: "claimed", old: "missed"}
+    missed = [r.getMessage() for r in caplog.records if "missed" in r.getMessage()]
+    assert missed == [
+        f"digest {view.id} for {old} missed: its clock stopped while posting it; found after the 60-minute grace"
+    ]
+
+
+async def test_a_claim_is_renewed_while_the_digest_is_posted(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    clock.lease = timedelta(seconds=0.6)
+    hold = fake.hold("chat.postMessage", answer=True)
+    fire = datetime.now(UTC).replace(microsecond=0)
+    posting = asyncio.ensure_future(clock.fire(view.id, fire))
+    assert await asyncio.to_thread(hold.wait_arrival, 10)
+    first = (await DigestRun.get()).lease_until
+    await asyncio.sleep(1.0)  # over a lease: renewed meanwhile, so nobody takes it over
+    assert await digests.claim_fire(view.id, fire, lease=timedelta(seconds=60)) is None
+    assert (await DigestRun.get()).lease_until > first
+    hold.release()
+    assert await posting is True
+    assert len(fake.messages(CHANNEL_ID)) == 1
 
 
 async def test_a_failed_post_is_retried_then_recorded_as_failed(db: str, fake: FakeSlack) -> None:
@@ -373,6 +455,61 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
             process.kill()
 
 
+async def test_charts_and_the_digest_are_laid_out_off_the_event_loop(
+    db: str, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.digests
+
+    threads: dict[str, str] = {}
+
+    def recorded(name: str, work):
+        def run(*args, **kwargs):
+            threads[name] = threading.current_thread().name
+            return work(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(bot.digests, "trend_png", recorded("chart", bot.digests.trend_png))
+    monkeypatch.setattr(bot.digests, "digest_message", recorded("digest", bot.digests.digest_message))
+    await release_with_history()
+    view = await subscription()
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    loop_thread = threading.current_thread().name
+    assert set(threads) == {"chart", "digest"} and loop_thread not in threads.values()
+    assert len(fake.files) == 1
+
+
+async def test_a_digest_too_long_for_one_message_is_cut_with_how_many_more(db: str, fake: FakeSlack) -> None:
+    names = [f"v2.{n}" for n in range(6)]
+    entries = "".join(f'  "{name}": {{plans: [smoke], required: ["plan:smoke"]}}\n' for name in names)
+    await services.apply_policy_file(REPO, "plans:\n  smoke: {workflow: ci.yml}\nmilestones:\n" + entries)
+    for name in names:
+        await services.save_milestone(REPO, name, target_date=datetime.now(UTC).date() + timedelta(days=20))
+    long_names = [f"test_{n}_" + "x" * 1200 for n in range(6)]
+
+    async def launch_long(failing: int) -> None:
+        cases = {name: "failed" if n < failing else "passed" for n, name in enumerate(long_names)}
+        source = LaunchSource(REPO, "smoke", f"run-{next(runs)}", commit_sha="abc1234", branch="main")
+        await services.record_launch(report(cases), source)
+
+    await launch_long(0)
+    view, _ = await digests.subscribe(
+        TEAM_ID, CHANNEL_ID, Schedule("daily", time(9, 0), "UTC", None), by=USER_ID, repository=REPO
+    )
+    clock = clock_for(fake, Now(datetime(2026, 11, 30, 9, 0, tzinfo=UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    await launch_long(6)
+    assert await clock.fire(view.id, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    posted = fake.messages(CHANNEL_ID)[-1]
+    assert block_text(posted["blocks"]) <= 11_000 and len(posted["text"]) <= 1_000
+    shown = section_texts(posted) + " ".join(
+        element["text"] for block in posted["blocks"] if block["type"] == "context" for element in block["elements"]
+    )
+    assert re.search(r"…and \d+ more lines: `/milestone list` shows every milestone", shown)
+    assert [run.status for run in await DigestRun.all().order_by("id")] == ["sent", "sent"]
+
+
 async def test_a_digest_scoped_to_a_tag_reports_only_the_tagged_milestones(slack: Slack) -> None:
     await release()
     await services.save_milestone(REPO, "v2.1", target_date=datetime.now(UTC).date() + timedelta(days=30))
@@ -393,3 +530,13 @@ async def test_a_digest_scoped_to_a_tag_reports_only_the_tagged_milestones(slack
     assert [view.tag for view in await digests.channel_subscriptions(TEAM_ID, CHANNEL_ID)] == [None]
     card = await slack.answer("subscribe tag:release v2.0")
     assert card["text"] == "“v2.0” is not a repository; a tag's digest is of a repository, as owner/repo"
+
+
+async def test_a_digest_whose_answer_was_lost_is_not_posted_twice(db: str, fake: FakeSlack) -> None:
+    await release()
+    view = await subscription()
+    fake.drop_connection("chat.postMessage", processed=True)
+    clock = clock_for(fake, Now(datetime.now(UTC)))
+    assert await clock.fire(view.id, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    assert len(fake.messages(CHANNEL_ID)) == 1
+    assert [run.status for run in await DigestRun.all()] == ["sent"]

@@ -202,7 +202,7 @@ async def test_post_signs_for_the_app():
 async def test_post_update_delete_round_trip(fake: FakeSlack, web: AsyncWebClient):
     blocks = [section("*v2.0* is blocked", "summary"), {"type": "actions", "elements": [button("signoff")]}]
     posted = await web.chat_postMessage(channel=CHANNEL, text="v2.0 is blocked", blocks=blocks)
-    assert posted["ok"] and posted["channel"] == CHANNEL and posted["ts"] == "1700000000.000100"
+    assert posted["ok"] and posted["channel"] == CHANNEL and abs(float(posted["ts"]) - time.time()) < 60
     assert posted["message"]["blocks"] == blocks
     second = await web.chat_postMessage(channel=CHANNEL, text="second")
     assert second["ts"] > posted["ts"]
@@ -336,6 +336,76 @@ async def test_51_blocks_are_invalid_blocks(fake: FakeSlack, web: AsyncWebClient
     await web.chat_postMessage(channel=CHANNEL, text="many", blocks=blocks[:50])
     # A Home tab takes 100.
     assert (await web.views_publish(user_id="U0USER", view={"type": "home", "blocks": blocks}))["ok"]
+
+
+async def test_messages_over_12000_characters_of_block_text_are_refused_but_not_on_response_urls(
+    fake: FakeSlack, web: AsyncWebClient
+):
+    blocks = [section("x" * 3000) for _ in range(4)] + [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "y"}]}
+    ]
+    for call in (
+        lambda: web.chat_postMessage(channel=CHANNEL, text="long", blocks=blocks),
+        lambda: web.chat_postMessage(channel=CHANNEL, text="z" * 40_001),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await call()
+        assert refused.value.response["error"] in ("msg_blocks_too_long", "msg_too_long")
+    assert fake.messages(CHANNEL) == []
+    posted = await web.chat_postMessage(channel=CHANNEL, text="long", blocks=blocks[:4])  # 12,000 exactly
+    with pytest.raises(SlackApiError) as refused:
+        await web.chat_update(channel=CHANNEL, ts=posted["ts"], text="long", blocks=blocks)
+    assert refused.value.response["error"] == "msg_blocks_too_long"
+    url = fake.response_url(channel=CHANNEL)
+    sent = await AsyncWebhookClient(url).send(text="long", blocks=blocks, response_type="in_channel")
+    assert sent.status_code == 200
+
+
+async def test_history_is_newest_first_with_metadata_only_when_asked(fake: FakeSlack, web: AsyncWebClient):
+    marker = {"event_type": "milestone_digest", "event_payload": {"fire": "1:2026-12-01T09:00:00+00:00"}}
+    first = await web.chat_postMessage(channel=CHANNEL, text="one", metadata=marker)
+    second = await web.chat_postMessage(channel=CHANNEL, text="two")
+    plain = await web.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in plain["messages"]] == ["two", "one"] and "metadata" not in plain["messages"][1]
+    full = await web.conversations_history(channel=CHANNEL, include_all_metadata=True, limit=1, oldest=first["ts"])
+    assert [m["text"] for m in full["messages"]] == ["two"] and full["has_more"] is False
+    full = await web.conversations_history(
+        channel=CHANNEL, include_all_metadata=True, inclusive=True, oldest=first["ts"]
+    )
+    assert full["messages"][1]["metadata"] == marker
+    assert (await web.conversations_history(channel=CHANNEL, latest=second["ts"]))["messages"][0]["text"] == "one"
+    fake.not_in_channel("C0ELSE")
+    with pytest.raises(SlackApiError) as refused:
+        await web.conversations_history(channel="C0ELSE")
+    assert refused.value.response["error"] == "not_in_channel"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, ""), (503, ""), (200, "internal_error"), (200, "fatal_error"), (200, "service_unavailable")],
+)
+async def test_slacks_own_failures_can_be_injected(fake: FakeSlack, web: AsyncWebClient, status: int, error: str):
+    fake.fail("chat.postMessage", status=status, error=error, processed=status == 503)
+    with pytest.raises(SlackApiError) as failed:
+        await web.chat_postMessage(channel=CHANNEL, text="hi")
+    assert failed.value.response.status_code == status
+    assert failed.value.response["error"] == (error or "internal_error")
+    # Processed: Slack stored it before failing.
+    assert len(fake.messages(CHANNEL)) == (1 if status == 503 else 0)
+    await web.chat_postMessage(channel=CHANNEL, text="again")
+    assert fake.messages(CHANNEL)[-1]["text"] == "again"
+
+
+async def test_a_held_call_waits_then_is_dropped_after_taking_effect(fake: FakeSlack, web: AsyncWebClient):
+    hold = fake.hold("chat.postMessage", processed=True)
+    posting = asyncio.ensure_future(web.chat_postMessage(channel=CHANNEL, text="held"))
+    assert await asyncio.to_thread(hold.wait_arrival, 10)
+    assert fake.messages(CHANNEL) == []
+    await web.chat_postMessage(channel=CHANNEL, text="other calls go on")
+    hold.release()
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await posting
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["other calls go on", "held"]
 
 
 async def test_concurrent_calls_are_all_served(fake: FakeSlack, web: AsyncWebClient):

@@ -142,8 +142,10 @@ async def test_a_pull_request_lifecycle_shows_the_gate_at_each_step(hooks, fake)
     assert body["actions"] == [
         {"label": "Re-evaluate", "description": "Compute the milestone gate again", "identifier": "reevaluate"}
     ]
-    assert body["details_url"] == hooks.app.state.page_links.milestone_url(REPO, "v1.0")
+    # The page opens on the section that says what the gate waits for.
+    assert body["details_url"] == hooks.app.state.page_links.milestone_url(REPO, "v1.0", "criteria")
     assert body["details_url"].startswith(f"{PUBLIC}/milestones/Codertocat/Hello-World/v1.0?key=")
+    assert body["details_url"].endswith("#criteria")
     [run] = the_repo(fake).check_runs_for(HEAD)
     check_run = f"{CHECKS}/{run['id']}"
 
@@ -372,7 +374,7 @@ async def test_with_a_token_the_gate_is_a_commit_status(db, fake):
                 "state": "pending",
                 "context": "milestone-gate/v1.0",
                 "description": "No data: no test results yet, 0 of 1 approvals",
-                "target_url": page,
+                "target_url": f"{page}#criteria",
             },
         ),
         (
@@ -382,7 +384,7 @@ async def test_with_a_token_the_gate_is_a_commit_status(db, fake):
                 "state": "failure",
                 "context": "milestone-gate/v1.0",
                 "description": "Blocked: 1 required test failing, pass rate 50% (needs 95%), 0 of 1 approvals",
-                "target_url": page,
+                "target_url": f"{page}#failing",
             },
         ),
     ]

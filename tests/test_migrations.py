@@ -88,7 +88,8 @@ async def test_a_populated_database_upgrades_to_the_latest_schema_with_its_rows(
         assert (await Milestone.get(name="v1.8")).lifecycle is Lifecycle.CLOSED
         defect = await Defect.get(number=7)
         assert (defect.title, defect.labels, defect.milestone_id) == ("Cart crash", ["bug"], release.id)  # type: ignore[attr-defined]
-        assert (await Signoff.get(id=1)).comment == "ok"
+        signoff = await Signoff.get(id=1)
+        assert (signoff.comment, signoff.via) == ("ok", "slack")
         assert (await Snapshot.get(id=1)).metrics == {"pass_rate": 0.5}
         link = await ChannelLink.get(channel_id="C1")
         assert link.alerts is True

@@ -159,3 +159,53 @@ async def test_a_milestone_change_marks_the_open_pull_requests_that_show_it(db) 
     await clear()
     await services.upsert_defect(REPO, issue(1, ["bug", "P0"]))  # a v2.0 defect
     assert await marked() == {1, 2}
+
+
+async def test_work_marked_elsewhere_wakes_the_web_processs_runner(db: str) -> None:
+    """A mark from another connection (a CLI ingest, another web process) is done without waiting
+    for the runner's 30-second poll: PostgreSQL notifies, SQLite is polled every second."""
+    from integrations.web import create_app
+    from tests.fake_slack import FakeSlack
+    from tests.test_slack_app import slack_settings
+
+    done: list[int] = []
+
+    async def probe(item: Outbox) -> None:
+        done.append(item.subject)
+
+    with FakeSlack() as fake:
+        app = create_app(slack_settings(db, fake, webhook_workers=1), manage_database=False)
+        notices: outbox.Runner = app.state.notices
+        notices.handlers["probe"] = probe
+        notices.settling = outbox.Settling(quiet=timedelta(0), longest=timedelta(0))
+        assert notices.poll_seconds == 30
+        # outbox.mark wakes nobody itself (the services that mark do, in their own process).
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(0.5)  # the runner's first look finds nothing
+            async with in_transaction() as client:
+                await outbox.mark(client, "probe", [7])
+            deadline = asyncio.get_running_loop().time() + 15
+            while not done and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+    assert done == [7]
+
+
+async def test_listening_while_the_database_is_away_logs_the_outage_once(monkeypatch, caplog) -> None:
+    import socket
+    from types import SimpleNamespace
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+    away = SimpleNamespace(host="127.0.0.1", port=port, user="postgres", password=None, database="postgres")
+    monkeypatch.setattr(outbox, "connection", lambda: away)
+    monkeypatch.setattr(outbox, "LISTEN_RETRY_SECONDS", 0.05)
+    caplog.set_level("INFO")
+    woken: list[bool] = []
+    listening = asyncio.ensure_future(outbox.listen_for_marks(lambda: woken.append(True)))
+    await asyncio.sleep(1.0)  # some twenty tries
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    assert woken == []
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == ["database unreachable"]
+    assert not any(record.exc_info for record in caplog.records)

@@ -369,6 +369,17 @@ def test_approver_entries_are_user_ids_or_group_handles() -> None:
     assert load.policy.milestones["v1"].signoff.approvers == ["U012AB3CD", "@qa-leads", "@release.managers"]
 
 
+def test_approvers_may_be_github_people_and_teams() -> None:
+    load = load_policy(
+        "milestones:\n  v1:\n    signoff: {approvers: [GitHub:OctoCat, 'github:@Acme/QA-Leads', U012AB3CD], quorum: 2}\n"
+    )
+    assert load.ok, load.errors
+    assert load.policy.milestones["v1"].signoff.approvers == ["github:octocat", "github:@acme/qa-leads", "U012AB3CD"]
+    for wrong in ("github:", "github:-octo", "github:@acme", "github:@/team", "github:a b"):
+        bad = load_policy(f"milestones:\n  v1:\n    signoff: {{approvers: ['{wrong}']}}\n")
+        assert not bad.ok and "GitHub login (github:octocat)" in str(bad.errors), wrong
+
+
 @pytest.mark.parametrize(
     ("signoff", "required"),
     [

@@ -179,3 +179,18 @@ def test_the_api_url_must_be_http_and_loses_its_trailing_slash() -> None:
         "configuration error: GITHUB_API_URL: expected an http(s) URL"
     )
     assert refusal(webhook_workers="0") == "configuration error: WEBHOOK_WORKERS: must be 1 or more"
+
+
+def test_github_sign_in_needs_its_id_its_secret_and_the_public_url() -> None:
+    assert refusal(github_client_id="Iv1.x") == (
+        "configuration error: GitHub sign-in needs both GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET"
+    )
+    assert refusal(github_client_id="Iv1.x", github_client_secret="s") == (
+        "configuration error: GitHub sign-in (GITHUB_CLIENT_ID) needs PUBLIC_URL, where GitHub sends people back"
+    )
+    settings = Settings(github_client_id="Iv1.x", github_client_secret="s", public_url="https://ms.example.com/")
+    assert (settings.github_web_url, settings.session_hours, settings.access_cache_seconds) == (
+        "https://github.com",
+        8.0,
+        300.0,
+    )

@@ -315,10 +315,13 @@ async def test_status_card_in_the_acknowledgement(slack: Slack) -> None:
     assert list(buttons) == ["refresh", "open_page", "share"]
     page = buttons["open_page"]["url"]
     assert page.startswith(f"{PUBLIC_URL}/milestones/acme/shop/v2.0?key=")
-    # The page the button opens is served by this very app.
-    assert (await slack.client.get(page.removeprefix(PUBLIC_URL))).status_code == 200
+    # It opens on the section that blocks first.
+    assert page.endswith("#failing")
     # Answered in the acknowledgement: no Web API call, no response_url post.
     assert slack.fake.calls() == [] or [call.method for call in slack.fake.calls()] == ["auth.test"]
+    # The page the button opens is served by this very app; it names the approvers through Slack.
+    assert (await slack.client.get(page.removeprefix(PUBLIC_URL).split("#")[0])).status_code == 200
+    assert sorted(call.body["user"] for call in slack.fake.calls("users.info")) == ["U0PM", "U0USER"]
 
 
 async def test_unknown_names_suggest_close_ones_and_missing_names_list_the_open_ones(slack: Slack) -> None:

@@ -41,6 +41,8 @@ def test_home_tab_events_and_scopes() -> None:
         "usergroups:read",
         "users:read",
         "files:write",
+        "channels:history",
+        "groups:history",
     }
     # Dismissed approvers are told in the app's messages tab, which they cannot write to.
     app_home = MANIFEST["features"]["app_home"]

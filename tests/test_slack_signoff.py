@@ -316,6 +316,22 @@ async def test_a_tampered_value_or_a_foreign_team_records_nothing(slack: Slack) 
     )
     response = await post(slack.client, body)
     assert response.status_code == 200 and response.text == ""
+    # The workspace's own team, but a person of another workspace (a shared channel).
+    value = message["blocks"][-2]["elements"][0]["value"]
+    body = block_actions_form("signoff_approve", value, user_id=ANN, user_team_id="T0OTHER", message=message)
+    response = await post(slack.client, body)
+    assert response.status_code == 200 and response.text == ""
+    submission = view_submission_form(
+        "signoff_reject_reason",
+        {"reason": {"reason_input": "from elsewhere"}},
+        private_metadata=json.dumps(
+            {"milestone": json.loads(value)["milestone"], "channel": CHANNEL_ID, "ts": message["ts"]}
+        ),
+        user_id=ANN,
+        user_team_id="T0OTHER",
+    )
+    response = await post(slack.client, submission)
+    assert response.status_code == 200 and response.text == ""
     await asyncio.sleep(0.1)
     assert await trail() == []
 
@@ -446,6 +462,40 @@ async def test_approvers_kept_in_slack_are_changed_by_admins_and_approvers(slack
     assert "Set in acme/shop's `.github/milestones.yml`; change them there." in section_texts(listed)
 
 
+async def test_someone_who_may_not_edit_approvers_is_refused_before_any_group_is_read(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    await slack.answer("approvers v2.0 add <@U0ANN|ann>", user_id=ADMIN)
+    slack.fake.add_usergroup("S0QA", "qa-leads", [EVE])
+    slack.fake.clear_calls()
+    refused = await slack.answer("approvers v2.0 add @qa-leads @nobody", user_id=EVE)
+    assert refused["text"] == ":no_entry_sign: Only v2.0's approvers and workspace admins can change its approvers."
+    # Only whether Eve is an admin was asked of Slack; no group was read, nothing was stored.
+    assert [call.method for call in slack.fake.calls()] == ["users.info"]
+    assert await UserGroup.all().count() == 0
+    # An approver is not looked up at all.
+    slack.fake.clear_calls()
+    await slack.answer("approvers v2.0 remove <@U0EVE|eve>", user_id=ANN)
+    assert [call.method for call in slack.fake.calls()] == []
+    # The policy file's approvers are refused without a word to Slack.
+    await services.apply_policy_file(REPO, POLICY)
+    slack.fake.clear_calls()
+    policy = await slack.answer("approvers v2.0 add @qa-leads", user_id=EVE)
+    assert "change them there" in policy["text"] and slack.fake.calls() == []
+
+
+async def test_a_group_handle_over_the_limit_is_refused_with_a_message(slack: Slack) -> None:
+    await green_release(POLICY.replace("    signoff: {approvers: [U0ANN, U0BOB]}\n", ""))
+    slack.fake.clear_calls()
+    answer = await slack.answer("approvers v2.0 add @" + "q" * 150, user_id=ADMIN)
+    assert (
+        answer["text"]
+        == "@qqqqqqqqqqqqqqqqqqqqqqqqqqqqq… is too long for a user-group handle (150 characters; at most 80)"
+    )
+    # Bolt's own auth.test aside, Slack was not asked.
+    assert [call.method for call in slack.fake.calls() if call.method != "auth.test"] == []
+    assert await UserGroup.all().count() == 0
+
+
 async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
     await green_release()
     message = await request(slack)
@@ -458,6 +508,15 @@ async def test_the_trail_is_read_back_from_slack(slack: Slack) -> None:
     assert ":white_check_mark: <!date^" in text and "<@U0ANN> approved" in text
     assert "<@U0ANN> withdrew their decision: “withdrawn”" in text
     assert answer["text"] == "Sign-off trail of v2.0 (acme/shop): 2 entries"
+
+
+async def test_the_trail_says_which_decisions_were_made_on_the_milestone_page(slack: Slack) -> None:
+    await green_release()
+    await services.record_decision(REPO, "v2.0", ANN, Decision.APPROVE, via="web")
+    await services.record_decision(REPO, "v2.0", BOB, Decision.APPROVE)
+    text = section_texts(await slack.answer("signoffs v2.0"))
+    assert "<@U0ANN> approved _(standing)_ _(on the milestone page)_" in text
+    assert "<@U0BOB> approved _(standing)_\n" in text + "\n" and text.count("on the milestone page") == 1
 
 
 async def test_a_milestone_without_approvers_gets_no_request(slack: Slack) -> None:
@@ -543,3 +602,76 @@ async def test_an_admin_dismisses_the_rejection_of_someone_who_left(slack: Slack
     assert "Dismissed by <@U0ADMIN>: <@U0BOB>." in text
     assert "the rejection by <@U0BOB> was dismissed: “dismissed by U0ADMIN”" in text
     assert (await services.get_verdict(REPO, "v2.0")).status is GateStatus.COMPLETE
+
+
+# Slack failing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["connection dropped after Slack stored it", "503 after Slack stored it", "internal_error, not stored"],
+)
+async def test_a_request_whose_post_failed_leaves_one_live_request_message(slack: Slack, failure: str) -> None:
+    await green_release()
+    if failure == "connection dropped after Slack stored it":
+        slack.fake.drop_connection("chat.postMessage", processed=True)
+    elif failure == "503 after Slack stored it":
+        slack.fake.fail("chat.postMessage", status=503, processed=True)
+    else:
+        slack.fake.fail("chat.postMessage", error="internal_error")
+    answer = await slack.answer("signoff v2.0", user_id=EVE)
+    assert answer["text"] == "Sign-off request for v2.0 posted."
+    [message] = slack.fake.messages(CHANNEL_ID)
+    assert message["metadata"]["event_type"] == "milestone_signoff_request"
+    [stored] = await SignoffRequest.all()
+    assert stored.message_ts == message["ts"] and stored.channel_id == CHANNEL_ID
+    # Its buttons work: it is the live request.
+    url = await press(slack, message, "signoff_approve", ANN)
+    await eventually_trail([(ANN, Decision.APPROVE, True)])
+    assert slack.fake.responses(url) == []
+
+
+async def test_slack_failing_on_its_side_is_answered_with_a_clear_message(slack: Slack) -> None:
+    await green_release()
+    slack.fake.fail("chat.postMessage", times=10, status=500)
+    answer = await slack.answer("signoff v2.0", user_id=EVE)
+    assert answer["text"].endswith(
+        "Slack is having trouble right now (internal_error); nothing was changed. Please try again in a minute."
+    )
+    assert slack.fake.messages(CHANNEL_ID) == [] and await SignoffRequest.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(500, ""), (503, ""), (200, "fatal_error"), (200, "service_unavailable")]
+)
+async def test_announcements_ride_out_slacks_failures(slack: Slack, status: int, error: str) -> None:
+    from bot.slack_api import post_in_channels
+    from bot.views.blocks import Message as Text
+    from core.backoff import Backoff
+
+    slack.fake.fail("chat.postMessage", times=2, status=status, error=error)
+    told = await post_in_channels(
+        slack.app.state.slack.bolt.client,
+        ["C0ONE", "C0TWO"],
+        Text("v2.0 is complete"),
+        backoff=Backoff(first_delay=timedelta(0)),
+    )
+    assert told == 2
+    assert [m["text"] for m in slack.fake.messages("C0ONE") + slack.fake.messages("C0TWO")] == ["v2.0 is complete"] * 2
+
+
+async def test_a_reason_over_2000_characters_is_refused_by_the_server(slack: Slack) -> None:
+    await green_release()
+    message = await request(slack)
+    await press(slack, message, "signoff_reject", BOB)
+    [modal] = await eventually(lambda: list(slack.fake.views.values()))
+    refused = await submit_reason(slack, modal, BOB, "r" * 2001)
+    assert refused.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "The reason takes at most 2,000 characters; this one has 2,001."},
+    }
+    assert await trail() == []
+    with pytest.raises(services.SignoffRefused, match="at most 2,000 characters"):
+        await services.record_decision(REPO, "v2.0", BOB, Decision.REJECT, comment="r" * 2001)
+    assert (await submit_reason(slack, modal, BOB, "r" * 2000)).text == ""
+    assert await trail() == [(BOB, Decision.REJECT, True)]

@@ -9,7 +9,7 @@ from functools import cache
 import pytest
 
 from bot.command_line import Query
-from bot.views.blocks import Message, line_sections, sparkline
+from bot.views.blocks import POSTED_BLOCK_TEXT, Message, line_sections, sparkline
 from bot.views.home import home_view
 from bot.views.milestones import Links, milestone_defects, milestone_list, milestone_tests, milestone_trend, status_card
 from bot.views.replies import help_message
@@ -20,7 +20,7 @@ from core.metrics import TrendPoint
 from core.policy import MilestonePolicy
 from core.readings import MilestoneReading, MilestoneSummary
 from core.wording import progress_bar
-from tests.block_kit import assert_within_limits
+from tests.block_kit import assert_within_limits, block_text
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PAGE = "https://gate.example.com/milestones/acme/shop/v2.0?key=abc"
@@ -165,6 +165,62 @@ def test_every_message_of_a_huge_milestone_stays_within_block_kit_limits(name: s
     assert_within_limits(message.in_channel().payload(), "message")
     assert message.text and len(message.text) < 4000
     assert "<!channel>" not in texts(message) and "<https://evil" not in texts(message)
+
+
+def posted_messages() -> dict[str, Message]:
+    """Every kind of message the app posts with chat.postMessage or chat.update, as large as it gets."""
+    from bot.views.digests import alert_message, digest_message
+    from bot.views.signoff import request_message
+    from core.alerts import Alert
+    from core.digests import Changes
+
+    big = huge()
+    approvers = [f"U{n:04}" for n in range(1000)]
+    trail = [entry(user, Decision.REJECT, HOSTILE * 40) for user in approvers[:30]]
+    state = signoff_state(approvers, trail, groups=("@gone",))
+    changed = Changes(first=False, pass_rate_delta=-0.1, new_failing=["x" * 900 + str(n) for n in range(50)])
+    return {
+        **{f"shared {name}": message.in_channel() for name, message in huge_messages().items()},
+        "digest of 1,000 milestones": digest_message([(big, changed)] * 1000, scope="acme/shop", now=NOW),
+        "quiet digest of 1,000 milestones": digest_message(
+            [(big, Changes(first=False))] * 1000, scope="acme/shop", now=NOW
+        ),
+        "sign-off request": request_message(state, requested_by="U0EVE", requested_at=NOW, command=COMMAND),
+        "alert": alert_message(
+            big, Alert(turned_red=True, regressions=["y" * 2000 + str(n) for n in range(300)], overdue=True)
+        ),
+    }
+
+
+def test_every_posted_message_stays_under_11000_characters_of_block_text() -> None:
+    for name, message in posted_messages().items():
+        posted = message.posted(rest=f"see <{PAGE}|the milestone page>")
+        assert block_text(posted["blocks"]) <= POSTED_BLOCK_TEXT, name
+        assert len(posted["text"]) <= 1000, name
+        assert_within_limits(posted, "message")
+        if block_text(message.blocks) > POSTED_BLOCK_TEXT:
+            assert f"more lines: see <{PAGE}|the milestone page>" in texts(Message("", posted["blocks"])), name
+        # Buttons survive the cut.
+        assert [b for b in posted["blocks"] if b["type"] == "actions"] == [
+            b for b in message.blocks if b["type"] == "actions"
+        ], name
+    digest = posted_messages()["digest of 1,000 milestones"]
+    assert block_text(digest.blocks) > 12_000, "the case is one Slack would refuse"
+
+
+def test_what_does_not_fit_is_counted_in_lines() -> None:
+    from bot.views.blocks import actions, button, header, section, within_text_budget
+
+    lines = [f"line {n:03} " + "x" * 90 for n in range(300)]
+    blocks = [header("Title"), section("\n".join(lines[:25])), *[section(line) for line in lines[25:]]]
+    blocks = blocks[:49] + [actions(button("Go", "go"))]
+    kept = within_text_budget(blocks, 3000, rest="`/milestone list`")
+    shown = texts(Message("", kept))
+    count = sum(f"line {n:03} " in shown for n in range(300))
+    hidden = sum(len(block["text"]["text"].splitlines()) for block in blocks if block["type"] == "section") - count
+    assert f"…and {hidden:,} more lines: `/milestone list`" in shown
+    assert block_text(kept) <= 3000 and kept[0]["type"] == "header" and kept[-1]["type"] == "actions"
+    assert kept[-2]["type"] == "context"  # the note where the cut is
 
 
 def test_cut_lists_end_with_how_many_more_and_the_page_link() -> None:
@@ -438,7 +494,9 @@ def signoff_state(
 def entry(user: str, decision: Decision, comment: str = "", *, valid: bool = True):
     from core.models import Signoff
 
-    return Signoff(id=1, user_id=user, decision=decision, comment=comment, valid=valid, created_at=NOW)
+    signoff = Signoff(id=1, user_id=user, decision=decision, comment=comment, valid=valid, created_at=NOW)
+    signoff.ends_id = None  # set by the ORM once it is initialised; this test runs without it
+    return signoff
 
 
 def test_a_sign_off_request_with_a_thousand_approvers_and_long_rejections_stays_valid() -> None:

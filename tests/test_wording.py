@@ -1,6 +1,6 @@
 """The words every renderer shares: one spelling of counts, days, percentages and cuts."""
 
-from core.wording import clip, days_left, first_line, listed, one_line, percent, plural, short_sha
+from core.wording import clip, clip_bytes, days_left, first_line, listed, one_line, percent, plural, short_sha
 
 
 def test_counts_take_a_plural_and_thousands_separators() -> None:
@@ -40,3 +40,11 @@ def test_lines_and_commits() -> None:
     assert first_line("\n  boom\nat line 3") == "boom"
     assert first_line(None) == ""
     assert short_sha("0123456789abcdef") == "0123456"
+
+
+def test_clip_bytes_cuts_between_characters_within_the_byte_limit() -> None:
+    assert clip_bytes("abc", 3) == "abc"
+    assert clip_bytes("ééé", 6) == "ééé"
+    clipped = clip_bytes("ééé", 5)  # the ellipsis takes 3 bytes: one é fits, no half of another
+    assert clipped == "é…" and len(clipped.encode()) == 5
+    assert clip_bytes("€" * 100, 64) == "€" * 20 + "…"

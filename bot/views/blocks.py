@@ -26,6 +26,10 @@ HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 # A notification shows a line or two of the fallback; the rest is in the blocks.
 FALLBACK_TEXT = 1000
+# Slack refuses chat.postMessage and chat.update whose blocks hold more than about 12,000
+# characters of text in all (msg_blocks_too_long; undocumented, reported in Slack's SDK
+# issues). Response URLs take more, but a message shared from one is posted again.
+POSTED_BLOCK_TEXT = 11_000
 SHARE_ACTION = "share"
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 BARS = "▁▂▃▄▅▆▇█"
@@ -42,6 +46,12 @@ class Message:
 
     def payload(self) -> dict[str, Any]:
         return {"text": clip(self.text, FALLBACK_TEXT), "blocks": self.blocks, "response_type": self.response_type}
+
+    def posted(self, rest: str = "") -> dict[str, Any]:
+        """The arguments of chat.postMessage and chat.update: the fallback clipped, and the blocks
+        within POSTED_BLOCK_TEXT, what does not fit counted in "…and N more" followed by `rest`
+        (where to read it all: a link, a command)."""
+        return {"text": clip(self.text, FALLBACK_TEXT), "blocks": within_text_budget(self.blocks, rest=rest)}
 
     def with_blocks(self, *extra: Block) -> Message:
         return replace(self, blocks=[*self.blocks, *extra])
@@ -162,3 +172,85 @@ def sparkline(values: Iterable[float | None]) -> str:
     return "".join(
         " " if value is None else BARS[top // 2 if not span else round((value - low) / span * top)] for value in points
     )
+
+
+def text_length(value: Any) -> int:
+    """Characters of text a block (or anything inside one) shows: every text object's."""
+    if isinstance(value, list):
+        return sum(text_length(item) for item in value)
+    if not isinstance(value, dict):
+        return 0
+    own = (
+        len(value["text"])
+        if value.get("type") in ("mrkdwn", "plain_text") and isinstance(value.get("text"), str)
+        else 0
+    )
+    return own + sum(text_length(item) for key, item in value.items() if isinstance(item, (dict, list)))
+
+
+def _lines(block: Block) -> int:
+    texts = [block.get("text")] + list(block.get("fields") or []) + list(block.get("elements") or [])
+    return sum(
+        len([line for line in text["text"].splitlines() if line.strip()])
+        for text in texts
+        if isinstance(text, dict) and isinstance(text.get("text"), str) and text.get("type") in ("mrkdwn", "plain_text")
+    )
+
+
+# Room kept for the note that says what was left out.
+_NOTE_ROOM = 600
+
+
+def within_text_budget(blocks: Sequence[Block], limit: int = POSTED_BLOCK_TEXT, *, rest: str = "") -> list[Block]:
+    """The blocks, at most `limit` characters of text in all. Sections and context blocks that
+    do not fit are left out (a section cut at a line where part of it fits), counted in lines
+    in an "…and N more" note where they were; headers and buttons are always kept."""
+    if text_length(list(blocks)) <= limit:
+        return list(blocks)
+    kept_always = sum(text_length(block) for block in blocks if block["type"] not in ("section", "context"))
+    budget = limit - kept_always - _NOTE_ROOM - len(rest)
+    out: list[Block] = []
+    hidden = 0
+    note_at: int | None = None
+    for block in blocks:
+        if block["type"] not in ("section", "context"):
+            out.append(block)
+            continue
+        size = text_length(block)
+        if note_at is None and size <= budget:
+            out.append(block)
+            budget -= size
+            continue
+        if note_at is None:
+            partial = _first_lines(block, budget)
+            if partial is not None:
+                out.append(partial)
+                hidden += _lines(block) - _lines(partial)
+                note_at = len(out)
+                continue
+            note_at = len(out)
+        hidden += max(_lines(block), 1)
+    if note_at is None:  # only headers and buttons over the limit: nothing to leave out
+        return out
+    note = f"…and {hidden:,} more {'line' if hidden == 1 else 'lines'}" + (f": {rest}" if rest else "")
+    out.insert(note_at, context(note))
+    return out
+
+
+def _first_lines(block: Block, budget: int) -> Block | None:
+    """A section's first lines within `budget` characters; None when not even one fits."""
+    if block["type"] != "section" or not isinstance(block.get("text"), dict) or budget <= 0:
+        return None
+    lines = block["text"]["text"].split("\n")
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) + 1 > budget:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    if not any(line.strip() for line in kept):
+        return None
+    partial = {key: value for key, value in block.items() if key not in ("fields", "accessory")}
+    partial["text"] = {**block["text"], "text": "\n".join(kept)}
+    return partial

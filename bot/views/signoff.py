@@ -36,6 +36,7 @@ from core.approvers import Approvers, is_user
 from core.enums import Decision
 from core.models import Signoff
 from core.readings import SignoffState
+from core.services.signoffs import REASON_LIMIT
 from core.wording import clip, listed, plural
 
 APPROVE_ACTION = "signoff_approve"
@@ -44,7 +45,7 @@ WITHDRAW_ACTION = "signoff_withdraw"
 REJECT_CALLBACK = "signoff_reject_reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
-REASON_MAX = 2000
+REASON_MAX = REASON_LIMIT
 REASON_ERROR = 150
 APPROVER_LINES = 40
 TRAIL_LINES = 80
@@ -243,7 +244,8 @@ def trail_line(entry: Signoff, ended: dict[int | None, str]) -> str:
         line = f"{emoji} {when} {mention(entry.user_id)} {verb}"
     comment = f": “{escape(clip(entry.comment, 300))}”" if entry.comment else ""
     standing = " _(standing)_" if entry.valid else ""
-    return f"{line}{comment}{standing}"
+    where = " _(on the milestone page)_" if entry.via == "web" else ""
+    return f"{line}{comment}{standing}{where}"
 
 
 def approvers_message(state: SignoffState, *, command: str, note: str = "") -> Message:

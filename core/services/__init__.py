@@ -5,7 +5,7 @@ the gate afresh, dismisses approvals that went stale, marks completion, and
 appends a snapshot when the metrics moved. Callers get back what changed, so they
 can tell people (checks, Slack) without recomputing anything.
 
-One module per concept: `milestones`, `policies` (the policy file and the defects it
+One module per concept: `milestones`, `dashboard` (the web pages' reads), `policies` (the policy file and the defects it
 classifies), `launches`, `defects` (issues and labels), `pull_requests`, `signoffs`
 (decisions), `approvers`, `requests` (sign-off requests in Slack), `tokens` (upload
 tokens) and `queries` (reads).
@@ -14,8 +14,15 @@ Callers use this package: `from core import services`, then `services.record_lau
 
 from core.catalog import NotFound
 from core.readings import MilestoneReading, MilestoneSummary, SignoffState
-from core.services.approvers import edit_approvers, milestone_approvers, stale_user_groups, store_user_groups
+from core.services.approvers import (
+    check_approver_edit,
+    edit_approvers,
+    milestone_approvers,
+    stale_user_groups,
+    store_user_groups,
+)
 from core.services.changes import MilestoneChange, snapshot_metrics
+from core.services.dashboard import milestone_dashboard, overview, repository_names
 from core.services.defects import DefectOutcome, IssueFacts, delete_label, rename_label, upsert_defect
 from core.services.launches import LaunchConflict, LaunchOutcome, record_launch
 from core.services.milestones import (
@@ -114,6 +121,7 @@ __all__ = [
     "create_token",
     "delete_label",
     "dismiss_decision",
+    "check_approver_edit",
     "edit_approvers",
     "find_milestone",
     "get_verdict",
@@ -124,9 +132,11 @@ __all__ = [
     "live_request",
     "mark_calendar_alerts",
     "milestone_approvers",
+    "milestone_dashboard",
     "milestone_by_id",
     "milestone_verdict",
     "open_signoff_request",
+    "overview",
     "policy_is_current",
     "read_milestone",
     "record_alerted",
@@ -136,6 +146,7 @@ __all__ = [
     "record_pull_request",
     "rename_label",
     "revoke_token",
+    "repository_names",
     "repository_policy",
     "request_shown",
     "Clone",

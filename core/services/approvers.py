@@ -9,7 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core.approvers import Approvers, approvers_of, as_handle, check_entry
+from core.approvers import Approvers, approvers_of, check_entry, normalise
 from core.catalog import lock_milestones, milestone_policy
 from core.clock import utcnow
 from core.db import column
@@ -23,6 +23,17 @@ async def milestone_approvers(repository: str, milestone_name: str) -> tuple[Mil
     async with in_transaction() as client:
         milestone = await milestone_named(client, repository, milestone_name)
         return milestone, await approvers_of(client, milestone.id, milestone_policy(milestone))
+
+
+def check_approver_edit(repository: str, milestone_name: str, current: Approvers, *, by: str, by_admin: bool) -> None:
+    """Raises SignoffRefused unless `by` may change these approvers: kept in Slack (not in the
+    policy file), and `by` one of them or a workspace admin."""
+    if current.source == "policy":
+        raise SignoffRefused(
+            f"{milestone_name}'s approvers are set in {repository}'s .github/milestones.yml; change them there"
+        )
+    if not by_admin and by not in current:
+        raise SignoffRefused(f"only {milestone_name}'s approvers and workspace admins can change its approvers")
 
 
 async def edit_approvers(
@@ -44,12 +55,7 @@ async def edit_approvers(
         await lock_milestones(client, [milestone.id])
         policy = milestone_policy(milestone)
         current = await approvers_of(client, milestone.id, policy)
-        if current.source == "policy":
-            raise SignoffRefused(
-                f"{milestone.name}'s approvers are set in {repository}'s .github/milestones.yml; change them there"
-            )
-        if not by_admin and by not in current:
-            raise SignoffRefused(f"only {milestone.name}'s approvers and workspace admins can change its approvers")
+        check_approver_edit(repository, milestone.name, current, by=by, by_admin=by_admin)
         now = utcnow()
         for member in remove:
             await (
@@ -67,8 +73,8 @@ async def edit_approvers(
 
 
 async def store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str]]]) -> list[MilestoneChange]:
-    """Members of user groups as just read from Slack (handle -> (group id or None when there is
-    no such group, member ids)); the gates of open milestones whose approvers changed are evaluated again."""
+    """Members of user groups as just read from Slack, or of GitHub teams as just read from GitHub
+    (handle -> (group id or None when there is no such group, member ids)); the gates of open milestones whose approvers changed are evaluated again."""
     try:
         return await _store_user_groups(groups)
     except IntegrityError:
@@ -81,7 +87,7 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
     changed = set()
     async with in_transaction() as client:
         # In one order, so that two writers never wait on each other in a cycle.
-        for handle, (group_id, members) in sorted((as_handle(handle), group) for handle, group in groups.items()):
+        for handle, (group_id, members) in sorted((normalise(handle), group) for handle, group in groups.items()):
             row = await UserGroup.get_or_none(handle=handle, using_db=client)
             if row is None:
                 await UserGroup.create(
@@ -104,7 +110,7 @@ async def _store_user_groups(groups: Mapping[str, tuple[str | None, Sequence[str
             client
         ):
             entries = await approvers_of(client, milestone.id, milestone_policy(milestone))
-            if changed & set(entries.groups):
+            if changed & {*entries.groups, *entries.teams}:
                 affected.append(milestone)
         await lock_milestones(client, [milestone.id for milestone in affected])
         return [await after_change(client, milestone) for milestone in affected]

@@ -53,7 +53,10 @@ def older(incoming: datetime | None, stored: datetime | None) -> bool:
     return incoming is not None and stored is not None and incoming < stored
 
 
-async def end_decision(client: BaseDBAsyncClient, standing: Signoff, how: Decision, user_id: str, note: str) -> Signoff:
+async def end_decision(
+    client: BaseDBAsyncClient, standing: Signoff, how: Decision, user_id: str, note: str, *, via: str = "system"
+) -> Signoff:
+    """End a standing decision; `via` is where the person ended it ("system" when the rules did)."""
     standing.valid = False
     standing.active_user = None
     await standing.save(using_db=client, update_fields=["valid", "active_user"])
@@ -65,6 +68,7 @@ async def end_decision(client: BaseDBAsyncClient, standing: Signoff, how: Decisi
         comment=note,
         ends=standing,
         valid=False,
+        via=via,
     )
 
 

@@ -18,6 +18,13 @@ from core.models import Signoff, SignoffRequest
 from core.policy import MilestonePolicy
 from core.services.changes import MilestoneChange, after_change, end_decision, milestone_named
 
+# What the reason dialog takes (Slack's plain_text_input max_length); longer ones, sent by
+# anything but that dialog, are refused.
+REASON_LIMIT = 2000
+
+# Where a person made a decision: Slack's buttons and commands, or the milestone page.
+Via = Literal["slack", "web"]
+
 
 @dataclass
 class DecisionOutcome:
@@ -45,6 +52,7 @@ async def record_decision(
     *,
     comment: str = "",
     user_name: str | None = None,
+    via: Via = "slack",
 ) -> DecisionOutcome:
     """Record an approver's approval or rejection; the same decision twice is one record.
 
@@ -54,6 +62,8 @@ async def record_decision(
         raise ValueError("a decision is approve or reject")
     if decision is Decision.REJECT and not comment.strip():
         raise ValueError("a rejection needs a reason")
+    if len(comment) > REASON_LIMIT:
+        raise SignoffRefused(f"a reason takes at most {REASON_LIMIT:,} characters; this one has {len(comment):,}")
     try:
         async with in_transaction() as client:
             milestone = await milestone_named(client, repository, milestone_name)
@@ -71,7 +81,7 @@ async def record_decision(
             if decision is Decision.APPROVE:
                 _check_approval_allowed(milestone.name, policy, verdict, user_id, requested_by)
             if standing is not None:
-                await end_decision(client, standing, Decision.WITHDRAW, user_id, "changed their decision")
+                await end_decision(client, standing, Decision.WITHDRAW, user_id, "changed their decision", via=via)
             entry = await Signoff.create(
                 using_db=client,
                 milestone=milestone,
@@ -82,6 +92,7 @@ async def record_decision(
                 given_while_green=verdict.gate_green,
                 requested_by=requested_by,
                 active_user=user_id,
+                via=via,
             )
             change = await after_change(client, milestone)
             return DecisionOutcome(True, entry, change)
@@ -104,13 +115,15 @@ def _check_approval_allowed(
         raise SignoffRefused(f"you requested this sign-off, and {name}'s policy does not let the requester approve it")
 
 
-async def withdraw_decision(repository: str, milestone_name: str, user_id: str) -> DecisionOutcome | None:
+async def withdraw_decision(
+    repository: str, milestone_name: str, user_id: str, *, via: Via = "slack"
+) -> DecisionOutcome | None:
     """End the person's standing decision; None when they have none.
 
     Raises NotAnApprover for someone with no standing decision who is not an approver: a
     former approver may still withdraw the rejection they left standing."""
     return await _end_standing(
-        repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn", strangers_refused=True
+        repository, milestone_name, user_id, Decision.WITHDRAW, "withdrawn", strangers_refused=True, via=via
     )
 
 
@@ -125,7 +138,14 @@ async def dismiss_decision(
 
 
 async def _end_standing(
-    repository: str, milestone_name: str, user_id: str, how: Decision, note: str, *, strangers_refused: bool = False
+    repository: str,
+    milestone_name: str,
+    user_id: str,
+    how: Decision,
+    note: str,
+    *,
+    strangers_refused: bool = False,
+    via: Via = "slack",
 ) -> DecisionOutcome | None:
     async with in_transaction() as client:
         milestone = await milestone_named(client, repository, milestone_name)
@@ -137,7 +157,7 @@ async def _end_standing(
                 if user_id not in approvers:
                     raise NotAnApprover(milestone.name, approvers)
             return None
-        entry = await end_decision(client, standing, how, user_id, note)
+        entry = await end_decision(client, standing, how, user_id, note, via=via)
         return DecisionOutcome(True, entry, await after_change(client, milestone))
 
 

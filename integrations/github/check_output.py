@@ -15,7 +15,7 @@ from core.gate import AnyCriterion, FailingTest, Verdict
 from core.lifecycle import LIFECYCLE_TITLE
 from core.policy import PolicyLoad
 from core.report import STATUS_TITLE, completion_text, criterion_text
-from core.wording import clip, days, days_left, listed, one_line, plural, short_sha
+from core.wording import clip, clip_bytes, days, days_left, listed, one_line, plural, short_sha
 
 # GitHub's limits: characters per output field, annotations per request, status description.
 FIELD_LIMIT = 65_535
@@ -24,6 +24,8 @@ STATUS_DESCRIPTION_LIMIT = 140
 TITLE_LIMIT = 200
 ITEM_LIMIT = 1_000
 UNTESTED_NAMES = 20  # names shown per area not run
+# An annotation's message: "The maximum size is 64 KB" (bytes, not characters).
+ANNOTATION_MESSAGE_BYTES = 64 * 1024
 
 GATE_PREFIX = "Milestone gate: "
 CONFIG_CHECK = "Milestone config"
@@ -361,7 +363,7 @@ def config_check(load: PolicyLoad | None, path: str, head_sha: str) -> CheckOutp
             "end_line": error.line or 1,
             "annotation_level": "failure",
             "title": clip(error.path or "invalid policy", 255),
-            "message": clip(error.message, 64_000),
+            "message": clip_bytes(error.message, ANNOTATION_MESSAGE_BYTES),
         }
         for error in errors
     ]

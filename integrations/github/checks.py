@@ -37,6 +37,7 @@ from core.pull_requests import (
     retire_check,
     save_published,
 )
+from core.report import page_section
 from integrations.github.api import GitHubAccess
 from integrations.github.check_output import (
     GATE_PREFIX,
@@ -60,7 +61,8 @@ BATCH = 20
 REFRESH_EVERY = timedelta(hours=1)
 SETTLING = outbox.Settling()
 
-PageUrl = Callable[[str, str], "str | None"]
+# (repository, milestone, section of the page or None) -> the page's signed URL, if pages are on.
+PageUrl = Callable[[str, str, "str | None"], "str | None"]
 
 
 class RateLimited(outbox.Deferred):
@@ -93,7 +95,7 @@ class CheckPublisher(outbox.Runner):
         self,
         github: GitHubAccess,
         *,
-        page_url: PageUrl = lambda repository, name: None,
+        page_url: PageUrl = lambda repository, name, section: None,
         settling: outbox.Settling = SETTLING,
         lease: timedelta = timedelta(minutes=5),
         poll_seconds: float = 5.0,
@@ -140,7 +142,8 @@ class CheckPublisher(outbox.Runner):
         for milestone in milestones:
             if milestone.id not in verdicts:
                 verdicts[milestone.id] = await services.milestone_verdict(milestone)
-            page = self.page_url(target.repository, milestone.name)
+            verdict = verdicts[milestone.id]
+            page = self.page_url(target.repository, milestone.name, page_section(verdict))
             output: CheckOutput | StatusOutput
             if target.kind is CheckKind.CHECK_RUN:
                 output = gate_check(verdicts[milestone.id], details_url=page, repository_url=target.repository_url)
