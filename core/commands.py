@@ -94,6 +94,9 @@ async def ingest(args: argparse.Namespace) -> int:
     with bar as stages:
         report = parse_reports(files, progress=stages.advance if stages else None)
         counts = report.counts()
+        if not args.json:
+            for warning in report.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         if args.dry_run:
             outcome = None
         else:
@@ -102,7 +105,7 @@ async def ingest(args: argparse.Namespace) -> int:
             outcome = await _record(args, files, report)
     if outcome is None:
         if args.json:
-            print_json(counts)
+            print_json({**counts, "warnings": report.warnings})
         else:
             print(launch_counts(counts) + " (dry run: nothing stored)")
         return 0
@@ -110,6 +113,7 @@ async def ingest(args: argparse.Namespace) -> int:
         print_json(
             {
                 **counts,
+                "warnings": report.warnings,
                 "launch_id": outcome.launch_id,
                 "created": outcome.created,
                 "superseded": outcome.superseded,

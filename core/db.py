@@ -354,6 +354,26 @@ async def fetch(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = (
     return list(rows)
 
 
+async def fetch_mapping(
+    client: BaseDBAsyncClient, query: str, params: Sequence[Any] = (), chunk: int = 5000
+) -> dict[Any, Any]:
+    """A two-column query as a dict, read `chunk` rows at a time: its rows are never all in memory."""
+    mapping: dict[Any, Any] = {}
+    async with client.acquire_connection() as raw:
+        if client.capabilities.dialect == "postgres":
+            async for key, value in raw.cursor(_numbered(query), *params, prefetch=chunk):
+                mapping[key] = value
+        else:
+            cursor = await raw.execute(query, list(params))
+            try:
+                while rows := await cursor.fetchmany(chunk):
+                    for key, value in rows:
+                        mapping[key] = value
+            finally:
+                await cursor.close()
+    return mapping
+
+
 async def execute(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> int:
     affected, _ = await client.execute_query(_for(client, query), list(params))
     return affected

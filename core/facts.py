@@ -10,6 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.approvers import approvers_of
 from core.catalog import milestone_policy
+from core.clock import utcnow
 from core.db import as_datetime, as_moment, fetch, placeholders
 from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
 from core.gate import (
@@ -24,6 +25,7 @@ from core.gate import (
     QuarantineFact,
     TestFact,
 )
+from core.lifecycle import lifecycle_state, today_in
 from core.metrics import TrendPoint
 from core.models import Milestone, Snapshot
 from core.policy import MilestonePolicy
@@ -208,8 +210,8 @@ def team_zone(policy: MilestonePolicy) -> str:
 
 
 async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: MilestonePolicy) -> list[IncludedFact]:
-    """The milestones this one rolls up, as their latest snapshots left them: a child's own
-    evaluation is what changed them, and it re-evaluates this one (services.changes)."""
+    """The milestones this one rolls up, with the gate status their latest snapshots left: a
+    child's own evaluation is what changes that, and it re-evaluates this one (services.changes)."""
     if not policy.includes:
         return []
     siblings = await Milestone.filter(repository_id=milestone.repository_id).exclude(id=milestone.id).using_db(client)
@@ -220,7 +222,17 @@ async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: Mil
         snapshot = await Snapshot.filter(milestone_id=child.id).order_by("-id").using_db(client).first()
         status = snapshot.status if snapshot else GateStatus.NO_DATA
         completion = snapshot.metrics.get("completion") if snapshot else None
-        included.append(IncludedFact(child.name, status, child.lifecycle, completion))
+        # The stored lifecycle changes only when the child changes; a start or target date
+        # passing moves it too, so it is read from the child's dates as of today.
+        child_policy = milestone_policy(child)
+        lifecycle = lifecycle_state(
+            today=today_in(team_zone(child_policy), utcnow()),
+            start=child_policy.start or child.start_date,
+            target=child.target_date,
+            completed=status is GateStatus.COMPLETE,
+            closed=child.state is MilestoneState.CLOSED,
+        )
+        included.append(IncludedFact(child.name, status, lifecycle, completion))
     return included
 
 

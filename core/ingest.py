@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -18,7 +19,7 @@ from tortoise.expressions import Q
 
 from core import quarantine_state, state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
-from core.db import db_datetime, execute, execute_many, fetch, insert_rows, placeholders
+from core.db import db_datetime, execute, execute_many, fetch, fetch_mapping, insert_rows, placeholders
 from core.defect_links import link_new_tests
 from core.enums import MilestoneState
 from core.junit import ParsedReport
@@ -121,7 +122,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         skipped=counts["skipped"],
         flaky=counts["flaky"],
         declared=vars(report.declared),
-        warnings=list(source.warnings),
+        warnings=[*source.warnings, *report.warnings],
         content_digest=source.content_digest,
     )
     if replaced:
@@ -139,12 +140,15 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     await lock_milestones(client, [milestone.id for milestone in milestones])
     for milestone in milestones:
         policy = milestone_policy(milestone)
-        if replaced or await _arrived_late(client, milestone, launch):
+        if replaced:
             await state.rebuild(client, milestone, policy)
         else:
             bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
             row = state.LaunchRow(launch.id, plan.id, launch.branch)
-            await state.apply_launch(client, milestone, policy, row, bits)
+            if await _arrived_late(client, milestone, launch):
+                await state.apply_late_launch(client, milestone, policy, row, db_datetime(launch.finished_at), bits)
+            else:
+                await state.apply_launch(client, milestone, policy, row, bits)
             await state.refresh_required(client, milestone, policy)
         await quarantine_state.refresh(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
@@ -169,7 +173,7 @@ async def _flaky_across_attempts(client: BaseDBAsyncClient, launch: Launch, earl
 
 
 async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch: Launch) -> bool:
-    """Whether a launch that finished later is already in: then history must be replayed."""
+    """Whether a launch that finished later is already in: then the launch's place in history matters."""
     rows = await fetch(
         client,
         "SELECT 1 FROM launch l JOIN milestone_plan mp ON mp.testplan_id = l.plan_id "
@@ -182,9 +186,9 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
 async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport) -> None:
     if not report.cases:
         return
-    keyed = {identity_key(*key): case for key, case in report.cases.items()}
+    keys = [identity_key(*key) for key in report.cases]
     case_ids = await _case_ids(client, repository_id)
-    missing = [(key, case) for key, case in keyed.items() if key not in case_ids]
+    missing = [(key, case) for key, case in zip(keys, report.cases.values(), strict=True) if key not in case_ids]
     if missing:
         now = db_datetime(datetime.now(UTC))
         await execute_many(
@@ -197,27 +201,34 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
         await link_new_tests(
             client, repository_id, [(case_ids[key], case.classname, case.name, case.file) for key, case in missing]
         )
+        del missing
+    # In the order of the (test case, launch) index, whose pages are then each written once; the
+    # status is a str enum, stored as its text by both drivers.
+    rows = [
+        (
+            launch_id,
+            case_ids[key],
+            case.status,
+            case.duration,
+            case.message,
+            case.flaky,
+            case.retried,
+            case.cause.signature if case.cause else None,
+            case.cause.frame if case.cause else None,
+        )
+        for key, case in zip(keys, report.cases.values(), strict=True)
+    ]
+    del keys, case_ids
+    rows.sort(key=itemgetter(1))
     await insert_rows(
         client,
         "test_result",
         ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried", "cause", "cause_frame"),
-        [
-            (
-                launch_id,
-                case_ids[key],
-                case.status.value,
-                case.duration,
-                case.message,
-                case.flaky,
-                case.retried,
-                case.cause.signature if case.cause else None,
-                case.cause.frame if case.cause else None,
-            )
-            for key, case in keyed.items()
-        ],
+        rows,
     )
 
 
 async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:
-    rows = await fetch(client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id])
-    return {row[0]: row[1] for row in rows}
+    return await fetch_mapping(
+        client, "SELECT identity_key, id FROM test_case WHERE repository_id = ?", [repository_id]
+    )

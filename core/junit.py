@@ -10,10 +10,11 @@ not the size of the file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from lxml import etree
 
@@ -21,6 +22,16 @@ from core.causes import Cause, cause_of
 from core.enums import STATUS_RANK, TestStatus
 
 MESSAGE_LIMIT = 1000
+# Results a launch may hold that its reports declare without listing (`tests="N"` on a suite
+# with no <testcase>): each becomes a row, so a hostile count must not become a billion rows.
+UNLISTED_LIMIT = 100_000
+UNLISTED_FAILURE = "the report declares this failure but lists no test cases"
+# The longest start tag (its attributes together) and test identity a report may carry: the
+# parser holds a whole tag in memory before anything can look at it, and names are stored.
+TAG_LIMIT = 4 * 1024 * 1024
+NAME_LIMIT = 10_000
+# The XML declaration, comments and the root's start tag.
+PROLOG_LIMIT = TAG_LIMIT + 64 * 1024
 
 _FAILING_CHILD = {"failure": TestStatus.FAILED, "error": TestStatus.ERROR}
 _SKIPPED_CHILD = {"skipped", "disabled"}
@@ -96,6 +107,11 @@ class ParsedReport:
     cases: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     declared: DeclaredTotals = field(default_factory=DeclaredTotals)
     suites: int = 0
+    # What a reader of the launch should know about its reports (suites declaring results they do not list).
+    warnings: list[str] = field(default_factory=list)
+    # Per class name, how many tests without a name were seen: the next one's position.
+    unnamed: dict[str, int] = field(default_factory=dict)
+    unlisted: int = 0
 
     def counts(self) -> dict[str, int]:
         tally = {status: 0 for status in TestStatus}
@@ -113,6 +129,12 @@ class ParsedReport:
             "skipped": tally[TestStatus.SKIPPED],
             "flaky": flaky,
         }
+
+    def unnamed_test(self, classname: str) -> str:
+        """The name of the next test of `classname` that has none: its position, so that each stays distinct."""
+        position = self.unnamed.get(classname, 0) + 1
+        self.unnamed[classname] = position
+        return f"(unnamed {position})"
 
     def record(self, case: CaseResult) -> None:
         """Merge one <testcase> into the launch: the worst state wins, pass+fail is flaky."""
@@ -192,6 +214,21 @@ def parse_stream(stream: ReportStream, name: str, report: ParsedReport | None = 
     return report
 
 
+_SUITE_TAGS = ("testsuite", "testsuites")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unlisted:
+    """A suite's declared results, for a suite (and everything in it) that lists no test case."""
+
+    suite: str
+    line: int | None
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+
+
 class _ReportParser:
     def __init__(self, name: str, report: ParsedReport):
         self.name = name
@@ -201,11 +238,20 @@ class _ReportParser:
         self.suite_name = self.fallback_suite
         # Many cases share a class name: one string object each saves memory.
         self.shared_strings: dict[str, str] = {}
+        # The last class name as read, and as kept.
+        self.last_classname = ("", "")
+        # Suites still open that hold a test case somewhere inside (lxml gives the same proxy
+        # object for an element while a reference to it lives, so the set can hold them).
+        self.with_cases: set[etree._Element] = set()
+        # Declarations of case-less suites, waiting for their parent to end: a parent that lists
+        # no case either and declares its own totals speaks for them (its numbers include theirs).
+        self.pending: dict[etree._Element, list[_Unlisted]] = {}
+        self.unlisted: list[_Unlisted] = []
 
     def run(self, stream: ReportStream) -> None:
         self._check_prolog(stream)
         events = etree.iterparse(
-            stream,
+            _TagBound(stream, self.name),
             events=("end",),
             tag=("testsuite", "testcase"),
             resolve_entities=False,
@@ -220,6 +266,7 @@ class _ReportParser:
         root_declares = False
         on_root = DeclaredTotals()
         top_level = DeclaredTotals()
+        read = 0
         for _, element in events:
             if root is None:
                 # Read now: the root is cleared when its own end event comes.
@@ -232,26 +279,127 @@ class _ReportParser:
                 self.report.suites += 1
                 if element.getparent() is root:
                     top_level.add(element)
-            # Drop what was read so that memory stays flat on large reports.
+                self._suite_ended(element)
+            # Drop what was read so that memory stays flat on large reports; the emptied
+            # elements themselves are removed now and then (a suite's go when it ends).
             element.clear()
-            parent = element.getparent()
-            if parent is not None:
-                while element.getprevious() is not None:
-                    del parent[0]
-        if root is None and events.root is not None:
-            on_root.add(events.root)
-            root_declares = True
+            read += 1
+            if not read % 256:
+                parent = element.getparent()
+                if parent is not None:
+                    del parent[: parent.index(element)]
+        if events.root is not None:
+            if root is None:
+                on_root.add(events.root)
+                root_declares = True
+            if events.root.tag == "testsuites":  # <testsuite> roots end as a suite above
+                self._suite_ended(events.root)
+        # Suites inside elements other than suites (never ended above) speak for themselves.
+        for declarations in self.pending.values():
+            self.unlisted.extend(declarations)
+        self._record_unlisted()
         # Totals are declared on the outermost element, or else on each top-level suite;
         # nested suites repeat their parents' numbers.
         self.report.declared.add_totals(on_root if root_declares else top_level)
 
+    def _suite_ended(self, suite: etree._Element) -> None:
+        parent = _enclosing_suite(suite)
+        inner = self.pending.pop(suite, [])
+        if suite in self.with_cases:
+            self.with_cases.discard(suite)
+            if parent is not None:
+                self.with_cases.add(parent)
+            self.unlisted.extend(inner)
+            return
+        declared = suite.get("tests") is not None
+        own = _Unlisted(
+            self._name_of(suite),
+            _line_of(suite),
+            _int_attr(suite, "tests"),
+            _int_attr(suite, "failures"),
+            _int_attr(suite, "errors"),
+            _int_attr(suite, "skipped") + _int_attr(suite, "disabled"),
+        )
+        speaks = [own] if declared and (own.tests or own.failures or own.errors or not inner) else inner
+        if parent is None:
+            self.unlisted.extend(speaks)
+        else:
+            self.pending.setdefault(parent, []).extend(speaks)
+
+    def _record_unlisted(self) -> None:
+        """Results a suite declares but does not list, recorded as unnamed tests of that suite."""
+        suites = tests = failed = errors = skipped = 0
+        for unlisted in self.unlisted:
+            outcomes = (
+                [TestStatus.FAILED] * unlisted.failures
+                + [TestStatus.ERROR] * unlisted.errors
+                + [TestStatus.SKIPPED] * unlisted.skipped
+            )
+            count = max(unlisted.tests, len(outcomes))
+            if not count:
+                continue
+            self.report.unlisted += count
+            if self.report.unlisted > UNLISTED_LIMIT:
+                raise ReportError(
+                    self.name,
+                    unlisted.line,
+                    f"suite {unlisted.suite} declares {count} tests without listing them; "
+                    f"at most {UNLISTED_LIMIT} unlisted results are accepted in a launch",
+                )
+            outcomes += [TestStatus.PASSED] * (count - len(outcomes))
+            suite = self._shared(unlisted.suite)
+            for status in outcomes:
+                failing = status in (TestStatus.FAILED, TestStatus.ERROR)
+                self.report.record(
+                    CaseResult(
+                        suite,
+                        self.report.unnamed_test(suite),
+                        None,
+                        suite,
+                        status,
+                        0.0,
+                        UNLISTED_FAILURE if failing else None,
+                        saw_pass=status is TestStatus.PASSED,
+                        saw_failure=failing,
+                    )
+                )
+            suites += 1
+            tests += count
+            failed += unlisted.failures
+            errors += unlisted.errors
+            skipped += unlisted.skipped
+        if suites:
+            self.report.warnings.append(
+                f"{self.name}: report lists no cases for {suites} suite{'s' if suites != 1 else ''} declaring "
+                f"{tests} tests ({failed} failed, {errors} errors, {skipped} skipped); "
+                "recorded as unnamed tests of each suite"
+            )
+
+    def _name_of(self, element: etree._Element | None) -> str:
+        """The name of the suite `element` is or belongs to: its own, its nearest named parent's, or the file's."""
+        while element is not None:
+            name = (element.get("name") or "").strip()
+            if name:
+                return name
+            element = element.getparent()
+        return self.fallback_suite
+
     def _check_prolog(self, stream: ReportStream) -> None:
         """Read up to the root element: refuse DTDs and foreign roots before parsing on."""
         start = stream.tell()
-        probe = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False)
-        prolog = b""
+        probe = etree.XMLPullParser(
+            events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True
+        )
+        prolog = bytearray()
         root: etree._Element | None = None
         while root is None:
+            if len(prolog) >= PROLOG_LIMIT:
+                raise ReportError(
+                    self.name,
+                    prolog.count(b"\n") + 1,
+                    f"the root element does not start within the first {PROLOG_LIMIT // 1024} KB "
+                    "(a start tag or attribute too long?)",
+                )
             chunk = stream.read(16384)
             if not chunk:
                 probe.close()  # raises the syntax error that explains the truncation
@@ -278,21 +426,20 @@ class _ReportParser:
         parent = case.getparent()
         if parent is not self.suite_element:
             self.suite_element = parent
-            self.suite_name = self.fallback_suite
-            while parent is not None:
-                name = (parent.get("name") or "").strip()
-                if name:
-                    self.suite_name = name
-                    break
-                parent = parent.getparent()
+            self.suite_name = self._shared(self._name_of(parent))
+            holder = parent if parent is not None and parent.tag in _SUITE_TAGS else _enclosing_suite(case)
+            if holder is not None:
+                self.with_cases.add(holder)
         return self.suite_name
 
     def _shared(self, text: str) -> str:
         return self.shared_strings.setdefault(text, text)
 
     def _case(self, element: etree._Element) -> CaseResult:
-        # The hot loop of ingestion: one call per test case, so kept lean.
-        get = element.get
+        # The hot loop of ingestion: one call per test case, so kept lean. One call copies the
+        # attributes: cheaper than asking lxml for each of them.
+        attributes = cast(dict[str, str], dict(element.items()))  # lxml gives str values
+        get = attributes.get
         status = TestStatus.PASSED
         message = None
         cause = None
@@ -316,27 +463,43 @@ class _ReportParser:
                     message = message or _message(child)
                 elif tag in _RERUN_CHILD:
                     retried = True
-            if status is TestStatus.PASSED and (
-                (get("status") or "").lower() in _SKIPPED_STATUS_ATTR
-                or (get("result") or "").lower() in _SKIPPED_RESULT_ATTR
-            ):
-                status = TestStatus.SKIPPED
-        elif get("status") is not None or get("result") is not None:
+        if status is TestStatus.PASSED and ("status" in attributes or "result" in attributes):
             if (get("status") or "").lower() in _SKIPPED_STATUS_ATTR or (
                 get("result") or ""
             ).lower() in _SKIPPED_RESULT_ATTR:
                 status = TestStatus.SKIPPED
-        file = get("file")
         time = get("time")
         try:
             duration = max(float(time), 0.0) if time else 0.0
         except ValueError:
             duration = _float_attr(time)
+        parent = element.getparent()
+        suite = self.suite_name if parent is self.suite_element else self._suite_of(element)
+        raw_classname = get("classname") or ""
+        if raw_classname != self.last_classname[0]:
+            # Cases of one class come together: its normalised, shared text is reused.
+            self.last_classname = (raw_classname, self._shared(_normalise(raw_classname)))
+        classname = self.last_classname[1]
+        name = get("name") or ""
+        if " " in name or "\n" in name or "\t" in name or "\r" in name:
+            name = " ".join(name.split())
+        file = get("file")
+        if len(name) > NAME_LIMIT or len(classname) > NAME_LIMIT or (file is not None and len(file) > NAME_LIMIT):
+            longest = max(("name", name), ("classname", classname), ("file", file or ""), key=lambda item: len(item[1]))
+            raise ReportError(
+                self.name,
+                _line_of(element),
+                f"test case {longest[0]} of {len(longest[1])} characters, more than the limit of {NAME_LIMIT}",
+            )
+        if not name:
+            # Nameless cases are distinct tests, told apart by their position.
+            classname = classname or suite
+            name = self.report.unnamed_test(classname)
         return CaseResult(
-            self._shared(_normalise(get("classname") or "")),
-            _normalise(get("name") or ""),
+            classname,
+            name,
             self._shared(file.strip().replace("\\", "/")) if file else None,
-            self._suite_of(element),
+            suite,
             status,
             duration,
             message,
@@ -346,6 +509,80 @@ class _ReportParser:
             saw_failure,
             cause,
         )
+
+
+# A '<' and everything up to the next one, when that is longer than a start tag may be: a
+# long text (fine) or a long tag (refused). The engine scans each byte once, in C.
+_LONG_SPAN = re.compile(rb"<[^<]{%d,}" % TAG_LIMIT)
+# A start or end tag, quotes respected: '>' may appear inside an attribute value, '<' may not.
+_TAG = re.compile(rb"""<[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>""")
+
+
+class _TagBound:
+    """The report's bytes as the parser reads them, refusing a tag longer than TAG_LIMIT before
+    the parser has had to hold it (a 200 MB attribute, a 200 MB name)."""
+
+    def __init__(self, stream: ReportStream, name: str):
+        self._stream = stream
+        self._name = name
+        self._lines = 0
+        # The span since the last '<' read: its start (up to just past a tag's limit), whether it
+        # is already known to be a tag followed by text, its length and the line it starts on.
+        self._head = bytearray()
+        self._settled = True
+        self._length = 0
+        self._line = 1
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        first = data.find(b"<")
+        if first == -1:
+            self._continue(data)
+        else:
+            self._continue(data[:first])
+            last = data.rfind(b"<")
+            for match in _LONG_SPAN.finditer(data, first, last):
+                self._judge(bytes(match.group()[: TAG_LIMIT + 1]), self._lines + data.count(b"\n", 0, match.start()))
+            self._line = self._lines + data.count(b"\n", 0, last) + 1
+            self._head = bytearray(data[last : last + TAG_LIMIT + 1])
+            self._length = len(data) - last
+            self._settled = False
+            self._continue(b"")
+        self._lines += data.count(b"\n")
+        return data
+
+    def _continue(self, data: bytes) -> None:
+        self._length += len(data)
+        if self._settled or self._length <= TAG_LIMIT:
+            if not self._settled:
+                self._head += data[: TAG_LIMIT + 1 - len(self._head)]
+            return
+        self._head += data[: TAG_LIMIT + 1 - len(self._head)]
+        self._judge(bytes(self._head), self._line - 1)
+        self._settled = True
+
+    def _judge(self, span: bytes, lines_before: int) -> None:
+        if span.startswith((b"<!", b"<?")):  # comments, CDATA and instructions carry text
+            return
+        tag = _TAG.match(span)
+        if tag is None or tag.end() > TAG_LIMIT:
+            raise ReportError(
+                self._name,
+                lines_before + 1,
+                f"a start tag longer than {TAG_LIMIT // (1024 * 1024)} MB (an attribute or name too long)",
+            )
+
+
+def _line_of(element: etree._Element) -> int | None:
+    line = element.sourceline
+    return line if isinstance(line, int) else None
+
+
+def _enclosing_suite(element: etree._Element) -> etree._Element | None:
+    parent = element.getparent()
+    while parent is not None and parent.tag not in _SUITE_TAGS:
+        parent = parent.getparent()
+    return parent
 
 
 def _normalise(text: str) -> str:

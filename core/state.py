@@ -4,13 +4,16 @@ One set-based statement per launch and milestone moves each test's latest result
 to `previous` and records the new one, so a status query reads one row per test
 and never the result history. Rebuilding (after a policy change, a re-run attempt
 or a launch that arrives out of order) replays the launches through the same
-statement, so there is one definition of how a result changes the state.
+statement, so there is one definition of how a result changes the state. A launch that
+finished before launches already applied recomputes only the tests whose recent history it
+changes, the same way (`apply_late_launch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -129,6 +132,80 @@ async def apply_launch(
 ) -> None:
     query = APPLY_RESULTS if policy.branch_matches(launch.branch) else APPLY_MEMBERSHIP
     await execute(client, query, [milestone.id, bits[launch.plan_id], launch.id])
+
+
+def _restricted(query: str, tests: str) -> str:
+    """`query` (APPLY_RESULTS or APPLY_MEMBERSHIP) for the tests `tests` selects only."""
+    return query.replace("WHERE r.launch_id = ?", f"WHERE r.launch_id = ? AND r.test_case_id IN ({tests})")
+
+
+async def apply_late_launch(
+    client: BaseDBAsyncClient,
+    milestone: Milestone,
+    policy: MilestonePolicy,
+    launch: LaunchRow,
+    finished_at: Any,
+    bits: dict[int, int],
+) -> None:
+    """Apply a launch that finished before launches already applied, recomputing only what it changes.
+
+    A test whose RECENT_LENGTH latest runs are all newer than the launch, one of them a pass,
+    keeps its state: the launch falls outside its recent runs, before its previous result and
+    before any failure streak. Only its plan bit is added. Every other test of the launch is
+    replayed from all the milestone's launches, restricted to those tests.
+    `finished_at` is the launch's, as a query parameter (`db_datetime`).
+    """
+    if not policy.branch_matches(launch.branch):
+        # Only plan membership, which does not depend on order.
+        await apply_launch(client, milestone, policy, launch, bits)
+        return
+    plan_ids = sorted(bits)
+    newer = await fetch(
+        client,
+        f"SELECT id, branch FROM launch WHERE plan_id IN ({placeholders(len(plan_ids))}) AND superseded = FALSE "
+        "AND id <> ? AND finished_at > ? ORDER BY finished_at DESC, id DESC",
+        [*plan_ids, launch.id, finished_at],
+    )
+    window = [row[0] for row in newer if policy.branch_matches(row[1])][:RECENT_LENGTH]
+    touched = "SELECT test_case_id FROM test_result WHERE launch_id = ?"
+    settled: set[int] = set()
+    if len(window) == RECENT_LENGTH:
+        rows = await fetch(
+            client,
+            "SELECT mt.test_case_id FROM milestone_test mt "
+            f"WHERE mt.milestone_id = ? AND mt.test_case_id IN ({touched}) AND mt.recent LIKE '%P%' "
+            "AND (SELECT COUNT(*) FROM test_result r "
+            f"     WHERE r.test_case_id = mt.test_case_id AND r.launch_id IN ({placeholders(len(window))})) = ?",
+            [milestone.id, launch.id, *window, RECENT_LENGTH],
+        )
+        settled = {row[0] for row in rows}
+    await execute(
+        client,
+        f"UPDATE milestone_test SET plan_bits = plan_bits | CAST(? AS BIGINT) WHERE milestone_id = ? "
+        f"AND test_case_id IN ({touched})",
+        [bits[launch.plan_id], milestone.id, launch.id],
+    )
+    rows = await fetch(client, touched, [launch.id])
+    replayed = sorted({row[0] for row in rows} - settled)
+    if not replayed:
+        return
+    history = await fetch(
+        client,
+        f"SELECT id, plan_id, branch FROM launch WHERE plan_id IN ({placeholders(len(plan_ids))}) "
+        "AND superseded = FALSE ORDER BY finished_at, id",
+        plan_ids,
+    )
+    for start in range(0, len(replayed), IN_CHUNK):
+        chunk = replayed[start : start + IN_CHUNK]
+        tests = placeholders(len(chunk))
+        await execute(
+            client,
+            f"DELETE FROM milestone_test WHERE milestone_id = ? AND test_case_id IN ({tests})",
+            [milestone.id, *chunk],
+        )
+        for row in history:
+            query = APPLY_RESULTS if policy.branch_matches(row[2]) else APPLY_MEMBERSHIP
+            await execute(client, _restricted(query, tests), [milestone.id, bits[row[1]], row[0], *chunk])
 
 
 async def refresh_required(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from typing import IO
 
@@ -34,6 +35,8 @@ class IntakeLimits:
     max_uncompressed_bytes: int
     # How many times a compressed file may expand (once past RATIO_FLOOR).
     max_ratio: int
+    # Seconds that reading the batch's reports may take, all together.
+    max_seconds: float = 120.0
 
 
 class OverLimit(ValueError):
@@ -64,18 +67,33 @@ def check_ratio(what: str, uncompressed: int, compressed: int, limits: IntakeLim
 
 
 class Budget:
-    """Uncompressed bytes actually read from one batch, against its limit."""
+    """Uncompressed bytes actually read from one batch, against its limit.
 
-    def __init__(self, what: str, limit: int):
+    With `received` (the bytes the batch came in) and `limits`, the ratio of everything inflated
+    so far to it is checked too: files that each stay under the ratio floor, or that share one
+    stretch of compressed data, cannot add up to more than the batch's own bytes allow.
+    """
+
+    def __init__(self, what: str, limits: IntakeLimits, received: int | None = None):
         self.what = what
-        self.limit = limit
+        self.limit = limits.max_uncompressed_bytes
         self.used = 0
+        self._limits = limits
+        self._received = received
+        self._deadline = time.monotonic() + limits.max_seconds
 
     def charge(self, entry: str, count: int) -> None:
         """`entry` names the file in the message, as the caller words it."""
         self.used += count
         if self.used > self.limit:
             raise OverLimit(f"{self.what}: {entry} inflates past the limit of {size_text(self.limit)} uncompressed")
+        if self._received is not None:
+            check_ratio(self.what, self.used, self._received, self._limits)
+        # Checked at every read: the work between two reads is bounded by the reader's own limits.
+        if time.monotonic() > self._deadline:
+            raise OverLimit(
+                f"{self.what}: {entry} still being read after {self._limits.max_seconds:g} s, the limit for reading"
+            )
 
 
 class CountingReader:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import stat
 import struct
 import zipfile
@@ -283,6 +285,79 @@ def test_bytes_beyond_the_declared_sizes_are_counted(monkeypatch: pytest.MonkeyP
     message, _ = refusal(archive, limits)
 
     assert message == ("artifact junit-linux: entry 'pytest.xml' inflates past the limit of 64.0 KB uncompressed")
+
+
+def overlapping_zip(data: bytes, copies: int) -> bytes:
+    """One entry's data listed `copies` times in the central directory, as an overlapping zip bomb is."""
+    archive = make_zip({"report.xml": data})
+    central = archive.index(b"PK\x01\x02")
+    end = archive.index(b"PK\x05\x06")
+    record = archive[central:end]
+    directory = record * copies
+    trailer = bytearray(archive[end:])
+    struct.pack_into("<HHII", trailer, 8, copies, copies, len(directory), central)
+    return archive[:central] + directory + bytes(trailer)
+
+
+def test_entries_sharing_one_stretch_of_compressed_data_are_refused_before_anything_is_read() -> None:
+    data = b"<testsuite>" + b'<testcase classname="c" name="t"/>' * 30_000 + b"</testsuite>"
+    archive = overlapping_zip(data, 2_048)
+    assert len(zipfile.ZipFile(io.BytesIO(archive)).infolist()) == 2_048
+    assert len(archive) < 200 * 1024  # 2 GiB once inflated 2,048 times
+
+    message, report = refusal(archive)
+
+    assert message == "artifact junit-linux: entries 'report.xml' and 'report.xml' overlap (zip bomb?)"
+    assert report.files == 0
+
+
+def test_an_entry_whose_header_lies_inside_another_entrys_data_is_refused() -> None:
+    archive = bytearray(make_zip({"a.xml": fixture("phpunit_phpunit.xml"), "b.xml": fixture("swift-xunit.xml")}))
+    first = zipfile.ZipFile(io.BytesIO(archive)).getinfo("a.xml")
+    second_record = archive.index(b"PK\x01\x02", archive.index(b"PK\x01\x02") + 1)
+    struct.pack_into("<I", archive, second_record + 42, first.header_offset + 40)
+
+    message, _ = refusal(bytes(archive))
+
+    assert message == "artifact junit-linux: entries 'a.xml' and 'b.xml' overlap (zip bomb?)"
+
+
+def test_what_the_entries_inflate_to_together_is_checked_against_the_archives_size() -> None:
+    # Each entry stays under the ratio floor, so only the running total can tell.
+    small = b"<testsuite>" + b'<testcase classname="c" name="same"/>' * 20_000 + b"</testsuite>"
+    archive = make_zip({f"r{index}.xml": small for index in range(4)})
+    inflated = 4 * len(small)
+    assert inflated // len(archive) > 200
+
+    message, report = refusal(archive)
+
+    assert message.startswith("artifact junit-linux expands ") and message.endswith(" times (zip bomb?)")
+    assert report.files < 4  # refused by the bytes read so far, before the last entry was done
+
+
+def test_a_report_with_a_huge_attribute_that_compresses_poorly_is_refused_with_its_line() -> None:
+    # Random text stays under the ratio limit, as the 200 MB attribute of the real attack did.
+    attribute = base64.b64encode(random.Random(7).randbytes(5 * 1024 * 1024))
+    report_xml = b'<?xml version="1.0"?>\n<testsuites name="' + attribute + b'"><testsuite/></testsuites>'
+    archive = make_zip({"reports/big.xml": report_xml})
+
+    report = ParsedReport()
+    with pytest.raises(ReportError) as error:
+        read_reports(io.BytesIO(archive), ARTIFACT, report)
+
+    assert str(error.value).startswith(
+        "junit-linux/reports/big.xml:2: the root element does not start within the first"
+    )
+    assert report.files == 0
+
+
+def test_reading_an_artifact_is_bounded_in_time() -> None:
+    archive = make_zip({"a.xml": fixture("swift-xunit.xml")})
+
+    message, report = refusal(archive, replace(ARTIFACT_LIMITS, max_seconds=0))
+
+    assert message == "artifact junit-linux: entry 'a.xml' still being read after 0 s, the limit for reading"
+    assert report.files == 0
 
 
 @pytest.mark.parametrize(

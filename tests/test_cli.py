@@ -223,7 +223,14 @@ def test_ingest_one_report_counts_it_and_ignores_the_same_upload_again(
     again = json_of(*ingest, database_url=url, cwd=tmp_path)
 
     counts = {"files": 1, "suites": 1, "tests": 8, "passed": 4, "failed": 1, "errors": 1, "skipped": 2, "flaky": 0}
-    assert first == {**counts, "launch_id": first["launch_id"], "created": True, "superseded": False, "milestones": {}}
+    assert first == {
+        **counts,
+        "warnings": [],
+        "launch_id": first["launch_id"],
+        "created": True,
+        "superseded": False,
+        "milestones": {},
+    }
     assert again == {**first, "created": False}
 
 
@@ -299,9 +306,26 @@ def test_ingest_dry_run_counts_and_stores_nothing(migrated_database_url: str, tm
         "errors": 0,
         "skipped": 0,
         "flaky": 1,
+        "warnings": [],
     }
     assert as_text == "3 tests in 1 file: 2 passed, 1 failed, 0 errors, 0 skipped, 0 flaky (dry run: nothing stored)\n"
     assert known_tests("r1", "acme/api", url, tmp_path) == NO_TESTS
+
+
+def test_ingest_of_a_report_listing_no_cases_counts_what_it_declares_and_says_so(
+    migrated_database_url: str, tmp_path: Path
+) -> None:
+    url = migrated_database_url
+    succeeds("milestone", "add", "r1", "--repo", "acme/api", database_url=url, cwd=tmp_path)
+    (tmp_path / "summary.xml").write_text('<testsuite name="api" tests="6" failures="1" skipped="2"/>')
+
+    result = run("ingest", "summary.xml", "--repo", "acme/api", "--plan", "unit", database_url=url, cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stderr.startswith("warning: summary.xml: report lists no cases for 1 suite declaring 6 tests")
+    assert result.stdout.startswith("6 tests in 1 file: 3 passed, 1 failed, 0 errors, 2 skipped, 0 flaky -> launch")
+    assert result.stdout.endswith("  r1: blocked\n")
+    assert known_tests("r1", "acme/api", url, tmp_path)["failed"] == 1
 
 
 def test_ingest_refuses_malformed_and_entity_bomb_reports_and_stores_nothing(

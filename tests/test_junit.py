@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from core.enums import TestStatus
-from core.junit import MESSAGE_LIMIT, ReportError, parse_reports, parse_stream
+from core.junit import (
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    PROLOG_LIMIT,
+    TAG_LIMIT,
+    UNLISTED_FAILURE,
+    UNLISTED_LIMIT,
+    ReportError,
+    parse_reports,
+    parse_stream,
+)
 from tests.conftest import JUNIT
 
 # file: (tests, passed, failed, errors, skipped, flaky, suites, declared tests)
@@ -70,8 +80,58 @@ def test_declared_totals_of_suites_without_cases() -> None:
         '<testsuite name="a.inner" tests="5" failures="1"/></testsuite>'
         '<testsuite name="b" tests="3" disabled="1"/></testsuites>'
     )
-    assert report.counts()["tests"] == 0
     assert vars(report.declared) == {"tests": 8, "failures": 1, "errors": 2, "skipped": 2}
+    # The outer suite's numbers include its inner suite's: each result is counted once.
+    assert report.counts() == {
+        "files": 1,
+        "suites": 3,
+        "tests": 8,
+        "passed": 3,
+        "failed": 1,
+        "errors": 2,
+        "skipped": 2,
+        "flaky": 0,
+    }
+    assert {case.suite for case in report.cases.values()} == {"a", "b"}
+
+
+def test_a_suite_that_declares_results_but_lists_no_cases_counts_them() -> None:
+    report = parse('<testsuite name="checkout" tests="6" failures="1" skipped="2"></testsuite>', "unit.xml")
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["skipped"]) == (6, 3, 1, 2)
+    assert sorted(report.cases) == [("checkout", f"(unnamed {n})") for n in range(1, 7)]
+    [failed] = [case for case in report.cases.values() if case.status is TestStatus.FAILED]
+    assert failed.message == UNLISTED_FAILURE
+    assert report.warnings == [
+        "unit.xml: report lists no cases for 1 suite declaring 6 tests (1 failed, 0 errors, 2 skipped); "
+        "recorded as unnamed tests of each suite"
+    ]
+
+
+def test_only_the_suites_without_cases_are_counted_from_their_declaration() -> None:
+    report = parse(
+        '<testsuites tests="9" failures="2">'
+        '<testsuite name="listed" tests="2" failures="1"><testcase classname="C" name="a"/>'
+        '<testcase classname="C" name="b"><failure/></testcase></testsuite>'
+        '<testsuite name="unlisted" tests="7" failures="1" errors="1"/></testsuites>'
+    )
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["errors"]) == (9, 6, 2, 1)
+    assert len(report.warnings) == 1 and "1 suite declaring 7 tests" in report.warnings[0]
+
+
+def test_reports_that_declare_nothing_have_no_unlisted_results() -> None:
+    for xml in ('<testsuites tests="0"><testsuite name="s" tests="0"/></testsuites>', "<testsuites/>"):
+        report = parse(xml)
+        assert report.counts()["tests"] == 0
+        assert report.warnings == []
+
+
+def test_a_declaration_too_large_to_be_true_is_refused_with_its_line() -> None:
+    xml = f'<testsuites>\n<testsuite name="s" tests="{UNLISTED_LIMIT + 1}"/>\n</testsuites>'
+    with pytest.raises(ReportError) as error:
+        parse(xml, "big.xml")
+    assert str(error.value).startswith(f"big.xml:2: suite s declares {UNLISTED_LIMIT + 1} tests without listing them")
 
 
 def test_a_text_node_over_ten_megabytes_is_read() -> None:
@@ -181,8 +241,20 @@ def test_missing_attributes_and_bare_testsuite_root() -> None:
     report = parse(
         '<testsuite><testcase name="only-name"/><testcase classname="only-class"/><testcase/></testsuite>', "bare.xml"
     )
-    assert set(report.cases) == {("", "only-name"), ("only-class", ""), ("", "")}
+    assert set(report.cases) == {("", "only-name"), ("only-class", "(unnamed 1)"), ("bare", "(unnamed 1)")}
     assert {case.suite for case in report.cases.values()} == {"bare"}
+
+
+def test_nameless_cases_are_distinct_tests_by_position() -> None:
+    report = parse(
+        '<testsuites><testsuite name="s"><testcase/><testcase><failure/></testcase><testcase/></testsuite>'
+        '<testsuite name="t"><testcase classname="C"/><testcase classname="C"><skipped/></testcase></testsuite>'
+        "</testsuites>"
+    )
+    counts = report.counts()
+    assert (counts["tests"], counts["passed"], counts["failed"], counts["skipped"]) == (5, 3, 1, 1)
+    assert report.cases[("s", "(unnamed 2)")].status is TestStatus.FAILED
+    assert report.cases[("C", "(unnamed 2)")].status is TestStatus.SKIPPED
 
 
 def test_whitespace_in_identity_is_normalised() -> None:
@@ -266,3 +338,86 @@ def test_upload_ids_tell_commits_apart(tmp_path: Path) -> None:
     assert same == upload_source_id(digests, "o/r", "smoke", "aaa", "main")
     assert same != upload_source_id(digests, "o/r", "smoke", "bbb", "main")
     assert same != upload_source_id(digests, "o/r", "nightly", "aaa", "main")
+
+
+class HostileStream:
+    """`head`, then `size` bytes of filler made as they are read (never held whole), then `tail`;
+    counts the bytes handed out."""
+
+    def __init__(self, head: bytes, size: int, tail: bytes):
+        self.head, self.size, self.tail = head, size, tail
+        self.total = len(head) + size + len(tail)
+        self.position = 0
+        self.handed_out = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = 1 << 20 if size < 0 else size
+        out = bytearray()
+        while len(out) < size and self.position < self.total:
+            at, want = self.position, size - len(out)
+            if at < len(self.head):
+                piece = self.head[at : at + want]
+            elif at < len(self.head) + self.size:
+                piece = b"x" * min(want, len(self.head) + self.size - at)
+            else:
+                start = at - len(self.head) - self.size
+                piece = self.tail[start : start + want]
+            out += piece
+            self.position += len(piece)
+        self.handed_out += len(out)
+        return bytes(out)
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset
+        return offset
+
+
+GIANT = 200 * 1024 * 1024
+
+
+def test_a_200_mb_attribute_on_the_root_element_is_refused_from_a_bounded_prefix() -> None:
+    stream = HostileStream(b'<?xml version="1.0"?>\n<testsuites name="', GIANT, b'"><testsuite/></testsuites>')
+    with pytest.raises(ReportError) as error:
+        parse_stream(stream, "huge.xml")
+    assert str(error.value) == (
+        f"huge.xml:2: the root element does not start within the first {PROLOG_LIMIT // 1024} KB "
+        "(a start tag or attribute too long?)"
+    )
+    assert stream.handed_out <= PROLOG_LIMIT + 16384
+
+
+def test_a_200_mb_test_name_is_refused_before_the_parser_holds_it() -> None:
+    head = b'<testsuites>\n<testsuite name="s">\n<testcase classname="c" name="ok"/>\n<testcase classname="c" name="'
+    stream = HostileStream(head, GIANT, b'"/></testsuite></testsuites>')
+    with pytest.raises(ReportError) as error:
+        parse_stream(stream, "huge.xml")
+    assert str(error.value) == "huge.xml:4: a start tag longer than 4 MB (an attribute or name too long)"
+    assert stream.handed_out <= TAG_LIMIT + 2 * 1024 * 1024
+
+
+def test_long_texts_and_quoted_angle_brackets_are_not_long_tags() -> None:
+    message = "expected <a> but was <b> " * 20_000  # 500 KB, '>' inside the quotes
+    cdata = "x" * (TAG_LIMIT + 10)
+    report = parse(
+        wrap(
+            f'<testcase classname="C" name="t"><failure message="{message.replace("<", "&lt;")}"/></testcase>'
+            f'<testcase classname="C" name="u"><system-out><![CDATA[{cdata}]]></system-out></testcase>'
+        )
+    )
+    assert report.counts()["tests"] == 2 and report.counts()["failed"] == 1
+
+
+@pytest.mark.parametrize("attribute", ["name", "classname", "file"])
+def test_test_identities_over_the_limit_are_refused_with_their_line(attribute: str) -> None:
+    long = "n" * (NAME_LIMIT + 1)
+    case = {"classname": "C", "name": "t", attribute: long}
+    attributes = " ".join(f'{key}="{value}"' for key, value in case.items())
+    with pytest.raises(ReportError) as error:
+        parse(f"<testsuite>\n<testcase {attributes}/>\n</testsuite>", "long.xml")
+    assert str(error.value) == (
+        f"long.xml:2: test case {attribute} of {NAME_LIMIT + 1} characters, more than the limit of {NAME_LIMIT}"
+    )
+    assert parse(f'<testsuite><testcase classname="C" name="{"n" * NAME_LIMIT}"/></testsuite>').counts()["tests"] == 1

@@ -221,6 +221,21 @@ async def test_a_child_turning_red_turns_the_parent_red_and_owes_its_checks_and_
     assert await Outbox.filter(topic=outbox.MILESTONE_ALERTS, subject=release.id).exists()
 
 
+async def test_a_child_whose_date_passed_shows_its_lifecycle_as_of_today_in_the_parent(db: str) -> None:
+    await setup()
+    await launch("r1", "passed", "passed")
+    # The target date passes with nothing else happening to the child: its stored lifecycle
+    # still says active.
+    await Milestone.filter(name="Sprint 24").update(target_date=TODAY - timedelta(days=1))
+    assert (await Milestone.get(name="Sprint 24")).lifecycle is Lifecycle.ACTIVE
+    includes = (await services.get_verdict(REPO, "v2.0")).criteria.includes
+    assert includes is not None
+    assert [(child.name, child.lifecycle) for child in includes.numbers.milestones] == [
+        ("Sprint 24", Lifecycle.OVERDUE),
+        ("Sprint 25", Lifecycle.PLANNED),
+    ]
+
+
 async def test_a_closed_child_counts_only_with_allow_closed(db: str) -> None:
     text = POLICY.replace('includes: ["Sprint *"]', 'includes: ["Sprint 24"]')
     load, _ = await services.apply_policy_file(REPO, text)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise.transactions import in_transaction
 
 from core import outbox, services, state
-from core.catalog import find_repository
+from core.catalog import find_repository, milestone_policy
 from core.enums import (
     CriterionResult,
     Decision,
@@ -183,6 +185,23 @@ async def test_a_higher_attempt_replaces_the_earlier_one(db: str) -> None:
     assert (await verdict()).criteria.tests.result is CriterionResult.MET
 
 
+async def test_a_failure_a_report_declares_without_listing_cases_fails_the_launch_and_the_gate(db: str) -> None:
+    await setup_policy()
+    xml = '<testsuite name="com.acme.checkout.Pay" tests="6" failures="1" skipped="2"></testsuite>'
+    outcome = await services.record_launch(
+        parse_stream(io.BytesIO(xml.encode()), "unit.xml"),
+        LaunchSource(REPO, "smoke", "run-1", branch="release/2.0", commit_sha="abc", finished_at=T0),
+    )
+    assert outcome.counts == {"files": 1, "tests": 6, "passed": 3, "failed": 1, "errors": 0, "skipped": 2, "flaky": 0}
+    stored = await Launch.get(id=outcome.launch_id)
+    assert [warning.split(";")[0] for warning in stored.warnings] == [
+        "unit.xml: report lists no cases for 1 suite declaring 6 tests (1 failed, 0 errors, 2 skipped)"
+    ]
+    result = await verdict()
+    assert result.status is GateStatus.BLOCKED
+    assert result.criteria.tests.result is CriterionResult.NOT_MET
+
+
 async def test_a_late_lower_attempt_never_counts(db: str) -> None:
     await setup_policy()
     await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), attempt=2)
@@ -262,6 +281,122 @@ async def test_a_launch_that_arrives_late_does_not_overwrite_newer_results(db: s
         TestStatus.FAILED,
         "sha-new",
     )
+
+
+STATE_COLUMNS = (
+    "test_case_id",
+    "required_by_name",
+    "plan_bits",
+    "latest_status",
+    "latest_launch_id",
+    "latest_commit",
+    "last_run_at",
+    "previous_status",
+    "previous_commit",
+    "failing_since_id",
+    "flaky",
+    "recent",
+)
+
+
+async def state_rows() -> list[tuple]:
+    rows = await MilestoneTest.filter(milestone__name="v2.0").order_by("test_case_id").values_list(*STATE_COLUMNS)
+    return [tuple(row) for row in rows]
+
+
+async def rebuilt_state_rows() -> list[tuple]:
+    milestone = await Milestone.get(name="v2.0")
+    async with in_transaction() as client:
+        await state.rebuild(client, milestone, milestone_policy(milestone))
+    return await state_rows()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_launches_arriving_in_any_order_leave_the_state_a_replay_gives(db: str, seed: int) -> None:
+    await setup_policy()
+    rng = random.Random(seed)
+    outcomes = ["passed"] * 6 + ["failed", "error", "skipped"]
+    planned = []
+    for number in range(26):
+        # t0 and t1 run in every launch; the others now and then, with more failures.
+        cases = [("com.acme.checkout.Pay", f"t{index}", rng.choice(outcomes[:7])) for index in range(2)]
+        cases += [
+            ("com.acme.checkout.Pay", f"t{index}", rng.choice(outcomes)) for index in range(2, 8) if rng.random() < 0.5
+        ]
+        planned.append(
+            dict(
+                source=f"run-{number}",
+                cases=cases,
+                plan=rng.choice(["smoke", "regression"]),
+                branch="main" if rng.random() < 0.15 else "release/2.0",
+                at=T0 + timedelta(hours=number),
+                commit=f"sha-{rng.randrange(8)}",
+            )
+        )
+    rng.shuffle(planned)
+    for number, launch_facts in enumerate(planned):
+        await launch(
+            launch_facts["source"],
+            *launch_facts["cases"],
+            plan=launch_facts["plan"],
+            branch=launch_facts["branch"],
+            at=launch_facts["at"],
+            commit=launch_facts["commit"],
+        )
+        if number % 5 == 4 or number == len(planned) - 1:
+            arrived = await state_rows()
+            assert arrived == await rebuilt_state_rows()
+
+
+async def test_a_late_launch_recomputes_only_the_tests_whose_recent_runs_it_changes(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup_policy()
+    for number in range(12):
+        await launch(
+            f"run-{number}",
+            ("com.acme.checkout.Pay", "a", "passed"),
+            ("com.acme.checkout.Pay", "b", "passed"),
+            at=T0 + timedelta(hours=number),
+        )
+    before = await state_rows()
+    replayed: list[str] = []
+    restricted, rebuild = state._restricted, state.rebuild
+    monkeypatch.setattr(state, "_restricted", lambda query, tests: replayed.append(tests) or restricted(query, tests))
+    monkeypatch.setattr(state, "rebuild", None)  # never called for a late launch
+
+    await launch("late-1", ("com.acme.checkout.Pay", "a", "failed"), at=T0 - timedelta(hours=1))
+
+    # Older than its ten latest runs, all passing: nothing of a's state moves, nothing is replayed.
+    assert replayed == []
+    assert await state_rows() == before
+    await launch(
+        "late-2",
+        ("com.acme.checkout.Pay", "a", "failed"),
+        ("com.acme.checkout.Pay", "c", "failed"),
+        at=T0 - timedelta(hours=2),
+    )
+    # c alone (one chunk of tests), through each of the 14 launches of the milestone's plans.
+    assert replayed == ["?"] * 14
+    rows = await states()
+    assert (rows["com.acme.checkout.Pay.c"].latest_status, rows["com.acme.checkout.Pay.c"].recent) == (
+        TestStatus.FAILED,
+        "F",
+    )
+    assert rows["com.acme.checkout.Pay.a"].recent == "P" * 10
+    monkeypatch.setattr(state, "rebuild", rebuild)
+    assert await state_rows() == await rebuilt_state_rows()
+
+
+async def test_a_late_failure_before_a_long_failure_streak_moves_where_the_streak_began(db: str) -> None:
+    await setup_policy()
+    for number in range(12):
+        await launch(f"run-{number}", ("com.acme.checkout.Pay", "a", "failed"), at=T0 + timedelta(hours=number))
+    late = await launch("late", ("com.acme.checkout.Pay", "a", "failed"), at=T0 - timedelta(hours=1))
+
+    row = (await states())["com.acme.checkout.Pay.a"]
+    assert row.failing_since_id == late.launch_id
+    assert await state_rows() == await rebuilt_state_rows()
 
 
 async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:

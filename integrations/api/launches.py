@@ -333,7 +333,7 @@ async def _spool(body: _Body, files: ExitStack) -> _Report:
 def _read_reports(reports: list[_Report], limits: IntakeLimits) -> tuple[ParsedReport, list[bytes]]:
     """Parse every report as one launch; the digests of their inflated content, in order."""
     parsed = ParsedReport()
-    budget = Budget("upload", limits.max_uncompressed_bytes)
+    budget = Budget("upload", limits)
     digests = []
     for report in reports:
         report.stream.seek(0)

@@ -62,7 +62,9 @@ def read_reports(
         with zipfile.ZipFile(archive) as zf:
             entries = zf.infolist()
             _check_entries(entries, artifact_name, limits)
-            return _parse_entries(zf, entries, artifact_name, report, limits)
+            # Everything before the central directory: the most the entries' data can take up.
+            budget = Budget(f"artifact {artifact_name}", limits, zf.start_dir)
+            return _parse_entries(zf, entries, artifact_name, report, limits, budget)
     except zipfile.BadZipFile:
         # Raised only while reading the central directory: members' errors are rewrapped.
         raise UnsafeArchive(f"artifact {artifact_name}: not a zip file") from None
@@ -125,6 +127,20 @@ def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: Intake
         check_ratio(f"artifact {artifact}: entry {name!r}", info.file_size, info.compress_size, limits)
         declared += info.file_size
     check_declared(f"artifact {artifact}: uncompressed size", declared, limits.max_uncompressed_bytes)
+    _check_overlaps(entries, artifact)
+
+
+def _check_overlaps(entries: list[zipfile.ZipInfo], artifact: str) -> None:
+    """Refuse entries that share bytes: many entries over one stretch of compressed data inflate
+    it many times over while each looks harmless (an overlapping zip bomb)."""
+    # Each entry takes at least its local header (30 bytes and the name) and its compressed data.
+    spans = sorted(
+        (info.header_offset, info.header_offset + 30 + len(info.orig_filename) + info.compress_size, info.filename)
+        for info in entries
+    )
+    for (_, end, name), (start, _, following) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise UnsafeArchive(f"artifact {artifact}: entries {name!r} and {following!r} overlap (zip bomb?)")
 
 
 def _escapes(name: str) -> bool:
@@ -140,9 +156,9 @@ def _parse_entries(
     artifact: str,
     report: ParsedReport,
     limits: IntakeLimits,
+    budget: Budget,
 ) -> list[str]:
     warnings: list[str] = []
-    budget = Budget(f"artifact {artifact}", limits.max_uncompressed_bytes)
     xml_entries = [info for info in entries if not info.is_dir() and info.filename.lower().endswith(".xml")]
     if not xml_entries:
         return [f"artifact {artifact}: no XML files, nothing to read"]
