@@ -121,6 +121,10 @@ async def test_a_defect_naming_two_failing_tests_makes_them_known_and_the_gate_r
     assert "failing, known: #101 [none]" in text and "accepted known failures" in text
     assert verdict_json(ready)["triage"]["known"][0]["defects"][0]["number"] == 101
 
+    exported = {state.id: state.linked_defect for state in await services.test_states(REPO, "v1.0")}
+    assert [exported[name] for name in FAILING] == [101, 101]
+    assert sum(number is not None for number in exported.values()) == 2
+
     closed = issue_payload("closed", body, labels=["bug"], updated_at="2026-11-03T10:00:00Z", state="closed")
     await hooks.deliver("issues", closed)
     again = await gate()

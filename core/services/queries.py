@@ -6,16 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core.approvers import approvers_of
 from core.catalog import milestone_policy, repository_named
 from core.clock import utcnow
-from core.enums import GateStatus, Lifecycle, MilestoneState, TestStatus
+from core.enums import DefectState, GateStatus, Lifecycle, MilestoneState, TestStatus
 from core.facts import load_facts, team_zone
 from core.gate import Verdict, evaluate
 from core.lifecycle import CURRENT, days_left, lifecycle_state, today_in
-from core.models import Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestResult
+from core.models import DefectLink, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestResult
 from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
 from core.services.changes import milestone_named
 
@@ -239,6 +240,7 @@ async def test_states(repository: str, name: str) -> list[TestState]:
                 .values_list("test_case_id", "message")
             )
             messages.update({(launch_id, test_case_id): message for test_case_id, message in found})
+        linked = await _linked_defect_by_test(client, milestone.id)
     states = []
     for test_case_id, classname, test_name, status, launch_id, plan, failing_since, last_run in rows:
         is_failing = status is not None and TestStatus(status).is_failing
@@ -249,6 +251,23 @@ async def test_states(repository: str, name: str) -> list[TestState]:
                 state=TestStatus(status).value if status is not None else "not run",
                 since=(failing_since or last_run) if is_failing else last_run,
                 message=messages.get((launch_id, test_case_id)) if is_failing else None,
+                linked_defect=linked.get(test_case_id),
             )
         )
     return sorted(states, key=lambda state: (state.id, state.plan or ""))
+
+
+async def _linked_defect_by_test(client: BaseDBAsyncClient, milestone_id: int) -> dict[int, int]:
+    """The defect each test of the milestone is linked to: an open one before a resolved one,
+    then the oldest, so an export names the defect that explains a failure today."""
+    rows = await (
+        DefectLink.filter(test_case__milestone_states__milestone_id=milestone_id, defect__counts=True)
+        .using_db(client)
+        .values_list("test_case_id", "defect__number", "defect__state")
+    )
+    chosen: dict[int, tuple[bool, int]] = {}
+    for test_case_id, number, state in rows:
+        rank = (DefectState(state) is not DefectState.OPEN, number)
+        if test_case_id not in chosen or rank < chosen[test_case_id]:
+            chosen[test_case_id] = rank
+    return {test_case_id: number for test_case_id, (_, number) in chosen.items()}
