@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -12,7 +12,7 @@ from core.approvers import approvers_of
 from core.catalog import milestone_policy
 from core.clock import utcnow
 from core.db import as_datetime, as_moment, fetch, placeholders
-from core.enums import Decision, DefectState, GateStatus, MilestoneState, Severity, TestStatus
+from core.enums import Decision, DefectState, GateStatus, Lifecycle, MilestoneState, Severity, TestStatus
 from core.gate import (
     DecisionFact,
     DefectFact,
@@ -200,6 +200,18 @@ def as_date(value: Any) -> date | None:
     return date.fromisoformat(value)
 
 
+def lifecycle_today(milestone: Milestone, policy: MilestonePolicy, status: GateStatus, now: datetime) -> Lifecycle:
+    """A stored milestone's lifecycle at `now`, from its dates in the team's zone and the gate
+    status its latest snapshot left."""
+    return lifecycle_state(
+        today=today_in(team_zone(policy), now),
+        start=policy.start or milestone.start_date,
+        target=milestone.target_date,
+        completed=status is GateStatus.COMPLETE,
+        closed=milestone.state is MilestoneState.CLOSED,
+    )
+
+
 def team_zone(policy: MilestonePolicy) -> str:
     """Where the team's "today" is: the policy's zone, else the TZ setting."""
     if policy.timezone:
@@ -224,14 +236,7 @@ async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: Mil
         completion = snapshot.metrics.get("completion") if snapshot else None
         # The stored lifecycle changes only when the child changes; a start or target date
         # passing moves it too, so it is read from the child's dates as of today.
-        child_policy = milestone_policy(child)
-        lifecycle = lifecycle_state(
-            today=today_in(team_zone(child_policy), utcnow()),
-            start=child_policy.start or child.start_date,
-            target=child.target_date,
-            completed=status is GateStatus.COMPLETE,
-            closed=child.state is MilestoneState.CLOSED,
-        )
+        lifecycle = lifecycle_today(child, milestone_policy(child), status, utcnow())
         included.append(IncludedFact(child.name, status, lifecycle, completion))
     return included
 

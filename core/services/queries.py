@@ -12,10 +12,10 @@ from tortoise.transactions import in_transaction
 from core.approvers import approvers_of
 from core.catalog import milestone_policy, repository_named
 from core.clock import utcnow
-from core.enums import DefectState, GateStatus, Lifecycle, MilestoneState, TestStatus
-from core.facts import load_facts, team_zone
+from core.enums import DefectState, GateStatus, Lifecycle, TestStatus
+from core.facts import lifecycle_today, load_facts, team_zone
 from core.gate import Verdict, evaluate
-from core.lifecycle import CURRENT, days_left, lifecycle_state, today_in
+from core.lifecycle import CURRENT, days_left, today_in
 from core.models import DefectLink, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestResult
 from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
 from core.services.changes import milestone_named
@@ -70,15 +70,8 @@ async def list_milestones(
         metrics = snapshot.metrics if snapshot else {}
         status = snapshot.status if snapshot else GateStatus.NO_DATA
         target = milestone.target_date
-        start = policy.start or milestone.start_date
         today = today_in(team_zone(policy), now)
-        lifecycle = lifecycle_state(
-            today=today,
-            start=start,
-            target=target,
-            completed=status is GateStatus.COMPLETE,
-            closed=milestone.state is MilestoneState.CLOSED,
-        )
+        lifecycle = lifecycle_today(milestone, policy, status, now)
         if not include_all and lifecycle not in CURRENT:
             continue
         summaries.append(
@@ -94,7 +87,7 @@ async def list_milestones(
                 open_blocking=metrics.get("open_blocking", 0),
                 approvers=list((await approvers_of(None, milestone.id, policy)).users),
                 lifecycle=lifecycle,
-                start_date=start,
+                start_date=policy.start or milestone.start_date,
                 completion=metrics.get("completion"),
                 tags=tags,
             )
