@@ -19,6 +19,7 @@ import pytest
 from core import digests
 from core.models import DigestRun
 from core.schedule import Schedule
+from tests.cli import MILESTONES
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_digests import release
@@ -45,7 +46,7 @@ def clock_process(db: str, fake: FakeSlack, log: Path) -> Iterator[subprocess.Po
     }
     with log.open("a") as output:
         process = subprocess.Popen(
-            ["milestones", "clock"], env=env, cwd=log.parent, stdout=output, stderr=subprocess.STDOUT
+            [str(MILESTONES), "clock"], env=env, cwd=log.parent, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         yield process

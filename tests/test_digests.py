@@ -22,6 +22,7 @@ from core.ingest import LaunchSource
 from core.models import DigestRun, Snapshot
 from core.schedule import Schedule
 from tests.block_kit import block_text
+from tests.cli import MILESTONES
 from tests.fake_slack import FakeSlack
 from tests.slack import CHANNEL_ID, TEAM_ID, USER_ID
 from tests.test_slack_app import REPO, Slack, report, section_texts, slack_app
@@ -435,7 +436,7 @@ def test_milestones_clock_starts_schedules_and_stops_on_sigterm(db: str, fake: F
         "DIGEST_GRACE_MINUTES": "30",
     }
     process = subprocess.Popen(
-        ["milestones", "clock"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [str(MILESTONES), "clock"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         deadline = clock_time.monotonic() + 20
