@@ -138,7 +138,8 @@ def test_the_server_accepts_verifies_and_processes_webhooks(migrated_database_ur
         )
         assert bad_json.status_code == 400
         found = wait_until_finished(database_url, tmp_path, 2)
-        assert server.send("issues", issue(5), "guid-issue").status_code == 200
+        again = server.send("issues", issue(5), "guid-issue")
+        assert again.status_code == 200, (again.json(), found, server.log.read_text())
     assert {item["guid"]: (item["status"], item["attempts"]) for item in found} == {
         "guid-ping": ("done", 1),
         "guid-issue": ("done", 1),
