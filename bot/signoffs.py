@@ -43,6 +43,7 @@ from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
 from core.enums import Decision
+from core.readings import SignoffState
 
 log = logging.getLogger("milestones.slack")
 
@@ -241,7 +242,7 @@ class Signoffs:
         )
         return trail_message(await services.signoff_state(repository, name), command=self.command, note=note)
 
-    async def _state(self, repository: str, name: str) -> services.SignoffState:
+    async def _state(self, repository: str, name: str) -> SignoffState:
         """The milestone's sign-off, its user groups read from Slack first if not lately."""
         await self._refresh_groups_of(repository, name)
         return await services.signoff_state(repository, name)
