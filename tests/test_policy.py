@@ -7,16 +7,8 @@ import textwrap
 import pytest
 
 from core.enums import Severity
-from core.policy import (
-    DefectsConfig,
-    MilestonePolicy,
-    PlanConfig,
-    PolicyError,
-    PolicyFile,
-    SignoffConfig,
-    load_policy,
-    render_path,
-)
+from core.policy import DefectsConfig, MilestonePolicy, PlanConfig, PolicyFile, SignoffConfig, render_path
+from core.policy_file import PolicyError, load_policy
 
 # The example of PRODUCT.md section 5, verbatim.
 EXAMPLE = """\

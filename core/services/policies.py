@@ -19,15 +19,8 @@ from core.catalog import (
 from core.clock import utcnow
 from core.enums import DefectState
 from core.models import Defect, Milestone, Repository
-from core.policy import (
-    DEFAULT_ENTRY,
-    DEFAULT_SOURCE,
-    DefectsConfig,
-    MilestonePolicy,
-    PolicyFile,
-    PolicyLoad,
-    load_policy,
-)
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, MilestonePolicy, PolicyFile
+from core.policy_file import PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
 from core.services.changes import MilestoneChange, after_change
 
