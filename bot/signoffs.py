@@ -198,6 +198,12 @@ class Signoffs:
         done = "Added" if edit == "add" else "Removed"
         return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
 
+    async def may_change(self, asker: Asker, repository: str, name: str) -> bool:
+        """Whether `asker` may clone, tag or reschedule the milestone: one of its approvers (no
+        look-up needed) or a workspace admin (which only Slack knows)."""
+        _, current = await services.milestone_approvers(repository, name)
+        return asker.user_id in current or await self._is_admin(asker.user_id)
+
     async def edit_quarantine(
         self, asker: Asker, repository: str, name: str, edit: str, test: str, reason: str
     ) -> Message:
