@@ -100,6 +100,8 @@ class _Document:
         self._source = source
         self.origins: dict[Loc, _Origin] = {(): _Origin(None, root)}
         self.errors: list[PolicyError] = []
+        # Values already reported as unreadable; their validation errors would say it again.
+        self.unreadable: set[Loc] = set()
         self.data = self._value(root, ())
 
     def line(self, loc: Loc, at_key: bool = False) -> int:
@@ -123,6 +125,7 @@ class _Document:
                 return self._loader.construct_object(node)
             except ValueError as error:  # a timestamp that is no date, like 2026-13-31
                 self._error(loc, node, f"'{node.value}' is not valid: {error}")
+                self.unreadable.add(loc)
                 return node.value
         raise _RefusedYAML(problem=f"the tag {node.tag} is not allowed", problem_mark=node.start_mark)
 
@@ -266,6 +269,8 @@ def load_policy(text: str | bytes, source: str = DEFAULT_SOURCE) -> PolicyLoad:
     except ValidationError as invalid:
         for details in invalid.errors():
             for loc, at_key, message in _translate(details):
+                if loc in document.unreadable:
+                    continue
                 errors.append(PolicyError(source, render_path(loc), document.line(loc, at_key), message))
     errors.sort(key=lambda error: error.line or 0)
     return PolicyLoad(None if errors else policy, errors)
