@@ -211,17 +211,20 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             client, repository_id, [(case_ids[key], case.classname, case.name, case.file) for key, case in missing]
         )
         del missing
-    # In the order of the (test case, launch) index, whose pages are then each written once; the
-    # status is a str enum, stored as its text by both drivers.
+    # In the order of the (test case, launch) index, whose pages are then each written once.
+    # Plain values only: SQLite's driver binds an exact str, int or float at once, but for an
+    # enum or a bool it first looks for adapters, raising (and formatting) two AttributeErrors
+    # per value, which made up a third of the insert.
+    flag = int if client.capabilities.dialect == "sqlite" else bool
     rows = [
         (
             launch_id,
             case_ids[key],
-            case.status,
+            case.status.value,
             case.duration,
             case.message,
-            case.flaky,
-            case.retried,
+            flag(case.flaky),
+            flag(case.retried),
             case.cause.signature if case.cause else None,
             case.cause.frame if case.cause else None,
         )
