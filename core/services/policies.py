@@ -7,7 +7,7 @@ from collections.abc import Collection
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from core import quarantine_state, state
+from core import defect_links, quarantine_state, state
 from core.catalog import (
     ensure_plan,
     ensure_repository,
@@ -116,6 +116,8 @@ async def apply_milestone_policy(
         await state.rebuild(client, milestone, policy)
     elif before.required != policy.required:
         await state.refresh_required(client, milestone, policy, everything=True)
+    if before is None or before.required != policy.required:
+        await defect_links.relink_required(client, milestone.repository_id)
     await quarantine_state.refresh(client, milestone, policy)
 
 
