@@ -35,9 +35,9 @@ from core.report import STATUS_TITLE
 from integrations.limits import (
     Budget,
     CountingReader,
-    IntakeLimits,
     MiB,
     OverLimit,
+    ReportLimits,
     check_declared,
     check_file_count,
     check_transfer,
@@ -55,9 +55,9 @@ BODY_TYPES = {"application/gzip", "application/x-gzip", "application/xml", "text
 DRAIN_FACTOR = 4
 
 
-def upload_limits(max_mb: float, max_files: int) -> IntakeLimits:
+def upload_limits(max_mb: float, max_files: int) -> ReportLimits:
     size = int(max_mb * MiB)
-    return IntakeLimits(max_transfer_bytes=size, max_files=max_files, max_uncompressed_bytes=size, max_ratio=200)
+    return ReportLimits(max_transfer_bytes=size, max_files=max_files, max_uncompressed_bytes=size, max_ratio=200)
 
 
 class ApiError(Exception):
@@ -121,7 +121,7 @@ class LaunchUploads:
 
     def __init__(
         self,
-        limits: IntakeLimits,
+        limits: ReportLimits,
         rate_per_minute: int,
         links: PageLinks,
         after_recording: Callable[[], None] = lambda: None,
@@ -330,7 +330,7 @@ async def _spool(body: _Body, files: ExitStack) -> _Report:
     return _Report("report", spool, body.received)
 
 
-def _read_reports(reports: list[_Report], limits: IntakeLimits) -> tuple[ParsedReport, list[bytes]]:
+def _read_reports(reports: list[_Report], limits: ReportLimits) -> tuple[ParsedReport, list[bytes]]:
     """Parse every report as one launch; the digests of their inflated content, in order."""
     parsed = ParsedReport()
     budget = Budget("upload", limits)

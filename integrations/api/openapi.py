@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.enums import GateStatus
-from integrations.limits import IntakeLimits, size_text
+from integrations.limits import ReportLimits, size_text
 
 _FIELDS: dict[str, dict[str, Any]] = {
     "plan": {"type": "string", "maxLength": 100, "description": "The test plan the launch belongs to (required)."},
@@ -109,7 +109,7 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return answer
 
 
-def openapi_document(limits: IntakeLimits, rate_per_minute: int) -> dict[str, Any]:
+def openapi_document(limits: ReportLimits, rate_per_minute: int) -> dict[str, Any]:
     size = size_text(limits.max_transfer_bytes)
     report_file = {"type": "string", "contentMediaType": "application/octet-stream"}
     return {
