@@ -11,6 +11,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from jsonschema.exceptions import ValidationError
@@ -376,7 +377,7 @@ async def test_the_rate_limit_is_per_token_and_shared_by_web_processes(db) -> No
 # The OpenAPI document -------------------------------------------------------------------
 
 
-async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api) -> None:
+async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api, monkeypatch) -> None:
     document = (await api.client.get("/api/v1/openapi.json")).json()
     validate(document)
     operation = document["paths"]["/api/v1/launches"]["post"]
@@ -392,12 +393,23 @@ async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api
         await api.upload(content=b"{}", headers={"Content-Type": "application/json"}),
         await api.upload(content=MALFORMED, headers={"Content-Type": "application/xml"}),
     ]
-    assert [answer.status_code for answer in answers] == [201, 200, 400, 401, 403, 409, 413, 415, 422]
-    assert set(operation["responses"]) == {"200", "201", "400", "401", "403", "409", "413", "415", "422", "429"}
+
+    async def deadlocked(report: object, source: object) -> None:
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(services, "record_launch", deadlocked)
+    answers.append(await api.upload(parts("swift-xunit.xml"), {"plan": "smoke", "source": "busy"}))
+    assert [answer.status_code for answer in answers] == [201, 200, 400, 401, 403, 409, 413, 415, 422, 503]
+    assert set(operation["responses"]) == {
+        *("200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "503")
+    }
     for answer in answers:
-        schema = operation["responses"][str(answer.status_code)]["content"]["application/json"]["schema"]
+        described = operation["responses"][str(answer.status_code)]
+        schema = described["content"]["application/json"]["schema"]
         # The schema's references resolve within the document's components.
         OAS31Validator({**schema, "components": document["components"]}).validate(answer.json())
+        assert {name.lower() for name in described.get("headers", {})} <= set(answer.headers)
+    assert set(operation["responses"]["503"]["headers"]) == {"Retry-After"}
     with pytest.raises(ValidationError):
         OAS31Validator({"$ref": "#/components/schemas/Launch", "components": document["components"]}).validate(
             {**answers[0].json(), "counts": {"tests": -1}}

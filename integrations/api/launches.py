@@ -28,10 +28,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from core import services
+from core.db import DATABASE_ERRORS, DatabaseUnavailable, describe, note_failure, transient, within_deadline
 from core.ingest import LaunchSource, content_digest, upload_source_id
 from core.junit import ParsedReport, ReportError, parse_stream
 from core.page_links import PageLinks
 from core.report import STATUS_TITLE
+from integrations.github.intake import RETRY_AFTER_DATABASE
 from integrations.limits import (
     Budget,
     CountingReader,
@@ -142,12 +144,20 @@ class LaunchUploads:
             except ClientDisconnect:
                 log.info("upload abandoned: the client went away after %s bytes; nothing stored", body.received)
                 return Response(status_code=400)
+            except DATABASE_ERRORS as error:
+                refusal = _database_refusal(error)
+                if refusal is None:
+                    raise
+                await body.drain()
+                return refusal.response()
 
     async def _upload(self, request: Request, body: _Body, files: ExitStack) -> Response:
-        grant = await _authenticate(request)
+        # Bounded like every request's first look at the database: while it is away (or black-holed)
+        # the client hears so at once and tries again, rather than waiting on a dead connection.
+        grant = await within_deadline(lambda: _authenticate(request))
         given = _fields(request.query_params.multi_items())
         _check_scope(grant, given)
-        wait = await services.take_upload_slot(grant, self.rate_per_minute)
+        wait = await within_deadline(lambda: services.take_upload_slot(grant, self.rate_per_minute))
         if wait is not None:
             raise ApiError(
                 429,
@@ -279,6 +289,19 @@ async def _authenticate(request: Request) -> services.TokenGrant:
         return await services.authenticate_token(token.strip())
     except services.TokenRefused as refused:
         raise ApiError(401, "unauthorized", str(refused), challenge) from None
+
+
+def _database_refusal(error: BaseException) -> ApiError | None:
+    """The 503 for a database that is away or was busy (the transaction rolled back); None for other errors."""
+    retry = {"Retry-After": str(RETRY_AFTER_DATABASE)}
+    again = f"nothing was stored: send the upload again in {RETRY_AFTER_DATABASE} s"
+    if isinstance(error, DatabaseUnavailable) or note_failure(error):
+        reason = str(error) if isinstance(error, DatabaseUnavailable) else describe(error)
+        return ApiError(503, "database_unavailable", f"the database is unavailable ({reason}); {again}", retry)
+    if transient(error):
+        log.warning("upload refused, the database was busy: %s", describe(error))
+        return ApiError(503, "database_busy", f"the database was busy ({describe(error)}); {again}", retry)
+    return None
 
 
 def _fields(items: Any) -> dict[str, str]:

@@ -99,6 +99,9 @@ _LAUNCH = {
 }
 
 
+_RETRY_AFTER = {"description": "Seconds to wait before sending again.", "schema": {"type": "integer"}}
+
+
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "description": description,
@@ -166,7 +169,10 @@ def openapi_document(limits: ReportLimits, rate_per_minute: int) -> dict[str, An
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Launch"}}},
                         },
                         "400": _error("A field is missing or wrong, or no report was sent."),
-                        "401": _error("No token, or one that is unknown, malformed or revoked."),
+                        "401": _error(
+                            "No token, or one that is unknown, malformed or revoked.",
+                            {"WWW-Authenticate": {"description": "Bearer.", "schema": {"type": "string"}}},
+                        ),
                         "403": _error("The token may not upload to this repository or plan."),
                         "409": _error("This plan, source and attempt were recorded from other reports."),
                         "413": _error("Over a limit: size as sent, size inflated, file count, or ratio."),
@@ -174,7 +180,12 @@ def openapi_document(limits: ReportLimits, rate_per_minute: int) -> dict[str, An
                         "422": _error("A report is malformed or not JUnit/xUnit: `file:line: reason`."),
                         "429": _error(
                             "Over the token's rate limit.",
-                            {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+                            {"Retry-After": _RETRY_AFTER},
+                        ),
+                        "503": _error(
+                            "The database is unavailable, or was busy: nothing was stored; send the same upload "
+                            "again after Retry-After seconds (`milestones upload` does).",
+                            {"Retry-After": _RETRY_AFTER},
                         ),
                     },
                 }
