@@ -161,10 +161,10 @@ def _send(
                 if response.status_code in (200, 201):
                     return answer
                 problem = f"HTTP {response.status_code}: {_message(answer, response)}"
-                if response.status_code == 429:
-                    wait = min(_retry_after(response) or wait, RETRY_AFTER_LONGEST)
-                elif response.status_code < 500:
+                if response.status_code < 500 and response.status_code != 429:
                     raise UploadFailed(f"upload refused ({problem})")
+                # A rate limit, or a database away, says when to come back.
+                wait = min(_retry_after(response) or wait, RETRY_AFTER_LONGEST)
             if attempt == attempts:
                 raise UploadFailed(f"upload failed after {attempts} attempts ({problem})")
             print(f"upload failed ({problem}); retrying in {wait:.0f} s", file=sys.stderr)

@@ -360,7 +360,16 @@ def upload_args(*args: str):
 
 
 def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    answers = [(503, {}, {"error": "down"}), (429, {"Retry-After": "7"}, {"message": "slow down"}), (201, {}, RECORDED)]
+    busy = {
+        "error": "database_busy",
+        "message": "the database was busy (…); nothing was stored: send the upload again in 5 s",
+    }
+    answers = [
+        (503, {}, {"error": "down"}),
+        (503, {"Retry-After": "5"}, busy),
+        (429, {"Retry-After": "7"}, {"message": "slow down"}),
+        (201, {}, RECORDED),
+    ]
     slept: list[float] = []
     with StubServer(answers) as stub:
         code = upload(
@@ -369,8 +378,9 @@ def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.Cap
             sleep=slept.append,
         )
 
-    assert code == 0 and slept == [2.0, 7.0]
-    assert [request.query for request in stub.received] == [stub.received[0].query] * 3
+    # The server's Retry-After is followed (a 503 of a database away too), else the back-off's.
+    assert code == 0 and slept == [2.0, 5.0, 7.0]
+    assert [request.query for request in stub.received] == [stub.received[0].query] * 4
     assert stub.received[0].path == "/api/v1/launches"
     assert stub.received[0].query == {
         "plan": ["smoke"],
@@ -381,11 +391,12 @@ def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.Cap
     }
     assert stub.received[0].headers["Authorization"] == "Bearer mgt_secret"
     # Gzipped on the way: the part is a gzip stream of the report as it is on disk.
-    assert b"\x1f\x8b" in stub.received[2].body and b"<testsuite" not in stub.received[2].body
+    assert b"\x1f\x8b" in stub.received[3].body and b"<testsuite" not in stub.received[3].body
     output = capsys.readouterr()
     assert output.out.splitlines()[0].endswith("-> acme/shop plan smoke, launch 7")
     assert output.err.splitlines() == [
         'upload failed (HTTP 503: {"error": "down"}); retrying in 2 s',
+        f"upload failed (HTTP 503: {busy['message']}); retrying in 5 s",
         "upload failed (HTTP 429: slow down); retrying in 7 s",
     ]
 
