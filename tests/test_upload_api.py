@@ -140,6 +140,26 @@ async def test_a_name_is_taken_until_revoked_and_revoked_tokens_stop_working(db)
         await services.revoke_token(REPO, "nope", "carol")
 
 
+async def test_a_token_is_revoked_by_its_name_alone_when_no_other_repository_has_one_so_named(db) -> None:
+    token, _ = await services.create_token(REPO, "jenkins", [], "alice")
+    await services.create_token("acme/other", "gitlab", [], "alice")
+    await services.create_token("acme/api", "gitlab", [], "alice")
+
+    revoked = await services.revoke_token(None, "jenkins", "carol")
+    assert (revoked.repository, revoked.name, revoked.revoked_by) == (REPO, "jenkins", "carol")
+    with pytest.raises(services.TokenRefused, match="token jenkins of acme/shop was revoked"):
+        await services.authenticate_token(token)
+    with pytest.raises(
+        ValueError, match=r"^gitlab is a token of several repositories: acme/api, acme/other; name one with --repo$"
+    ):
+        await services.revoke_token(None, "gitlab", "carol")
+    with pytest.raises(
+        services.NotFound, match=r"^no live token named jenkins \(`milestones token list` shows them\)$"
+    ):
+        await services.revoke_token(None, "jenkins", "carol")
+    assert [info.name for info in await services.list_tokens(include_revoked=False)] == ["gitlab", "gitlab"]
+
+
 # Recording ------------------------------------------------------------------------------
 
 

@@ -195,8 +195,15 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
     database_url = shop_with_milestone(scratch_database_url, tmp_path)
     token = new_token(database_url, tmp_path, "--name", "gitlab")
     revoked = new_token(database_url, tmp_path, "--name", "old")
-    succeeds("token", "revoke", "old", "--repo", REPO, database_url=database_url, cwd=tmp_path)
+    # The name alone is enough while no other repository has a token so named.
+    assert succeeds("token", "revoke", "old", database_url=database_url, cwd=tmp_path) == (
+        "token old of acme/shop revoked: uploads with it are refused from now on\n"
+    )
     other = run("token", "create", "--repo", "acme/other", "--name", "gitlab", database_url=database_url, cwd=tmp_path)
+    ambiguous = run("token", "revoke", "gitlab", database_url=database_url, cwd=tmp_path)
+    assert assert_refused_quietly(ambiguous, 1) == [
+        "error: gitlab is a token of several repositories: acme/other, acme/shop; name one with --repo"
+    ]
     job = gitlab_job(tmp_path / "job", "swift-xunit.xml")
     reports = job / "build" / "test-results"
     (reports / "huge.xml").write_text(
