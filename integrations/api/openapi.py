@@ -165,7 +165,8 @@ def openapi_document(limits: ReportLimits, rate_per_minute: int) -> dict[str, An
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Launch"}}},
                         },
                         "200": {
-                            "description": "This plan, source and attempt were recorded already; nothing changed.",
+                            "description": "This plan, source and attempt were recorded already: the launch as recorded, "
+                            "with no milestones, since nothing moved.",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Launch"}}},
                         },
                         "400": _error("A field is missing or wrong, or no report was sent."),
