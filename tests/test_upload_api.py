@@ -239,7 +239,7 @@ async def test_fields_may_come_as_form_fields(api: Api) -> None:
     ("fields", "message"),
     [
         ({"commit": "abc"}, "plan is missing: name the test plan the launch belongs to"),
-        ({"plan": "smoke", "attempt": "0"}, "attempt '0': a whole number, 1 or more"),
+        ({"plan": "smoke", "attempt": "0"}, "attempt '0': a whole number from 1 to 2147483647"),
         (
             {"plan": "smoke", "url": "javascript:alert(1)"},
             "url 'javascript:alert(1)': a link to the CI job, http(s)://…",
@@ -249,15 +249,43 @@ async def test_fields_may_come_as_form_fields(api: Api) -> None:
             {"plan": "smoke", "comit": "abc"},
             "unknown field 'comit' (fields: plan, repository, commit, branch, source, ",
         ),
+        # Past what the store keeps (PostgreSQL's integer; its text takes no NUL).
+        (
+            {"plan": "smoke", "attempt": "99999999999999999999"},
+            "attempt '99999999999999999999': a whole number from 1 to 2147483647",
+        ),
+        ({"plan": "smoke", "attempt": "2147483648"}, "attempt '2147483648': a whole number from 1 to 2147483647"),
+        ({"plan": "smoke", "branch": "main\x00"}, "branch 'main\\x00': control characters are not allowed"),
+        ({"plan": "sm\x00oke"}, "plan 'sm\\x00oke': control characters are not allowed"),
+        ({"plan": "smoke", "source": "job\n42"}, "source 'job\\n42': control characters are not allowed"),
+        ({"plan": "smoke", "repository": "acme/shop\x00"}, "repository 'acme/shop\\x00': control characters"),
     ],
 )
 async def test_wrong_fields_are_refused_with_what_to_fix(api: Api, fields: dict[str, str], message: str) -> None:
     response = await api.upload(parts("swift-xunit.xml"), fields)
+    as_form = await api.upload(parts("swift-xunit.xml"), {}, data=fields)
 
-    assert response.status_code == 400
-    assert response.json()["error"] == "bad_request"
-    assert response.json()["message"].startswith(message)
+    for answer in (response, as_form):
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "bad_request"
+        assert answer.json()["message"].startswith(message)
     await nothing_stored()
+
+
+async def test_a_report_named_with_control_characters_is_recorded_under_a_printable_name(api: Api) -> None:
+    # Bytes as a client may send them in a part's filename; the name shows in warnings kept with the launch.
+    declared = b'<testsuite name="declared" tests="3" failures="1"/>'
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="report"; filename="odd\x00\x01name.xml"\r\n'
+        b"Content-Type: application/xml\r\n\r\n" + declared + b"\r\n--b--\r\n"
+    )
+    response = await api.upload(
+        content=body, fields={"plan": "smoke"}, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+
+    assert response.status_code == 201, response.text
+    launch = await Launch.get(id=response.json()["launch"]["id"])
+    assert launch.warnings and all("odd??name.xml" in warning for warning in launch.warnings)
 
 
 async def test_tokens_prove_who_uploads(api: Api) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import re
 import tempfile
 import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -51,6 +52,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 FIELDS = ("plan", "repository", "commit", "branch", "source", "attempt", "url")
 # The longest each field may be (what the store keeps).
 FIELD_LENGTHS = {"plan": 100, "repository": 200, "commit": 64, "branch": 255, "source": 200, "url": 500}
+# The store's integer column.
+MOST_ATTEMPTS = 2**31 - 1
+# No field means anything with them, PostgreSQL's text refuses NUL, and a report's name
+# (any bytes a client puts in a part's filename) shows in messages and warnings kept.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 BODY_TYPES = {"application/gzip", "application/x-gzip", "application/xml", "text/xml", "application/octet-stream"}
 # A refused body is still read, up to this many times the limit, so that the client (which
 # sends all before it reads) gets the answer rather than a reset connection.
@@ -240,7 +246,8 @@ class LaunchUploads:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 files.callback(value.file.close)
-                reports.append(_Report(value.filename or name, value.file, value.size or 0))
+                label = CONTROL_CHARACTERS.sub("?", value.filename or name)
+                reports.append(_Report(label, value.file, value.size or 0))
             else:
                 fields.append((name, value))
         if not reports:
@@ -312,6 +319,8 @@ def _fields(items: Any) -> dict[str, str]:
             raise ApiError(400, "bad_request", f"unknown field {name!r} (fields: {', '.join(FIELDS)}){hint}")
         if name in fields and fields[name] != value:
             raise ApiError(400, "bad_request", f"{name} is given twice, as {fields[name]!r} and {value!r}")
+        if CONTROL_CHARACTERS.search(value.strip()):
+            raise ApiError(400, "bad_request", f"{name} {value.strip()!r}: control characters are not allowed")
         fields[name] = value.strip()
     return {name: value for name, value in fields.items() if value}
 
@@ -335,8 +344,8 @@ def _launch_fields(fields: dict[str, str], grant: services.TokenGrant) -> dict[s
         if len(fields.get(name, "")) > longest:
             raise ApiError(400, "bad_request", f"{name} is longer than {longest} characters")
     attempt = fields.get("attempt", "1")
-    if not attempt.isdigit() or int(attempt) < 1:
-        raise ApiError(400, "bad_request", f"attempt {attempt!r}: a whole number, 1 or more")
+    if not attempt.isdecimal() or not 1 <= int(attempt) <= MOST_ATTEMPTS:
+        raise ApiError(400, "bad_request", f"attempt {attempt!r}: a whole number from 1 to {MOST_ATTEMPTS}")
     url = fields.get("url")
     if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
         raise ApiError(400, "bad_request", f"url {url!r}: a link to the CI job, http(s)://…")

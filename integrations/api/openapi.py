@@ -28,6 +28,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "attempt": {
         "type": "integer",
         "minimum": 1,
+        "maximum": 2**31 - 1,
         "default": 1,
         "description": "A higher attempt of the same source replaces the earlier ones for the gate.",
     },
