@@ -444,7 +444,25 @@ def main_upload(server_url: str, *args: str) -> int:
     [
         ({"MILESTONES_TOKEN": "mgt_x"}, "error: set MILESTONES_URL (or --server) to the service's URL"),
         ({"MILESTONES_URL": "http://127.0.0.1:9"}, "error: set MILESTONES_TOKEN to an upload token"),
+        (
+            {"MILESTONES_URL": "http://[::1", "MILESTONES_TOKEN": "mgt_x"},
+            "error: MILESTONES_URL 'http://[::1': not a URL (Invalid IPv6 URL)",
+        ),
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:99999", "MILESTONES_TOKEN": "mgt_x"},
+            "error: MILESTONES_URL 'http://127.0.0.1:99999': not a URL (Port out of range 0-65535)",
+        ),
+        # A token pasted with a line break, or with a look-alike letter: said without showing it.
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:9", "MILESTONES_TOKEN": "mgt_half\nhalf"},
+            "error: MILESTONES_TOKEN holds characters no token has",
+        ),
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:9", "MILESTONES_TOKEN": "mgt_tok\u0435n"},
+            "error: MILESTONES_TOKEN holds characters no token has",
+        ),
     ],
+    ids=["no-url", "no-token", "url-unparsable", "url-port", "token-line-break", "token-not-ascii"],
 )
 def test_missing_settings_are_usage_errors(tmp_path: Path, env: dict[str, str], message: str) -> None:
     result = subprocess.run(
@@ -457,6 +475,8 @@ def test_missing_settings_are_usage_errors(tmp_path: Path, env: dict[str, str], 
     )
     [line] = assert_refused_quietly(result, 2)
     assert line.startswith(message)
+    for piece in env.get("MILESTONES_TOKEN", "").splitlines():
+        assert piece == "mgt_x" or piece not in line
 
 
 def test_the_uploader_needs_neither_the_database_nor_the_server_machinery(tmp_path: Path) -> None:
