@@ -179,6 +179,14 @@ def _send(
                 if response.status_code in (200, 201):
                     return answer
                 problem = f"HTTP {response.status_code}: {_message(answer, response)}"
+                if response.is_redirect:
+                    # Not followed: the token goes to the service named, nowhere else.
+                    location = str(response.next_request.url) if response.next_request else "elsewhere"
+                    base = location.removesuffix(API_PATH)
+                    problem = f"HTTP {response.status_code}: {target.endpoint} redirects to {location}"
+                    if base != location:
+                        problem += f"; set MILESTONES_URL to {base}"
+                    raise UploadFailed(f"upload refused ({problem})")
                 if response.status_code < 500 and response.status_code != 429:
                     raise UploadFailed(f"upload refused ({problem})")
                 # A rate limit, or a database away, says when to come back.

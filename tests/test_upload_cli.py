@@ -417,6 +417,18 @@ def test_a_refusal_is_not_retried(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == f"error: upload refused (HTTP 403: {refusal['message']})\n"
 
 
+def test_a_redirect_says_which_url_to_set_and_sends_the_token_nowhere_else(capsys: pytest.CaptureFixture[str]) -> None:
+    # An http:// URL in front of an https:// service: the token is not sent on to where it points.
+    with StubServer([(301, {"Location": "https://milestones.example.com/api/v1/launches"}, {})]) as stub:
+        code = main_upload(stub.url, str(JUNIT / "swift-xunit.xml"), "--plan", "smoke")
+
+    assert code == 1 and len(stub.received) == 1
+    assert capsys.readouterr().err == (
+        f"error: upload refused (HTTP 301: {stub.url}/api/v1/launches redirects to "
+        "https://milestones.example.com/api/v1/launches; set MILESTONES_URL to https://milestones.example.com)\n"
+    )
+
+
 def test_an_unreachable_server_is_retried_then_given_up(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
