@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import pty
@@ -231,8 +232,8 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
             "zip bomb": refused(where / "bomb.xml.gz"),
             "malformed": refused(where / "swift-xunit.xml", where / "broken.xml"),
         }
-        dropped = drop_mid_upload(server.url, token)
-        wait_for(lambda: "upload abandoned" in server.log.read_text(), what="the abandoned upload in the log")
+        dropped = drop_mid_upload(server.url, token, multipart=True) and drop_mid_upload(server.url, token)
+        wait_for(lambda: server.log.read_text().count("upload abandoned") == 2, what="the abandoned uploads in the log")
         healthy = httpx.get(f"{server.url}/readyz").status_code
         log = server.log.read_text()
 
@@ -255,14 +256,19 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
     assert token not in log and revoked not in log
 
 
-def drop_mid_upload(server_url: str, token: str) -> bool:
-    """Send the headers and a third of a declared body, then hang up."""
+def drop_mid_upload(server_url: str, token: str, *, multipart: bool = False) -> bool:
+    """Send the headers and a third of a declared body (a form's file part, or one gzip report), then hang up."""
     host, port = urlsplit(server_url).netloc.split(":")
-    part = b"--b\r\nContent-Disposition: form-data; name=report; filename=r.xml\r\n\r\n<testsuite>" + b" " * 300_000
+    report = gzip.compress((JUNIT / "swift-xunit.xml").read_bytes() + b"<!--" + os.urandom(150_000).hex().encode())
+    if multipart:
+        content_type = "multipart/form-data; boundary=b"
+        part = b"--b\r\nContent-Disposition: form-data; name=report; filename=r.xml.gz\r\n\r\n" + report
+    else:
+        content_type, part = "application/gzip", report
     head = (
         f"POST /api/v1/launches?plan=smoke&source=dropped HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-        f"Content-Length: 1000000\r\n\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(part) * 3}\r\n\r\n"
     ).encode()
     with socket.create_connection((host, int(port))) as connection:
         connection.sendall(head + part)
