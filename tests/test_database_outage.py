@@ -20,6 +20,7 @@ from core.db import DatabaseUnavailable, within_deadline
 from core.enums import DeliveryStatus
 from core.models import Delivery, Launch
 from core.page_links import PageLinks
+from integrations.api import launches
 from tests.cli import migrated
 from tests.conftest import JUNIT
 from tests.github import SECRET, fixture, running_app, settings_for, signature
@@ -128,7 +129,7 @@ async def test_an_upload_the_database_absence_stops_is_answered_503_with_nothing
 
 
 async def test_an_upload_is_answered_503_at_the_deadline_when_the_database_does_not_answer(db, monkeypatch):
-    monkeypatch.setitem(database.REQUEST_DEADLINE, database.dialect(), 0.3)
+    monkeypatch.setattr(launches, "UPLOAD_DEADLINE", 0.3)
 
     async def black_holed(token: str) -> None:
         await asyncio.Event().wait()

@@ -117,14 +117,18 @@ def wait_for(condition, timeout: float = 30, what: str = "condition"):
 
 
 def count_launches(database_url: str) -> int:
+    return count_rows(database_url, "launch")
+
+
+def count_rows(database_url: str, table: str) -> int:
     if database_url.startswith("sqlite://"):
         with sqlite3.connect(database_url.removeprefix("sqlite://")) as connection:
-            return connection.execute("SELECT count(*) FROM launch").fetchone()[0]
+            return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     async def count() -> int:
         connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
         try:
-            return await connection.fetchval("SELECT count(*) FROM launch")
+            return await connection.fetchval(f"SELECT count(*) FROM {table}")
         finally:
             await connection.close()
 
@@ -287,7 +291,12 @@ def test_concurrent_uploads_are_each_recorded_once(scratch_database_url: str, tm
             server = (first, second)[number % 2]
             response = httpx.post(
                 f"{server.url}/api/v1/launches",
-                params={"plan": "smoke", "source": f"job-{number % 50}", "commit": f"{number % 50:040x}"},
+                # Half the jobs upload to a plan no launch has named yet: its first uploads race to make it.
+                params={
+                    "plan": "smoke" if number % 50 < 25 else "perf",
+                    "source": f"job-{number % 50}",
+                    "commit": f"{number % 50:040x}",
+                },
                 files=[("report", ("swift.xml", report, "application/xml"))],
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=120,
@@ -307,6 +316,7 @@ def test_concurrent_uploads_are_each_recorded_once(scratch_database_url: str, tm
         assert sorted(status for status, _ in seen) == [200, 201], (job, seen)
         assert len({launch for _, launch in seen}) == 1
     assert count_launches(database_url) == 50
+    assert count_rows(database_url, "test_plan") == 2
 
 
 # The uploader on its own ----------------------------------------------------------------

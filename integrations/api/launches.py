@@ -58,6 +58,10 @@ MOST_ATTEMPTS = 2**31 - 1
 # (any bytes a client puts in a part's filename) shows in messages and warnings kept.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 BODY_TYPES = {"application/gzip", "application/x-gzip", "application/xml", "text/xml", "application/octet-stream"}
+# How long an upload waits for its first answers from the database. Longer than a webhook's:
+# a burst of uploads (a pipeline's parallel jobs finishing together) queues for the
+# connection pool and for the token's row, and must not be taken for an outage.
+UPLOAD_DEADLINE = 30.0
 # A refused body is still read, up to this many times the limit, so that the client (which
 # sends all before it reads) gets the answer rather than a reset connection.
 DRAIN_FACTOR = 4
@@ -158,12 +162,12 @@ class LaunchUploads:
                 return refusal.response()
 
     async def _upload(self, request: Request, body: _Body, files: ExitStack) -> Response:
-        # Bounded like every request's first look at the database: while it is away (or black-holed)
-        # the client hears so at once and tries again, rather than waiting on a dead connection.
-        grant = await within_deadline(lambda: _authenticate(request))
+        # While the database is known to be away the client hears so at once; one that stops
+        # answering (black-holed) is given up on, rather than waited on for as long as TCP takes.
+        grant = await within_deadline(lambda: _authenticate(request), UPLOAD_DEADLINE)
         given = _fields(request.query_params.multi_items())
         _check_scope(grant, given)
-        wait = await within_deadline(lambda: services.take_upload_slot(grant, self.rate_per_minute))
+        wait = await within_deadline(lambda: services.take_upload_slot(grant, self.rate_per_minute), UPLOAD_DEADLINE)
         if wait is not None:
             raise ApiError(
                 429,
