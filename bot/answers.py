@@ -24,6 +24,7 @@ from bot.views.milestones import (
     quarantine_list,
     status_card,
 )
+from bot.views.signoff import refused
 from core import channels, services
 from core.clock import utcnow
 from core.history import milestone_history
@@ -121,7 +122,7 @@ class Answers:
                 return await self.signoffs.dismiss(asker, found.repository, found.name, invocation.members)
             if name in WITH_VALUE:
                 assert invocation.option is not None
-                return await self.change(name, found.repository, found.name, invocation.option, invocation.words)
+                return await self.change(asker, name, found.repository, found.name, invocation.option, invocation.words)
             return await self.run(Query(name, found.repository, found.name, invocation.option))
         if resolution.ambiguous:
             if name == "signoff" or invocation.edit or name in WITH_VALUE:
@@ -131,14 +132,19 @@ class Answers:
             return replies.choose_repository(resolution, query, self.command)
         return replies.not_found(resolution, scope)
 
-    async def change(self, name: str, repository: str, milestone: str, value: str, words: tuple[str, ...]) -> Message:
-        """clone, tag and start: a change to one milestone, answered with what it did."""
+    async def change(
+        self, asker: Asker, name: str, repository: str, milestone: str, value: str, words: tuple[str, ...]
+    ) -> Message:
+        """clone, tag and start: a change to one milestone by its approvers or a workspace admin,
+        answered with what it did."""
+        if not await self.signoffs.may_change(asker, repository, milestone):
+            return refused(f"only {milestone}'s approvers and workspace admins can {name} it")
         if name == "clone":
             due = date.fromisoformat(words[0]) if words else None
             try:
                 clone = await services.clone_milestone(repository, milestone, value, target_date=due)
-            except ValueError as refused:
-                return replies.failure(str(refused))
+            except ValueError as refusal:
+                return replies.failure(str(refusal))
             return replies.done(clone_text(clone.milestone.name, clone.source, clone.policy_entry, clone.github))
         if name == "tag":
             await services.save_milestone(repository, milestone, tags=[value])

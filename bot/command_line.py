@@ -61,14 +61,20 @@ SUBCOMMANDS = {
             "clone",
             "<milestone> <new name> [YYYY-MM-DD]",
             "clone v2.0 v2.1 2027-03-01",
-            "a new milestone with the same gate (plans, thresholds, approvers, tags), due that day; no history",
+            "a new milestone with the same gate (plans, thresholds, approvers, tags), due that day; no history "
+            "(approvers and workspace admins)",
         ),
-        Subcommand("tag", "<milestone> <tag>", "tag v2.0 release", "tag a milestone (lists and digests filter by tag)"),
+        Subcommand(
+            "tag",
+            "<milestone> <tag>",
+            "tag v2.0 release",
+            "tag a milestone, which lists and digests filter by (approvers and workspace admins)",
+        ),
         Subcommand(
             "start",
             "<milestone> <YYYY-MM-DD>",
             'start "Sprint 25" 2026-12-07',
-            "set the start date: planned until then, no alerts before it",
+            "set the start date: planned until then, no alerts before it (approvers and workspace admins)",
         ),
         Subcommand(
             "signoff",

@@ -43,6 +43,7 @@ from core.catalog import milestone_policy
 from core.channels import channels_of
 from core.clock import utcnow
 from core.enums import Decision
+from core.readings import SignoffState
 
 log = logging.getLogger("milestones.slack")
 
@@ -197,6 +198,12 @@ class Signoffs:
         done = "Added" if edit == "add" else "Removed"
         return await self.approvers(repository, name, note=f"{done} by <@{asker.user_id}>.")
 
+    async def may_change(self, asker: Asker, repository: str, name: str) -> bool:
+        """Whether `asker` may clone, tag or reschedule the milestone: one of its approvers (no
+        look-up needed) or a workspace admin (which only Slack knows)."""
+        _, current = await services.milestone_approvers(repository, name)
+        return asker.user_id in current or await self._is_admin(asker.user_id)
+
     async def edit_quarantine(
         self, asker: Asker, repository: str, name: str, edit: str, test: str, reason: str
     ) -> Message:
@@ -241,7 +248,7 @@ class Signoffs:
         )
         return trail_message(await services.signoff_state(repository, name), command=self.command, note=note)
 
-    async def _state(self, repository: str, name: str) -> services.SignoffState:
+    async def _state(self, repository: str, name: str) -> SignoffState:
         """The milestone's sign-off, its user groups read from Slack first if not lately."""
         await self._refresh_groups_of(repository, name)
         return await services.signoff_state(repository, name)

@@ -244,7 +244,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     command_parser = commands.add_parser("status", help="the gate verdict of a milestone")
     _named(command_parser, json=True)
-    command_parser.set_defaults(handler="core.commands:status")
+    command_parser.set_defaults(handler="core.status_commands:status")
 
     command_parser = commands.add_parser(
         "list", help="milestones and their status: overdue and active first, then planned, worst first"
@@ -289,10 +289,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.set_defaults(handler="core.commands:demo")
 
     from core.token_commands import add_token
-    from core.uploader import add_upload
 
     add_token(commands)
-    add_upload(commands)
+    _add_upload(commands)
     _hide(commands, COMPLETE_COMMAND)
 
     if command not in commands.choices:
@@ -315,7 +314,32 @@ def _list_arguments(command_parser: argparse.ArgumentParser) -> None:
     command_parser.add_argument("--tag", type=tag, help="only milestones with this tag")
     command_parser.add_argument("--all", action="store_true", help="include completed and closed milestones")
     command_parser.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
-    command_parser.set_defaults(handler="core.commands:list_milestones")
+    command_parser.set_defaults(handler="core.status_commands:list_milestones")
+
+
+def _add_upload(commands: Any) -> None:
+    command = commands.add_parser(
+        "upload",
+        help="send JUnit/xUnit reports to a milestones server as one launch (from any CI)",
+        description="Send reports to MILESTONES_URL with the token in MILESTONES_TOKEN. The commit, branch, "
+        "job link and source are read from GitHub Actions, GitLab CI, Jenkins, CircleCI or Buildkite "
+        "variables unless given.",
+    )
+    command.add_argument(
+        "reports", nargs="+", metavar="REPORT", type=Path, help="XML files (gzip too), or directories of *.xml"
+    )
+    command.add_argument("--plan", required=True, help="the test plan the launch belongs to")
+    command.add_argument("--repo", help="OWNER/NAME (default: the token's repository)")
+    command.add_argument("--commit", help="commit SHA tested")
+    command.add_argument("--branch", help="branch tested")
+    command.add_argument("--source", help="what identifies this launch (default: the CI job, else the reports)")
+    command.add_argument("--attempt", type=int, help="attempt number; a higher one replaces earlier ones")
+    command.add_argument("--job-url", help="link to the CI job, shown wherever the launch is linked")
+    command.add_argument("--server", help="the service's URL (default: MILESTONES_URL)")
+    command.add_argument("--retries", type=int, default=4, help="retries after a failure on the way (default 4)")
+    command.add_argument("--json", action="store_true", help="print the server's answer as JSON")
+    # Run without the service's settings or database (core.cli.main).
+    command.set_defaults(handler="core.uploader:run", standalone=True)
 
 
 def _hide(commands: Any, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
@@ -12,13 +13,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import asyncpg
 from tortoise import Tortoise, connections, fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityError
-from tortoise.migrations.api import migrate as run_migrations
 from tortoise.queryset import QuerySet
 
 APP = "milestones"
@@ -127,6 +126,8 @@ def _unavailable(error: Exception) -> DatabaseUnavailable:
 async def migrate(database_url: str) -> None:
     """Apply every committed migration not applied yet; a no-op when up to date."""
     # In a context of its own, opened (and so checked) first; the caller's is left as it was.
+    from tortoise.migrations.api import migrate as run_migrations
+
     async with database(database_url):
         await run_migrations(config=tortoise_config(database_url))
 
@@ -159,17 +160,6 @@ REQUEST_DEADLINE = {"postgres": 1.0, "sqlite": 5.0}
 # While the database is away, one caller a second gets through to try it.
 PROBE_SECONDS = 1.0
 
-_AWAY = (
-    DBConnectionError,
-    OSError,  # refused, reset, timed out, no route, name not resolved
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,  # starting up, shutting down
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.InsufficientResourcesError,  # too many connections, disk full
-    asyncpg.InvalidAuthorizationSpecificationError,  # a rotated password
-    asyncpg.InvalidCatalogNameError,  # the database was dropped
-)
 _AWAY_SQLITE = (
     "database is locked",
     "unable to open database file",
@@ -177,24 +167,44 @@ _AWAY_SQLITE = (
     "attempt to write a readonly database",
     "database or disk is full",
 )
-# Conflicts that another attempt gets past: a concurrent writer, a lock, a cancelled statement.
-_CONFLICTS = (
-    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
-    asyncpg.LockNotAvailableError,
-    asyncpg.QueryCanceledError,
-    IntegrityError,  # a row another transaction inserted first
-)
 
 
-# What a database operation may raise, the driver's own errors included.
-DATABASE_ERRORS = (
-    DatabaseUnavailable,
-    OSError,
-    BaseORMException,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    sqlite3.Error,
-)
+# The PostgreSQL driver is loaded by the first PostgreSQL connection, not by a command on
+# SQLite; what it raises is named once it is there.
+@functools.cache
+def _driver_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """What says the server is away, and the conflicts that another attempt gets past."""
+    import asyncpg
+
+    away = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,  # starting up, shutting down
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.InsufficientResourcesError,  # too many connections, disk full
+        asyncpg.InvalidAuthorizationSpecificationError,  # a rotated password
+        asyncpg.InvalidCatalogNameError,  # the database was dropped
+    )
+    conflicts = (
+        asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+        asyncpg.LockNotAvailableError,
+        asyncpg.QueryCanceledError,
+    )
+    return away, conflicts
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What a database operation may raise, the drivers' own errors included."""
+    import asyncpg
+
+    return (
+        DatabaseUnavailable,
+        OSError,
+        BaseORMException,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        sqlite3.Error,
+    )
 
 
 def _causes(error: BaseException) -> list[BaseException]:
@@ -210,7 +220,8 @@ def _causes(error: BaseException) -> list[BaseException]:
 def unreachable(error: BaseException) -> bool:
     """Whether `error` says the database cannot be reached now, rather than that a query is wrong."""
     return any(
-        isinstance(cause, (DatabaseUnavailable, *_AWAY))
+        # OSError: refused, reset, timed out, no route, name not resolved.
+        isinstance(cause, (DatabaseUnavailable, DBConnectionError, OSError, *_driver_errors()[0]))
         or (isinstance(cause, sqlite3.OperationalError) and str(cause).lower().startswith(_AWAY_SQLITE))
         for cause in _causes(error)
     )
@@ -218,7 +229,8 @@ def unreachable(error: BaseException) -> bool:
 
 def transient(error: BaseException) -> bool:
     """Whether trying again later may succeed: the database is away, or a concurrent writer was in the way."""
-    return unreachable(error) or any(isinstance(cause, _CONFLICTS) for cause in _causes(error))
+    conflicts = (*_driver_errors()[1], IntegrityError)  # IntegrityError: a row another transaction inserted first
+    return unreachable(error) or any(isinstance(cause, conflicts) for cause in _causes(error))
 
 
 def describe(error: BaseException) -> str:

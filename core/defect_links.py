@@ -14,8 +14,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.catalog import milestone_policy
 from core.db import execute, execute_many, fetch, placeholders
-from core.links import link_matcher
-from core.models import Milestone
+from core.links import affected_selectors, link_matcher
+from core.models import Defect, Milestone
 from core.selectors import RequiredSelectors
 
 IN_CHUNK = 500
@@ -72,6 +72,24 @@ async def store_links(client: BaseDBAsyncClient, defect_id: int, before: set[int
         "INSERT INTO defect_link (defect_id, test_case_id) VALUES (?, ?) ON CONFLICT (defect_id, test_case_id) DO NOTHING",
         [(defect_id, test_id) for test_id in sorted(after - before)],
     )
+
+
+async def relink_required(client: BaseDBAsyncClient, repository_id: int) -> set[int]:
+    """Work the repository's defects' links out again after its required tests changed: a
+    required id a body names links only while it is required. Returns the tests whose links moved."""
+    ids = await required_ids(client, repository_id)
+    moved: set[int] = set()
+    for defect in await Defect.filter(repository_id=repository_id, body__not_isnull=True).using_db(client):
+        affects = affected_selectors(defect.body, ids)
+        if affects == (defect.affects or []):
+            continue
+        before = await linked_tests(client, defect.id)
+        after = await matching_tests(client, repository_id, affects)
+        defect.affects = affects
+        await defect.save(using_db=client, update_fields=["affects", "updated_at"])
+        await store_links(client, defect.id, before, after)
+        moved |= before ^ after
+    return moved
 
 
 async def link_new_tests(

@@ -288,6 +288,8 @@ def baseline(reading: MilestoneReading) -> dict[str, Any]:
         "approvals": sorted(
             decision.user_id for decision in reading.facts.decisions if decision.decision is Decision.APPROVE
         ),
+        "known": sorted(failure.name for failure in verdict.triage.known),
+        "quarantined": sorted(test.name for test in verdict.triage.quarantined),
     }
 
 
@@ -304,6 +306,10 @@ class Changes:
     new_failing: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     new_approvals: list[str] = field(default_factory=list)
+    # Failures a defect now covers, and tests put into or taken out of quarantine.
+    newly_known: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
     @property
     def nothing(self) -> bool:
@@ -316,6 +322,9 @@ class Changes:
             or self.new_failing
             or self.fixed
             or self.new_approvals
+            or self.newly_known
+            or self.quarantined
+            or self.released
         )
 
 
@@ -339,7 +348,17 @@ def changes(before: dict[str, Any] | None, now: dict[str, Any]) -> Changes:
         new_failing=sorted(set(now.get("failing", [])) - set(before.get("failing", []))),
         fixed=sorted(set(before.get("failing", [])) - set(now.get("failing", []))),
         new_approvals=sorted(set(now.get("approvals", [])) - set(before.get("approvals", []))),
+        # A baseline from before triage has no such lists: nothing is new against it.
+        newly_known=_added(before, now, "known"),
+        quarantined=_added(before, now, "quarantined"),
+        released=_added(now, before, "quarantined"),
     )
+
+
+def _added(before: dict[str, Any], now: dict[str, Any], key: str) -> list[str]:
+    if key not in before:
+        return []
+    return sorted(set(now.get(key, [])) - set(before[key]))
 
 
 def _by_severity(severities: Sequence[str] | object) -> dict[str, int]:

@@ -130,8 +130,14 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     await _store_results(client, repository.id, launch.id, report)
     if replaced:
         await _flaky_across_attempts(client, launch, [other.id for other in replaced])
+    rebuild = bool(replaced)
     if superseded:
-        return StoredLaunch(launch, created=True)
+        # A late earlier attempt does not count, but its failures make the counting attempt's
+        # passes flaky, as they would have had it arrived in order.
+        counting = max((other for other in attempts if not other.superseded), key=lambda other: other.attempt)
+        if not await _flaky_across_attempts(client, counting, [launch.id]):
+            return StoredLaunch(launch, created=True)
+        rebuild = True
 
     # A milestone closed on GitHub because it completed still takes launches: a regression reopens it.
     milestones = await Milestone.filter(
@@ -140,7 +146,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     await lock_milestones(client, [milestone.id for milestone in milestones])
     for milestone in milestones:
         policy = milestone_policy(milestone)
-        if replaced:
+        if rebuild:
             await state.rebuild(client, milestone, policy)
         else:
             bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
@@ -154,9 +160,10 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     return StoredLaunch(launch, created=True, milestones=list(milestones))
 
 
-async def _flaky_across_attempts(client: BaseDBAsyncClient, launch: Launch, earlier: list[int]) -> None:
+async def _flaky_across_attempts(client: BaseDBAsyncClient, launch: Launch, earlier: list[int]) -> bool:
     """A test that failed in an earlier attempt of the run and passes in this one is flaky: it is
-    marked so, and the flaky rule hears of it, instead of the pass simply replacing the failure."""
+    marked so, and the flaky rule hears of it, instead of the pass simply replacing the failure.
+    Returns whether that marked any."""
     await execute(
         client,
         "UPDATE test_result SET flaky = TRUE, retried = TRUE WHERE launch_id = ? AND status = 'passed' "
@@ -167,9 +174,11 @@ async def _flaky_across_attempts(client: BaseDBAsyncClient, launch: Launch, earl
     [(flaky,)] = await fetch(
         client, "SELECT COUNT(*) FROM test_result WHERE launch_id = ? AND flaky = TRUE", [launch.id]
     )
-    if flaky != launch.flaky:
-        launch.flaky = flaky
-        await launch.save(using_db=client, update_fields=["flaky"])
+    if flaky == launch.flaky:
+        return False
+    launch.flaky = flaky
+    await launch.save(using_db=client, update_fields=["flaky"])
+    return True
 
 
 async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch: Launch) -> bool:
@@ -202,17 +211,20 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             client, repository_id, [(case_ids[key], case.classname, case.name, case.file) for key, case in missing]
         )
         del missing
-    # In the order of the (test case, launch) index, whose pages are then each written once; the
-    # status is a str enum, stored as its text by both drivers.
+    # In the order of the (test case, launch) index, whose pages are then each written once.
+    # Plain values only: SQLite's driver binds an exact str, int or float at once, but for an
+    # enum or a bool it first looks for adapters, raising (and formatting) two AttributeErrors
+    # per value, which made up a third of the insert.
+    flag = int if client.capabilities.dialect == "sqlite" else bool
     rows = [
         (
             launch_id,
             case_ids[key],
-            case.status,
+            case.status.value,
             case.duration,
             case.message,
-            case.flaky,
-            case.retried,
+            flag(case.flaky),
+            flag(case.retried),
             case.cause.signature if case.cause else None,
             case.cause.frame if case.cause else None,
         )

@@ -16,12 +16,11 @@ from xml.etree import ElementTree
 from core import services
 from core.cli import with_database
 from core.clock import utcnow
-from core.commands import print_json
 from core.enums import TEST_KINDS, MilestoneState, Severity
 from core.history import milestone_history
 from core.lists import defects_list, tests_list, trend_title
 from core.lookup import MilestoneRef, find_milestone_ref, option_read_as_milestone_word
-from core.output import Printer, status_text, styled
+from core.output import Printer, print_json, status_text, styled
 from core.readings import MilestoneReading
 from core.report import STATUS_TITLE, jsonable, quarantine_text
 from core.wording import first_line, percent, plural, short_sha

@@ -291,6 +291,9 @@ class Defect(Model):
     milestone_id: int | None
     # The tests its body says it breaks (core.links): `Affects:` selectors and required ids.
     affects: list[str] | None = fields.JSONField(null=True)
+    # The body as last seen, read again when the required tests change: a required id
+    # it names links only while it is required.
+    body: str | None = fields.TextField(null=True)
     # GitHub's updated_at of the newest event applied: older events never overwrite.
     source_updated_at = fields.DatetimeField(null=True)
     opened_at = fields.DatetimeField(null=True)

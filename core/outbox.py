@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -318,6 +317,8 @@ async def listen_for_marks(on_mark: Callable[[], None]) -> None:
 
 async def _listen(on_mark: Callable[[], None]) -> None:
     """One connection's listening, until it is lost."""
+    import asyncpg  # here, as only PostgreSQL listens
+
     client: Any = connection()
     listener = await asyncpg.connect(
         host=client.host,

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from core.enums import GateStatus
-from core.report import STATUS_TITLE
+from core.report import STATUS_TITLE, jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,6 +44,10 @@ VERDICT_HIGHLIGHTS = (
 )
 # Wide enough that a table's cells are never cut or wrapped.
 PIPE_WIDTH = 10_000
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
 def colour_wanted(args: argparse.Namespace | None, stream: IO[str]) -> bool:

@@ -28,6 +28,10 @@ class MilestoneSummary:
     start_date: date | None = None
     completion: int | None = None
     tags: list[str] = field(default_factory=list)
+    # Triage as of the latest snapshot (core.services.changes.snapshot_metrics).
+    failing_new: int = 0
+    failing_known: int = 0
+    quarantined: int = 0
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def _user() -> str:
 
 
 async def cmd_create(args: argparse.Namespace) -> int:
-    from core.commands import print_json
+    from core.output import print_json
     from core.services import create_token
 
     token, info = await create_token(args.repo, args.name, args.plan, args.by)
@@ -62,7 +62,7 @@ async def cmd_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    from core.commands import print_json
+    from core.output import print_json
     from core.services import list_tokens
 
     found = await list_tokens(args.repo, include_revoked=args.all)

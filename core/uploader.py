@@ -46,31 +46,6 @@ class UploadFailed(Exception):
         self.status = status
 
 
-def add_upload(commands: Any) -> None:
-    command = commands.add_parser(
-        "upload",
-        help="send JUnit/xUnit reports to a milestones server as one launch (from any CI)",
-        description="Send reports to MILESTONES_URL with the token in MILESTONES_TOKEN. The commit, branch, "
-        "job link and source are read from GitHub Actions, GitLab CI, Jenkins, CircleCI or Buildkite "
-        "variables unless given.",
-    )
-    command.add_argument(
-        "reports", nargs="+", metavar="REPORT", type=Path, help="XML files (gzip too), or directories of *.xml"
-    )
-    command.add_argument("--plan", required=True, help="the test plan the launch belongs to")
-    command.add_argument("--repo", help="OWNER/NAME (default: the token's repository)")
-    command.add_argument("--commit", help="commit SHA tested")
-    command.add_argument("--branch", help="branch tested")
-    command.add_argument("--source", help="what identifies this launch (default: the CI job, else the reports)")
-    command.add_argument("--attempt", type=int, help="attempt number; a higher one replaces earlier ones")
-    command.add_argument("--job-url", help="link to the CI job, shown wherever the launch is linked")
-    command.add_argument("--server", help="the service's URL (default: MILESTONES_URL)")
-    command.add_argument("--retries", type=int, default=4, help="retries after a failure on the way (default 4)")
-    command.add_argument("--json", action="store_true", help="print the server's answer as JSON")
-    # Run without the service's settings or database (core.cli.main).
-    command.set_defaults(handler=run, standalone=True)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         return upload(args, os.environ)

@@ -18,10 +18,10 @@ from starlette.routing import Route
 from bot.app import create_slack_app, slack_endpoint, slack_status_line
 from core import outbox, services
 from core.db import (
-    DATABASE_ERRORS,
     DatabaseUnavailable,
     close_database,
     connection,
+    database_errors,
     describe,
     dialect,
     note_failure,
@@ -222,7 +222,7 @@ def create_app(
             *pages.routes(),
         ],
         lifespan=lifespan,
-        exception_handlers={error: database_away for error in DATABASE_ERRORS},
+        exception_handlers={error: database_away for error in database_errors()},
     )
     app.state.webhook_secret = secret
     app.state.webhook_limits = intake = intake or WebhookLimits()

@@ -9,7 +9,8 @@ import pytest
 
 from core.enums import Decision, DefectState, Severity
 from core.gate import DefectFact, LaunchRef, evaluate
-from core.policy import DEFAULT_SOURCE, load_policy
+from core.policy import DEFAULT_SOURCE
+from core.policy_file import load_policy
 from integrations.github.check_output import (
     ANNOTATIONS_PER_REQUEST,
     FIELD_LIMIT,
@@ -243,7 +244,7 @@ def test_the_config_check_has_an_annotation_per_error_at_its_line() -> None:
 
 
 def test_an_annotation_message_is_clipped_to_githubs_64_kb_in_bytes() -> None:
-    from core.policy import PolicyError, PolicyLoad
+    from core.policy_file import PolicyError, PolicyLoad
 
     wide = "é" * 40_000  # 40,000 characters, 80,000 bytes
     load = PolicyLoad(

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock
 from bot.digests import Digests, fire_marker
 from bot.slack_api import retry_handlers
+from bot.views.digests import change_text
 from core import digests, services
 from core.backoff import Backoff
 from core.digests import Changes, changes
@@ -323,6 +324,8 @@ def test_changes_between_two_baselines() -> None:
         "defects": {"1": "high", "2": "low"},
         "failing": ["a", "b"],
         "approvals": [],
+        "known": ["b"],
+        "quarantined": ["q1", "q2"],
     }
     now = {
         "status": "ready_for_signoff",
@@ -330,6 +333,8 @@ def test_changes_between_two_baselines() -> None:
         "defects": {"2": "low", "3": "critical", "4": "critical"},
         "failing": ["c"],
         "approvals": ["U1"],
+        "known": ["b", "c"],
+        "quarantined": ["q2", "q3"],
     }
     assert changes(before, now) == Changes(
         first=False,
@@ -340,8 +345,20 @@ def test_changes_between_two_baselines() -> None:
         new_failing=["c"],
         fixed=["a", "b"],
         new_approvals=["U1"],
+        newly_known=["c"],
+        quarantined=["q3"],
+        released=["q1"],
     )
     assert changes(now, now).nothing and changes(None, now).first
+    # Against a baseline kept before triage, nothing of it counts as new.
+    older = {key: value for key, value in now.items() if key not in ("known", "quarantined")}
+    assert changes(older, now).nothing
+    only_quarantine = changes({**now, "quarantined": []}, now)
+    assert not only_quarantine.nothing and only_quarantine.quarantined == ["q2", "q3"]
+    assert change_text(changes(before, now)) == (
+        "was blocked · pass rate +25.0 pts · new defects: 2 critical · closed: 1 high · 1 new failing test: c · "
+        "2 tests fixed: a, b · 1 failure now known: c · quarantined: q3 · out of quarantine: q1 · approved by U1"
+    )
 
 
 # Slack commands --------------------------------------------------------------------------

@@ -369,6 +369,9 @@ def test_numbers_behind_the_criteria() -> None:
         "lifecycle": "active",
         # Required tests 1 of 3 passing, coverage 2 of 3 run, 0 of 2 limited defects resolved.
         "completion": 33,
+        "failing_new": 1,
+        "failing_known": 0,
+        "quarantined": 0,
     }
 
 

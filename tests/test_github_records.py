@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from core import pull_requests, services
+from core.catalog import NotFound
 from core.enums import InstallationStatus, MilestoneState, Severity
 from core.installations import installation_for, installation_status, record_installation
 from core.models import Defect, Milestone, PullRequest, Repository
@@ -78,7 +79,7 @@ async def test_a_pull_request_without_milestone_belongs_to_those_tracking_its_ba
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 1)] == ["v2.0"]
     assert [m.name for m in await pull_requests.pull_request_milestones(REPO, 2)] == ["v3.0"]
     assert await pull_requests.pull_request_milestones(REPO, 3) == []
-    with pytest.raises(services.NotFound):
+    with pytest.raises(NotFound):
         await pull_requests.pull_request_milestones(REPO, 4)
 
 

@@ -17,7 +17,8 @@ from core.ingest import LaunchSource
 from core.junit import parse_stream
 from core.lifecycle import lifecycle_state, today_in
 from core.models import Milestone, Outbox, Signoff, Snapshot
-from core.policy import MilestonePolicy, ProgressWeights, load_policy
+from core.policy import MilestonePolicy, ProgressWeights
+from core.policy_file import load_policy
 from core.services.milestones import KEEP
 
 REPO = "acme/shop"

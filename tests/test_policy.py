@@ -7,16 +7,8 @@ import textwrap
 import pytest
 
 from core.enums import Severity
-from core.policy import (
-    DefectsConfig,
-    MilestonePolicy,
-    PlanConfig,
-    PolicyError,
-    PolicyFile,
-    SignoffConfig,
-    load_policy,
-    render_path,
-)
+from core.policy import DefectsConfig, MilestonePolicy, PlanConfig, PolicyFile, SignoffConfig, render_path
+from core.policy_file import PolicyError, load_policy
 
 # The example of PRODUCT.md section 5, verbatim.
 EXAMPLE = """\
@@ -502,3 +494,11 @@ def test_errors_carry_the_source() -> None:
 )
 def test_render_path(loc: tuple[str | int, ...], path: str) -> None:
     assert render_path(loc) == path
+
+
+def test_an_impossible_date_is_reported_once_on_its_line() -> None:
+    text = 'milestones:\n  "v2.0":\n    start: 2026-13-01\n    quarantine:\n      - {test: a.B, expires: 2026-02-30}\n'
+    assert errors_of(text) == [
+        (3, 'milestones."v2.0".start', "'2026-13-01' is not valid: month must be in 1..12"),
+        (5, 'milestones."v2.0".quarantine[0].expires', "'2026-02-30' is not valid: day is out of range for month"),
+    ]

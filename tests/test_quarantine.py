@@ -171,16 +171,20 @@ async def test_an_expired_entry_counts_again(slack: Slack) -> None:
     assert [test.name for test in verdict.blocking.failing_tests] == [FLAKY]
 
 
-async def test_a_retry_passing_after_a_failed_attempt_marks_the_test_flaky(slack: Slack) -> None:
+@pytest.mark.parametrize("first_arriving", [1, 2])
+async def test_a_retry_passing_after_a_failed_attempt_marks_the_test_flaky(slack: Slack, first_arriving: int) -> None:
+    """Whichever attempt's report arrives first (an upload may bring attempt 1 late)."""
     await services.apply_policy_file(REPO, POLICY)
     failing = report({"test_0": "failed", "test_1": "passed"})
     passing = report({"test_0": "passed", "test_1": "passed"})
-    first = LaunchSource(REPO, "smoke", "run-77", attempt=1, commit_sha="abc", branch="main")
-    await services.record_launch(failing, first)
-    await services.record_launch(
-        passing, LaunchSource(REPO, "smoke", "run-77", attempt=2, commit_sha="abc", branch="main")
-    )
+    launches = {
+        1: (failing, LaunchSource(REPO, "smoke", "run-77", attempt=1, commit_sha="abc", branch="main")),
+        2: (passing, LaunchSource(REPO, "smoke", "run-77", attempt=2, commit_sha="abc", branch="main")),
+    }
+    for attempt in (first_arriving, 3 - first_arriving):
+        await services.record_launch(*launches[attempt])
     second = await Launch.get(source_id="run-77", attempt=2)
+    assert (await Launch.get(source_id="run-77", attempt=1)).superseded
     assert second.flaky == 1
     flags = {
         row.test_case.name: row.flaky for row in await TestResult.filter(launch=second).prefetch_related("test_case")

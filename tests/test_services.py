@@ -11,7 +11,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from core import outbox, services, state
-from core.catalog import find_repository, milestone_policy
+from core.catalog import NotFound, find_repository, milestone_policy
 from core.enums import (
     CriterionResult,
     Decision,
@@ -843,7 +843,7 @@ async def test_a_renamed_github_milestone_keeps_its_history(db: str) -> None:
     renamed, _ = await services.save_milestone(REPO, "v2.0.0", github_number=7)
     assert renamed.id == milestone.id
     assert [d.number for d in (await services.get_verdict(REPO, "v2.0.0")).blocking.defects] == [10]
-    with pytest.raises(services.NotFound):
+    with pytest.raises(NotFound):
         await services.get_verdict(REPO, "v2.0")
 
 

@@ -263,6 +263,16 @@ async def test_list_puts_the_most_urgent_first_with_its_numbers(slack: Slack) ->
 
 async def test_tags_starts_and_clones_from_slack(slack: Slack) -> None:
     await release()
+    slack.fake.add_user("U0GUEST", "guest")
+    slack.fake.add_user("U0ROOT", "root", is_admin=True)
+    # Only a milestone's approvers (U0USER for v2.0) and workspace admins change it.
+    for words in ("tag v2.0 release", f"start v2.0 {datetime.now(UTC).date().isoformat()}", "clone v2.0 v9"):
+        refused = await slack.answer(words, user_id="U0GUEST")
+        assert refused["text"] == (
+            f":no_entry_sign: Only v2.0's approvers and workspace admins can {words.split()[0]} it."
+        )
+    assert await Milestone.filter(name="v9").count() == 0
+    assert (await Milestone.get(name="v2.0")).tags == []
     tagged = await slack.answer("tag v2.0 release")
     assert tagged["text"] == "v2.0 is tagged release: `/milestone list tag:release` lists its tag"
     listed = await slack.answer("list tag:release")
@@ -275,7 +285,7 @@ async def test_tags_starts_and_clones_from_slack(slack: Slack) -> None:
     assert (await slack.answer("list tag:nothing"))["text"] == "No open milestones tagged nothing."
 
     later = datetime.now(UTC).date() + timedelta(days=3)
-    started = await slack.answer(f"start v2.1 {later.isoformat()}")
+    started = await slack.answer(f"start v2.1 {later.isoformat()}", user_id="U0ROOT")
     assert started["text"] == f"v2.1 starts on {later:%a} {later.day} {later:%b %Y}: planned"
     due = datetime.now(UTC).date() + timedelta(days=60)
     cloned = await slack.answer(f'clone v2.0 "v2.2 beta" {due.isoformat()}')

@@ -185,6 +185,25 @@ async def test_editing_the_body_moves_the_links(hooks):
         assert links == [9, 1, 0][step]  # custom_classname is not under tests/test_lib
 
 
+async def test_a_required_id_named_in_a_body_links_while_it_is_required(hooks):
+    """The body is kept: when the policy's required tests change, its links are worked out again."""
+    await hooks.deliver("milestone", fixture("milestone", "created"))
+    loose = POLICY.replace('required: ["tests.test_lib.*"]', 'required: ["tests.test_lib.test_pass"]')
+    await services.apply_policy_file(REPO, loose)
+    await pytest_launch("run-1")
+    body = "Seen on CI since Monday: tests.test_lib.test_error raises KeyError."
+    await hooks.deliver("issues", issue_payload("opened", body, labels=["bug"], updated_at="2026-11-02T10:00:00Z"))
+    assert await DefectLink.filter(defect__number=101).count() == 0  # not required: just words
+    exact = loose.replace('["tests.test_lib.test_pass"]', '["tests.test_lib.test_pass", "tests.test_lib.test_error"]')
+    await services.apply_policy_file(REPO, exact)
+    links = await DefectLink.filter(defect__number=101).prefetch_related("test_case")
+    assert [link.test_case.name for link in links] == ["test_error"]
+    assert [known.name for known in (await gate()).triage.known] == ["tests.test_lib.test_error"]
+    await services.apply_policy_file(REPO, loose)
+    assert await DefectLink.filter(defect__number=101).count() == 0
+    assert (await Defect.get(number=101)).affects == []
+
+
 # The gate and causes as pure functions -------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from core import outbox, services, tokens
+from core.catalog import NotFound
 from core.junit import parse_reports
 from core.models import Launch, Milestone, Outbox, TestCase, TestResult, UploadToken
 from tests.conftest import JUNIT
@@ -136,7 +137,7 @@ async def test_a_name_is_taken_until_revoked_and_revoked_tokens_stop_working(db)
     listed = await services.list_tokens(REPO, include_revoked=True)
     assert [(info.name, info.revoked_by) for info in listed] == [("ci", "carol"), ("ci", None)]
     assert [info.name for info in await services.list_tokens(REPO)] == ["ci"]
-    with pytest.raises(services.NotFound):
+    with pytest.raises(NotFound):
         await services.revoke_token(REPO, "nope", "carol")
 
 

@@ -3,6 +3,7 @@ process, against the loopback fake GitHub."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ import pytest
 
 from core import services
 from core.enums import Decision
+from core.ingest import LaunchSource
+from core.junit import parse_stream
 from core.models import Signoff
 from core.page_links import PageLinks
 from integrations.pages.sessions import SESSION_COOKIE, Sessions
@@ -110,6 +113,30 @@ async def test_filters_are_kept_in_the_url(site, github):
     none = await site.client.get("/milestones?status=blocked")
     assert "No open milestone matches these filters." in none.text
     assert '<option value="blocked" selected>' in none.text
+
+
+async def test_the_overview_shows_each_milestones_triage(site, github):
+    await services.apply_policy_file(
+        "acme/shop",
+        'milestones:\n  "v2.0":\n    required: ["com.acme.*"]\n'
+        "    quarantine:\n      - {test: com.acme.Cart.flaky, reason: times out on CI}\n",
+    )
+    failing = '<failure message="boom"/>'
+    cases = {"new": failing, "known": failing, "flaky": failing, "fine": ""}
+    report = "".join(
+        f'<testcase classname="com.acme.Cart" name="{name}">{body}</testcase>' for name, body in cases.items()
+    )
+    await services.record_launch(
+        parse_stream(io.BytesIO(f"<testsuite>{report}</testsuite>".encode()), "report.xml"),
+        LaunchSource("acme/shop", "smoke", "run-1"),
+    )
+    known = services.IssueFacts(7, "Cart breaks", ["bug"], "open", body="Affects: com.acme.Cart.known")
+    await services.upsert_defect("acme/shop", known)
+    await sign_in(site, github)
+    overview = await site.client.get("/milestones?repository=acme/shop")
+    assert re.search(r'<span class="muted triage">\s*1 new failing · 1 known · 1 quarantined</span>', overview.text)
+    # Milestones without failures say nothing of triage.
+    assert overview.text.count('class="muted triage"') == 1
 
 
 async def test_what_github_said_is_kept_for_minutes(site, github):

@@ -113,6 +113,14 @@ def change_text(changes: Changes) -> str:
         )
     if changes.fixed:
         parts.append(f"{plural(len(changes.fixed), 'test')} fixed: " + escape(listed(changes.fixed, 5)))
+    if changes.newly_known:
+        parts.append(
+            f"{plural(len(changes.newly_known), 'failure')} now known: " + escape(listed(changes.newly_known, 5))
+        )
+    if changes.quarantined:
+        parts.append("quarantined: " + escape(listed(changes.quarantined, 5)))
+    if changes.released:
+        parts.append("out of quarantine: " + escape(listed(changes.released, 5)))
     if changes.new_approvals:
         parts.append("approved by " + listed([mention(user) for user in changes.new_approvals]))
     return " · ".join(parts)

@@ -91,6 +91,10 @@ def snapshot_metrics(verdict: Verdict) -> dict[str, Any]:
         "rejections": verdict.criteria.signoff.numbers.rejections,
         "lifecycle": verdict.lifecycle.value,
         "completion": verdict.completion,
+        # Triage: failing tests no open defect covers, those one does, and quarantined tests.
+        "failing_new": len(verdict.triage.new),
+        "failing_known": len(verdict.triage.known),
+        "quarantined": len(verdict.triage.quarantined),
     }
 
 

@@ -71,6 +71,10 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
         defect.affects = affects
+        if issue.deleted:
+            defect.body = None
+        elif issue.body is not None:
+            defect.body = issue.body
         await defect.save(using_db=client)
         await defect_links.store_links(client, defect.id, linked_before, linked_after)
         touched = {before, defect.milestone_id, *holding} - {None}

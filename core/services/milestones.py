@@ -27,7 +27,8 @@ from core.models import (
     Snapshot,
     Subscription,
 )
-from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, load_policy
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE
+from core.policy_file import load_policy
 from core.services.changes import MilestoneChange, after_change, milestone_named
 from core.services.policies import PolicyInvalid, adopt_policy, apply_milestone_policy, repository_policy
 from core.wording import plural

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from core import quarantine_state, state
+from core import defect_links, quarantine_state, state
 from core.catalog import (
     ensure_plan,
     ensure_repository,
@@ -19,15 +19,8 @@ from core.catalog import (
 from core.clock import utcnow
 from core.enums import DefectState
 from core.models import Defect, Milestone, Repository
-from core.policy import (
-    DEFAULT_ENTRY,
-    DEFAULT_SOURCE,
-    DefectsConfig,
-    MilestonePolicy,
-    PolicyFile,
-    PolicyLoad,
-    load_policy,
-)
+from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE, DefectsConfig, MilestonePolicy, PolicyFile
+from core.policy_file import PolicyLoad, load_policy
 from core.selectors import GLOB_CHARS
 from core.services.changes import MilestoneChange, after_change
 
@@ -123,6 +116,8 @@ async def apply_milestone_policy(
         await state.rebuild(client, milestone, policy)
     elif before.required != policy.required:
         await state.refresh_required(client, milestone, policy, everything=True)
+    if before is None or before.required != policy.required:
+        await defect_links.relink_required(client, milestone.repository_id)
     await quarantine_state.refresh(client, milestone, policy)
 
 

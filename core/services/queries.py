@@ -90,6 +90,9 @@ async def list_milestones(
                 start_date=policy.start or milestone.start_date,
                 completion=metrics.get("completion"),
                 tags=tags,
+                failing_new=metrics.get("failing_new", 0),
+                failing_known=metrics.get("failing_known", 0),
+                quarantined=metrics.get("quarantined", 0),
             )
         )
     order = [

@@ -13,7 +13,7 @@ from typing import Any
 from core.enums import CriterionResult, GateStatus, Lifecycle
 from core.gate import AnyCriterion, Cluster, DefectFact, FailingTest, LaunchRef, Verdict
 from core.lifecycle import LIFECYCLE_TITLE
-from core.policy import PolicyLoad
+from core.policy_file import PolicyLoad
 from core.report import STATUS_TITLE, completion_text, criterion_text, quarantine_text
 from core.wording import clip, clip_bytes, days, days_left, listed, one_line, plural, short_sha
 

@@ -25,7 +25,8 @@ from core.enums import STOPPED_INSTALLATION, CheckKind
 from core.gate import Verdict
 from core.installations import installation_for, installation_status
 from core.models import GateCheck, Milestone, Outbox, PullRequest
-from core.policy import DEFAULT_SOURCE, load_policy
+from core.policy import DEFAULT_SOURCE
+from core.policy_file import load_policy
 from core.pull_requests import (
     CONFIG_SLOT,
     files_checked,
