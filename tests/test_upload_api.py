@@ -154,9 +154,7 @@ async def test_a_token_is_revoked_by_its_name_alone_when_no_other_repository_has
         ValueError, match=r"^gitlab is a token of several repositories: acme/api, acme/other; name one with --repo$"
     ):
         await services.revoke_token(None, "gitlab", "carol")
-    with pytest.raises(
-        services.NotFound, match=r"^no live token named jenkins \(`milestones token list` shows them\)$"
-    ):
+    with pytest.raises(NotFound, match=r"^no live token named jenkins \(`milestones token list` shows them\)$"):
         await services.revoke_token(None, "jenkins", "carol")
     assert [info.name for info in await services.list_tokens(include_revoked=False)] == ["gitlab", "gitlab"]
 

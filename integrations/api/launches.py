@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from core import services
-from core.db import DATABASE_ERRORS, DatabaseUnavailable, describe, note_failure, transient, within_deadline
+from core.db import DatabaseUnavailable, database_errors, describe, note_failure, transient, within_deadline
 from core.ingest import LaunchSource, content_digest, upload_source_id
 from core.junit import ParsedReport, ReportError, parse_stream
 from core.page_links import PageLinks
@@ -154,7 +154,7 @@ class LaunchUploads:
             except ClientDisconnect:
                 log.info("upload abandoned: the client went away after %s bytes; nothing stored", body.received)
                 return Response(status_code=400)
-            except DATABASE_ERRORS as error:
+            except database_errors() as error:
                 refusal = _database_refusal(error)
                 if refusal is None:
                     raise
