@@ -31,7 +31,7 @@ def add_token(commands: Any) -> None:
 
     command = actions.add_parser("revoke", help="stop a token from working, at once")
     command.add_argument("name")
-    command.add_argument("--repo", required=True, help="OWNER/NAME")
+    command.add_argument("--repo", help="OWNER/NAME (needed when several repositories have a token so named)")
     command.add_argument("--by", default=_user(), help="who revokes it (default: the user running this)")
     command.set_defaults(handler=with_database(cmd_revoke))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import zlib
@@ -23,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from core import ci
 from core.wording import launch_counts
@@ -32,6 +34,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 # Files this large get a progress bar, when standard error is a terminal.
 PROGRESS_FROM_BYTES = 4 * 1024 * 1024
 RETRY_AFTER_LONGEST = 60.0
+# What an HTTP header may carry of a token, whatever its shape (the server judges that).
+TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 
 
 class UploadFailed(Exception):
@@ -81,9 +85,23 @@ def _target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
         )
     if not server.startswith(("https://", "http://")):
         raise UploadFailed(f"MILESTONES_URL {server!r}: expected an http(s) URL", 2)
+    try:
+        parts = urlsplit(server)
+        host, _ = parts.hostname, parts.port  # the port is checked when read
+    except ValueError as error:
+        raise UploadFailed(f"MILESTONES_URL {server!r}: not a URL ({error})", 2) from None
+    if not host:
+        raise UploadFailed(f"MILESTONES_URL {server!r}: no host in it", 2)
     token = env.get("MILESTONES_TOKEN", "").strip()
     if not token:
         raise UploadFailed("set MILESTONES_TOKEN to an upload token (`milestones token create` makes one)", 2)
+    if not TOKEN_CHARACTERS.fullmatch(token):
+        # Never repeated in the message: a CI's log keeps what the job prints.
+        raise UploadFailed(
+            "MILESTONES_TOKEN holds characters no token has (a line break, a space, a letter outside ASCII): "
+            "copy it again as `milestones token create` printed it",
+            2,
+        )
     return Target(server + API_PATH, token)
 
 
@@ -136,10 +154,18 @@ def _send(
                 if response.status_code in (200, 201):
                     return answer
                 problem = f"HTTP {response.status_code}: {_message(answer, response)}"
-                if response.status_code == 429:
-                    wait = min(_retry_after(response) or wait, RETRY_AFTER_LONGEST)
-                elif response.status_code < 500:
+                if response.is_redirect:
+                    # Not followed: the token goes to the service named, nowhere else.
+                    location = str(response.next_request.url) if response.next_request else "elsewhere"
+                    base = location.removesuffix(API_PATH)
+                    problem = f"HTTP {response.status_code}: {target.endpoint} redirects to {location}"
+                    if base != location:
+                        problem += f"; set MILESTONES_URL to {base}"
                     raise UploadFailed(f"upload refused ({problem})")
+                if response.status_code < 500 and response.status_code != 429:
+                    raise UploadFailed(f"upload refused ({problem})")
+                # A rate limit, or a database away, says when to come back.
+                wait = min(_retry_after(response) or wait, RETRY_AFTER_LONGEST)
             if attempt == attempts:
                 raise UploadFailed(f"upload failed after {attempts} attempts ({problem})")
             print(f"upload failed ({problem}); retrying in {wait:.0f} s", file=sys.stderr)

@@ -24,7 +24,7 @@ RATIO_FLOOR = MiB
 
 
 @dataclass(frozen=True)
-class IntakeLimits:
+class ReportLimits:
     """How much one batch of reports (an artifact, an upload) may cost."""
 
     # Bytes received (an artifact's download, an upload's request body).
@@ -55,12 +55,12 @@ def check_transfer(what: str, received: int, limit: int) -> None:
         raise OverLimit(f"{what} passes the limit of {size_text(limit)}")
 
 
-def check_file_count(what: str, count: int, limits: IntakeLimits, noun: str = "files") -> None:
+def check_file_count(what: str, count: int, limits: ReportLimits, noun: str = "files") -> None:
     if count > limits.max_files:
         raise OverLimit(f"{what}: {count} {noun}, more than the limit of {limits.max_files}")
 
 
-def check_ratio(what: str, uncompressed: int, compressed: int, limits: IntakeLimits) -> None:
+def check_ratio(what: str, uncompressed: int, compressed: int, limits: ReportLimits) -> None:
     ratio = uncompressed // max(compressed, 1)
     if uncompressed > RATIO_FLOOR and ratio > limits.max_ratio:
         raise OverLimit(f"{what} expands {ratio} times (zip bomb?)")
@@ -74,7 +74,7 @@ class Budget:
     stretch of compressed data, cannot add up to more than the batch's own bytes allow.
     """
 
-    def __init__(self, what: str, limits: IntakeLimits, received: int | None = None):
+    def __init__(self, what: str, limits: ReportLimits, received: int | None = None):
         self.what = what
         self.limit = limits.max_uncompressed_bytes
         self.used = 0
@@ -110,7 +110,7 @@ class CountingReader:
         stream: IO[bytes],
         budget: Budget,
         entry: str,
-        limits: IntakeLimits,
+        limits: ReportLimits,
         compressed_size: int | None = None,
     ):
         self._stream = stream

@@ -37,8 +37,8 @@ from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
 from integrations.github.intake import (
     RETRY_AFTER_DATABASE,
-    IntakeLimits,
     MemoryBudget,
+    WebhookLimits,
     hand_back_large_blocks,
     receive_webhook,
 )
@@ -133,7 +133,7 @@ def create_app(
     github: GitHubAccess | None = None,
     manage_database: bool = True,
     workers: int | None = None,
-    intake: IntakeLimits | None = None,
+    intake: WebhookLimits | None = None,
 ) -> Starlette:
     """The ASGI app; `manage_database=False` when the caller has the database open already (tests).
 
@@ -225,7 +225,7 @@ def create_app(
         exception_handlers={error: database_away for error in database_errors()},
     )
     app.state.webhook_secret = secret
-    app.state.intake_limits = intake = intake or IntakeLimits()
+    app.state.webhook_limits = intake = intake or WebhookLimits()
     app.state.intake_budget = MemoryBudget(intake.memory)
     hand_back_large_blocks(intake.spill)
     app.state.publisher = publisher

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from core.models import Delivery
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
-from integrations.github.intake import IntakeLimits
+from integrations.github.intake import WebhookLimits
 from integrations.web import create_app
 from tests.conftest import WEBHOOKS
 
@@ -113,7 +113,7 @@ def github_access(settings: Settings) -> GitHubAccess:
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, *, workers: int = 0, intake: IntakeLimits | None = None
+    settings: Settings, *, workers: int = 0, intake: WebhookLimits | None = None
 ) -> AsyncIterator[Hooks]:
     """The app with its lifespan running on the already open test database.
 

@@ -23,7 +23,7 @@ from integrations.github.artifacts import (
     download_artifact,
     read_reports,
 )
-from integrations.limits import IntakeLimits
+from integrations.limits import ReportLimits
 from tests.conftest import JUNIT
 from tests.github import make_zip
 
@@ -59,7 +59,7 @@ def expected_counts(*fixtures: str) -> dict[str, int]:
     return parse_reports([JUNIT / name for name in fixtures]).counts()
 
 
-def refusal(archive: bytes, limits: IntakeLimits = ARTIFACT_LIMITS) -> tuple[str, ParsedReport]:
+def refusal(archive: bytes, limits: ReportLimits = ARTIFACT_LIMITS) -> tuple[str, ParsedReport]:
     report = ParsedReport()
     with pytest.raises(UnsafeArchive) as caught:
         read_reports(io.BytesIO(archive), ARTIFACT, report, limits)
@@ -254,7 +254,7 @@ def test_the_default_limits_name_sizes_in_gigabytes() -> None:
 
     message, _ = refusal(archive, replace(ARTIFACT_LIMITS, max_uncompressed_bytes=100))
 
-    assert ARTIFACT_LIMITS == IntakeLimits(512 * 1024**2, 10_000, 2 * 1024**3, 200)
+    assert ARTIFACT_LIMITS == ReportLimits(512 * 1024**2, 10_000, 2 * 1024**3, 200)
     assert message == "artifact junit-linux: uncompressed size 510 bytes over the limit of 100 bytes"
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +20,7 @@ from core.db import DatabaseUnavailable, within_deadline
 from core.enums import DeliveryStatus
 from core.models import Delivery, Launch
 from core.page_links import PageLinks
+from integrations.api import launches
 from tests.cli import migrated
 from tests.conftest import JUNIT
 from tests.github import SECRET, fixture, running_app, settings_for, signature
@@ -101,24 +103,78 @@ async def test_any_page_the_database_absence_stops_is_answered_503(db, monkeypat
     assert len(outage_lines(caplog.records)) == 1
 
 
+UPLOAD_HEADERS = {"Authorization": "Bearer mgt_" + "0" * 49, "Content-Type": "application/xml"}
+
+
 async def test_an_upload_the_database_absence_stops_is_answered_503_with_nothing_stored(db, monkeypatch, caplog):
     async def away(token: str) -> None:
         raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
 
     monkeypatch.setattr(services, "authenticate_token", away)
     report = (JUNIT / "jest-junit.xml").read_bytes()
-    headers = {"Authorization": "Bearer mgt_" + "0" * 49, "Content-Type": "application/xml"}
     async with running_app(settings_for(db)) as hooks:
         for _ in range(2):
             response = await hooks.client.post(
-                "/api/v1/launches", params={"plan": "smoke"}, content=report, headers=headers
+                "/api/v1/launches", params={"plan": "smoke"}, content=report, headers=UPLOAD_HEADERS
             )
             assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+            # The upload API's own shape of refusal, which `milestones upload` shows and retries.
             assert response.json() == {
-                "error": "try again later",
-                "database": "unavailable: ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 5432)",
+                "error": "database_unavailable",
+                "message": "the database is unavailable (ConnectionRefusedError: [Errno 111] Connect call failed "
+                "('127.0.0.1', 5432)); nothing was stored: send the upload again in 5 s",
             }
     assert len(outage_lines(caplog.records)) == 1
+    assert await Launch.all().count() == 0
+
+
+async def test_an_upload_is_answered_503_at_the_deadline_when_the_database_does_not_answer(db, monkeypatch):
+    monkeypatch.setattr(launches, "UPLOAD_DEADLINE", 0.3)
+
+    async def black_holed(token: str) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(services, "authenticate_token", black_holed)
+    report = (JUNIT / "jest-junit.xml").read_bytes()
+    async with running_app(settings_for(db)) as hooks:
+        started = time.monotonic()
+        response = await asyncio.wait_for(
+            hooks.client.post("/api/v1/launches", params={"plan": "smoke"}, content=report, headers=UPLOAD_HEADERS),
+            QUICK * 3,
+        )
+        took = time.monotonic() - started
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json() == {
+        "error": "database_unavailable",
+        "message": "the database is unavailable (no answer within 0.3 s); nothing was stored: "
+        "send the upload again in 5 s",
+    }
+    assert took < QUICK
+    assert await Launch.all().count() == 0
+
+
+async def test_an_upload_a_busy_database_refuses_is_answered_503_with_nothing_stored(db, monkeypatch, caplog):
+    await services.apply_policy_file("acme/shop", "plans:\n  smoke: {workflow: ci.yml}\n")
+    token, _ = await services.create_token("acme/shop", "gitlab", [], "alice")
+
+    async def deadlocked(report, source) -> None:
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(services, "record_launch", deadlocked)
+    report = (JUNIT / "jest-junit.xml").read_bytes()
+    headers = {**UPLOAD_HEADERS, "Authorization": f"Bearer {token}"}
+    async with running_app(settings_for(db)) as hooks:
+        response = await hooks.client.post(
+            "/api/v1/launches", params={"plan": "smoke"}, content=report, headers=headers
+        )
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json() == {
+        "error": "database_busy",
+        "message": "the database was busy (DeadlockDetectedError: deadlock detected); nothing was stored: "
+        "send the upload again in 5 s",
+    }
+    # Busy is not away: no outage is logged, and the next request goes straight to the database.
+    assert outage_lines(caplog.records) == [] and not database.reachability.down
     assert await Launch.all().count() == 0
 
 

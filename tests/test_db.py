@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+from tortoise.exceptions import TransactionManagementError
 from tortoise.transactions import in_transaction
 
+from core.db import connection
 from core.enums import InstallationStatus
 from core.models import Installation
 
@@ -38,3 +42,75 @@ async def test_a_transaction_that_reads_then_writes_waits_for_another_process(db
         assert other.wait(timeout=10) == 0
     assert before == 1
     assert sorted(await Installation.all().values_list("id", flat=True)) == [1, 2]
+
+
+@pytest.fixture
+async def short_busy_timeout(db, is_postgres):
+    """The test database's SQLite connection, giving up on another process's write lock after 0.3 s."""
+    if is_postgres:
+        pytest.skip("SQLite's file lock")
+    client = connection()
+    await client.execute_query("PRAGMA busy_timeout = 300")
+    yield db.removeprefix("sqlite://")
+    await client.execute_query("PRAGMA busy_timeout = 30000")
+
+
+def write_lock_is_free(path: str) -> bool:
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+async def test_a_transaction_that_could_not_begin_leaves_the_connection_usable(short_busy_timeout):
+    holder = sqlite3.connect(short_busy_timeout, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process, writing for longer than the busy timeout
+
+    async def begin() -> None:
+        async with in_transaction():
+            pass
+
+    try:
+        with pytest.raises(TransactionManagementError, match="database is locked"):
+            # A task of its own, as each request is.
+            await asyncio.ensure_future(begin())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    # The process's connection is not left taken by the transaction that never began.
+    async def write() -> None:
+        async with in_transaction() as client:
+            await Installation.create(id=1, account="acme", status=InstallationStatus.ACTIVE, using_db=client)
+
+    await asyncio.wait_for(write(), 5)
+    assert await Installation.all().count() == 1
+
+
+async def test_a_transaction_cancelled_while_it_waits_to_begin_takes_no_lock_with_it(short_busy_timeout):
+    holder = sqlite3.connect(short_busy_timeout, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+
+    async def write() -> None:
+        async with in_transaction() as client:
+            await Installation.create(id=1, account="acme", status=InstallationStatus.ACTIVE, using_db=client)
+
+    # A request given up on at its deadline while its BEGIN waits for the lock.
+    waiting = asyncio.ensure_future(write())
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    holder.execute("ROLLBACK")
+    holder.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.5)  # the BEGIN goes on in aiosqlite's thread, and takes the lock
+    # ... but the file is not left write-locked by a transaction nobody would end.
+    assert write_lock_is_free(short_busy_timeout)
+
+    await asyncio.wait_for(write(), 5)
+    assert await Installation.all().count() == 1

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from jsonschema.exceptions import ValidationError
@@ -140,6 +141,24 @@ async def test_a_name_is_taken_until_revoked_and_revoked_tokens_stop_working(db)
         await services.revoke_token(REPO, "nope", "carol")
 
 
+async def test_a_token_is_revoked_by_its_name_alone_when_no_other_repository_has_one_so_named(db) -> None:
+    token, _ = await services.create_token(REPO, "jenkins", [], "alice")
+    await services.create_token("acme/other", "gitlab", [], "alice")
+    await services.create_token("acme/api", "gitlab", [], "alice")
+
+    revoked = await services.revoke_token(None, "jenkins", "carol")
+    assert (revoked.repository, revoked.name, revoked.revoked_by) == (REPO, "jenkins", "carol")
+    with pytest.raises(services.TokenRefused, match="token jenkins of acme/shop was revoked"):
+        await services.authenticate_token(token)
+    with pytest.raises(
+        ValueError, match=r"^gitlab is a token of several repositories: acme/api, acme/other; name one with --repo$"
+    ):
+        await services.revoke_token(None, "gitlab", "carol")
+    with pytest.raises(NotFound, match=r"^no live token named jenkins \(`milestones token list` shows them\)$"):
+        await services.revoke_token(None, "jenkins", "carol")
+    assert [info.name for info in await services.list_tokens(include_revoked=False)] == ["gitlab", "gitlab"]
+
+
 # Recording ------------------------------------------------------------------------------
 
 
@@ -219,7 +238,7 @@ async def test_fields_may_come_as_form_fields(api: Api) -> None:
     ("fields", "message"),
     [
         ({"commit": "abc"}, "plan is missing: name the test plan the launch belongs to"),
-        ({"plan": "smoke", "attempt": "0"}, "attempt '0': a whole number, 1 or more"),
+        ({"plan": "smoke", "attempt": "0"}, "attempt '0': a whole number from 1 to 2147483647"),
         (
             {"plan": "smoke", "url": "javascript:alert(1)"},
             "url 'javascript:alert(1)': a link to the CI job, http(s)://…",
@@ -229,15 +248,43 @@ async def test_fields_may_come_as_form_fields(api: Api) -> None:
             {"plan": "smoke", "comit": "abc"},
             "unknown field 'comit' (fields: plan, repository, commit, branch, source, ",
         ),
+        # Past what the store keeps (PostgreSQL's integer; its text takes no NUL).
+        (
+            {"plan": "smoke", "attempt": "99999999999999999999"},
+            "attempt '99999999999999999999': a whole number from 1 to 2147483647",
+        ),
+        ({"plan": "smoke", "attempt": "2147483648"}, "attempt '2147483648': a whole number from 1 to 2147483647"),
+        ({"plan": "smoke", "branch": "main\x00"}, "branch 'main\\x00': control characters are not allowed"),
+        ({"plan": "sm\x00oke"}, "plan 'sm\\x00oke': control characters are not allowed"),
+        ({"plan": "smoke", "source": "job\n42"}, "source 'job\\n42': control characters are not allowed"),
+        ({"plan": "smoke", "repository": "acme/shop\x00"}, "repository 'acme/shop\\x00': control characters"),
     ],
 )
 async def test_wrong_fields_are_refused_with_what_to_fix(api: Api, fields: dict[str, str], message: str) -> None:
     response = await api.upload(parts("swift-xunit.xml"), fields)
+    as_form = await api.upload(parts("swift-xunit.xml"), {}, data=fields)
 
-    assert response.status_code == 400
-    assert response.json()["error"] == "bad_request"
-    assert response.json()["message"].startswith(message)
+    for answer in (response, as_form):
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "bad_request"
+        assert answer.json()["message"].startswith(message)
     await nothing_stored()
+
+
+async def test_a_report_named_with_control_characters_is_recorded_under_a_printable_name(api: Api) -> None:
+    # Bytes as a client may send them in a part's filename; the name shows in warnings kept with the launch.
+    declared = b'<testsuite name="declared" tests="3" failures="1"/>'
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="report"; filename="odd\x00\x01name.xml"\r\n'
+        b"Content-Type: application/xml\r\n\r\n" + declared + b"\r\n--b--\r\n"
+    )
+    response = await api.upload(
+        content=body, fields={"plan": "smoke"}, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+
+    assert response.status_code == 201, response.text
+    launch = await Launch.get(id=response.json()["launch"]["id"])
+    assert launch.warnings and all("odd??name.xml" in warning for warning in launch.warnings)
 
 
 async def test_tokens_prove_who_uploads(api: Api) -> None:
@@ -377,7 +424,7 @@ async def test_the_rate_limit_is_per_token_and_shared_by_web_processes(db) -> No
 # The OpenAPI document -------------------------------------------------------------------
 
 
-async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api) -> None:
+async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api, monkeypatch) -> None:
     document = (await api.client.get("/api/v1/openapi.json")).json()
     validate(document)
     operation = document["paths"]["/api/v1/launches"]["post"]
@@ -393,12 +440,23 @@ async def test_the_openapi_document_is_valid_and_describes_every_answer(api: Api
         await api.upload(content=b"{}", headers={"Content-Type": "application/json"}),
         await api.upload(content=MALFORMED, headers={"Content-Type": "application/xml"}),
     ]
-    assert [answer.status_code for answer in answers] == [201, 200, 400, 401, 403, 409, 413, 415, 422]
-    assert set(operation["responses"]) == {"200", "201", "400", "401", "403", "409", "413", "415", "422", "429"}
+
+    async def deadlocked(report: object, source: object) -> None:
+        raise asyncpg.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(services, "record_launch", deadlocked)
+    answers.append(await api.upload(parts("swift-xunit.xml"), {"plan": "smoke", "source": "busy"}))
+    assert [answer.status_code for answer in answers] == [201, 200, 400, 401, 403, 409, 413, 415, 422, 503]
+    assert set(operation["responses"]) == {
+        *("200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "503")
+    }
     for answer in answers:
-        schema = operation["responses"][str(answer.status_code)]["content"]["application/json"]["schema"]
+        described = operation["responses"][str(answer.status_code)]
+        schema = described["content"]["application/json"]["schema"]
         # The schema's references resolve within the document's components.
         OAS31Validator({**schema, "components": document["components"]}).validate(answer.json())
+        assert {name.lower() for name in described.get("headers", {})} <= set(answer.headers)
+    assert set(operation["responses"]["503"]["headers"]) == {"Retry-After"}
     with pytest.raises(ValidationError):
         OAS31Validator({"$ref": "#/components/schemas/Launch", "components": document["components"]}).validate(
             {**answers[0].json(), "counts": {"tests": -1}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import pty
@@ -116,14 +117,18 @@ def wait_for(condition, timeout: float = 30, what: str = "condition"):
 
 
 def count_launches(database_url: str) -> int:
+    return count_rows(database_url, "launch")
+
+
+def count_rows(database_url: str, table: str) -> int:
     if database_url.startswith("sqlite://"):
         with sqlite3.connect(database_url.removeprefix("sqlite://")) as connection:
-            return connection.execute("SELECT count(*) FROM launch").fetchone()[0]
+            return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     async def count() -> int:
         connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
         try:
-            return await connection.fetchval("SELECT count(*) FROM launch")
+            return await connection.fetchval(f"SELECT count(*) FROM {table}")
         finally:
             await connection.close()
 
@@ -195,8 +200,15 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
     database_url = shop_with_milestone(scratch_database_url, tmp_path)
     token = new_token(database_url, tmp_path, "--name", "gitlab")
     revoked = new_token(database_url, tmp_path, "--name", "old")
-    succeeds("token", "revoke", "old", "--repo", REPO, database_url=database_url, cwd=tmp_path)
+    # The name alone is enough while no other repository has a token so named.
+    assert succeeds("token", "revoke", "old", database_url=database_url, cwd=tmp_path) == (
+        "token old of acme/shop revoked: uploads with it are refused from now on\n"
+    )
     other = run("token", "create", "--repo", "acme/other", "--name", "gitlab", database_url=database_url, cwd=tmp_path)
+    ambiguous = run("token", "revoke", "gitlab", database_url=database_url, cwd=tmp_path)
+    assert assert_refused_quietly(ambiguous, 1) == [
+        "error: gitlab is a token of several repositories: acme/other, acme/shop; name one with --repo"
+    ]
     job = gitlab_job(tmp_path / "job", "swift-xunit.xml")
     reports = job / "build" / "test-results"
     (reports / "huge.xml").write_text(
@@ -224,8 +236,8 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
             "zip bomb": refused(where / "bomb.xml.gz"),
             "malformed": refused(where / "swift-xunit.xml", where / "broken.xml"),
         }
-        dropped = drop_mid_upload(server.url, token)
-        wait_for(lambda: "upload abandoned" in server.log.read_text(), what="the abandoned upload in the log")
+        dropped = drop_mid_upload(server.url, token, multipart=True) and drop_mid_upload(server.url, token)
+        wait_for(lambda: server.log.read_text().count("upload abandoned") == 2, what="the abandoned uploads in the log")
         healthy = httpx.get(f"{server.url}/readyz").status_code
         log = server.log.read_text()
 
@@ -248,14 +260,19 @@ def test_refused_uploads_say_why_and_store_nothing(scratch_database_url: str, tm
     assert token not in log and revoked not in log
 
 
-def drop_mid_upload(server_url: str, token: str) -> bool:
-    """Send the headers and a third of a declared body, then hang up."""
+def drop_mid_upload(server_url: str, token: str, *, multipart: bool = False) -> bool:
+    """Send the headers and a third of a declared body (a form's file part, or one gzip report), then hang up."""
     host, port = urlsplit(server_url).netloc.split(":")
-    part = b"--b\r\nContent-Disposition: form-data; name=report; filename=r.xml\r\n\r\n<testsuite>" + b" " * 300_000
+    report = gzip.compress((JUNIT / "swift-xunit.xml").read_bytes() + b"<!--" + os.urandom(150_000).hex().encode())
+    if multipart:
+        content_type = "multipart/form-data; boundary=b"
+        part = b"--b\r\nContent-Disposition: form-data; name=report; filename=r.xml.gz\r\n\r\n" + report
+    else:
+        content_type, part = "application/gzip", report
     head = (
         f"POST /api/v1/launches?plan=smoke&source=dropped HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-        f"Content-Length: 1000000\r\n\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(part) * 3}\r\n\r\n"
     ).encode()
     with socket.create_connection((host, int(port))) as connection:
         connection.sendall(head + part)
@@ -274,7 +291,12 @@ def test_concurrent_uploads_are_each_recorded_once(scratch_database_url: str, tm
             server = (first, second)[number % 2]
             response = httpx.post(
                 f"{server.url}/api/v1/launches",
-                params={"plan": "smoke", "source": f"job-{number % 50}", "commit": f"{number % 50:040x}"},
+                # Half the jobs upload to a plan no launch has named yet: its first uploads race to make it.
+                params={
+                    "plan": "smoke" if number % 50 < 25 else "perf",
+                    "source": f"job-{number % 50}",
+                    "commit": f"{number % 50:040x}",
+                },
                 files=[("report", ("swift.xml", report, "application/xml"))],
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=120,
@@ -294,6 +316,7 @@ def test_concurrent_uploads_are_each_recorded_once(scratch_database_url: str, tm
         assert sorted(status for status, _ in seen) == [200, 201], (job, seen)
         assert len({launch for _, launch in seen}) == 1
     assert count_launches(database_url) == 50
+    assert count_rows(database_url, "test_plan") == 2
 
 
 # The uploader on its own ----------------------------------------------------------------
@@ -360,7 +383,16 @@ def upload_args(*args: str):
 
 
 def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    answers = [(503, {}, {"error": "down"}), (429, {"Retry-After": "7"}, {"message": "slow down"}), (201, {}, RECORDED)]
+    busy = {
+        "error": "database_busy",
+        "message": "the database was busy (…); nothing was stored: send the upload again in 5 s",
+    }
+    answers = [
+        (503, {}, {"error": "down"}),
+        (503, {"Retry-After": "5"}, busy),
+        (429, {"Retry-After": "7"}, {"message": "slow down"}),
+        (201, {}, RECORDED),
+    ]
     slept: list[float] = []
     with StubServer(answers) as stub:
         code = upload(
@@ -369,8 +401,9 @@ def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.Cap
             sleep=slept.append,
         )
 
-    assert code == 0 and slept == [2.0, 7.0]
-    assert [request.query for request in stub.received] == [stub.received[0].query] * 3
+    # The server's Retry-After is followed (a 503 of a database away too), else the back-off's.
+    assert code == 0 and slept == [2.0, 5.0, 7.0]
+    assert [request.query for request in stub.received] == [stub.received[0].query] * 4
     assert stub.received[0].path == "/api/v1/launches"
     assert stub.received[0].query == {
         "plan": ["smoke"],
@@ -381,11 +414,12 @@ def test_failures_on_the_way_are_retried_with_the_same_fields(capsys: pytest.Cap
     }
     assert stub.received[0].headers["Authorization"] == "Bearer mgt_secret"
     # Gzipped on the way: the part is a gzip stream of the report as it is on disk.
-    assert b"\x1f\x8b" in stub.received[2].body and b"<testsuite" not in stub.received[2].body
+    assert b"\x1f\x8b" in stub.received[3].body and b"<testsuite" not in stub.received[3].body
     output = capsys.readouterr()
     assert output.out.splitlines()[0].endswith("-> acme/shop plan smoke, launch 7")
     assert output.err.splitlines() == [
         'upload failed (HTTP 503: {"error": "down"}); retrying in 2 s',
+        f"upload failed (HTTP 503: {busy['message']}); retrying in 5 s",
         "upload failed (HTTP 429: slow down); retrying in 7 s",
     ]
 
@@ -397,6 +431,18 @@ def test_a_refusal_is_not_retried(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert code == 1 and len(stub.received) == 1
     assert capsys.readouterr().err == f"error: upload refused (HTTP 403: {refusal['message']})\n"
+
+
+def test_a_redirect_says_which_url_to_set_and_sends_the_token_nowhere_else(capsys: pytest.CaptureFixture[str]) -> None:
+    # An http:// URL in front of an https:// service: the token is not sent on to where it points.
+    with StubServer([(301, {"Location": "https://milestones.example.com/api/v1/launches"}, {})]) as stub:
+        code = main_upload(stub.url, str(JUNIT / "swift-xunit.xml"), "--plan", "smoke")
+
+    assert code == 1 and len(stub.received) == 1
+    assert capsys.readouterr().err == (
+        f"error: upload refused (HTTP 301: {stub.url}/api/v1/launches redirects to "
+        "https://milestones.example.com/api/v1/launches; set MILESTONES_URL to https://milestones.example.com)\n"
+    )
 
 
 def test_an_unreachable_server_is_retried_then_given_up(capsys: pytest.CaptureFixture[str]) -> None:
@@ -426,7 +472,25 @@ def main_upload(server_url: str, *args: str) -> int:
     [
         ({"MILESTONES_TOKEN": "mgt_x"}, "error: set MILESTONES_URL (or --server) to the service's URL"),
         ({"MILESTONES_URL": "http://127.0.0.1:9"}, "error: set MILESTONES_TOKEN to an upload token"),
+        (
+            {"MILESTONES_URL": "http://[::1", "MILESTONES_TOKEN": "mgt_x"},
+            "error: MILESTONES_URL 'http://[::1': not a URL (Invalid IPv6 URL)",
+        ),
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:99999", "MILESTONES_TOKEN": "mgt_x"},
+            "error: MILESTONES_URL 'http://127.0.0.1:99999': not a URL (Port out of range 0-65535)",
+        ),
+        # A token pasted with a line break, or with a look-alike letter: said without showing it.
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:9", "MILESTONES_TOKEN": "mgt_half\nhalf"},
+            "error: MILESTONES_TOKEN holds characters no token has",
+        ),
+        (
+            {"MILESTONES_URL": "http://127.0.0.1:9", "MILESTONES_TOKEN": "mgt_tok\u0435n"},
+            "error: MILESTONES_TOKEN holds characters no token has",
+        ),
     ],
+    ids=["no-url", "no-token", "url-unparsable", "url-port", "token-line-break", "token-not-ascii"],
 )
 def test_missing_settings_are_usage_errors(tmp_path: Path, env: dict[str, str], message: str) -> None:
     result = subprocess.run(
@@ -439,6 +503,8 @@ def test_missing_settings_are_usage_errors(tmp_path: Path, env: dict[str, str], 
     )
     [line] = assert_refused_quietly(result, 2)
     assert line.startswith(message)
+    for piece in env.get("MILESTONES_TOKEN", "").splitlines():
+        assert piece == "mgt_x" or piece not in line
 
 
 def test_the_uploader_needs_neither_the_database_nor_the_server_machinery(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from core.enums import DeliveryStatus
 from core.models import Delivery
-from integrations.github.intake import IntakeLimits, MemoryBudget
+from integrations.github.intake import MemoryBudget, WebhookLimits
 from tests.github import SECRET, fixture, running_app, settings_for, signature
 
 MiB = 1024 * 1024
@@ -98,7 +98,7 @@ async def test_a_large_body_goes_to_a_temporary_file_as_it_arrives(db, tmp_path,
     spill = tmp_path / "spill"
     spill.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill))
-    limits = IntakeLimits(spill=1 * MiB)
+    limits = WebhookLimits(spill=1 * MiB)
     async with running_app(settings_for(db), intake=limits) as hooks:
         body = Trickle(large_issue(3 * MiB), pause_at=2 * MiB)
         sending = asyncio.create_task(
@@ -127,7 +127,7 @@ async def test_a_large_body_goes_to_a_temporary_file_as_it_arrives(db, tmp_path,
 
 
 async def test_past_the_memory_budget_a_delivery_is_answered_503_with_retry_after(db):
-    limits = IntakeLimits(memory=8 * MiB, spill=1 * MiB, wait=0.2)
+    limits = WebhookLimits(memory=8 * MiB, spill=1 * MiB, wait=0.2)
     body = json.dumps(fixture("issues", "opened")).encode()
     async with running_app(settings_for(db), intake=limits) as hooks:
         budget = hooks.app.state.intake_budget

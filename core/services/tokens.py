@@ -101,21 +101,25 @@ async def list_tokens(repository: str | None = None, *, include_revoked: bool = 
     return [_info(stored, stored.repository.full_name) for stored in await query]
 
 
-async def revoke_token(repository: str, name: str, revoked_by: str) -> TokenInfo:
+async def revoke_token(repository: str | None, name: str, revoked_by: str) -> TokenInfo:
+    """Revoke the live token `name` of `repository`, or of the one repository with such a token."""
     async with in_transaction() as client:
-        stored = (
-            await UploadToken.filter(repository__full_name__iexact=check_repository_name(repository), active_name=name)
-            .select_for_update()
-            .using_db(client)
-            .first()
-        )
-        if stored is None:
-            raise NotFound(f"{repository} has no live token named {name} (`milestones token list` shows them)")
+        query = UploadToken.filter(active_name=name)
+        if repository is not None:
+            query = query.filter(repository__full_name__iexact=check_repository_name(repository))
+        found = await query.select_for_update().using_db(client).prefetch_related("repository")
+        if not found:
+            where = f"{repository} has no" if repository is not None else "no"
+            raise NotFound(f"{where} live token named {name} (`milestones token list` shows them)")
+        if len(found) > 1:
+            owners = ", ".join(sorted(stored.repository.full_name for stored in found))
+            raise ValueError(f"{name} is a token of several repositories: {owners}; name one with --repo")
+        [stored] = found
         stored.revoked_at = utcnow()
         stored.revoked_by = revoked_by
         stored.active_name = None
         await stored.save(using_db=client, update_fields=["revoked_at", "revoked_by", "active_name"])
-    return _info(stored, repository)
+    return _info(stored, stored.repository.full_name)
 
 
 async def authenticate_token(token: str) -> TokenGrant:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import re
 import tempfile
 import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -28,16 +29,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from core import services
+from core.db import DatabaseUnavailable, database_errors, describe, note_failure, transient, within_deadline
 from core.ingest import LaunchSource, content_digest, upload_source_id
 from core.junit import ParsedReport, ReportError, parse_stream
 from core.page_links import PageLinks
 from core.report import STATUS_TITLE
+from integrations.github.intake import RETRY_AFTER_DATABASE
 from integrations.limits import (
     Budget,
     CountingReader,
-    IntakeLimits,
     MiB,
     OverLimit,
+    ReportLimits,
     check_declared,
     check_file_count,
     check_transfer,
@@ -49,15 +52,24 @@ GZIP_MAGIC = b"\x1f\x8b"
 FIELDS = ("plan", "repository", "commit", "branch", "source", "attempt", "url")
 # The longest each field may be (what the store keeps).
 FIELD_LENGTHS = {"plan": 100, "repository": 200, "commit": 64, "branch": 255, "source": 200, "url": 500}
+# The store's integer column.
+MOST_ATTEMPTS = 2**31 - 1
+# No field means anything with them, PostgreSQL's text refuses NUL, and a report's name
+# (any bytes a client puts in a part's filename) shows in messages and warnings kept.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 BODY_TYPES = {"application/gzip", "application/x-gzip", "application/xml", "text/xml", "application/octet-stream"}
+# How long an upload waits for its first answers from the database. Longer than a webhook's:
+# a burst of uploads (a pipeline's parallel jobs finishing together) queues for the
+# connection pool and for the token's row, and must not be taken for an outage.
+UPLOAD_DEADLINE = 30.0
 # A refused body is still read, up to this many times the limit, so that the client (which
 # sends all before it reads) gets the answer rather than a reset connection.
 DRAIN_FACTOR = 4
 
 
-def upload_limits(max_mb: float, max_files: int) -> IntakeLimits:
+def upload_limits(max_mb: float, max_files: int) -> ReportLimits:
     size = int(max_mb * MiB)
-    return IntakeLimits(max_transfer_bytes=size, max_files=max_files, max_uncompressed_bytes=size, max_ratio=200)
+    return ReportLimits(max_transfer_bytes=size, max_files=max_files, max_uncompressed_bytes=size, max_ratio=200)
 
 
 class ApiError(Exception):
@@ -121,7 +133,7 @@ class LaunchUploads:
 
     def __init__(
         self,
-        limits: IntakeLimits,
+        limits: ReportLimits,
         rate_per_minute: int,
         links: PageLinks,
         after_recording: Callable[[], None] = lambda: None,
@@ -142,12 +154,20 @@ class LaunchUploads:
             except ClientDisconnect:
                 log.info("upload abandoned: the client went away after %s bytes; nothing stored", body.received)
                 return Response(status_code=400)
+            except database_errors() as error:
+                refusal = _database_refusal(error)
+                if refusal is None:
+                    raise
+                await body.drain()
+                return refusal.response()
 
     async def _upload(self, request: Request, body: _Body, files: ExitStack) -> Response:
-        grant = await _authenticate(request)
+        # While the database is known to be away the client hears so at once; one that stops
+        # answering (black-holed) is given up on, rather than waited on for as long as TCP takes.
+        grant = await within_deadline(lambda: _authenticate(request), UPLOAD_DEADLINE)
         given = _fields(request.query_params.multi_items())
         _check_scope(grant, given)
-        wait = await services.take_upload_slot(grant, self.rate_per_minute)
+        wait = await within_deadline(lambda: services.take_upload_slot(grant, self.rate_per_minute), UPLOAD_DEADLINE)
         if wait is not None:
             raise ApiError(
                 429,
@@ -230,7 +250,8 @@ class LaunchUploads:
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 files.callback(value.file.close)
-                reports.append(_Report(value.filename or name, value.file, value.size or 0))
+                label = CONTROL_CHARACTERS.sub("?", value.filename or name)
+                reports.append(_Report(label, value.file, value.size or 0))
             else:
                 fields.append((name, value))
         if not reports:
@@ -281,6 +302,19 @@ async def _authenticate(request: Request) -> services.TokenGrant:
         raise ApiError(401, "unauthorized", str(refused), challenge) from None
 
 
+def _database_refusal(error: BaseException) -> ApiError | None:
+    """The 503 for a database that is away or was busy (the transaction rolled back); None for other errors."""
+    retry = {"Retry-After": str(RETRY_AFTER_DATABASE)}
+    again = f"nothing was stored: send the upload again in {RETRY_AFTER_DATABASE} s"
+    if isinstance(error, DatabaseUnavailable) or note_failure(error):
+        reason = str(error) if isinstance(error, DatabaseUnavailable) else describe(error)
+        return ApiError(503, "database_unavailable", f"the database is unavailable ({reason}); {again}", retry)
+    if transient(error):
+        log.warning("upload refused, the database was busy: %s", describe(error))
+        return ApiError(503, "database_busy", f"the database was busy ({describe(error)}); {again}", retry)
+    return None
+
+
 def _fields(items: Any) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in items:
@@ -289,6 +323,8 @@ def _fields(items: Any) -> dict[str, str]:
             raise ApiError(400, "bad_request", f"unknown field {name!r} (fields: {', '.join(FIELDS)}){hint}")
         if name in fields and fields[name] != value:
             raise ApiError(400, "bad_request", f"{name} is given twice, as {fields[name]!r} and {value!r}")
+        if CONTROL_CHARACTERS.search(value.strip()):
+            raise ApiError(400, "bad_request", f"{name} {value.strip()!r}: control characters are not allowed")
         fields[name] = value.strip()
     return {name: value for name, value in fields.items() if value}
 
@@ -312,8 +348,8 @@ def _launch_fields(fields: dict[str, str], grant: services.TokenGrant) -> dict[s
         if len(fields.get(name, "")) > longest:
             raise ApiError(400, "bad_request", f"{name} is longer than {longest} characters")
     attempt = fields.get("attempt", "1")
-    if not attempt.isdigit() or int(attempt) < 1:
-        raise ApiError(400, "bad_request", f"attempt {attempt!r}: a whole number, 1 or more")
+    if not attempt.isdecimal() or not 1 <= int(attempt) <= MOST_ATTEMPTS:
+        raise ApiError(400, "bad_request", f"attempt {attempt!r}: a whole number from 1 to {MOST_ATTEMPTS}")
     url = fields.get("url")
     if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
         raise ApiError(400, "bad_request", f"url {url!r}: a link to the CI job, http(s)://…")
@@ -330,7 +366,7 @@ async def _spool(body: _Body, files: ExitStack) -> _Report:
     return _Report("report", spool, body.received)
 
 
-def _read_reports(reports: list[_Report], limits: IntakeLimits) -> tuple[ParsedReport, list[bytes]]:
+def _read_reports(reports: list[_Report], limits: ReportLimits) -> tuple[ParsedReport, list[bytes]]:
     """Parse every report as one launch; the digests of their inflated content, in order."""
     parsed = ParsedReport()
     budget = Budget("upload", limits)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.enums import GateStatus
-from integrations.limits import IntakeLimits, size_text
+from integrations.limits import ReportLimits, size_text
 
 _FIELDS: dict[str, dict[str, Any]] = {
     "plan": {"type": "string", "maxLength": 100, "description": "The test plan the launch belongs to (required)."},
@@ -28,6 +28,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "attempt": {
         "type": "integer",
         "minimum": 1,
+        "maximum": 2**31 - 1,
         "default": 1,
         "description": "A higher attempt of the same source replaces the earlier ones for the gate.",
     },
@@ -99,6 +100,9 @@ _LAUNCH = {
 }
 
 
+_RETRY_AFTER = {"description": "Seconds to wait before sending again.", "schema": {"type": "integer"}}
+
+
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "description": description,
@@ -109,7 +113,7 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return answer
 
 
-def openapi_document(limits: IntakeLimits, rate_per_minute: int) -> dict[str, Any]:
+def openapi_document(limits: ReportLimits, rate_per_minute: int) -> dict[str, Any]:
     size = size_text(limits.max_transfer_bytes)
     report_file = {"type": "string", "contentMediaType": "application/octet-stream"}
     return {
@@ -162,11 +166,15 @@ def openapi_document(limits: IntakeLimits, rate_per_minute: int) -> dict[str, An
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Launch"}}},
                         },
                         "200": {
-                            "description": "This plan, source and attempt were recorded already; nothing changed.",
+                            "description": "This plan, source and attempt were recorded already: the launch as recorded, "
+                            "with no milestones, since nothing moved.",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Launch"}}},
                         },
                         "400": _error("A field is missing or wrong, or no report was sent."),
-                        "401": _error("No token, or one that is unknown, malformed or revoked."),
+                        "401": _error(
+                            "No token, or one that is unknown, malformed or revoked.",
+                            {"WWW-Authenticate": {"description": "Bearer.", "schema": {"type": "string"}}},
+                        ),
                         "403": _error("The token may not upload to this repository or plan."),
                         "409": _error("This plan, source and attempt were recorded from other reports."),
                         "413": _error("Over a limit: size as sent, size inflated, file count, or ratio."),
@@ -174,7 +182,12 @@ def openapi_document(limits: IntakeLimits, rate_per_minute: int) -> dict[str, An
                         "422": _error("A report is malformed or not JUnit/xUnit: `file:line: reason`."),
                         "429": _error(
                             "Over the token's rate limit.",
-                            {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+                            {"Retry-After": _RETRY_AFTER},
+                        ),
+                        "503": _error(
+                            "The database is unavailable, or was busy: nothing was stored; send the same upload "
+                            "again after Retry-After seconds (`milestones upload` does).",
+                            {"Retry-After": _RETRY_AFTER},
                         ),
                     },
                 }

@@ -22,9 +22,9 @@ from integrations.limits import (
     Budget,
     CountingReader,
     GiB,
-    IntakeLimits,
     MiB,
     OverLimit,
+    ReportLimits,
     check_declared,
     check_file_count,
     check_ratio,
@@ -32,7 +32,7 @@ from integrations.limits import (
 )
 
 # How much one artifact may cost; `max_transfer_bytes` is for download_artifact's caller.
-ARTIFACT_LIMITS = IntakeLimits(
+ARTIFACT_LIMITS = ReportLimits(
     max_transfer_bytes=512 * MiB, max_files=10_000, max_uncompressed_bytes=2 * GiB, max_ratio=200
 )
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -51,7 +51,7 @@ def read_reports(
     archive: BinaryIO | str | os.PathLike[str],
     artifact_name: str,
     report: ParsedReport,
-    limits: IntakeLimits = ARTIFACT_LIMITS,
+    limits: ReportLimits = ARTIFACT_LIMITS,
 ) -> list[str]:
     """Add every JUnit report in the zip to `report` and return warnings about what was skipped.
 
@@ -113,7 +113,7 @@ async def download_artifact(
     return written
 
 
-def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: IntakeLimits) -> None:
+def _check_entries(entries: list[zipfile.ZipInfo], artifact: str, limits: ReportLimits) -> None:
     check_file_count(f"artifact {artifact}", len(entries), limits, "entries")
     declared = 0
     for info in entries:
@@ -155,7 +155,7 @@ def _parse_entries(
     entries: list[zipfile.ZipInfo],
     artifact: str,
     report: ParsedReport,
-    limits: IntakeLimits,
+    limits: ReportLimits,
     budget: Budget,
 ) -> list[str]:
     warnings: list[str] = []

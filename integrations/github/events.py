@@ -26,7 +26,7 @@ from core.names import check_repository_name
 from core.settings import Settings
 from integrations.github.api import GitHubAccess
 from integrations.github.artifacts import ARTIFACT_LIMITS
-from integrations.limits import IntakeLimits
+from integrations.limits import ReportLimits
 
 
 class Ignored(Exception):
@@ -41,7 +41,7 @@ class Unprocessable(Exception):
 class HandlerContext:
     github: GitHubAccess
     http: httpx.AsyncClient
-    limits: IntakeLimits = ARTIFACT_LIMITS
+    limits: ReportLimits = ARTIFACT_LIMITS
 
 
 @asynccontextmanager

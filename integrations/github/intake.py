@@ -48,7 +48,10 @@ RETRY_AFTER_DATABASE = 5
 
 
 @dataclass(frozen=True)
-class IntakeLimits:
+class WebhookLimits:
+    """What receiving webhook bodies may cost; the reports an artifact brings are bounded by
+    integrations.limits.ReportLimits."""
+
     max_body: int = 25 * MiB  # GitHub caps payloads at 25 MB
     spill: int = LARGE_DOCUMENT  # larger bodies go to a temporary file as they arrive
     memory: int = 160 * MiB  # what all requests being received and stored may hold at once
@@ -155,7 +158,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     secret: str | None = request.app.state.webhook_secret
     if secret is None:
         return _answer(503, error="GitHub webhooks are off: GITHUB_WEBHOOK_SECRET is not set")
-    limits: IntakeLimits = request.app.state.intake_limits
+    limits: WebhookLimits = request.app.state.webhook_limits
     budget: MemoryBudget = request.app.state.intake_budget
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_body:
