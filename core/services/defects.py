@@ -62,11 +62,15 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         milestone = await github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
         # The tests it breaks, before and after: the milestones holding them see the change too.
         linked_before = await defect_links.linked_tests(client, defect.id) if defect.id else set()
-        if issue.body is not None and not issue.deleted:
-            affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
+        if issue.deleted:
+            affects, linked_after = [], set()
+        elif defect.id and issue.body in (None, defect.body):
+            # The body as stored (or not carried by the event): the links stand. New tests are
+            # linked as launches bring them, and a change of the required tests relinks.
+            affects, linked_after = list(defect.affects or []), linked_before
         else:
-            affects = [] if issue.deleted else list(defect.affects or [])
-        linked_after = await defect_links.matching_tests(client, repo.id, affects)
+            affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
+            linked_after = await defect_links.matching_tests(client, repo.id, affects)
         holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
         await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
@@ -76,7 +80,8 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         elif issue.body is not None:
             defect.body = issue.body
         await defect.save(using_db=client)
-        await defect_links.store_links(client, defect.id, linked_before, linked_after)
+        if linked_after != linked_before:
+            await defect_links.store_links(client, defect.id, linked_before, linked_after)
         touched = {before, defect.milestone_id, *holding} - {None}
         changes = [
             await after_change(client, m, issue.updated_at)
