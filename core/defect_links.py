@@ -74,11 +74,10 @@ async def store_links(client: BaseDBAsyncClient, defect_id: int, before: set[int
     )
 
 
-async def relink_required(client: BaseDBAsyncClient, repository_id: int) -> set[int]:
+async def relink_required(client: BaseDBAsyncClient, repository_id: int) -> None:
     """Work the repository's defects' links out again after its required tests changed: a
-    required id a body names links only while it is required. Returns the tests whose links moved."""
+    required id a body names links only while it is required."""
     ids = await required_ids(client, repository_id)
-    moved: set[int] = set()
     for defect in await Defect.filter(repository_id=repository_id, body__not_isnull=True).using_db(client):
         affects = affected_selectors(defect.body, ids)
         if affects == (defect.affects or []):
@@ -88,8 +87,6 @@ async def relink_required(client: BaseDBAsyncClient, repository_id: int) -> set[
         defect.affects = affects
         await defect.save(using_db=client, update_fields=["affects", "updated_at"])
         await store_links(client, defect.id, before, after)
-        moved |= before ^ after
-    return moved
 
 
 async def link_new_tests(

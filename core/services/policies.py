@@ -66,11 +66,14 @@ async def adopt_policy(
     await classify_defects(client, repo, policy.defects)
     milestones = await Milestone.filter(repository=repo).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
-    changes = []
+    required_moved = False
     for milestone in milestones:
-        await apply_milestone_policy(client, policy, milestone, rebuild=milestone.id in rebuild)
-        changes.append(await after_change(client, milestone))
-    return changes
+        rebuilt = milestone.id in rebuild
+        required_moved |= await apply_milestone_policy(client, policy, milestone, rebuild=rebuilt, relink=False)
+    # Once for the repository, whichever of its milestones' required tests changed.
+    if required_moved:
+        await defect_links.relink_required(client, repo.id)
+    return [await after_change(client, milestone) for milestone in milestones]
 
 
 async def policy_is_current(repository: str, text: str | bytes | None) -> bool:
@@ -104,9 +107,17 @@ def policy_of(repository_file: PolicyFile, milestone: Milestone) -> MilestonePol
 
 
 async def apply_milestone_policy(
-    client: BaseDBAsyncClient, repository_file: PolicyFile, milestone: Milestone, *, rebuild: bool = False
-) -> None:
-    """Give the milestone its entry of the repository policy; rebuild state if scope moved."""
+    client: BaseDBAsyncClient,
+    repository_file: PolicyFile,
+    milestone: Milestone,
+    *,
+    rebuild: bool = False,
+    relink: bool = True,
+) -> bool:
+    """Give the milestone its entry of the repository policy; rebuild state if scope moved.
+
+    Returns whether its required tests changed; then the repository's defect links are worked
+    out again, unless `relink` is False (a caller applying several milestones does it once)."""
     policy = policy_of(repository_file, milestone)
     before = milestone_policy(milestone) if milestone.policy else None
     milestone.policy = policy.model_dump(mode="json")
@@ -116,9 +127,11 @@ async def apply_milestone_policy(
         await state.rebuild(client, milestone, policy)
     elif before.required != policy.required:
         await state.refresh_required(client, milestone, policy, everything=True)
-    if before is None or before.required != policy.required:
+    required_moved = (before.required if before else []) != policy.required
+    if required_moved and relink:
         await defect_links.relink_required(client, milestone.repository_id)
     await quarantine_state.refresh(client, milestone, policy)
+    return required_moved
 
 
 async def github_milestone(
