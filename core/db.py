@@ -172,11 +172,11 @@ _AWAY_SQLITE = (
 # The PostgreSQL driver is loaded by the first PostgreSQL connection, not by a command on
 # SQLite; what it raises is named once it is there.
 @functools.cache
-def _driver_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """What says the server is away, and the conflicts that another attempt gets past."""
+def _server_away() -> tuple[type[BaseException], ...]:
+    """What says the PostgreSQL server cannot be reached now."""
     import asyncpg
 
-    away = (
+    return (
         asyncpg.PostgresConnectionError,
         asyncpg.CannotConnectNowError,  # starting up, shutting down
         asyncpg.AdminShutdownError,
@@ -185,12 +185,19 @@ def _driver_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
         asyncpg.InvalidAuthorizationSpecificationError,  # a rotated password
         asyncpg.InvalidCatalogNameError,  # the database was dropped
     )
-    conflicts = (
+
+
+@functools.cache
+def _conflicts() -> tuple[type[BaseException], ...]:
+    """Conflicts that another attempt gets past: a concurrent writer, a lock, a cancelled statement."""
+    import asyncpg
+
+    return (
         asyncpg.TransactionRollbackError,  # serialization failure, deadlock
         asyncpg.LockNotAvailableError,
         asyncpg.QueryCanceledError,
+        IntegrityError,  # a row another transaction inserted first
     )
-    return away, conflicts
 
 
 def database_errors() -> tuple[type[BaseException], ...]:
@@ -221,7 +228,7 @@ def unreachable(error: BaseException) -> bool:
     """Whether `error` says the database cannot be reached now, rather than that a query is wrong."""
     return any(
         # OSError: refused, reset, timed out, no route, name not resolved.
-        isinstance(cause, (DatabaseUnavailable, DBConnectionError, OSError, *_driver_errors()[0]))
+        isinstance(cause, (DatabaseUnavailable, DBConnectionError, OSError, *_server_away()))
         or (isinstance(cause, sqlite3.OperationalError) and str(cause).lower().startswith(_AWAY_SQLITE))
         for cause in _causes(error)
     )
@@ -229,8 +236,7 @@ def unreachable(error: BaseException) -> bool:
 
 def transient(error: BaseException) -> bool:
     """Whether trying again later may succeed: the database is away, or a concurrent writer was in the way."""
-    conflicts = (*_driver_errors()[1], IntegrityError)  # IntegrityError: a row another transaction inserted first
-    return unreachable(error) or any(isinstance(cause, conflicts) for cause in _causes(error))
+    return unreachable(error) or any(isinstance(cause, _conflicts()) for cause in _causes(error))
 
 
 def describe(error: BaseException) -> str:
