@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.enums import GateStatus
+from integrations.api.launches import MOST_ATTEMPTS
 from integrations.limits import ReportLimits, size_text
 
 _FIELDS: dict[str, dict[str, Any]] = {
@@ -28,7 +29,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "attempt": {
         "type": "integer",
         "minimum": 1,
-        "maximum": 2**31 - 1,
+        "maximum": MOST_ATTEMPTS,
         "default": 1,
         "description": "A higher attempt of the same source replaces the earlier ones for the gate.",
     },
