@@ -40,17 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.engine import POLICY  # noqa: E402  (the milestone the engine benchmark measures)
 from bench.reports import write_report  # noqa: E402
 
 MILESTONES = str(Path(sys.executable).parent / "milestones")
-POLICY = """
-plans:
-  smoke: {}
-milestones:
-  "v2.0":
-    plans: [smoke]
-    required: ["com.acme.*"]
-"""
 FLOOR = """
 import sqlite3, sys
 import xml.etree.ElementTree as ET
