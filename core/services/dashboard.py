@@ -9,7 +9,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core.approvers import approvers_of
-from core.catalog import milestone_policy
+from core.catalog import milestone_named, milestone_policy
 from core.clock import utcnow
 from core.enums import GateStatus, TestStatus
 from core.facts import load_facts
@@ -25,7 +25,6 @@ from core.readings import (
     RepositoryGroup,
     TrailEntry,
 )
-from core.services.changes import milestone_named
 from core.services.queries import latest_launches, list_milestones, milestone_tags
 
 
