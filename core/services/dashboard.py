@@ -16,15 +16,8 @@ from core.facts import load_facts
 from core.gate import DefectFact, FailingTest, TestFact, evaluate
 from core.history import HISTORY_DAYS, milestone_history
 from core.models import Milestone, Repository, Signoff, Snapshot
-from core.readings import (
-    FailingRow,
-    MilestoneDashboard,
-    MilestoneReading,
-    Overview,
-    OverviewRow,
-    RepositoryGroup,
-    TrailEntry,
-)
+from core.page_readings import FailingRow, MilestoneDashboard, Overview, OverviewRow, RepositoryGroup, TrailEntry
+from core.readings import MilestoneReading
 from core.services.queries import latest_launches, list_milestones, milestone_tags
 
 
