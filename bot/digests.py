@@ -25,7 +25,8 @@ from core.clock import utcnow
 from core.history import milestone_history
 from core.lookup import resolve_milestone
 from core.readings import MilestoneReading
-from core.schedule import ScheduleError, check_zone, parse_schedule
+from core.schedule import ScheduleError, parse_schedule
+from core.zones import check_zone
 
 log = logging.getLogger("milestones.slack")
 

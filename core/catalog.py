@@ -49,6 +49,19 @@ def repository_named(full_names: Iterable[str], field: str = "repository__full_n
     return Q(*lookups, join_type=Q.OR) if lookups else Q(**nothing)
 
 
+async def milestone_named(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:
+    query = Milestone.filter(name=name)
+    if repository:
+        query = query.filter(repository__full_name__iexact=repository)
+    found = await query.using_db(client).limit(2)
+    if not found:
+        where = f" in {repository}" if repository else ""
+        raise NotFound(f"no milestone {name}{where}")
+    if len(found) > 1:
+        raise NotFound(f"milestone {name} exists in several repositories; name one with --repo")
+    return found[0]
+
+
 def milestone_policy(milestone: Milestone) -> MilestonePolicy:
     return MilestonePolicy.model_validate(milestone.policy or {})
 

@@ -158,7 +158,9 @@ class _Version(argparse.Action):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; commands added by other packages are loaded unless `command` is one of core's."""
+    """The parser. Every command is listed (the help and the error for an unknown one name them
+    all), but when `command` is one of core's, only its arguments are declared: a run needs no
+    other command's. Commands added by other packages are loaded unless `command` is core's."""
     parser = argparse.ArgumentParser(prog="milestones", description="Milestone gates: is the release ready to ship?")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument(
@@ -167,11 +169,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="no colour even on a terminal, as with NO_COLOR set (allowed anywhere on the line)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    every = command not in CORE_COMMANDS
+    for name, (summary, declare) in CORE_COMMANDS.items():
+        command_parser = commands.add_parser(name) if summary is None else commands.add_parser(name, help=summary)
+        if every or name == command:
+            declare(command_parser)
+    _hide(commands, COMPLETE_COMMAND)
+    if every:
+        _add_plugin_commands(commands)
+    return parser
 
-    command_parser = commands.add_parser("migrate", help="apply database migrations (safe to run at every deploy)")
+
+def _migrate(command_parser: argparse.ArgumentParser) -> None:
     command_parser.set_defaults(handler="core.commands:migrate")
 
-    command_parser = commands.add_parser("ingest", help="record a launch from JUnit/xUnit XML reports")
+
+def _ingest(command_parser: argparse.ArgumentParser) -> None:
     command_parser.add_argument(
         "reports", nargs="+", metavar="REPORT", type=Path, help="XML files, or directories whose *.xml files to read"
     )
@@ -189,9 +202,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.add_argument("--json", action="store_true", help="print one JSON object")
     command_parser.set_defaults(handler="core.commands:ingest")
 
-    milestone = commands.add_parser("milestone", help="manage milestones").add_subparsers(
-        dest="milestone_command", required=True, metavar="ACTION"
-    )
+
+def _milestone(parent: argparse.ArgumentParser) -> None:
+    milestone = parent.add_subparsers(dest="milestone_command", required=True, metavar="ACTION")
     command_parser = milestone.add_parser("add", help="create or update a milestone")
     command_parser.add_argument("name", type=_text)
     command_parser.add_argument("--repo", required=True, type=repository_name, help="OWNER/NAME")
@@ -235,28 +248,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command_parser.add_argument("--start", type=_date, help="start date, YYYY-MM-DD")
     command_parser.set_defaults(handler="core.commands:milestone_clone")
 
-    policy = commands.add_parser("policy", help="policy files").add_subparsers(
-        dest="policy_command", required=True, metavar="ACTION"
-    )
+
+def _policy(parent: argparse.ArgumentParser) -> None:
+    policy = parent.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     command_parser = policy.add_parser("check", help="validate a .github/milestones.yml file")
     command_parser.add_argument("file", type=Path)
     command_parser.set_defaults(handler="core.commands:policy_check")
 
-    command_parser = commands.add_parser("status", help="the gate verdict of a milestone")
+
+def _status(command_parser: argparse.ArgumentParser) -> None:
     _named(command_parser, json=True)
     command_parser.set_defaults(handler="core.status_commands:status")
 
-    command_parser = commands.add_parser(
-        "list", help="milestones and their status: overdue and active first, then planned, worst first"
-    )
-    _list_arguments(command_parser)
 
-    command_parser = commands.add_parser("tests", help="a milestone's failing, untested or flaky tests")
+def _tests(command_parser: argparse.ArgumentParser) -> None:
     _named(command_parser, json=True)
     command_parser.add_argument("kind", nargs="?", type=str.lower, choices=TEST_KINDS, help="default failing")
     command_parser.set_defaults(handler="core.milestone_commands:tests")
 
-    command_parser = commands.add_parser("defects", help="a milestone's open defects, blocking ones first")
+
+def _defects(command_parser: argparse.ArgumentParser) -> None:
     _named(command_parser, json=True)
     command_parser.add_argument(
         "severity",
@@ -267,36 +278,37 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     command_parser.set_defaults(handler="core.milestone_commands:defects")
 
-    command_parser = commands.add_parser("trend", help="a milestone's pass rate and blocking defects over 30 days")
+
+def _trend(command_parser: argparse.ArgumentParser) -> None:
     _named(command_parser, json=True)
     command_parser.set_defaults(handler="core.milestone_commands:trend")
 
-    command_parser = commands.add_parser("export", help="a milestone's latest state per test as CSV, JSON or JUnit")
+
+def _export(command_parser: argparse.ArgumentParser) -> None:
     _named(command_parser)
     command_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, type=str.lower)
     command_parser.add_argument("--output", "-o", type=Path, help="write to this file (default: standard output)")
     command_parser.set_defaults(handler="core.milestone_commands:export")
 
-    command_parser = commands.add_parser("completion", help='shell completion: eval "$(milestones completion bash)"')
+
+def _completion(command_parser: argparse.ArgumentParser) -> None:
     command_parser.add_argument("shell", choices=SHELLS)
     command_parser.set_defaults(handler="core.completion:script", standalone=True)
-    # Hidden: what the completion scripts call on each Tab.
-    command_parser = commands.add_parser(COMPLETE_COMMAND)
+
+
+def _complete(command_parser: argparse.ArgumentParser) -> None:
     command_parser.add_argument("words", nargs=argparse.REMAINDER)
     command_parser.set_defaults(handler="core.completion:complete", standalone=True)
 
-    command_parser = commands.add_parser("demo", help="load a sample repository with two milestones")
+
+def _demo(command_parser: argparse.ArgumentParser) -> None:
     command_parser.set_defaults(handler="core.commands:demo")
 
+
+def _token(command_parser: argparse.ArgumentParser) -> None:
     from core.token_commands import add_token
 
-    add_token(commands)
-    _add_upload(commands)
-    _hide(commands, COMPLETE_COMMAND)
-
-    if command not in commands.choices:
-        _add_plugin_commands(commands)
-    return parser
+    add_token(command_parser)
 
 
 def _named(command_parser: argparse.ArgumentParser, *, json: bool = False) -> None:
@@ -317,13 +329,11 @@ def _list_arguments(command_parser: argparse.ArgumentParser) -> None:
     command_parser.set_defaults(handler="core.status_commands:list_milestones")
 
 
-def _add_upload(commands: Any) -> None:
-    command = commands.add_parser(
-        "upload",
-        help="send JUnit/xUnit reports to a milestones server as one launch (from any CI)",
-        description="Send reports to MILESTONES_URL with the token in MILESTONES_TOKEN. The commit, branch, "
+def _upload(command: argparse.ArgumentParser) -> None:
+    command.description = (
+        "Send reports to MILESTONES_URL with the token in MILESTONES_TOKEN. The commit, branch, "
         "job link and source are read from GitHub Actions, GitLab CI, Jenkins, CircleCI or Buildkite "
-        "variables unless given.",
+        "variables unless given."
     )
     command.add_argument(
         "reports", nargs="+", metavar="REPORT", type=Path, help="XML files (gzip too), or directories of *.xml"
@@ -340,6 +350,28 @@ def _add_upload(commands: Any) -> None:
     command.add_argument("--json", action="store_true", help="print the server's answer as JSON")
     # Run without the service's settings or database (core.cli.main).
     command.set_defaults(handler="core.uploader:run", standalone=True)
+
+
+# Core's commands, in the order the help lists them: name, (summary for the help, or None
+# for a hidden command; the function declaring its arguments).
+CORE_COMMANDS: dict[str, tuple[str | None, Callable[[argparse.ArgumentParser], None]]] = {
+    "migrate": ("apply database migrations (safe to run at every deploy)", _migrate),
+    "ingest": ("record a launch from JUnit/xUnit XML reports", _ingest),
+    "milestone": ("manage milestones", _milestone),
+    "policy": ("policy files", _policy),
+    "status": ("the gate verdict of a milestone", _status),
+    "list": ("milestones and their status: overdue and active first, then planned, worst first", _list_arguments),
+    "tests": ("a milestone's failing, untested or flaky tests", _tests),
+    "defects": ("a milestone's open defects, blocking ones first", _defects),
+    "trend": ("a milestone's pass rate and blocking defects over 30 days", _trend),
+    "export": ("a milestone's latest state per test as CSV, JSON or JUnit", _export),
+    "completion": ('shell completion: eval "$(milestones completion bash)"', _completion),
+    # What the completion scripts call on each Tab.
+    COMPLETE_COMMAND: (None, _complete),
+    "demo": ("load a sample repository with two milestones", _demo),
+    "token": ("upload tokens for CI jobs: create, list, revoke", _token),
+    "upload": ("send JUnit/xUnit reports to a milestones server as one launch (from any CI)", _upload),
+}
 
 
 def _hide(commands: Any, name: str) -> None:

@@ -35,9 +35,9 @@ from core.approvers import check_entry, is_user
 from core.enums import SEVERITY_ORDER, Severity
 from core.metrics import RECENT_RUNS
 from core.names import TAG_RULE, is_tag
-from core.schedule import ScheduleError, check_zone
 from core.selectors import GLOB_CHARS, PLAN_PREFIX
 from core.wording import plural
+from core.zones import ScheduleError, check_zone
 
 DEFAULT_SOURCE = ".github/milestones.yml"
 DEFAULT_ENTRY = "default"

@@ -8,14 +8,15 @@ at its first occurrence.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
+
+from core.zones import ScheduleError as ScheduleError
+from core.zones import check_zone, looks_like_zone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("daily", "weekdays", "weekly")
@@ -23,13 +24,8 @@ DEFAULT_AT = time(9, 0)
 # 09:00, 9:30pm, 9am, 9 a.m., 21h, 21h30: the ways people write a time of day.
 _CLOCK = re.compile(r"^(?P<hour>\d{1,2})(?:(?::|h)(?P<minute>\d{1,2})?)?\s*(?P<half>[ap])?\.?(?:m\.?)?$", re.IGNORECASE)
 CLOCK_FORMS = "09:00, 9am, 9:30pm or 21h"
-ZONE_SUGGESTIONS = 3
 
 Kind = Literal["daily", "weekdays", "weekly"]
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be: said so that a person can fix what they typed."""
 
 
 @dataclass(frozen=True)
@@ -88,31 +84,6 @@ class Schedule:
         return f"{when} at {self.at:%H:%M} {self.zone}"
 
 
-def check_zone(name: str) -> str:
-    """The zone's IANA name as spelt there (any case is accepted); ScheduleError when there is none."""
-    if name.upper() in ("UTC", "GMT"):
-        return "UTC"
-    try:
-        ZoneInfo(name)
-        return name
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
-    same = [zone for zone in available_timezones() if zone.lower() == name.lower()]
-    if same:
-        return same[0]
-    raise ScheduleError(f"“{name}” is not a time zone; the nearest are {', '.join(nearest_zones(name))}")
-
-
-def nearest_zones(name: str) -> list[str]:
-    """The zone names closest to a misspelt one: the whole name, and the city alone."""
-    zones = sorted(available_timezones())
-    by_city = {zone.rpartition("/")[2].lower(): zone for zone in zones}
-    city = name.rpartition("/")[2].lower()
-    close = [by_city[found] for found in difflib.get_close_matches(city, list(by_city), n=ZONE_SUGGESTIONS, cutoff=0.8)]
-    close += difflib.get_close_matches(name, zones, n=ZONE_SUGGESTIONS, cutoff=0.0)
-    return list(dict.fromkeys(close))[:ZONE_SUGGESTIONS]
-
-
 def parse_clock(text: str) -> time:
     found = _CLOCK.match(text.strip())
     hour = minute = -1
@@ -131,32 +102,6 @@ def looks_like_clock(word: str) -> bool:
     write it. A bare number or `2.0` is a name."""
     found = _CLOCK.match(word)
     return bool(found) and not word.isdigit()
-
-
-# The areas of IANA names: a word that starts with one is meant as a zone, even misspelt.
-AREAS = (
-    "africa/",
-    "america/",
-    "antarctica/",
-    "arctic/",
-    "asia/",
-    "atlantic/",
-    "australia/",
-    "etc/",
-    "europe/",
-    "indian/",
-    "pacific/",
-)
-
-
-def looks_like_zone(word: str) -> bool:
-    lowered = word.lower()
-    return lowered in ("utc", "gmt") or lowered.startswith(AREAS) or lowered in _zone_names()
-
-
-@lru_cache(maxsize=1)
-def _zone_names() -> frozenset[str]:
-    return frozenset(zone.lower() for zone in available_timezones())
 
 
 def parse_schedule(words: list[str], default_zone: str) -> tuple[Schedule, list[str]]:

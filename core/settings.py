@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("tz")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from core.schedule import ScheduleError, check_zone, looks_like_zone
+        from core.zones import ScheduleError, check_zone, looks_like_zone
 
         value = value.lstrip(":")
         try:

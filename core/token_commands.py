@@ -6,15 +6,13 @@ import argparse
 import getpass
 import sys
 from datetime import datetime
-from typing import Any
 
 
-def add_token(commands: Any) -> None:
+def add_token(token: argparse.ArgumentParser) -> None:
+    """The actions of `milestones token`, declared on its parser."""
     from core.cli import with_database
 
-    actions = commands.add_parser("token", help="upload tokens for CI jobs: create, list, revoke").add_subparsers(
-        dest="token_command", required=True, metavar="ACTION"
-    )
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     command = actions.add_parser("create", help="make a token (shown once) that uploads launches of one repository")
     command.add_argument("--repo", required=True, help="OWNER/NAME")
     command.add_argument("--name", required=True, help="what the token is for, e.g. jenkins (unique per repository)")

@@ -17,7 +17,8 @@ from core.enums import Decision, DefectState, GateStatus, Severity, TestStatus
 from core.gate import DefectFact, LaunchRef, evaluate
 from core.history import DayPoint, History, StatusChange
 from core.page_links import PageLinks
-from core.readings import MilestoneDashboard, MilestoneReading, TrailEntry
+from core.page_readings import MilestoneDashboard, TrailEntry
+from core.readings import MilestoneReading
 from core.services import save_milestone
 from core.services.dashboard import failing_rows
 from integrations.pages import SECURITY_HEADERS

@@ -10,12 +10,12 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.approvers import Approvers, approvers_of, check_entry, normalise
-from core.catalog import lock_milestones, milestone_policy
+from core.catalog import lock_milestones, milestone_named, milestone_policy
 from core.clock import utcnow
 from core.db import column
 from core.enums import MilestoneState
 from core.models import Approver, Milestone, UserGroup
-from core.services.changes import MilestoneChange, after_change, milestone_named
+from core.services.changes import MilestoneChange, after_change
 from core.services.signoffs import SignoffRefused
 
 

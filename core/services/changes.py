@@ -10,7 +10,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core import outbox
-from core.catalog import NotFound, lock_milestones, milestone_policy
+from core.catalog import lock_milestones, milestone_policy
 from core.clock import utcnow
 from core.db import column
 from core.enums import Decision, GateStatus
@@ -34,19 +34,6 @@ class MilestoneChange:
     @property
     def status_changed(self) -> bool:
         return self.previous_status is not self.verdict.status
-
-
-async def milestone_named(client: BaseDBAsyncClient, repository: str | None, name: str) -> Milestone:
-    query = Milestone.filter(name=name)
-    if repository:
-        query = query.filter(repository__full_name__iexact=repository)
-    found = await query.using_db(client).limit(2)
-    if not found:
-        where = f" in {repository}" if repository else ""
-        raise NotFound(f"no milestone {name}{where}")
-    if len(found) > 1:
-        raise NotFound(f"milestone {name} exists in several repositories; name one with --repo")
-    return found[0]
 
 
 def older(incoming: datetime | None, stored: datetime | None) -> bool:

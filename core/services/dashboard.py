@@ -9,23 +9,15 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core.approvers import approvers_of
-from core.catalog import milestone_policy
+from core.catalog import milestone_named, milestone_policy
 from core.clock import utcnow
 from core.enums import GateStatus, TestStatus
 from core.facts import load_facts
 from core.gate import DefectFact, FailingTest, TestFact, evaluate
 from core.history import HISTORY_DAYS, milestone_history
 from core.models import Milestone, Repository, Signoff, Snapshot
-from core.readings import (
-    FailingRow,
-    MilestoneDashboard,
-    MilestoneReading,
-    Overview,
-    OverviewRow,
-    RepositoryGroup,
-    TrailEntry,
-)
-from core.services.changes import milestone_named
+from core.page_readings import FailingRow, MilestoneDashboard, Overview, OverviewRow, RepositoryGroup, TrailEntry
+from core.readings import MilestoneReading
 from core.services.queries import latest_launches, list_milestones, milestone_tags
 
 

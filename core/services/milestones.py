@@ -10,7 +10,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core import outbox
-from core.catalog import ensure_repository, lock_milestones
+from core.catalog import ensure_repository, lock_milestones, milestone_named
 from core.clock import utcnow
 from core.db import column
 from core.enums import MilestoneState
@@ -29,7 +29,7 @@ from core.models import (
 )
 from core.policy import DEFAULT_ENTRY, DEFAULT_SOURCE
 from core.policy_file import load_policy
-from core.services.changes import MilestoneChange, after_change, milestone_named
+from core.services.changes import MilestoneChange, after_change
 from core.services.policies import PolicyInvalid, adopt_policy, apply_milestone_policy, repository_policy
 from core.wording import plural
 

@@ -8,12 +8,12 @@ from tortoise.transactions import in_transaction
 
 from core import quarantine_state
 from core.approvers import approvers_of
-from core.catalog import lock_milestones, milestone_policy
+from core.catalog import lock_milestones, milestone_named, milestone_policy
 from core.clock import utcnow
 from core.db import fetch
 from core.links import link_matcher
 from core.models import Quarantine
-from core.services.changes import MilestoneChange, after_change, milestone_named
+from core.services.changes import MilestoneChange, after_change
 
 MAX_MATCHED = 200
 

@@ -10,7 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core.approvers import approvers_of
-from core.catalog import milestone_policy, repository_named
+from core.catalog import milestone_named, milestone_policy, repository_named
 from core.clock import utcnow
 from core.enums import DefectState, GateStatus, Lifecycle, TestStatus
 from core.facts import lifecycle_today, load_facts, team_zone
@@ -18,7 +18,6 @@ from core.gate import Verdict, evaluate
 from core.lifecycle import CURRENT, days_left, today_in
 from core.models import DefectLink, Launch, Milestone, MilestoneTest, Signoff, Snapshot, TestResult
 from core.readings import LaunchSummary, MilestoneReading, MilestoneSummary, SignoffState
-from core.services.changes import milestone_named
 
 
 async def get_verdict(repository: str | None, milestone_name: str, now: datetime | None = None) -> Verdict:

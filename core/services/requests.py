@@ -9,10 +9,9 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core import outbox
-from core.catalog import lock_milestones
+from core.catalog import lock_milestones, milestone_named
 from core.clock import utcnow
 from core.models import SignoffRequest
-from core.services.changes import milestone_named
 
 
 @dataclass(frozen=True)

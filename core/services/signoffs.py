@@ -9,14 +9,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.approvers import Approvers, approvers_of
-from core.catalog import lock_milestones, milestone_policy
+from core.catalog import lock_milestones, milestone_named, milestone_policy
 from core.clock import utcnow
 from core.enums import Decision
 from core.facts import load_facts
 from core.gate import Verdict, evaluate
 from core.models import Signoff, SignoffRequest
 from core.policy import MilestonePolicy
-from core.services.changes import MilestoneChange, after_change, end_decision, milestone_named
+from core.services.changes import MilestoneChange, after_change, end_decision
 
 # What the reason dialog takes (Slack's plain_text_input max_length); longer ones, sent by
 # anything but that dialog, are refused.

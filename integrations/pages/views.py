@@ -30,7 +30,7 @@ from core.db import within_deadline
 from core.enums import CriterionResult, Decision, GateStatus
 from core.lifecycle import LIFECYCLE_TITLE
 from core.page_links import PageLinks, milestone_path
-from core.readings import MilestoneDashboard
+from core.page_readings import MilestoneDashboard
 from core.report import STATUS_TITLE, criterion_text, quarantine_text, verdict_json
 from core.wording import days, days_left, first_line, percent, plural, short_sha
 from integrations.pages.chart import sparkline, trend_chart
