@@ -41,25 +41,24 @@ _LISTED = (
     "(mt.latest_status IS NULL OR mt.latest_status <> 'passed' OR mt.flaky = TRUE "
     "OR mt.recent LIKE '%F%' OR mt.recent LIKE '%E%')"
 )
-_TESTS = f"""
+_TEST_ROWS = """
 SELECT mt.test_case_id, mt.required_by_name, mt.plan_bits, mt.latest_status, mt.previous_status,
        mt.flaky, mt.recent, tc.classname, tc.name, tc.suite
 FROM milestone_test mt
 JOIN test_case tc ON tc.id = mt.test_case_id
-WHERE mt.milestone_id = ? AND {_LISTED}
 """
-_PASSING = f"""
-SELECT COUNT(*), SUM(CASE WHEN mt.required_by_name = TRUE OR (mt.plan_bits & CAST(? AS BIGINT)) <> 0 THEN 1 ELSE 0 END)
-FROM milestone_test mt
-WHERE mt.milestone_id = ? AND NOT {_LISTED}
+_TESTS = f"{_TEST_ROWS} WHERE mt.milestone_id = ? AND {_LISTED}"
+# All the milestone's tests counted by what makes them required, in one pass: the steady passing
+# ones are these counts less the listed tests, and the plan bits seen answer `plan:` selectors.
+_REQUIRED_COUNTS = """
+SELECT required_by_name, plan_bits, COUNT(*) FROM milestone_test
+WHERE milestone_id = ? GROUP BY required_by_name, plan_bits
 """
-_PLAN_BITS = "SELECT DISTINCT plan_bits FROM milestone_test WHERE milestone_id = ?"
+# A failing test's message and cause, from its latest result; its launches (failing since,
+# latest) are read apart by id, being few (core.facts._launches).
 _FAILING = """
-SELECT mt.test_case_id, fl.id, fl.commit_sha, fl.url, fl.finished_at, r.message,
-       ll.id, ll.commit_sha, ll.url, ll.finished_at, r.cause
+SELECT mt.test_case_id, mt.failing_since_id, mt.latest_launch_id, r.message, r.cause
 FROM milestone_test mt
-LEFT JOIN launch fl ON fl.id = mt.failing_since_id
-LEFT JOIN launch ll ON ll.id = mt.latest_launch_id
 LEFT JOIN test_result r ON r.launch_id = mt.latest_launch_id AND r.test_case_id = mt.test_case_id
 WHERE mt.milestone_id = ? AND mt.latest_status IN ('failed', 'error')
 """
@@ -81,13 +80,7 @@ CROSS JOIN milestone_test mt
 WHERE d.id = dl.defect_id AND d.counts = TRUE AND mt.milestone_id = ? AND mt.test_case_id = dl.test_case_id
 """
 # Quarantined tests that pass steadily are not among the listed ones: they are read one by one.
-_QUARANTINED_PASSING = """
-SELECT mt.test_case_id, mt.required_by_name, mt.plan_bits, mt.latest_status, mt.previous_status,
-       mt.flaky, mt.recent, tc.classname, tc.name, tc.suite
-FROM milestone_test mt
-JOIN test_case tc ON tc.id = mt.test_case_id
-WHERE mt.milestone_id = ? AND mt.test_case_id IN ({ids})
-"""
+_QUARANTINED_PASSING = f"{_TEST_ROWS} WHERE mt.milestone_id = ? AND mt.test_case_id IN ({{ids}})"
 _QUARANTINE = """
 SELECT q.test_case_id, tc.classname, tc.name, q.source, q.reason, q.added_by, q.added_at, q.expires_on
 FROM quarantine q JOIN test_case tc ON tc.id = q.test_case_id
@@ -102,24 +95,24 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
     plan_ids = await milestone_plan_ids(client, milestone.id)
     selected_plans = await _plan_bits_by_name(client, plan_ids, selectors.plans)
     required_mask = sum(selected_plans.values())
+
+    def required(by_name: bool | None, bits: int) -> bool:
+        return bool(by_name) or bool(bits & required_mask)
+
+    counts = await fetch(client, _REQUIRED_COUNTS, [milestone.id])
     seen_bits = 0
-    if selected_plans:
-        for (bits,) in await fetch(client, _PLAN_BITS, [milestone.id]):
-            seen_bits |= bits
-    [(passing_total, passing_required)] = await fetch(client, _PASSING, [required_mask, milestone.id])
+    for _, bits, _ in counts:
+        seen_bits |= bits
     statuses: dict[str | None, TestStatus | None] = {status.value: status for status in TestStatus}
     statuses[None] = None
-    failing = {
-        row[0]: (
-            LaunchRef(row[1], row[2], row[3], as_datetime(row[4])) if row[1] is not None else None,
-            row[5],
-            LaunchRef(row[6], row[7], row[8], as_datetime(row[9])) if row[6] is not None else None,
-            row[10],
-        )
-        for row in await fetch(client, _FAILING, [milestone.id])
-    }
+    failing = {row[0]: row[1:] for row in await fetch(client, _FAILING, [milestone.id])}
+    launches = await _launches(client, {launch for row in failing.values() for launch in row[:2]})
     no_failure = (None, None, None, None)
     rows = await fetch(client, _TESTS, [milestone.id])
+    passing_total = sum(count for _, _, count in counts) - len(rows)
+    passing_required = sum(count for by_name, bits, count in counts if required(by_name, bits)) - sum(
+        1 for row in rows if required(row[1], row[2])
+    )
     quarantine = [
         QuarantineFact(row[0], display_name(row[1], row[2]), row[3], row[4], row[5], as_moment(row[6]), as_date(row[7]))
         for row in await fetch(client, _QUARANTINE, [milestone.id])
@@ -133,24 +126,24 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         rows = [*rows, *extra]
         # They leave the counts of steady passing tests, to be listed as quarantined.
         passing_total -= len(extra)
-        passing_required = (passing_required or 0) - sum(1 for row in extra if row[1] or row[2] & required_mask)
+        passing_required -= sum(1 for row in extra if required(row[1], row[2]))
     tests = []
     for case_id, by_name, bits, latest, previous, flaky, recent, classname, name, suite in rows:
-        since, message, last_failed, cause = failing.get(case_id, no_failure)
+        since, last, message, cause = failing.get(case_id, no_failure)
         tests.append(
             TestFact(
                 case_id,
                 classname,
                 name,
                 suite,
-                bool(by_name) or bool(bits & required_mask),
+                required(by_name, bits),
                 statuses[latest],
                 statuses[previous],
                 bool(flaky),
                 recent or "",
-                since,
+                launches.get(since),
                 message,
-                last_failed,
+                launches.get(last),
                 cause,
             )
         )
@@ -162,7 +155,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         policy=policy,
         target_date=milestone.target_date,
         tests=tests,
-        passing=PassingCounts(passing_total, passing_required or 0),
+        passing=PassingCounts(passing_total, passing_required),
         unmatched_selectors=[f"plan:{name}" for name in selectors.plans if not selected_plans.get(name, 0) & seen_bits]
         + [selector for selector in selectors.globs if selector not in matched],
         missing_exact_ids=[selector for selector in selectors.exact if selector not in matched],
@@ -239,6 +232,16 @@ async def _included(client: BaseDBAsyncClient, milestone: Milestone, policy: Mil
         lifecycle = lifecycle_today(child, milestone_policy(child), status, utcnow())
         included.append(IncludedFact(child.name, status, lifecycle, completion))
     return included
+
+
+async def _launches(client: BaseDBAsyncClient, ids: set[int | None]) -> dict[int | None, LaunchRef]:
+    known = sorted(launch for launch in ids if launch is not None)
+    if not known:
+        return {}
+    rows = await fetch(
+        client, f"SELECT id, commit_sha, url, finished_at FROM launch WHERE id IN ({placeholders(len(known))})", known
+    )
+    return {row[0]: LaunchRef(row[0], row[1], row[2], as_datetime(row[3])) for row in rows}
 
 
 async def _plan_bits_by_name(client: BaseDBAsyncClient, plan_ids: list[int], names: tuple[str, ...]) -> dict[str, int]:

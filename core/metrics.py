@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from itertools import pairwise
 
 # A slope below this (pass rate per launch) is noise, not a direction.
@@ -53,6 +54,8 @@ def direction(pass_rates: Sequence[float]) -> Direction:
     return Direction.STABLE
 
 
+# A verdict asks this of every listed test, whose recent runs repeat a few patterns.
+@lru_cache(maxsize=4096)
 def flips(recent: str) -> int:
     """How often a test changed between passing and failing over its recent runs."""
     outcomes = [letter == "P" for letter in recent if letter != "S"]

@@ -417,6 +417,40 @@ async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:
     assert result.warnings == []
 
 
+async def test_steady_passing_tests_count_once_whatever_makes_them_required(db: str) -> None:
+    await setup_policy()
+    await launch(
+        "s1",
+        ("com.acme.auth.Login", "t1", "passed"),  # required by plan:smoke
+        ("com.acme.auth.Login", "t2", "failed"),
+        ("com.acme.checkout.Pay", "t1", "passed"),  # by plan:smoke and by the glob
+    )
+    await launch(
+        "r1",
+        ("com.acme.checkout.Pay", "t2", "passed"),  # by the glob
+        ("com.acme.checkout.Pay", "t3", "skipped"),
+        ("com.acme.search.Find", "t1", "passed"),  # not required
+        ("com.acme.search.Find", "t2", "error"),
+        plan="regression",
+    )
+    numbers = (await verdict()).criteria.tests.numbers
+    assert (numbers.known, numbers.executed, numbers.passed) == (7, 6, 4)
+    assert (numbers.required, numbers.required_executed, numbers.required_passed, numbers.required_failing) == (
+        5,
+        4,
+        3,
+        1,
+    )
+
+    await services.edit_quarantine(REPO, "v2.0", by="U1", by_admin=True, add="com.acme.checkout.Pay.t2")
+    result = await verdict()
+    numbers = result.criteria.tests.numbers
+    # The quarantined test leaves the steady passing counts and the required tests' results.
+    assert (numbers.known, numbers.required, numbers.required_executed, numbers.required_passed) == (7, 5, 3, 2)
+    assert numbers.quarantined == 1
+    assert result.warnings == []
+
+
 async def test_a_policy_change_rebuilds_the_milestone_state(db: str) -> None:
     await setup_policy()
     await launch("m1", ("com.acme.checkout.Pay", "t1", "failed"), branch="main")
