@@ -98,16 +98,18 @@ async def sync_milestone_plans(milestone: Milestone, policy: MilestonePolicy, cl
     return True
 
 
-async def lock_milestones(client: BaseDBAsyncClient, ids: Iterable[int | None]) -> None:
-    """Serialise the writers of these milestones until the transaction ends.
+async def lock_milestones(client: BaseDBAsyncClient, ids: Iterable[int | None]) -> list[Milestone]:
+    """Serialise the writers of these milestones until the transaction ends; their rows as read
+    under the lock, in id order.
 
     PostgreSQL row locks, taken in id order so that two writers never wait on each
     other in a cycle; SQLite runs one write transaction at a time already.
     """
     wanted = sorted({milestone_id for milestone_id in ids if milestone_id is not None})
-    if wanted:
-        # Whole rows: Tortoise drops FOR UPDATE from values_list queries.
-        await Milestone.filter(id__in=wanted).order_by("id").select_for_update().using_db(client)
+    if not wanted:
+        return []
+    # Whole rows: Tortoise drops FOR UPDATE from values_list queries.
+    return await Milestone.filter(id__in=wanted).order_by("id").select_for_update().using_db(client)
 
 
 async def lock_plan(client: BaseDBAsyncClient, plan: TestPlan) -> None:

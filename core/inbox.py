@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, RawSQL
 from tortoise.functions import Length
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -33,6 +33,12 @@ LISTED = (
     "id", "guid", "event", "action", "repository", "installation_id", "status", "attempts",
     "next_attempt_at", "locked_until", "received_at", "finished_at", "error", "note",
 )  # fmt: skip
+
+
+# Payloads up to this many characters are read with their claim, saving a statement per
+# delivery; a larger one waits until its worker has the memory for it (the web process's budget).
+SMALL_PAYLOAD = 1024 * 1024
+_SMALL_PAYLOAD = RawSQL(f"CASE WHEN LENGTH(payload) <= {SMALL_PAYLOAD} THEN payload END")
 
 
 @dataclass(frozen=True)
@@ -97,28 +103,23 @@ async def claim(
 ) -> list[Delivery]:
     """Take up to `limit` deliveries that are due, oldest first, for `lease`; each goes to one worker only.
 
-    They come without their payload (`payload_size` says how long it is; `payload()` reads it).
+    A payload up to SMALL_PAYLOAD characters comes with its claim; a larger one is read by
+    `payload()` (`payload_size` says how long it is).
 
     A delivery whose claims ran out `backoff.max_attempts` times (its process died each
     time, say from what the delivery itself asks) is marked failed instead of taken.
     """
     now = now or utcnow()
     async with in_transaction() as client:
-        abandoned = Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now, attempts__gte=backoff.max_attempts)
-        await (
-            Delivery.filter(abandoned)
-            .using_db(client)
-            .update(
-                status=DeliveryStatus.FAILED,
-                locked_until=None,
-                finished_at=now,
-                error="abandoned: its worker stopped every attempt",
-            )
-        )
 
         def due(condition: Q, *order: str) -> QuerySet[Delivery]:
-            # Without the payload, which may be megabytes: the worker reads it when it has room for it.
-            query = Delivery.filter(condition).using_db(client).annotate(payload_size=Length("payload")).only(*LISTED)
+            # A large payload stays behind: the worker reads it when it has room for it.
+            query = (
+                Delivery.filter(condition)
+                .using_db(client)
+                .annotate(payload_size=Length("payload"), small_payload=_SMALL_PAYLOAD)
+                .only(*LISTED)
+            )
             if guid is not None:
                 query = query.filter(guid=guid)
             if dialect() == "postgres":
@@ -127,7 +128,20 @@ async def claim(
 
         # Claims that ran out first (few: at most one per worker), then waiting ones in
         # arrival order; each query walks the (status, time, id) index, never sorts the backlog.
-        deliveries = await due(Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now), "locked_until").limit(limit)
+        expired = await due(Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now), "locked_until").limit(limit)
+        abandoned = [delivery.id for delivery in expired if delivery.attempts >= backoff.max_attempts]
+        if abandoned:
+            await (
+                Delivery.filter(id__in=abandoned)
+                .using_db(client)
+                .update(
+                    status=DeliveryStatus.FAILED,
+                    locked_until=None,
+                    finished_at=now,
+                    error="abandoned: its worker stopped every attempt",
+                )
+            )
+        deliveries = [delivery for delivery in expired if delivery.id not in abandoned]
         if len(deliveries) < limit:
             deliveries += await due(
                 Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now), "next_attempt_at", "id"
@@ -147,7 +161,10 @@ async def claim(
 
 
 async def payload(delivery: Delivery) -> str:
-    """The payload of a delivery that `claim` gave without it."""
+    """The payload of a delivery `claim` gave."""
+    small: str | None = delivery.small_payload  # type: ignore[attr-defined]
+    if small is not None:
+        return small
     stored = await Delivery.get(id=delivery.id).values_list("payload", flat=True)
     return str(stored)
 

@@ -58,23 +58,36 @@ MARKED_CHANNEL = "milestones_outbox"
 SQLITE_POLL_SECONDS = 1.0
 
 
+_UPSERT = (
+    " ON CONFLICT (topic, subject) DO UPDATE SET last_marked_at = excluded.last_marked_at,"
+    " generation = outbox.generation + 1, forced = outbox.forced OR excluded.forced,"
+    # Somebody asking (Re-evaluate) does not wait out the back-off of earlier failures.
+    " not_before = CASE WHEN excluded.forced THEN NULL ELSE outbox.not_before END"
+)
+_COLUMNS = "INSERT INTO outbox (topic, subject, first_marked_at, last_marked_at, generation, forced, attempts)"
+
+
 async def mark(
     client: BaseDBAsyncClient, topic: str, subjects: Iterable[int], *, forced: bool = False, now: datetime | None = None
 ) -> None:
     now = now or utcnow()
-    rows = [(topic, subject, now, now, 1, forced, 0) for subject in sorted(set(subjects))]
-    if rows and client.capabilities.dialect == "postgres":
-        # Delivered when the transaction commits, to every process listening; none if it rolls back.
-        await execute(client, "SELECT pg_notify(?, ?)", [MARKED_CHANNEL, topic])
+    ordered = sorted(set(subjects))
+    if not ordered:
+        return
+    if client.capabilities.dialect == "postgres":
+        # One statement for every subject, and the notice with it: delivered when the transaction
+        # commits, to every process listening; none if it rolls back.
+        await execute(
+            client,
+            "WITH notified AS (SELECT pg_notify(?, ?))"
+            f" {_COLUMNS} SELECT ?, subject, ?, ?, 1, ?, 0 FROM notified, unnest(?::bigint[]) AS subject" + _UPSERT,
+            [MARKED_CHANNEL, topic, topic, now, now, forced, ordered],
+        )
+        return
     await execute_many(
         client,
-        "INSERT INTO outbox (topic, subject, first_marked_at, last_marked_at, generation, forced, attempts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (topic, subject) DO UPDATE SET last_marked_at = excluded.last_marked_at,"
-        " generation = outbox.generation + 1, forced = outbox.forced OR excluded.forced,"
-        # Somebody asking (Re-evaluate) does not wait out the back-off of earlier failures.
-        " not_before = CASE WHEN excluded.forced THEN NULL ELSE outbox.not_before END",
-        rows,
+        f"{_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)" + _UPSERT,
+        [(topic, subject, now, now, 1, forced, 0) for subject in ordered],
     )
 
 

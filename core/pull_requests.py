@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from core import outbox
 from core.catalog import NotFound, find_repository, milestone_policy
-from core.db import column
+from core.db import column, fetch
 from core.enums import MilestoneState
 from core.models import GateCheck, Milestone, PullRequest
 
@@ -52,19 +52,21 @@ async def pull_request_milestones(repository: str, number: int) -> list[Mileston
     return await milestones_of(pull)
 
 
+_SHOWING = """
+SELECT id FROM pull_request WHERE milestone_id = ? AND state = ?
+UNION
+SELECT gc.pull_request_id FROM gate_check gc JOIN pull_request pr ON pr.id = gc.pull_request_id
+WHERE gc.milestone_id = ? AND gc.active = TRUE AND pr.state = ?
+"""
+
+
 async def mark_showing(client: BaseDBAsyncClient, milestone: Milestone) -> None:
     """The milestone's verdict may have changed: every open pull request that shows it is due a refresh.
 
     Those in it by GitHub milestone or by base branch, and those whose check still
     names it (it left the milestone's branches, and the check must say so).
     """
-    ids = set(await column(PullRequest.filter(milestone_id=milestone.id, state=OPEN).using_db(client), "id"))
-    ids.update(
-        await column(
-            GateCheck.filter(milestone_id=milestone.id, active=True, pull_request__state=OPEN).using_db(client),
-            "pull_request_id",
-        )
-    )
+    ids = {pull_id for (pull_id,) in await fetch(client, _SHOWING, [milestone.id, OPEN, milestone.id, OPEN])}
     if milestone.state is MilestoneState.OPEN and milestone_policy(milestone).branches:
         unassigned = (
             await PullRequest.filter(

@@ -37,6 +37,7 @@ from integrations.github.checks import CheckPublisher
 from integrations.github.events import handler_context
 from integrations.github.intake import (
     RETRY_AFTER_DATABASE,
+    IntakeTraffic,
     MemoryBudget,
     WebhookLimits,
     hand_back_large_blocks,
@@ -182,6 +183,7 @@ def create_app(
             worker = worker_for(context, settings)
             worker.after_each = owed_work_marked
             worker.memory = app.state.intake_budget
+            worker.intake = app.state.intake_traffic
             app.state.worker = worker
             count = settings.webhook_workers if workers is None else workers
             # Deliveries accepted before a crash or restart are waiting: the workers find them.
@@ -227,6 +229,7 @@ def create_app(
     app.state.webhook_secret = secret
     app.state.webhook_limits = intake = intake or WebhookLimits()
     app.state.intake_budget = MemoryBudget(intake.memory)
+    app.state.intake_traffic = IntakeTraffic()
     hand_back_large_blocks(intake.spill)
     app.state.publisher = publisher
     app.state.notices = notices

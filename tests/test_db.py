@@ -114,3 +114,32 @@ async def test_a_transaction_cancelled_while_it_waits_to_begin_takes_no_lock_wit
 
     await asyncio.wait_for(write(), 5)
     assert await Installation.all().count() == 1
+
+
+@pytest.fixture
+async def pool(db, is_postgres):
+    """The test database's asyncpg pool, opened."""
+    if not is_postgres:
+        pytest.skip("PostgreSQL's connection pool")
+    client = connection()
+    await client.execute_query("SELECT 1")
+    return client._pool
+
+
+async def test_a_connection_goes_back_to_the_pool_without_a_statement_of_its_own(pool):
+    statements: list[str] = []
+    async with pool.acquire() as pooled:
+        pooled.add_query_logger(lambda record: statements.append(record.query))
+        assert await pooled.fetchval("SELECT 1") == 1
+    assert statements == ["SELECT 1"]
+
+
+async def test_a_transaction_left_open_is_rolled_back_before_its_connection_is_used_again(pool):
+    async with pool.acquire() as pooled:
+        await pooled.execute("BEGIN")
+        await pooled.execute(
+            "INSERT INTO installation (id, account, status, updated_at) VALUES (1, 'acme', 'active', now())"
+        )
+    async with pool.acquire() as pooled:
+        assert not pooled.is_in_transaction()
+    assert await Installation.all().count() == 0

@@ -169,3 +169,25 @@ async def test_a_delivery_whose_worker_dies_every_time_is_marked_failed(db):
     delivery = await stored("g-1")
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.error == "abandoned: its worker stopped every attempt"
+
+
+async def test_an_abandoned_delivery_does_not_keep_the_next_one_waiting(db):
+    backoff = Backoff(max_attempts=1)
+    await inbox.accept("g-1", "workflow_run", "{}", now=T0)
+    [claimed] = await inbox.claim(lease=timedelta(seconds=30), backoff=backoff, now=T0)
+    await inbox.accept("g-2", "issues", "{}", now=T0 + timedelta(seconds=1))
+    [taken] = await inbox.claim(lease=timedelta(seconds=30), backoff=backoff, now=T0 + timedelta(seconds=31))
+    assert taken.guid == "g-2"
+    assert (await stored("g-1")).status is DeliveryStatus.FAILED
+
+
+async def test_a_small_payload_comes_with_its_claim_and_a_large_one_when_asked_for(db):
+    large = '{"padding": "' + "x" * inbox.SMALL_PAYLOAD + '"}'
+    await inbox.accept("small", "ping", '{"zen": "Keep it logically awesome."}', now=T0)
+    await inbox.accept("large", "ping", large, now=T0)
+    small_claim, large_claim = await inbox.claim(2, now=T0)
+    # Changed behind the claims' backs: the small payload was read with its claim, the large one is read now.
+    await Delivery.filter(guid__in=["small", "large"]).update(payload='{"changed": true}')
+    assert await inbox.payload(small_claim) == '{"zen": "Keep it logically awesome."}'
+    assert large_claim.payload_size == len(large)
+    assert await inbox.payload(large_claim) == '{"changed": true}'

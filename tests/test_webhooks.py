@@ -256,3 +256,23 @@ async def test_the_largest_fields_a_real_delivery_has_are_filed(hooks):
     assert response.status_code == 202, response.text
     delivery = await stored("guid-large-fields")
     assert (delivery.repository, delivery.installation_id, delivery.action) == (name, 2**63 - 1, "opened")
+
+
+async def test_a_worker_starts_its_next_delivery_once_no_webhook_is_being_answered(hooks):
+    await hooks.send("ping", fixture("ping", "payload"), "guid-ping")
+    traffic = hooks.app.state.intake_traffic
+    traffic.longest = 30.0
+    with traffic.answer():
+        waiting = asyncio.create_task(hooks.worker.process_next())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        assert (await stored("guid-ping")).status is DeliveryStatus.PENDING
+    assert await asyncio.wait_for(waiting, 10) is DeliveryStatus.DONE
+
+
+async def test_a_steady_stream_of_webhooks_slows_the_workers_without_stopping_them(hooks):
+    await hooks.send("ping", fixture("ping", "payload"), "guid-ping")
+    traffic = hooks.app.state.intake_traffic
+    traffic.longest = 0.05
+    with traffic.answer():
+        assert await asyncio.wait_for(hooks.worker.process_next(), 10) is DeliveryStatus.DONE

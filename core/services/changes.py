@@ -86,14 +86,21 @@ def snapshot_metrics(verdict: Verdict) -> dict[str, Any]:
 
 
 async def after_change(
-    client: BaseDBAsyncClient, milestone: Milestone, at: datetime | None = None, *, parents: bool = True
+    client: BaseDBAsyncClient,
+    milestone: Milestone,
+    at: datetime | None = None,
+    *,
+    parents: bool = True,
+    locked: bool = False,
 ) -> MilestoneChange:
     """`at`: when the change happened (a launch's end, an issue's update), for the trend.
-    The milestones that roll this one up are evaluated again after it (`parents`)."""
+    The milestones that roll this one up are evaluated again after it (`parents`).
+    `locked`: the milestone is a row `lock_milestones` gave, read under the caller's lock."""
     now = utcnow()
-    # Read under the caller's lock: a writer that read the milestone before it must not
-    # mark a completion another writer has marked since.
-    await milestone.refresh_from_db(fields=["completed_at", "completed_with", "lifecycle"], using_db=client)
+    if not locked:
+        # Read under the caller's lock: a writer that read the milestone before it must not
+        # mark a completion another writer has marked since.
+        await milestone.refresh_from_db(fields=["completed_at", "completed_with", "lifecycle"], using_db=client)
     # Stamped with the event's time for the trend; "the current state" is the snapshot
     # recorded last, whatever its time (a backfill records the past in order).
     taken_at = min(at or now, now)
@@ -161,10 +168,9 @@ async def _reevaluate_parents(client: BaseDBAsyncClient, child: Milestone, at: d
         ]
         if not parents:
             continue
-        await lock_milestones(client, [parent.id for parent in parents])
-        for parent in parents:
+        for parent in await lock_milestones(client, [parent.id for parent in parents]):
             seen.add(parent.id)
-            await after_change(client, parent, at, parents=False)
+            await after_change(client, parent, at, parents=False, locked=True)
             pending.append(parent)
 
 

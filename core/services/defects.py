@@ -72,7 +72,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
             linked_after = await defect_links.matching_tests(client, repo.id, affects)
         holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
-        await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
+        touched = await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
         defect.affects = affects
         if issue.deleted:
@@ -82,11 +82,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         await defect.save(using_db=client)
         if linked_after != linked_before:
             await defect_links.store_links(client, defect.id, linked_before, linked_after)
-        touched = {before, defect.milestone_id, *holding} - {None}
-        changes = [
-            await after_change(client, m, issue.updated_at)
-            for m in await Milestone.filter(id__in=touched).using_db(client)
-        ]
+        changes = [await after_change(client, m, issue.updated_at, locked=True) for m in touched]
     return DefectOutcome(True, defect, changes)
 
 

@@ -15,14 +15,15 @@ process grow; so is one that arrives while the database is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
 import hmac
 import logging
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import parse_qs
@@ -104,6 +105,35 @@ class MemoryBudget:
                 self._released.notify_all()
 
 
+class IntakeTraffic:
+    """Webhook requests being answered: the delivery workers of the process let them go first.
+
+    A worker starts its next delivery once no request is being answered, or after
+    `longest` seconds, so that a steady stream of requests slows processing without stopping it.
+    """
+
+    def __init__(self, longest: float = 0.1):
+        self.longest = longest
+        self.answering = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextmanager
+    def answer(self) -> Iterator[None]:
+        self.answering += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.answering -= 1
+            if not self.answering:
+                self._quiet.set()
+
+    async def quiet(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), self.longest)
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -155,6 +185,12 @@ def _refusal(error: ValidationError) -> str:
 
 
 async def receive_webhook(request: Request) -> JSONResponse:
+    traffic: IntakeTraffic = request.app.state.intake_traffic
+    with traffic.answer():
+        return await _answer_webhook(request)
+
+
+async def _answer_webhook(request: Request) -> JSONResponse:
     secret: str | None = request.app.state.webhook_secret
     if secret is None:
         return _answer(503, error="GitHub webhooks are off: GITHUB_WEBHOOK_SECRET is not set")

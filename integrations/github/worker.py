@@ -27,7 +27,7 @@ from core.models import Delivery
 from core.settings import Settings
 from integrations.github.events import LARGE_DOCUMENT, HandlerContext, Ignored, Unprocessable, WebhookEvent
 from integrations.github.handlers import router
-from integrations.github.intake import PARSE_FACTOR, MemoryBudget, release_memory
+from integrations.github.intake import PARSE_FACTOR, IntakeTraffic, MemoryBudget, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         # Called after each delivery: what it changed may be owed to GitHub (checks to publish).
         self.after_each: Callable[[], None] | None = None
-        # Shared with intake in the web process: a large payload waits for its parse's memory.
+        # Shared with intake in the web process: a large payload waits for its parse's memory,
+        # and each delivery waits for the requests being answered.
         self.memory: MemoryBudget | None = None
+        self.intake: IntakeTraffic | None = None
 
     def wake(self) -> None:
         """A delivery was just accepted: look now rather than at the next poll."""
@@ -112,6 +114,8 @@ class DeliveryWorker:
 
     async def process_next(self, guid: str | None = None) -> DeliveryStatus | None:
         """Claim and process one due delivery (the given one, if named); None when there is none."""
+        if self.intake is not None:
+            await self.intake.quiet()
         claimed = await inbox.claim(lease=self.lease, guid=guid, backoff=self.backoff)
         db.reachability.recovered()
         if not claimed:
