@@ -15,7 +15,6 @@ holds a connection that LISTENs. SQLite has no such thing: there the runners pol
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.backoff import BACKOFF, Backoff
-from core.clock import utcnow
+from core.clock import event_within, utcnow
 from core.db import CONNECT_TIMEOUT, connection, describe, dialect, execute, execute_many, note_failure
 from core.leases import renewed
 from core.models import Outbox
@@ -252,8 +251,7 @@ class Runner:
             except Exception as error:
                 if not note_failure(error):  # an outage is logged once, not at every poll
                     log.exception("owed work failed: %s", ", ".join(self.handlers))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.05))
+            await event_within(self._wake, max(wait, 0.05))
             self._wake.clear()
 
     async def drain(self, now: datetime | None = None, topics: Iterable[str] | None = None) -> int:
@@ -347,8 +345,7 @@ async def _listen(on_mark: Callable[[], None]) -> None:
         await listener.add_listener(MARKED_CHANNEL, lambda *_: on_mark())
         on_mark()
         while not lost.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)
+            await event_within(lost, LISTEN_CHECK_SECONDS)
             if not lost.is_set():
                 await asyncio.wait_for(listener.execute("SELECT 1"), CONNECT_TIMEOUT)
         log.info("the connection listening for owed work was closed; listening again")

@@ -15,7 +15,6 @@ process grow; so is one that arrives while the database is away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -33,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core import inbox
+from core.clock import event_within
 from core.db import DatabaseUnavailable, within_deadline
 from integrations.github.events import LARGE_DOCUMENT, Envelope, describe_invalid, parse
 
@@ -130,8 +130,7 @@ class IntakeTraffic:
                 self._quiet.set()
 
     async def quiet(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), self.longest)
+        await event_within(self._quiet, self.longest)
 
 
 class BodyTooLarge(Exception):

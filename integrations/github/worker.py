@@ -20,6 +20,7 @@ from github import GithubException, RateLimitExceededException
 
 from core import db, inbox
 from core.backoff import BACKOFF, Backoff
+from core.clock import event_within
 from core.enums import STOPPED_INSTALLATION, DeliveryStatus
 from core.installations import installation_status
 from core.leases import renewed
@@ -108,8 +109,7 @@ class DeliveryWorker:
                     log.exception("could not claim a delivery")
                 worked = False
             if not worked:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await event_within(self._wake, self.poll_seconds)
                 self._wake.clear()
 
     async def process_next(self, guid: str | None = None) -> DeliveryStatus | None:
