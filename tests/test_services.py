@@ -1012,3 +1012,16 @@ async def test_a_deleted_github_milestone_takes_no_more_launches(db: str) -> Non
     await services.unlink_github_milestone(REPO, 7)
     outcome = await launch("r9", ("com.acme.checkout.Pay", "t1", "failed"), at=T0 + timedelta(hours=3))
     assert outcome.changes == []
+
+
+async def test_an_issues_first_events_applied_at_once_make_one_defect(db: str) -> None:
+    # Two web processes taking the opened and labeled events of a new issue at the same time:
+    # the second waits for the first's defect instead of inserting its own and failing.
+    await setup_policy()
+    opened, labeled = await asyncio.gather(
+        services.upsert_defect(REPO, issue(7, ["bug"], at=T0)),
+        services.upsert_defect(REPO, issue(7, ["bug", "P0"], at=T0 + timedelta(seconds=1))),
+    )
+    assert labeled.applied
+    [defect] = await Defect.filter(number=7)
+    assert defect.severity is Severity.CRITICAL

@@ -54,7 +54,12 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         # Every issue seen is kept, defect or not, so that its newest update time guards
         # against an older event (say, before its bug label was removed) arriving late.
         # Locked, so that an older event read before a newer one commits cannot win after it.
-        defect = await Defect.filter(repository=repo, number=issue.number).select_for_update().using_db(client).first()
+        defect = await _locked_defect(client, repo, issue.number)
+        if defect is None:
+            # The issue's first events, in two processes at once, would both insert it: the
+            # second waits here until the first has committed, then finds it.
+            await Repository.filter(id=repo.id).select_for_update().using_db(client)
+            defect = await _locked_defect(client, repo, issue.number)
         if defect is not None and older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
@@ -84,6 +89,10 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             await defect_links.store_links(client, defect.id, linked_before, linked_after)
         changes = [await after_change(client, m, issue.updated_at, locked=True) for m in touched]
     return DefectOutcome(True, defect, changes)
+
+
+async def _locked_defect(client: BaseDBAsyncClient, repo: Repository, number: int) -> Defect | None:
+    return await Defect.filter(repository=repo, number=number).select_for_update().using_db(client).first()
 
 
 def _apply_issue(
