@@ -372,6 +372,10 @@ async def fetch(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = (
     return list(rows)
 
 
+async def fetch_dicts(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    return await client.execute_query_dict(_for(client, query), list(params))
+
+
 async def fetch_mapping(
     client: BaseDBAsyncClient, query: str, params: Sequence[Any] = (), chunk: int = 5000
 ) -> dict[Any, Any]:

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q, RawSQL
-from tortoise.functions import Length
-from tortoise.queryset import QuerySet
-from tortoise.transactions import in_transaction
+from tortoise.expressions import F, Q
 
 from core.backoff import BACKOFF, Backoff
 from core.clock import utcnow
-from core.db import dialect
+from core.db import as_moment, connection, db_datetime, fetch_dicts
 from core.enums import FINISHED_DELIVERY, DeliveryStatus
 from core.models import Delivery
 from core.wording import clip
@@ -38,7 +34,58 @@ LISTED = (
 # Payloads up to this many characters are read with their claim, saving a statement per
 # delivery; a larger one waits until its worker has the memory for it (the web process's budget).
 SMALL_PAYLOAD = 1024 * 1024
-_SMALL_PAYLOAD = RawSQL(f"CASE WHEN LENGTH(payload) <= {SMALL_PAYLOAD} THEN payload END")
+ABANDONED = "abandoned: its worker stopped every attempt"
+
+# A claim is an UPDATE ... RETURNING statement (atomic on its own, so no transaction holds
+# SQLite's one writer longer than it): Tortoise's query building cost more than the database.
+_CLAIMED_COLUMNS = (
+    ", ".join(LISTED)
+    + f", LENGTH(payload) AS payload_size, CASE WHEN LENGTH(payload) <= {SMALL_PAYLOAD} THEN payload END AS small_payload"
+)
+# Claims that ran out: taken over, or failed once their worker stopped `max_attempts` times.
+_TAKE_OVER = f"""
+UPDATE delivery SET
+  status = CASE WHEN attempts >= ? THEN '{DeliveryStatus.FAILED.value}' ELSE '{DeliveryStatus.PROCESSING.value}' END,
+  attempts = CASE WHEN attempts >= ? THEN attempts ELSE attempts + 1 END,
+  locked_until = CASE WHEN attempts >= ? THEN NULL ELSE {{moment}} END,
+  finished_at = CASE WHEN attempts >= ? THEN {{moment}} ELSE finished_at END,
+  error = CASE WHEN attempts >= ? THEN '{ABANDONED}' ELSE error END
+WHERE id IN (
+  SELECT id FROM delivery WHERE status = '{DeliveryStatus.PROCESSING.value}' AND locked_until < {{moment}}{{guid}}
+  ORDER BY locked_until LIMIT ?{{lock}}
+)
+RETURNING {_CLAIMED_COLUMNS}
+"""
+_TAKE_WAITING = f"""
+UPDATE delivery SET status = '{DeliveryStatus.PROCESSING.value}', attempts = attempts + 1, locked_until = {{moment}}
+WHERE id IN (
+  SELECT id FROM delivery WHERE status = '{DeliveryStatus.PENDING.value}' AND next_attempt_at <= {{moment}}{{guid}}
+  ORDER BY next_attempt_at, id LIMIT ?{{lock}}
+)
+RETURNING {_CLAIMED_COLUMNS}
+"""
+
+
+def _claim_sql(template: str, *, guid: bool, postgres: bool) -> str:
+    # Each walks the (status, time, id) index, never sorts the backlog; on PostgreSQL a row
+    # another worker is claiming is passed over rather than waited for.
+    return template.format(
+        guid=" AND guid = ?" if guid else "",
+        lock=" FOR UPDATE SKIP LOCKED" if postgres else "",
+        # PostgreSQL cannot tell a parameter's type inside CASE.
+        moment="?::timestamptz" if postgres else "?",
+    )
+
+
+_ACCEPT = """
+INSERT INTO delivery (
+  guid, event, action, repository, installation_id, payload, status, attempts, received_at, next_attempt_at,
+  finished_at, note
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+ON CONFLICT (guid) DO NOTHING
+RETURNING id
+"""
 
 
 @dataclass(frozen=True)
@@ -59,28 +106,38 @@ async def accept(
     action: str | None = None,
     repository: str | None = None,
     installation_id: int | None = None,
+    ignored: str | None = None,
     now: datetime | None = None,
 ) -> Intake:
     """Store a verified delivery; a GUID seen before is processed again only if it never succeeded.
 
     GitHub redelivers with the same GUID, and only when asked to: a redelivery of a
-    failed or unfinished delivery is a request to try again, not a duplicate.
+    failed or unfinished delivery is a request to try again, not a duplicate. A delivery
+    known to ask nothing (no handler takes it) is stored `ignored`, with `ignored` its note,
+    and no worker sees it.
     """
     now = now or utcnow()
-    try:
-        delivery = await Delivery.create(
-            guid=guid,
-            event=event,
-            action=action,
-            repository=repository,
-            installation_id=installation_id,
-            payload=payload,
-            received_at=now,
-            next_attempt_at=now,
-        )
-        return Intake("accepted", delivery.id)
-    except IntegrityError:
-        pass
+    at = db_datetime(now)
+    status, finished_at = (DeliveryStatus.PENDING, None) if ignored is None else (DeliveryStatus.IGNORED, at)
+    stored = await fetch_dicts(
+        connection(),
+        _ACCEPT,
+        [
+            guid,
+            event,
+            action,
+            repository,
+            installation_id,
+            payload,
+            status.value,
+            at,
+            at,
+            finished_at,
+            _detail(ignored),
+        ],
+    )
+    if stored:
+        return Intake("accepted", stored[0]["id"])
     existing = await Delivery.get(guid=guid)
     if existing.status in FINISHED_DELIVERY:
         return Intake("duplicate", existing.id)
@@ -110,54 +167,33 @@ async def claim(
     time, say from what the delivery itself asks) is marked failed instead of taken.
     """
     now = now or utcnow()
-    async with in_transaction() as client:
-
-        def due(condition: Q, *order: str) -> QuerySet[Delivery]:
-            # A large payload stays behind: the worker reads it when it has room for it.
-            query = (
-                Delivery.filter(condition)
-                .using_db(client)
-                .annotate(payload_size=Length("payload"), small_payload=_SMALL_PAYLOAD)
-                .only(*LISTED)
-            )
-            if guid is not None:
-                query = query.filter(guid=guid)
-            if dialect() == "postgres":
-                query = query.select_for_update(skip_locked=True)
-            return query.order_by(*order)
-
-        # Claims that ran out first (few: at most one per worker), then waiting ones in
-        # arrival order; each query walks the (status, time, id) index, never sorts the backlog.
-        expired = await due(Q(status=DeliveryStatus.PROCESSING, locked_until__lt=now), "locked_until").limit(limit)
-        abandoned = [delivery.id for delivery in expired if delivery.attempts >= backoff.max_attempts]
-        if abandoned:
-            await (
-                Delivery.filter(id__in=abandoned)
-                .using_db(client)
-                .update(
-                    status=DeliveryStatus.FAILED,
-                    locked_until=None,
-                    finished_at=now,
-                    error="abandoned: its worker stopped every attempt",
-                )
-            )
-        deliveries = [delivery for delivery in expired if delivery.id not in abandoned]
-        if len(deliveries) < limit:
-            deliveries += await due(
-                Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now), "next_attempt_at", "id"
-            ).limit(limit - len(deliveries))
-        if not deliveries:
-            return []
-        await (
-            Delivery.filter(id__in=[delivery.id for delivery in deliveries])
-            .using_db(client)
-            .update(status=DeliveryStatus.PROCESSING, attempts=F("attempts") + 1, locked_until=now + lease)
+    client = connection()
+    postgres = client.capabilities.dialect == "postgres"
+    at, until, most = db_datetime(now), db_datetime(now + lease), backoff.max_attempts
+    named = [guid] if guid is not None else []
+    # Claims that ran out first (few: at most one per worker), then waiting ones in arrival order.
+    taken_over = await fetch_dicts(
+        client,
+        _claim_sql(_TAKE_OVER, guid=guid is not None, postgres=postgres),
+        [most, most, most, until, most, at, most, at, *named, limit],
+    )
+    claimed = [row for row in taken_over if row["status"] == DeliveryStatus.PROCESSING.value]
+    claimed.sort(key=lambda row: row["id"])
+    if len(claimed) < limit:
+        waiting = await fetch_dicts(
+            client,
+            _claim_sql(_TAKE_WAITING, guid=guid is not None, postgres=postgres),
+            [until, at, *named, limit - len(claimed)],
         )
-    for delivery in deliveries:
-        delivery.status = DeliveryStatus.PROCESSING
-        delivery.attempts += 1
-        delivery.locked_until = now + lease
-    return deliveries
+        claimed += sorted(waiting, key=lambda row: (as_moment(row["next_attempt_at"]), row["id"]))
+    return [_claimed(row) for row in claimed]
+
+
+def _claimed(row: dict[str, Any]) -> Delivery:
+    delivery = Delivery._init_from_db(**row)
+    delivery.payload_size = row["payload_size"]
+    delivery.small_payload = row["small_payload"]
+    return delivery
 
 
 async def payload(delivery: Delivery) -> str:

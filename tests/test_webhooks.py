@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from core import inbox
 from core.enums import DeliveryStatus
 from core.models import Defect, Delivery
 from tests.github import SECRET, fixture, running_app, settings_for, signature
@@ -131,11 +132,32 @@ async def _redeliver_after_failure(hooks):
     assert await hooks.worker.drain() == 1
 
 
-async def test_an_event_without_a_handler_is_stored_and_ignored(hooks):
-    assert (await hooks.send("workflow_job", fixture("workflow_job", "queued"), "guid-job")).status_code == 202
-    await hooks.worker.drain()
+async def test_an_event_without_a_handler_is_stored_ignored_at_intake_and_answered_why(hooks):
+    response = await hooks.send("workflow_job", fixture("workflow_job", "queued"), "guid-job")
+    assert response.status_code == 202
+    assert response.json() == {
+        "delivery": "guid-job",
+        "status": "ignored",
+        "detail": "no handler for workflow_job queued",
+    }
     delivery = await stored("guid-job")
-    assert (delivery.status, delivery.note) == (DeliveryStatus.IGNORED, "no handler for workflow_job queued")
+    assert (delivery.status, delivery.note, delivery.attempts) == (
+        DeliveryStatus.IGNORED,
+        "no handler for workflow_job queued",
+        0,
+    )
+    assert delivery.finished_at is not None and delivery.payload  # kept, for a replay once a handler exists
+    # Nothing for a worker to do, and GitHub's redelivery of it is a duplicate.
+    assert await hooks.worker.drain() == 0
+    again = await hooks.send("workflow_job", fixture("workflow_job", "queued"), "guid-job")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    # An action of a handled event that no handler takes is ignored the same way.
+    response = await hooks.send("issues", fixture("issues", "opened") | {"action": "pinned"}, "guid-pinned")
+    assert response.json()["detail"] == "no handler for issues pinned"
+    # A replay runs it through the router all the same.
+    await inbox.replay("guid-job")
+    assert await hooks.worker.drain() == 1
+    assert (await stored("guid-job")).note == "no handler for workflow_job queued"
 
 
 async def test_deliveries_accepted_before_a_crash_are_processed_after_the_restart(db):

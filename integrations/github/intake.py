@@ -35,6 +35,7 @@ from core import inbox
 from core.clock import event_within
 from core.db import DatabaseUnavailable, within_deadline
 from integrations.github.events import LARGE_DOCUMENT, Envelope, describe_invalid, parse
+from integrations.github.handlers import unhandled
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ async def _store(request: Request, spool: IO[bytes], guid: str, event: str) -> J
         envelope = await parse(Envelope, text)
     except ValidationError as error:
         return _answer(400, error=_refusal(error))
+    ignored = unhandled(event, envelope.action)
     try:
         intake = await within_deadline(
             lambda: inbox.accept(
@@ -250,12 +252,15 @@ async def _store(request: Request, spool: IO[bytes], guid: str, event: str) -> J
                 action=envelope.action,
                 repository=envelope.repository.full_name if envelope.repository else None,
                 installation_id=envelope.installation.id if envelope.installation else None,
+                ignored=ignored,
             )
         )
     except DatabaseUnavailable as error:
         return _answer(503, RETRY_AFTER_DATABASE, error=f"database unavailable ({error}); nothing was stored")
     if intake.duplicate:
         return _answer(200, delivery=guid, status="duplicate", detail="already processed")
+    if ignored is not None:
+        return _answer(202, delivery=guid, status="ignored", detail=ignored)
     request.app.state.worker.wake()
     return _answer(202, delivery=guid, status=intake.result)
 

@@ -1,6 +1,6 @@
 """Every webhook handler, one module per concern, composed into one router."""
 
-from gidgethub import routing
+from gidgethub import routing, sansio
 
 from integrations.github.handlers import (
     check_runs,
@@ -25,3 +25,11 @@ router = routing.Router(
     workflow_runs.router,
     check_runs.router,
 )
+
+
+def unhandled(event: str, action: str | None) -> str | None:
+    """Why a delivery of this event and action is ignored when no handler takes it; None if one does."""
+    probe = sansio.Event({} if action is None else {"action": action}, event=event, delivery_id="")
+    if router.fetch(probe):
+        return None
+    return f"no handler for {event}" + (f" {action}" if action else "")
