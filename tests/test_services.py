@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import random
 from datetime import UTC, datetime, timedelta
@@ -583,6 +584,31 @@ async def test_a_defect_moving_milestone_updates_both(db: str) -> None:
     assert {change.milestone.name for change in moved.changes} == {"v2.0", "v2.1"}
     assert (await verdict()).blocking.defects == []
     assert [d.number for d in (await services.get_verdict(REPO, "v2.1")).blocking.defects] == [6]
+
+
+async def test_an_issue_event_that_changes_nothing_a_milestone_sees_evaluates_no_gate(db: str) -> None:
+    await setup_policy()
+    snapshots = Snapshot.filter(milestone__name="v2.0")
+    # Not a defect, before and after, whatever else moves: no milestone sees it.
+    assert (await services.upsert_defect(REPO, issue(3, ["enhancement"]))).changes == []
+    taken = await snapshots.count()
+    moved = await services.upsert_defect(REPO, issue(3, ["question"], milestone=None, at=T0 + timedelta(hours=1)))
+    assert moved.applied and moved.changes == [] and await snapshots.count() == taken
+    # A defect that counts: its milestone is evaluated when it appears and when what the gate
+    # shows of it changes (its title, here), not when a label the policy ignores comes and goes.
+    opened = await services.upsert_defect(REPO, issue(4, ["bug", "P0"]))
+    assert [change.milestone.name for change in opened.changes] == ["v2.0"]
+    labelled = await services.upsert_defect(REPO, issue(4, ["bug", "P0", "ui"], at=T0 + timedelta(hours=1)))
+    assert labelled.applied and labelled.changes == []
+    retitled = issue(4, ["bug", "P0", "ui"], at=T0 + timedelta(hours=2))
+    retitled = dataclasses.replace(retitled, title="checkout double-charges")
+    changed = await services.upsert_defect(REPO, retitled)
+    assert [change.milestone.name for change in changed.changes] == ["v2.0"]
+    assert [(d.number, d.title) for d in (await verdict()).blocking.defects] == [(4, "checkout double-charges")]
+    # Its stopping to count is seen too.
+    closed = await services.upsert_defect(REPO, issue(4, ["ui"], at=T0 + timedelta(hours=3)))
+    assert [change.milestone.name for change in closed.changes] == ["v2.0"]
+    assert (await verdict()).blocking.defects == []
 
 
 # Sign-off --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 from core import defect_links
 from core.catalog import ensure_repository, lock_milestones
 from core.clock import utcnow
+from core.db import dialect
 from core.links import affected_selectors
 from core.models import Defect, Milestone, Repository
 from core.policy import DefectsConfig
@@ -55,30 +56,43 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         # against an older event (say, before its bug label was removed) arriving late.
         # Locked, so that an older event read before a newer one commits cannot win after it.
         defect = await _locked_defect(client, repo, issue.number)
-        if defect is None:
+        if defect is None and dialect() == "postgres":
             # The issue's first events, in two processes at once, would both insert it: the
-            # second waits here until the first has committed, then finds it.
+            # second waits here until the first has committed, then finds it. (SQLite's
+            # transactions take the database's one write lock as they begin.)
             await Repository.filter(id=repo.id).select_for_update().using_db(client)
             defect = await _locked_defect(client, repo, issue.number)
         if defect is not None and older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
         before = defect.milestone_id if defect.id else None
+        shown_before = _shown(defect, before) if defect.id else None
         milestone = await github_milestone(client, repo, policy, issue.milestone_number, issue.milestone_title)
-        # The tests it breaks, before and after: the milestones holding them see the change too.
-        linked_before = await defect_links.linked_tests(client, defect.id) if defect.id else set()
-        if issue.deleted:
-            affects, linked_after = [], set()
-        elif defect.id and issue.body in (None, defect.body):
-            # The body as stored (or not carried by the event): the links stand. New tests are
-            # linked as launches bring them, and a change of the required tests relinks.
-            affects, linked_after = list(defect.affects or []), linked_before
-        else:
-            affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
-            linked_after = await defect_links.matching_tests(client, repo.id, affects)
-        holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
-        touched = await lock_milestones(client, [before, milestone.id if milestone else None, *holding])
+        # The body as stored (or not carried by the event): the links stand. New tests are
+        # linked as launches bring them, and a change of the required tests relinks.
+        links_stand = bool(defect.id) and not issue.deleted and issue.body in (None, defect.body)
         _apply_issue(defect, issue, policy.defects, milestone, repo.label_aliases)
+        shown_after = _shown(defect, milestone.id if milestone else None)
+        # A milestone sees a defect only while it counts: through its own defects, and through
+        # the defects linked to its tests. One that counts neither before nor after, or that
+        # looks the same with the same links, changes no milestone's gate.
+        reshown = shown_before != shown_after
+        if links_stand:
+            affects = list(defect.affects or [])
+            linked_before = linked_after = await defect_links.linked_tests(client, defect.id) if reshown else set()
+        else:
+            linked_before = await defect_links.linked_tests(client, defect.id) if defect.id else set()
+            if issue.deleted:
+                affects, linked_after = [], set()
+            else:
+                affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
+                linked_after = await defect_links.matching_tests(client, repo.id, affects)
+        seen = shown_before is not None or shown_after is not None
+        touched: list[Milestone] = []
+        if seen and (reshown or linked_before != linked_after):
+            holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
+            shown_in = [before, milestone.id if milestone else None] if reshown else []
+            touched = await lock_milestones(client, [*shown_in, *holding])
         defect.affects = affects
         if issue.deleted:
             defect.body = None
@@ -89,6 +103,13 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             await defect_links.store_links(client, defect.id, linked_before, linked_after)
         changes = [await after_change(client, m, issue.updated_at, locked=True) for m in touched]
     return DefectOutcome(True, defect, changes)
+
+
+def _shown(defect: Defect, milestone_id: int | None) -> tuple[object, ...] | None:
+    """What milestones see of a defect (core.facts reads these of the defects that count)."""
+    if not defect.counts:
+        return None
+    return (milestone_id, defect.title, defect.severity, defect.state, defect.url, defect.resolved_at)
 
 
 async def _locked_defect(client: BaseDBAsyncClient, repo: Repository, number: int) -> Defect | None:
