@@ -47,6 +47,11 @@ def _connection_config(database_url: str) -> dict[str, Any]:
         # Extra credentials become PRAGMAs: how long (ms) a writer waits for another
         # process's transaction before giving up.
         config["credentials"].setdefault("busy_timeout", 30000)
+        # In WAL mode (Tortoise's), NORMAL keeps every commit through a crash of the process
+        # and syncs the disk at checkpoints rather than at every commit, which took a
+        # millisecond or more each (a power loss may undo the last commits; `?synchronous=FULL`
+        # in DATABASE_URL syncs every one).
+        config["credentials"].setdefault("synchronous", "NORMAL")
     elif config["engine"] == "tortoise.backends.asyncpg":
         config["engine"] = "core.postgres"
         config["credentials"].setdefault("timeout", CONNECT_TIMEOUT)

@@ -11,7 +11,7 @@ import pytest
 from tortoise.exceptions import TransactionManagementError
 from tortoise.transactions import in_transaction
 
-from core.db import connection
+from core.db import connection, tortoise_config
 from core.enums import InstallationStatus
 from core.models import Installation
 
@@ -42,6 +42,17 @@ async def test_a_transaction_that_reads_then_writes_waits_for_another_process(db
         assert other.wait(timeout=10) == 0
     assert before == 1
     assert sorted(await Installation.all().values_list("id", flat=True)) == [1, 2]
+
+
+async def test_sqlite_commits_survive_the_process_without_a_disk_sync_each(db, is_postgres, tmp_path):
+    if is_postgres:
+        pytest.skip("SQLite's PRAGMAs")
+    [[journal]] = (await connection().execute_query("PRAGMA journal_mode"))[1]
+    [[synchronous]] = (await connection().execute_query("PRAGMA synchronous"))[1]
+    assert (journal, synchronous) == ("wal", 1)  # NORMAL
+    # A URL that asks for a sync at every commit gets it.
+    asked = tortoise_config(f"sqlite://{tmp_path}/full.db?synchronous=FULL")["connections"]["default"]
+    assert asked["credentials"]["synchronous"] == "FULL"
 
 
 @pytest.fixture
