@@ -93,3 +93,9 @@ async def test_a_populated_database_upgrades_to_the_latest_schema_with_its_rows(
         assert (await Snapshot.get(id=1)).metrics == {"pass_rate": 0.5}
         link = await ChannelLink.get(channel_id="C1")
         assert link.alerts is True
+        if connection().capabilities.dialect == "postgres":
+            # Room on each page for the next launch's version of a row (0016).
+            options = await connection().execute_query_dict(
+                "SELECT reloptions FROM pg_class WHERE relname = 'milestone_test'"
+            )
+            assert options == [{"reloptions": ["fillfactor=60"]}]

@@ -27,3 +27,19 @@ class AddFieldKeepingRows(ops.AddField):
             await state_editor.add_field(model, self.name)
         finally:
             field.db_default = declared
+
+
+class RunSQLOn(ops.RunSQL):
+    """SQL for one engine only (its `capabilities.dialect`: "postgres" or "sqlite")."""
+
+    def __init__(self, dialect: str, sql: Any, reverse_sql: Any) -> None:
+        super().__init__(sql, reverse_sql=reverse_sql)
+        self.dialect = dialect
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None):  # type: ignore[no-untyped-def]
+        if state_editor is not None and state_editor.client.capabilities.dialect == self.dialect:
+            await super().database_forward(app_label, old_state, new_state, state_editor)
+
+    async def database_backward(self, app_label, old_state, new_state, state_editor=None):  # type: ignore[no-untyped-def]
+        if state_editor is not None and state_editor.client.capabilities.dialect == self.dialect:
+            await super().database_backward(app_label, old_state, new_state, state_editor)
