@@ -85,7 +85,8 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
             if issue.deleted:
                 affects, linked_after = [], set()
             else:
-                affects = affected_selectors(issue.body, await defect_links.required_ids(client, repo.id))
+                required = await defect_links.required_ids(client, repo.id) if issue.body else []
+                affects = affected_selectors(issue.body, required)
                 linked_after = await defect_links.matching_tests(client, repo.id, affects)
         seen = shown_before is not None or shown_after is not None
         touched: list[Milestone] = []
