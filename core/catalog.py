@@ -112,6 +112,19 @@ async def lock_milestones(client: BaseDBAsyncClient, ids: Iterable[int | None]) 
     return await Milestone.filter(id__in=wanted).order_by("id").select_for_update().using_db(client)
 
 
+async def await_first_writer(client: BaseDBAsyncClient, repository: Repository) -> None:
+    """A row of the repository's about to be created (an issue's or pull request's first event):
+    a writer doing the same in another process at once is waited for here, so that the caller,
+    looking again, finds its row instead of failing on the unique index.
+
+    FOR NO KEY UPDATE: it queues such writers without blocking the foreign-key checks of the
+    repository's other new rows (FOR UPDATE did, and deadlocked with a writer holding a
+    milestone). SQLite's transactions hold the database's one write lock from their start.
+    """
+    if client.capabilities.dialect == "postgres":
+        await Repository.filter(id=repository.id).select_for_update(no_key=True).using_db(client)
+
+
 async def lock_plan(client: BaseDBAsyncClient, plan: TestPlan) -> None:
     """Serialise launches of one plan, so attempts and duplicates are judged one at a time."""
     await TestPlan.filter(id=plan.id).select_for_update().using_db(client)

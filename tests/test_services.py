@@ -12,7 +12,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from core import outbox, services, state
-from core.catalog import NotFound, find_repository, milestone_policy
+from core.catalog import NotFound, await_first_writer, find_repository, milestone_policy
 from core.enums import (
     CriterionResult,
     Decision,
@@ -32,9 +32,11 @@ from core.models import (
     Launch,
     Milestone,
     MilestoneTest,
+    PullRequest,
     Signoff,
     Snapshot,
     TestCase,
+    TestPlan,
     TestResult,
     UserGroup,
 )
@@ -1051,3 +1053,48 @@ async def test_an_issues_first_events_applied_at_once_make_one_defect(db: str) -
     assert labeled.applied
     [defect] = await Defect.filter(number=7)
     assert defect.severity is Severity.CRITICAL
+
+
+async def test_a_pull_requests_first_events_applied_at_once_make_one_pull_request(db: str) -> None:
+    await setup_policy()
+    opened, synchronized = await asyncio.gather(
+        services.record_pull_request(
+            REPO, services.PullRequestFacts(number=5, head_sha="a" * 40, base_ref="main", updated_at=T0)
+        ),
+        services.record_pull_request(
+            REPO,
+            services.PullRequestFacts(
+                number=5, head_sha="b" * 40, base_ref="main", updated_at=T0 + timedelta(seconds=1)
+            ),
+        ),
+    )
+    assert opened is not None or synchronized is not None
+    [pull] = await PullRequest.filter(number=5)
+    assert pull.head_sha == "b" * 40
+
+
+async def test_waiting_for_a_first_writer_leaves_the_repositorys_other_new_rows_alone(db: str, is_postgres) -> None:
+    if not is_postgres:
+        pytest.skip("PostgreSQL's row locks; SQLite runs one write transaction at a time")
+    # An issue's first event holds the repository's row while a launch stores its plan, whose
+    # foreign key reads that row: the insert must not wait for the issue's transaction (it did,
+    # and a pull request's event inserting a milestone deadlocked with an issue's first event).
+    await setup_policy()
+    repo = await find_repository(REPO)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def first_event_of_an_issue() -> None:
+        async with in_transaction() as client:
+            await await_first_writer(client, repo)
+            holding.set()
+            await release.wait()
+
+    issue_event = asyncio.create_task(first_event_of_an_issue())
+    await holding.wait()
+    try:
+        async with asyncio.timeout(5):
+            await TestPlan.create(repository=repo, name="nightly", artifacts="*")
+    finally:
+        release.set()
+        await issue_event
+    assert await TestPlan.filter(repository=repo, name="nightly").count() == 1

@@ -10,9 +10,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import defect_links
-from core.catalog import ensure_repository, lock_milestones
+from core.catalog import await_first_writer, ensure_repository, lock_milestones
 from core.clock import utcnow
-from core.db import dialect
 from core.links import affected_selectors
 from core.models import Defect, Milestone, Repository
 from core.policy import DefectsConfig
@@ -56,11 +55,8 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         # against an older event (say, before its bug label was removed) arriving late.
         # Locked, so that an older event read before a newer one commits cannot win after it.
         defect = await _locked_defect(client, repo, issue.number)
-        if defect is None and dialect() == "postgres":
-            # The issue's first events, in two processes at once, would both insert it: the
-            # second waits here until the first has committed, then finds it. (SQLite's
-            # transactions take the database's one write lock as they begin.)
-            await Repository.filter(id=repo.id).select_for_update().using_db(client)
+        if defect is None:
+            await await_first_writer(client, repo)
             defect = await _locked_defect(client, repo, issue.number)
         if defect is not None and older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
