@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -167,3 +168,25 @@ async def test_workers_let_requests_waiting_for_an_answer_take_memory_first():
         assert order == []
     await asyncio.gather(worker, request)
     assert order == ["request", "worker"] and budget.used == 0
+
+
+async def test_a_request_cancelled_as_memory_frees_up_takes_no_share():
+    # Its client went away just as the memory it waited for was released: the request ends
+    # there (Python 3.11's wait_for could return instead, and the request went on).
+    budget = MemoryBudget(10)
+    went_on: list[str] = []
+
+    async def request() -> None:
+        async with budget.share(6, wait=5.0):
+            went_on.append("request")
+
+    holder = budget.share(10)
+    await holder.__aenter__()
+    waiting = asyncio.create_task(request())
+    await asyncio.sleep(0.01)
+    await holder.__aexit__(None, None, None)  # frees the memory and wakes the request
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert waiting.cancelled() and went_on == []
+    assert (budget.used, budget._hurried) == (0, 0)

@@ -90,7 +90,9 @@ class MemoryBudget:
                     raise IntakeBusy
                 self._hurried += not patient
                 try:
-                    await asyncio.wait_for(self._released.wait_for(lambda: self._fits(size, patient)), wait)
+                    # asyncio.timeout, not wait_for: see core.clock.event_within.
+                    async with asyncio.timeout(wait):
+                        await self._released.wait_for(lambda: self._fits(size, patient))
                 except TimeoutError:
                     raise IntakeBusy from None
                 finally:
