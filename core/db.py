@@ -43,15 +43,17 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 def _connection_config(database_url: str) -> dict[str, Any]:
     config = expand_db_url(database_url)
     if config["engine"] == "tortoise.backends.sqlite":
+        _check_sqlite_version()
         config["engine"] = "core.sqlite"
         # Extra credentials become PRAGMAs: how long (ms) a writer waits for another
         # process's transaction before giving up.
         config["credentials"].setdefault("busy_timeout", 30000)
-        # In WAL mode (Tortoise's), NORMAL keeps every commit through a crash of the process
+        # In WAL mode (Tortoise's default), NORMAL keeps every commit through a crash of the process
         # and syncs the disk at checkpoints rather than at every commit, which took a
         # millisecond or more each (a power loss may undo the last commits; `?synchronous=FULL`
         # in DATABASE_URL syncs every one).
-        config["credentials"].setdefault("synchronous", "NORMAL")
+        if str(config["credentials"].get("journal_mode", "WAL")).upper() == "WAL":
+            config["credentials"].setdefault("synchronous", "NORMAL")
     elif config["engine"] == "tortoise.backends.asyncpg":
         config["engine"] = "core.postgres"
         config["credentials"].setdefault("timeout", CONNECT_TIMEOUT)
@@ -59,6 +61,20 @@ def _connection_config(database_url: str) -> dict[str, Any]:
         # is away, logging a traceback each time; connections are opened as they are needed.
         config["credentials"].setdefault("minsize", 0)
     return config
+
+
+# The inbox claims and stores deliveries with UPDATE/INSERT ... RETURNING (SQLite 3.35).
+SQLITE_NEEDED = (3, 35, 0)
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+        raise DatabaseUnavailable(
+            f"SQLite {'.'.join(map(str, SQLITE_NEEDED[:2]))} or newer is needed, and this Python's sqlite3 "
+            f"module has {sqlite3.sqlite_version}: use a Python built with a newer SQLite, or PostgreSQL "
+            "(DATABASE_URL=postgres://...)",
+            configuration=True,
+        )
 
 
 def __getattr__(name: str) -> Any:

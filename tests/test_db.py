@@ -11,7 +11,7 @@ import pytest
 from tortoise.exceptions import TransactionManagementError
 from tortoise.transactions import in_transaction
 
-from core.db import connection, tortoise_config
+from core.db import DatabaseUnavailable, connection, tortoise_config
 from core.enums import InstallationStatus
 from core.models import Installation
 
@@ -50,9 +50,26 @@ async def test_sqlite_commits_survive_the_process_without_a_disk_sync_each(db, i
     [[journal]] = (await connection().execute_query("PRAGMA journal_mode"))[1]
     [[synchronous]] = (await connection().execute_query("PRAGMA synchronous"))[1]
     assert (journal, synchronous) == ("wal", 1)  # NORMAL
-    # A URL that asks for a sync at every commit gets it.
+    # A URL that asks for a sync at every commit gets it; one with a rollback journal keeps
+    # SQLite's own default, NORMAL being safe only with the write-ahead log.
     asked = tortoise_config(f"sqlite://{tmp_path}/full.db?synchronous=FULL")["connections"]["default"]
     assert asked["credentials"]["synchronous"] == "FULL"
+    journal = tortoise_config(f"sqlite://{tmp_path}/journal.db?journal_mode=DELETE")["connections"]["default"]
+    assert "synchronous" not in journal["credentials"]
+
+
+def test_a_sqlite_too_old_for_returning_is_named_with_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(DatabaseUnavailable) as refused:
+        tortoise_config(f"sqlite://{tmp_path}/old.db")
+    assert refused.value.configuration
+    assert str(refused.value) == (
+        "SQLite 3.35 or newer is needed, and this Python's sqlite3 module has 3.34.1: use a Python built "
+        "with a newer SQLite, or PostgreSQL (DATABASE_URL=postgres://...)"
+    )
+    # PostgreSQL does not mind.
+    assert tortoise_config("postgres://u@localhost:5432/db")["connections"]["default"]["engine"] == "core.postgres"
 
 
 @pytest.fixture

@@ -160,6 +160,22 @@ async def test_an_event_without_a_handler_is_stored_ignored_at_intake_and_answer
     assert (await stored("guid-job")).note == "no handler for workflow_job queued"
 
 
+async def test_a_redelivery_under_an_unhandled_event_still_runs_the_stored_delivery(db):
+    # The same GUID again, its headers naming an event no handler takes: what runs is the
+    # delivery as first stored, queued again, not an ignored one.
+    async with running_app(settings_for(db, webhook_max_attempts=1)) as hooks:
+        broken = fixture("issues", "opened")
+        broken["issue"]["number"] = "not a number"
+        assert (await hooks.send("issues", broken, "guid-r")).status_code == 202
+        await hooks.worker.drain()
+        assert (await stored("guid-r")).status is DeliveryStatus.FAILED
+        again = await hooks.send("star", fixture("issues", "opened"), "guid-r")
+        assert again.status_code == 202 and again.json() == {"delivery": "guid-r", "status": "requeued"}
+        assert await hooks.worker.drain() == 1
+        delivery = await stored("guid-r")
+        assert (delivery.event, delivery.status, delivery.attempts) == ("issues", DeliveryStatus.FAILED, 1)
+
+
 async def test_deliveries_accepted_before_a_crash_are_processed_after_the_restart(db):
     settings = settings_for(db)
     async with running_app(settings, workers=0) as before_crash:

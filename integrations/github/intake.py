@@ -261,8 +261,9 @@ async def _store(request: Request, spool: IO[bytes], guid: str, event: str) -> J
         return _answer(503, RETRY_AFTER_DATABASE, error=f"database unavailable ({error}); nothing was stored")
     if intake.duplicate:
         return _answer(200, delivery=guid, status="duplicate", detail="already processed")
-    if ignored is not None:
+    if intake.result == "accepted" and ignored is not None:
         return _answer(202, delivery=guid, status="ignored", detail=ignored)
+    # A redelivery runs the delivery as first stored, whatever this one's headers say.
     request.app.state.worker.wake()
     return _answer(202, delivery=guid, status=intake.result)
 
