@@ -14,6 +14,7 @@ from github import GithubException
 
 from core import inbox
 from core.cli import UsageError, with_database
+from core.db import tortoise_config
 from core.enums import DeliveryStatus
 from core.models import Delivery
 from core.report import jsonable
@@ -34,6 +35,9 @@ async def serve(args: argparse.Namespace) -> int:
     from integrations.web import create_app
 
     settings = get_settings()
+    # A DATABASE_URL this process can never use (say, a SQLite too old) is said now, in one
+    # line, rather than as the server's failed start-up.
+    tortoise_config(settings.database_url)
     config = uvicorn.Config(
         create_app(settings),
         host=args.host,

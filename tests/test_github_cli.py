@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -280,3 +281,14 @@ def test_deliveries_and_serve_refuse_numbers_out_of_range_as_usage_errors(tmp_pa
         "milestones serve: error: argument --port: 'web' is not a port number (0 to 65535)"
     )
     assert not (tmp_path / "unused.db").exists()
+
+
+def test_serve_with_a_sqlite_too_old_says_so_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    refused = run("serve", "--port", "0", database_url=f"sqlite://{tmp_path / 'x.db'}", cwd=tmp_path)
+    assert assert_refused_quietly(refused, 2)[-1] == (
+        "error: SQLite 3.35 or newer is needed, and this Python's sqlite3 module has 3.31.1: use a Python "
+        "built with a newer SQLite, or PostgreSQL (DATABASE_URL=postgres://...)"
+    )
+    assert not (tmp_path / "x.db").exists()
