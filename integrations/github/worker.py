@@ -27,7 +27,7 @@ from core.leases import renewed
 from core.models import Delivery
 from core.settings import Settings
 from integrations.github.events import LARGE_DOCUMENT, HandlerContext, Ignored, Unprocessable, WebhookEvent
-from integrations.github.handlers import router, unhandled
+from integrations.github.handlers import no_handler, router
 from integrations.github.intake import PARSE_FACTOR, IntakeTraffic, MemoryBudget, release_memory
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,9 @@ _ALWAYS_ROUTED = {"installation", "installation_repositories", "ping"}
 
 async def dispatch(event: WebhookEvent, context: HandlerContext) -> str | None:
     """Run the event's handlers; returns a note for the record. Raises Ignored when none applies."""
-    reason = unhandled(event.event, event.action)
-    if reason is not None:
-        raise Ignored(reason)
     callbacks = router.fetch(event)
+    if not callbacks:
+        raise Ignored(no_handler(event.event, event.action))
     installation = event.installation_id
     if event.event not in _ALWAYS_ROUTED and installation is not None:
         status = await installation_status(installation)

@@ -27,9 +27,12 @@ router = routing.Router(
 )
 
 
+def no_handler(event: str, action: str | None) -> str:
+    """The note of a delivery that no handler takes."""
+    return f"no handler for {event}" + (f" {action}" if action else "")
+
+
 def unhandled(event: str, action: str | None) -> str | None:
     """Why a delivery of this event and action is ignored when no handler takes it; None if one does."""
     probe = sansio.Event({} if action is None else {"action": action}, event=event, delivery_id="")
-    if router.fetch(probe):
-        return None
-    return f"no handler for {event}" + (f" {action}" if action else "")
+    return None if router.fetch(probe) else no_handler(event, action)
