@@ -7,7 +7,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -420,6 +420,42 @@ async def fetch_mapping(
 async def execute(client: BaseDBAsyncClient, query: str, params: Sequence[Any] = ()) -> int:
     affected, _ = await client.execute_query(_for(client, query), list(params))
     return affected
+
+
+# The longest IN list written out for SQLite (a statement takes at most 32,766 parameters).
+IN_CHUNK = 500
+
+
+def _for_ids(
+    client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]
+) -> Iterator[tuple[str, list[Any]]]:
+    """`query` and its parameters for every id in `ids`, which go where the query says `{ids}`
+    (`WHERE id {ids}`), after `params`: PostgreSQL takes them all as one array, SQLite as IN
+    lists of IN_CHUNK ids."""
+    if not ids:
+        return
+    if client.capabilities.dialect == "postgres":
+        yield query.format(ids="= ANY(?)"), [*params, list(ids)]
+        return
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        yield query.format(ids=f"IN ({placeholders(len(chunk))})"), [*params, *chunk]
+
+
+async def execute_for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> int:
+    """Run `query` (see `_for_ids`) for all of `ids`; the number of rows it changed."""
+    affected = 0
+    for statement, arguments in _for_ids(client, query, params, ids):
+        affected += await execute(client, statement, arguments)
+    return affected
+
+
+async def fetch_for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> list[Any]:
+    """The rows of `query` (see `_for_ids`) for all of `ids`."""
+    rows: list[Any] = []
+    for statement, arguments in _for_ids(client, query, params, ids):
+        rows += await fetch(client, statement, arguments)
+    return rows
 
 
 async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[Any, ...]]) -> None:

@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.catalog import milestone_policy
-from core.db import execute, execute_many, fetch, placeholders
+from core.db import execute_for_ids, execute_many, fetch, fetch_for_ids
 from core.links import affected_selectors, link_matcher
 from core.models import Defect, Milestone
 from core.selectors import RequiredSelectors
-
-IN_CHUNK = 500
 
 
 async def required_ids(client: BaseDBAsyncClient, repository_id: int) -> list[str]:
@@ -45,28 +43,19 @@ async def linked_tests(client: BaseDBAsyncClient, defect_id: int) -> set[int]:
 
 
 async def milestones_of_tests(client: BaseDBAsyncClient, test_ids: set[int]) -> set[int]:
-    found: set[int] = set()
-    ordered = sorted(test_ids)
-    for start in range(0, len(ordered), IN_CHUNK):
-        chunk = ordered[start : start + IN_CHUNK]
-        rows = await fetch(
-            client,
-            f"SELECT DISTINCT milestone_id FROM milestone_test WHERE test_case_id IN ({placeholders(len(chunk))})",
-            chunk,
-        )
-        found.update(row[0] for row in rows)
-    return found
+    rows = await fetch_for_ids(
+        client, "SELECT DISTINCT milestone_id FROM milestone_test WHERE test_case_id {ids}", [], sorted(test_ids)
+    )
+    return {row[0] for row in rows}
 
 
 async def store_links(client: BaseDBAsyncClient, defect_id: int, before: set[int], after: set[int]) -> None:
-    gone = sorted(before - after)
-    for start in range(0, len(gone), IN_CHUNK):
-        chunk = gone[start : start + IN_CHUNK]
-        await execute(
-            client,
-            f"DELETE FROM defect_link WHERE defect_id = ? AND test_case_id IN ({placeholders(len(chunk))})",
-            [defect_id, *chunk],
-        )
+    await execute_for_ids(
+        client,
+        "DELETE FROM defect_link WHERE defect_id = ? AND test_case_id {ids}",
+        [defect_id],
+        sorted(before - after),
+    )
     await execute_many(
         client,
         "INSERT INTO defect_link (defect_id, test_case_id) VALUES (?, ?) ON CONFLICT (defect_id, test_case_id) DO NOTHING",

@@ -17,7 +17,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from core.db import execute, fetch, placeholders
+from core.db import IN_CHUNK, execute, execute_for_ids, fetch, placeholders
 from core.metrics import RECENT_RUNS
 from core.models import Milestone
 from core.policy import MilestonePolicy
@@ -93,8 +93,6 @@ WHERE r.launch_id = ?
 ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
     plan_bits = milestone_test.plan_bits | excluded.plan_bits
 """
-
-IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -228,13 +226,7 @@ async def refresh_required(
         )
         matcher = selectors.name_matcher()
         hits = [row[0] for row in rows if matcher(row[1], row[2], row[3])]
-        for start in range(0, len(hits), IN_CHUNK):
-            chunk = hits[start : start + IN_CHUNK]
-            await execute(
-                client,
-                f"UPDATE milestone_test SET required_by_name = TRUE WHERE id IN ({placeholders(len(chunk))})",
-                chunk,
-            )
+        await execute_for_ids(client, "UPDATE milestone_test SET required_by_name = TRUE WHERE id {ids}", [], hits)
         matched = sorted(set(milestone.matched_selectors) | matcher.matched)
         if matched != milestone.matched_selectors:
             milestone.matched_selectors = matched

@@ -171,3 +171,20 @@ async def test_a_transaction_left_open_is_rolled_back_before_its_connection_is_u
     async with pool.acquire() as pooled:
         assert not pooled.is_in_transaction()
     assert await Installation.all().count() == 0
+
+
+async def test_statements_for_a_set_of_ids_cover_every_id_once_however_many(db):
+    # More ids than one SQLite IN list holds: PostgreSQL takes them as one array.
+    from core.db import IN_CHUNK, execute_for_ids, fetch_for_ids
+
+    client = connection()
+    await Installation.bulk_create(
+        [Installation(id=number, account=f"acct{number}") for number in range(1, 2 * IN_CHUNK + 12)]
+    )
+    wanted = [number for number in range(1, 2 * IN_CHUNK + 12) if number % 3]
+    rows = await fetch_for_ids(client, "SELECT id FROM installation WHERE account <> ? AND id {ids}", ["x"], wanted)
+    assert sorted(row[0] for row in rows) == wanted
+    assert await execute_for_ids(client, "DELETE FROM installation WHERE id {ids}", [], wanted) == len(wanted)
+    assert sorted(row.id for row in await Installation.all()) == list(range(3, 2 * IN_CHUNK + 12, 3))
+    assert await execute_for_ids(client, "DELETE FROM installation WHERE id {ids}", [], []) == 0
+    assert await fetch_for_ids(client, "SELECT 1 FROM installation WHERE id {ids}", [], []) == []
