@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sqlite3
 import time
@@ -464,16 +465,34 @@ async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[A
 
 
 async def insert_rows(
-    client: BaseDBAsyncClient, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    client: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    unless_present: Sequence[str] = (),
 ) -> None:
-    """Bulk insert; PostgreSQL takes the rows through COPY, many times faster than INSERTs."""
+    """Bulk insert; `unless_present` names unique columns: a row whose key is already there is skipped.
+
+    PostgreSQL takes the rows many times faster than as separate INSERTs: through COPY, or,
+    where rows may be skipped (which COPY cannot), as one JSON document read into the
+    table's own row type."""
     if not rows:
         return
-    if client.capabilities.dialect == "postgres":
-        async with client.acquire_connection() as raw:
-            await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+    names = ", ".join(columns)
+    skip = f" ON CONFLICT ({', '.join(unless_present)}) DO NOTHING" if unless_present else ""
+    if client.capabilities.dialect != "postgres":
+        await client.execute_many(f"INSERT INTO {table} ({names}) VALUES ({placeholders(len(columns))}){skip}", rows)  # type: ignore[arg-type]
         return
-    await client.execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})", rows)  # type: ignore[arg-type]
+    async with client.acquire_connection() as raw:
+        if not skip:
+            await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+            return
+        document = json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str)
+        await raw.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb){skip}",
+            document,
+        )
 
 
 _DATETIME = fields.DatetimeField()

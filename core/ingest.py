@@ -19,7 +19,7 @@ from tortoise.expressions import Q
 
 from core import quarantine_state, state
 from core.catalog import ensure_plan, ensure_repository, lock_milestones, lock_plan, milestone_policy
-from core.db import db_datetime, execute, execute_many, fetch, fetch_mapping, insert_rows, placeholders
+from core.db import db_datetime, execute, fetch, fetch_mapping, insert_rows, placeholders
 from core.defect_links import link_new_tests
 from core.enums import MilestoneState
 from core.junit import ParsedReport
@@ -200,11 +200,12 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
     missing = [(key, case) for key, case in zip(keys, report.cases.values(), strict=True) if key not in case_ids]
     if missing:
         now = db_datetime(datetime.now(UTC))
-        await execute_many(
+        await insert_rows(
             client,
-            "INSERT INTO test_case (repository_id, identity_key, classname, name, file, suite, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, identity_key) DO NOTHING",
+            "test_case",
+            ("repository_id", "identity_key", "classname", "name", "file", "suite", "created_at"),
             [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
+            unless_present=("repository_id", "identity_key"),
         )
         case_ids = await _case_ids(client, repository_id)
         await link_new_tests(
