@@ -195,16 +195,24 @@ class TestCase(Model):
         unique_together = (("repository", "identity_key"),)
 
 
+# References that the database does not check (db_constraint=False), on PostgreSQL: it checks
+# each row's reference with a trigger of its own, which for a launch of 50,000 tests took more
+# time than storing the rows. Only ingestion writes these, in the transaction that creates the
+# launch and reads or creates its test cases (core.ingest, core.state); and launches and test
+# cases are never deleted, so no row is left pointing nowhere. SQLite, whose checks cost little,
+# keeps its constraints (migration 0017).
+
+
 class TestResult(Model):
     __test__ = False
 
     id = fields.BigIntField(primary_key=True)
     launch: fields.ForeignKeyRelation[Launch] = fields.ForeignKeyField(
-        "milestones.Launch", related_name="results", on_delete=fields.CASCADE
+        "milestones.Launch", related_name="results", on_delete=fields.CASCADE, db_constraint=False
     )
     launch_id: int
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
-        "milestones.TestCase", related_name="results", on_delete=fields.CASCADE
+        "milestones.TestCase", related_name="results", on_delete=fields.CASCADE, db_constraint=False
     )
     test_case_id: int
     status = fields.CharEnumField(TestStatus, max_length=8)
@@ -241,8 +249,9 @@ class MilestoneTest(Model):
     required_by_name = fields.BooleanField(null=True)
     plan_bits = fields.BigIntField(default=0)
     latest_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
+    # Unchecked references to launches, as TestResult's are (see above it).
     latest_launch: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
-        "milestones.Launch", related_name="latest_in", null=True, on_delete=fields.SET_NULL
+        "milestones.Launch", related_name="latest_in", null=True, on_delete=fields.SET_NULL, db_constraint=False
     )
     latest_launch_id: int | None
     latest_commit = fields.CharField(max_length=64, null=True)
@@ -250,7 +259,7 @@ class MilestoneTest(Model):
     previous_status = fields.CharEnumField(TestStatus, max_length=8, null=True)
     previous_commit = fields.CharField(max_length=64, null=True)
     failing_since: fields.ForeignKeyNullableRelation[Launch] = fields.ForeignKeyField(
-        "milestones.Launch", related_name="failing_since_in", null=True, on_delete=fields.SET_NULL
+        "milestones.Launch", related_name="failing_since_in", null=True, on_delete=fields.SET_NULL, db_constraint=False
     )
     failing_since_id: int | None
     flaky = fields.BooleanField(default=False)
