@@ -188,3 +188,37 @@ async def test_statements_for_a_set_of_ids_cover_every_id_once_however_many(db):
     assert sorted(row.id for row in await Installation.all()) == list(range(3, 2 * IN_CHUNK + 12, 3))
     assert await execute_for_ids(client, "DELETE FROM installation WHERE id {ids}", [], []) == 0
     assert await fetch_for_ids(client, "SELECT 1 FROM installation WHERE id {ids}", [], []) == []
+
+
+async def test_bulk_rows_already_present_by_their_key_are_skipped_and_the_rest_stored_as_given(db):
+    from datetime import UTC, datetime
+
+    from core.db import db_datetime, insert_rows
+    from core.models import Repository, TestCase
+
+    repository = await Repository.create(full_name="acme/shop")
+    await TestCase.create(
+        repository=repository, identity_key="k1", classname="kept", name="as it was", suite="unit", file=None
+    )
+    created = db_datetime(datetime(2026, 12, 3, 9, 30, tzinfo=UTC))
+    rows = [
+        (repository.id, "k1", "other", "would replace it", "unit", None, created),
+        (repository.id, "k2", 'cart "quoted" \\ back', "adds ünïcødé ✓", "unit", "src/cart.py", created),
+        (repository.id, "k3", "cart", "removes", "e2e", None, created),
+    ]
+    columns = ("repository_id", "identity_key", "classname", "name", "suite", "file", "created_at")
+    async with in_transaction() as client:
+        await insert_rows(client, "test_case", columns, rows, unless_present=("repository_id", "identity_key"))
+    stored = {
+        case.identity_key: (case.classname, case.name, case.suite, case.file, case.created_at)
+        for case in await TestCase.filter(repository=repository)
+    }
+    assert stored["k1"][:4] == ("kept", "as it was", "unit", None)
+    assert stored["k2"] == (
+        'cart "quoted" \\ back',
+        "adds ünïcødé ✓",
+        "unit",
+        "src/cart.py",
+        datetime(2026, 12, 3, 9, 30, tzinfo=UTC),
+    )
+    assert stored["k3"] == ("cart", "removes", "e2e", None, datetime(2026, 12, 3, 9, 30, tzinfo=UTC))
