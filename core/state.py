@@ -166,25 +166,30 @@ async def apply_late_launch(
     )
     window = [row[0] for row in newer if policy.branch_matches(row[1])][:RECENT_LENGTH]
     touched = "SELECT test_case_id FROM test_result WHERE launch_id = ?"
+    launch_tests = {row[0] for row in await fetch(client, touched, [launch.id])}
     settled: set[int] = set()
     if len(window) == RECENT_LENGTH:
-        rows = await fetch(
+        # Three plain reads, met here: joined in SQL, a planner without statistics looked each
+        # test up once per launch of the window (a quarter of a second for 10,000 tests).
+        in_window = await fetch(
             client,
-            "SELECT mt.test_case_id FROM milestone_test mt "
-            f"WHERE mt.milestone_id = ? AND mt.test_case_id IN ({touched}) AND mt.recent LIKE '%P%' "
-            "AND (SELECT COUNT(*) FROM test_result r "
-            f"     WHERE r.test_case_id = mt.test_case_id AND r.launch_id IN ({placeholders(len(window))})) = ?",
-            [milestone.id, launch.id, *window, RECENT_LENGTH],
+            f"SELECT test_case_id FROM test_result WHERE launch_id IN ({placeholders(len(window))}) "
+            "GROUP BY test_case_id HAVING COUNT(*) = ?",
+            [*window, RECENT_LENGTH],
         )
-        settled = {row[0] for row in rows}
+        passed_lately = await fetch(
+            client,
+            "SELECT test_case_id FROM milestone_test WHERE milestone_id = ? AND recent LIKE '%P%'",
+            [milestone.id],
+        )
+        settled = launch_tests & {row[0] for row in in_window} & {row[0] for row in passed_lately}
     await execute(
         client,
         f"UPDATE milestone_test SET plan_bits = plan_bits | CAST(? AS BIGINT) WHERE milestone_id = ? "
         f"AND test_case_id IN ({touched})",
         [bits[launch.plan_id], milestone.id, launch.id],
     )
-    rows = await fetch(client, touched, [launch.id])
-    replayed = sorted({row[0] for row in rows} - settled)
+    replayed = sorted(launch_tests - settled)
     if not replayed:
         return
     history = await fetch(
