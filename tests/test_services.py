@@ -12,7 +12,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from core import outbox, services, state
-from core.catalog import NotFound, await_first_writer, find_repository, milestone_policy
+from core.catalog import NotFound, await_first_writer, find_repository, lock_milestones, milestone_policy
 from core.enums import (
     CriterionResult,
     Decision,
@@ -469,6 +469,29 @@ async def test_a_policy_given_with_one_milestone_reaches_the_others(db: str) -> 
     )
     v25 = await services.get_verdict(REPO, "v2.5")
     assert v25.criteria.signoff.numbers.approvers == ["U7"]
+
+
+async def test_a_milestone_saved_while_another_writer_holds_it_keeps_what_that_writer_wrote(db: str) -> None:
+    milestone, _ = await services.save_milestone(REPO, "v2.0")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def announce_completion() -> None:
+        async with in_transaction() as client:
+            await lock_milestones(client, [milestone.id])
+            await Milestone.filter(id=milestone.id).using_db(client).update(announced_complete=True)
+            holding.set()
+            await release.wait()
+
+    writer = asyncio.create_task(announce_completion())
+    await holding.wait()
+    edit = asyncio.create_task(services.save_milestone(REPO, "v2.0", description="Ships on Friday"))
+    # Time for the edit to read the milestone, had it not waited for the writer.
+    await asyncio.sleep(0.3)
+    release.set()
+    await writer
+    await edit
+    stored = await Milestone.get(id=milestone.id)
+    assert (stored.description, stored.announced_complete) == ("Ships on Friday", True)
 
 
 async def test_a_milestone_holds_at_most_63_plans(db: str) -> None:

@@ -71,8 +71,14 @@ async def save_milestone(
             milestone = await Milestone.get_or_none(repository=repo, github_number=github_number, using_db=client)
         if milestone is None:
             milestone = await Milestone.get_or_none(repository=repo, name=name, using_db=client)
+        created = milestone is None
         if milestone is None:
             milestone = Milestone(repository=repo, name=name)
+        else:
+            # The row as the lock finds it: a writer that held it (a launch completing the
+            # milestone, a completion announced) has committed by then, and the whole row is
+            # saved below, so what it wrote must not be written back as it was read before.
+            [milestone] = await lock_milestones(client, [milestone.id])
         # Launches skip closed milestones, so one that reopens must catch up.
         reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
         milestone.name = name
@@ -89,7 +95,8 @@ async def save_milestone(
         if github_number is not None:
             milestone.github_number = github_number
         await milestone.save(using_db=client)
-        await lock_milestones(client, [milestone.id])
+        if created:
+            await lock_milestones(client, [milestone.id])
         rebuild = [milestone.id] if reopening else []
         if load is not None and policy_text is not None:
             changes = await adopt_policy(client, repo, policy_text, load, rebuild=rebuild)
