@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import sqlite3
 import time
@@ -474,25 +473,17 @@ async def insert_rows(
 ) -> None:
     """Bulk insert; `unless_present` names unique columns: a row whose key is already there is skipped.
 
-    PostgreSQL takes the rows many times faster than as separate INSERTs: through COPY, or,
-    where rows may be skipped (which COPY cannot), as one JSON document read into the
-    table's own row type."""
+    PostgreSQL takes rows through COPY, many times faster than INSERTs, where none may be
+    skipped (COPY cannot skip)."""
     if not rows:
         return
-    names = ", ".join(columns)
-    skip = f" ON CONFLICT ({', '.join(unless_present)}) DO NOTHING" if unless_present else ""
-    if client.capabilities.dialect != "postgres":
-        await client.execute_many(f"INSERT INTO {table} ({names}) VALUES ({placeholders(len(columns))}){skip}", rows)  # type: ignore[arg-type]
-        return
-    async with client.acquire_connection() as raw:
-        if not skip:
+    if client.capabilities.dialect == "postgres" and not unless_present:
+        async with client.acquire_connection() as raw:
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
-            return
-        document = json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str)
-        await raw.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb){skip}",
-            document,
-        )
+        return
+    skip = f" ON CONFLICT ({', '.join(unless_present)}) DO NOTHING" if unless_present else ""
+    query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))}){skip}"
+    await client.execute_many(_for(client, query), rows)  # type: ignore[arg-type]
 
 
 _DATETIME = fields.DatetimeField()
