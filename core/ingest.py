@@ -204,7 +204,11 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
             client,
             "test_case",
             ("repository_id", "identity_key", "classname", "name", "file", "suite", "created_at"),
-            [(repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing],
+            # In key order: two launches bringing the same new tests (of two plans, which do not
+            # wait for each other) then take the unique index's locks in one order, not in a cycle.
+            sorted(
+                (repository_id, key, case.classname, case.name, case.file, case.suite, now) for key, case in missing
+            ),
             unless_present=("repository_id", "identity_key"),
         )
         case_ids = await _case_ids(client, repository_id)

@@ -146,6 +146,25 @@ async def test_concurrent_deliveries_of_one_launch_store_it_once(db: str) -> Non
     assert await Launch.all().count() == 1
 
 
+async def test_launches_of_two_plans_bringing_the_same_new_tests_at_once_both_store_them(db: str) -> None:
+    # Two plans' launches do not wait for each other; their new tests, listed in opposite
+    # orders, once took the unique index's locks in a cycle on PostgreSQL (a deadlock).
+    def report(round_number: int, numbers: range) -> bytes:
+        cases = "".join(f'<testcase classname="com.acme.R{round_number}" name="t{number}"/>' for number in numbers)
+        return f'<testsuites><testsuite name="shared">{cases}</testsuite></testsuites>'.encode()
+
+    for round_number in range(4):
+        first = parse_stream(io.BytesIO(report(round_number, range(0, 3000))), "first.xml")
+        second = parse_stream(io.BytesIO(report(round_number, range(4500, 1500, -1))), "second.xml")
+        outcomes = await asyncio.gather(
+            services.record_launch(first, LaunchSource(REPO, "unit", f"unit-{round_number}")),
+            services.record_launch(second, LaunchSource(REPO, "e2e", f"e2e-{round_number}")),
+        )
+        assert [outcome.counts["tests"] for outcome in outcomes] == [3000, 3000]
+    assert await Launch.all().count() == 8
+    assert await TestCase.filter(classname__startswith="com.acme.R").count() == 4 * 4501
+
+
 async def test_concurrent_attempts_leave_only_the_highest_counting(db: str) -> None:
     await setup_policy()
     await asyncio.gather(
