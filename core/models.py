@@ -39,6 +39,8 @@ class Model(TortoiseModel, metaclass=_WithoutFieldComments):
         abstract = True
 
 
+# Never deleted: stored results point at its launches and test cases without a database check on PostgreSQL
+# (see the note above TestResult), so a delete would leave them pointing nowhere.
 class Repository(Model):
     id = fields.IntField(primary_key=True)
     full_name = fields.CharField(max_length=200, unique=True)
@@ -132,6 +134,8 @@ class Milestone(Model):
         unique_together = (("repository", "name"), ("repository", "github_number"))
 
 
+# Never deleted: stored results point at launches without a database check on PostgreSQL
+# (see the note above TestResult), so a delete would leave them pointing nowhere.
 class Launch(Model):
     id = fields.IntField(primary_key=True)
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
@@ -174,6 +178,8 @@ class Launch(Model):
         indexes = (("plan_id", "branch", "finished_at"),)
 
 
+# Never deleted: stored results point at test cases without a database check on PostgreSQL
+# (see the note above TestResult), so a delete would leave them pointing nowhere.
 class TestCase(Model):
     __test__ = False
 
