@@ -21,6 +21,7 @@ second time with bytecode cached (in a temporary PYTHONPYCACHEPREFIX, warmed up 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -68,7 +69,9 @@ def main() -> int:
         env["DATABASE_URL"] = f"sqlite://{cwd / 'milestones.db'}"
         for setup in (["migrate"], ["demo"]):
             subprocess.run([MILESTONES, *setup], cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=True)
-        compiled = any((ROOT / "core" / "__pycache__").glob("cli.*.pyc"))
+        cli = ROOT / "core" / "cli.py"
+        bytecode = Path(importlib.util.cache_from_source(str(cli)))
+        compiled = bytecode.exists() and bytecode.stat().st_mtime >= cli.stat().st_mtime
         as_set_up = (
             "as set up (the README's compileall done)" if compiled else "as this environment runs it (no compileall)"
         )
