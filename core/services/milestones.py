@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import outbox
@@ -66,19 +67,17 @@ async def save_milestone(
         raise PolicyInvalid(load)
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
+        # Read under its lock: a writer that held it (a launch completing the milestone, a
+        # completion announced) has committed by then, and the whole row is saved below, so
+        # what it wrote must not be written back as it was read before.
         milestone = None
         if github_number is not None:
-            milestone = await Milestone.get_or_none(repository=repo, github_number=github_number, using_db=client)
+            milestone = await _locked(client, repository=repo, github_number=github_number)
         if milestone is None:
-            milestone = await Milestone.get_or_none(repository=repo, name=name, using_db=client)
+            milestone = await _locked(client, repository=repo, name=name)
         created = milestone is None
         if milestone is None:
             milestone = Milestone(repository=repo, name=name)
-        else:
-            # The row as the lock finds it: a writer that held it (a launch completing the
-            # milestone, a completion announced) has committed by then, and the whole row is
-            # saved below, so what it wrote must not be written back as it was read before.
-            [milestone] = await lock_milestones(client, [milestone.id])
         # Launches skip closed milestones, so one that reopens must catch up.
         reopening = milestone.state is MilestoneState.CLOSED and state is MilestoneState.OPEN
         milestone.name = name
@@ -103,8 +102,13 @@ async def save_milestone(
             change = next(change for change in changes if change.milestone.id == milestone.id)
         else:
             await apply_milestone_policy(client, repository_policy(repo), milestone, rebuild=reopening)
-            change = await after_change(client, milestone)
+            change = await after_change(client, milestone, locked=True)
     return milestone, change
+
+
+async def _locked(client: BaseDBAsyncClient, **where: Any) -> Milestone | None:
+    """The milestone `where` finds, locked until the transaction ends (`lock_milestones`)."""
+    return await Milestone.filter(**where).select_for_update().using_db(client).first()
 
 
 @dataclass(frozen=True)
