@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
+from tortoise.models import Model
 
 from core.models import Milestone, Repository, TestPlan
 from core.names import check_repository_name
 from core.policy import MilestonePolicy
+
+Row = TypeVar("Row", bound=Model)
 
 
 class NotFound(LookupError):
@@ -123,6 +126,23 @@ async def await_first_writer(client: BaseDBAsyncClient, repository: Repository) 
     """
     if client.capabilities.dialect == "postgres":
         await Repository.filter(id=repository.id).select_for_update(no_key=True).using_db(client)
+
+
+async def locked_row(client: BaseDBAsyncClient, model: type[Row], **where: Any) -> Row | None:
+    """The row `where` finds, locked (PostgreSQL) until the transaction ends; None if there is none."""
+    return await model.filter(**where).select_for_update().using_db(client).first()
+
+
+async def locked_or_first(
+    client: BaseDBAsyncClient, repository: Repository, model: type[Row], **where: Any
+) -> Row | None:
+    """The repository's row `where` finds, locked; when there is none yet, a writer creating it in
+    another process at once is waited for (`await_first_writer`) and the row looked for again."""
+    row = await locked_row(client, model, repository=repository, **where)
+    if row is None:
+        await await_first_writer(client, repository)
+        row = await locked_row(client, model, repository=repository, **where)
+    return row
 
 
 async def lock_plan(client: BaseDBAsyncClient, plan: TestPlan) -> None:

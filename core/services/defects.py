@@ -10,7 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import defect_links
-from core.catalog import await_first_writer, ensure_repository, lock_milestones
+from core.catalog import ensure_repository, lock_milestones, locked_or_first
 from core.clock import utcnow
 from core.links import affected_selectors
 from core.models import Defect, Milestone, Repository
@@ -54,10 +54,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         # Every issue seen is kept, defect or not, so that its newest update time guards
         # against an older event (say, before its bug label was removed) arriving late.
         # Locked, so that an older event read before a newer one commits cannot win after it.
-        defect = await _locked_defect(client, repo, issue.number)
-        if defect is None:
-            await await_first_writer(client, repo)
-            defect = await _locked_defect(client, repo, issue.number)
+        defect = await locked_or_first(client, repo, Defect, number=issue.number)
         if defect is not None and older(issue.updated_at, defect.source_updated_at):
             return DefectOutcome(False, defect)
         defect = defect or Defect(repository=repo, number=issue.number)
@@ -107,10 +104,6 @@ def _shown(defect: Defect, milestone_id: int | None) -> tuple[object, ...] | Non
     if not defect.counts:
         return None
     return (milestone_id, defect.title, defect.severity, defect.state, defect.url, defect.resolved_at)
-
-
-async def _locked_defect(client: BaseDBAsyncClient, repo: Repository, number: int) -> Defect | None:
-    return await Defect.filter(repository=repo, number=number).select_for_update().using_db(client).first()
 
 
 def _apply_issue(

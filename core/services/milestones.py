@@ -7,11 +7,10 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import outbox
-from core.catalog import ensure_repository, lock_milestones, milestone_named
+from core.catalog import ensure_repository, lock_milestones, locked_row, milestone_named
 from core.clock import utcnow
 from core.db import column
 from core.enums import MilestoneState
@@ -72,9 +71,9 @@ async def save_milestone(
         # what it wrote must not be written back as it was read before.
         milestone = None
         if github_number is not None:
-            milestone = await _locked(client, repository=repo, github_number=github_number)
+            milestone = await locked_row(client, Milestone, repository=repo, github_number=github_number)
         if milestone is None:
-            milestone = await _locked(client, repository=repo, name=name)
+            milestone = await locked_row(client, Milestone, repository=repo, name=name)
         created = milestone is None
         if milestone is None:
             milestone = Milestone(repository=repo, name=name)
@@ -104,11 +103,6 @@ async def save_milestone(
             await apply_milestone_policy(client, repository_policy(repo), milestone, rebuild=reopening)
             change = await after_change(client, milestone, locked=True)
     return milestone, change
-
-
-async def _locked(client: BaseDBAsyncClient, **where: Any) -> Milestone | None:
-    """The milestone `where` finds, locked until the transaction ends (`lock_milestones`)."""
-    return await Milestone.filter(**where).select_for_update().using_db(client).first()
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from core import outbox
-from core.catalog import await_first_writer, ensure_repository
-from core.models import PullRequest, Repository
+from core.catalog import ensure_repository, locked_or_first
+from core.models import PullRequest
 from core.pull_requests import OPEN
 from core.services.changes import older
 from core.services.policies import github_milestone, repository_policy
@@ -39,10 +38,7 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
     """
     async with in_transaction() as client:
         repo = await ensure_repository(repository, client)
-        pull = await _locked_pull(client, repo, facts.number)
-        if pull is None:
-            await await_first_writer(client, repo)
-            pull = await _locked_pull(client, repo, facts.number)
+        pull = await locked_or_first(client, repo, PullRequest, number=facts.number)
         if pull is not None and older(facts.updated_at, pull.source_updated_at):
             return None
         pull = pull or PullRequest(repository=repo, number=facts.number)
@@ -64,7 +60,3 @@ async def record_pull_request(repository: str, facts: PullRequestFacts, *, refre
         if pull.state == OPEN and (refresh or moved):
             await outbox.mark(client, outbox.PULL_REQUEST_CHECKS, [pull.id])
     return pull
-
-
-async def _locked_pull(client: BaseDBAsyncClient, repo: Repository, number: int) -> PullRequest | None:
-    return await PullRequest.filter(repository=repo, number=number).select_for_update().using_db(client).first()
