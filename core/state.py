@@ -183,7 +183,7 @@ async def apply_late_launch(
             f"AND test_case_id IN ({touched})",
             [milestone.id, launch.id],
         )
-        settled = launch_tests & {row[0] for row in in_window} & {row[0] for row in passed_lately}
+        settled = {row[0] for row in in_window} & {row[0] for row in passed_lately}
     await execute(
         client,
         f"UPDATE milestone_test SET plan_bits = plan_bits | CAST(? AS BIGINT) WHERE milestone_id = ? "
