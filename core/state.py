@@ -184,11 +184,13 @@ async def apply_late_launch(
             [milestone.id, launch.id],
         )
         settled = {row[0] for row in in_window} & {row[0] for row in passed_lately}
+    # Only rows still without the plan's bit: a row rewritten to its own value still costs a write
+    # (on PostgreSQL a new row version), and the plan is usually known already.
     await execute(
         client,
         f"UPDATE milestone_test SET plan_bits = plan_bits | CAST(? AS BIGINT) WHERE milestone_id = ? "
-        f"AND test_case_id IN ({touched})",
-        [bits[launch.plan_id], milestone.id, launch.id],
+        f"AND (plan_bits & CAST(? AS BIGINT)) = 0 AND test_case_id IN ({touched})",
+        [bits[launch.plan_id], milestone.id, bits[launch.plan_id], launch.id],
     )
     replayed = sorted(launch_tests - settled)
     if not replayed:
