@@ -42,9 +42,16 @@ async def linked_tests(client: BaseDBAsyncClient, defect_id: int) -> set[int]:
     return {row[0] for row in rows}
 
 
-async def milestones_of_tests(client: BaseDBAsyncClient, test_ids: set[int]) -> set[int]:
+async def milestones_of_tests(client: BaseDBAsyncClient, repository_id: int, test_ids: set[int]) -> set[int]:
+    """The repository's milestones that hold any of its tests `test_ids`."""
+    # Asked per milestone, through the (milestone, test) key: by test alone, the read went
+    # through every milestone's every test (15 ms on PostgreSQL for one milestone of 50,000).
     rows = await fetch_for_ids(
-        client, "SELECT DISTINCT milestone_id FROM milestone_test WHERE test_case_id {ids}", [], sorted(test_ids)
+        client,
+        "SELECT m.id FROM milestone m WHERE m.repository_id = ? AND EXISTS "
+        "(SELECT 1 FROM milestone_test mt WHERE mt.milestone_id = m.id AND mt.test_case_id {ids})",
+        [repository_id],
+        sorted(test_ids),
     )
     return {row[0] for row in rows}
 

@@ -84,7 +84,7 @@ async def upsert_defect(repository: str, issue: IssueFacts) -> DefectOutcome:
         seen = shown_before is not None or shown_after is not None
         touched: list[Milestone] = []
         if seen and (reshown or linked_before != linked_after):
-            holding = await defect_links.milestones_of_tests(client, linked_before | linked_after)
+            holding = await defect_links.milestones_of_tests(client, repo.id, linked_before | linked_after)
             shown_in = [before, milestone.id if milestone else None] if reshown else []
             touched = await lock_milestones(client, [*shown_in, *holding])
         defect.affects = affects
