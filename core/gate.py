@@ -737,7 +737,8 @@ def _defect_tests(facts: MilestoneFacts) -> list[DefectTests]:
         tests[link.defect].append(link)
     entries = []
     for defect in sorted(facts.linked_defects, key=_defect_order):
-        links = sorted(tests.get(defect.number, []), key=lambda link: link.test)
+        # By name, and tests that show the same name (a.b + c, a + b.c) by id: always in one order.
+        links = sorted(tests.get(defect.number, []), key=lambda link: (link.test, link.test_id))
         if not links:
             continue
         resolved = facts.resolved_at.get(defect.number)

@@ -236,6 +236,28 @@ def test_a_known_failure_is_accepted_only_while_its_defect_is_within_the_limits(
     assert not blocked.criteria.tests.met and blocked.criteria.defects.numbers.open["medium"] == 0
 
 
+def test_a_defects_tests_that_show_one_name_come_in_one_order_whatever_order_the_links_came_in() -> None:
+    # "a.b" + "c" and "a" + "b.c" both show as a.b.c: told apart by id, so pages and messages
+    # do not swap their results from one reading to the next.
+    tests = [
+        TestFact(3, "a.b", "c", "a", True, TestStatus.FAILED),
+        TestFact(4, "a", "b.c", "a", True, TestStatus.PASSED),
+    ]
+    links = [LinkFact(7, 3, "a.b.c", TestStatus.FAILED, T0), LinkFact(7, 4, "a.b.c", TestStatus.PASSED, T0)]
+    defect = DefectFact(7, "refunds", Severity.MEDIUM, DefectState.OPEN)
+    policy = MilestonePolicy(required=["a.*"], coverage=0.5)
+    shown = [
+        [
+            test.status
+            for test in evaluate(MilestoneFacts("v1", policy, tests=tests, links=order, linked_defects=[defect]), T0)
+            .triage.defects[0]
+            .tests
+        ]
+        for order in (links, links[::-1])
+    ]
+    assert shown == [[TestStatus.FAILED, TestStatus.PASSED]] * 2
+
+
 def test_causes_of_real_reports() -> None:
     report = parse_reports([JUNIT / "external_java_pulsar-test-report.xml", JUNIT / "python-xunit-unittest.xml"])
     causes = {case.name: case.cause for case in report.cases.values() if case.cause}
