@@ -64,9 +64,13 @@ FROM milestone_test mt
 LEFT JOIN test_result r ON r.launch_id = mt.latest_launch_id AND r.test_case_id = mt.test_case_id
 WHERE mt.milestone_id = ? AND mt.latest_status IN ('failed', 'error')
 """
-# The links of the repository's counting defects, which are few, then those of their tests that
-# are the milestone's, then those defects: in one join, PostgreSQL without statistics (a new
-# database, a table just filled) started from every test of the milestone (20-90 ms for 50,000).
+# A milestone's defect links in three reads: the repository's counting defects' links, then
+# those of their tests that are the milestone's (by id), then those defects (by id). One join of
+# the four tables was meant to start from the links, usually few; but PostgreSQL without
+# statistics (a new database, or a table a launch has just filled) started from every test of
+# the milestone instead: 20-90 ms for 50,000. A defect whose `Affects:` glob links thousands of
+# tests makes the second read carry their ids (one array on PostgreSQL, IN lists on SQLite),
+# as many as the join's rows were.
 _LINKS = """
 SELECT d.id, d.number, dl.test_case_id FROM defect d JOIN defect_link dl ON dl.defect_id = d.id
 WHERE d.repository_id = ? AND d.counts = TRUE
@@ -76,7 +80,8 @@ SELECT mt.test_case_id, tc.classname, tc.name, mt.latest_status, mt.last_run_at
 FROM milestone_test mt JOIN test_case tc ON tc.id = mt.test_case_id
 WHERE mt.milestone_id = ? AND mt.test_case_id {ids}
 """
-_LINKED_DEFECTS = "SELECT number, title, severity, state, url, resolved_at FROM defect WHERE id {ids}"
+# `counts` again: a defect that stopped counting since the first read (another writer) stays out.
+_LINKED_DEFECTS = "SELECT number, title, severity, state, url, resolved_at FROM defect WHERE counts = TRUE AND id {ids}"
 # Quarantined tests that pass steadily are not among the listed ones: they are read one by one.
 _QUARANTINED_PASSING = f"{_TEST_ROWS} WHERE mt.milestone_id = ? AND mt.test_case_id IN ({{ids}})"
 _QUARANTINE = """
@@ -144,7 +149,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
             )
         )
     matched = set(milestone.matched_selectors or [])
-    links, linked_defects = await _links(client, milestone)
+    links, linked_defects, resolved_at = await _links(client, milestone)
     start = policy.start or milestone.start_date
     return MilestoneFacts(
         name=milestone.name,
@@ -162,10 +167,8 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
         recent_launches=await _recent_launches(client, policy, plan_ids),
         trend=await _trend(client, milestone.id),
         links=links,
-        linked_defects=[
-            DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in linked_defects
-        ],
-        resolved_at={row[0]: resolved for row in linked_defects if (resolved := as_datetime(row[5])) is not None},
+        linked_defects=linked_defects,
+        resolved_at=resolved_at,
         quarantine=quarantine,
         start_date=start,
         zone=team_zone(policy),
@@ -175,24 +178,28 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
     )
 
 
-async def _links(client: BaseDBAsyncClient, milestone: Milestone) -> tuple[list[LinkFact], list[Any]]:
-    """The milestone's tests that counting defects say they break (a fact per link), and the rows
-    of those defects, by number."""
+async def _links(
+    client: BaseDBAsyncClient, milestone: Milestone
+) -> tuple[list[LinkFact], list[DefectFact], dict[int, datetime]]:
+    """The milestone's tests that counting defects say they break (a fact per link), those
+    defects, and when the resolved ones were resolved."""
     links = await fetch(client, _LINKS, [milestone.repository_id])
     tests = {
         row[0]: row[1:]
         for row in await fetch_for_ids(client, _LINKED_TESTS, [milestone.id], sorted({row[2] for row in links}))
     }
     facts: list[LinkFact] = []
-    defects: set[int] = set()
+    defect_ids: set[int] = set()
     for defect_id, number, test_id in links:
         if (test := tests.get(test_id)) is not None:
             facts.append(
                 LinkFact(number, test_id, display_name(test[0], test[1]), _STATUSES[test[2]], as_datetime(test[3]))
             )
-            defects.add(defect_id)
-    rows = await fetch_for_ids(client, _LINKED_DEFECTS, [], sorted(defects))
-    return facts, sorted(rows, key=lambda row: row[0])
+            defect_ids.add(defect_id)
+    rows = sorted(await fetch_for_ids(client, _LINKED_DEFECTS, [], sorted(defect_ids)), key=lambda row: row[0])
+    defects = [DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in rows]
+    resolved_at = {row[0]: resolved for row in rows if (resolved := as_datetime(row[5])) is not None}
+    return facts, defects, resolved_at
 
 
 def display_name(classname: str | None, name: str | None) -> str:
