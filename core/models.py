@@ -39,8 +39,9 @@ class Model(TortoiseModel, metaclass=_WithoutFieldComments):
         abstract = True
 
 
-# Never deleted: stored results point at its launches and test cases without a database check on PostgreSQL
-# (see the note above TestResult), so a delete would leave them pointing nowhere.
+# Never deleted: its test cases point at it, and stored results at its launches and test cases,
+# without a database check on PostgreSQL (see the note above TestResult), so a delete would leave
+# them pointing nowhere.
 class Repository(Model):
     id = fields.IntField(primary_key=True)
     full_name = fields.CharField(max_length=200, unique=True)
@@ -178,14 +179,15 @@ class Launch(Model):
         indexes = (("plan_id", "branch", "finished_at"),)
 
 
-# Never deleted: stored results point at test cases without a database check on PostgreSQL
-# (see the note above TestResult), so a delete would leave them pointing nowhere.
+# Never deleted: stored results and milestone tests point at test cases without a database check
+# on PostgreSQL (see the note above TestResult), so a delete would leave them pointing nowhere.
 class TestCase(Model):
     __test__ = False
 
     id = fields.IntField(primary_key=True)
+    # Unchecked (see the note above TestResult).
     repository: fields.ForeignKeyRelation[Repository] = fields.ForeignKeyField(
-        "milestones.Repository", related_name="test_cases", on_delete=fields.CASCADE
+        "milestones.Repository", related_name="test_cases", on_delete=fields.CASCADE, db_constraint=False
     )
     repository_id: int
     # Digest of the normalised classname + name: names are unbounded, keys must not be.
@@ -203,10 +205,12 @@ class TestCase(Model):
 
 # References that the database does not check (db_constraint=False), on PostgreSQL: it checks
 # each row's reference with a trigger of its own, which for a launch of 50,000 tests took more
-# time than storing the rows. Only ingestion writes these, in the transaction that creates the
-# launch and reads or creates its test cases (core.ingest, core.state); and launches and test
-# cases are never deleted, so no row is left pointing nowhere. SQLite, whose checks cost little,
-# keeps its constraints (migration 0017).
+# time than storing the rows. Only ingestion writes these (test cases' repository, results'
+# launch and test case, milestone tests' test case and launches), in the transaction that
+# creates the launch and reads or creates its repository and test cases (core.ingest,
+# core.state); and repositories, launches and test cases are never deleted, so no row is left
+# pointing nowhere. SQLite, whose checks cost little, keeps its constraints (migrations 0017
+# and 0018).
 
 
 class TestResult(Model):
@@ -246,8 +250,10 @@ class MilestoneTest(Model):
         "milestones.Milestone", related_name="tests", on_delete=fields.CASCADE
     )
     milestone_id: int
+    # Unchecked (see the note above TestResult); the milestone is checked: deleting a milestone
+    # deletes its tests' rows.
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
-        "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE
+        "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE, db_constraint=False
     )
     test_case_id: int
     # Matched by a name or glob selector (NULL until matched); `plan:` selectors are

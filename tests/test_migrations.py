@@ -103,24 +103,24 @@ async def test_a_populated_database_upgrades_to_the_latest_schema_with_its_rows(
 
 REFERENCES = (
     "SELECT conrelid::regclass::text AS owner, pg_get_constraintdef(oid) AS reference FROM pg_constraint "
-    "WHERE contype = 'f' AND conrelid::regclass::text IN ('test_result', 'milestone_test') ORDER BY 1, 2"
+    "WHERE contype = 'f' AND conrelid::regclass::text IN ('test_result', 'milestone_test', 'test_case') ORDER BY 1, 2"
 )
 
 
 async def _references(url: str) -> list[tuple[str, str]]:
-    """(table, reference) of what the database checks for results and milestone tests."""
+    """(table, reference) of what the database checks for results, milestone tests and test cases."""
     async with database(url):
         if connection().capabilities.dialect == "postgres":
             return [(row["owner"], row["reference"]) for row in await connection().execute_query_dict(REFERENCES)]
         found = []
-        for table in ("milestone_test", "test_result"):
+        for table in ("milestone_test", "test_case", "test_result"):
             rows = await connection().execute_query_dict(f"PRAGMA foreign_key_list({table})")
             found += [(table, f"{row['from']} -> {row['table']} {row['on_delete']}") for row in rows]
         return sorted(found)
 
 
-async def test_results_reference_launches_and_tests_unchecked_on_postgresql_only(scratch_database_url: str) -> None:
-    # PostgreSQL's check of each row's references cost more than storing the rows (0017);
+async def test_stored_tests_and_results_reference_unchecked_on_postgresql_only(scratch_database_url: str) -> None:
+    # PostgreSQL's check of each row's references cost more than storing the rows (0017, 0018);
     # a downgrade restores them, and SQLite, whose checks are cheap, keeps them throughout.
     url = scratch_database_url
     await _migrate_to(url, "0016_milestone_test_room")
@@ -130,18 +130,19 @@ async def test_results_reference_launches_and_tests_unchecked_on_postgresql_only
     async with database(url):
         postgres = connection().capabilities.dialect == "postgres"
     if postgres:
-        assert after == [
-            ("milestone_test", "FOREIGN KEY (milestone_id) REFERENCES milestone(id) ON DELETE CASCADE"),
-            ("milestone_test", "FOREIGN KEY (test_case_id) REFERENCES test_case(id) ON DELETE CASCADE"),
-        ]
+        # Deleting a milestone deletes its tests' rows: that one stays.
+        assert after == [("milestone_test", "FOREIGN KEY (milestone_id) REFERENCES milestone(id) ON DELETE CASCADE")]
         assert sorted(set(before) - set(after)) == [
             ("milestone_test", "FOREIGN KEY (failing_since_id) REFERENCES launch(id) ON DELETE SET NULL"),
             ("milestone_test", "FOREIGN KEY (latest_launch_id) REFERENCES launch(id) ON DELETE SET NULL"),
+            ("milestone_test", "FOREIGN KEY (test_case_id) REFERENCES test_case(id) ON DELETE CASCADE"),
+            ("test_case", "FOREIGN KEY (repository_id) REFERENCES repository(id) ON DELETE CASCADE"),
             ("test_result", "FOREIGN KEY (launch_id) REFERENCES launch(id) ON DELETE CASCADE"),
             ("test_result", "FOREIGN KEY (test_case_id) REFERENCES test_case(id) ON DELETE CASCADE"),
         ]
     else:
         assert after == before
         assert ("test_result", "launch_id -> launch CASCADE") in after
+        assert ("test_case", "repository_id -> repository CASCADE") in after
     await _migrate_to(url, "0016_milestone_test_room")
     assert await _references(url) == before
