@@ -10,8 +10,9 @@ so that a busy machine slows both alike; the ratio of the medians is the figure 
    (class name, name, status, duration, message) into SQLite with `executemany`.
    Targets: SQLite within 2.0x the floor, 2.5x with a milestone tracking the plan, peak
    RSS under 100 MB; PostgreSQL (`--postgres`) within 1.5x of SQLite. "First" ingests
-   into a database where the plan has no launch yet (every test case is created);
-   "next" into one holding earlier launches of the same tests.
+   into a database where the plan has no launch yet (every test case is created; a copy
+   of a migrated database, made before the clock starts); "next" into one holding earlier
+   launches of the same tests.
 2. **Late launches**: after 60 launches of 10,000 tests with a milestone tracking the
    plan, a launch that finished before all of them, next to one that finished after them
    (`services.record_launch` in one process per engine, alternating). Target: within 1.5x.
@@ -93,15 +94,17 @@ class Postgres:
         self.server = server
         self.names: list[str] = []
 
-    def create(self) -> str:
+    def create(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of `template` (the URL of one made here)."""
         import asyncpg
 
         name = f"milestones_bench_{uuid.uuid4().hex[:8]}"
         base, _, maintenance = self.server.rpartition("/")
+        copied = f' TEMPLATE "{template.rpartition("/")[2]}"' if template else ""
 
         async def create() -> None:
             admin = await asyncpg.connect(f"{base.replace('postgres://', 'postgresql://', 1)}/{maintenance}")
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"{copied}')
             await admin.close()
 
         asyncio.run(create())
@@ -148,7 +151,6 @@ def bench_ingest(folder: Path, rounds: int, postgres: Postgres | None) -> None:
     engines = {"sqlite": lambda name: f"sqlite://{folder / name}.db"}
     if postgres is not None:
         engines["postgres"] = lambda name: postgres.create()
-    # Templates for the first launch: migrated (and with the milestone), copied before each run.
     variants: dict[str, Callable[[int, Path], tuple[list[str], dict[str, str]]]] = {}
     variants["floor"] = lambda number, report: (
         [sys.executable, "-c", FLOOR, str(report), str(folder / "floor.db")],
@@ -164,9 +166,10 @@ def bench_ingest(folder: Path, rounds: int, postgres: Postgres | None) -> None:
                 ingest_command(report, f"run-{number}"),
                 environment(url),
             )
-        if engine == "sqlite":
-            for with_milestone in (False, True):
-                label = f"sqlite{', milestone' if with_milestone else ''}"
+        # Templates for the first launch (migrated, and with the milestone), copied before each run.
+        for with_milestone in (False, True):
+            label = f"{engine}{', milestone' if with_milestone else ''}"
+            if engine == "sqlite":
                 template = folder / f"template-{with_milestone}.db"
                 prepare(f"sqlite://{template}", folder, with_milestone)
                 fresh = folder / f"fresh-{with_milestone}.db"
@@ -177,7 +180,15 @@ def bench_ingest(folder: Path, rounds: int, postgres: Postgres | None) -> None:
                     shutil.copy(template, fresh)
                     return ingest_command(report, f"first-{number}"), environment(f"sqlite://{fresh}")
 
-                variants[f"{label}: first"] = first
+            else:
+                assert postgres is not None
+                server_template = postgres.create()
+                prepare(server_template, folder, with_milestone)
+
+                def first(number: int, report: Path, template: str = server_template) -> tuple:
+                    return ingest_command(report, f"first-{number}"), environment(postgres.create(template))
+
+            variants[f"{label}: first"] = first
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, list[float]] = {name: [] for name in variants}
