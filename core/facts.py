@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -197,9 +198,14 @@ async def _links(
             )
             defect_ids.add(defect_id)
     rows = sorted(await fetch_for_ids(client, _LINKED_DEFECTS, [], sorted(defect_ids)), key=lambda row: row[0])
-    defects = [DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in rows]
+    defects = [_defect_fact(row) for row in rows]
     resolved_at = {row[0]: resolved for row in rows if (resolved := as_datetime(row[5])) is not None}
     return facts, defects, resolved_at
+
+
+def _defect_fact(row: Sequence[Any]) -> DefectFact:
+    """A defect from its row's number, title, severity, state and url, in that order."""
+    return DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4])
 
 
 def display_name(classname: str | None, name: str | None) -> str:
@@ -279,7 +285,7 @@ async def _defects(client: BaseDBAsyncClient, milestone_id: int) -> list[DefectF
         "SELECT number, title, severity, state, url FROM defect WHERE milestone_id = ? AND counts = TRUE",
         [milestone_id],
     )
-    return [DefectFact(row[0], row[1], Severity(row[2]), DefectState(row[3]), row[4]) for row in rows]
+    return [_defect_fact(row) for row in rows]
 
 
 async def _resolved_before(client: BaseDBAsyncClient, milestone_id: int, start: date | None) -> frozenset[int]:
