@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -77,8 +76,7 @@ def check_entry(entry: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Approvers:
+class Approvers(NamedTuple):
     """A milestone's approvers: as configured, and resolved to people."""
 
     entries: tuple[str, ...]

@@ -10,7 +10,7 @@ line outside test frameworks and standard libraries breaks the tie, so that fort
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SIGNATURE_LIMIT = 300
 FRAME_LIMIT = 300
@@ -62,8 +62,7 @@ _LINE_NUMBERS = re.compile(r":\d+(?::\d+)?|\(\d+\)|, line \d+|\"")
 _STACK_LINE = re.compile(r"^\s*(?:at\s|File\s\"|\S+\.(?:py|java|kt|js|ts|php|rb|go|cs|swift):\d+|#\d+\s)")
 
 
-@dataclass(frozen=True)
-class Cause:
+class Cause(NamedTuple):
     signature: str
     frame: str | None = None
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Generic, NamedTuple, TypeVar
 
 from core.causes import normalise
@@ -52,9 +53,13 @@ from core.wording import first_line, percent, plural
 
 NEVER_REPORTED = "(never reported)"
 
+# The facts and figures are NamedTuples, not frozen dataclasses: Python 3.11 compiles six
+# methods for each dataclass when the module loads, and every command that shows a verdict
+# loads this one (`milestones status` pays about 1 ms a class). Dataclasses remain where
+# a field needs a factory or the class its own iteration.
 
-@dataclass(frozen=True)
-class LaunchRef:
+
+class LaunchRef(NamedTuple):
     id: int
     commit_sha: str | None
     url: str | None
@@ -92,8 +97,7 @@ class TestFact(NamedTuple):
 setattr(TestFact, "__test__", False)  # noqa: B010
 
 
-@dataclass(frozen=True)
-class DefectFact:
+class DefectFact(NamedTuple):
     number: int
     title: str
     severity: Severity
@@ -101,8 +105,7 @@ class DefectFact:
     url: str | None = None
 
 
-@dataclass(frozen=True)
-class LinkFact:
+class LinkFact(NamedTuple):
     """A test of the milestone that a defect says it breaks, with the test's latest result."""
 
     defect: int
@@ -112,8 +115,7 @@ class LinkFact:
     last_run_at: datetime | None
 
 
-@dataclass(frozen=True)
-class QuarantineFact:
+class QuarantineFact(NamedTuple):
     test_id: int
     test: str
     source: str  # policy, auto or slack
@@ -123,8 +125,7 @@ class QuarantineFact:
     expires_on: date | None = None
 
 
-@dataclass(frozen=True)
-class IncludedFact:
+class IncludedFact(NamedTuple):
     """A milestone this one rolls up, as its own latest verdict left it."""
 
     name: str
@@ -133,8 +134,7 @@ class IncludedFact:
     completion: int | None
 
 
-@dataclass(frozen=True)
-class DecisionFact:
+class DecisionFact(NamedTuple):
     user_id: str
     decision: Decision
     at: datetime
@@ -143,8 +143,7 @@ class DecisionFact:
     requested_by: str | None = None
 
 
-@dataclass(frozen=True)
-class LaunchSummary:
+class LaunchSummary(NamedTuple):
     finished_at: datetime
     passed: int
     failed: int
@@ -156,8 +155,7 @@ class LaunchSummary:
         return self.passed / executed if executed else None
 
 
-@dataclass(frozen=True)
-class PassingCounts:
+class PassingCounts(NamedTuple):
     """Tests whose latest run passed and that are neither flaky nor flipping.
 
     They can never be listed as blocking, so the store counts them instead of
@@ -168,8 +166,7 @@ class PassingCounts:
     required: int = 0
 
 
-@dataclass(frozen=True)
-class MilestoneFacts:
+class MilestoneFacts(NamedTuple):
     name: str
     policy: MilestonePolicy
     target_date: date | None = None
@@ -188,7 +185,7 @@ class MilestoneFacts:
     links: Sequence[LinkFact] = ()
     linked_defects: Sequence[DefectFact] = ()
     # When each resolved linked defect was closed: its tests passing since make it ready to verify.
-    resolved_at: Mapping[int, datetime] = field(default_factory=dict)
+    resolved_at: Mapping[int, datetime] = MappingProxyType({})
     quarantine: Sequence[QuarantineFact] = ()
     # The start (the policy's, else the one set in the CLI or Slack) and the team's zone.
     start_date: date | None = None
@@ -202,10 +199,7 @@ class MilestoneFacts:
 # The numbers behind each criterion. Their field names are the keys of a verdict's JSON.
 
 
-@dataclass(frozen=True)
-class TestsNumbers:
-    __test__ = False
-
+class TestsNumbers(NamedTuple):
     pass_rate: float | None
     pass_rate_threshold: float
     executed: int
@@ -230,8 +224,10 @@ class TestsNumbers:
         return self.passed / self.known if self.known else None
 
 
-@dataclass(frozen=True)
-class DefectsNumbers:
+setattr(TestsNumbers, "__test__", False)  # noqa: B010
+
+
+class DefectsNumbers(NamedTuple):
     open: dict[str, int]  # severity -> open (or, with require_verified, unverified) defects
     limits: dict[str, int]  # severity -> most allowed
     require_verified: bool
@@ -250,8 +246,7 @@ class DefectsNumbers:
         return self.resolved / handled if handled else None
 
 
-@dataclass(frozen=True)
-class CoverageNumbers:
+class CoverageNumbers(NamedTuple):
     run: int
     total: int
     coverage: float | None
@@ -262,8 +257,7 @@ class CoverageNumbers:
         return self.coverage
 
 
-@dataclass(frozen=True)
-class SignoffNumbers:
+class SignoffNumbers(NamedTuple):
     approvals: int
     quorum: int
     rejections: int
@@ -275,8 +269,7 @@ class SignoffNumbers:
         return min(1.0, self.approvals / self.quorum) if self.quorum else None
 
 
-@dataclass(frozen=True)
-class IncludedMilestone:
+class IncludedMilestone(NamedTuple):
     name: str
     status: GateStatus
     lifecycle: Lifecycle
@@ -284,8 +277,7 @@ class IncludedMilestone:
     counts: bool  # complete, or closed with allow_closed
 
 
-@dataclass(frozen=True)
-class IncludesNumbers:
+class IncludesNumbers(NamedTuple):
     milestones: list[IncludedMilestone]
     complete: int
     allow_closed: bool
@@ -298,8 +290,7 @@ class IncludesNumbers:
 Numbers = TypeVar("Numbers", TestsNumbers, DefectsNumbers, CoverageNumbers, SignoffNumbers, IncludesNumbers)
 
 
-@dataclass(frozen=True)
-class Criterion(Generic[Numbers]):
+class Criterion(NamedTuple, Generic[Numbers]):
     name: str  # stable: snapshots and JSON key criteria by it
     result: CriterionResult
     summary: str
@@ -344,8 +335,7 @@ class Criteria:
         return tuple(criterion for criterion in self.all if criterion is not self.signoff)
 
 
-@dataclass(frozen=True)
-class FailingTest:
+class FailingTest(NamedTuple):
     name: str
     suite: str
     status: TestStatus
@@ -356,8 +346,7 @@ class FailingTest:
     cause: str | None = None
 
 
-@dataclass(frozen=True)
-class KnownFailure:
+class KnownFailure(NamedTuple):
     name: str
     status: TestStatus
     required: bool
@@ -377,14 +366,12 @@ class Cluster:
     tests: list[str]
 
 
-@dataclass(frozen=True)
-class AffectedTest:
+class AffectedTest(NamedTuple):
     name: str
     status: TestStatus | None
 
 
-@dataclass(frozen=True)
-class DefectTests:
+class DefectTests(NamedTuple):
     """A defect and the milestone's tests it says it breaks, with their latest results."""
 
     defect: DefectFact
@@ -394,8 +381,7 @@ class DefectTests:
     ready_to_verify: bool
 
 
-@dataclass(frozen=True)
-class QuarantinedTest:
+class QuarantinedTest(NamedTuple):
     name: str
     source: str
     reason: str
@@ -405,16 +391,15 @@ class QuarantinedTest:
     status: TestStatus | None
 
 
-@dataclass(frozen=True)
-class Triage:
+class Triage(NamedTuple):
     """What the failures are: new or known, grouped by cause, and what is quarantined."""
 
     known_failures: str  # the policy's block or allow
-    new: list[str] = field(default_factory=list)  # failing tests with no open linked defect
-    known: list[KnownFailure] = field(default_factory=list)
-    clusters: list[Cluster] = field(default_factory=list)  # biggest first
-    quarantined: list[QuarantinedTest] = field(default_factory=list)
-    defects: list[DefectTests] = field(default_factory=list)
+    new: Sequence[str] = ()  # failing tests with no open linked defect
+    known: Sequence[KnownFailure] = ()
+    clusters: Sequence[Cluster] = ()  # biggest first
+    quarantined: Sequence[QuarantinedTest] = ()
+    defects: Sequence[DefectTests] = ()
 
     @property
     def accepted(self) -> list[KnownFailure]:
@@ -425,23 +410,20 @@ class Triage:
         return [entry for entry in self.defects if entry.ready_to_verify]
 
 
-@dataclass(frozen=True)
-class UntestedArea:
+class UntestedArea(NamedTuple):
     suite: str
     tests: list[str]
 
 
-@dataclass(frozen=True)
-class Blocking:
-    failing_tests: list[FailingTest] = field(default_factory=list)
-    defects: list[DefectFact] = field(default_factory=list)
-    untested: list[UntestedArea] = field(default_factory=list)
-    missing_approvers: list[str] = field(default_factory=list)
-    rejections: list[DecisionFact] = field(default_factory=list)
+class Blocking(NamedTuple):
+    failing_tests: Sequence[FailingTest] = ()
+    defects: Sequence[DefectFact] = ()
+    untested: Sequence[UntestedArea] = ()
+    missing_approvers: Sequence[str] = ()
+    rejections: Sequence[DecisionFact] = ()
 
 
-@dataclass(frozen=True)
-class Metrics:
+class Metrics(NamedTuple):
     pass_rate: float | None
     direction: Direction
     tests: dict[str, int]
@@ -455,8 +437,7 @@ class Metrics:
     forecast: Forecast
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     milestone: str
     status: GateStatus
     overdue: bool
@@ -466,7 +447,7 @@ class Verdict:
     blocking: Blocking
     metrics: Metrics
     warnings: list[str]
-    triage: Triage = field(default_factory=lambda: Triage("block"))
+    triage: Triage = Triage("block")
     lifecycle: Lifecycle = Lifecycle.ACTIVE
     start_date: date | None = None
     completion: int | None = None
@@ -592,10 +573,9 @@ def evaluate(facts: MilestoneFacts, now: datetime) -> Verdict:
     accepted = {test_id for test_id, defects in candidates.items() if not any(d.number in over for d in defects)}
     if accepted:
         accepted_text = f"{len(accepted):,} accepted known {'failure' if len(accepted) == 1 else 'failures'}"
-        defects_criterion = replace(
-            defects_criterion,
+        defects_criterion = defects_criterion._replace(
             summary=f"{defects_criterion.summary}; {accepted_text}",
-            numbers=replace(defects_criterion.numbers, accepted_known=len(accepted)),
+            numbers=defects_criterion.numbers._replace(accepted_known=len(accepted)),
         )
     scan = _scan(facts.tests, facts.passing, bool(policy.required), known, set(quarantined), accepted)
     warnings = [f"required selector {selector!r} matches no test" for selector in facts.unmatched_selectors]

@@ -3,6 +3,7 @@ same in Slack (bot/views/milestones.py) and on the command line (core/reads.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.enums import SEVERITY_ORDER, DefectState, Severity, TestStatus
@@ -45,7 +46,7 @@ class TestsList:
     title: str
     # failing and flaky: the tests, required ones first; untested: by area.
     tests: list[TestFact]
-    untested: list[UntestedArea]
+    untested: Sequence[UntestedArea]
 
 
 def tests_list(reading: MilestoneReading, kind: str | None) -> TestsList:

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from core.catalog import NotFound, repository_named
 from core.enums import MilestoneState
@@ -18,8 +19,7 @@ _VERSION_PREFIX = re.compile(r"^v(?:ersion)?\s*(?=\d)")
 _TRAILING_ZEROS = re.compile(r"(?:\.0+)+$")
 
 
-@dataclass(frozen=True)
-class MilestoneRef:
+class MilestoneRef(NamedTuple):
     repository: str
     name: str
     open: bool = True

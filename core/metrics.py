@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
+from typing import NamedTuple
 
 # A slope below this (pass rate per launch) is noise, not a direction.
 DIRECTION_TOLERANCE = 0.002
@@ -72,15 +72,13 @@ def is_flaky(flaky_flag: bool, recent: str) -> bool:
     return flips(recent) >= FLAKY_FLIPS
 
 
-@dataclass(frozen=True)
-class TrendPoint:
+class TrendPoint(NamedTuple):
     at: datetime
     pass_rate: float | None
     open_blocking: int
 
 
-@dataclass(frozen=True)
-class Forecast:
+class Forecast(NamedTuple):
     date: date | None
     at_risk: bool
     reason: str

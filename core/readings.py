@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 from core.approvers import Approvers
 from core.enums import GateStatus, Lifecycle, MilestoneState
@@ -33,8 +34,7 @@ class MilestoneSummary:
     quarantined: int = 0
 
 
-@dataclass(frozen=True)
-class LaunchSummary:
+class LaunchSummary(NamedTuple):
     """A plan's latest launch, as a person follows it back to its CI job (`url`)."""
 
     plan: str
@@ -62,8 +62,7 @@ class MilestoneReading:
     tags: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class SignoffState:
+class SignoffState(NamedTuple):
     """Everything a sign-off message shows: the gate, who signs off, and the trail."""
 
     reading: MilestoneReading

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, assert_never
+from typing import Any, NamedTuple, assert_never
 
 from core.enums import CriterionResult, GateStatus, TestStatus
 from core.gate import (
@@ -36,8 +36,7 @@ STATUS_TITLE = {
 LIST_LIMIT = 10
 
 
-@dataclasses.dataclass(frozen=True)
-class CriterionText:
+class CriterionText(NamedTuple):
     """A criterion in words, as every renderer shows it (the terminal, check runs, the milestone
     page, Slack). Plain text: each renderer escapes it for its medium."""
 
@@ -113,6 +112,8 @@ def clone_text(name: str, source: str, policy_entry: str | None, github: bool) -
 def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {name: jsonable(item) for name, item in value._asdict().items()}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (datetime, date)):

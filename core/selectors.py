@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PLAN_PREFIX = "plan:"
 GLOB_CHARS = frozenset("*?[")
@@ -29,8 +29,7 @@ def test_spellings(classname: str, name: str, file: str | None) -> list[str]:
     return spellings
 
 
-@dataclass(frozen=True)
-class RequiredSelectors:
+class RequiredSelectors(NamedTuple):
     """A milestone's `required` list, split by kind and compiled once."""
 
     plans: tuple[str, ...]

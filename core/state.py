@@ -12,8 +12,7 @@ changes, the same way (`apply_late_launch`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -95,8 +94,7 @@ ON CONFLICT (milestone_id, test_case_id) DO UPDATE SET
 """
 
 
-@dataclass(frozen=True)
-class LaunchRow:
+class LaunchRow(NamedTuple):
     id: int
     plan_id: int
     branch: str | None

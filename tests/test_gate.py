@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -471,7 +470,7 @@ def test_forecast_projects_when_blocking_defects_reach_zero() -> None:
     forecast = evaluate(given, NOW).metrics.forecast
     assert forecast.date == TODAY + timedelta(days=8)
     assert forecast.at_risk is True
-    later = evaluate(replace(given, target_date=TODAY + timedelta(days=30)), NOW).metrics.forecast
+    later = evaluate(given._replace(target_date=TODAY + timedelta(days=30)), NOW).metrics.forecast
     assert later.date == TODAY + timedelta(days=8)
     assert later.at_risk is False
 

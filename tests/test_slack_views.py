@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
@@ -118,7 +117,7 @@ def huge() -> MilestoneReading:
             for index in range(400)
         ],
         links=[LinkFact(number, number * 10, f"t{number}", TestStatus.PASSED, NOW) for number in range(1, 301)],
-        linked_defects=[replace(defect, state=DefectState.RESOLVED) for defect in defects],
+        linked_defects=[defect._replace(state=DefectState.RESOLVED) for defect in defects],
         resolved_at={number: NOW - timedelta(days=1) for number in range(1, 301)},
     )
     return reading(facts, description="Release " + HOSTILE * 100)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -193,11 +193,8 @@ async def latest_launches(milestone: Milestone) -> list[LaunchSummary]:
     return latest
 
 
-@dataclass(frozen=True)
-class TestState:
+class TestState(NamedTuple):
     """One test's latest state in a milestone, as `milestones export` writes it."""
-
-    __test__ = False
 
     id: str
     plan: str | None
@@ -206,6 +203,9 @@ class TestState:
     since: datetime | None
     message: str | None
     linked_defect: int | None = None
+
+
+setattr(TestState, "__test__", False)  # noqa: B010
 
 
 async def test_states(repository: str, name: str) -> list[TestState]:
