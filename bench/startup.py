@@ -16,6 +16,12 @@ second time with bytecode cached (in a temporary PYTHONPYCACHEPREFIX, warmed up 
 
     python bench/startup.py            # 9 rounds
     python bench/startup.py --runs 15
+    python bench/startup.py --instructions   # and the instructions each runs (valgrind)
+
+Wall and CPU times of a virtual machine move from run to run, by a tenth or more. With
+`--instructions`, each command then runs once more under valgrind's callgrind, which counts
+the instructions it executes: the same code gives the same count whatever the load, so a
+ratio of counts tells whether a change made start-up cheaper where timings cannot.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +66,30 @@ def timed(command: list[str], expected_status: int, cwd: Path, env: dict[str, st
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
+def instructions(command: list[str], expected_status: int, cwd: Path, env: dict[str, str]) -> int:
+    """The instructions one run of `command` executes, as callgrind counts them."""
+    log = cwd / "callgrind.log"
+    completed = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log}", *command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if completed.returncode != expected_status:
+        raise SystemExit(f"{' '.join(command)} under valgrind: exit status {completed.returncode}")
+    found = re.search(r"Collected : (\d+)", log.read_text())
+    if found is None:
+        raise SystemExit(f"{' '.join(command)}: callgrind counted nothing (see {log})")
+    return int(found.group(1))
+
+
+def _goal(name: str, ratio: float) -> str:
+    if name not in ("milestones --help", "milestones status v2.0"):
+        return ""
+    return f" (target {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})"
+
+
 def _compiled(source: Path) -> bool:
     """Whether `source` has bytecode as new as itself (else Python compiles it at every start here)."""
     bytecode = Path(importlib.util.cache_from_source(str(source)))
@@ -67,7 +99,12 @@ def _compiled(source: Path) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9, help="rounds; each runs every command once (default 9)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count each command's instructions under valgrind (callgrind)"
+    )
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
 
     with tempfile.TemporaryDirectory() as folder:
         cwd = Path(folder)
@@ -99,6 +136,11 @@ def main() -> int:
             for variant, variant_env in variants.items():
                 for name, (command, status) in COMMANDS.items():
                     times[variant, name].append(timed(command, status, cwd, variant_env))
+        counts = (
+            {name: instructions(command, status, cwd, env) for name, (command, status) in COMMANDS.items()}
+            if args.instructions
+            else {}
+        )
 
     load = os.getloadavg()
     print(
@@ -112,13 +154,15 @@ def main() -> int:
             walls = [wall for wall, _ in times[variant, name]]
             median, cpu = statistics.median(walls), statistics.median(cpu for _, cpu in times[variant, name])
             ratio = median / reference
-            goal = ""
-            if name in ("milestones --help", "milestones status v2.0"):
-                goal = f" (target {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'})"
             print(
-                f"  {name:42} median {median * 1000:5.0f} ms  min {min(walls) * 1000:5.0f} ms  {ratio:4.2f}x{goal}"
+                f"  {name:42} median {median * 1000:5.0f} ms  min {min(walls) * 1000:5.0f} ms  {ratio:4.2f}x{_goal(name, ratio)}"
                 f"  CPU {cpu * 1000:4.0f} ms, {cpu / reference_cpu:4.2f}x"
             )
+    if counts:
+        print(f"instructions executed, {as_set_up.split(' (')[0]} (callgrind, one run each):")
+        for name, count in counts.items():
+            ratio = count / counts[REFERENCE]
+            print(f"  {name:42} {count / 1e6:7.0f} million  {ratio:4.2f}x{_goal(name, ratio)}")
     return 0
 
 
