@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sqlite3
 import time
@@ -75,6 +76,24 @@ def _check_sqlite_version() -> None:
             "(DATABASE_URL=postgres://...)",
             configuration=True,
         )
+    if sqlite3.sqlite_version_info < (3, 38, 0) and not _has_json():
+        # Built in since 3.38, a build option before: `among` passes a set of ids as a JSON array.
+        raise DatabaseUnavailable(
+            f"this Python's SQLite {sqlite3.sqlite_version} lacks the JSON functions: use a Python built "
+            "with SQLite 3.38 or newer, or PostgreSQL (DATABASE_URL=postgres://...)",
+            configuration=True,
+        )
+
+
+def _has_json() -> bool:
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("SELECT value FROM json_each('[1]')")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def __getattr__(name: str) -> Any:
@@ -440,6 +459,16 @@ def _for_ids(
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start : start + IN_CHUNK]
         yield query.format(ids=f"IN ({placeholders(len(chunk))})"), [*params, *chunk]
+
+
+def among(client: BaseDBAsyncClient, ids: Sequence[int]) -> tuple[str, Any]:
+    """A test that a value is one of `ids`, however many, and its one parameter: for a single
+    statement that cannot be split into IN lists (`SELECT ... WHERE x {test}`)."""
+    # A subquery, which both engines hash once (PostgreSQL compared `= ANY(array)` in a
+    # CASE with each element in turn).
+    if client.capabilities.dialect == "postgres":
+        return "IN (SELECT unnest(CAST(? AS BIGINT[])))", list(ids)
+    return "IN (SELECT value FROM json_each(?))", json.dumps(list(ids))
 
 
 async def execute_for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> int:

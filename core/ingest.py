@@ -127,7 +127,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     )
     if replaced:
         await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)
-    await _store_results(client, repository.id, launch.id, report)
+    new_case_ids = await _store_results(client, repository.id, launch.id, report)
     if replaced:
         await _flaky_across_attempts(client, launch, [other.id for other in replaced])
     rebuild = bool(replaced)
@@ -144,6 +144,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True), repository=repository, plans__id=plan.id
     ).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
+    created = await state.created_tests(client, new_case_ids) if milestones and not rebuild else []
     for milestone in milestones:
         policy = milestone_policy(milestone)
         if rebuild:
@@ -154,7 +155,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
             if await _arrived_late(client, milestone, launch):
                 await state.apply_late_launch(client, milestone, policy, row, db_datetime(launch.finished_at), bits)
             else:
-                await state.apply_launch(client, milestone, policy, row, bits)
+                await state.apply_launch(client, milestone, policy, row, bits, created)
             await state.refresh_required(client, milestone, policy)
         await quarantine_state.refresh(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
@@ -192,12 +193,16 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
     return bool(rows)
 
 
-async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport) -> None:
+async def _store_results(
+    client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport
+) -> list[int]:
+    """Store the launch's results; the ids of the test cases that were new to the repository."""
     if not report.cases:
-        return
+        return []
     keys = [identity_key(*key) for key in report.cases]
     case_ids = await _case_ids(client, repository_id)
     missing = [(key, case) for key, case in zip(keys, report.cases.values(), strict=True) if key not in case_ids]
+    created: list[int] = []
     if missing:
         now = db_datetime(datetime.now(UTC))
         await insert_rows(
@@ -215,6 +220,7 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
         await link_new_tests(
             client, repository_id, [(case_ids[key], case.classname, case.name, case.file) for key, case in missing]
         )
+        created = [case_ids[key] for key, _ in missing]
         del missing
     # In the order of the (test case, launch) index, whose pages are then each written once.
     # Plain values only: SQLite's driver binds an exact str, int or float at once, but for an
@@ -243,6 +249,7 @@ async def _store_results(client: BaseDBAsyncClient, repository_id: int, launch_i
         ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried", "cause", "cause_frame"),
         rows,
     )
+    return created
 
 
 async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:

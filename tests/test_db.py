@@ -11,6 +11,7 @@ import pytest
 from tortoise.exceptions import TransactionManagementError
 from tortoise.transactions import in_transaction
 
+import core.db
 from core.db import DatabaseUnavailable, connection, tortoise_config
 from core.enums import InstallationStatus
 from core.models import Installation
@@ -70,6 +71,22 @@ def test_a_sqlite_too_old_for_returning_is_named_with_what_to_do(monkeypatch, tm
     )
     # PostgreSQL does not mind.
     assert tortoise_config("postgres://u@localhost:5432/db")["connections"]["default"]["engine"] == "core.postgres"
+
+
+def test_a_sqlite_without_json_functions_is_named_with_what_to_do(monkeypatch, tmp_path):
+    # Before 3.38 they were a build option; this Python's SQLite has them.
+    assert core.db._has_json()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 37, 2))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.37.2")
+    assert tortoise_config(f"sqlite://{tmp_path}/json.db")["connections"]["default"]["engine"] == "core.sqlite"
+    monkeypatch.setattr(core.db, "_has_json", lambda: False)
+    with pytest.raises(DatabaseUnavailable) as refused:
+        tortoise_config(f"sqlite://{tmp_path}/json.db")
+    assert refused.value.configuration
+    assert str(refused.value) == (
+        "this Python's SQLite 3.37.2 lacks the JSON functions: use a Python built with SQLite 3.38 or newer, "
+        "or PostgreSQL (DATABASE_URL=postgres://...)"
+    )
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -437,6 +438,49 @@ async def test_required_tests_by_plan_glob_and_exact_id(db: str) -> None:
     )
     assert [(a.suite, a.tests) for a in result.blocking.untested] == [("(never reported)", ["com.acme.Missing.test"])]
     assert result.warnings == []
+
+
+async def test_tests_a_launch_creates_are_matched_as_their_rows_are_inserted(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup_policy()
+    marked: list[list[int]] = []
+    execute_for_ids = state.execute_for_ids
+
+    async def marking(client: Any, query: str, params: Any, ids: list[int]) -> int:
+        marked.append(list(ids))
+        return await execute_for_ids(client, query, params, ids)
+
+    monkeypatch.setattr(state, "execute_for_ids", marking)
+    await launch(
+        "r1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.search.Find", "t1", "passed"), plan="regression"
+    )
+    # Inserted required or not: nothing was left for a second write to mark.
+    assert marked == [[]]
+    # A test case that a plan outside the milestone brought first is new to the milestone only:
+    # matched after its row is inserted, by what is stored of it.
+    await launch("o1", ("com.acme.checkout.Pay", "t2", "passed"), plan="other")
+    await launch("r2", ("com.acme.checkout.Pay", "t2", "passed"), plan="regression")
+    assert [len(ids) for ids in marked] == [0, 1]
+    assert {name: row.required_by_name for name, row in (await states()).items()} == {
+        "com.acme.checkout.Pay.t1": True,
+        "com.acme.search.Find.t1": False,
+        "com.acme.checkout.Pay.t2": True,
+    }
+    assert (await Milestone.get(name="v2.0")).matched_selectors == ["com.acme.checkout.*"]
+    assert await state_rows() == await rebuilt_state_rows()
+
+
+async def test_matching_every_test_again_forgets_selectors_that_match_nothing_now(db: str) -> None:
+    await setup_policy()
+    await launch("s1", ("com.acme.checkout.Pay", "t1", "passed"))
+    milestone = await Milestone.get(name="v2.0")
+    assert milestone.matched_selectors == ["com.acme.checkout.*"]
+    policy = milestone_policy(milestone).model_copy(update={"required": ["com.acme.nothing.*"]})
+    async with in_transaction() as client:
+        await state.refresh_required(client, milestone, policy, everything=True)
+    assert (await Milestone.get(name="v2.0")).matched_selectors == []
+    assert {row.required_by_name for row in (await states()).values()} == {False}
 
 
 async def test_steady_passing_tests_count_once_whatever_makes_them_required(db: str) -> None:
