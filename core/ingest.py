@@ -144,7 +144,6 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
         Q(state=MilestoneState.OPEN) | Q(closed_on_complete=True), repository=repository, plans__id=plan.id
     ).using_db(client)
     await lock_milestones(client, [milestone.id for milestone in milestones])
-    created = await state.created_tests(client, new_case_ids) if milestones and not rebuild else []
     for milestone in milestones:
         policy = milestone_policy(milestone)
         if rebuild:
@@ -155,7 +154,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
             if await _arrived_late(client, milestone, launch):
                 await state.apply_late_launch(client, milestone, policy, row, db_datetime(launch.finished_at), bits)
             else:
-                await state.apply_launch(client, milestone, policy, row, bits, created)
+                await state.apply_launch(client, milestone, policy, row, bits, new_case_ids)
             await state.refresh_required(client, milestone, policy)
         await quarantine_state.refresh(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))

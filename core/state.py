@@ -11,7 +11,7 @@ changes, the same way (`apply_late_launch`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -133,32 +133,30 @@ class NamedTest(NamedTuple):
     file: str | None
 
 
-async def created_tests(client: BaseDBAsyncClient, test_case_ids: Sequence[int]) -> list[NamedTest]:
-    """Test cases as stored (a launch creating the same test at the same time may have stored it first)."""
-    rows = await fetch_for_ids(
-        client, "SELECT id, classname, name, file FROM test_case WHERE id {ids}", [], test_case_ids
-    )
-    return [NamedTest(*row) for row in rows]
-
-
 async def apply_launch(
     client: BaseDBAsyncClient,
     milestone: Milestone,
     policy: MilestonePolicy,
     launch: LaunchRow,
     bits: dict[int, int],
-    created: Sequence[NamedTest] = (),
+    new_case_ids: Sequence[int] = (),
 ) -> None:
-    """Apply a launch in order. Its rows for the test cases it `created` are inserted already
-    matched against the required selectors: marking them after the insert wrote each row twice
-    (on PostgreSQL, marking 50,000 new rows took nearly as long as inserting them)."""
+    """Apply a launch in order. The rows of the test cases it brought new to the repository
+    (`new_case_ids`) are inserted already matched against the required selectors: marking them
+    after the insert wrote each row twice (on PostgreSQL, marking 50,000 new rows took nearly
+    as long as inserting them)."""
     statement = _APPLY_RESULTS if policy.branch_matches(launch.branch) else _APPLY_MEMBERSHIP
-    if not created:
+    if not new_case_ids:
         await execute(client, statement.format(required="NULL"), [milestone.id, bits[launch.plan_id], launch.id])
         return
-    hits, matched = _match(RequiredSelectors.parse(policy.required), created)
+    # As stored: a launch bringing the same test at the same time may have stored it first.
+    rows = await fetch_for_ids(
+        client, "SELECT id, classname, name, file FROM test_case WHERE id {ids}", [], new_case_ids
+    )
+    hits, matched = _match(RequiredSelectors.parse(policy.required), (NamedTest(*row) for row in rows))
+    del rows
     is_hit, hit_ids = among(client, hits)
-    is_new, new_ids = among(client, [test.id for test in created])
+    is_new, new_ids = among(client, new_case_ids)
     required = f"CASE WHEN r.test_case_id {is_hit} THEN TRUE WHEN r.test_case_id {is_new} THEN FALSE END"
     await execute(
         client, statement.format(required=required), [milestone.id, hit_ids, new_ids, bits[launch.plan_id], launch.id]
@@ -266,7 +264,7 @@ async def refresh_required(
             "WHERE mt.milestone_id = ? AND mt.required_by_name IS NULL",
             [milestone.id],
         )
-        hits, matched = _match(selectors, [NamedTest(*row) for row in rows])
+        hits, matched = _match(selectors, (NamedTest(*row) for row in rows))
         await execute_for_ids(client, "UPDATE milestone_test SET required_by_name = TRUE WHERE id {ids}", [], hits)
     if everything:
         milestone.matched_selectors = sorted(matched)
@@ -280,7 +278,7 @@ async def refresh_required(
     )
 
 
-def _match(selectors: RequiredSelectors, tests: Sequence[NamedTest]) -> tuple[list[int], set[str]]:
+def _match(selectors: RequiredSelectors, tests: Iterable[NamedTest]) -> tuple[list[int], set[str]]:
     """The ids of `tests` the name and glob selectors require, and the selectors that matched."""
     if not selectors.by_name:
         return [], set()
