@@ -59,34 +59,40 @@ async def test_sqlite_commits_survive_the_process_without_a_disk_sync_each(db, i
     assert "synchronous" not in journal["credentials"]
 
 
-def test_a_sqlite_too_old_for_returning_is_named_with_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
-    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+@pytest.mark.parametrize(
+    ("version", "has_json", "message"),
+    [
+        (
+            (3, 34, 1),
+            True,
+            "SQLite 3.35 or newer is needed, and this Python's sqlite3 module has 3.34.1: use a Python built "
+            "with a newer SQLite, or PostgreSQL (DATABASE_URL=postgres://...)",
+        ),
+        (
+            (3, 37, 2),
+            False,
+            "this Python's SQLite 3.37.2 lacks the JSON functions: use a Python built with SQLite 3.38 or newer, "
+            "or PostgreSQL (DATABASE_URL=postgres://...)",
+        ),
+    ],
+)
+def test_a_sqlite_it_cannot_use_is_named_with_what_to_do(monkeypatch, tmp_path, version, has_json, message):
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", version)
+    monkeypatch.setattr(sqlite3, "sqlite_version", ".".join(map(str, version)))
+    monkeypatch.setattr(core.db, "_has_json", lambda: has_json)
     with pytest.raises(DatabaseUnavailable) as refused:
         tortoise_config(f"sqlite://{tmp_path}/old.db")
     assert refused.value.configuration
-    assert str(refused.value) == (
-        "SQLite 3.35 or newer is needed, and this Python's sqlite3 module has 3.34.1: use a Python built "
-        "with a newer SQLite, or PostgreSQL (DATABASE_URL=postgres://...)"
-    )
+    assert str(refused.value) == message
     # PostgreSQL does not mind.
     assert tortoise_config("postgres://u@localhost:5432/db")["connections"]["default"]["engine"] == "core.postgres"
 
 
-def test_a_sqlite_without_json_functions_is_named_with_what_to_do(monkeypatch, tmp_path):
-    # Before 3.38 they were a build option; this Python's SQLite has them.
+def test_a_sqlite_before_3_38_is_taken_when_built_with_its_json_functions(monkeypatch, tmp_path):
+    # A build option until 3.38; this Python's SQLite has them.
     assert core.db._has_json()
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 37, 2))
-    monkeypatch.setattr(sqlite3, "sqlite_version", "3.37.2")
     assert tortoise_config(f"sqlite://{tmp_path}/json.db")["connections"]["default"]["engine"] == "core.sqlite"
-    monkeypatch.setattr(core.db, "_has_json", lambda: False)
-    with pytest.raises(DatabaseUnavailable) as refused:
-        tortoise_config(f"sqlite://{tmp_path}/json.db")
-    assert refused.value.configuration
-    assert str(refused.value) == (
-        "this Python's SQLite 3.37.2 lacks the JSON functions: use a Python built with SQLite 3.38 or newer, "
-        "or PostgreSQL (DATABASE_URL=postgres://...)"
-    )
 
 
 @pytest.fixture
