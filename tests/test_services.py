@@ -24,6 +24,7 @@ from core.enums import (
     Severity,
     TestStatus,
 )
+from core.facts import load_facts
 from core.gate import CoverageNumbers
 from core.ingest import LaunchSource
 from core.junit import parse_reports, parse_stream
@@ -292,6 +293,38 @@ async def test_launches_on_other_branches_only_make_tests_known(db: str) -> None
     assert result.criteria.tests.result is CriterionResult.NO_DATA
     assert result.criteria.coverage.numbers.run == 0
     assert [area.suite for area in result.blocking.untested] == ["(never reported)", "suite"]
+
+
+async def test_only_failing_tests_carry_their_failure_and_its_launches(db: str) -> None:
+    await setup_policy()
+    pay = "com.acme.checkout.Pay"
+    first = await launch("r1", (pay, "a", "failed"), (pay, "b", "failed"), (pay, "c", "passed"), (pay, "d", "failed"))
+    second = await launch(
+        "r2",
+        (pay, "a", "failed"),
+        (pay, "b", "skipped"),
+        (pay, "c", "failed"),
+        (pay, "d", "passed"),
+        at=T0 + timedelta(hours=1),
+    )
+    milestone = await Milestone.get(name="v2.0")
+    async with in_transaction() as client:
+        facts = await load_facts(client, milestone)
+    shown = {
+        test.name: (
+            test.failing_since and test.failing_since.id,
+            test.last_failed and test.last_failed.id,
+            test.message,
+        )
+        for test in facts.tests
+    }
+    assert shown == {
+        "a": (first.launch_id, second.launch_id, "no"),
+        "c": (second.launch_id, second.launch_id, "no"),
+        # Skipped after a failure, and passing after one: listed, but failing no more.
+        "b": (None, None, None),
+        "d": (None, None, None),
+    }
 
 
 async def test_a_launch_that_arrives_late_does_not_overwrite_newer_results(db: str) -> None:
