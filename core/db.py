@@ -8,7 +8,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -445,20 +445,16 @@ async def execute(client: BaseDBAsyncClient, query: str, params: Sequence[Any] =
 IN_CHUNK = 500
 
 
-def _for_ids(
-    client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]
-) -> Iterator[tuple[str, list[Any]]]:
-    """`query` and its parameters for every id in `ids`, which go where the query says `{ids}`
-    (`WHERE id {ids}`), after `params`: PostgreSQL takes them all as one array, SQLite as IN
-    lists of IN_CHUNK ids."""
-    if not ids:
-        return
+def _for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """`query` and its parameters for the ids in `ids`, which go where the query says `{ids}`
+    (`WHERE id {ids}`), after `params`: PostgreSQL takes them as one array; SQLite as an IN
+    list, or beyond IN_CHUNK as one JSON array (a statement per IN_CHUNK ids cost SQLite more
+    than the work: 100 of them read 50,000 test names in 400 ms, one in 170 ms)."""
     if client.capabilities.dialect == "postgres":
-        yield query.format(ids="= ANY(?)"), [*params, list(ids)]
-        return
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start : start + IN_CHUNK]
-        yield query.format(ids=f"IN ({placeholders(len(chunk))})"), [*params, *chunk]
+        return query.format(ids="= ANY(?)"), [*params, list(ids)]
+    if len(ids) > IN_CHUNK:
+        return query.format(ids="IN (SELECT value FROM json_each(?))"), [*params, json.dumps(list(ids))]
+    return query.format(ids=f"IN ({placeholders(len(ids))})"), [*params, *ids]
 
 
 def among(client: BaseDBAsyncClient, ids: Sequence[int]) -> tuple[str, Any]:
@@ -473,18 +469,16 @@ def among(client: BaseDBAsyncClient, ids: Sequence[int]) -> tuple[str, Any]:
 
 async def execute_for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> int:
     """Run `query` (see `_for_ids`) for all of `ids`; the number of rows it changed."""
-    affected = 0
-    for statement, arguments in _for_ids(client, query, params, ids):
-        affected += await execute(client, statement, arguments)
-    return affected
+    if not ids:
+        return 0
+    return await execute(client, *_for_ids(client, query, params, ids))
 
 
 async def fetch_for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: Sequence[int]) -> list[Any]:
     """The rows of `query` (see `_for_ids`) for all of `ids`."""
-    rows: list[Any] = []
-    for statement, arguments in _for_ids(client, query, params, ids):
-        rows += await fetch(client, statement, arguments)
-    return rows
+    if not ids:
+        return []
+    return await fetch(client, *_for_ids(client, query, params, ids))
 
 
 async def execute_many(client: BaseDBAsyncClient, query: str, rows: list[tuple[Any, ...]]) -> None:

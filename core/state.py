@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from core.db import IN_CHUNK, among, execute, execute_for_ids, fetch, placeholders
+from core.db import IN_CHUNK, among, execute, execute_for_ids, fetch, fetch_for_ids, placeholders
 from core.metrics import RECENT_RUNS
 from core.models import Milestone
 from core.policy import MilestonePolicy
@@ -149,13 +149,14 @@ async def apply_launch(
     if not new_case_ids:
         await execute(client, statement.format(required="NULL"), [milestone.id, bits[launch.plan_id], launch.id])
         return
-    is_new, new_ids = among(client, new_case_ids)
-    # As stored: a launch bringing the same test at the same time may have stored it first. One
-    # statement: in IN lists of 500, SQLite took longer to read them than to mark them after.
-    rows = await fetch(client, f"SELECT id, classname, name, file FROM test_case WHERE id {is_new}", [new_ids])
+    # As stored: a launch bringing the same test at the same time may have stored it first.
+    rows = await fetch_for_ids(
+        client, "SELECT id, classname, name, file FROM test_case WHERE id {ids}", [], new_case_ids
+    )
     hits, matched = _match(RequiredSelectors.parse(policy.required), (NamedTest(*row) for row in rows))
     del rows
     is_hit, hit_ids = among(client, hits)
+    is_new, new_ids = among(client, new_case_ids)
     required = f"CASE WHEN r.test_case_id {is_hit} THEN TRUE WHEN r.test_case_id {is_new} THEN FALSE END"
     await execute(
         client, statement.format(required=required), [milestone.id, hit_ids, new_ids, bits[launch.plan_id], launch.id]

@@ -197,7 +197,7 @@ async def test_a_transaction_left_open_is_rolled_back_before_its_connection_is_u
 
 
 async def test_statements_for_a_set_of_ids_cover_every_id_once_however_many(db):
-    # More ids than one SQLite IN list holds: PostgreSQL takes them as one array.
+    # More ids than one SQLite IN list holds (then one JSON array): PostgreSQL takes them as one array.
     from core.db import IN_CHUNK, execute_for_ids, fetch_for_ids
 
     client = connection()
