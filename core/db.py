@@ -77,7 +77,7 @@ def _check_sqlite_version() -> None:
             configuration=True,
         )
     if sqlite3.sqlite_version_info < (3, 38, 0) and not _has_json():
-        # Built in since 3.38, a build option before: `among` passes a set of ids as a JSON array.
+        # Built in since 3.38, a build option before: many ids go to SQLite as one JSON array (`among`, `_for_ids`).
         raise DatabaseUnavailable(
             f"this Python's SQLite {sqlite3.sqlite_version} lacks the JSON functions: use a Python built "
             "with SQLite 3.38 or newer, or PostgreSQL (DATABASE_URL=postgres://...)",
