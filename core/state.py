@@ -145,23 +145,28 @@ async def apply_launch(
     (`new_case_ids`) are inserted already matched against the required selectors: marking them
     after the insert wrote each row twice (on PostgreSQL, marking 50,000 new rows took nearly
     as long as inserting them)."""
+    required, required_params = "NULL", []
+    if new_case_ids:
+        selectors = RequiredSelectors.parse(policy.required)
+        hits: list[int] = []
+        if selectors.by_name:
+            # As stored: a launch bringing the same test at the same time may have stored it first.
+            rows = await fetch_for_ids(
+                client, "SELECT id, classname, name, file FROM test_case WHERE id {ids}", [], new_case_ids
+            )
+            hits, matched = _match(selectors, (NamedTest(*row) for row in rows))
+            del rows
+            await _record_matched(client, milestone, matched)
+        is_hit, hit_ids = among(client, hits)
+        is_new, new_ids = among(client, new_case_ids)
+        required = f"CASE WHEN r.test_case_id {is_hit} THEN TRUE WHEN r.test_case_id {is_new} THEN FALSE END"
+        required_params = [hit_ids, new_ids]
     statement = _APPLY_RESULTS if policy.branch_matches(launch.branch) else _APPLY_MEMBERSHIP
-    if not new_case_ids:
-        await execute(client, statement.format(required="NULL"), [milestone.id, bits[launch.plan_id], launch.id])
-        return
-    # As stored: a launch bringing the same test at the same time may have stored it first.
-    rows = await fetch_for_ids(
-        client, "SELECT id, classname, name, file FROM test_case WHERE id {ids}", [], new_case_ids
-    )
-    hits, matched = _match(RequiredSelectors.parse(policy.required), (NamedTest(*row) for row in rows))
-    del rows
-    is_hit, hit_ids = among(client, hits)
-    is_new, new_ids = among(client, new_case_ids)
-    required = f"CASE WHEN r.test_case_id {is_hit} THEN TRUE WHEN r.test_case_id {is_new} THEN FALSE END"
     await execute(
-        client, statement.format(required=required), [milestone.id, hit_ids, new_ids, bits[launch.plan_id], launch.id]
+        client,
+        statement.format(required=required),
+        [milestone.id, *required_params, bits[launch.plan_id], launch.id],
     )
-    await _record_matched(client, milestone, matched)
 
 
 def _restricted(query: str, tests: str) -> str:
@@ -280,8 +285,6 @@ async def refresh_required(
 
 def _match(selectors: RequiredSelectors, tests: Iterable[NamedTest]) -> tuple[list[int], set[str]]:
     """The ids of `tests` the name and glob selectors require, and the selectors that matched."""
-    if not selectors.by_name:
-        return [], set()
     matcher = selectors.name_matcher()
     return [test.id for test in tests if matcher(test.classname, test.name, test.file)], matcher.matched
 
