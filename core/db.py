@@ -453,7 +453,8 @@ def _for_ids(client: BaseDBAsyncClient, query: str, params: Sequence[Any], ids: 
     if client.capabilities.dialect == "postgres":
         return query.format(ids="= ANY(?)"), [*params, list(ids)]
     if len(ids) > IN_CHUNK:
-        return query.format(ids="IN (SELECT value FROM json_each(?))"), [*params, json.dumps(list(ids))]
+        test, argument = among(client, ids)
+        return query.format(ids=test), [*params, argument]
     return query.format(ids=f"IN ({placeholders(len(ids))})"), [*params, *ids]
 
 

@@ -69,8 +69,8 @@ _FAILURES = "SELECT test_case_id, message, cause FROM test_result WHERE launch_i
 # the four tables was meant to start from the links, usually few; but PostgreSQL without
 # statistics (a new database, or a table a launch has just filled) started from every test of
 # the milestone instead: 20-90 ms for 50,000. A defect whose `Affects:` glob links thousands of
-# tests makes the second read carry their ids (one array on PostgreSQL, IN lists on SQLite),
-# as many as the join's rows were.
+# tests makes the second read carry their ids (one array, or on SQLite an IN list up to
+# IN_CHUNK ids), as many as the join's rows were.
 _LINKS = """
 SELECT d.id, d.number, dl.test_case_id FROM defect d JOIN defect_link dl ON dl.defect_id = d.id
 WHERE d.repository_id = ? AND d.counts = TRUE
@@ -83,7 +83,7 @@ WHERE mt.milestone_id = ? AND mt.test_case_id {ids}
 # `counts` again: a defect that stopped counting since the first read (another writer) stays out.
 _LINKED_DEFECTS = "SELECT number, title, severity, state, url, resolved_at FROM defect WHERE counts = TRUE AND id {ids}"
 # Quarantined tests that pass steadily are not among the listed ones: they are read one by one.
-_QUARANTINED_PASSING = f"{_TEST_ROWS} WHERE mt.milestone_id = ? AND mt.test_case_id IN ({{ids}})"
+_QUARANTINED_PASSING = f"{_TEST_ROWS} WHERE mt.milestone_id = ? AND mt.test_case_id {{ids}}"
 _QUARANTINE = """
 SELECT q.test_case_id, tc.classname, tc.name, q.source, q.reason, q.added_by, q.added_at, q.expires_on
 FROM quarantine q JOIN test_case tc ON tc.id = q.test_case_id
@@ -118,9 +118,7 @@ async def load_facts(client: BaseDBAsyncClient, milestone: Milestone) -> Milesto
     listed = {row[0] for row in rows}
     unlisted = sorted({entry.test_id for entry in quarantine} - listed)
     if unlisted:
-        extra = await fetch(
-            client, _QUARANTINED_PASSING.format(ids=placeholders(len(unlisted))), [milestone.id, *unlisted]
-        )
+        extra = await fetch_for_ids(client, _QUARANTINED_PASSING, [milestone.id], unlisted)
         rows = [*rows, *extra]
         # They leave the counts of steady passing tests, to be listed as quarantined.
         passing_total -= len(extra)

@@ -55,8 +55,9 @@ NEVER_REPORTED = "(never reported)"
 
 # The facts and figures are NamedTuples, not frozen dataclasses: Python 3.11 compiles six
 # methods for each dataclass when the module loads, and every command that shows a verdict
-# loads this one (`milestones status` pays about 1 ms a class). Dataclasses remain where
-# a field needs a factory or the class its own iteration.
+# loads this one (`milestones status` paid about 1 ms a class). Dataclasses remain where the
+# class iterates its own way (Criteria), has a field tuples have as a method (Cluster.count),
+# or changes (_Scan).
 
 
 class LaunchRef(NamedTuple):
