@@ -8,6 +8,9 @@ so that a busy machine slows both alike; the ratio of the medians is the figure 
    5.9 MB) with `milestones ingest`, next to the stdlib floor: a `python` process that
    reads the same file with `xml.etree.ElementTree.iterparse` and inserts the same rows
    (class name, name, status, duration, message) into SQLite with `executemany`.
+   Beside it, the same floor after importing the two libraries every command that stores
+   must load, Tortoise (its SQLite client) and pydantic-settings: the least such a command
+   can take, before doing any of its own work.
    Targets: SQLite within 2.0x the floor, 2.5x with a milestone tracking the plan, peak
    RSS under 100 MB; PostgreSQL (`--postgres`) within 1.5x of SQLite. "First" ingests
    into a database where the plan has no launch yet (every test case is created; a copy
@@ -64,6 +67,8 @@ for _, element in ET.iterparse(sys.argv[1]):
 with database:
     database.executemany("INSERT INTO result VALUES (?, ?, ?, ?, ?)", rows)
 """
+# The libraries are imported first, as a command that stores through them must.
+FLOOR_WITH_IMPORTS = "import pydantic_settings, tortoise.backends.sqlite.client\n" + FLOOR
 TARGETS = {"sqlite": 2.0, "sqlite, milestone": 2.5}
 PEAK_TARGET_MB = 100
 LATE_TARGET = 1.5
@@ -156,6 +161,10 @@ def bench_ingest(folder: Path, rounds: int, postgres: Postgres | None) -> None:
         [sys.executable, "-c", FLOOR, str(report), str(folder / "floor.db")],
         dict(os.environ),
     )
+    variants["floor with imports"] = lambda number, report: (
+        [sys.executable, "-c", FLOOR_WITH_IMPORTS, str(report), str(folder / "floor-with-imports.db")],
+        dict(os.environ),
+    )
     for engine, make_url in engines.items():
         for with_milestone in (False, True):
             label = f"{engine}{', milestone' if with_milestone else ''}"
@@ -209,9 +218,15 @@ def bench_ingest(folder: Path, rounds: int, postgres: Postgres | None) -> None:
     print(
         f"  {'stdlib floor (iterparse + sqlite3 executemany)':52} {floor * 1000:7.0f} ms  peak {max(peaks['floor']):4.0f} MB"
     )
+    with_imports = statistics.median(times["floor with imports"])
+    print(
+        f"  {'the floor after importing Tortoise, pydantic-settings':52} {with_imports * 1000:7.0f} ms  "
+        f"peak {max(peaks['floor with imports']):4.0f} MB  {with_imports / floor:4.2f}x the floor: "
+        "the least a command storing through them can take"
+    )
     sqlite_figures: dict[str, float] = {}
     for name in variants:
-        if name == "floor":
+        if name.startswith("floor"):
             continue
         median = statistics.median(times[name])
         engine_label, _, launch = name.partition(": ")
