@@ -8,11 +8,13 @@ more than everything else together.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -127,7 +129,7 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
     )
     if replaced:
         await Launch.filter(id__in=[other.id for other in replaced]).using_db(client).update(superseded=True)
-    new_case_ids = await _store_results(client, repository.id, launch.id, report)
+    results = await _store_results(client, repository.id, launch.id, report)
     if replaced:
         await _flaky_across_attempts(client, launch, [other.id for other in replaced])
     rebuild = bool(replaced)
@@ -152,9 +154,10 @@ async def store_launch(client: BaseDBAsyncClient, report: ParsedReport, source: 
             bits = state.plan_bits(await state.milestone_plan_ids(client, milestone.id))
             row = state.LaunchRow(launch.id, plan.id, launch.branch)
             if await _arrived_late(client, milestone, launch):
-                await state.apply_late_launch(client, milestone, policy, row, db_datetime(launch.finished_at), bits)
+                finished_at = db_datetime(launch.finished_at)
+                await state.apply_late_launch(client, milestone, policy, row, finished_at, bits, results.test_ids)
             else:
-                await state.apply_launch(client, milestone, policy, row, bits, new_case_ids)
+                await state.apply_launch(client, milestone, policy, row, bits, results.new_ids)
             await state.refresh_required(client, milestone, policy)
         await quarantine_state.refresh(client, milestone, policy)
     return StoredLaunch(launch, created=True, milestones=list(milestones))
@@ -192,12 +195,19 @@ async def _arrived_late(client: BaseDBAsyncClient, milestone: Milestone, launch:
     return bool(rows)
 
 
+class StoredResults(NamedTuple):
+    # The launch's test cases, ascending; 8 bytes each, as a launch may hold a hundred thousand.
+    test_ids: array[int]
+    # Those new to the repository.
+    new_ids: list[int]
+
+
 async def _store_results(
     client: BaseDBAsyncClient, repository_id: int, launch_id: int, report: ParsedReport
-) -> list[int]:
-    """Store the launch's results; the ids of the test cases that were new to the repository."""
+) -> StoredResults:
+    """Store the launch's results."""
     if not report.cases:
-        return []
+        return StoredResults(array("q"), [])
     keys = [identity_key(*key) for key in report.cases]
     case_ids = await _case_ids(client, repository_id)
     missing = [(key, case) for key, case in zip(keys, report.cases.values(), strict=True) if key not in case_ids]
@@ -248,7 +258,7 @@ async def _store_results(
         ("launch_id", "test_case_id", "status", "duration", "message", "flaky", "retried", "cause", "cause_frame"),
         rows,
     )
-    return created
+    return StoredResults(array("q", (row[1] for row in rows)), created)
 
 
 async def _case_ids(client: BaseDBAsyncClient, repository_id: int) -> dict[str, int]:

@@ -404,15 +404,18 @@ async def test_launches_arriving_in_any_order_leave_the_state_a_replay_gives(db:
             assert arrived == await rebuilt_state_rows()
 
 
+# Launches after it as large as the late ones (their tests are read whole), or much larger
+# (the late launch's tests are looked up in them).
+@pytest.mark.parametrize("others", [1, 40])
 async def test_a_late_launch_recomputes_only_the_tests_whose_recent_runs_it_changes(
-    db: str, monkeypatch: pytest.MonkeyPatch
+    db: str, monkeypatch: pytest.MonkeyPatch, others: int
 ) -> None:
     await setup_policy()
     for number in range(12):
         await launch(
             f"run-{number}",
             ("com.acme.checkout.Pay", "a", "passed"),
-            ("com.acme.checkout.Pay", "b", "passed"),
+            *[("com.acme.checkout.Pay", f"b{index}", "passed") for index in range(others)],
             at=T0 + timedelta(hours=number),
         )
     before = await state_rows()
