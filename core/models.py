@@ -206,11 +206,12 @@ class TestCase(Model):
 # References that the database does not check (db_constraint=False), on PostgreSQL: it checks
 # each row's reference with a trigger of its own, which for a launch of 50,000 tests took more
 # time than storing the rows. Only ingestion writes these (test cases' repository, results'
-# launch and test case, milestone tests' test case and launches), in the transaction that
-# creates the launch and reads or creates its repository and test cases (core.ingest,
-# core.state); and repositories, launches and test cases are never deleted, so no row is left
-# pointing nowhere. SQLite, whose checks cost little, keeps its constraints (migrations 0017
-# and 0018).
+# launch and test case, milestone tests' milestone, test case and launches), in the transaction
+# that creates the launch and reads or creates its repository and test cases and locks its
+# milestones (core.ingest, core.state); repositories, launches and test cases are never
+# deleted, and deleting a milestone deletes its tests' rows itself (services.delete_milestone),
+# so no row is left pointing nowhere. SQLite, whose checks cost little, keeps its constraints
+# (migrations 0017-0019).
 
 
 class TestResult(Model):
@@ -246,12 +247,11 @@ class TestResult(Model):
 # into the schema as table comments.)
 class MilestoneTest(Model):
     id = fields.BigIntField(primary_key=True)
+    # Unchecked, as the test case is (see the note above TestResult).
     milestone: fields.ForeignKeyRelation[Milestone] = fields.ForeignKeyField(
-        "milestones.Milestone", related_name="tests", on_delete=fields.CASCADE
+        "milestones.Milestone", related_name="tests", on_delete=fields.CASCADE, db_constraint=False
     )
     milestone_id: int
-    # Unchecked (see the note above TestResult); the milestone is checked: deleting a milestone
-    # deletes its tests' rows.
     test_case: fields.ForeignKeyRelation[TestCase] = fields.ForeignKeyField(
         "milestones.TestCase", related_name="milestone_states", on_delete=fields.CASCADE, db_constraint=False
     )

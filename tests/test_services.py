@@ -611,6 +611,31 @@ async def test_an_invalid_policy_keeps_the_last_valid_one(db: str) -> None:
     assert repo.policy_errors[0]["line"] == 3
 
 
+async def test_a_milestone_deleted_with_its_history_takes_its_tests_rows_and_no_others(db: str) -> None:
+    # The database does not check a milestone test's milestone (core.models): nothing would
+    # delete the rows with the milestone but the service.
+    await setup_policy()
+    await services.save_milestone(REPO, "v2.1")
+    await launch("run-1", ("com.acme.checkout.Pay", "t1", "passed"), ("com.acme.auth.Login", "t1", "failed"))
+    deleted, kept = await Milestone.get(name="v2.0"), await Milestone.get(name="v2.1")
+    assert await MilestoneTest.filter(milestone_id=deleted.id).count() == 2
+
+    async def kept_rows_now() -> list[tuple]:
+        return await MilestoneTest.filter(milestone_id=kept.id).order_by("id").values_list("id", "latest_status")
+
+    kept_rows = await kept_rows_now()
+    assert len(kept_rows) == 2
+
+    with pytest.raises(services.HasHistory):
+        await services.delete_milestone(REPO, "v2.0", force=False)
+    assert await MilestoneTest.filter(milestone_id=deleted.id).count() == 2
+    await services.delete_milestone(REPO, "v2.0", force=True)
+
+    assert not await Milestone.filter(id=deleted.id).exists()
+    assert await MilestoneTest.filter(milestone_id=deleted.id).count() == 0
+    assert await kept_rows_now() == kept_rows
+
+
 # Defects ---------------------------------------------------------------------------
 
 
