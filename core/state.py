@@ -190,8 +190,8 @@ async def apply_late_launch(
     before any failure streak. Only its plan bit is added. Every other test of the launch is
     replayed from all the milestone's launches, restricted to those tests.
     `finished_at` is the launch's, as a query parameter (`db_datetime`); `test_ids` its test
-    cases, as the caller stored them (read back, they cost more than all the rest: the pages
-    just written had left SQLite's cache).
+    cases, as the caller stored them (read back, 10,000 of them took 23 ms on SQLite: the pages
+    just written had left its cache).
     """
     if not policy.branch_matches(launch.branch):
         # Only plan membership, which does not depend on order.
@@ -213,8 +213,9 @@ async def apply_late_launch(
         window_ids = [launch_id for launch_id, _ in window]
         # A launch about as large as those of the window: reading the window's tests and the
         # milestone's whole state in order, then keeping this launch's tests here, costs less than
-        # looking each of its tests up, which both engines do without statistics (at 10,000 tests,
-        # 35-50 ms against 65-80).
+        # looking each of its tests up, which both engines do without statistics. At 10,000 tests,
+        # on SQLite the two reads took 22 and 7 ms against 40 and 14; on PostgreSQL the state's
+        # read 4-5 ms against 12-23.
         if sum(tests for _, tests in window) <= 2 * len(launch_tests) * RECENT_LENGTH:
             only, only_params = "", []
         else:
